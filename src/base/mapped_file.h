@@ -1,0 +1,41 @@
+// MappedFile: a read-only memory mapping of a whole file; owns the bytes that tensor views borrow.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "base/result.h"
+
+namespace fabula {
+
+class MappedFile {
+ public:
+  // Maps `path` read-only. An empty file maps to an empty span. Errors name the path.
+  static Result<MappedFile> open(const std::string& path);
+
+  MappedFile() = default;
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+  // Hints for the kernel: read ahead the whole file (weights are about to be streamed).
+  void advise_willneed() const;
+
+ private:
+  void release();
+
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::string path_;
+};
+
+}  // namespace fabula

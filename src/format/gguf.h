@@ -1,0 +1,141 @@
+// GGUF v2/v3: a validating, zero-copy reader over a MappedFile and a streaming writer (research/perf.md §1).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "base/mapped_file.h"
+#include "base/result.h"
+#include "tensor/types.h"
+
+namespace fabula {
+
+enum class GgufValueType : uint32_t {
+  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
+  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+};
+
+std::string_view gguf_value_type_name(GgufValueType type);
+
+// One metadata value. Arrays hold elements of one scalar or string type (no nested arrays).
+struct GgufValue {
+  GgufValueType type = GgufValueType::kU32;
+  GgufValueType array_type = GgufValueType::kU32;  // element type when type == kArray
+  std::variant<uint64_t, int64_t, double, bool, std::string,
+               std::vector<uint64_t>, std::vector<int64_t>, std::vector<double>, std::vector<bool>,
+               std::vector<std::string>>
+      data;
+
+  // Typed constructors (the type tag is what the writer emits).
+  static GgufValue u8(uint8_t v);
+  static GgufValue i8(int8_t v);
+  static GgufValue u16(uint16_t v);
+  static GgufValue i16(int16_t v);
+  static GgufValue u32(uint32_t v);
+  static GgufValue i32(int32_t v);
+  static GgufValue u64(uint64_t v);
+  static GgufValue i64(int64_t v);
+  static GgufValue f32(float v);
+  static GgufValue f64(double v);
+  static GgufValue boolean(bool v);
+  static GgufValue string(std::string v);
+  static GgufValue array(GgufValueType element_type, std::vector<uint64_t> v);  // unsigned ints
+  static GgufValue array(GgufValueType element_type, std::vector<int64_t> v);   // signed ints
+  static GgufValue array(GgufValueType element_type, std::vector<double> v);    // f32 / f64
+  static GgufValue array(std::vector<bool> v);
+  static GgufValue array(std::vector<std::string> v);
+
+  // Lenient accessors: any integer type converts to the asked-for integer if it fits.
+  std::optional<uint64_t> as_u64() const;
+  std::optional<int64_t> as_i64() const;
+  std::optional<double> as_f64() const;
+  std::optional<bool> as_bool() const;
+  const std::string* as_string() const;
+  size_t array_size() const;  // 0 unless an array
+};
+
+// A tensor in a GGUF file. `data` borrows the mapping (zero-copy).
+struct GgufTensor {
+  std::string name;
+  GgmlType type = GgmlType::kF32;
+  std::vector<uint64_t> shape;  // ggml order: shape[0] is the contiguous (innermost) dimension; 1..4 dims
+  uint64_t offset = 0;          // relative to the data section
+  std::span<const uint8_t> data;
+
+  uint64_t n_elements() const;
+  uint64_t n_bytes() const { return data.size(); }
+};
+
+class GgufFile {
+ public:
+  // Maps and validates the whole file; every error names the byte offset and the field.
+  static Result<GgufFile> open(const std::string& path);
+
+  uint32_t version() const { return version_; }
+  uint32_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }
+  const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }
+  const std::vector<GgufTensor>& tensors() const { return tensors_; }
+
+  const GgufValue* find(const std::string& key) const;
+  const GgufTensor* find_tensor(const std::string& name) const;
+
+  // Typed metadata lookups with errors that name the key.
+  Result<uint64_t> get_u64(const std::string& key) const;
+  Result<double> get_f64(const std::string& key) const;
+  Result<std::string> get_string(const std::string& key) const;
+
+  const MappedFile& file() const { return file_; }
+
+ private:
+  MappedFile file_;
+  uint32_t version_ = 3;
+  uint32_t alignment_ = 32;
+  uint64_t data_offset_ = 0;
+  std::vector<std::pair<std::string, GgufValue>> metadata_;
+  std::map<std::string, size_t> metadata_index_;
+  std::vector<GgufTensor> tensors_;
+  std::map<std::string, size_t> tensor_index_;
+
+  friend class GgufParser;
+};
+
+// Streams a GGUF file: add metadata and tensor infos first, then write tensor data in order.
+// Tensor bytes come from a callback, so no whole model is held in memory.
+class GgufWriter {
+ public:
+  using Producer = std::function<Status(std::span<uint8_t> out)>;  // fills exactly n_bytes
+
+  explicit GgufWriter(uint32_t alignment = 32, uint32_t version = 3);
+
+  void set(std::string key, GgufValue value);  // keeps insertion order; replaces an existing key in place
+  void add_tensor(std::string name, GgmlType type, std::vector<uint64_t> shape, Producer producer);
+  void add_tensor(std::string name, GgmlType type, std::vector<uint64_t> shape, std::span<const uint8_t> bytes);
+
+  // Writes to path + ".tmp" then renames, so a crash never leaves a half-written model under `path`.
+  Status write(const std::string& path, const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+
+ private:
+  struct PendingTensor {
+    std::string name;
+    GgmlType type;
+    std::vector<uint64_t> shape;
+    Producer producer;
+  };
+  uint32_t alignment_;
+  uint32_t version_;
+  std::vector<std::pair<std::string, GgufValue>> metadata_;
+  std::vector<PendingTensor> tensors_;
+};
+
+// Copies every key and tensor of `in` into `writer` (read -> write gives the same bytes).
+void gguf_copy_into(const GgufFile& in, GgufWriter& writer);
+
+}  // namespace fabula
