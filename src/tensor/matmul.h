@@ -1,0 +1,54 @@
+// Matrix products of a (possibly quantized) weight matrix with f32 activations, the way llama.cpp computes them:
+// activations are quantized once to vec_dot_type(weight type), then each output is one vec_dot.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "tensor/types.h"
+
+namespace fabula {
+
+class ThreadPool;
+
+// A 2-D weight in ggml layout: `rows` rows (out features, ne1) of `cols` elements (in features, ne0).
+struct MatrixView {
+  GgmlType type = GgmlType::kF32;
+  const uint8_t* data = nullptr;
+  int64_t cols = 0;               // ne0: elements per row
+  int64_t rows = 0;               // ne1
+  size_t row_stride = 0;          // bytes between rows (row_bytes(type, cols) for a dense tensor)
+};
+
+// Activations of n_tokens rows of `cols` floats, quantized to one activation type. Reused across every weight
+// that reads the same input (q/k/v; expert gate_up; shared gate/up), so the input is quantized once.
+class QuantizedActivations {
+ public:
+  // Quantizes x [n_tokens][cols] to `type` (Q8_0, Q8_K, F16, BF16 or F32). Reuses its buffer (no allocation
+  // once it has grown to the largest size seen).
+  void quantize(GgmlType type, const float* x, int64_t n_tokens, int64_t cols, ThreadPool* pool = nullptr);
+
+  GgmlType type() const { return type_; }
+  int64_t n_tokens() const { return n_tokens_; }
+  int64_t cols() const { return cols_; }
+  const uint8_t* row(int64_t token) const { return buffer_.data() + static_cast<size_t>(token) * row_bytes_; }
+
+ private:
+  GgmlType type_ = GgmlType::kF32;
+  int64_t n_tokens_ = 0;
+  int64_t cols_ = 0;
+  size_t row_bytes_ = 0;
+  std::vector<uint8_t> buffer_;
+};
+
+// y[t][r] = dot(W row r, x[t]) for t < xq.n_tokens(), r < w.rows. xq.type() must be vec_dot_type(w.type).
+// y is [n_tokens][w.rows] with row stride y_stride floats (w.rows when 0).
+void matmul(const MatrixView& w, const QuantizedActivations& xq, float* y, ThreadPool* pool = nullptr,
+            int64_t y_stride = 0);
+
+// Convenience: quantizes x into `scratch` and multiplies.
+void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, QuantizedActivations& scratch,
+            ThreadPool* pool = nullptr);
+
+}  // namespace fabula
