@@ -1,0 +1,37 @@
+// Internal to src/tensor: the per-type kernel table (one function pointer per type and operation), chosen once
+// per process for the best Highway target. matmul fetches the pointer once per call, not per row.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tensor/types.h"
+
+namespace fabula {
+
+using DequantizeFn = void (*)(const void* src, float* dst, int64_t n);
+using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
+using VecDotFn = float (*)(int64_t n, const void* weight_row, const void* activation_row);
+
+constexpr int kKernelTypeSlots = 32;  // indexed by the ggml type id (all ids fabula knows are < 32)
+
+struct KernelTable {
+  DequantizeFn dequantize[kKernelTypeSlots] = {};
+  QuantizeFn quantize_act[kKernelTypeSlots] = {};  // activation quantizer (Q8_0 rounds half to even, as x86 ggml)
+  VecDotFn vec_dot[kKernelTypeSlots] = {};          // indexed by the weight type
+  const char* target = "scalar";
+};
+
+inline int kernel_slot(GgmlType t) { return static_cast<int>(t); }
+
+// Scalar references for every supported type.
+KernelTable scalar_kernels();
+
+// The best table for this CPU (scalar entries replaced by SIMD where a kernel exists). Resolved once.
+const KernelTable& best_kernels();
+
+// The table for hwy's currently chosen target, resolved now (tests call this after
+// hwy::SetSupportedTargetsForTest to reach every attainable target).
+KernelTable kernels_for_current_target();
+
+}  // namespace fabula

@@ -1,0 +1,141 @@
+// ThreadPool: persistent workers woken per job by a generation counter; they spin briefly, then sleep on a
+// condition variable, so back-to-back small jobs (decode) avoid futex round trips.
+#include "tensor/thread_pool.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "base/check.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FABULA_CPU_RELAX() _mm_pause()
+#else
+#define FABULA_CPU_RELAX() std::this_thread::yield()
+#endif
+
+namespace fabula {
+namespace {
+
+// Physical cores from sysfs (distinct package/core id pairs); logical CPUs if sysfs is unreadable.
+int physical_cores() {
+  std::set<std::pair<int, int>> cores;
+  const unsigned logical = std::thread::hardware_concurrency();
+  for (unsigned cpu = 0; cpu < logical; ++cpu) {
+    const std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    std::ifstream core_file(base + "core_id");
+    std::ifstream pkg_file(base + "physical_package_id");
+    int core = -1, pkg = -1;
+    if (!(core_file >> core) || !(pkg_file >> pkg)) return logical > 0 ? static_cast<int>(logical) : 1;
+    cores.insert({pkg, core});
+  }
+  return cores.empty() ? 1 : static_cast<int>(cores.size());
+}
+
+constexpr int kSpinIterations = 20000;  // ~50-100 µs of pause before sleeping
+
+}  // namespace
+
+struct ThreadPool::Impl {
+  int n_threads = 1;
+  std::vector<std::thread> workers;
+  std::mutex mu;
+  std::condition_variable cv_start;
+  std::condition_variable cv_done;
+  std::atomic<uint64_t> generation{0};
+  std::atomic<int> pending{0};
+  std::atomic<bool> busy{false};
+  const std::function<void(int)>* job = nullptr;
+  std::atomic<bool> stop{false};
+
+  void worker_loop(int index) {
+    uint64_t seen = 0;
+    for (;;) {
+      uint64_t gen = generation.load(std::memory_order_acquire);
+      for (int i = 0; gen == seen && i < kSpinIterations; ++i) {
+        FABULA_CPU_RELAX();
+        gen = generation.load(std::memory_order_acquire);
+      }
+      if (gen == seen) {
+        std::unique_lock<std::mutex> lock(mu);
+        cv_start.wait(lock, [&] { return stop.load() || generation.load(std::memory_order_acquire) != seen; });
+        if (stop.load()) return;
+        gen = generation.load(std::memory_order_acquire);
+      }
+      seen = gen;
+      if (stop.load(std::memory_order_acquire)) return;  // stop is set before its generation bump
+      (*job)(index);
+      if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mu);
+        cv_done.notify_one();
+      }
+    }
+  }
+};
+
+ThreadPool::ThreadPool(int n_threads) : impl_(std::make_unique<Impl>()) {
+  impl_->n_threads = n_threads > 0 ? n_threads : physical_cores();
+  for (int i = 1; i < impl_->n_threads; ++i) {
+    impl_->workers.emplace_back([this, i] { impl_->worker_loop(i); });
+  }
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop.store(true);
+    impl_->generation.fetch_add(1, std::memory_order_acq_rel);
+  }
+  impl_->cv_start.notify_all();
+  for (auto& t : impl_->workers) t.join();
+}
+
+int ThreadPool::size() const { return impl_->n_threads; }
+
+void ThreadPool::run_on_all(const std::function<void(int thread)>& fn) {
+  Impl& p = *impl_;
+  if (p.n_threads == 1) {
+    fn(0);
+    return;
+  }
+  const bool was_busy = p.busy.exchange(true, std::memory_order_acq_rel);
+  FABULA_CHECK(!was_busy && "ThreadPool: nested or concurrent run_on_all");
+  p.job = &fn;
+  p.pending.store(p.n_threads - 1, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(p.mu);
+    p.generation.fetch_add(1, std::memory_order_acq_rel);
+  }
+  p.cv_start.notify_all();
+  fn(0);
+  for (int i = 0; p.pending.load(std::memory_order_acquire) != 0 && i < kSpinIterations; ++i) FABULA_CPU_RELAX();
+  if (p.pending.load(std::memory_order_acquire) != 0) {
+    std::unique_lock<std::mutex> lock(p.mu);
+    p.cv_done.wait(lock, [&] { return p.pending.load(std::memory_order_acquire) == 0; });
+  }
+  p.job = nullptr;
+  p.busy.store(false, std::memory_order_release);
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end, int thread)>& fn) {
+  if (n <= 0) return;
+  const int nt = impl_->n_threads;
+  if (nt == 1 || n == 1) {
+    fn(0, n, 0);
+    return;
+  }
+  run_on_all([&](int thread) {
+    const int64_t begin = n * thread / nt;
+    const int64_t end = n * (thread + 1) / nt;
+    if (begin < end) fn(begin, end, thread);
+  });
+}
+
+}  // namespace fabula
