@@ -76,7 +76,11 @@ struct GgufTensor {
 class GgufFile {
  public:
   // Maps and validates the whole file; every error names the byte offset and the field.
+  // Validity is strict (what llama.cpp and gguf-py write): tensor data dense and in info order, padding zero,
+  // and the file ends exactly after the last tensor's padding, so read -> gguf_copy_into -> write is byte-identical.
   static Result<GgufFile> open(const std::string& path);
+  // The same parse over bytes the caller keeps alive (tensor views borrow them); `name` prefixes errors.
+  static Result<GgufFile> from_bytes(std::span<const uint8_t> bytes, std::string name = "<memory>");
 
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
@@ -92,10 +96,21 @@ class GgufFile {
   Result<double> get_f64(const std::string& key) const;
   Result<std::string> get_string(const std::string& key) const;
 
-  const MappedFile& file() const { return file_; }
+  Result<int64_t> get_i64(const std::string& key) const;
+  Result<bool> get_bool(const std::string& key) const;
+  // Array lookups: the element type must match (any integer type for the integer forms).
+  Result<std::vector<std::string>> get_strings(const std::string& key) const;
+  Result<std::vector<int64_t>> get_i64_array(const std::string& key) const;
+  Result<std::vector<double>> get_f64_array(const std::string& key) const;
+
+  const std::string& name() const { return name_; }   // the path, or the name given to from_bytes
+  std::span<const uint8_t> bytes() const { return bytes_; }  // the whole file
+  const MappedFile& file() const { return file_; }    // empty for from_bytes
 
  private:
   MappedFile file_;
+  std::string name_;
+  std::span<const uint8_t> bytes_;
   uint32_t version_ = 3;
   uint32_t alignment_ = 32;
   uint64_t data_offset_ = 0;
@@ -113,13 +128,20 @@ class GgufWriter {
  public:
   using Producer = std::function<Status(std::span<uint8_t> out)>;  // fills exactly n_bytes
 
+  // The alignment used is the u32 "general.alignment" value when that key is set, else `alignment`
+  // (a non-default one is then recorded as general.alignment, appended last, so readers agree).
   explicit GgufWriter(uint32_t alignment = 32, uint32_t version = 3);
 
+  void set_version(uint32_t version) { version_ = version; }        // 2 or 3
+  void set_alignment(uint32_t alignment) { alignment_ = alignment; }  // a power of two
   void set(std::string key, GgufValue value);  // keeps insertion order; replaces an existing key in place
+  size_t n_tensors() const { return tensors_.size(); }
   void add_tensor(std::string name, GgmlType type, std::vector<uint64_t> shape, Producer producer);
   void add_tensor(std::string name, GgmlType type, std::vector<uint64_t> shape, std::span<const uint8_t> bytes);
 
   // Writes to path + ".tmp" then renames, so a crash never leaves a half-written model under `path`.
+  // Validates first (names, shapes, types, value ranges); tensors are produced one at a time, in order.
+  // progress(done, total) counts tensor data bytes.
   Status write(const std::string& path, const std::function<void(uint64_t done, uint64_t total)>& progress = {});
 
  private:
@@ -128,6 +150,7 @@ class GgufWriter {
     GgmlType type;
     std::vector<uint64_t> shape;
     Producer producer;
+    std::span<const uint8_t> source;  // written directly when there is no producer
   };
   uint32_t alignment_;
   uint32_t version_;
@@ -135,7 +158,8 @@ class GgufWriter {
   std::vector<PendingTensor> tensors_;
 };
 
-// Copies every key and tensor of `in` into `writer` (read -> write gives the same bytes).
+// Copies the version, every key (in order, same value types) and every tensor of `in` into `writer`
+// (read -> write gives the same bytes). The tensors borrow `in`, which must outlive writer.write().
 void gguf_copy_into(const GgufFile& in, GgufWriter& writer);
 
 }  // namespace fabula
