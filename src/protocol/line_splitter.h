@@ -24,6 +24,8 @@ struct LogicalLine {
 //   outside a JSON string, so apostrophes inside the JSON's strings never close it.
 // - At depth 0 (e.g. the text after `[Name]:`), quotes only hide brackets: a newline always ends
 //   the line, so an unclosed dialogue quote never merges lines.
+// - Recovery: a newline inside an unclosed "..." tool value that already contains the tool's closing
+//   ']' (track="calm]) ends the line, so one missing quote cannot swallow the rest of the beat.
 class LineSplitter {
  public:
   // Appends the logical lines completed by `bytes` to `out`.
@@ -46,6 +48,7 @@ class LineSplitter {
   int depth_ = 0;
   bool in_string_ = false;
   bool escape_ = false;
+  bool string_saw_close_ = false;  // the open "..." string holds a ']' at tool depth 1
   bool in_single_ = false;  // inside a '...' JSON value
   int single_depth_ = 0;
   char last_sig_ = 0;       // last non-blank byte outside strings

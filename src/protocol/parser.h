@@ -64,6 +64,7 @@ struct Repair {
   RepairKind kind;
   int line = 0;  // 1-based physical line of the logical line
   std::string message;
+  bool in_json = false;  // made inside a JSON value (strictly: not JSON -> E_CHOICES_JSON)
 };
 
 struct ParsedLine {

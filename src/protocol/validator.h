@@ -36,7 +36,7 @@ bool code_is_error(Code code);
 
 struct Diagnostic {
   Code code;
-  int line = 0;  // 1-based physical line where the logical line starts; 0 = the whole beat
+  int line = 0;  // 1-based physical line where the logical line starts (beat-level: E_EMPTY 1, missing end: last line)
   std::string message;
 };
 

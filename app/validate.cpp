@@ -1,0 +1,142 @@
+// `fabula validate`: strict protocol validation of beats (JSONL rows or one plain-text beat).
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
+#include "command.h"
+#include "protocol/manifest.h"
+#include "protocol/unicode.h"
+#include "protocol/validator.h"
+
+namespace {
+
+using namespace fabula;
+
+struct BeatInput {
+  std::string id;
+  std::string beat;
+  std::vector<std::string> cast;
+};
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// JSONL if the name says so, or if the first non-blank line is a JSON object with a "beat".
+bool looks_like_jsonl(const std::string& path, const std::string& text) {
+  if (ends_with(path, ".jsonl")) return true;
+  size_t start = text.find_first_not_of(" \t\r\n");
+  if (start == std::string::npos || text[start] != '{') return false;
+  size_t end = text.find('\n', start);
+  auto j = nlohmann::json::parse(text.substr(start, end == std::string::npos ? std::string::npos : end - start), nullptr, false);
+  return !j.is_discarded() && j.is_object() && j.contains("beat");
+}
+
+Result<std::vector<BeatInput>> read_inputs(const std::string& path) {
+  FABULA_ASSIGN(std::string text, read_file_text(path));
+  std::vector<BeatInput> out;
+  if (!looks_like_jsonl(path, text)) {
+    out.push_back({path, std::move(text), {}});
+    return out;
+  }
+  size_t pos = 0;
+  int line_no = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line = protocol::trim(std::string_view(text).substr(pos, end - pos));
+    ++line_no;
+    pos = end + 1;
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return make_error(ErrorCode::kParse, "{}:{}: not a JSON object", path, line_no);
+    if (!j.contains("beat") || !j["beat"].is_string()) {
+      return make_error(ErrorCode::kParse, "{}:{}: missing string field \"beat\"", path, line_no);
+    }
+    BeatInput in;
+    in.beat = j["beat"].get<std::string>();
+    if (j.contains("id") && j["id"].is_string()) in.id = j["id"].get<std::string>();
+    else if (j.contains("id") && j["id"].is_number()) in.id = j["id"].dump();
+    else in.id = fmt::format("{}:{}", path, line_no);
+    if (j.contains("cast")) {
+      if (!j["cast"].is_array()) return make_error(ErrorCode::kParse, "{}:{}: \"cast\" must be an array of names", path, line_no);
+      for (const auto& c : j["cast"]) {
+        if (!c.is_string()) return make_error(ErrorCode::kParse, "{}:{}: \"cast\" must be an array of names", path, line_no);
+        in.cast.push_back(c.get<std::string>());
+      }
+    }
+    out.push_back(std::move(in));
+  }
+  return out;
+}
+
+nlohmann::json diagnostics_json(const std::vector<protocol::Diagnostic>& list) {
+  auto arr = nlohmann::json::array();
+  for (const auto& d : list) {
+    arr.push_back({{"code", std::string(protocol::code_name(d.code))}, {"line", d.line}, {"message", d.message}});
+  }
+  return arr;
+}
+
+}  // namespace
+
+FABULA_COMMAND(validate, "Validate beats against the VN protocol (strict)") {
+  struct Options {
+    std::string story;
+    std::string file;
+    bool json = false;
+  };
+  auto opts = std::make_shared<Options>();
+  cli.add_option("--story", opts->story, "Story id (stories/<id>/story.json) or path to a story.json; default: built-in manifest");
+  cli.add_flag("--json", opts->json, "Print one JSON row per beat");
+  cli.add_option("file", opts->file, "JSONL (rows: beat, optional id and cast) or a plain-text beat");
+  return [opts] {
+    if (opts->file.empty()) {
+      std::fprintf(stderr, "error: validate needs a FILE (JSONL rows {\"beat\",\"id\",\"cast\"} or one plain-text beat)\n");
+      return 2;
+    }
+    protocol::Manifest manifest = protocol::Manifest::default_manifest();
+    if (!opts->story.empty()) {
+      auto loaded = protocol::load_story_manifest(opts->story);
+      if (!loaded.ok()) {
+        app::report_error(loaded.error());
+        return 2;
+      }
+      manifest = std::move(loaded).value();
+    }
+    auto inputs = read_inputs(opts->file);
+    if (!inputs.ok()) {
+      app::report_error(inputs.error());
+      return 2;
+    }
+    size_t valid = 0;
+    for (const auto& in : *inputs) {
+      protocol::ValidateOptions vo;
+      vo.locked_cast = in.cast;
+      auto report = protocol::validate_beat(in.beat, manifest, vo);
+      if (report.valid) ++valid;
+      if (opts->json) {
+        nlohmann::json row = {{"id", in.id},
+                              {"valid", report.valid},
+                              {"errors", diagnostics_json(report.errors)},
+                              {"warnings", diagnostics_json(report.warnings)}};
+        std::printf("%s\n", row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        continue;
+      }
+      std::printf("%s: %s\n", in.id.c_str(),
+                  report.valid ? "valid" : fmt::format("INVALID ({} error{})", report.errors.size(),
+                                                       report.errors.size() == 1 ? "" : "s").c_str());
+      for (const auto& e : report.errors) {
+        std::printf("  line %d: %s %s\n", e.line, std::string(protocol::code_name(e.code)).c_str(), e.message.c_str());
+      }
+      for (const auto& w : report.warnings) {
+        std::printf("  line %d: %s %s\n", w.line, std::string(protocol::code_name(w.code)).c_str(), w.message.c_str());
+      }
+    }
+    if (!opts->json) std::printf("%zu/%zu beats valid\n", valid, inputs->size());
+    return valid == inputs->size() ? 0 : 1;
+  };
+}

@@ -1,0 +1,314 @@
+// Manifest: tool specs and value sets from story.json, the built-in default (PROTOCOL.md §2 + §5), story lookup.
+#include "protocol/manifest.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "base/file.h"
+#include "protocol/unicode.h"
+
+namespace fabula::protocol {
+
+namespace fs = std::filesystem;
+
+const ArgSpec* ToolSpec::find_arg(std::string_view arg_name) const {
+  for (const auto& a : args) {
+    if (a.name == arg_name) return &a;
+  }
+  return nullptr;
+}
+
+const ToolSpec* Manifest::find_tool(std::string_view name) const {
+  for (const auto& t : tools_) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+const std::vector<std::string>& Manifest::cast() const {
+  static const std::vector<std::string> empty;
+  auto it = sets_.find("cast");
+  return it == sets_.end() ? empty : it->second;
+}
+
+const std::vector<std::string>* Manifest::value_set(std::string_view name) const {
+  auto it = sets_.find(name);
+  return it == sets_.end() ? nullptr : &it->second;
+}
+
+bool Manifest::allows(const ArgSpec& arg, std::string_view value) const {
+  std::string v = nfc(value);
+  for (const auto& a : arg.also) {
+    if (a == v) return true;
+  }
+  const auto* set = value_set(arg.value_set);
+  if (!set) return false;
+  for (const auto& s : *set) {
+    if (s == v) return true;
+  }
+  return false;
+}
+
+std::optional<std::string> Manifest::find_cast(std::string_view name) const {
+  std::string v = nfc(trim(name));
+  for (const auto& c : cast()) {
+    if (c == v) return c;
+  }
+  return std::nullopt;
+}
+
+void Manifest::set_value_set(const std::string& name, std::vector<std::string> values) {
+  for (auto& v : values) v = nfc(v);
+  sets_[name] = std::move(values);
+}
+
+void Manifest::add_tool(ToolSpec tool) {
+  for (auto& t : tools_) {
+    if (t.name == tool.name) {
+      t = std::move(tool);
+      return;
+    }
+  }
+  tools_.push_back(std::move(tool));
+}
+
+namespace {
+
+ArgSpec enum_arg(std::string name, bool required, std::string set, std::vector<std::string> also = {}) {
+  ArgSpec a;
+  a.name = std::move(name);
+  a.required = required;
+  a.kind = ArgKind::kEnum;
+  a.value_set = std::move(set);
+  a.also = std::move(also);
+  return a;
+}
+
+ArgSpec text_arg(std::string name, bool required) {
+  ArgSpec a;
+  a.name = std::move(name);
+  a.required = required;
+  a.kind = ArgKind::kText;
+  return a;
+}
+
+// PROTOCOL.md §2.
+std::vector<ToolSpec> default_tools() {
+  std::vector<ToolSpec> tools;
+  tools.push_back({"background", {enum_arg("name", true, "locations"), enum_arg("transition", false, "transitions")},
+                   false, ToolRole::kOther});
+  tools.push_back({"sprite",
+                   {enum_arg("character", true, "cast"), enum_arg("expression", true, "expressions"),
+                    enum_arg("position", false, "positions")},
+                   false, ToolRole::kShow});
+  tools.push_back({"hide", {enum_arg("character", true, "cast")}, false, ToolRole::kHide});
+  tools.push_back({"music", {enum_arg("track", true, "music", {"none"})}, false, ToolRole::kOther});
+  tools.push_back({"sfx", {enum_arg("name", true, "sounds")}, false, ToolRole::kOther});
+  ArgSpec choices;
+  choices.name = "choices";
+  choices.required = true;
+  choices.kind = ArgKind::kChoicesJson;
+  tools.push_back({"choices", {choices, text_arg("prompt", false)}, true, ToolRole::kChoices});
+  tools.push_back({"end_scene", {}, true, ToolRole::kEndScene});
+  return tools;
+}
+
+// A value set from a story array: strings as they are; objects by "id", else "name".
+Result<std::vector<std::string>> read_set(const nlohmann::json& array, const std::string& where,
+                                          const std::string& key) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < array.size(); ++i) {
+    const auto& item = array[i];
+    if (item.is_string()) {
+      out.push_back(item.get<std::string>());
+    } else if (item.is_object() && item.contains("id") && item["id"].is_string()) {
+      out.push_back(item["id"].get<std::string>());
+    } else if (item.is_object() && item.contains("name") && item["name"].is_string()) {
+      out.push_back(item["name"].get<std::string>());
+    } else {
+      return make_error(ErrorCode::kParse, "{}: {}[{}]: expected a string or an object with \"id\" or \"name\"",
+                        where, key, i);
+    }
+  }
+  return out;
+}
+
+ToolRole infer_role(const ToolSpec& tool) {
+  if (tool.ends_beat) {
+    for (const auto& a : tool.args) {
+      if (a.kind == ArgKind::kChoicesJson) return ToolRole::kChoices;
+    }
+    return ToolRole::kEndScene;
+  }
+  if (tool.name == "sprite" || tool.name == "show") return ToolRole::kShow;
+  if (tool.name == "hide") return ToolRole::kHide;
+  return ToolRole::kOther;
+}
+
+Result<ToolSpec> read_tool(const nlohmann::json& j, const std::string& where, size_t index) {
+  std::string at = fmt::format("{}: tools[{}]", where, index);
+  if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) {
+    return make_error(ErrorCode::kParse, "{}: expected an object with a string \"name\"", at);
+  }
+  ToolSpec tool;
+  tool.name = j["name"].get<std::string>();
+  if (j.contains("ends_beat")) {
+    if (!j["ends_beat"].is_boolean()) return make_error(ErrorCode::kParse, "{}: \"ends_beat\" must be a boolean", at);
+    tool.ends_beat = j["ends_beat"].get<bool>();
+  }
+  if (j.contains("args")) {
+    if (!j["args"].is_array()) return make_error(ErrorCode::kParse, "{}: \"args\" must be an array", at);
+    for (size_t k = 0; k < j["args"].size(); ++k) {
+      const auto& aj = j["args"][k];
+      std::string aat = fmt::format("{}.args[{}]", at, k);
+      if (!aj.is_object() || !aj.contains("name") || !aj["name"].is_string()) {
+        return make_error(ErrorCode::kParse, "{}: expected an object with a string \"name\"", aat);
+      }
+      ArgSpec a;
+      a.name = aj["name"].get<std::string>();
+      if (aj.contains("required") && !aj["required"].is_boolean()) {
+        return make_error(ErrorCode::kParse, "{}: \"required\" must be a boolean", aat);
+      }
+      a.required = aj.contains("required") && aj["required"].get<bool>();
+      std::string kind = aj.contains("kind") && aj["kind"].is_string() ? aj["kind"].get<std::string>() : "";
+      if (aj.contains("values")) {
+        if (!aj["values"].is_string()) return make_error(ErrorCode::kParse, "{}: \"values\" must be a set name", aat);
+        a.kind = ArgKind::kEnum;
+        a.value_set = aj["values"].get<std::string>();
+      } else if (kind == "choices_json") {
+        a.kind = ArgKind::kChoicesJson;
+      } else if (kind == "text" || kind.empty()) {
+        a.kind = ArgKind::kText;
+      } else {
+        return make_error(ErrorCode::kParse, "{}: unknown \"kind\" \"{}\" (expected choices_json or text)", aat, kind);
+      }
+      if (aj.contains("also")) {
+        if (!aj["also"].is_array()) return make_error(ErrorCode::kParse, "{}: \"also\" must be an array", aat);
+        for (const auto& v : aj["also"]) {
+          if (!v.is_string()) return make_error(ErrorCode::kParse, "{}: \"also\" items must be strings", aat);
+          a.also.push_back(nfc(v.get<std::string>()));
+        }
+      }
+      for (auto [key, field] : {std::pair{"min_items", &a.min_items}, std::pair{"max_items", &a.max_items},
+                                std::pair{"max_item_chars", &a.max_item_chars}}) {
+        if (!aj.contains(key)) continue;
+        if (!aj[key].is_number_integer()) return make_error(ErrorCode::kParse, "{}: \"{}\" must be an integer", aat, key);
+        *field = aj[key].get<int>();
+      }
+      tool.args.push_back(std::move(a));
+    }
+  }
+  std::string role = j.contains("role") && j["role"].is_string() ? j["role"].get<std::string>() : "";
+  if (role == "show") tool.role = ToolRole::kShow;
+  else if (role == "hide") tool.role = ToolRole::kHide;
+  else if (role == "choices") tool.role = ToolRole::kChoices;
+  else if (role == "end_scene") tool.role = ToolRole::kEndScene;
+  else if (role.empty()) tool.role = infer_role(tool);
+  else if (role == "other") tool.role = ToolRole::kOther;
+  else return make_error(ErrorCode::kParse, "{}: unknown \"role\" \"{}\"", at, role);
+  return tool;
+}
+
+}  // namespace
+
+Manifest Manifest::default_manifest() {
+  Manifest m;
+  m.id_ = "sakuragaoka";
+  m.title_ = "Sakuragaoka After School";
+  m.tools_ = default_tools();
+  m.set_value_set("cast", {"Hana", "Ren", "Mio", "Kaito"});
+  m.set_value_set("locations", {"classroom", "rooftop", "school_gate", "library", "shopping_street", "park", "cafe",
+                                "train_station", "festival", "beach"});
+  m.set_value_set("music", {"calm", "upbeat", "tense", "tender", "melancholy", "comedic"});
+  m.set_value_set("sounds", {"door_slide", "school_bell", "footsteps", "rain", "crowd", "wind", "train"});
+  m.set_value_set("expressions", {"neutral", "smile", "laugh", "sad", "angry", "surprised", "embarrassed"});
+  m.set_value_set("positions", {"left", "center", "right"});
+  m.set_value_set("transitions", {"fade", "dissolve", "cut"});
+  return m;
+}
+
+Result<Manifest> Manifest::from_json(const nlohmann::json& story, const std::string& where) {
+  if (!story.is_object()) return make_error(ErrorCode::kParse, "{}: expected a JSON object", where);
+  Manifest m;
+  if (story.contains("id") && story["id"].is_string()) m.id_ = story["id"].get<std::string>();
+  if (story.contains("title") && story["title"].is_string()) m.title_ = story["title"].get<std::string>();
+  // Every top-level array of strings or {id|name} objects is a value set the tools may name.
+  for (auto it = story.begin(); it != story.end(); ++it) {
+    if (!it.value().is_array() || it.key() == "tools") continue;
+    auto set = read_set(it.value(), where, it.key());
+    if (!set.ok()) {
+      if (it.key() == "cast" || it.key() == "locations") return set.take_error();
+      continue;  // not a value set (some other array); tools naming it fail below
+    }
+    m.set_value_set(it.key(), std::move(set).value());
+  }
+  if (story.contains("tools")) {
+    if (!story["tools"].is_array()) return make_error(ErrorCode::kParse, "{}: \"tools\" must be an array", where);
+    for (size_t i = 0; i < story["tools"].size(); ++i) {
+      FABULA_ASSIGN(ToolSpec tool, read_tool(story["tools"][i], where, i));
+      m.add_tool(std::move(tool));
+    }
+  } else {
+    m.tools_ = default_tools();
+  }
+  for (const auto& t : m.tools_) {
+    for (const auto& a : t.args) {
+      if (a.kind == ArgKind::kEnum && !m.value_set(a.value_set)) {
+        return make_error(ErrorCode::kParse, "{}: tool \"{}\" argument \"{}\" names value set \"{}\", which the story lacks",
+                          where, t.name, a.name, a.value_set);
+      }
+    }
+  }
+  return m;
+}
+
+Result<Manifest> Manifest::load(const std::string& path) {
+  FABULA_ASSIGN(std::string text, read_file_text(path));
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) return make_error(ErrorCode::kParse, "{}: not valid JSON", path);
+  return from_json(j, path);
+}
+
+std::optional<std::string> find_in_repo(std::string_view relative) {
+  std::vector<fs::path> starts;
+  std::error_code ec;
+  fs::path cwd = fs::current_path(ec);
+  if (!ec) starts.push_back(cwd);
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n > 0) starts.push_back(fs::path(std::string(buf, static_cast<size_t>(n))).parent_path());
+#ifdef FABULA_SOURCE_DIR
+  starts.push_back(FABULA_SOURCE_DIR);
+#endif
+  for (const auto& start : starts) {
+    for (fs::path dir = start;; dir = dir.parent_path()) {
+      fs::path candidate = dir / fs::path(std::string(relative));
+      if (fs::exists(candidate, ec)) return candidate.string();
+      if (dir == dir.parent_path() || dir.empty()) break;
+    }
+  }
+  return std::nullopt;
+}
+
+Result<std::string> resolve_story_path(std::string_view id_or_path) {
+  std::error_code ec;
+  fs::path p{std::string(id_or_path)};
+  if (fs::is_regular_file(p, ec)) return p.string();
+  if (fs::is_directory(p, ec) && fs::is_regular_file(p / "story.json", ec)) return (p / "story.json").string();
+  bool looks_like_id = !id_or_path.empty() && id_or_path.find('/') == std::string_view::npos &&
+                       id_or_path.find('.') == std::string_view::npos;
+  if (looks_like_id) {
+    if (auto found = find_in_repo(fmt::format("stories/{}/story.json", id_or_path))) return *found;
+  }
+  return make_error(ErrorCode::kNotFound,
+                    "story \"{}\": not a story.json file, a directory holding one, or an id under stories/<id>/story.json",
+                    id_or_path);
+}
+
+Result<Manifest> load_story_manifest(std::string_view id_or_path) {
+  FABULA_ASSIGN(std::string path, resolve_story_path(id_or_path));
+  return Manifest::load(path);
+}
+
+}  // namespace fabula::protocol

@@ -1,0 +1,80 @@
+// Unicode helpers (utf8proc): NFC, case folding, code-point iteration.
+#include "protocol/unicode.h"
+
+#include <cstdlib>
+
+#include <utf8proc.h>
+
+namespace fabula::protocol {
+
+int32_t utf8_next(std::string_view text, size_t& pos) {
+  utf8proc_int32_t cp = 0;
+  utf8proc_ssize_t n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + pos),
+                                        static_cast<utf8proc_ssize_t>(text.size() - pos), &cp);
+  if (n <= 0) {
+    pos += 1;
+    return 0xFFFD;
+  }
+  pos += static_cast<size_t>(n);
+  return cp;
+}
+
+std::string utf8_sanitize(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t start = pos;
+    int32_t cp = utf8_next(text, pos);
+    if (cp == 0xFFFD && !(pos - start == 3 && text.substr(start, 3) == "\xEF\xBF\xBD")) {
+      out += "\xEF\xBF\xBD";
+    } else {
+      out.append(text.substr(start, pos - start));
+    }
+  }
+  return out;
+}
+
+static std::string map_text(std::string_view text, int options) {
+  std::string clean = utf8_sanitize(text);
+  utf8proc_uint8_t* result = nullptr;
+  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(clean.data()),
+                                    static_cast<utf8proc_ssize_t>(clean.size()), &result,
+                                    static_cast<utf8proc_option_t>(options));
+  if (n < 0 || result == nullptr) {
+    std::free(result);
+    return clean;  // cannot happen after sanitising; keep the text rather than lose it
+  }
+  std::string out(reinterpret_cast<const char*>(result), static_cast<size_t>(n));
+  std::free(result);
+  return out;
+}
+
+std::string nfc(std::string_view text) {
+  for (unsigned char c : text) {
+    if (c >= 0x80) return map_text(text, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+  }
+  return std::string(text);  // ASCII is already NFC
+}
+
+std::string fold(std::string_view text) {
+  return map_text(text, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD);
+}
+
+size_t utf8_length(std::string_view text) {
+  size_t n = 0, pos = 0;
+  while (pos < text.size()) {
+    utf8_next(text, pos);
+    ++n;
+  }
+  return n;
+}
+
+std::string_view trim(std::string_view text) {
+  size_t b = 0, e = text.size();
+  while (b < e && (text[b] == ' ' || text[b] == '\t' || text[b] == '\r' || text[b] == '\n')) ++b;
+  while (e > b && (text[e - 1] == ' ' || text[e - 1] == '\t' || text[e - 1] == '\r' || text[e - 1] == '\n')) --e;
+  return text.substr(b, e - b);
+}
+
+}  // namespace fabula::protocol
