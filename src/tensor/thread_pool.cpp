@@ -39,7 +39,9 @@ int physical_cores() {
   return cores.empty() ? 1 : static_cast<int>(cores.size());
 }
 
-constexpr int kSpinIterations = 20000;  // ~50-100 µs of pause before sleeping
+// Spin this many pauses before sleeping (~5-50 µs depending on the CPU's pause latency). Longer spins hurt
+// badly when threads outnumber free cores, since the spinner holds the core the worker needs.
+constexpr int kSpinIterations = 1000;
 
 }  // namespace
 

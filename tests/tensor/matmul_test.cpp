@@ -1,0 +1,147 @@
+// matmul against a naive dequantize + f32 reference, and thread-count independence.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+#include "tensor/quant_ref.h"
+#include "tensor/thread_pool.h"
+
+namespace fabula {
+namespace {
+
+struct Weights {
+  GgmlType type;
+  int64_t rows, cols;
+  std::vector<uint8_t> bytes;
+  MatrixView view() const {
+    return MatrixView{type, bytes.data(), cols, rows, row_bytes(type, static_cast<uint64_t>(cols))};
+  }
+};
+
+Weights random_weights(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 0.05f);
+  Weights w{type, rows, cols, std::vector<uint8_t>(row_bytes(type, static_cast<uint64_t>(cols)) * rows)};
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& v : row) v = g(rng);
+    quantize_row(type, row.data(), w.bytes.data() + r * row_bytes(type, static_cast<uint64_t>(cols)), cols);
+  }
+  return w;
+}
+
+std::vector<float> random_input(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = g(rng);
+  return x;
+}
+
+const GgmlType kTypes[] = {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ4_0, GgmlType::kQ5_0,
+                           GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K};
+
+TEST(Matmul, MatchesNaiveDequantizedReference) {
+  for (GgmlType type : kTypes) {
+    const int64_t rows = 37, cols = 512, n_tokens = 3;
+    const Weights w = random_weights(type, rows, cols, 1);
+    const auto x = random_input(n_tokens * cols, 2);
+    QuantizedActivations xq;
+    std::vector<float> y(static_cast<size_t>(n_tokens * rows));
+    matmul(w.view(), x.data(), n_tokens, y.data(), xq);
+
+    // Naive: dequantize the weights and the (identically quantized) activations, dot in double.
+    std::vector<float> wf(static_cast<size_t>(cols)), xf(static_cast<size_t>(cols));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      std::vector<uint8_t> aq(row_bytes(vec_dot_type(type), static_cast<uint64_t>(cols)));
+      quantize_row_act_ref(vec_dot_type(type), x.data() + t * cols, aq.data(), cols);
+      dequantize_row_ref(vec_dot_type(type), aq.data(), xf.data(), cols);
+      for (int64_t r = 0; r < rows; ++r) {
+        dequantize_row_ref(type, w.bytes.data() + r * w.view().row_stride, wf.data(), cols);
+        double ref = 0, mag = 0;
+        for (int64_t i = 0; i < cols; ++i) {
+          ref += static_cast<double>(wf[i]) * xf[i];
+          mag += std::fabs(static_cast<double>(wf[i]) * xf[i]);
+        }
+        // Same math in a different order: f32 rounding of the per-block scales only.
+        EXPECT_NEAR(y[t * rows + r], ref, 1e-5 * mag + 1e-6) << type_name(type) << " t=" << t << " r=" << r;
+      }
+    }
+  }
+}
+
+TEST(Matmul, ThreadCountDoesNotChangeResults) {
+  ThreadPool pool2(2), pool3(3);
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ8_0, GgmlType::kQ6_K, GgmlType::kF16}) {
+    for (int64_t n_tokens : {1, 5}) {
+      const int64_t rows = 301, cols = 768;
+      const Weights w = random_weights(type, rows, cols, 3);
+      const auto x = random_input(n_tokens * cols, 4);
+      QuantizedActivations xq1, xq2, xq3;
+      std::vector<float> y1(static_cast<size_t>(n_tokens * rows)), y2(y1.size()), y3(y1.size());
+      matmul(w.view(), x.data(), n_tokens, y1.data(), xq1, nullptr);
+      matmul(w.view(), x.data(), n_tokens, y2.data(), xq2, &pool2);
+      matmul(w.view(), x.data(), n_tokens, y3.data(), xq3, &pool3);
+      EXPECT_EQ(y1, y2) << type_name(type) << " n_tokens=" << n_tokens;
+      EXPECT_EQ(y1, y3) << type_name(type) << " n_tokens=" << n_tokens;
+      // The threaded quantization of the activations is identical too.
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        ASSERT_EQ(0, std::memcmp(xq1.row(t), xq2.row(t), row_bytes(xq1.type(), static_cast<uint64_t>(cols))));
+      }
+    }
+  }
+}
+
+TEST(Matmul, EachOutputIsOneVecDot) {
+  const int64_t rows = 19, cols = 256, n_tokens = 2;
+  const Weights w = random_weights(GgmlType::kQ4_K, rows, cols, 5);
+  const auto x = random_input(n_tokens * cols, 6);
+  QuantizedActivations xq;
+  xq.quantize(GgmlType::kQ8_K, x.data(), n_tokens, cols);
+  std::vector<float> y(static_cast<size_t>(n_tokens * 32), -1.0f);
+  matmul(w.view(), xq, y.data(), nullptr, 32);  // row stride 32 > rows: the gap stays untouched
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t r = 0; r < rows; ++r) {
+      EXPECT_EQ(y[t * 32 + r], vec_dot(GgmlType::kQ4_K, cols, w.bytes.data() + r * w.view().row_stride, xq.row(t)));
+    }
+    for (int64_t r = rows; r < 32; ++r) EXPECT_EQ(y[t * 32 + r], -1.0f);
+  }
+}
+
+TEST(Matmul, ExpertSliceOfA3DTensor) {
+  // Expert weights are [cols, rows, n_expert]; expert e starts at data + e * nb2 with nb2 = rows * row_bytes.
+  const int64_t rows = 24, cols = 64, n_expert = 4;
+  const Weights all = random_weights(GgmlType::kQ5_0, rows * n_expert, cols, 7);
+  const size_t nb1 = row_bytes(GgmlType::kQ5_0, cols), nb2 = nb1 * rows;
+  const auto x = random_input(cols, 8);
+  QuantizedActivations xq;
+  xq.quantize(GgmlType::kQ8_0, x.data(), 1, cols);
+  for (int64_t e = 0; e < n_expert; ++e) {
+    MatrixView view{GgmlType::kQ5_0, all.bytes.data() + e * nb2, cols, rows, nb1};
+    std::vector<float> y(static_cast<size_t>(rows));
+    matmul(view, xq, y.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      EXPECT_EQ(y[r], vec_dot(GgmlType::kQ5_0, cols, all.bytes.data() + (e * rows + r) * nb1, xq.row(0)));
+    }
+  }
+}
+
+TEST(Matmul, ActivationBufferIsReused) {
+  QuantizedActivations xq;
+  const auto x = random_input(4 * 512, 9);
+  xq.quantize(GgmlType::kQ8_0, x.data(), 4, 512);
+  const uint8_t* first = xq.row(0);
+  xq.quantize(GgmlType::kQ8_K, x.data(), 2, 512);  // smaller: no reallocation
+  EXPECT_EQ(xq.row(0), first);
+  EXPECT_EQ(xq.type(), GgmlType::kQ8_K);
+  EXPECT_EQ(xq.n_tokens(), 2);
+  EXPECT_EQ(xq.row(1) - xq.row(0), static_cast<ptrdiff_t>(row_bytes(GgmlType::kQ8_K, 512)));
+}
+
+}  // namespace
+}  // namespace fabula
