@@ -253,8 +253,8 @@ Status GgufParser::parse(GgufFile& out) {
     }
     uint64_t n_bytes = 0;
     if (!tensor_bytes(*traits, t.shape, bytes_.size(), &n_bytes)) {
-      return corrupt(dims_at + 4, "{}: {} {} elements need more bytes than the file has ({})", what,
-                     t.n_elements(), traits->name, bytes_.size());
+      return corrupt(dims_at + 4, "{}: {} shape [{}] would need more bytes than the file has ({})", what,
+                     traits->name, fmt::join(t.shape, ", "), bytes_.size());
     }
     offset_fields[i] = pos_;
     FABULA_ASSIGN(t.offset, read<uint64_t>(what + " offset"));
