@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "tensor/types.h"
 
@@ -33,5 +34,9 @@ const KernelTable& best_kernels();
 // The table for hwy's currently chosen target, resolved now (tests call this after
 // hwy::SetSupportedTargetsForTest to reach every attainable target).
 KernelTable kernels_for_current_target();
+
+// The Highway targets compiled into the kernels and supported by this CPU, best first (tests iterate them;
+// the kernels' translation unit opts in to AVX3_DL, which a plain hwy::SupportedAndGeneratedTargets misses).
+std::vector<int64_t> kernel_targets();
 
 }  // namespace fabula

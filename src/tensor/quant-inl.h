@@ -1,5 +1,9 @@
 // Highway SIMD bodies of the quant kernels (re-included once per target by quant_simd.cpp). Each kernel has a
 // scalar oracle in quant_ref.h; tests/tensor/quant_simd_test.cpp compares every attainable target with it.
+// Float kernels (f32/f16/bf16 dots, Q8_0/Q8_K activation quantizers) use portable Highway ops. The int8 block
+// dots need u8xs8 multiply-add, which Highway 1.0.3 lacks, so on x86 AVX2 and up they use the intrinsics
+// (maddubs, or AVX512-VNNI dpbusd) on Highway's target attributes; other targets keep the scalar references.
+// Row-interleaved repacks and multi-row tiles slot in as new kernels taking several weight rows.
 #if defined(FABULA_TENSOR_QUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef FABULA_TENSOR_QUANT_INL_H_
 #undef FABULA_TENSOR_QUANT_INL_H_
@@ -9,14 +13,140 @@
 
 #include <hwy/highway.h>
 
+#include <cmath>
+#include <cstring>
+
+#include "tensor/blocks.h"
+#include "tensor/fp16.h"
 #include "tensor/kernels.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace fabula {
 namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// ------------------------------------------------------------------------------------- float dot products
+
+inline float vec_dot_f32(int64_t n, const void* wv, const void* av) {
+  const float* w = static_cast<const float*>(wv);
+  const float* a = static_cast<const float*>(av);
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    s0 = hn::MulAdd(hn::LoadU(d, w + i), hn::LoadU(d, a + i), s0);
+    s1 = hn::MulAdd(hn::LoadU(d, w + i + N), hn::LoadU(d, a + i + N), s1);
+    s2 = hn::MulAdd(hn::LoadU(d, w + i + 2 * N), hn::LoadU(d, a + i + 2 * N), s2);
+    s3 = hn::MulAdd(hn::LoadU(d, w + i + 3 * N), hn::LoadU(d, a + i + 3 * N), s3);
+  }
+  for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(d, w + i), hn::LoadU(d, a + i), s0);
+  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))));
+  for (; i < n; ++i) sum += w[i] * a[i];
+  return sum;
+}
+
+// f16 and bf16: widen 16-bit lanes to f32 and FMA. HalfT is hwy::float16_t or hwy::bfloat16_t.
+template <typename HalfT, float (*kScalar)(uint16_t)>
+inline float vec_dot_half(int64_t n, const void* wv, const void* av) {
+  const uint16_t* w = static_cast<const uint16_t*>(wv);
+  const uint16_t* a = static_cast<const uint16_t*>(av);
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<HalfT, decltype(df)> dh;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  auto s0 = hn::Zero(df), s1 = hn::Zero(df);
+  auto load = [&](const uint16_t* p) { return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const HalfT*>(p))); };
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    s0 = hn::MulAdd(load(w + i), load(a + i), s0);
+    s1 = hn::MulAdd(load(w + i + N), load(a + i + N), s1);
+  }
+  for (; i + N <= n; i += N) s0 = hn::MulAdd(load(w + i), load(a + i), s0);
+  float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(s0, s1)));
+  for (; i < n; ++i) sum += kScalar(w[i]) * kScalar(a[i]);
+  return sum;
+}
+
+// ------------------------------------------------------------------------------- activation quantizers
+
+// Bit-exact with quantize_row_q8_0_act_ref: id = 127/amax, round half to even.
+inline void quantize_act_q8_0(const float* x, void* yv, int64_t n) {
+  BlockQ8_0* y = static_cast<BlockQ8_0*>(yv);
+  const hn::CappedTag<float, 32> d;
+  const hn::Rebind<int32_t, decltype(d)> di;
+  const hn::Rebind<int8_t, decltype(d)> d8;
+  const size_t N = hn::Lanes(d);
+  for (int64_t b = 0; b < n / kQK8_0; ++b) {
+    const float* xb = x + b * kQK8_0;
+    auto vmax = hn::Zero(d);
+    for (size_t j = 0; j < kQK8_0; j += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(d, xb + j)));
+    const float amax = hn::GetLane(hn::MaxOfLanes(d, vmax));
+    y[b].d = fp32_to_fp16(amax / 127.f);
+    const auto id = hn::Set(d, amax != 0.0f ? 127.f / amax : 0.0f);
+    for (size_t j = 0; j < kQK8_0; j += N) {
+      const auto q = hn::NearestInt(hn::Mul(hn::LoadU(d, xb + j), id));
+      hn::StoreU(hn::DemoteTo(d8, hn::BitCast(di, q)), d8, y[b].qs + j);
+    }
+  }
+}
+
+// Bit-exact with quantize_row_q8_K_ref: iscale = -127/max (signed max of largest magnitude, first occurrence),
+// q = min(127, round_half_even(iscale*x)), d = 1/iscale, bsums per 16.
+inline void quantize_act_q8_K(const float* x, void* yv, int64_t n) {
+  BlockQ8_K* y = static_cast<BlockQ8_K*>(yv);
+  const hn::CappedTag<float, 32> d;
+  const hn::Rebind<int32_t, decltype(d)> di;
+  const hn::Rebind<int8_t, decltype(d)> d8;
+  const size_t N = hn::Lanes(d);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float* xb = x + b * kQK_K;
+    auto vmax = hn::Zero(d);
+    for (size_t j = 0; j < kQK_K; j += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(d, xb + j)));
+    const float amax = hn::GetLane(hn::MaxOfLanes(d, vmax));
+    if (!(amax > 0.0f)) {
+      std::memset(&y[b], 0, sizeof(BlockQ8_K));
+      continue;
+    }
+    float max = 0;
+    for (int j = 0; j < kQK_K; ++j) {
+      if (std::fabs(xb[j]) == amax) {
+        max = xb[j];
+        break;
+      }
+    }
+    const float iscale = -127.f / max;
+    const auto vs = hn::Set(d, iscale);
+    const auto v127 = hn::Set(di, 127);
+    for (size_t j = 0; j < kQK_K; j += N) {
+      const auto q = hn::Min(hn::NearestInt(hn::Mul(hn::LoadU(d, xb + j), vs)), v127);
+      hn::StoreU(hn::DemoteTo(d8, q), d8, y[b].qs + j);
+    }
+    for (int g = 0; g < kQK_K / 16; ++g) {
+      int sum = 0;
+      for (int k = 0; k < 16; ++k) sum += y[b].qs[g * 16 + k];
+      y[b].bsums[g] = static_cast<int16_t>(sum);
+    }
+    y[b].d = 1 / iscale;
+  }
+}
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+#define FABULA_QUANT_X86_256 1
+#include "tensor/quant_x86-inl.h"
+#endif
 
 // Overrides the scalar entries of `t` with this target's SIMD kernels.
-inline void fill_simd_kernels(KernelTable* t) { (void)t; }
+inline void fill_simd_kernels(KernelTable* t) {
+  t->vec_dot[kernel_slot(GgmlType::kF32)] = vec_dot_f32;
+  t->vec_dot[kernel_slot(GgmlType::kF16)] = vec_dot_half<hwy::float16_t, fp16_to_fp32>;
+  t->vec_dot[kernel_slot(GgmlType::kBF16)] = vec_dot_half<hwy::bfloat16_t, bf16_to_fp32>;
+  t->quantize_act[kernel_slot(GgmlType::kQ8_0)] = quantize_act_q8_0;
+  t->quantize_act[kernel_slot(GgmlType::kQ8_K)] = quantize_act_q8_K;
+#ifdef FABULA_QUANT_X86_256
+  fill_x86_kernels(t);
+#undef FABULA_QUANT_X86_256
+#endif
+}
 
 }  // namespace HWY_NAMESPACE
 }  // namespace fabula

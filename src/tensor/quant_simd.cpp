@@ -38,6 +38,8 @@ KernelTable kernels_for_current_target() {
   return t;
 }
 
+std::vector<int64_t> kernel_targets() { return hwy::SupportedAndGeneratedTargets(); }
+
 const KernelTable& best_kernels() {
   static const KernelTable table = kernels_for_current_target();
   return table;
