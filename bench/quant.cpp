@@ -1,0 +1,142 @@
+// Google Benchmark of the tensor kernels: dequantize, activation quantize and vec_dot per type (scalar reference
+// vs the dispatched SIMD table), and matmul GEMV for a 2816x2816 Q4_K / Q8_0 weight (Gemma 4's n_embd).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tensor/kernels.h"
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+#include "tensor/thread_pool.h"
+
+namespace fabula {
+namespace {
+
+constexpr int64_t kN = 2816;  // one Gemma 4 hidden row; a multiple of 256
+
+std::vector<float> gaussian(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = g(rng);
+  return x;
+}
+
+std::vector<uint8_t> quantized(GgmlType type, const std::vector<float>& x) {
+  std::vector<uint8_t> q(row_bytes(type, x.size()));
+  quantize_row(type, x.data(), q.data(), static_cast<int64_t>(x.size()));
+  return q;
+}
+
+const KernelTable& table(bool simd) {
+  static const KernelTable scalar = scalar_kernels();
+  return simd ? best_kernels() : scalar;
+}
+
+void BM_VecDot(benchmark::State& state, GgmlType type, bool simd) {
+  const auto w = quantized(type, gaussian(kN, 1));
+  const auto a = quantized(vec_dot_type(type), gaussian(kN, 2));
+  const VecDotFn dot = table(simd).vec_dot[kernel_slot(type)];
+  for (auto _ : state) benchmark::DoNotOptimize(dot(kN, w.data(), a.data()));
+  state.SetItemsProcessed(state.iterations() * kN);
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));  // weight bytes streamed
+  state.SetLabel(table(simd).target);
+}
+
+void BM_Dequantize(benchmark::State& state, GgmlType type, bool simd) {
+  const auto w = quantized(type, gaussian(kN, 3));
+  std::vector<float> y(kN);
+  const DequantizeFn f = table(simd).dequantize[kernel_slot(type)];
+  for (auto _ : state) {
+    f(w.data(), y.data(), kN);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * kN);
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));
+  state.SetLabel(table(simd).target);
+}
+
+void BM_QuantizeActivations(benchmark::State& state, GgmlType type, bool simd) {
+  const auto x = gaussian(kN, 4);
+  std::vector<uint8_t> q(row_bytes(type, kN));
+  const QuantizeFn f = table(simd).quantize_act[kernel_slot(type)];
+  for (auto _ : state) {
+    f(x.data(), q.data(), kN);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * kN);
+  state.SetBytesProcessed(state.iterations() * kN * 4);  // f32 input bytes
+  state.SetLabel(table(simd).target);
+}
+
+// GEMV y = W x, W 2816x2816. range(0) = threads (0: scalar reference kernel, one thread).
+void BM_Gemv(benchmark::State& state, GgmlType type) {
+  const int64_t rows = kN, cols = kN;
+  std::vector<uint8_t> w(row_bytes(type, cols) * rows);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> row(cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& v : row) v = g(rng);
+    quantize_row(type, row.data(), w.data() + r * row_bytes(type, cols), cols);
+  }
+  const MatrixView view{type, w.data(), cols, rows, row_bytes(type, cols)};
+  const auto x = gaussian(cols, 6);
+  std::vector<float> y(rows);
+  QuantizedActivations xq;
+  const int threads = static_cast<int>(state.range(0));
+  ThreadPool pool(threads > 0 ? threads : 1);
+  const VecDotFn scalar_dot = table(false).vec_dot[kernel_slot(type)];
+  for (auto _ : state) {
+    if (threads == 0) {
+      xq.quantize(vec_dot_type(type), x.data(), 1, cols);
+      for (int64_t r = 0; r < rows; ++r) y[r] = scalar_dot(cols, w.data() + r * view.row_stride, xq.row(0));
+    } else {
+      matmul(view, x.data(), 1, y.data(), xq, &pool);
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * rows * cols);
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));
+  state.SetLabel(threads == 0 ? "scalar ref, 1 thread" : std::string(best_kernels().target) + ", " +
+                                                              std::to_string(threads) + " threads");
+}
+
+const GgmlType kDotTypes[] = {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ8_0, GgmlType::kQ4_K,
+                              GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF16,  GgmlType::kBF16,
+                              GgmlType::kF32};
+const GgmlType kDequantTypes[] = {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ8_0, GgmlType::kQ4_K,
+                                  GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF16, GgmlType::kBF16};
+
+int register_all() {
+  for (GgmlType t : kDotTypes) {
+    for (bool simd : {false, true}) {
+      const std::string name = std::string("VecDot/") + std::string(type_name(t)) + (simd ? "/simd" : "/scalar");
+      benchmark::RegisterBenchmark(name.c_str(), BM_VecDot, t, simd);
+    }
+  }
+  for (GgmlType t : kDequantTypes) {
+    for (bool simd : {false, true}) {
+      const std::string name = std::string("Dequantize/") + std::string(type_name(t)) + (simd ? "/simd" : "/scalar");
+      benchmark::RegisterBenchmark(name.c_str(), BM_Dequantize, t, simd);
+    }
+  }
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ8_K}) {
+    for (bool simd : {false, true}) {
+      const std::string name = std::string("QuantizeAct/") + std::string(type_name(t)) + (simd ? "/simd" : "/scalar");
+      benchmark::RegisterBenchmark(name.c_str(), BM_QuantizeActivations, t, simd);
+    }
+  }
+  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ8_0}) {
+    const std::string name = std::string("Gemv2816/") + std::string(type_name(t));
+    benchmark::RegisterBenchmark(name.c_str(), BM_Gemv, t)->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
+  }
+  return 0;
+}
+
+const int registered = register_all();
+
+}  // namespace
+}  // namespace fabula
