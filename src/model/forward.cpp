@@ -1,0 +1,284 @@
+// The Gemma 4 forward pass for one step of n tokens; reads top to bottom next to transformers'
+// Gemma4TextDecoderLayer.forward (research/gemma4.md §2). Shapes: n tokens, E = n_embd, H heads of hd dims,
+// KV kv-heads, F = n_ff, NE experts (top K), FE = n_ff_exp.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "model/ops.h"
+#include "model/session_state.h"
+#include "tensor/quant.h"
+
+namespace fabula {
+namespace {
+
+float dot(const float* a, const float* b, int64_t n) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+    s3 += a[i + 3] * b[i + 3];
+  }
+  for (; i < n; ++i) s0 += a[i] * b[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+}  // namespace
+
+void Session::State::forward_step(const int32_t* tokens, int64_t n, LogitsMode mode, int64_t logits_offset) {
+  const Gemma4HParams& h = *hp;
+  const int64_t E = h.n_embd;
+  const float eps = static_cast<float>(h.rms_eps);
+
+  // x = embed_tokens[token] * sqrt(E)                                       x: [n][E]
+  const float embed_scale = std::sqrt(static_cast<float>(E));
+  for (int64_t t = 0; t < n; ++t) {
+    const uint8_t* row = w->token_embd.data + static_cast<size_t>(tokens[t]) * w->token_embd.row_stride;
+    float* xt = x.data() + t * E;
+    dequantize_row(w->token_embd.type, row, xt, E);
+    for (int64_t i = 0; i < E; ++i) xt[i] *= embed_scale;
+  }
+  if (hook) hook(0, n_past, x.data(), n, E);
+
+  for (int l = 0; l < h.n_layer; ++l) {
+    attention_block(l, n);
+    ffn_block(l, n);
+    if (hook) hook(l + 1, n_past, x.data(), n, E);
+  }
+
+  // Final norm and tied output projection, only for the rows whose logits are wanted.
+  if (mode != LogitsMode::kNone || hook) {
+    const int64_t first = (mode == LogitsMode::kLast && !hook) ? n - 1 : 0;
+    ops::rmsnorm_rows(x.data() + first * E, w->output_norm.data(), a.data() + first * E, n - first, E, eps);
+    if (hook) hook(static_cast<int>(h.n_layer) + 1, n_past, a.data(), n, E);
+    if (mode != LogitsMode::kNone) {
+      const int64_t row0 = mode == LogitsMode::kLast ? n - 1 : 0;
+      const int64_t rows = n - row0;
+      float* out = logits.data() + logits_offset * h.n_vocab;
+      acts.set(a.data() + row0 * E, rows, E);
+      // logits = a @ embed_tokens^T                                          [rows][n_vocab]
+      matmul(w->token_embd, acts.for_weight(w->token_embd.type, pool), out, pool);
+      if (h.final_softcap > 0) ops::softcap(out, rows * h.n_vocab, static_cast<float>(h.final_softcap));
+    }
+  }
+  n_past += n;
+}
+
+void Session::State::attention_block(int l, int64_t n) {
+  const Gemma4HParams& h = *hp;
+  const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
+  LayerKvCache& c = cache[static_cast<size_t>(l)];
+  const int64_t E = h.n_embd, H = h.n_head, KV = h.n_kv(l), hd = h.head_dim(l);
+  const int64_t QD = H * hd, KD = KV * hd, group = H / KV;
+  const float eps = static_cast<float>(h.rms_eps);
+  const bool sliding = h.is_sliding(l);
+  const int64_t n_rot = h.n_rot(l);
+  const float* inv_freq = sliding ? inv_freq_swa.data() : inv_freq_full.data();
+  const int64_t p0 = n_past;
+
+  // a = input_layernorm(x)                                                  a: [n][E]
+  ops::rmsnorm_rows(x.data(), L.attn_norm.data(), a.data(), n, E, eps);
+
+  // q = a Wq^T: [n][H][hd];  k = a Wk^T: [n][KV][hd];  v = a Wv^T, or the raw k on K=V layers
+  acts.set(a.data(), n, E);
+  matmul(L.attn_q, acts.for_weight(L.attn_q.type, pool), q.data(), pool);
+  matmul(L.attn_k, acts.for_weight(L.attn_k.type, pool), k.data(), pool);
+  if (L.attn_v.data != nullptr) {
+    matmul(L.attn_v, acts.for_weight(L.attn_v.type, pool), v.data(), pool);
+  } else {
+    std::memcpy(v.data(), k.data(), static_cast<size_t>(n * KD) * sizeof(float));
+  }
+
+  // Per-head norms: q_norm and k_norm with weights, v_norm without; then RoPE on q and k (never v).
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t pos = p0 + t;
+    for (int64_t hh = 0; hh < H; ++hh) {
+      float* qh = q.data() + t * QD + hh * hd;
+      ops::rmsnorm(qh, L.attn_q_norm.data(), qh, hd, eps);
+      ops::rope_neox(qh, n_rot, inv_freq, pos);
+    }
+    for (int64_t g = 0; g < KV; ++g) {
+      float* kh = k.data() + t * KD + g * hd;
+      float* vh = v.data() + t * KD + g * hd;
+      ops::rmsnorm(kh, L.attn_k_norm.data(), kh, hd, eps);
+      ops::rope_neox(kh, n_rot, inv_freq, pos);
+      ops::rmsnorm(vh, nullptr, vh, hd, eps);
+    }
+    // The cache keeps k and v of every position (sliding layers: a ring of the last capacity positions).
+    std::memcpy(c.k_slot(pos), k.data() + t * KD, static_cast<size_t>(KD) * sizeof(float));
+    std::memcpy(c.v_slot(pos), v.data() + t * KD, static_cast<size_t>(KD) * sizeof(float));
+  }
+
+  // attn[t][hh] = softmax(q·k * 1.0 over visible keys) v; query head hh reads kv head hh / group.
+  // Full layers see positions 0..pos; sliding layers pos - window + 1 .. pos.
+  const int64_t window = h.sliding_window;
+  const size_t score_stride = scores.size() / static_cast<size_t>(pool->size());
+  pool->parallel_for(n * H, [&](int64_t begin, int64_t end, int thread) {
+    float* sc = scores.data() + static_cast<size_t>(thread) * score_stride;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t t = i / H, hh = i % H, g = hh / group, pos = p0 + t;
+      const int64_t lo = sliding ? std::max<int64_t>(0, pos - window + 1) : 0;
+      const float* qh = q.data() + t * QD + hh * hd;
+      for (int64_t j = lo; j <= pos; ++j) sc[j - lo] = dot(qh, c.k_slot(j) + g * hd, hd);
+      ops::softmax(sc, pos - lo + 1);
+      float* out = attn.data() + t * QD + hh * hd;
+      std::fill(out, out + hd, 0.0f);
+      for (int64_t j = lo; j <= pos; ++j) {
+        const float p = sc[j - lo];
+        const float* vj = c.v_slot(j) + g * hd;
+        for (int64_t d = 0; d < hd; ++d) out[d] += p * vj[d];
+      }
+    }
+  });
+
+  // o = post_attention_layernorm(attn Wo^T); x = x + o                       o: [n][E]
+  acts.set(attn.data(), n, QD);
+  matmul(L.attn_output, acts.for_weight(L.attn_output.type, pool), o.data(), pool);
+  ops::rmsnorm_rows(o.data(), L.post_attention_norm.data(), o.data(), n, E, eps);
+  for (int64_t i = 0; i < n * E; ++i) x[static_cast<size_t>(i)] += o[static_cast<size_t>(i)];
+}
+
+void Session::State::ffn_block(int l, int64_t n) {
+  const Gemma4HParams& h = *hp;
+  const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
+  const int64_t E = h.n_embd, F = h.n_ff[static_cast<size_t>(l)];
+  const float eps = static_cast<float>(h.rms_eps);
+
+  // Dense MLP: o = down(gelu(gate(a)) * up(a)), a = pre_feedforward_layernorm(x)   gate, up: [n][F]; o: [n][E]
+  ops::rmsnorm_rows(x.data(), L.ffn_norm.data(), a.data(), n, E, eps);
+  acts.set(a.data(), n, E);
+  matmul(L.ffn_gate, acts.for_weight(L.ffn_gate.type, pool), gate.data(), pool);
+  matmul(L.ffn_up, acts.for_weight(L.ffn_up.type, pool), up.data(), pool);
+  for (int64_t i = 0; i < n * F; ++i) {
+    gate[static_cast<size_t>(i)] = ops::gelu_tanh(gate[static_cast<size_t>(i)]) * up[static_cast<size_t>(i)];
+  }
+  acts.set(gate.data(), n, F);
+  matmul(L.ffn_down, acts.for_weight(L.ffn_down.type, pool), o.data(), pool);
+
+  if (L.has_moe) {
+    // o = post_feedforward_layernorm_1(o) + post_feedforward_layernorm_2(experts(x))
+    ops::rmsnorm_rows(o.data(), L.post_ffw_norm_1.data(), o.data(), n, E, eps);
+    moe_experts(l, n);
+    for (int64_t i = 0; i < n * E; ++i) o[static_cast<size_t>(i)] += moe[static_cast<size_t>(i)];
+  }
+
+  // x = (x + post_feedforward_layernorm(o)) * layer_scalar
+  ops::rmsnorm_rows(o.data(), L.post_ffw_norm.data(), o.data(), n, E, eps);
+  const float scale = L.layer_output_scale;
+  for (int64_t i = 0; i < n * E; ++i) {
+    x[static_cast<size_t>(i)] = (x[static_cast<size_t>(i)] + o[static_cast<size_t>(i)]) * scale;
+  }
+}
+
+void Session::State::moe_experts(int l, int64_t n) {
+  const Gemma4HParams& h = *hp;
+  const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
+  const int64_t E = h.n_embd, NE = h.n_expert, K = h.n_expert_used, FE = h.n_ff_exp;
+  const float eps = static_cast<float>(h.rms_eps);
+
+  // Router (fp32): r = rmsnorm_noscale(x) * router.scale * E^-0.5; p = softmax(r Wr^T)     router: [n][NE]
+  const float root = 1.0f / std::sqrt(static_cast<float>(E));
+  for (int64_t t = 0; t < n; ++t) {
+    float* zt = z.data() + t * E;
+    ops::rmsnorm(x.data() + t * E, nullptr, zt, E, eps);
+    for (int64_t i = 0; i < E; ++i) zt[i] = zt[i] * L.ffn_gate_inp_scale[static_cast<size_t>(i)] * root;
+  }
+  acts.set(z.data(), n, E);
+  matmul(L.ffn_gate_inp, acts.for_weight(L.ffn_gate_inp.type, pool), router.data(), pool);
+
+  // Top-K of the softmax over all experts, renormalised to sum 1, then times per_expert_scale.
+  std::fill(exp_count.begin(), exp_count.end(), 0);
+  for (int64_t t = 0; t < n; ++t) {
+    float* p = router.data() + t * NE;
+    ops::softmax(p, NE);
+    int32_t* idx = sel.data() + t * K;
+    float* wt = sel_w.data() + t * K;
+    float sum = 0;
+    for (int64_t j = 0; j < K; ++j) {
+      int32_t best = -1;
+      for (int32_t e = 0; e < NE; ++e) {
+        bool taken = false;
+        for (int64_t m = 0; m < j; ++m) taken |= idx[m] == e;
+        if (!taken && (best < 0 || p[e] > p[best])) best = e;  // ties: lower index first
+      }
+      idx[j] = best;
+      wt[j] = p[best];
+      sum += p[best];
+    }
+    for (int64_t j = 0; j < K; ++j) {
+      wt[j] = wt[j] / sum * L.down_exps_scale[static_cast<size_t>(idx[j])];
+      ++exp_count[static_cast<size_t>(idx[j])];
+    }
+  }
+
+  // Group the (token, slot) pairs by expert (counting sort) so each expert runs once over its tokens.
+  std::vector<int32_t>& start = exp_count;  // becomes the running offset per expert
+  int32_t offset = 0;
+  for (int64_t e = 0; e < NE; ++e) {
+    const int32_t cnt = start[static_cast<size_t>(e)];
+    start[static_cast<size_t>(e)] = offset;
+    offset += cnt;
+  }
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t j = 0; j < K; ++j) {
+      const int32_t e = sel[static_cast<size_t>(t * K + j)];
+      exp_rows[static_cast<size_t>(start[static_cast<size_t>(e)]++)] = static_cast<int32_t>(t * K + j);
+    }
+  }
+  // start[e] is now the end of expert e's run; its beginning is the end of e - 1.
+
+  // z = pre_feedforward_layernorm_2(x): the expert input, from the residual stream      z: [n][E]
+  ops::rmsnorm_rows(x.data(), L.pre_ffw_norm_2.data(), z.data(), n, E, eps);
+  std::fill(moe.begin(), moe.begin() + n * E, 0.0f);
+  if (n == 1) acts.set(z.data(), 1, E);  // one token: quantize its input once for all its experts
+
+  int32_t run_begin = 0;
+  for (int64_t e = 0; e < NE; ++e) {
+    const int32_t run_end = start[static_cast<size_t>(e)];
+    const int64_t cnt = run_end - run_begin;
+    if (cnt == 0) continue;
+    const int32_t* rows = exp_rows.data() + run_begin;
+    run_begin = run_end;
+
+    // ez = z of this expert's tokens: [cnt][E]
+    if (n != 1) {
+      for (int64_t r = 0; r < cnt; ++r) {
+        const int64_t t = rows[r] / K;
+        std::memcpy(ez.data() + r * E, z.data() + t * E, static_cast<size_t>(E) * sizeof(float));
+      }
+      acts.set(ez.data(), cnt, E);
+    }
+    // egu = [gate | up] = ez W_gate_up[e]^T: [cnt][2 FE];  eact = gelu(gate) * up: [cnt][FE]
+    if (L.fused_gate_up) {
+      const MatrixView wgu = L.gate_up_exps.expert(e);
+      matmul(wgu, acts.for_weight(wgu.type, pool), egu.data(), pool);
+    } else {
+      const MatrixView wg = L.gate_exps.expert(e), wu = L.up_exps.expert(e);
+      matmul(wg, acts.for_weight(wg.type, pool), egu.data(), pool, 2 * FE);
+      matmul(wu, acts.for_weight(wu.type, pool), egu.data() + FE, pool, 2 * FE);
+    }
+    for (int64_t r = 0; r < cnt; ++r) {
+      const float* g = egu.data() + r * 2 * FE;
+      float* act = eact.data() + r * FE;
+      for (int64_t i = 0; i < FE; ++i) act[i] = ops::gelu_tanh(g[i]) * g[FE + i];
+    }
+    // eout = eact W_down[e]^T: [cnt][E];  moe[t] += weight * eout
+    const MatrixView wd = L.down_exps.expert(e);
+    acts2.set(eact.data(), cnt, FE);
+    matmul(wd, acts2.for_weight(wd.type, pool), eout.data(), pool);
+    for (int64_t r = 0; r < cnt; ++r) {
+      const int64_t t = rows[r] / K;
+      const float wt = sel_w[static_cast<size_t>(rows[r])];
+      float* dst = moe.data() + t * E;
+      const float* src = eout.data() + r * E;
+      for (int64_t i = 0; i < E; ++i) dst[i] += wt * src[i];
+    }
+  }
+
+  // moe = post_feedforward_layernorm_2(moe)
+  ops::rmsnorm_rows(moe.data(), L.post_ffw_norm_2.data(), moe.data(), n, E, eps);
+}
+
+}  // namespace fabula

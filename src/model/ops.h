@@ -1,0 +1,65 @@
+// Small f32 row operations of the Gemma 4 forward pass (norms, RoPE, GELU, softmax, softcap), kept scalar and
+// obvious; the matrix products that dominate the time go through tensor/matmul.h.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace fabula::ops {
+
+// y = x / sqrt(mean(x^2) + eps) * w  (Gemma 4: plain w, not 1 + w; eps inside the sqrt). w == nullptr: no weight.
+// y may alias x.
+inline void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  if (w != nullptr) {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * w[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv;
+  }
+}
+
+// rmsnorm applied to each of `rows` rows of n (rows contiguous, stride n).
+inline void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps) {
+  for (int64_t r = 0; r < rows; ++r) rmsnorm(x + r * n, w, y + r * n, n, eps);
+}
+
+// NeoX rotation (transformers' rotate_half): dim i pairs with dim i + n_rot/2, angle pos * inv_freq[i].
+// Dims >= n_rot pass through.
+inline void rope_neox(float* x, int64_t n_rot, const float* inv_freq, int64_t pos) {
+  const int64_t half = n_rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float theta = static_cast<float>(pos) * inv_freq[i];
+    const float c = std::cos(theta), s = std::sin(theta);
+    const float a = x[i], b = x[i + half];
+    x[i] = a * c - b * s;
+    x[i + half] = b * c + a * s;
+  }
+}
+
+// gelu with the tanh approximation (gelu_pytorch_tanh).
+inline float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
+// In-place softmax over n values.
+inline void softmax(float* x, int64_t n) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+// cap * tanh(x / cap), in place.
+inline void softcap(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
+}  // namespace fabula::ops

@@ -1,0 +1,188 @@
+// Model loading and the Session around the forward pass: KV cache and scratch allocation, token stepping, logits.
+#include <algorithm>
+#include <cmath>
+
+#include "base/log.h"
+#include "model/session_state.h"
+#include "tensor/fp16.h"
+
+namespace fabula {
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
+  FABULA_ASSIGN(GgufFile file, GgufFile::open(path));
+  return from_gguf(std::move(file));
+}
+
+Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
+  std::unique_ptr<Model> m(new Model(std::move(file)));
+  FABULA_ASSIGN(m->hp_, gemma4_hparams_from_gguf(m->file_));
+  FABULA_ASSIGN(m->w_, gemma4_bind_weights(m->file_, m->hp_));
+  return m;
+}
+
+const QuantizedActivations& SharedActivations::for_weight(GgmlType weight_type, ThreadPool* pool) {
+  const GgmlType t = vec_dot_type(weight_type);
+  for (auto& slot : slots_) {
+    if (slot.valid && slot.type == t) return slot.q;
+  }
+  for (auto& slot : slots_) {
+    if (!slot.valid) {
+      slot.q.quantize(t, x_, rows_, cols_, pool);
+      slot.type = t;
+      slot.valid = true;
+      return slot.q;
+    }
+  }
+  slots_[0].q.quantize(t, x_, rows_, cols_, pool);  // more than 4 types for one input: recycle
+  slots_[0].type = t;
+  return slots_[0].q;
+}
+
+namespace {
+
+std::vector<float> inverse_frequencies(int64_t n_rot, double base, const std::vector<float>& factors, bool bf16) {
+  std::vector<float> inv(static_cast<size_t>(n_rot / 2));
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    // transformers computes base ** (2i / dim) in f32; ggml divides by the frequency factor.
+    float f = static_cast<float>(1.0 / std::pow(base, static_cast<double>(2 * i) / static_cast<double>(n_rot)));
+    if (!factors.empty()) f /= factors[static_cast<size_t>(i)];
+    // transformers keeps the inv_freq buffer in the checkpoint's dtype: a bf16 checkpoint rotates by bf16 angles.
+    if (bf16) f = bf16_to_fp32(fp32_to_bf16(f));
+    inv[static_cast<size_t>(i)] = f;
+  }
+  return inv;
+}
+
+}  // namespace
+
+Session::Session(const Model& model, SessionOptions options, ThreadPool* pool) : s_(std::make_unique<State>()) {
+  State& s = *s_;
+  const Gemma4HParams& hp = model.hparams();
+  s.model = &model;
+  s.hp = &hp;
+  s.w = &model.weights();
+  options.n_ctx = std::max<int64_t>(1, options.n_ctx);
+  options.n_ubatch = std::clamp<int64_t>(options.n_ubatch, 1, options.n_ctx);
+  s.opt = options;
+  if (pool == nullptr) {
+    s.own_pool = std::make_unique<ThreadPool>(options.n_threads);
+    pool = s.own_pool.get();
+  }
+  s.pool = pool;
+
+  const int64_t U = options.n_ubatch, E = hp.n_embd;
+  int64_t qd = 0, kd = 0, max_cap = 1;
+  s.cache.resize(static_cast<size_t>(hp.n_layer));
+  for (int64_t l = 0; l < hp.n_layer; ++l) {
+    LayerKvCache& c = s.cache[static_cast<size_t>(l)];
+    c.row = hp.n_kv(l) * hp.head_dim(l);
+    // A sliding query at p reads p - window + 1 .. p; a step writes U positions before reading, so the ring
+    // must hold window - 1 + U slots.
+    c.capacity = hp.is_sliding(l) ? std::min(options.n_ctx, hp.sliding_window - 1 + U) : options.n_ctx;
+    c.k.assign(static_cast<size_t>(c.capacity * c.row), 0.0f);
+    c.v.assign(static_cast<size_t>(c.capacity * c.row), 0.0f);
+    qd = std::max(qd, hp.n_head * hp.head_dim(l));
+    kd = std::max(kd, c.row);
+    max_cap = std::max(max_cap, c.capacity);
+  }
+  s.inv_freq_full = inverse_frequencies(hp.n_rot_full, hp.rope_base_full, s.w->rope_freqs, hp.rope_inv_freq_bf16);
+  s.inv_freq_swa = inverse_frequencies(hp.n_rot_swa, hp.rope_base_swa, {}, hp.rope_inv_freq_bf16);
+
+  auto sz = [](int64_t a, int64_t b) { return static_cast<size_t>(a * b); };
+  s.x.resize(sz(U, E));
+  s.a.resize(sz(U, E));
+  s.q.resize(sz(U, qd));
+  s.k.resize(sz(U, kd));
+  s.v.resize(sz(U, kd));
+  s.attn.resize(sz(U, qd));
+  s.o.resize(sz(U, E));
+  s.gate.resize(sz(U, hp.max_ff()));
+  s.up.resize(sz(U, hp.max_ff()));
+  s.moe.resize(sz(U, E));
+  s.z.resize(sz(U, E));
+  const int64_t NE = std::max<int64_t>(hp.n_expert, 1), K = std::max<int64_t>(hp.n_expert_used, 1);
+  const int64_t FE = std::max<int64_t>(hp.n_ff_exp, 1);
+  s.router.resize(sz(U, NE));
+  s.sel.resize(sz(U, K));
+  s.sel_w.resize(sz(U, K));
+  s.exp_rows.resize(sz(U, K));
+  s.exp_count.resize(static_cast<size_t>(NE));
+  s.ez.resize(sz(U, E));
+  s.egu.resize(sz(U, 2 * FE));
+  s.eact.resize(sz(U, FE));
+  s.eout.resize(sz(U, E));
+  s.scores.resize(sz(pool->size(), max_cap));
+  s.logits.resize(static_cast<size_t>(hp.n_vocab));
+}
+
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+Status Session::decode(std::span<const int32_t> tokens, LogitsMode mode) {
+  State& s = *s_;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return make_error(ErrorCode::kInvalidArgument, "decode: no tokens");
+  if (s.n_past + n > s.opt.n_ctx) {
+    return make_error(ErrorCode::kOutOfRange, "decode: {} + {} tokens exceed the context of {}", s.n_past, n,
+                      s.opt.n_ctx);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[static_cast<size_t>(i)] < 0 || tokens[static_cast<size_t>(i)] >= s.hp->n_vocab) {
+      return make_error(ErrorCode::kInvalidArgument, "decode: token {} at index {} is outside the vocabulary [0, {})",
+                        tokens[static_cast<size_t>(i)], i, s.hp->n_vocab);
+    }
+  }
+  const int64_t V = s.hp->n_vocab;
+  s.logits_rows = mode == LogitsMode::kAll ? n : mode == LogitsMode::kLast ? 1 : 0;
+  if (s.logits.size() < static_cast<size_t>(s.logits_rows * V)) s.logits.resize(static_cast<size_t>(s.logits_rows * V));
+
+  for (int64_t begin = 0; begin < n; begin += s.opt.n_ubatch) {
+    const int64_t step = std::min(s.opt.n_ubatch, n - begin);
+    const bool last_step = begin + step == n;
+    LogitsMode step_mode = mode == LogitsMode::kAll ? LogitsMode::kAll
+                           : (mode == LogitsMode::kLast && last_step) ? LogitsMode::kLast
+                                                                      : LogitsMode::kNone;
+    s.forward_step(tokens.data() + begin, step, step_mode, mode == LogitsMode::kAll ? begin : 0);
+  }
+  return ok_status();
+}
+
+std::span<const float> Session::logits() const {
+  return {s_->logits.data(), static_cast<size_t>(s_->logits_rows * s_->hp->n_vocab)};
+}
+int64_t Session::logits_rows() const { return s_->logits_rows; }
+std::span<const float> Session::last_logits() const {
+  if (s_->logits_rows == 0) return {};
+  const size_t V = static_cast<size_t>(s_->hp->n_vocab);
+  return {s_->logits.data() + static_cast<size_t>(s_->logits_rows - 1) * V, V};
+}
+
+int64_t Session::n_past() const { return s_->n_past; }
+int64_t Session::n_ctx() const { return s_->opt.n_ctx; }
+void Session::reset() { s_->n_past = 0; }
+
+Status Session::truncate(int64_t n) {
+  State& s = *s_;
+  if (n < 0 || n > s.n_past) {
+    return make_error(ErrorCode::kOutOfRange, "truncate: {} is outside [0, {}]", n, s.n_past);
+  }
+  for (int64_t l = 0; l < s.hp->n_layer; ++l) {
+    const LayerKvCache& c = s.cache[static_cast<size_t>(l)];
+    if (!s.hp->is_sliding(l) || n == 0) continue;
+    // The ring holds positions [n_past - capacity, n_past); a query at n needs n - window + 1 ...
+    const int64_t oldest_needed = std::max<int64_t>(0, n - s.hp->sliding_window + 1);
+    if (oldest_needed < s.n_past - c.capacity) {
+      return make_error(ErrorCode::kOutOfRange,
+                        "truncate: cannot roll back {} positions (the sliding-window cache keeps {} beyond the "
+                        "window; raise n_ubatch)", s.n_past - n, c.capacity - s.hp->sliding_window + 1);
+    }
+  }
+  s.n_past = n;
+  return ok_status();
+}
+
+void Session::set_hidden_hook(HiddenHook hook) { s_->hook = std::move(hook); }
+const Model& Session::model() const { return *s_->model; }
+
+}  // namespace fabula

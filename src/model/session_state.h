@@ -1,0 +1,93 @@
+// Internal: the state behind Session (KV cache, scratch buffers) and the per-layer forward functions.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/model.h"
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+
+namespace fabula {
+
+// f32 activations quantized lazily for each activation type the weights that read them need; one set of rows is
+// quantized at most once per type (q/k/v, dense gate/up and expert gate_up share it).
+class SharedActivations {
+ public:
+  void set(const float* x, int64_t rows, int64_t cols) {
+    x_ = x;
+    rows_ = rows;
+    cols_ = cols;
+    for (auto& slot : slots_) slot.valid = false;
+  }
+  const QuantizedActivations& for_weight(GgmlType weight_type, ThreadPool* pool);
+
+ private:
+  struct Slot {
+    QuantizedActivations q;
+    GgmlType type = GgmlType::kF32;
+    bool valid = false;
+    bool used = false;
+  };
+  const float* x_ = nullptr;
+  int64_t rows_ = 0, cols_ = 0;
+  std::array<Slot, 4> slots_;
+};
+
+// One layer's KV cache: `capacity` slots of [n_kv][head_dim] f32 each for K and V; position p lives in slot
+// p % capacity (full layers: capacity = n_ctx, so slot = p).
+struct LayerKvCache {
+  int64_t capacity = 0;
+  int64_t row = 0;  // floats per slot = n_kv * head_dim
+  std::vector<float> k, v;
+  float* k_slot(int64_t pos) { return k.data() + (pos % capacity) * row; }
+  float* v_slot(int64_t pos) { return v.data() + (pos % capacity) * row; }
+};
+
+struct Session::State {
+  const Model* model = nullptr;
+  const Gemma4HParams* hp = nullptr;
+  const Gemma4Weights* w = nullptr;
+  SessionOptions opt;
+  std::unique_ptr<ThreadPool> own_pool;
+  ThreadPool* pool = nullptr;
+  int64_t n_past = 0;
+  std::vector<LayerKvCache> cache;
+  HiddenHook hook;
+
+  // RoPE inverse frequencies (already divided by rope_freqs factors), [n_rot / 2] each.
+  std::vector<float> inv_freq_full, inv_freq_swa;
+
+  // Scratch; U = n_ubatch, E = n_embd, QD = n_head * max head_dim, KD = max(n_kv * head_dim), F = max n_ff.
+  std::vector<float> x;        // [U][E] residual stream
+  std::vector<float> a;        // [U][E] normed layer input
+  std::vector<float> q;        // [U][QD]
+  std::vector<float> k, v;     // [U][KD]
+  std::vector<float> attn;     // [U][QD] attention output per head
+  std::vector<float> o;        // [U][E] projected attention / dense MLP output
+  std::vector<float> gate, up; // [U][F]
+  std::vector<float> moe;      // [U][E] routed expert sum
+  std::vector<float> z;        // [U][E] expert input (pre_ffw_norm_2) / router input
+  std::vector<float> router;   // [U][n_expert]
+  std::vector<int32_t> sel;    // [U][n_expert_used] chosen experts
+  std::vector<float> sel_w;    // [U][n_expert_used] their weights
+  std::vector<int32_t> exp_rows;  // [U * n_expert_used] (token, slot) pairs grouped by expert
+  std::vector<int32_t> exp_count; // [n_expert]
+  std::vector<float> ez;       // [U][E] gathered expert inputs
+  std::vector<float> egu;      // [U][2 * FE] expert gate|up
+  std::vector<float> eact;     // [U][FE]
+  std::vector<float> eout;     // [U][E]
+  std::vector<float> scores;   // [threads][max cache capacity] attention scores
+  std::vector<float> logits;   // [rows][n_vocab]
+  int64_t logits_rows = 0;
+  SharedActivations acts, acts2;
+
+  void forward_step(const int32_t* tokens, int64_t n, LogitsMode mode, int64_t logits_offset);
+  void attention_block(int layer, int64_t n);
+  void ffn_block(int layer, int64_t n);
+  void moe_experts(int layer, int64_t n);
+};
+
+}  // namespace fabula

@@ -1,0 +1,43 @@
+// Hugging Face Gemma 4 checkpoint (config.json + safetensors, single or sharded) -> GGUF, as llama.cpp's
+// convert_hf_to_gguf.py writes it (same tensor names, gemma4.* keys, tokenizer metadata), streamed tensor by tensor.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/result.h"
+#include "format/hf_config.h"
+#include "model/hparams.h"
+#include "tensor/types.h"
+
+namespace fabula {
+
+struct ConvertOptions {
+  std::string hf_dir;            // config.json, model*.safetensors, tokenizer.json (optional), chat template
+  std::string output;            // .gguf path (written atomically)
+  std::string outtype = "auto";  // f32 | f16 | bf16 | q8_0 | auto (= the checkpoint's dtype)
+  std::string name;              // general.name; "" = the directory's name
+  // RoPE inverse-frequency precision (fabula.rope_inv_freq_type): "auto" = bf16 when config.json's dtype is
+  // bfloat16, as transformers computes with such a checkpoint; "f32" as llama.cpp does.
+  std::string rope_inv_freq = "auto";
+};
+
+struct ConvertReport {
+  int64_t n_tensors = 0;         // written
+  int64_t n_skipped = 0;         // vision / audio / lm_head tensors left out
+  uint64_t n_bytes = 0;          // tensor data written
+  bool has_tokenizer = false;
+  bool rope_inv_freq_bf16 = false;
+  std::string architecture;      // the HF architecture converted
+};
+
+// The text model's hyper-parameters from a Hugging Face config (the text sub-config for ForConditionalGeneration).
+// Reads per_layer_config and global_head_dim / num_global_key_value_heads alike. n_vocab = vocab_size.
+Result<Gemma4HParams> gemma4_hparams_from_hf(const HfConfig& text_config);
+
+// Parses an --outtype spelling; "auto" gives nullopt-like kF32 with *is_auto = true.
+Result<GgmlType> parse_outtype(const std::string& text, bool* is_auto);
+
+Result<ConvertReport> convert_hf_to_gguf(const ConvertOptions& options);
+
+}  // namespace fabula
