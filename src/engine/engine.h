@@ -1,0 +1,63 @@
+// The turn loop: prompt -> streamed narrator text -> logical lines -> scene state + events, with regeneration and fallback.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/narrator.h"
+#include "engine/prompt.h"
+#include "engine/scene.h"
+#include "engine/story.h"
+
+namespace fabula::engine {
+
+struct EngineOptions {
+  std::string profile = "demo";
+  Sampling sampling;
+  int max_regenerations = 3;           // extra attempts (next seed each) when a beat has no choices/end_scene
+  std::string fallback_choice = "Continue";
+};
+
+// Receives each player-visible event as soon as its line completes: {"type": "background"|"sprite"|"hide"|
+// "music"|"sfx"|"dialogue"|"narration"|"choices"|"end_scene"|"attempt", ...}. "attempt" with "restart": true
+// tells the player to drop what the previous (invalid) attempt showed and restore "state".
+using EventSink = std::function<void(const nlohmann::json& event)>;
+
+struct BeatOutcome {
+  std::string text;                     // raw narrator text of the attempt used
+  nlohmann::json events = nlohmann::json::array();
+  SceneState state;                     // after the beat
+  std::vector<std::string> choices;
+  bool ended = false;
+  bool fallback = false;                // every attempt was invalid: the engine offered fallback_choice
+  uint64_t seed = 0;                    // seed of the attempt used
+  int attempts = 0;
+  std::vector<std::string> notes;       // repairs, cast-lock actions, regeneration reasons
+  int cast_lock_violations = 0;
+};
+
+class Engine {
+ public:
+  Engine(const Story& story, Narrator& narrator, EngineOptions options = {});
+
+  // Plays one beat in `scene` (already advanced for the player's choice). `cancel`, when set, stops the
+  // narrator and returns kCancelled.
+  Result<BeatOutcome> play_beat(const SceneState& scene, const std::vector<MemoryBeat>& history,
+                                const std::string& player_choice, uint64_t seed, const EventSink& sink,
+                                const std::atomic<bool>* cancel = nullptr);
+
+  const Story& story() const { return story_; }
+  const EngineOptions& options() const { return options_; }
+  Narrator& narrator() { return narrator_; }
+
+ private:
+  const Story& story_;
+  Narrator& narrator_;
+  EngineOptions options_;
+};
+
+}  // namespace fabula::engine

@@ -1,0 +1,55 @@
+// The narrator seam: the engine asks for one beat of text and receives it as a stream; how tokens are made is not its business.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace fabula::engine {
+
+struct Sampling {
+  float temperature = 1.1f;  // the demo narrator's ship setting
+  float top_p = 0.95f;
+  int top_k = 0;
+  float min_p = 0.0f;
+  float repeat_penalty = 1.0f;
+  int max_tokens = 768;
+  std::vector<std::string> stop = {"<turn|>", "<eos>"};
+};
+
+struct PromptMessage {
+  std::string role;  // "system" | "user" | "assistant"
+  std::string content;
+};
+
+struct NarratorRequest {
+  std::string prompt;                   // the fully rendered prompt (raw-completion backends)
+  std::vector<PromptMessage> messages;  // the same prompt as chat messages (chat backends)
+  Sampling sampling;
+  uint64_t seed = 0;
+};
+
+struct NarratorResult {
+  std::string text;         // everything streamed
+  int tokens = 0;           // generated tokens where the backend knows, else 0
+  bool cancelled = false;   // on_text returned false
+  std::string stop_reason;  // "eos", "stop", "length", "cancelled", "end"
+};
+
+// Called with each new piece of text (any size, UTF-8 may be split only by backends that say so: ours don't).
+// Return false to stop generation (the engine does so once a beat-ending tool line has arrived).
+using TextCallback = std::function<bool(std::string_view text)>;
+
+class Narrator {
+ public:
+  virtual ~Narrator() = default;
+  virtual Result<NarratorResult> write(const NarratorRequest& request, const TextCallback& on_text) = 0;
+  // Shown in the player and logs ("scripted: beats.jsonl", "local: fabula-demo-v1.gguf", ...).
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace fabula::engine

@@ -1,0 +1,201 @@
+// Prompt rendering (demo: byte-exact training form; vn26b: system prompt + memory) and scene progression.
+#include "engine/prompt.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace fabula::engine {
+namespace {
+
+using nlohmann::json;
+
+std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
+  std::string r;
+  for (size_t i = 0; i < v.size(); ++i) r += (i ? sep : "") + v[i];
+  return r;
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+  return s;
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Word-boundary, case-insensitive containment.
+bool mentions(const std::string& text, const std::string& word) {
+  if (word.empty()) return false;
+  std::string t = lower(text), w = lower(word);
+  for (size_t pos = 0; (pos = t.find(w, pos)) != std::string::npos; ++pos) {
+    bool left = pos == 0 || !std::isalnum(static_cast<unsigned char>(t[pos - 1]));
+    size_t end = pos + w.size();
+    bool right = end >= t.size() || !std::isalnum(static_cast<unsigned char>(t[end]));
+    if (left && right) return true;
+  }
+  return false;
+}
+
+std::string clip(const std::string& s, size_t n) {
+  if (s.size() <= n) return s;
+  size_t cut = n;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // keep UTF-8 whole
+  return s.substr(0, cut) + "…";
+}
+
+const std::vector<std::string> kTimes = {"morning", "lunch break", "after school", "evening"};
+
+}  // namespace
+
+int estimate_tokens(std::string_view text) { return static_cast<int>((text.size() + 3) / 4); }
+
+std::string beat_transcript(const json& events) {
+  std::string out;
+  if (!events.is_array()) return out;
+  for (const auto& e : events) {
+    std::string type = e.value("type", "");
+    if (type == "dialogue") out += fmt::format("[{}]: \"{}\"\n", e.value("speaker", ""), e.value("text", ""));
+    else if (type == "narration") out += e.value("text", "") + "\n";
+  }
+  return out;
+}
+
+static std::string summary_line(const MemoryBeat& b) {
+  std::string line = fmt::format("- At the {}", replace_all(b.place, "_", " "));
+  if (!b.player_choice.empty()) line += fmt::format(", after you chose \u201c{}\u201d", b.player_choice);
+  line += ":";
+  std::vector<std::string> seen;
+  std::vector<std::string> offered;
+  for (const auto& e : b.events) {
+    std::string type = e.value("type", "");
+    if (type == "dialogue") {
+      std::string who = e.value("speaker", "");
+      if (std::find(seen.begin(), seen.end(), who) != seen.end()) continue;
+      seen.push_back(who);
+      line += fmt::format(" {} said \u201c{}\u201d;", who, clip(e.value("text", ""), 60));
+    } else if (type == "choices" && e.contains("choices")) {
+      for (const auto& c : e["choices"])
+        if (c.is_string()) offered.push_back(c.get<std::string>());
+    } else if (type == "end_scene") {
+      line += " the scene ended;";
+    }
+  }
+  if (seen.empty()) line += " (no one spoke);";
+  if (!offered.empty()) line += " options were " + join(offered, " / ") + ".";
+  return line;
+}
+
+Memory build_memory(const std::vector<MemoryBeat>& history, int budget_tokens, int summary_lines) {
+  Memory m;
+  // Newest first into the verbatim window until the budget is spent.
+  int used = 0;
+  size_t first_recent = history.size();
+  std::vector<std::string> recent;
+  for (size_t i = history.size(); i-- > 0;) {
+    std::string block = history[i].player_choice.empty()
+                            ? beat_transcript(history[i].events)
+                            : fmt::format("(You chose: \u201c{}\u201d)\n{}", history[i].player_choice,
+                                          beat_transcript(history[i].events));
+    int cost = estimate_tokens(block);
+    if (used + cost > budget_tokens && !recent.empty()) break;
+    if (used + cost > budget_tokens) block = clip(block, static_cast<size_t>(budget_tokens) * 4), cost = budget_tokens;
+    used += cost;
+    recent.push_back(std::move(block));
+    first_recent = i;
+  }
+  std::reverse(recent.begin(), recent.end());
+  m.recent = join(recent, "\n");
+  m.recent_beats = static_cast<int>(recent.size());
+  // Everything older is summarised, one line per beat; the oldest lines collapse into a count.
+  std::vector<std::string> lines;
+  for (size_t i = 0; i < first_recent; ++i) lines.push_back(summary_line(history[i]));
+  m.summarized_beats = static_cast<int>(first_recent);
+  if (lines.size() > static_cast<size_t>(summary_lines)) {
+    size_t drop = lines.size() - summary_lines;
+    std::vector<std::string> places;
+    for (size_t i = 0; i < drop; ++i) {
+      std::string p = replace_all(history[i].place, "_", " ");
+      if (std::find(places.begin(), places.end(), p) == places.end()) places.push_back(p);
+    }
+    lines.erase(lines.begin(), lines.begin() + static_cast<std::ptrdiff_t>(drop));
+    lines.insert(lines.begin(), fmt::format("- Earlier: {} beats at the {}.", drop, join(places)));
+  }
+  m.summary = join(lines, "\n");
+  return m;
+}
+
+std::string render_gemma4(const std::string& system, const std::string& user) {
+  return "<bos><|turn>system\n" + system + "<turn|>\n<|turn>user\n" + user +
+         "<turn|>\n<|turn>model\n<|channel>thought\n<channel|>";
+}
+
+NarratorRequest build_request(const Story& story, const NarratorProfile& profile, const SceneState& scene,
+                              const std::string& player_choice, const std::vector<MemoryBeat>& history,
+                              const Sampling& sampling, uint64_t seed) {
+  std::string memory_block;
+  if (profile.memory && !history.empty()) {
+    Memory m = build_memory(history, profile.memory_tokens);
+    if (!m.summary.empty()) memory_block += "Story so far:\n" + m.summary + "\n\n";
+    if (!m.recent.empty()) memory_block += "Recent beats:\n" + m.recent + "\n";
+  }
+  std::vector<std::string> on_stage;
+  for (const auto& s : scene.stage) on_stage.push_back(fmt::format("{} ({}, {})", s.character, s.expression, s.position));
+  const Location* loc = story.find_location(scene.place);
+  std::map<std::string, std::string> vars = {
+      {"{cast}", join(scene.cast)},
+      {"{place}", scene.place},
+      {"{place_name}", loc ? loc->name : scene.place},
+      {"{time}", scene.time},
+      {"{expressions}", join(story.expressions)},
+      {"{player_choice}", player_choice},
+      {"{memory}", memory_block},
+      {"{on_stage}", on_stage.empty() ? std::string("nobody") : join(on_stage)},
+      {"{title}", story.title},
+      {"{premise}", story.premise},
+  };
+  std::string user = profile.user, system = profile.system;
+  for (const auto& [k, v] : vars) {
+    user = replace_all(user, k, v);
+    system = replace_all(system, k, v);
+  }
+  NarratorRequest req;
+  req.prompt = render_gemma4(system, user);
+  req.messages = {{"system", system}, {"user", user}};
+  req.sampling = sampling;
+  req.seed = seed;
+  return req;
+}
+
+SceneState advance_scene(const Story& story, const SceneState& last, const std::string& choice) {
+  SceneState s = last;
+  if (last.ended) {
+    s.scene_index = last.scene_index + 1;
+    s.ended = false;
+    s.stage.clear();
+    size_t here = 0;
+    for (size_t i = 0; i < story.locations.size(); ++i)
+      if (story.locations[i].id == last.place) here = i;
+    s.place = story.locations[(here + 1) % story.locations.size()].id;
+    auto t = std::find(kTimes.begin(), kTimes.end(), last.time);
+    s.time = t == kTimes.end() ? kTimes[0] : kTimes[(t - kTimes.begin() + 1) % kTimes.size()];
+  }
+  for (const auto& loc : story.locations) {
+    std::string spaced = replace_all(loc.id, "_", " ");
+    if (mentions(choice, spaced) || mentions(choice, loc.name) || mentions(choice, loc.id)) {
+      if (s.place != loc.id) s.stage.clear();
+      s.place = loc.id;
+      break;
+    }
+  }
+  for (const auto& c : story.cast)
+    if (mentions(choice, c.name) && std::find(s.cast.begin(), s.cast.end(), c.name) == s.cast.end() && s.cast.size() < 4)
+      s.cast.push_back(c.name);
+  return s;
+}
+
+}  // namespace fabula::engine
