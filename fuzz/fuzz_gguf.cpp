@@ -1,4 +1,5 @@
 // libFuzzer target: GGUF parse from memory; a file that parses must copy back to the same bytes.
+// fuzz-link: fabula_format
 #include <unistd.h>
 
 #include <cstdint>

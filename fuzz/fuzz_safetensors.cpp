@@ -1,4 +1,5 @@
 // libFuzzer target: safetensors parse from memory, then read every float tensor as f32.
+// fuzz-link: fabula_format
 #include <cstdint>
 
 #include "format/safetensors.h"
