@@ -214,7 +214,14 @@ void Tokenizer::Impl::bpe_word(std::string_view word, std::vector<int32_t>& out)
     syms.push_back(Symbol{id, int32_t(syms.size()) - 1, -1, len});
   };
   for (size_t i = 0; i < word.size();) {
-    const size_t n = std::min(word.size() - i, utf8_sequence_length(uint8_t(word[i])));
+    // A malformed sequence (only possible from invalid input) counts one byte at a time.
+    size_t n = std::min(word.size() - i, utf8_sequence_length(uint8_t(word[i])));
+    for (size_t k = 1; k < n; ++k) {
+      if ((uint8_t(word[i + k]) & 0xC0) != 0x80) {
+        n = 1;
+        break;
+      }
+    }
     const std::string_view ch = word.substr(i, n);
     int32_t id = lookup(ch);
     if (id >= 0) {

@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
 #include "format/gguf.h"
 #include "text/tokenizer.h"
+#include "text/utf8.h"
 
 namespace fabula {
 namespace {
@@ -186,6 +189,59 @@ TEST(Tokenizer, DemoViaGgufMatchesGolden) {
   EXPECT_NE(tok->chat_template().find("<|turn>"), std::string::npos);
 }
 
+TEST(Tokenizer, GgufMetadataFollowsLlamaCppGemma4Layout) {
+  auto md = tokenizer_gguf_metadata(kData + "/demo/tokenizer.json");
+  ASSERT_TRUE(md.ok()) << md.error().to_string();
+  std::map<std::string, const GgufValue*> kv;
+  for (const auto& [k, v] : *md) kv[k] = &v;
+  ASSERT_TRUE(kv.count("tokenizer.ggml.model"));
+  EXPECT_EQ(*kv["tokenizer.ggml.model"]->as_string(), "gemma4");
+  const auto& tokens = std::get<std::vector<std::string>>(kv["tokenizer.ggml.tokens"]->data);
+  ASSERT_EQ(tokens.size(), 2273u);
+  const auto& types = std::get<std::vector<int64_t>>(kv["tokenizer.ggml.token_type"]->data);
+  EXPECT_EQ(kv["tokenizer.ggml.token_type"]->array_type, GgufValueType::kI32);
+  EXPECT_EQ(types[2], 3);    // <bos>: control
+  EXPECT_EQ(types[7], 4);    // <|channel>: user-defined so chat parsers see it
+  EXPECT_EQ(types[8], 4);    // <channel|>
+  EXPECT_EQ(types[10], 6);   // <0x00>
+  EXPECT_EQ(types[300], 1);  // an ordinary token
+  const auto& merges = std::get<std::vector<std::string>>(kv["tokenizer.ggml.merges"]->data);
+  ASSERT_EQ(merges.size(), 1946u);
+  EXPECT_EQ(merges[0], "t e");
+  EXPECT_EQ(*kv["tokenizer.ggml.bos_token_id"]->as_u64(), 2u);
+  EXPECT_EQ(*kv["tokenizer.ggml.eos_token_id"]->as_u64(), 1u);
+  EXPECT_EQ(*kv["tokenizer.ggml.padding_token_id"]->as_u64(), 0u);
+  EXPECT_EQ(*kv["tokenizer.ggml.add_bos_token"]->as_bool(), true);
+  EXPECT_EQ(*kv["tokenizer.ggml.add_space_prefix"]->as_bool(), false);
+  EXPECT_NE(kv["tokenizer.chat_template"]->as_string()->find("<|turn>"), std::string::npos);
+}
+
+TEST(Tokenizer, GgufErrorsNameTheKey) {
+  auto md = tokenizer_gguf_metadata(kData + "/demo/tokenizer.json");
+  ASSERT_TRUE(md.ok());
+  const std::string path = (std::filesystem::temp_directory_path() / "fabula_test_bad_tok.gguf").string();
+  auto write_without = [&](const std::string& drop, const GgufValue* replace_model) {
+    GgufWriter w;
+    for (const auto& [k, v] : *md) {
+      if (k == drop) continue;
+      w.set(k, k == "tokenizer.ggml.model" && replace_model ? *replace_model : v);
+    }
+    EXPECT_TRUE(w.write(path).ok());
+    auto g = GgufFile::open(path);
+    EXPECT_TRUE(g.ok());
+    return Tokenizer::from_gguf(*g);
+  };
+  const GgufValue llama = GgufValue::string("llama");
+  auto r = write_without("", &llama);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kUnsupported);
+  EXPECT_NE(r.error().message.find("llama"), std::string::npos);
+  r = write_without("tokenizer.ggml.merges", nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("tokenizer.ggml.merges"), std::string::npos);
+  std::filesystem::remove(path);
+}
+
 TEST(Tokenizer, DemoByteFallbackAndUnicode) {
   auto tok = Tokenizer::from_tokenizer_json(kData + "/demo/tokenizer.json");
   ASSERT_TRUE(tok.ok());
@@ -195,6 +251,31 @@ TEST(Tokenizer, DemoByteFallbackAndUnicode) {
   size_t bytes = 0;
   for (int32_t id : ids) bytes += tok->token_type(id) == TokenType::kByte;
   EXPECT_EQ(bytes, 10u);  // 3 + 3 + 4 bytes of characters outside the demo vocab
+}
+
+// Random strings over an alphabet of ASCII, whitespace runs, multi-byte characters, special-token text and
+// invalid bytes: decode(encode(s)) is s with invalid bytes as U+FFFD, and streaming decode agrees with decode.
+TEST(Tokenizer, RandomStringsRoundTrip) {
+  auto tok = Tokenizer::from_tokenizer_json(kData + "/demo/tokenizer.json");
+  ASSERT_TRUE(tok.ok());
+  const std::vector<std::string> alphabet = {"a", "b", "Mio", " ", "  ", "\n", "\n\n", "\t", "[TOOL: ", "\"",
+                                             "\xC3\xA9", "\xE6\xBC\xA2", "\xF0\x9F\x98\x80", "<|turn>",
+                                             "<turn|>", "<|channel>", "\xFF", "\x80", "\xE6\xBC", "<"};
+  std::mt19937 rng(1);
+  for (int iter = 0; iter < 400; ++iter) {
+    std::string s;
+    const int len = int(rng() % 24);
+    for (int i = 0; i < len; ++i) s += alphabet[rng() % alphabet.size()];
+    const auto ids = tok->encode(s, false);
+    std::string sanitized;
+    utf8_sanitize(s, sanitized, /*final=*/true);
+    EXPECT_EQ(tok->decode(ids, /*render_control=*/true), sanitized) << "iteration " << iter;
+    StreamingDetokenizer d(*tok, /*render_control=*/true);
+    std::string streamed;
+    for (int32_t id : ids) d.feed(id, streamed);
+    streamed += d.flush();
+    EXPECT_EQ(streamed, sanitized) << "iteration " << iter;
+  }
 }
 
 TEST(StreamingDetokenizer, NeverEmitsHalfACharacter) {
