@@ -33,7 +33,7 @@ std::string key_of(std::string_view word) {
 // std::regex throws on a bad pattern or an over-complex search; this adapter keeps exceptions out.
 Result<std::shared_ptr<const std::regex>> compile_regex(const std::string& pattern, const std::string& where) {
   try {
-    return std::make_shared<const std::regex>(pattern, std::regex::ECMAScript | std::regex::icase);
+    return std::make_shared<const std::regex>(pattern, std::regex::ECMAScript);
   } catch (const std::regex_error& e) {
     return make_error(ErrorCode::kParse, "{}: bad regular expression \"{}\": {}", where, pattern, e.what());
   }

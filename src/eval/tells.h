@@ -14,7 +14,7 @@ namespace fabula::eval {
 // File format: UTF-8, one pattern a line. '#' starts a comment line; "# version: <v>" names the
 // version. A phrase is matched case-insensitively on word boundaries (compared as words_of() words);
 // "{X}" stands for one to three words. "re:<ECMAScript regex>" is searched in each normalised
-// (NFC, case-folded) prose line.
+// (NFC, case-folded) prose line, so a regex must be written in lower case (no icase: it is slow).
 struct TellPattern {
   std::string source;               // the line as written
   std::vector<std::string> tokens;  // phrase: words, "{X}" for a wildcard; empty for a regex

@@ -245,6 +245,7 @@ Result<Tool> parse_tool(std::string_view t, int line, std::vector<Repair>& repai
       size_t start = pos;
       while (pos < t.size() && !is_blank(t[pos]) && t[pos] != ']') ++pos;
       arg.value = std::string(t.substr(start, pos - start));
+      if (arg.value.empty()) return line_error(line, fmt::format("argument \"{}\" has no value", arg.key));
       repairs.push_back(repair(RepairKind::kUnquotedValue, line,
                                fmt::format("argument \"{}\" value \"{}\" is not quoted", arg.key, arg.value)));
     }
