@@ -1,0 +1,121 @@
+// `fabula play`: the visual novel in the browser (web player on 127.0.0.1) or in the terminal (--tui).
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "backend/narrators.h"
+#include "base/log.h"
+#include "command.h"
+#include "engine/game.h"
+#include "engine/scripted_narrator.h"
+#include "engine/tui.h"
+#include "protocol/manifest.h"
+#include "server/game_api.h"
+
+namespace {
+
+fabula::server::GameServer* g_server = nullptr;
+void on_signal(int) {
+  if (g_server) g_server->stop();
+}
+
+std::string default_save_path() {
+  const char* xdg = std::getenv("XDG_DATA_HOME");
+  const char* home = std::getenv("HOME");
+  std::filesystem::path dir = xdg && *xdg ? std::filesystem::path(xdg) / "fabula"
+                              : home      ? std::filesystem::path(home) / ".local/share/fabula"
+                                          : std::filesystem::path(".");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  return (dir / "saves.sqlite").string();
+}
+
+}  // namespace
+
+FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui)") {
+  struct Opts {
+    std::string model, server, story = "sakuragaoka", save, scripted, profile, host = "127.0.0.1";
+    int port = 8765, delay_ms = 30, max_regen = 3;
+    uint64_t seed = 1;
+    bool open = false, tui = false, fresh = false, no_wait = false;
+  };
+  auto o = std::make_shared<Opts>();
+  cli.add_option("--model", o->model, "GGUF narrator model (default: models/fabula-demo-v1.gguf)");
+  cli.add_option("--server", o->server, "Narrate through a llama-server-compatible URL instead of a local model");
+  cli.add_option("--scripted", o->scripted, "Replay beats from a JSONL fixture ({\"beat\": ...} per line)");
+  cli.add_option("--story", o->story, "Story id or path")->capture_default_str();
+  cli.add_option("--profile", o->profile, "Narrator profile (demo, vn26b; default: demo for the demo model)");
+  cli.add_option("--port", o->port, "Port of the web player (0: any free port)")->capture_default_str();
+  cli.add_option("--save", o->save, "Save file (SQLite; default: ~/.local/share/fabula/saves.sqlite)");
+  cli.add_option("--seed", o->seed, "Base sampling seed")->capture_default_str();
+  cli.add_option("--max-regen", o->max_regen, "Regenerations of a beat without choices before the fallback")
+      ->capture_default_str();
+  cli.add_option("--scripted-delay-ms", o->delay_ms, "Pause between scripted chunks")->capture_default_str();
+  cli.add_flag("--open", o->open, "Open the player in a browser");
+  cli.add_flag("--tui", o->tui, "Play in the terminal");
+  cli.add_flag("--new", o->fresh, "Start a new session instead of resuming the latest");
+  cli.add_flag("--no-wait", o->no_wait, "--tui: don't wait for Enter after each line");
+  return [o] {
+    using namespace fabula;
+    auto story = engine::load_story(o->story);
+    if (!story) return app::report_error(story.error(), "try --story sakuragaoka or a path to a story.json");
+
+    std::unique_ptr<engine::Narrator> narrator;
+    std::string default_profile = "demo";
+    if (!o->scripted.empty()) {
+      engine::ScriptedOptions so;
+      so.chunk_delay_ms = o->delay_ms;
+      so.loop = true;
+      auto n = engine::ScriptedNarrator::load(o->scripted, so);
+      if (!n) return app::report_error(n.error());
+      narrator = std::move(*n);
+    } else {
+      backend::NarratorSpec spec{o->model, o->server};
+      auto n = backend::make_narrator(spec);
+      if (!n) return app::report_error(n.error(), "use --scripted FIXTURE.jsonl to play without a model");
+      narrator = std::move(*n);
+      if (!o->server.empty()) default_profile = "vn26b";
+    }
+    engine::GameOptions go;
+    go.engine.profile = o->profile.empty() ? default_profile : o->profile;
+    go.engine.max_regenerations = o->max_regen;
+    go.seed = o->seed;
+    go.resume = !o->fresh;
+    if (auto p = story->profile(go.engine.profile); !p) return app::report_error(p.error());
+
+    std::string save = o->save.empty() ? default_save_path() : o->save;
+    auto store = engine::SaveStore::open(save);
+    if (!store) return app::report_error(store.error());
+    engine::Game game(*story, *narrator, **store, go);
+    if (auto st = game.open(); !st) return app::report_error(st.error());
+    FABULA_LOG_INFO("story {} · narrator {} · profile {} · saves {}", story->id, narrator->describe(),
+                    go.engine.profile, save);
+
+    if (o->tui) {
+      engine::TuiOptions to;
+      to.wait_each_line = !o->no_wait;
+      return engine::run_tui(game, stdin, stdout, to);
+    }
+    auto web = protocol::find_in_repo("web/index.html");
+    if (!web) return app::report_error(make_error(ErrorCode::kNotFound, "web/index.html not found near the binary"));
+    server::GameServer http(game, std::filesystem::path(*web).parent_path().string());
+    auto port = http.bind(o->host, o->port);
+    if (!port) return app::report_error(port.error(), "pick another --port");
+    std::string url = fmt::format("http://{}:{}/", o->host, *port);
+    std::printf("fabula play: %s\n", url.c_str());
+    std::fflush(stdout);
+    if (o->open) {
+      std::string cmd = "xdg-open '" + url + "' >/dev/null 2>&1 &";
+      if (std::system(cmd.c_str()) != 0) FABULA_LOG_WARN("could not open a browser; visit {}", url);
+    }
+    g_server = &http;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    http.run();
+    g_server = nullptr;
+    return 0;
+  };
+}

@@ -1,0 +1,56 @@
+// LocalNarrator: engine::Narrator over the native Gemma 4 runtime (model + tokenizer + sampler via Generator).
+#include "backend/local_narrator.h"
+
+#include <filesystem>
+
+#include "backend/narrators.h"
+
+namespace fabula::backend {
+
+Result<std::unique_ptr<LocalNarrator>> LocalNarrator::load(const std::string& gguf_path, LocalNarratorOptions options) {
+  std::unique_ptr<LocalNarrator> n(new LocalNarrator());
+  n->path_ = std::filesystem::path(gguf_path).filename().string();
+  FABULA_ASSIGN(n->model_, Model::load(gguf_path));
+  FABULA_ASSIGN(Tokenizer tok, Tokenizer::from_gguf(n->model_->gguf()));
+  n->tokenizer_ = std::make_unique<Tokenizer>(std::move(tok));
+  SessionOptions so;
+  so.n_ctx = options.n_ctx;
+  so.n_threads = options.n_threads;
+  n->session_ = std::make_unique<Session>(*n->model_, so);
+  n->generator_ = std::make_unique<Generator>(*n->tokenizer_, *n->session_);
+  return n;
+}
+
+Result<engine::NarratorResult> LocalNarrator::write(const engine::NarratorRequest& request,
+                                                    const engine::TextCallback& on_text) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int32_t> prompt = tokenizer_->encode(request.prompt, /*add_bos=*/false, /*parse_special=*/true);
+  GenerationParams params;
+  const auto& s = request.sampling;
+  params.sampler.temperature = s.temperature;
+  params.sampler.top_k = s.top_k;
+  params.sampler.top_p = s.top_p;
+  params.sampler.min_p = s.min_p;
+  params.sampler.repeat_penalty = s.repeat_penalty;
+  params.sampler.seed = request.seed;
+  params.n_predict = s.max_tokens;
+  params.stop = s.stop;
+  engine::NarratorResult out;
+  auto gen = generator_->generate(prompt, params, [&](const GeneratedToken& t) {
+    ++out.tokens;
+    if (t.content.empty()) return true;
+    out.text += t.content;
+    return on_text(t.content);
+  });
+  if (!gen) return gen.take_error();
+  out.cancelled = gen->stop_type == StopType::kCancelled;
+  out.stop_reason = std::string(stop_type_name(gen->stop_type));
+  return out;
+}
+
+Result<std::unique_ptr<engine::Narrator>> make_local_narrator(const std::string& model_path) {
+  FABULA_ASSIGN(auto n, LocalNarrator::load(model_path));
+  return std::unique_ptr<engine::Narrator>(std::move(n));
+}
+
+}  // namespace fabula::backend

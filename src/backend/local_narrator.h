@@ -1,0 +1,39 @@
+// LocalNarrator: the in-process model (GGUF -> Model + Tokenizer + Session) streaming a beat through the shared Generator.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "backend/generator.h"
+#include "engine/narrator.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+
+namespace fabula::backend {
+
+struct LocalNarratorOptions {
+  int64_t n_ctx = 4096;
+  int n_threads = 0;  // <= 0: physical cores
+};
+
+class LocalNarrator : public engine::Narrator {
+ public:
+  static Result<std::unique_ptr<LocalNarrator>> load(const std::string& gguf_path, LocalNarratorOptions options = {});
+
+  // The prompt is tokenized with special tokens parsed (it carries <bos> and the turn markers as text); the KV
+  // cache keeps the longest common prefix between beats, so the system turn is decoded once.
+  Result<engine::NarratorResult> write(const engine::NarratorRequest& request, const engine::TextCallback& on_text) override;
+  std::string describe() const override { return "local: " + path_; }
+
+ private:
+  LocalNarrator() = default;
+  std::string path_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Session> session_;
+  std::unique_ptr<Generator> generator_;
+  std::mutex mu_;  // one beat at a time
+};
+
+}  // namespace fabula::backend

@@ -1,0 +1,22 @@
+// make_narrator: picks the backend for `fabula play` from --server / --model.
+#include "backend/narrators.h"
+
+#include "protocol/manifest.h"
+
+namespace fabula::backend {
+
+Result<std::unique_ptr<engine::Narrator>> make_local_narrator(const std::string& model_path);  // local_narrator.cpp
+
+Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec) {
+  if (!spec.server.empty()) return std::unique_ptr<engine::Narrator>(std::make_unique<RemoteNarrator>(spec.server));
+  std::string model = spec.model;
+  if (model.empty()) {
+    auto found = protocol::find_in_repo("models/fabula-demo-v1.gguf");
+    if (!found)
+      return make_error(ErrorCode::kNotFound, "no --model given and models/fabula-demo-v1.gguf was not found");
+    model = *found;
+  }
+  return make_local_narrator(model);
+}
+
+}  // namespace fabula::backend

@@ -1,0 +1,93 @@
+// Game: one playthrough over a SaveStore — beats generated in the background, an event log for live viewers,
+// rollback, regenerate-as-branch and branch switching. Shared by the web player and the terminal player.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/engine.h"
+#include "engine/save_store.h"
+
+namespace fabula::engine {
+
+struct GameOptions {
+  EngineOptions engine;
+  uint64_t seed = 1;       // base seed; beat k of a session uses seed + 16 * k (+ attempt)
+  bool resume = true;      // open the story's latest session instead of starting a new one
+};
+
+class Game {
+ public:
+  Game(const Story& story, Narrator& narrator, SaveStore& store, GameOptions options = {});
+  ~Game();  // waits for a beat in progress (after asking it to stop)
+
+  // Opens the latest session of this story (resume) or a new one. Does not generate.
+  Status open();
+  Status new_session();
+  // Switches to another session of the store (e.g. one just imported).
+  Status use_session(int64_t session_id);
+
+  // Starts the next beat in the background: choice index into the current beat's choices (ignored for the
+  // opening beat, where the story's opening choice is used). kInvalidArgument while a beat is being written.
+  Status choose(int index);
+  // Regenerates the current beat as a new branch (same parent and choice, next seed); the old one is kept.
+  Status regenerate();
+  // Rollback / branch switch: the session's current beat becomes beat_id.
+  Status go_to(int64_t beat_id);
+  // Switches to the sibling `offset` away (±1) of the current beat, then to that branch's newest leaf.
+  Status switch_branch(int offset);
+  Status save_slot(const std::string& name);
+  Result<int64_t> load_slot(const std::string& name);
+
+  // Blocks until no beat is being written.
+  void wait_idle();
+  bool writing() const { return writing_.load(); }
+
+  // {"session", "story", "narrator", "status": "idle"|"writing", "beat": {...} or null, "path": [...],
+  //  "branches": {"index", "count"}, "slots": [...], "seq"}
+  nlohmann::json snapshot();
+  // Beats of the session for the branch view: [{id, parent_id, player_choice, current, on_path}].
+  nlohmann::json tree();
+
+  // Live events after sequence number `after`; waits up to timeout_ms for one to arrive.
+  std::vector<std::pair<uint64_t, nlohmann::json>> events_after(uint64_t after, int timeout_ms);
+  uint64_t last_seq();
+
+  int64_t session_id() const { return session_id_; }
+  SaveStore& store() { return store_; }
+  const Story& story() const { return story_; }
+  std::string last_error();
+
+ private:
+  Status start_beat(int64_t parent_id, const std::string& choice, int choice_index);
+  void run_beat(int64_t parent_id, std::string choice, int choice_index, SceneState scene,
+                std::vector<MemoryBeat> history, uint64_t seed);
+  void publish(nlohmann::json event);
+  Result<int64_t> newest_leaf(int64_t beat_id);
+  void join_worker();
+
+  const Story& story_;
+  Narrator& narrator_;
+  SaveStore& store_;
+  GameOptions options_;
+  Engine engine_;
+  std::mutex mu_;  // guards everything below and the store
+  std::condition_variable cv_;
+  int64_t session_id_ = 0;
+  std::atomic<bool> writing_{false};
+  std::atomic<bool> cancel_{false};
+  std::thread worker_;
+  std::deque<std::pair<uint64_t, nlohmann::json>> events_;
+  uint64_t seq_ = 0;
+  std::string last_error_;
+};
+
+}  // namespace fabula::engine

@@ -1,0 +1,18 @@
+// Terminal player: backdrop name, who is on stage with expressions, one line at a time (Enter), numbered choices.
+#pragma once
+
+#include <cstdio>
+
+#include "engine/game.h"
+
+namespace fabula::engine {
+
+struct TuiOptions {
+  bool wait_each_line = true;  // Enter advances each line (off: lines flow as they arrive)
+};
+
+// Plays until the player types q (or input ends). Commands at the choice prompt: a number, r (regenerate),
+// b (roll back one beat), n / p (next / previous branch), s (save slot "tui"), q (quit).
+int run_tui(Game& game, std::FILE* in, std::FILE* out, TuiOptions options = {});
+
+}  // namespace fabula::engine

@@ -1,0 +1,141 @@
+// GameServer on cpp-httplib: JSON endpoints over engine::Game and a Server-Sent Events stream of scene events.
+#include "server/game_api.h"
+
+#include <httplib.h>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+
+namespace fabula::server {
+
+using nlohmann::json;
+
+namespace {
+
+void reply(httplib::Response& res, const json& body, int status = 200) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void reply_status(httplib::Response& res, const Status& st) {
+  if (st.ok()) return reply(res, {{"ok", true}});
+  int code = st.error().code == ErrorCode::kNotFound ? 404 : 409;
+  reply(res, {{"ok", false}, {"error", st.error().to_string()}}, code);
+}
+
+json body_json(const httplib::Request& req) {
+  json j = json::parse(req.body, nullptr, false);
+  return j.is_discarded() || !j.is_object() ? json::object() : j;
+}
+
+json story_json(const engine::Story& s) {
+  json cast = json::array();
+  for (const auto& c : s.cast) {
+    json sprites = json::object();
+    for (const auto& e : s.expressions) sprites[e] = "/story/" + s.sprite_path(c.name, e);
+    cast.push_back({{"name", c.name}, {"personality", c.personality}, {"sprites", sprites}});
+  }
+  json locs = json::array();
+  for (const auto& l : s.locations)
+    locs.push_back({{"id", l.id}, {"name", l.name}, {"backdrop", l.backdrop.empty() ? "" : "/story/" + l.backdrop}});
+  return {{"id", s.id},           {"title", s.title},         {"premise", s.premise}, {"cast", cast},
+          {"locations", locs},    {"positions", s.positions}, {"music", s.music},     {"sounds", s.sounds},
+          {"expressions", s.expressions}};
+}
+
+}  // namespace
+
+GameServer::GameServer(engine::Game& game, std::string web_root)
+    : game_(game), web_root_(std::move(web_root)), http_(std::make_unique<httplib::Server>()) {
+  routes();
+}
+
+GameServer::~GameServer() { stop(); }
+
+void GameServer::routes() {
+  auto& h = *http_;
+  h.set_mount_point("/web", web_root_);
+  h.set_mount_point("/story", game_.story().root);
+  h.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_redirect("/web/index.html");
+  });
+  h.Get("/api/story", [this](const httplib::Request&, httplib::Response& res) { reply(res, story_json(game_.story())); });
+  h.Get("/api/state", [this](const httplib::Request&, httplib::Response& res) { reply(res, game_.snapshot()); });
+  h.Get("/api/tree", [this](const httplib::Request&, httplib::Response& res) { reply(res, game_.tree()); });
+  h.Get("/api/events", [this](const httplib::Request& req, httplib::Response& res) {
+    uint64_t after = game_.last_seq();
+    std::string from = req.has_param("after") ? req.get_param_value("after") : req.get_header_value("Last-Event-ID");
+    if (!from.empty()) after = std::strtoull(from.c_str(), nullptr, 10);
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider("text/event-stream", [this, after](size_t, httplib::DataSink& sink) mutable {
+      if (stopping_) return false;
+      auto events = game_.events_after(after, 1000);
+      std::string out;
+      for (const auto& [seq, ev] : events) {
+        out += fmt::format("id: {}\ndata: {}\n\n", seq, ev.dump());
+        after = seq;
+      }
+      if (out.empty()) out = ": keep-alive\n\n";
+      return sink.write(out.data(), out.size()) && !stopping_;
+    });
+  });
+  h.Post("/api/start", [this](const httplib::Request&, httplib::Response& res) {
+    json snap = game_.snapshot();
+    if (!snap["beat"].is_null() || game_.writing()) return reply(res, {{"ok", true}, {"started", false}});
+    reply_status(res, game_.choose(-1));
+  });
+  h.Post("/api/choose", [this](const httplib::Request& req, httplib::Response& res) {
+    json b = body_json(req);
+    reply_status(res, game_.choose(b.value("index", -1)));
+  });
+  h.Post("/api/regenerate", [this](const httplib::Request&, httplib::Response& res) {
+    reply_status(res, game_.regenerate());
+  });
+  h.Post("/api/rollback", [this](const httplib::Request& req, httplib::Response& res) {
+    reply_status(res, game_.go_to(body_json(req).value("beat_id", int64_t{0})));
+  });
+  h.Post("/api/branch", [this](const httplib::Request& req, httplib::Response& res) {
+    reply_status(res, game_.switch_branch(body_json(req).value("offset", 1)));
+  });
+  h.Post("/api/save", [this](const httplib::Request& req, httplib::Response& res) {
+    reply_status(res, game_.save_slot(body_json(req).value("name", "Quick save")));
+  });
+  h.Post("/api/load", [this](const httplib::Request& req, httplib::Response& res) {
+    auto r = game_.load_slot(body_json(req).value("name", "Quick save"));
+    if (!r) return reply_status(res, r.take_error());
+    reply(res, {{"ok", true}, {"beat_id", *r}});
+  });
+  h.Post("/api/new", [this](const httplib::Request&, httplib::Response& res) { reply_status(res, game_.new_session()); });
+  h.Get("/api/export", [this](const httplib::Request&, httplib::Response& res) {
+    auto doc = game_.store().export_session(game_.session_id());
+    if (!doc) return reply_status(res, doc.take_error());
+    res.set_header("Content-Disposition", "attachment; filename=\"fabula-save.json\"");
+    reply(res, *doc);
+  });
+  h.Post("/api/import", [this](const httplib::Request& req, httplib::Response& res) {
+    json doc = json::parse(req.body, nullptr, false);
+    if (doc.is_discarded()) return reply(res, {{"ok", false}, {"error", "import: body is not JSON"}}, 400);
+    if (game_.writing()) return reply(res, {{"ok", false}, {"error", "a beat is being written"}}, 409);
+    auto id = game_.store().import_session(doc);
+    if (!id) return reply_status(res, id.take_error());
+    auto st = game_.use_session(*id);
+    if (!st) return reply_status(res, st);
+    reply(res, {{"ok", true}, {"session", *id}});
+  });
+}
+
+Result<int> GameServer::bind(const std::string& host, int port) {
+  int bound = port == 0 ? http_->bind_to_any_port(host) : (http_->bind_to_port(host, port) ? port : -1);
+  if (bound < 0) return make_error(ErrorCode::kIo, "cannot listen on {}:{} (in use?)", host, port);
+  return bound;
+}
+
+void GameServer::run() { http_->listen_after_bind(); }
+
+void GameServer::stop() {
+  stopping_ = true;
+  if (http_) http_->stop();
+}
+
+}  // namespace fabula::server

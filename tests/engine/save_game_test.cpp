@@ -1,0 +1,211 @@
+// Saves (SQLite beat trees, export/import, persistence) and Game: rollback, regenerate as a branch, branch switching.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "engine/game.h"
+#include "engine/scripted_narrator.h"
+
+namespace fabula::engine {
+namespace {
+
+using nlohmann::json;
+
+BeatRecord make_beat(int64_t session, int64_t parent, const std::string& choice, const std::string& place) {
+  BeatRecord b;
+  b.session_id = session;
+  b.parent_id = parent;
+  b.player_choice = choice;
+  b.text = "[Hana]: \"at " + place + "\"";
+  b.events = json::array({{{"type", "dialogue"}, {"speaker", "Hana"}, {"text", "at " + place}}});
+  b.state = {{"place", place}, {"cast", {"Hana"}}};
+  b.choices = {"Go left", "Go right"};
+  b.seed = 7;
+  return b;
+}
+
+TEST(SaveStore, BeatTreePathsSiblingsAndHead) {
+  auto store = SaveStore::open(":memory:");
+  ASSERT_TRUE(store.ok());
+  SaveStore& s = **store;
+  auto sid = s.create_session("sakuragaoka", "T", "scripted", json{{"place", "classroom"}});
+  ASSERT_TRUE(sid.ok());
+  int64_t a = *s.add_beat(make_beat(*sid, 0, "open", "classroom"));
+  int64_t b = *s.add_beat(make_beat(*sid, a, "Go left", "park"));
+  int64_t c = *s.add_beat(make_beat(*sid, a, "Go left", "beach"));  // a regenerated sibling of b
+  int64_t d = *s.add_beat(make_beat(*sid, b, "Go right", "cafe"));
+  EXPECT_EQ(s.session(*sid)->head_beat, d);
+  EXPECT_EQ(s.session(*sid)->beat_count, 4);
+  auto path = s.path_to(d);
+  ASSERT_TRUE(path.ok());
+  ASSERT_EQ(path->size(), 3u);
+  EXPECT_EQ((*path)[0].id, a);
+  EXPECT_EQ((*path)[1].id, b);
+  EXPECT_EQ((*path)[2].state["place"], "cafe");
+  EXPECT_EQ((*path)[2].choices, (std::vector<std::string>{"Go left", "Go right"}));
+  auto sib = s.siblings(c);
+  ASSERT_TRUE(sib.ok());
+  ASSERT_EQ(sib->size(), 2u);
+  EXPECT_EQ((*sib)[0].id, b);
+  ASSERT_TRUE(s.set_head(*sid, c).ok());
+  EXPECT_EQ(s.session(*sid)->head_beat, c);
+  EXPECT_EQ(s.beats(*sid)->size(), 4u);  // rollback keeps every beat
+  auto other = s.create_session("sakuragaoka", "T2", "scripted", json::object());
+  EXPECT_FALSE(s.set_head(*other, c).ok());  // a beat of another session
+  EXPECT_FALSE(s.beat(999).ok());
+}
+
+TEST(SaveStore, ExportImportRoundTripRemapsIds) {
+  auto store = SaveStore::open(":memory:");
+  ASSERT_TRUE(store.ok());
+  SaveStore& s = **store;
+  int64_t sid = *s.create_session("sakuragaoka", "T", "scripted", json{{"place", "classroom"}});
+  int64_t a = *s.add_beat(make_beat(sid, 0, "open", "classroom"));
+  int64_t b = *s.add_beat(make_beat(sid, a, "Go left", "park"));
+  ASSERT_TRUE(s.save_slot(sid, "before park", a).ok());
+  ASSERT_TRUE(s.set_head(sid, a).ok());
+  (void)b;
+  auto doc = s.export_session(sid);
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ((*doc)["format"], "fabula-save/1");
+  EXPECT_EQ((*doc)["beats"].size(), 2u);
+  auto imported = s.import_session(json::parse(doc->dump()));
+  ASSERT_TRUE(imported.ok()) << imported.error().to_string();
+  EXPECT_NE(*imported, sid);
+  auto again = s.export_session(*imported);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ((*again)["beats"].size(), 2u);
+  EXPECT_EQ((*again)["beats"][1]["text"], (*doc)["beats"][1]["text"]);
+  EXPECT_EQ((*again)["beats"][1]["parent_id"], (*again)["beats"][0]["id"]);
+  EXPECT_EQ((*again)["session"]["head_beat"], (*again)["beats"][0]["id"]);
+  EXPECT_EQ((*again)["slots"][0]["name"], "before park");
+  EXPECT_FALSE(s.import_session(json{{"format", "other"}}).ok());
+  json bad = *doc;
+  bad["beats"][1]["parent_id"] = 12345;
+  EXPECT_FALSE(s.import_session(bad).ok());
+}
+
+TEST(SaveStore, PersistsAcrossReopen) {
+  std::string path = testing::TempDir() + "/fabula_save_reopen.sqlite";
+  std::filesystem::remove(path);
+  int64_t sid, head;
+  {
+    auto store = SaveStore::open(path);
+    ASSERT_TRUE(store.ok());
+    sid = *(*store)->create_session("sakuragaoka", "T", "scripted", json{{"place", "classroom"}});
+    int64_t a = *(*store)->add_beat(make_beat(sid, 0, "open", "classroom"));
+    head = *(*store)->add_beat(make_beat(sid, a, "Go left", "park"));
+  }
+  auto store = SaveStore::open(path);
+  ASSERT_TRUE(store.ok());
+  auto latest = (*store)->latest_session();
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->id, sid);
+  EXPECT_EQ((*latest)->head_beat, head);
+  EXPECT_EQ((*latest)->beat_count, 2);
+}
+
+const char* kBeat1 =
+    "[TOOL: background name=\"classroom\"]\n[TOOL: sprite character=\"Hana\" expression=\"smile\"]\n"
+    "[Hana]: \"One.\"\n[TOOL: choices choices='[\"Go to the park\", \"Stay\"]']\n";
+const char* kBeat2 =
+    "[TOOL: background name=\"park\"]\n[TOOL: sprite character=\"Mio\" expression=\"sad\"]\n"
+    "[Mio]: \"Two.\"\n[TOOL: choices choices='[\"Wait\", \"Leave\"]']\n";
+const char* kBeat2b =
+    "[TOOL: background name=\"park\"]\n[TOOL: sprite character=\"Mio\" expression=\"laugh\"]\n"
+    "[Mio]: \"Two, again.\"\n[TOOL: choices choices='[\"Wait\", \"Leave\"]']\n";
+
+struct GameFixture : testing::Test {
+  void SetUp() override {
+    auto s = load_story(std::string(FABULA_SOURCE_DIR) + "/stories/sakuragaoka");
+    ASSERT_TRUE(s.ok());
+    story = std::move(*s);
+    auto st = SaveStore::open(":memory:");
+    ASSERT_TRUE(st.ok());
+    store = std::move(*st);
+  }
+  Story story;
+  std::unique_ptr<SaveStore> store;
+};
+
+TEST_F(GameFixture, PlayRollbackRegenerateAndSwitchBranches) {
+  ScriptedNarrator narrator({kBeat1, kBeat2, kBeat2b, kBeat2}, ScriptedOptions{});
+  Game game(story, narrator, *store);
+  ASSERT_TRUE(game.open().ok());
+  ASSERT_TRUE(game.choose(-1).ok());
+  game.wait_idle();
+  json snap = game.snapshot();
+  ASSERT_FALSE(snap["beat"].is_null()) << game.last_error();
+  int64_t first = snap["beat"]["id"];
+  EXPECT_EQ(snap["beat"]["player_choice"], story.opening.player_choice);
+  ASSERT_TRUE(game.choose(0).ok());
+  game.wait_idle();
+  snap = game.snapshot();
+  int64_t second = snap["beat"]["id"];
+  EXPECT_EQ(snap["beat"]["player_choice"], "Go to the park");
+  EXPECT_EQ(snap["beat"]["state"]["place"], "park");  // the choice moved the scene
+  EXPECT_EQ(snap["path"].size(), 2u);
+  EXPECT_EQ(narrator.requests()[1].messages[1].content.find("Place: park"), 17u);
+
+  // Regenerate: a sibling branch, the old beat kept.
+  ASSERT_TRUE(game.regenerate().ok());
+  game.wait_idle();
+  snap = game.snapshot();
+  int64_t third = snap["beat"]["id"];
+  EXPECT_NE(third, second);
+  EXPECT_EQ(snap["beat"]["parent_id"], first);
+  EXPECT_EQ(snap["beat"]["events"][2]["text"], "Two, again.");
+  EXPECT_EQ(snap["branches"]["count"], 2);
+  EXPECT_EQ(snap["branches"]["index"], 1);
+  EXPECT_NE(narrator.requests()[2].seed, narrator.requests()[1].seed);
+
+  // Switch back to the first branch.
+  ASSERT_TRUE(game.switch_branch(-1).ok());
+  snap = game.snapshot();
+  EXPECT_EQ(snap["beat"]["id"], second);
+  EXPECT_EQ(snap["branches"]["index"], 0);
+
+  // Roll back to the first beat and choose differently: a third child.
+  ASSERT_TRUE(game.go_to(first).ok());
+  snap = game.snapshot();
+  EXPECT_EQ(snap["beat"]["id"], first);
+  EXPECT_EQ(snap["path"].size(), 1u);
+  ASSERT_TRUE(game.choose(1).ok());
+  game.wait_idle();
+  snap = game.snapshot();
+  EXPECT_EQ(snap["beat"]["player_choice"], "Stay");
+  EXPECT_EQ(snap["beat"]["parent_id"], first);
+  EXPECT_EQ(snap["beat_count"], 4);
+  EXPECT_EQ(game.tree().size(), 4u);
+  EXPECT_FALSE(game.choose(7).ok());  // out of range
+
+  // Events were published for live viewers, in order.
+  auto events = game.events_after(0, 0);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.front().second["type"], "beat_start");
+  for (size_t i = 1; i < events.size(); ++i) EXPECT_EQ(events[i].first, events[i - 1].first + 1);
+}
+
+TEST_F(GameFixture, ResumesTheLatestSessionOfTheStory) {
+  ScriptedNarrator narrator({kBeat1, kBeat2}, ScriptedOptions{});
+  int64_t session;
+  {
+    Game game(story, narrator, *store);
+    ASSERT_TRUE(game.open().ok());
+    session = game.session_id();
+    ASSERT_TRUE(game.choose(-1).ok());
+    game.wait_idle();
+  }
+  Game again(story, narrator, *store);
+  ASSERT_TRUE(again.open().ok());
+  EXPECT_EQ(again.session_id(), session);
+  EXPECT_EQ(again.snapshot()["beat_count"], 1);
+  GameOptions fresh;
+  fresh.resume = false;
+  Game other(story, narrator, *store, fresh);
+  ASSERT_TRUE(other.open().ok());
+  EXPECT_NE(other.session_id(), session);
+}
+
+}  // namespace
+}  // namespace fabula::engine

@@ -1,0 +1,132 @@
+// Story package loading, the demo prompt (byte-exact against the training recipe), memory and scene progression.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "base/file.h"
+#include "engine/prompt.h"
+#include "engine/story.h"
+
+namespace fabula::engine {
+namespace {
+
+Story sakuragaoka() {
+  auto s = load_story(std::string(FABULA_SOURCE_DIR) + "/stories/sakuragaoka");
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().to_string());
+  return std::move(*s);
+}
+
+TEST(Story, LoadsSakuragaokaWithArtForEveryCharacterExpressionAndPlace) {
+  Story s = sakuragaoka();
+  EXPECT_EQ(s.id, "sakuragaoka");
+  ASSERT_EQ(s.cast.size(), 4u);
+  EXPECT_EQ(s.cast[1].name, "Ren");
+  ASSERT_EQ(s.locations.size(), 10u);
+  ASSERT_EQ(s.expressions.size(), 7u);
+  int files = 0;
+  for (const auto& c : s.cast)
+    for (const auto& e : s.expressions) {
+      std::string p = s.root + "/" + s.sprite_path(c.name, e);
+      EXPECT_TRUE(std::filesystem::exists(p)) << p;
+      auto text = read_file_text(p);
+      ASSERT_TRUE(text.ok());
+      EXPECT_NE(text->find("<svg"), std::string::npos);
+      ++files;
+    }
+  EXPECT_EQ(files, 28);
+  for (const auto& l : s.locations) EXPECT_TRUE(std::filesystem::exists(s.root + "/" + l.backdrop)) << l.backdrop;
+  EXPECT_EQ(s.sprite_path("Mio", "pouting"), "art/sprites/mio/neutral.svg");  // unknown expression falls back
+  EXPECT_TRUE(s.profile("demo").ok());
+  auto vn = s.profile("vn26b");
+  ASSERT_TRUE(vn.ok());
+  EXPECT_TRUE(vn->memory);
+  EXPECT_NE(vn->system.find("Kaito: class clown"), std::string::npos);
+  EXPECT_NE(vn->system.find("[TOOL: choices"), std::string::npos);
+  EXPECT_NE(vn->system.find("shopping_street"), std::string::npos);
+  EXPECT_NE(vn->system.find("MUSIC: calm, upbeat"), std::string::npos);
+  EXPECT_FALSE(s.profile("nope").ok());
+}
+
+TEST(Story, ErrorsNameTheFieldAndFile) {
+  nlohmann::json j = sakuragaoka().raw;
+  j["opening"]["place"] = "moon";
+  auto r = story_from_json(j, "/tmp", "x/story.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("x/story.json: opening.place \"moon\""), std::string::npos) << r.error().message;
+  j = sakuragaoka().raw;
+  j["cast"][2].erase("name");
+  r = story_from_json(j, "/tmp", "y.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("cast[2]: missing field \"name\""), std::string::npos) << r.error().message;
+  EXPECT_FALSE(load_story("/nonexistent/story").ok());
+}
+
+TEST(Prompt, DemoProfileReproducesTheTrainingPromptExactly) {
+  Story s = sakuragaoka();
+  auto golden = read_file_text(std::string(FABULA_TEST_DATA) + "/engine/demo_prompt_opening.txt");
+  ASSERT_TRUE(golden.ok());
+  auto req = build_request(s, *s.profile("demo"), opening_scene(s), s.opening.player_choice, {}, Sampling{}, 5);
+  EXPECT_EQ(req.prompt, *golden);
+  ASSERT_EQ(req.messages.size(), 2u);
+  EXPECT_EQ(req.messages[1].content.substr(0, 28), "Cast: Hana, Mio. Place: clas");
+  EXPECT_EQ(req.seed, 5u);
+}
+
+std::vector<MemoryBeat> history_of(int n) {
+  std::vector<MemoryBeat> h;
+  for (int i = 0; i < n; ++i) {
+    MemoryBeat b;
+    b.place = i % 2 ? "rooftop" : "train_station";
+    b.player_choice = "Choice " + std::to_string(i);
+    b.events = nlohmann::json::array({{{"type", "dialogue"}, {"speaker", "Hana"}, {"text", "Line " + std::to_string(i)}},
+                                      {{"type", "narration"}, {"text", "Wind " + std::to_string(i) + "."}},
+                                      {{"type", "choices"}, {"choices", {"A" + std::to_string(i), "B"}}}});
+    h.push_back(b);
+  }
+  return h;
+}
+
+TEST(Prompt, MemoryKeepsRecentBeatsVerbatimAndSummarisesOlderOnes) {
+  auto h = history_of(30);
+  int per_beat = estimate_tokens(std::string("(You chose: \u201cChoice 10\u201d)\n[Hana]: \"Line 10\"\nWind 10.\n"));
+  Memory m = build_memory(h, per_beat * 3, 5);
+  EXPECT_EQ(m.recent_beats, 3);
+  EXPECT_EQ(m.summarized_beats, 27);
+  EXPECT_NE(m.recent.find("[Hana]: \"Line 29\""), std::string::npos);
+  EXPECT_NE(m.recent.find("[Hana]: \"Line 27\""), std::string::npos);
+  EXPECT_EQ(m.recent.find("Line 26\""), std::string::npos);
+  // 27 older beats: the newest 5 as lines, the other 22 collapsed into one count line.
+  EXPECT_NE(m.summary.find("- Earlier: 22 beats at the train station, rooftop."), std::string::npos) << m.summary;
+  EXPECT_NE(m.summary.find("- At the rooftop, after you chose \u201cChoice 25\u201d: Hana said \u201cLine 25\u201d; options were A25 / B."),
+            std::string::npos) << m.summary;
+  EXPECT_EQ(m.summary.find("Choice 21\u201d"), std::string::npos);
+
+  Story s = sakuragaoka();
+  auto req = build_request(s, *s.profile("vn26b"), opening_scene(s), "Tease Hana back", h, Sampling{}, 1);
+  EXPECT_NE(req.prompt.find("Story so far:"), std::string::npos);
+  EXPECT_NE(req.prompt.find("Recent beats:"), std::string::npos);
+  EXPECT_NE(req.prompt.find("The player chose: \"Tease Hana back\""), std::string::npos);
+  EXPECT_TRUE(req.prompt.ends_with("<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"));
+}
+
+TEST(Prompt, SceneMovesWithChoicesAndAfterTheSceneEnds) {
+  Story s = sakuragaoka();
+  SceneState a = opening_scene(s);
+  a.stage.push_back({"Hana", "smile", "left"});
+  SceneState b = advance_scene(s, a, "Race Hana to the school gate");
+  EXPECT_EQ(b.place, "school_gate");
+  EXPECT_TRUE(b.stage.empty());  // a new place clears the stage
+  SceneState c = advance_scene(s, b, "Share your dango with Kaito");
+  EXPECT_EQ(c.place, "school_gate");
+  EXPECT_EQ(c.cast, (std::vector<std::string>{"Hana", "Mio", "Kaito"}));
+  c.ended = true;
+  SceneState d = advance_scene(s, c, "Continue");
+  EXPECT_EQ(d.place, "library");  // the location after school_gate
+  EXPECT_EQ(d.scene_index, 1);
+  EXPECT_EQ(d.time, "evening");
+  EXPECT_FALSE(d.ended);
+  EXPECT_EQ(advance_scene(s, a, "Ask Mio for advice").place, "classroom");
+}
+
+}  // namespace
+}  // namespace fabula::engine

@@ -1,0 +1,136 @@
+// Browser test of the web player: start `fabula play`, see a backdrop and a sprite, read lines, pick a choice,
+// see the next beat, roll back; saves a screenshot to OUT_DIR/player.png.
+// Usage: node browser_test.js FABULA_BINARY SOURCE_DIR OUT_DIR
+'use strict';
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const [bin, src, outDir] = process.argv.slice(2);
+const { chromium } = require(path.join(src, 'node_modules/playwright-core'));
+const chromiumPath = '/usr/bin/chromium';
+if (!fs.existsSync(chromiumPath)) { console.log('SKIP: no /usr/bin/chromium'); process.exit(77); }
+
+function fail(msg) { console.error(`FAIL: ${msg}`); cleanup(); process.exit(1); }
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fabula-browser-'));
+let server = null, browser = null;
+function cleanup() {
+  if (server) server.kill('SIGKILL');
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+// Starts fabula play with the given narrator arguments; resolves to the URL it prints (or null if it exits).
+function startPlay(narratorArgs) {
+  return new Promise((resolve) => {
+    const args = ['play', ...narratorArgs, '--port', '0', '--new', '--save', path.join(tmp, 'saves.sqlite')];
+    const p = spawn(bin, args, { cwd: src, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/fabula play: (http:\/\/\S+)/);
+      if (m) { server = p; resolve(m[1]); }
+    });
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('exit', (code) => { if (!server) { console.log(`fabula play ${narratorArgs.join(' ')} exited ${code}: ${err.trim()}`); resolve(null); } });
+  });
+}
+
+(async () => {
+  // The demo narrator when it is available, else the scripted fixture.
+  let url = null, narrator = 'demo';
+  if (fs.existsSync(path.join(src, 'models/fabula-demo-v1.gguf'))) url = await startPlay([]);
+  if (!url) {
+    narrator = 'scripted';
+    url = await startPlay(['--scripted', path.join(src, 'tests/data/engine/play_fixture.jsonl'), '--scripted-delay-ms', '15']);
+  }
+  if (!url) fail('fabula play did not start');
+  console.log(`player at ${url} (narrator: ${narrator})`);
+
+  // A fresh profile directory per run (playwright passes it as --user-data-dir).
+  browser = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
+    executablePath: chromiumPath, viewport: { width: 1280, height: 720 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  const page = browser.pages()[0] || await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForSelector('#title-card:not(.hidden)', { timeout: 10000 });
+  await page.click('#begin');
+
+  // The first line appears while the narrator is still writing.
+  await page.waitForFunction(() => document.querySelector('#line').textContent.length > 0, null, { timeout: 60000 });
+  const firstWhileWriting = await page.evaluate(() => document.querySelector('#stage').dataset.status === 'writing');
+  console.log(`first line shown while writing: ${firstWhileWriting}`);
+  if (narrator === 'scripted' && !firstWhileWriting) fail('the first line waited for the whole beat');
+
+  // A backdrop image and a sprite image, both loaded.
+  const bg = await page.waitForFunction(() => {
+    const img = document.querySelector('#backdrop img.on');
+    return img && img.complete && img.naturalWidth > 0 && img.getAttribute('src');
+  }, null, { timeout: 30000 });
+  console.log(`backdrop: ${await bg.jsonValue()}`);
+  const sprite = await page.waitForFunction(() => {
+    const img = document.querySelector('.sprite.on img');
+    return img && img.complete && img.naturalWidth > 0 && img.getAttribute('src');
+  }, null, { timeout: 30000 });
+  console.log(`sprite: ${await sprite.jsonValue()}`);
+
+  // Advance line by line until the choices appear.
+  async function advanceToChoices() {
+    for (let i = 0; i < 200; i++) {
+      if (await page.isVisible('#choices button')) return;
+      await page.keyboard.press('Space');
+      await page.waitForTimeout(120);
+    }
+    fail('no choices appeared');
+  }
+  await advanceToChoices();
+  const beat1 = await page.evaluate(() => document.querySelector('#stage').dataset.beat);
+  const choices = await page.$$eval('#choices button', (bs) => bs.map((b) => b.textContent));
+  console.log(`beat ${beat1} choices: ${JSON.stringify(choices)}`);
+  if (choices.length < 1) fail('no choice buttons');
+  const history = await page.evaluate(() => window.fabula.log.filter((e) => e.type === 'dialogue').length);
+  if (history < 1) fail('no dialogue in the backlog');
+
+  // Pick the first choice and see the next beat.
+  await page.click('#choices button >> nth=0');
+  await page.waitForFunction((b) => { const s = document.querySelector('#stage'); return s.dataset.beat && s.dataset.beat !== b; },
+    beat1, { timeout: 60000 });
+  const beat2 = await page.evaluate(() => document.querySelector('#stage').dataset.beat);
+  console.log(`next beat: ${beat2}`);
+  // Show a dialogue line of the new beat with its name plate for the screenshot.
+  for (let i = 0; i < 40; i++) {
+    const named = await page.evaluate(() => !document.querySelector('#nameplate').classList.contains('hidden') &&
+      !document.querySelector('#ctc').classList.contains('hidden'));
+    if (named) break;
+    await page.keyboard.press('Space');
+    await page.waitForTimeout(150);
+  }
+  await page.waitForTimeout(600);  // let transitions settle
+  const stage = await page.evaluate(() => ({
+    background: document.querySelector('#stage').dataset.background,
+    sprites: [...document.querySelectorAll('.sprite.on')].map((s) => `${s.dataset.character}:${s.dataset.expression}@${s.dataset.position}`),
+    speaker: document.querySelector('#nameplate').textContent,
+    line: document.querySelector('#line').textContent,
+  }));
+  console.log(`stage: ${JSON.stringify(stage)}`);
+  if (!stage.sprites.length) fail('no sprite on stage in beat 2');
+  fs.mkdirSync(outDir, { recursive: true });
+  const shot = path.join(outDir, 'player.png');
+  await page.screenshot({ path: shot });
+  console.log(`screenshot: ${shot}`);
+
+  // Roll back to the first beat: its choices come back.
+  await advanceToChoices();
+  await page.click('#quick [data-act=back]');
+  await page.waitForFunction((b) => document.querySelector('#stage').dataset.beat === b, beat1, { timeout: 10000 });
+  await page.waitForSelector('#choices button', { timeout: 10000 });
+  console.log(`rolled back to beat ${beat1}`);
+  if (errors.length) fail(`page errors: ${errors.join('; ')}`);
+  await browser.close();
+  cleanup();
+  console.log('PASS');
+})().catch((e) => { console.error(e); if (browser) browser.close(); fail(String(e)); });
