@@ -14,16 +14,16 @@
 namespace fabula {
 namespace {
 
-struct Run {
+struct CliRun {
   int status = -1;
   std::string out;
 };
 
-Run run(const std::string& args) {
+CliRun run_cli(const std::string& args) {
   const char* env = std::getenv("FABULA_BINARY");
   std::string bin = env ? env : FABULA_BINARY;
   std::string cmd = "cd '" + std::string(FABULA_SOURCE_DIR) + "' && '" + bin + "' " + args + " 2>&1";
-  Run r;
+  CliRun r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -53,7 +53,7 @@ std::vector<nlohmann::json> json_lines(const std::string& out) {
 const std::string kData = std::string(FABULA_TEST_DATA);
 
 TEST(Cli, ValidateJsonOnRealSamples) {
-  Run r = run("validate --json --story sakuragaoka '" + kData + "/protocol/samples.jsonl'");
+  CliRun r = run_cli("validate --json --story sakuragaoka '" + kData + "/protocol/samples.jsonl'");
   EXPECT_EQ(r.status, 0) << r.out;
   auto rows = json_lines(r.out);
   ASSERT_EQ(rows.size(), 8u);
@@ -74,7 +74,7 @@ TEST(Cli, ValidateJsonReportsCodesAndExitsOne) {
     f << R"({"id":"bad","cast":["Hana"],"beat":"[TOOL: music track=\"jazz\"]\n[Ren]: \"Hi\""})" << "\n";
     f << R"({"beat":"I wave.\n[TOOL: end_scene]"})" << "\n";
   }
-  Run r = run("validate --json '" + path + "'");
+  CliRun r = run_cli("validate --json '" + path + "'");
   EXPECT_EQ(r.status, 1) << r.out;
   auto rows = json_lines(r.out);
   ASSERT_EQ(rows.size(), 3u);
@@ -99,7 +99,7 @@ TEST(Cli, ValidatePlainTextBeatHumanOutput) {
     std::ofstream f(path);
     f << "[TOOL: sprite character=\"Hana\" expression=\"happy\"]\n[Hana]: \"Hi\"\n[TOOL: end_scene]\n";
   }
-  Run r = run("validate '" + path + "'");
+  CliRun r = run_cli("validate '" + path + "'");
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("INVALID (1 error)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("line 1: E_ENUM"), std::string::npos) << r.out;
@@ -107,12 +107,12 @@ TEST(Cli, ValidatePlainTextBeatHumanOutput) {
 }
 
 TEST(Cli, ValidateUsageErrorsExitTwo) {
-  Run missing = run("validate /nonexistent/beats.jsonl");
+  CliRun missing = run_cli("validate /nonexistent/beats.jsonl");
   EXPECT_EQ(missing.status, 2) << missing.out;
   EXPECT_NE(missing.out.find("/nonexistent/beats.jsonl"), std::string::npos) << missing.out;
-  Run no_file = run("validate");
+  CliRun no_file = run_cli("validate");
   EXPECT_EQ(no_file.status, 2) << no_file.out;
-  Run bad_story = run("validate --story no_such_story '" + kData + "/protocol/samples.jsonl'");
+  CliRun bad_story = run_cli("validate --story no_such_story '" + kData + "/protocol/samples.jsonl'");
   EXPECT_EQ(bad_story.status, 2) << bad_story.out;
   EXPECT_NE(bad_story.out.find("no_such_story"), std::string::npos) << bad_story.out;
   std::string path = testing::TempDir() + "/fabula_cli_bad.jsonl";
@@ -120,7 +120,7 @@ TEST(Cli, ValidateUsageErrorsExitTwo) {
     std::ofstream f(path);
     f << R"({"id":"x","beat":"a"})" << "\n" << R"({"id":"y"})" << "\n";
   }
-  Run bad_row = run("validate '" + path + "'");
+  CliRun bad_row = run_cli("validate '" + path + "'");
   EXPECT_EQ(bad_row.status, 2) << bad_row.out;
   EXPECT_NE(bad_row.out.find(":2"), std::string::npos) << bad_row.out;
 }
@@ -128,7 +128,7 @@ TEST(Cli, ValidateUsageErrorsExitTwo) {
 TEST(Cli, MetricsJsonMatchesTheLibrary) {
   std::string scenes = kData + "/eval/scenes.jsonl";
   std::string tells = kData + "/eval/tells-test.txt";
-  Run r = run("metrics --json --tells '" + tells + "' '" + scenes + "'");
+  CliRun r = run_cli("metrics --json --tells '" + tells + "' '" + scenes + "'");
   ASSERT_EQ(r.status, 0) << r.out;
   auto j = nlohmann::json::parse(r.out, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << r.out;
@@ -146,14 +146,14 @@ TEST(Cli, MetricsJsonMatchesTheLibrary) {
 }
 
 TEST(Cli, MetricsDefaultTellsAndHumanTable) {
-  Run r = run("metrics --story sakuragaoka '" + kData + "/eval/scenes.jsonl'");
+  CliRun r = run_cli("metrics --story sakuragaoka '" + kData + "/eval/scenes.jsonl'");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("slop-tells-v1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("protocol validity"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(2/3)"), std::string::npos) << r.out;
-  Run bad = run("metrics --tells /nonexistent/tells.txt '" + kData + "/eval/scenes.jsonl'");
+  CliRun bad = run_cli("metrics --tells /nonexistent/tells.txt '" + kData + "/eval/scenes.jsonl'");
   EXPECT_EQ(bad.status, 2) << bad.out;
-  Run none = run("metrics");
+  CliRun none = run_cli("metrics");
   EXPECT_EQ(none.status, 2) << none.out;
 }
 
