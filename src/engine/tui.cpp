@@ -113,21 +113,31 @@ struct Tui {
       show_stage();
       print(fmt::format("(resumed at beat {})\n", snap["beat"].value("id", 0)));
     }
+    bool show_menu = true;
     for (;;) {
       snap = game.snapshot();
       if (snap["beat"].is_null()) return 1;
       const json& beat = snap["beat"];
       state = beat["state"];
       auto choices = beat["choices"];
-      print("\n");
-      if (beat.value("ended", false) && choices.empty()) print("  -- the scene ends --\n  1. Continue\n");
-      for (size_t i = 0; i < choices.size(); ++i) print(fmt::format("  {}. {}\n", i + 1, choices[i].get<std::string>()));
-      const auto& br = snap["branches"];
-      print(fmt::format("Choose [1-{}], r regenerate, b back, n/p branch ({}/{}), s save, q quit: ",
-                        std::max<size_t>(1, choices.size()), br.value("index", 0) + 1, br.value("count", 1)));
+      if (show_menu) {
+        print("\n");
+        if (beat.value("ended", false) && choices.empty()) print("  -- the scene ends --\n  1. Continue\n");
+        for (size_t i = 0; i < choices.size(); ++i) print(fmt::format("  {}. {}\n", i + 1, choices[i].get<std::string>()));
+        const auto& br = snap["branches"];
+        print(fmt::format("Choose [1-{}], r regenerate, b back, n/p branch ({}/{}), s save, q quit: ",
+                          std::max<size_t>(1, choices.size()), br.value("index", 0) + 1, br.value("count", 1)));
+      } else {
+        print("> ");
+      }
+      show_menu = true;
       bool eof = false;
       std::string cmd = read_line(in, eof);
       if (eof || cmd == "q") return 0;
+      if (cmd.empty()) {
+        show_menu = false;  // a stray Enter: ask again without repeating the menu
+        continue;
+      }
       Status st = ok_status();
       if (cmd == "r") st = game.regenerate();
       else if (cmd == "b") st = beat.value("parent_id", 0) ? game.go_to(beat.value("parent_id", int64_t{0}))

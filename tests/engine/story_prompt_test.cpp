@@ -102,7 +102,8 @@ TEST(Prompt, MemoryKeepsRecentBeatsVerbatimAndSummarisesOlderOnes) {
   EXPECT_EQ(m.summary.find("Choice 21\u201d"), std::string::npos);
 
   Story s = sakuragaoka();
-  auto req = build_request(s, *s.profile("vn26b"), opening_scene(s), "Tease Hana back", h, Sampling{}, 1);
+  // 120 beats overflow vn26b's 1200-token window: the oldest are summarised.
+  auto req = build_request(s, *s.profile("vn26b"), opening_scene(s), "Tease Hana back", history_of(120), Sampling{}, 1);
   EXPECT_NE(req.prompt.find("Story so far:"), std::string::npos);
   EXPECT_NE(req.prompt.find("Recent beats:"), std::string::npos);
   EXPECT_NE(req.prompt.find("The player chose: \"Tease Hana back\""), std::string::npos);
