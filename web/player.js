@@ -289,6 +289,8 @@
       else if (act === 'prev' || act === 'next') await api('/api/branch', { offset: act === 'next' ? 1 : -1 });
     } catch (err) { toast(err.message); }
   };
+  // The stage never scrolls (focus or scrollIntoView could shift it: sprites overflow its bottom on purpose).
+  el.stage.addEventListener('scroll', () => { el.stage.scrollTop = 0; el.stage.scrollLeft = 0; });
   el.textbox.onclick = () => advance();
   el.stage.addEventListener('click', (e) => { if (e.target === el.stage || e.target.closest('#sprites') || e.target.closest('#backdrop')) advance(); });
   document.addEventListener('keydown', (e) => {
