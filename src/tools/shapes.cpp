@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/tensor_names.h"
+
 namespace fabula {
 namespace {
 
@@ -58,40 +60,40 @@ Gemma4Shape make_tiny() {  // tests/data/gemma4-tiny/config.json
   return s;
 }
 
-std::string blk(int layer, std::string_view suffix) { return "blk." + std::to_string(layer) + "." + std::string(suffix); }
-
-// HF per-layer suffix -> GGUF per-layer suffix (converter Gemma4Model.modify_tensors; older "moe.*" names too).
-struct LayerName {
-  std::string_view hf;
-  std::string_view gguf;
-};
-constexpr LayerName kLayerNames[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},
-    {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},
-    {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"self_attn.q_norm.weight", "attn_q_norm.weight"},
-    {"self_attn.k_norm.weight", "attn_k_norm.weight"},
-    {"post_attention_layernorm.weight", "post_attention_norm.weight"},
-    {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
-    {"mlp.gate_proj.weight", "ffn_gate.weight"},
-    {"mlp.up_proj.weight", "ffn_up.weight"},
-    {"mlp.down_proj.weight", "ffn_down.weight"},
-    {"post_feedforward_layernorm_1.weight", "post_ffw_norm_1.weight"},
-    {"router.proj.weight", "ffn_gate_inp.weight"},
-    {"router.scale", "ffn_gate_inp.scale"},
-    {"router.per_expert_scale", "ffn_down_exps.scale"},
-    {"moe.per_expert_scale", "ffn_down_exps.scale"},
-    {"pre_feedforward_layernorm_2.weight", "pre_ffw_norm_2.weight"},
-    {"experts.gate_up_proj", "ffn_gate_up_exps.weight"},
-    {"moe.gate_up_proj", "ffn_gate_up_exps.weight"},
-    {"experts.down_proj", "ffn_down_exps.weight"},
-    {"moe.down_proj", "ffn_down_exps.weight"},
-    {"post_feedforward_layernorm_2.weight", "post_ffw_norm_2.weight"},
-    {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
-    {"layer_scalar", "layer_output_scale.weight"},
-};
+// Roles are this file's view of the model engineer's TensorKind table (model/tensor_names.h), which spells every
+// GGUF and HF name once.
+TensorKind kind_of(TensorRole role) {
+  using R = TensorRole;
+  using K = TensorKind;
+  switch (role) {
+    case R::kTokenEmbd: return K::kTokenEmbd;
+    case R::kOutputNorm: return K::kOutputNorm;
+    case R::kRopeFreqs: return K::kRopeFreqs;
+    case R::kAttnNorm: return K::kAttnNorm;
+    case R::kAttnQ: return K::kAttnQ;
+    case R::kAttnK: return K::kAttnK;
+    case R::kAttnV: return K::kAttnV;
+    case R::kAttnOutput: return K::kAttnOutput;
+    case R::kAttnQNorm: return K::kAttnQNorm;
+    case R::kAttnKNorm: return K::kAttnKNorm;
+    case R::kPostAttnNorm: return K::kPostAttentionNorm;
+    case R::kFfnNorm: return K::kFfnNorm;
+    case R::kFfnGate: return K::kFfnGate;
+    case R::kFfnUp: return K::kFfnUp;
+    case R::kFfnDown: return K::kFfnDown;
+    case R::kPostFfwNorm1: return K::kPostFfwNorm1;
+    case R::kFfnGateInp: return K::kFfnGateInp;
+    case R::kFfnGateInpScale: return K::kFfnGateInpScale;
+    case R::kPreFfwNorm2: return K::kPreFfwNorm2;
+    case R::kFfnGateUpExps: return K::kFfnGateUpExps;
+    case R::kFfnDownExps: return K::kFfnDownExps;
+    case R::kFfnDownExpsScale: return K::kFfnDownExpsScale;
+    case R::kPostFfwNorm2: return K::kPostFfwNorm2;
+    case R::kPostFfwNorm: return K::kPostFfwNorm;
+    case R::kLayerOutputScale: return K::kLayerOutputScale;
+  }
+  return K::kTokenEmbd;
+}
 
 bool consume(std::string_view& s, std::string_view prefix) {
   if (s.substr(0, prefix.size()) != prefix) return false;
@@ -211,39 +213,42 @@ uint64_t TensorSpec::n_elements() const {
 std::vector<TensorSpec> gemma4_tensors(const Gemma4Shape& s) {
   std::vector<TensorSpec> out;
   using R = TensorRole;
+  auto add = [&](TensorRole role, int layer, std::vector<uint64_t> dims) {
+    out.push_back({gguf_tensor_name(kind_of(role), layer), std::move(dims), role, layer});
+  };
   const uint64_t E = s.n_embd;
-  out.push_back({"token_embd.weight", {E, s.n_vocab}, R::kTokenEmbd, -1});
-  out.push_back({"output_norm.weight", {E}, R::kOutputNorm, -1});
+  add(R::kTokenEmbd, -1, {E, s.n_vocab});
+  add(R::kOutputNorm, -1, {E});
   // Proportional RoPE of the full layers: one factor per rotated pair of head_dim_full.
-  out.push_back({"rope_freqs.weight", {s.head_dim_full / 2u}, R::kRopeFreqs, -1});
+  add(R::kRopeFreqs, -1, {s.head_dim_full / 2u});
   for (uint32_t i = 0; i < s.n_layer; ++i) {
     const int L = static_cast<int>(i);
     const bool full = s.is_full[i];
     const uint64_t hd = full ? s.head_dim_full : s.head_dim_swa;
     const uint64_t q = s.n_head * hd;
     const uint64_t kv = (full ? s.n_head_kv_full : s.n_head_kv_swa) * hd;
-    out.push_back({blk(L, "attn_norm.weight"), {E}, R::kAttnNorm, L});
-    out.push_back({blk(L, "attn_q.weight"), {E, q}, R::kAttnQ, L});
-    out.push_back({blk(L, "attn_k.weight"), {E, kv}, R::kAttnK, L});
-    if (!(full && s.k_eq_v)) out.push_back({blk(L, "attn_v.weight"), {E, kv}, R::kAttnV, L});
-    out.push_back({blk(L, "attn_output.weight"), {q, E}, R::kAttnOutput, L});
-    out.push_back({blk(L, "attn_q_norm.weight"), {hd}, R::kAttnQNorm, L});
-    out.push_back({blk(L, "attn_k_norm.weight"), {hd}, R::kAttnKNorm, L});
-    out.push_back({blk(L, "post_attention_norm.weight"), {E}, R::kPostAttnNorm, L});
-    out.push_back({blk(L, "ffn_norm.weight"), {E}, R::kFfnNorm, L});
-    out.push_back({blk(L, "ffn_gate.weight"), {E, s.n_ff}, R::kFfnGate, L});
-    out.push_back({blk(L, "ffn_up.weight"), {E, s.n_ff}, R::kFfnUp, L});
-    out.push_back({blk(L, "ffn_down.weight"), {s.n_ff, E}, R::kFfnDown, L});
-    out.push_back({blk(L, "post_ffw_norm_1.weight"), {E}, R::kPostFfwNorm1, L});
-    out.push_back({blk(L, "ffn_gate_inp.weight"), {E, s.n_expert}, R::kFfnGateInp, L});
-    out.push_back({blk(L, "ffn_gate_inp.scale"), {E}, R::kFfnGateInpScale, L});
-    out.push_back({blk(L, "pre_ffw_norm_2.weight"), {E}, R::kPreFfwNorm2, L});
-    out.push_back({blk(L, "ffn_gate_up_exps.weight"), {E, 2ull * s.n_ff_exp, s.n_expert}, R::kFfnGateUpExps, L});
-    out.push_back({blk(L, "ffn_down_exps.weight"), {s.n_ff_exp, E, s.n_expert}, R::kFfnDownExps, L});
-    out.push_back({blk(L, "ffn_down_exps.scale"), {s.n_expert}, R::kFfnDownExpsScale, L});
-    out.push_back({blk(L, "post_ffw_norm_2.weight"), {E}, R::kPostFfwNorm2, L});
-    out.push_back({blk(L, "post_ffw_norm.weight"), {E}, R::kPostFfwNorm, L});
-    out.push_back({blk(L, "layer_output_scale.weight"), {1}, R::kLayerOutputScale, L});
+    add(R::kAttnNorm, L, {E});
+    add(R::kAttnQ, L, {E, q});
+    add(R::kAttnK, L, {E, kv});
+    if (!(full && s.k_eq_v)) add(R::kAttnV, L, {E, kv});
+    add(R::kAttnOutput, L, {q, E});
+    add(R::kAttnQNorm, L, {hd});
+    add(R::kAttnKNorm, L, {hd});
+    add(R::kPostAttnNorm, L, {E});
+    add(R::kFfnNorm, L, {E});
+    add(R::kFfnGate, L, {E, s.n_ff});
+    add(R::kFfnUp, L, {E, s.n_ff});
+    add(R::kFfnDown, L, {s.n_ff, E});
+    add(R::kPostFfwNorm1, L, {E});
+    add(R::kFfnGateInp, L, {E, s.n_expert});
+    add(R::kFfnGateInpScale, L, {E});
+    add(R::kPreFfwNorm2, L, {E});
+    add(R::kFfnGateUpExps, L, {E, 2ull * s.n_ff_exp, s.n_expert});
+    add(R::kFfnDownExps, L, {s.n_ff_exp, E, s.n_expert});
+    add(R::kFfnDownExpsScale, L, {s.n_expert});
+    add(R::kPostFfwNorm2, L, {E});
+    add(R::kPostFfwNorm, L, {E});
+    add(R::kLayerOutputScale, L, {1});
   }
   return out;
 }
@@ -262,17 +267,9 @@ std::optional<std::string> gemma4_hf_to_gguf_name(std::string_view hf) {
   if (!consume(hf, "model.language_model.")) {
     if (!consume(hf, "model.")) return std::nullopt;
   }
-  if (hf == "embed_tokens.weight") return std::string("token_embd.weight");
-  if (hf == "norm.weight") return std::string("output_norm.weight");
-  if (!consume(hf, "layers.")) return std::nullopt;
-  int layer = -1;
-  auto [p, ec] = std::from_chars(hf.data(), hf.data() + hf.size(), layer);
-  if (ec != std::errc() || layer < 0 || p == hf.data() + hf.size() || *p != '.') return std::nullopt;
-  hf.remove_prefix(static_cast<size_t>(p - hf.data()) + 1);
-  for (const auto& n : kLayerNames) {
-    if (hf == n.hf) return blk(layer, n.gguf);
-  }
-  return std::nullopt;
+  auto match = match_hf_tensor_name(hf);
+  if (!match) return std::nullopt;
+  return gguf_tensor_name(match->kind, match->layer);
 }
 
 }  // namespace fabula
