@@ -1,0 +1,62 @@
+// `fabula serve`: the llama-server-compatible HTTP API over the in-process model (see src/server/server.h).
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "base/log.h"
+#include "command.h"
+#include "model_args.h"
+#include "server/server.h"
+
+FABULA_COMMAND(serve, "Serve the model over HTTP (llama-server API: /completion, /v1/chat/completions, ...)") {
+  auto o = std::make_shared<fabula::server::ServerOptions>();
+  auto max_body = std::make_shared<int64_t>(1 << 20);
+  cli.add_option("-m,--model", o->model_path, "GGUF model (default: models/fabula-demo-v1.gguf)");
+  cli.add_option("--host", o->host, "Address to listen on")->capture_default_str();
+  cli.add_option("--port", o->port, "Port (0: any free port, printed)")->capture_default_str();
+  cli.add_option("--parallel,--np", o->n_parallel, "Slots (concurrent requests)")->capture_default_str()->check(CLI::Range(1, 64));
+  cli.add_option("-c,--ctx", o->n_ctx, "Context size per slot")->capture_default_str()->check(CLI::Range(16, 1 << 20));
+  cli.add_option("--api-key", o->api_key, "Require this key (Authorization: Bearer K) on every route but /health");
+  cli.add_option("-t,--threads", o->n_threads, "Inference threads (default: physical cores)");
+  cli.add_option("--max-body", *max_body, "Largest request body in bytes (413 above)")->capture_default_str()->check(CLI::Range(int64_t{1024}, int64_t{1} << 30));
+  cli.add_option("--timeout", o->timeout_s, "Request time limit in seconds (generation stops, stop_type limit)")->capture_default_str()->check(CLI::Range(1, 86400));
+  cli.add_option("--read-timeout", o->read_timeout_s, "Socket read/write timeout in seconds")->capture_default_str()->check(CLI::Range(1, 3600));
+  cli.add_option("--alias", o->alias, "Model name in responses (default: the file name)");
+  return [o, max_body] {
+    using namespace fabula;
+    if (o->model_path.empty()) o->model_path = app::default_model_path();
+    o->max_body = static_cast<size_t>(*max_body);
+    // SIGINT/SIGTERM are taken by a watcher thread (blocked here so every later thread inherits the mask).
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    server::Server srv(*o);
+    auto port = srv.start();
+    if (!port.ok()) return app::report_error(port.error());
+    std::printf("fabula serve: listening on http://%s:%d (loading %s)\n", o->host.c_str(), *port, o->model_path.c_str());
+    std::fflush(stdout);
+    std::thread watcher([&srv, set] {
+      int sig = 0;
+      sigwait(&set, &sig);
+      if (sig != 0) srv.stop();
+    });
+    Status ready = srv.wait_ready();
+    if (!ready.ok()) {
+      pthread_kill(watcher.native_handle(), SIGTERM);
+      watcher.join();
+      return app::report_error(ready.error(), "check --model");
+    }
+    std::printf("fabula serve: model ready\n");
+    std::fflush(stdout);
+    srv.wait();
+    srv.stop();
+    pthread_kill(watcher.native_handle(), SIGTERM);  // wakes sigwait if the listener died on its own
+    watcher.join();
+    return 0;
+  };
+}

@@ -1,0 +1,209 @@
+// Slot scheduler: FIFO queue, slot choice by longest cached prefix, round-robin token steps on one thread.
+#include "server/scheduler.h"
+
+#include "base/log.h"
+
+namespace fabula::server {
+
+bool Task::wait(std::vector<TokenEvent>& out, std::chrono::milliseconds timeout) {
+  std::unique_lock lk(mu_);
+  if (events_.empty() && !result_) cv_.wait_for(lk, timeout, [&] { return !events_.empty() || result_.has_value(); });
+  while (!events_.empty()) {
+    out.push_back(std::move(events_.front()));
+    events_.pop_front();
+  }
+  return result_.has_value();
+}
+
+Result<GenerationResult> Task::wait_result() {
+  std::unique_lock lk(mu_);
+  cv_.wait(lk, [&] { return result_.has_value(); });
+  return std::move(*result_);
+}
+
+void Task::push(const GeneratedToken& token) {
+  TokenEvent e;
+  e.id = token.id;
+  e.content.assign(token.content);
+  e.reasoning.assign(token.reasoning);
+  e.logprob = token.logprob;
+  e.top.assign(token.top.begin(), token.top.end());
+  e.eog = token.eog;
+  {
+    std::lock_guard lk(mu_);
+    events_.push_back(std::move(e));
+  }
+  cv_.notify_all();
+}
+
+void Task::finish(Result<GenerationResult> result, int slot) {
+  slot_.store(slot);
+  {
+    std::lock_guard lk(mu_);
+    result_.emplace(std::move(result));
+  }
+  cv_.notify_all();
+}
+
+Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, SchedulerOptions options)
+    : options_(options), tokenizer_(&tokenizer) {
+  if (options_.n_slots < 1) options_.n_slots = 1;
+  pool_ = std::make_unique<ThreadPool>(options_.n_threads);
+  SessionOptions so;
+  so.n_ctx = options_.n_ctx;
+  so.n_threads = options_.n_threads;
+  for (int i = 0; i < options_.n_slots; ++i) {
+    auto slot = std::make_unique<Slot>();
+    slot->session = std::make_unique<Session>(model, so, pool_.get());
+    slot->gen = std::make_unique<Generator>(tokenizer, *slot->session);
+    slots_.push_back(std::move(slot));
+  }
+  metrics_.n_slots = options_.n_slots;
+  metrics_.n_ctx = options_.n_ctx;
+  thread_ = std::thread([this] { run(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Scheduler::submit(std::shared_ptr<Task> task) {
+  {
+    std::lock_guard lk(mu_);
+    queue_.push_back(std::move(task));
+    metrics_.requests_deferred = static_cast<int>(queue_.size());
+  }
+  cv_.notify_all();
+}
+
+SchedulerMetrics Scheduler::metrics() const {
+  std::lock_guard lk(mu_);
+  SchedulerMetrics m = metrics_;
+  for (const auto& s : slots_) m.max_cached_tokens = std::max(m.max_cached_tokens, s->n_cached.load());
+  return m;
+}
+
+std::vector<SlotInfo> Scheduler::slots() const {
+  std::lock_guard lk(mu_);
+  std::vector<SlotInfo> out;
+  for (size_t i = 0; i < slots_.size(); ++i)
+    out.push_back(SlotInfo{static_cast<int>(i), slots_[i]->task != nullptr, slots_[i]->n_cached.load()});
+  return out;
+}
+
+int Scheduler::pick_slot(const Task& task) const {
+  if (task.id_slot >= 0 && task.id_slot < static_cast<int>(slots_.size()) && !slots_[task.id_slot]->task)
+    return task.id_slot;
+  int best = -1;
+  size_t best_prefix = 0;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& s = *slots_[i];
+    if (s.task) continue;
+    const size_t prefix = task.params.cache_prompt ? s.gen->common_prefix(task.prompt) : 0;
+    // Longest cached prefix wins; ties go to the least recently used slot (keeps other caches warm).
+    if (best < 0 || prefix > best_prefix || (prefix == best_prefix && s.last_used < slots_[best]->last_used)) {
+      best = static_cast<int>(i);
+      best_prefix = prefix;
+    }
+  }
+  return best;
+}
+
+void Scheduler::finish(Slot& slot, int index, Result<GenerationResult> result) {
+  std::shared_ptr<Task> task;
+  {
+    std::lock_guard lk(mu_);
+    task = std::move(slot.task);
+    slot.task.reset();
+    metrics_.requests_processing--;
+    metrics_.requests_total++;
+    if (!result.ok()) {
+      metrics_.requests_failed++;
+    } else {
+      const GenerationResult& r = *result;
+      if (r.stop_type == StopType::kCancelled) metrics_.requests_cancelled++;
+      metrics_.prompt_tokens_total += static_cast<uint64_t>(r.timings.prompt_n);
+      metrics_.prompt_seconds_total += r.timings.prompt_ms / 1e3;
+      metrics_.tokens_predicted_total += static_cast<uint64_t>(r.timings.predicted_n);
+      metrics_.tokens_predicted_seconds_total += r.timings.predicted_ms / 1e3;
+      metrics_.cache_tokens_total += static_cast<uint64_t>(r.timings.cache_n);
+    }
+  }
+  slot.n_cached.store(static_cast<int64_t>(slot.gen->cached().size()));
+  task->finish(std::move(result), index);
+}
+
+void Scheduler::run() {
+  std::vector<int> started;
+  for (;;) {
+    started.clear();
+    {
+      std::unique_lock lk(mu_);
+      auto has_work = [&] {
+        if (stop_) return true;
+        for (const auto& s : slots_)
+          if (s->task) return true;
+        if (queue_.empty()) return false;
+        for (const auto& s : slots_)
+          if (!s->task) return true;
+        return false;
+      };
+      cv_.wait(lk, has_work);
+      if (stop_) break;
+      while (!queue_.empty()) {
+        const int i = pick_slot(*queue_.front());
+        if (i < 0) break;
+        slots_[i]->task = std::move(queue_.front());
+        slots_[i]->last_used = ++clock_;
+        queue_.pop_front();
+        metrics_.requests_processing++;
+        started.push_back(i);
+      }
+      metrics_.requests_deferred = static_cast<int>(queue_.size());
+    }
+    for (int i : started) {
+      Slot& s = *slots_[i];
+      if (s.task->cancelled) {
+        GenerationResult r;
+        r.stop_type = StopType::kCancelled;
+        finish(s, i, std::move(r));
+        continue;
+      }
+      Status st = s.gen->begin(s.task->prompt, s.task->params);
+      if (!st.ok()) finish(s, i, st.take_error());
+    }
+    // One token per active slot per round: concurrent requests share the thread fairly.
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      Slot& s = *slots_[i];
+      if (!s.task) continue;
+      Task* task = s.task.get();
+      if (!s.gen->done()) {
+        Status st = s.gen->step([task](const GeneratedToken& t) {
+          if (task->want_events) task->push(t);
+          return !task->cancelled.load();
+        });
+        if (!st.ok()) {
+          finish(s, static_cast<int>(i), st.take_error());
+          continue;
+        }
+      }
+      if (s.gen->done()) finish(s, static_cast<int>(i), std::move(s.gen->result()));
+    }
+  }
+  // Shutting down: nothing more will run.
+  std::deque<std::shared_ptr<Task>> left;
+  {
+    std::lock_guard lk(mu_);
+    left.swap(queue_);
+  }
+  for (auto& t : left) t->finish(make_error(ErrorCode::kCancelled, "server is shutting down"), -1);
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i]->task) slots_[i]->task->finish(make_error(ErrorCode::kCancelled, "server is shutting down"), -1);
+}
+
+}  // namespace fabula::server

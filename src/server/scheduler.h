@@ -1,0 +1,128 @@
+// Slots and queue: N Sessions over one Model, one inference thread that interleaves active slots token by token.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/generator.h"
+#include "base/result.h"
+#include "model/model.h"
+#include "tensor/thread_pool.h"
+#include "text/tokenizer.h"
+
+namespace fabula::server {
+
+// A copy of one GeneratedToken, handed from the inference thread to the HTTP thread.
+struct TokenEvent {
+  int32_t id = -1;
+  std::string content;
+  std::string reasoning;
+  float logprob = 0;
+  std::vector<TokenProb> top;
+  bool eog = false;
+};
+
+// One request in flight. The HTTP thread submits it and waits; the inference thread fills it.
+class Task {
+ public:
+  std::vector<int32_t> prompt;
+  GenerationParams params;
+  int id_slot = -1;          // preferred slot (-1: the one with the longest cached prefix)
+  bool want_events = false;  // streaming: every token is queued as a TokenEvent
+  std::atomic<bool> cancelled{false};
+
+  // Consumer: moves queued events into `out` (waiting up to `timeout` if none); true once finished.
+  bool wait(std::vector<TokenEvent>& out, std::chrono::milliseconds timeout);
+  // Consumer: blocks until finished and returns the outcome.
+  Result<GenerationResult> wait_result();
+  int slot() const { return slot_.load(); }
+
+  // Producer (inference thread).
+  void push(const GeneratedToken& token);
+  void finish(Result<GenerationResult> result, int slot);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<TokenEvent> events_;
+  std::optional<Result<GenerationResult>> result_;
+  std::atomic<int> slot_{-1};
+};
+
+struct SchedulerOptions {
+  int n_slots = 1;
+  int64_t n_ctx = 4096;
+  int n_threads = 0;  // <= 0: physical cores
+};
+
+// Totals for /metrics (monotonic counters plus the current queue state).
+struct SchedulerMetrics {
+  uint64_t prompt_tokens_total = 0;    // prompt tokens decoded
+  double prompt_seconds_total = 0;
+  uint64_t tokens_predicted_total = 0;
+  double tokens_predicted_seconds_total = 0;
+  uint64_t cache_tokens_total = 0;     // prompt tokens reused from a slot's cache
+  uint64_t requests_total = 0;         // finished tasks
+  uint64_t requests_cancelled = 0;
+  uint64_t requests_failed = 0;
+  int requests_processing = 0;         // tasks holding a slot
+  int requests_deferred = 0;           // tasks waiting for a slot
+  int n_slots = 0;
+  int64_t n_ctx = 0;
+  int64_t max_cached_tokens = 0;       // largest slot cache (tokens)
+};
+
+struct SlotInfo {
+  int id = 0;
+  bool busy = false;
+  int64_t n_cached = 0;
+};
+
+class Scheduler {
+ public:
+  Scheduler(const Model& model, const Tokenizer& tokenizer, SchedulerOptions options);
+  ~Scheduler();  // stops the thread; queued tasks finish with kCancelled
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  void submit(std::shared_ptr<Task> task);
+  SchedulerMetrics metrics() const;
+  std::vector<SlotInfo> slots() const;
+  int64_t n_ctx() const { return options_.n_ctx; }
+  int n_slots() const { return options_.n_slots; }
+
+ private:
+  struct Slot {
+    std::unique_ptr<Session> session;
+    std::unique_ptr<Generator> gen;
+    std::shared_ptr<Task> task;
+    uint64_t last_used = 0;
+    std::atomic<int64_t> n_cached{0};
+  };
+  void run();
+  int pick_slot(const Task& task) const;  // a free slot, or -1 (caller holds mu_)
+  void finish(Slot& slot, int index, Result<GenerationResult> result);
+
+  SchedulerOptions options_;
+  const Tokenizer* tokenizer_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Task>> queue_;
+  SchedulerMetrics metrics_;
+  uint64_t clock_ = 0;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace fabula::server

@@ -1,0 +1,366 @@
+// HTTP server core: listen-then-load, CORS, API key, JSON errors, /health /props /tokenize /detokenize /models /metrics.
+#include "server/server_impl.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "base/log.h"
+#include "text/utf8.h"
+
+namespace fabula::server {
+
+using nlohmann::json;
+
+namespace {
+
+std::string default_error_type(int status) {
+  switch (status) {
+    case 400: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "invalid_request_error";
+    case 501: return "not_supported_error";
+    case 503: return "unavailable_error";
+    default: return status >= 500 ? "server_error" : "invalid_request_error";
+  }
+}
+
+bool is_public_path(const std::string& path) { return path == "/health" || path == "/v1/health"; }
+
+}  // namespace
+
+std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+void send_json(httplib::Response& res, const json& body, int status) {
+  res.status = status;
+  res.set_content(dump_json(body), "application/json; charset=utf-8");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message, const std::string& type) {
+  send_json(res, json{{"error", {{"code", status}, {"message", message}, {"type", type.empty() ? default_error_type(status) : type}}}},
+            status);
+}
+
+void send_result_error(httplib::Response& res, const Error& error) {
+  switch (error.code) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kParse: send_error(res, 400, error.message); break;
+    case ErrorCode::kOutOfRange: send_error(res, 400, error.message, "exceed_context_size_error"); break;
+    case ErrorCode::kUnsupported: send_error(res, 501, error.message); break;
+    case ErrorCode::kNotFound: send_error(res, 404, error.message); break;
+    case ErrorCode::kCancelled: send_error(res, 503, error.message); break;
+    default: send_error(res, 500, error.message); break;
+  }
+}
+
+json parse_body(const httplib::Request& req, httplib::Response& res) {
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) {
+    send_error(res, 400, "request body is not valid JSON");
+    return j;
+  }
+  if (!j.is_object()) {
+    send_error(res, 400, fmt::format("request body must be a JSON object, got {}", j.type_name()));
+    return json::value_t::discarded;
+  }
+  return j;
+}
+
+std::string sse_event(const json& j) { return "data: " + dump_json(j) + "\n\n"; }
+
+json probs_json(const Tokenizer& tok, int32_t id, float logprob, std::span<const TokenProb> top) {
+  auto entry = [&](int32_t tid, float lp) {
+    const std::string piece = tok.token_bytes(tid);
+    json bytes = json::array();
+    for (unsigned char c : piece) bytes.push_back(static_cast<int>(c));
+    return json{{"id", tid}, {"token", piece}, {"logprob", lp}, {"bytes", bytes}};
+  };
+  json j = entry(id, logprob);
+  json tops = json::array();
+  for (const TokenProb& t : top) tops.push_back(entry(t.id, t.logprob));
+  j["top_logprobs"] = tops;
+  return j;
+}
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->alias = impl_->options.alias.empty() ? std::filesystem::path(impl_->options.model_path).filename().string()
+                                              : impl_->options.alias;
+}
+
+Server::~Server() { stop(); }
+
+ServerState Server::state() const { return impl_->state.load(); }
+int Server::port() const { return impl_->port; }
+
+Result<int> Server::start() {
+  Impl& im = *impl_;
+  const ServerOptions& o = im.options;
+  const int n_http = o.http_threads > 0 ? o.http_threads : 16 + 2 * o.n_parallel;
+  im.http.new_task_queue = [n_http] { return new httplib::ThreadPool(static_cast<size_t>(n_http)); };
+  im.http.set_payload_max_length(o.max_body);
+  im.http.set_read_timeout(o.read_timeout_s, 0);
+  im.http.set_write_timeout(o.read_timeout_s, 0);
+  im.register_routes();
+  im.register_completion_routes();
+  im.register_chat_routes();
+
+  const int port = o.port == 0 ? im.http.bind_to_any_port(o.host) : (im.http.bind_to_port(o.host, o.port) ? o.port : -1);
+  if (port < 0) return make_error(ErrorCode::kIo, "cannot listen on {}:{} (in use, or not a local address?)", o.host, o.port);
+  im.port = port;
+  im.listen_thread = std::thread([&im] {
+    im.http.listen_after_bind();
+    {
+      std::lock_guard lk(im.load_mu);
+      im.listen_done = true;
+    }
+    im.load_cv.notify_all();
+  });
+  im.load_thread = std::thread([&im] { im.load(); });
+  return port;
+}
+
+Status Server::wait_ready() {
+  std::unique_lock lk(impl_->load_mu);
+  impl_->load_cv.wait(lk, [&] { return impl_->state.load() != ServerState::kLoading; });
+  if (impl_->state.load() == ServerState::kFailed) return impl_->load_error;
+  if (impl_->state.load() == ServerState::kStopped) return make_error(ErrorCode::kCancelled, "server stopped");
+  return ok_status();
+}
+
+void Server::wait() {
+  std::unique_lock lk(impl_->load_mu);
+  impl_->load_cv.wait(lk, [&] { return impl_->listen_done; });
+}
+
+void Server::stop() {
+  Impl& im = *impl_;
+  std::lock_guard stop_lock(im.stop_mu);
+  im.http.stop();
+  if (im.listen_thread.joinable()) im.listen_thread.join();
+  if (im.load_thread.joinable()) im.load_thread.join();
+  if (im.state.load() == ServerState::kLoading) im.state = ServerState::kStopped;
+  if (im.loaded) im.loaded->scheduler.reset();  // joins the inference thread
+  im.load_cv.notify_all();
+}
+
+void Server::Impl::load() {
+  auto fail = [this](Error e) {
+    FABULA_LOG_ERROR("serve: {}", e.to_string());
+    {
+      std::lock_guard lk(load_mu);
+      load_error = std::move(e);
+      state = ServerState::kFailed;
+    }
+    load_cv.notify_all();
+  };
+  auto l = std::make_unique<Loaded>();
+  auto model = Model::load(options.model_path);
+  if (!model.ok()) return fail(model.take_error());
+  l->model = std::move(*model);
+  auto tok = Tokenizer::from_gguf(l->model->gguf());
+  if (!tok.ok()) return fail(tok.take_error());
+  l->tokenizer = std::move(*tok);
+  l->chat_template_text = l->tokenizer.chat_template();
+  if (l->chat_template_text.empty()) {
+    l->chat_template = ChatTemplate::gemma4();
+  } else {
+    auto t = ChatTemplate::detect(l->chat_template_text);
+    if (t.ok()) {
+      l->chat_template = *t;
+    } else {
+      FABULA_LOG_WARN("serve: {}; using the Gemma 4 template", t.error().to_string());
+      l->chat_template = ChatTemplate::gemma4();
+    }
+  }
+  int64_t n_ctx = options.n_ctx;
+  if (l->model->hparams().n_ctx_train > 0 && n_ctx > l->model->hparams().n_ctx_train) {
+    FABULA_LOG_WARN("serve: --ctx {} exceeds the model's training context {}; using {}", n_ctx,
+                    l->model->hparams().n_ctx_train, l->model->hparams().n_ctx_train);
+    n_ctx = l->model->hparams().n_ctx_train;
+  }
+  options.n_ctx = n_ctx;
+  l->scheduler = std::make_unique<Scheduler>(*l->model, l->tokenizer,
+                                             SchedulerOptions{options.n_parallel, n_ctx, options.n_threads});
+  {
+    std::lock_guard lk(load_mu);
+    loaded = std::move(l);
+    state = ServerState::kReady;
+  }
+  load_cv.notify_all();
+  FABULA_LOG_INFO("serve: model {} ready ({} slots, ctx {})", options.model_path, options.n_parallel, n_ctx);
+}
+
+void Server::Impl::register_routes() {
+  http.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
+
+  // Runs before routing: preflight, API key, loading state.
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    counters.requests++;
+    if (req.method == "OPTIONS") {
+      res.status = 204;
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      res.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Api-Key");
+      res.set_header("Access-Control-Max-Age", "86400");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (is_public_path(req.path)) return httplib::Server::HandlerResponse::Unhandled;
+    if (!options.api_key.empty()) {
+      const std::string auth = req.get_header_value("Authorization");
+      const std::string key = req.get_header_value("X-Api-Key");
+      if (auth != "Bearer " + options.api_key && key != options.api_key) {
+        send_error(res, 401, "Invalid API Key", "authentication_error");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    if (state.load() != ServerState::kReady) {
+      if (state.load() == ServerState::kFailed) send_error(res, 500, "model failed to load: " + load_error.message);
+      else send_error(res, 503, "Loading model", "unavailable_error");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+
+  // Any 4xx/5xx without a body of ours (unknown route, 413 from the body limit, bad request line) gets JSON too.
+  http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+    if (res.status >= 500) counters.errors_5xx++;
+    else counters.errors_4xx++;
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    if (res.status == 404) send_error(res, 404, "File Not Found: " + req.path);
+    else if (res.status == 413) send_error(res, 413, fmt::format("request body exceeds {} bytes", options.max_body));
+    else send_error(res, res.status, fmt::format("HTTP {}", res.status));
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+
+  auto health = [this](const httplib::Request&, httplib::Response& res) {
+    switch (state.load()) {
+      case ServerState::kReady: send_json(res, json{{"status", "ok"}}); break;
+      case ServerState::kLoading:
+        send_json(res, json{{"status", "loading"}, {"error", {{"code", 503}, {"message", "Loading model"}, {"type", "unavailable_error"}}}}, 503);
+        break;
+      default: send_error(res, 500, "model failed to load: " + load_error.message); break;
+    }
+  };
+  http.Get("/health", health);
+  http.Get("/v1/health", health);
+
+  http.Get("/props", [this](const httplib::Request&, httplib::Response& res) {
+    GenerationParams g;
+    g.sampler = CompletionDefaults{}.sampler;
+    json settings = generation_settings_json(g, -1);
+    settings["seed"] = -1;
+    send_json(res, json{{"default_generation_settings", {{"n_ctx", loaded->scheduler->n_ctx()}, {"params", settings}}},
+                        {"total_slots", loaded->scheduler->n_slots()},
+                        {"model_path", options.model_path},
+                        {"model_alias", alias},
+                        {"chat_template", loaded->chat_template_text},
+                        {"chat_template_caps", {{"supports_thinking", loaded->chat_template.supports_thinking()}}},
+                        {"modalities", {{"vision", false}, {"audio", false}}},
+                        {"bos_token", std::string(loaded->tokenizer.token_text(loaded->tokenizer.bos_id()))},
+                        {"eos_token", std::string(loaded->tokenizer.token_text(loaded->tokenizer.eos_id()))},
+                        {"build_info", "fabula 0.1.0"},
+                        {"is_sleeping", false}});
+  });
+
+  http.Get("/slots", [this](const httplib::Request&, httplib::Response& res) {
+    json arr = json::array();
+    for (const SlotInfo& s : loaded->scheduler->slots())
+      arr.push_back(json{{"id", s.id}, {"is_processing", s.busy}, {"n_ctx", loaded->scheduler->n_ctx()}, {"n_cached", s.n_cached}});
+    send_json(res, arr);
+  });
+
+  http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+    const auto created = std::chrono::duration_cast<std::chrono::seconds>(started.time_since_epoch()).count();
+    const auto& hp = loaded->model->hparams();
+    send_json(res, json{{"object", "list"},
+                        {"data", json::array({json{{"id", alias},
+                                                   {"object", "model"},
+                                                   {"created", created},
+                                                   {"owned_by", "fabula"},
+                                                   {"meta", {{"n_vocab", hp.n_vocab}, {"n_ctx_train", hp.n_ctx_train},
+                                                             {"n_embd", hp.n_embd}, {"n_layer", hp.n_layer}}}}})}});
+  });
+
+  http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    json body = parse_body(req, res);
+    if (body.is_discarded()) return;
+    auto content = body.find("content");
+    if (content == body.end() || !content->is_string()) return send_error(res, 400, "field 'content': expected a string");
+    bool add_special = false, parse_special = true, with_pieces = false;
+    for (auto [key, out] : {std::pair{"add_special", &add_special}, std::pair{"parse_special", &parse_special},
+                            std::pair{"with_pieces", &with_pieces}}) {
+      auto it = body.find(key);
+      if (it == body.end() || it->is_null()) continue;
+      if (!it->is_boolean()) return send_error(res, 400, fmt::format("field '{}': expected a boolean", key));
+      *out = it->get<bool>();
+    }
+    const Tokenizer& tok = loaded->tokenizer;
+    std::vector<int32_t> ids = tok.encode(content->get<std::string>(), add_special && tok.add_bos(), parse_special);
+    json tokens = json::array();
+    for (int32_t id : ids) {
+      if (!with_pieces) {
+        tokens.push_back(id);
+        continue;
+      }
+      const std::string piece = tok.token_bytes(id, true);
+      // A piece that is not valid UTF-8 on its own (part of a character) is given as its bytes.
+      const bool valid = utf8_valid(piece);
+      if (valid) {
+        tokens.push_back(json{{"id", id}, {"piece", piece}});
+      } else {
+        json bytes = json::array();
+        for (unsigned char c : piece) bytes.push_back(static_cast<int>(c));
+        tokens.push_back(json{{"id", id}, {"piece", bytes}});
+      }
+    }
+    send_json(res, json{{"tokens", tokens}});
+  });
+
+  http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    json body = parse_body(req, res);
+    if (body.is_discarded()) return;
+    auto tokens = body.find("tokens");
+    if (tokens == body.end() || !tokens->is_array()) return send_error(res, 400, "field 'tokens': expected an array of token ids");
+    std::vector<int32_t> ids;
+    const int64_t n_vocab = loaded->model->n_vocab();
+    for (const json& t : *tokens) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= n_vocab)
+        return send_error(res, 400, fmt::format("field 'tokens': {} is not a token id in [0, {})", dump_json(t), n_vocab));
+      ids.push_back(t.get<int32_t>());
+    }
+    send_json(res, json{{"content", loaded->tokenizer.decode(ids)}});
+  });
+
+  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    const SchedulerMetrics m = loaded->scheduler->metrics();
+    std::string out;
+    auto metric = [&](const char* name, const char* type, const char* help, double value) {
+      out += fmt::format("# HELP llamacpp:{} {}\n# TYPE llamacpp:{} {}\nllamacpp:{} {}\n", name, help, name, type, name, value);
+    };
+    metric("prompt_tokens_total", "counter", "Number of prompt tokens processed.", double(m.prompt_tokens_total));
+    metric("prompt_seconds_total", "counter", "Prompt process time", m.prompt_seconds_total);
+    metric("tokens_predicted_total", "counter", "Number of generation tokens processed.", double(m.tokens_predicted_total));
+    metric("tokens_predicted_seconds_total", "counter", "Predict process time", m.tokens_predicted_seconds_total);
+    metric("prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's cache.", double(m.cache_tokens_total));
+    metric("requests_total", "counter", "Generation requests finished.", double(m.requests_total));
+    metric("requests_cancelled_total", "counter", "Generation requests cancelled (client went away).", double(m.requests_cancelled));
+    metric("requests_failed_total", "counter", "Generation requests that failed.", double(m.requests_failed));
+    metric("prompt_tokens_seconds", "gauge", "Average prompt throughput in tokens/s.",
+           m.prompt_seconds_total > 0 ? m.prompt_tokens_total / m.prompt_seconds_total : 0);
+    metric("predicted_tokens_seconds", "gauge", "Average generation throughput in tokens/s.",
+           m.tokens_predicted_seconds_total > 0 ? m.tokens_predicted_total / m.tokens_predicted_seconds_total : 0);
+    metric("requests_processing", "gauge", "Number of requests processing.", m.requests_processing);
+    metric("requests_deferred", "gauge", "Number of requests deferred.", m.requests_deferred);
+    metric("n_slots", "gauge", "Number of slots.", m.n_slots);
+    metric("n_ctx", "gauge", "Context size per slot.", double(m.n_ctx));
+    metric("kv_cache_tokens_max", "gauge", "Tokens held by the fullest slot.", double(m.max_cached_tokens));
+    metric("http_requests_total", "counter", "HTTP requests received.", double(counters.requests.load()));
+    metric("http_errors_4xx_total", "counter", "HTTP 4xx replies.", double(counters.errors_4xx.load()));
+    metric("http_errors_5xx_total", "counter", "HTTP 5xx replies.", double(counters.errors_5xx.load()));
+    res.set_content(out, "text/plain; version=0.0.4");
+  });
+}
+
+}  // namespace fabula::server

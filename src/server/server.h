@@ -1,0 +1,55 @@
+// `fabula serve`: a llama-server-compatible HTTP API (native /completion and OpenAI /v1/chat/completions) over slots.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+
+namespace fabula::server {
+
+struct ServerOptions {
+  std::string model_path;
+  std::string host = "127.0.0.1";
+  int port = 8080;            // 0: any free port (see Server::port())
+  int n_parallel = 1;         // slots
+  int64_t n_ctx = 4096;       // per slot
+  int n_threads = 0;          // inference threads (<= 0: physical cores)
+  std::string api_key;        // "" : no key; else required on every route but /health
+  size_t max_body = 1 << 20;  // request bodies above this get 413
+  int timeout_s = 600;        // request time limit (generation stops with stop_type "limit")
+  int read_timeout_s = 30;    // socket read/write timeout
+  int http_threads = 0;       // HTTP worker threads (<= 0: 16 + 2 * n_parallel)
+  std::string alias;          // model name in responses ("" : the file name)
+};
+
+enum class ServerState { kLoading, kReady, kFailed, kStopped };
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();  // stop()s
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the socket and starts serving on a background thread, then loads the model on another (/health says
+  // 503 until it is ready). Returns the bound port.
+  Result<int> start();
+  // Blocks until the model is loaded (kReady) or failed (its error).
+  Status wait_ready();
+  // Blocks until stop() is called from another thread (or the listener dies).
+  void wait();
+  void stop();
+
+  ServerState state() const;
+  int port() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fabula::server
