@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "backend/remote_narrator.h"
 #include "engine/narrator.h"
 
 namespace fabula::backend {
@@ -16,16 +17,6 @@ struct NarratorSpec {
 
 Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec);
 
-// Streams POST {url}/completion (llama-server API: prompt, stream=true, temperature, top_p, top_k, min_p,
-// repeat_penalty, n_predict, seed, stop) and forwards each SSE `data:` chunk's "content".
-class RemoteNarrator : public engine::Narrator {
- public:
-  explicit RemoteNarrator(std::string base_url) : url_(std::move(base_url)) {}
-  Result<engine::NarratorResult> write(const engine::NarratorRequest& request, const engine::TextCallback& on_text) override;
-  std::string describe() const override { return "server: " + url_; }
-
- private:
-  std::string url_;
-};
+// RemoteNarrator (llama-server /completion or OpenAI chat, SSE, retries): backend/remote_narrator.h (server engineer).
 
 }  // namespace fabula::backend

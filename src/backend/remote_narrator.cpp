@@ -1,65 +1,289 @@
-// RemoteNarrator: llama-server /completion with stream=true, parsed as Server-Sent Events.
+// RemoteNarrator: streams a beat from llama-server /completion or /v1/chat/completions, with retries and channel stripping.
+#include "backend/remote_narrator.h"
+
 #include <httplib.h>
 
-#include <nlohmann/json.hpp>
+#include <chrono>
+#include <thread>
 
-#include "backend/narrators.h"
+#include <nlohmann/json.hpp>
 
 namespace fabula::backend {
 
 using nlohmann::json;
 
+namespace {
+
+constexpr std::string_view kOpen = "<|channel>";
+constexpr std::string_view kClose = "<channel|>";
+
+// Length of the longest suffix of `s` that is a proper prefix of `marker`.
+size_t partial_suffix(std::string_view s, std::string_view marker) {
+  for (size_t n = std::min(s.size(), marker.size() - 1); n > 0; --n)
+    if (s.substr(s.size() - n) == marker.substr(0, n)) return n;
+  return 0;
+}
+
+struct Endpoint {
+  std::string origin;  // scheme://host:port
+  std::string prefix;  // path prefix without trailing '/'
+};
+
+Endpoint split_url(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  const size_t scheme = url.find("://");
+  const size_t path = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (path == std::string::npos) return {url, ""};
+  return {url.substr(0, path), url.substr(path)};
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+}  // namespace
+
+void ThoughtStripper::feed(std::string_view text, std::string& out) {
+  held_.append(text);
+  for (;;) {
+    if (!in_channel_) {
+      const size_t open = held_.find(kOpen);
+      const size_t close = held_.find(kClose);
+      const size_t at = std::min(open, close);
+      if (at == std::string::npos) {
+        const size_t keep = std::max(partial_suffix(held_, kOpen), partial_suffix(held_, kClose));
+        const size_t n = held_.size() - keep;
+        if (n > 0) {
+          out.append(held_, 0, n);
+          emitted_ = true;
+          held_.erase(0, n);
+        }
+        return;
+      }
+      if (at > 0) {
+        out.append(held_, 0, at);
+        emitted_ = true;
+      }
+      if (at == open) {
+        in_channel_ = true;
+        held_.erase(0, at + kOpen.size());
+      } else {
+        held_.erase(0, at + kClose.size());  // a stray closing marker: dropped
+      }
+    } else {
+      const size_t close = held_.find(kClose);
+      if (close == std::string::npos) {
+        const size_t keep = partial_suffix(held_, kClose);
+        reasoning_.append(held_, 0, held_.size() - keep);
+        held_.erase(0, held_.size() - keep);
+        return;
+      }
+      reasoning_.append(held_, 0, close);
+      held_.erase(0, close + kClose.size());
+      in_channel_ = false;
+    }
+  }
+}
+
+void ThoughtStripper::finish(std::string& out) {
+  if (in_channel_) {
+    reasoning_ += held_;
+    held_.clear();
+    if (!emitted_) {
+      // The whole reply sat in an unclosed thought channel (mlx-lm#1352, vllm#49717): use it rather than nothing.
+      std::string text = reasoning_;
+      if (text.rfind("thought\n", 0) == 0) text.erase(0, 8);
+      out += text;
+      emitted_ = !text.empty();
+    }
+    return;
+  }
+  out += held_;
+  if (!held_.empty()) emitted_ = true;
+  held_.clear();
+}
+
+RemoteNarrator::RemoteNarrator(std::string base_url) {
+  options_.url = std::move(base_url);
+}
+
+RemoteNarrator::RemoteNarrator(RemoteOptions options) : options_(std::move(options)) {}
+
+std::string RemoteNarrator::describe() const {
+  const char* api = options_.api == RemoteApi::kChat ? "chat" : options_.api == RemoteApi::kCompletion ? "completion" : "auto";
+  return "server: " + options_.url + " (" + api + ")";
+}
+
+Status RemoteNarrator::resolve_api() {
+  if (options_.api != RemoteApi::kAuto) return ok_status();
+  const Endpoint ep = split_url(options_.url);
+  if (ends_with(ep.prefix, "/v1")) {
+    options_.api = RemoteApi::kChat;
+    return ok_status();
+  }
+  httplib::Client cli(ep.origin);
+  cli.set_connection_timeout(options_.connect_timeout_s, 0);
+  cli.set_read_timeout(10, 0);
+  if (!options_.api_key.empty()) cli.set_bearer_token_auth(options_.api_key.c_str());
+  for (int attempt = 0;; ++attempt) {
+    auto res = cli.Get((ep.prefix + "/props").c_str());
+    if (res && res->status == 200) {
+      options_.api = RemoteApi::kCompletion;
+      return ok_status();
+    }
+    if (res && res->status != 503 && res->status < 500) {  // no /props: an OpenAI-style server
+      options_.api = RemoteApi::kChat;
+      return ok_status();
+    }
+    if (attempt >= options_.max_retries)
+      return make_error(ErrorCode::kIo, "narrator server {}: {}", options_.url,
+                        res ? "HTTP " + std::to_string(res->status) : httplib::to_string(res.error()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.backoff_ms << attempt));
+  }
+}
+
 Result<engine::NarratorResult> RemoteNarrator::write(const engine::NarratorRequest& request,
                                                      const engine::TextCallback& on_text) {
-  httplib::Client cli(url_);
-  cli.set_read_timeout(600, 0);
+  FABULA_TRY(resolve_api());
+  const bool chat = options_.api == RemoteApi::kChat;
+  const Endpoint ep = split_url(options_.url);
   const auto& s = request.sampling;
-  json body = {{"prompt", request.prompt}, {"stream", true},           {"temperature", s.temperature},
-               {"top_p", s.top_p},         {"top_k", s.top_k},         {"min_p", s.min_p},
-               {"repeat_penalty", s.repeat_penalty}, {"n_predict", s.max_tokens}, {"seed", request.seed},
-               {"stop", s.stop},           {"cache_prompt", true}};
-  engine::NarratorResult result;
-  std::string buffer;
-  bool stop = false;
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/completion";
-  req.body = body.dump();
-  req.set_header("Content-Type", "application/json");
-  req.set_header("Accept", "text/event-stream");
-  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-    buffer.append(data, n);
-    for (size_t nl; (nl = buffer.find('\n')) != std::string::npos;) {
-      std::string line = buffer.substr(0, nl);
-      buffer.erase(0, nl + 1);
-      if (line.rfind("data:", 0) != 0) continue;
-      json j = json::parse(line.substr(5), nullptr, false);
-      if (j.is_discarded() || !j.is_object()) continue;
-      std::string piece = j.value("content", "");
+  json body = {{"stream", true},           {"temperature", s.temperature}, {"top_p", s.top_p},
+               {"top_k", s.top_k},         {"min_p", s.min_p},             {"repeat_penalty", s.repeat_penalty},
+               {"seed", request.seed},     {"stop", s.stop},               {"cache_prompt", true}};
+  std::string path;
+  if (chat) {
+    json messages = json::array();
+    for (const auto& m : request.messages) messages.push_back(json{{"role", m.role}, {"content", m.content}});
+    if (messages.empty()) messages.push_back(json{{"role", "user"}, {"content", request.prompt}});
+    body["messages"] = messages;
+    body["model"] = options_.model.empty() ? "default" : options_.model;
+    body["max_tokens"] = s.max_tokens;
+    body["chat_template_kwargs"] = {{"enable_thinking", false}};
+    path = ep.prefix + (ends_with(ep.prefix, "/v1") ? "/chat/completions" : "/v1/chat/completions");
+  } else {
+    body["prompt"] = request.prompt;
+    body["n_predict"] = s.max_tokens;
+    path = ep.prefix + "/completion";
+  }
+  const std::string payload = body.dump(-1, ' ', false, json::error_handler_t::replace);
+
+  for (int attempt = 0;; ++attempt) {
+    engine::NarratorResult result;
+    ThoughtStripper stripper;
+    std::string buffer, out, error_message;
+    bool finished = false, sent_any = false;
+    int chunks = 0;
+    auto emit = [&](std::string& text) -> bool {
+      if (text.empty()) return true;
+      result.text += text;
+      sent_any = true;
+      const bool go = on_text(text);
+      text.clear();
+      return go;
+    };
+    auto handle = [&](const std::string& data) -> bool {  // false: stop reading
+      if (data == "[DONE]") {
+        finished = true;
+        return false;
+      }
+      json j = json::parse(data, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) return true;
+      if (j.contains("error")) {
+        const json& e = j["error"];
+        error_message = e.is_object() && e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : e.dump();
+        return false;
+      }
+      std::string piece;
+      std::string reason;
+      if (chat) {
+        if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty()) {
+          const json& c = j["choices"][0];
+          if (c.contains("delta") && c["delta"].is_object() && c["delta"].contains("content") && c["delta"]["content"].is_string())
+            piece = c["delta"]["content"].get<std::string>();
+          if (c.contains("finish_reason") && c["finish_reason"].is_string()) reason = c["finish_reason"].get<std::string>();
+        }
+        if (j.contains("usage") && j["usage"].is_object() && j["usage"].contains("completion_tokens") && j["usage"]["completion_tokens"].is_number_integer())
+          result.tokens = j["usage"]["completion_tokens"].get<int>();
+      } else {
+        if (j.contains("content") && j["content"].is_string()) piece = j["content"].get<std::string>();
+        if (j.contains("stop") && j["stop"].is_boolean() && j["stop"].get<bool>()) {
+          reason = j.contains("stop_type") && j["stop_type"].is_string() ? j["stop_type"].get<std::string>() : "stop";
+          if (j.contains("tokens_predicted") && j["tokens_predicted"].is_number_integer()) result.tokens = j["tokens_predicted"].get<int>();
+        }
+      }
       if (!piece.empty()) {
-        result.text += piece;
-        ++result.tokens;
-        if (!on_text(piece)) {
+        ++chunks;
+        stripper.feed(piece, out);
+        if (!emit(out)) {
           result.cancelled = true;
-          result.stop_reason = "cancelled";
           return false;
         }
       }
-      if (j.value("stop", false)) {
-        result.stop_reason = j.value("stop_type", "stop");
-        stop = true;
+      if (!reason.empty()) {
+        result.stop_reason = reason == "length" || reason == "limit" ? "length" : reason == "word" ? "stop" : reason == "eos" ? "eos" : "stop";
+        if (!chat) finished = true;
       }
+      return true;
+    };
+
+    httplib::Client cli(ep.origin);
+    cli.set_connection_timeout(options_.connect_timeout_s, 0);
+    cli.set_read_timeout(options_.read_timeout_s, 0);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = path;
+    req.body = payload;
+    req.set_header("Content-Type", "application/json");
+    req.set_header("Accept", "text/event-stream");
+    if (!options_.api_key.empty()) req.set_header("Authorization", "Bearer " + options_.api_key);
+    int status = 0;
+    std::string error_body;
+    req.response_handler = [&](const httplib::Response& r) {
+      status = r.status;
+      return true;
+    };
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+      if (status != 200) {  // an error reply: keep its body for the message
+        error_body.append(data, std::min<size_t>(n, 4096));
+        return true;
+      }
+      buffer.append(data, n);
+      for (size_t nl; (nl = buffer.find('\n')) != std::string::npos;) {
+        std::string line = buffer.substr(0, nl);
+        buffer.erase(0, nl + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.rfind("data:", 0) != 0) continue;  // comments (": ping"), event names, blank separators
+        std::string data = line.substr(5);
+        if (!data.empty() && data[0] == ' ') data.erase(0, 1);
+        if (!handle(data)) return false;
+      }
+      return true;
+    };
+    httplib::Response res;
+    httplib::Error err = httplib::Error::Success;
+    const bool ok = cli.send(req, res, err);
+    if (status == 0 && ok) status = res.status;
+
+    const bool retryable = !sent_any && !result.cancelled && ((!ok && status == 0) || status >= 500);
+    if (retryable && attempt < options_.max_retries) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.backoff_ms << attempt));
+      continue;
     }
-    return !stop;
-  };
-  httplib::Response res;
-  httplib::Error err = httplib::Error::Success;
-  bool ok = cli.send(req, res, err);
-  if (result.cancelled || stop) return result;
-  if (!ok) return make_error(ErrorCode::kIo, "narrator server {}: {}", url_, httplib::to_string(err));
-  if (res.status != 200) return make_error(ErrorCode::kIo, "narrator server {}: HTTP {}: {}", url_, res.status, res.body);
-  if (result.stop_reason.empty()) result.stop_reason = "end";
-  return result;
+    if (!error_message.empty()) return make_error(ErrorCode::kIo, "narrator server {}: {}", options_.url, error_message);
+    if (status != 200 && status != 0)
+      return make_error(ErrorCode::kIo, "narrator server {}: HTTP {}: {}", options_.url, status, error_body.empty() ? res.body : error_body);
+    if (!ok && !finished && !result.cancelled)
+      return make_error(ErrorCode::kIo, "narrator server {}: {}", options_.url, httplib::to_string(err));
+    if (!result.cancelled) {
+      stripper.finish(out);
+      if (!emit(out)) result.cancelled = true;
+    }
+    if (result.cancelled) result.stop_reason = "cancelled";
+    else if (result.stop_reason.empty()) result.stop_reason = "end";
+    if (result.tokens == 0) result.tokens = chunks;
+    return result;
+  }
 }
 
 }  // namespace fabula::backend

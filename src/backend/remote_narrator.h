@@ -1,0 +1,64 @@
+// RemoteNarrator: engine::Narrator over HTTP — llama-server /completion or an OpenAI-compatible chat endpoint (SSE).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "engine/narrator.h"
+
+namespace fabula::backend {
+
+enum class RemoteApi {
+  kAuto,        // GET {url}/props answers (llama-server, fabula serve): kCompletion; else kChat
+  kCompletion,  // POST {url}/completion, prompt = the rendered prompt
+  kChat,        // POST {url}/v1/chat/completions (or {url}/chat/completions when url ends in /v1), messages
+};
+
+struct RemoteOptions {
+  std::string url;      // http://host:port[/prefix]
+  std::string api_key;  // sent as Authorization: Bearer
+  RemoteApi api = RemoteApi::kAuto;
+  std::string model;    // chat "model" field ("" : "default")
+  int max_retries = 3;  // connect errors and 5xx before any text arrived
+  int backoff_ms = 200; // doubled per retry
+  int connect_timeout_s = 5;
+  int read_timeout_s = 600;
+};
+
+// Removes Gemma 4 reasoning-channel text from a streamed reply (anchors.md §3.5): a thought block
+// `<|channel>thought ... <channel|>` (also an empty one) goes to reasoning(), a stray `<channel|>` is dropped,
+// and markers split across chunks are held back until they resolve. If the whole reply stayed inside an unclosed
+// channel, finish() returns the reasoning as the text (better than an empty beat).
+class ThoughtStripper {
+ public:
+  // Appends the text that is certainly content to `out`.
+  void feed(std::string_view text, std::string& out);
+  // End of stream: releases held-back text (see above for the unclosed-channel fallback).
+  void finish(std::string& out);
+  const std::string& reasoning() const { return reasoning_; }
+  bool in_channel() const { return in_channel_; }
+
+ private:
+  std::string held_;
+  std::string reasoning_;
+  bool in_channel_ = false;
+  bool emitted_ = false;
+};
+
+class RemoteNarrator : public engine::Narrator {
+ public:
+  explicit RemoteNarrator(std::string base_url);
+  explicit RemoteNarrator(RemoteOptions options);
+  Result<engine::NarratorResult> write(const engine::NarratorRequest& request, const engine::TextCallback& on_text) override;
+  std::string describe() const override;
+
+  // The API in use (kAuto is resolved on the first write).
+  RemoteApi api() const { return options_.api; }
+
+ private:
+  Status resolve_api();
+  RemoteOptions options_;
+};
+
+}  // namespace fabula::backend
