@@ -1,0 +1,229 @@
+// `fabula bench --model F [-p 512] [-n 128] [-r 5] [-t T] [--json]`: llama-bench's method (research/perf.md §8):
+// random tokens (BOS first), fresh KV per run, pp = p tokens in one batch with logits for the last token only,
+// tg = n single-token decodes with full logits, one warm-up run, mean ± sd over r repetitions.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "model/model.h"
+#include "tensor/thread_pool.h"
+
+namespace {
+
+struct BenchArgs {
+  std::string model;
+  int n_prompt = 512;
+  int n_gen = 128;
+  int reps = 5;
+  int threads = 0;
+  bool json = false;
+  bool no_warmup = false;
+  uint32_t seed = 1234;
+};
+
+struct TestResult {
+  std::string name;  // "pp512" / "tg128"
+  int n_prompt = 0, n_gen = 0;
+  std::vector<double> ns;  // per repetition
+  double mean_ts = 0, sd_ts = 0;
+  std::vector<double> samples_ts;
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// llama.cpp's ftype names as llama-bench prints them.
+std::string ftype_name(uint64_t ft) {
+  switch (ft) {
+    case 0: return "all F32";
+    case 1: return "F16";
+    case 2: return "Q4_0";
+    case 7: return "Q8_0";
+    case 12: return "Q3_K - Large";
+    case 14: return "Q4_K - Small";
+    case 15: return "Q4_K - Medium";
+    case 16: return "Q5_K - Small";
+    case 17: return "Q5_K - Medium";
+    case 18: return "Q6_K";
+    case 32: return "BF16";
+    default: return fmt::format("ftype {}", ft);
+  }
+}
+
+double load_average() {
+  double l = -1;
+  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
+    std::fclose(f);
+  }
+  return l;
+}
+
+void finish(TestResult& r, int n_tokens) {
+  double sum = 0;
+  for (double ns : r.ns) {
+    r.samples_ts.push_back(n_tokens / (ns * 1e-9));
+    sum += r.samples_ts.back();
+  }
+  r.mean_ts = sum / static_cast<double>(r.samples_ts.size());
+  double var = 0;
+  for (double ts : r.samples_ts) var += (ts - r.mean_ts) * (ts - r.mean_ts);
+  r.sd_ts = r.samples_ts.size() > 1 ? std::sqrt(var / static_cast<double>(r.samples_ts.size() - 1)) : 0.0;
+}
+
+}  // namespace
+
+FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-bench method)") {
+  auto args = std::make_shared<BenchArgs>();
+  cli.add_option("-m,--model", args->model, "GGUF model")->required();
+  cli.add_option("-p,--n-prompt", args->n_prompt, "Prompt tokens, one batch (0: skip pp)")->capture_default_str();
+  cli.add_option("-n,--n-gen", args->n_gen, "Generated tokens, one at a time (0: skip tg)")->capture_default_str();
+  cli.add_option("-r,--repetitions", args->reps, "Repetitions per test")->capture_default_str();
+  cli.add_option("-t,--threads", args->threads, "Threads (0: physical cores)");
+  cli.add_option("--seed", args->seed, "Seed of the random tokens")->capture_default_str();
+  cli.add_flag("--json", args->json, "Print JSON instead of the table");
+  cli.add_flag("--no-warmup", args->no_warmup, "Skip the warm-up run");
+  return [args]() -> int {
+    using namespace fabula;
+    const double t_load0 = now_s();
+    auto model = Model::load(args->model);
+    if (!model.ok()) return app::report_error(model.error());
+    const double load_s = now_s() - t_load0;
+    const Model& m = **model;
+    const auto& hp = m.hparams();
+
+    uint64_t size = 0, params = 0;
+    for (const auto& t : m.gguf().tensors()) {
+      size += t.n_bytes();
+      params += t.n_elements();
+    }
+    auto u64_or = [&](const char* key, uint64_t fallback) {
+      auto v = m.gguf().get_u64(key);
+      return v.ok() ? *v : fallback;
+    };
+    const uint64_t ftype = u64_or("general.file_type", 0);
+    const std::string desc = fmt::format("gemma4 {:.2f}B {}", static_cast<double>(params) / 1e9, ftype_name(ftype));
+
+    ThreadPool pool(args->threads);
+    SessionOptions so;
+    so.n_ctx = std::max(1, args->n_prompt + args->n_gen + 1);
+    so.n_ubatch = std::max(1, args->n_prompt);
+    so.n_threads = pool.size();
+    Session session(m, so, &pool);
+
+    std::mt19937 rng(args->seed);
+    std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(hp.n_vocab - 1));
+    const int32_t bos = static_cast<int32_t>(u64_or("tokenizer.ggml.bos_token_id", 2));
+
+    auto run_pp = [&](int n) -> Result<double> {
+      std::vector<int32_t> tokens(static_cast<size_t>(n));
+      for (auto& t : tokens) t = dist(rng);
+      tokens[0] = bos;
+      session.reset();
+      const auto t0 = std::chrono::steady_clock::now();
+      FABULA_TRY(session.decode(tokens, LogitsMode::kLast));
+      return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    };
+    auto run_tg = [&](int n) -> Result<double> {
+      session.reset();
+      int32_t tok = bos;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < n; ++i) {
+        FABULA_TRY(session.decode(std::span<const int32_t>(&tok, 1), LogitsMode::kLast));
+        tok = dist(rng);
+      }
+      return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    };
+
+    std::vector<TestResult> results;
+    const double load_avg_start = load_average();
+    if (args->n_prompt > 0) {
+      TestResult r{fmt::format("pp{}", args->n_prompt), args->n_prompt, 0, {}, 0, 0, {}};
+      if (!args->no_warmup) {
+        auto w = run_pp(args->n_prompt);
+        if (!w.ok()) return app::report_error(w.error());
+      }
+      for (int i = 0; i < args->reps; ++i) {
+        auto ns = run_pp(args->n_prompt);
+        if (!ns.ok()) return app::report_error(ns.error());
+        r.ns.push_back(*ns);
+      }
+      finish(r, args->n_prompt);
+      results.push_back(std::move(r));
+    }
+    if (args->n_gen > 0) {
+      TestResult r{fmt::format("tg{}", args->n_gen), 0, args->n_gen, {}, 0, 0, {}};
+      if (!args->no_warmup) {
+        auto w = run_tg(1);
+        if (!w.ok()) return app::report_error(w.error());
+      }
+      for (int i = 0; i < args->reps; ++i) {
+        auto ns = run_tg(args->n_gen);
+        if (!ns.ok()) return app::report_error(ns.error());
+        r.ns.push_back(*ns);
+      }
+      finish(r, args->n_gen);
+      results.push_back(std::move(r));
+    }
+    const double load_avg_end = load_average();
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    const double peak_rss = static_cast<double>(ru.ru_maxrss) * 1024.0;
+
+    if (args->json) {
+      nlohmann::json out = nlohmann::json::array();
+      char date[64];
+      const std::time_t tt = std::time(nullptr);
+      std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&tt));
+      for (const auto& r : results) {
+        out.push_back({{"engine", "fabula"},
+                       {"model_filename", args->model},
+                       {"model_type", desc},
+                       {"model_size", size},
+                       {"model_n_params", params},
+                       {"n_threads", pool.size()},
+                       {"test", r.name},
+                       {"n_prompt", r.n_prompt},
+                       {"n_gen", r.n_gen},
+                       {"reps", args->reps},
+                       {"avg_ts", r.mean_ts},
+                       {"stddev_ts", r.sd_ts},
+                       {"samples_ts", r.samples_ts},
+                       {"samples_ns", r.ns},
+                       {"load_s", load_s},
+                       {"peak_rss_bytes", peak_rss},
+                       {"load_avg_start", load_avg_start},
+                       {"load_avg_end", load_avg_end},
+                       {"date", date}});
+      }
+      std::printf("%s\n", out.dump(2).c_str());
+      return 0;
+    }
+    std::printf("| %-30s | %10s | %8s | %7s | %7s | %10s | %20s |\n", "model", "size", "params", "backend", "threads",
+                "test", "t/s");
+    std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", std::string(30, '-').c_str(), std::string(10, '-').c_str(),
+                std::string(8, '-').c_str(), std::string(7, '-').c_str(), std::string(7, '-').c_str(),
+                std::string(10, '-').c_str(), std::string(20, '-').c_str());
+    for (const auto& r : results) {
+      std::printf("| %-30s | %6.2f GiB | %6.2f B | %7s | %7d | %10s | %20s |\n", desc.c_str(),
+                  static_cast<double>(size) / (1024.0 * 1024.0 * 1024.0), static_cast<double>(params) / 1e9, "CPU",
+                  pool.size(), r.name.c_str(), fmt::format("{:.2f} ± {:.2f}", r.mean_ts, r.sd_ts).c_str());
+    }
+    std::printf("\nload %.2f s, peak RSS %.2f GiB, load average %.2f -> %.2f\n", load_s,
+                peak_rss / (1024.0 * 1024.0 * 1024.0), load_avg_start, load_avg_end);
+    return 0;
+  };
+}
