@@ -13,6 +13,10 @@ namespace fabula {
 using DequantizeFn = void (*)(const void* src, float* dst, int64_t n);
 using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
 using VecDotFn = float (*)(int64_t n, const void* weight_row, const void* activation_row);
+// One weight row against nt (1..tile_tokens) activation rows act + t * act_stride: y[t * y_stride] = dot.
+// The weight blocks are unpacked once for all nt tokens (prefill); nt = 1 is a GEMV row.
+using TileFn = void (*)(int64_t n, const void* weight_row, const uint8_t* act, size_t act_stride, int nt, float* y,
+                        int64_t y_stride);
 
 constexpr int kKernelTypeSlots = 32;  // indexed by the ggml type id (all ids fabula knows are < 32)
 
@@ -20,6 +24,8 @@ struct KernelTable {
   DequantizeFn dequantize[kKernelTypeSlots] = {};
   QuantizeFn quantize_act[kKernelTypeSlots] = {};  // activation quantizer (Q8_0 rounds half to even, as x86 ggml)
   VecDotFn vec_dot[kKernelTypeSlots] = {};          // indexed by the weight type
+  TileFn tile[kKernelTypeSlots] = {};                // multi-token kernels; nullptr: vec_dot per token
+  int tile_tokens = 0;                               // the most tokens one tile call takes
   const char* target = "scalar";
 };
 

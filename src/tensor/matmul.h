@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "tensor/types.h"
@@ -50,5 +51,26 @@ void matmul(const MatrixView& w, const QuantizedActivations& xq, float* y, Threa
 // Convenience: quantizes x into `scratch` and multiplies.
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, QuantizedActivations& scratch,
             ThreadPool* pool = nullptr);
+
+// One product of a batch: y[t][r] = dot(W row r, x row token_begin + t) for t < n_tokens (-1: to x's end).
+struct MatmulJob {
+  MatrixView w;
+  const QuantizedActivations* x = nullptr;
+  float* y = nullptr;
+  int64_t y_stride = 0;  // floats between token rows of y (0: w.rows)
+  int64_t token_begin = 0;
+  int64_t n_tokens = -1;
+};
+constexpr size_t kMaxMatmulJobs = 256;
+
+// Runs all jobs in ONE parallel region (one wake-up and one barrier instead of one per product): the MACs of all
+// jobs are split evenly across the threads by whole output rows. For products that read inputs ready together:
+// q/k/v, gate/up, a layer's routed experts. Results equal matmul()'s for each job.
+void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool = nullptr);
+
+// Whether matmul uses the multi-token tile kernels where the CPU has them (default on; the environment variable
+// FABULA_NO_TILES=1 turns them off, for A/B benchmarks). Tests flip it to compare both paths.
+bool matmul_use_tiles();
+void set_matmul_use_tiles(bool on);
 
 }  // namespace fabula

@@ -133,6 +133,7 @@ inline void quantize_act_q8_K(const float* x, void* yv, int64_t n) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
 #define FABULA_QUANT_X86_256 1
 #include "tensor/quant_x86-inl.h"
+#include "tensor/gemm_x86-inl.h"
 #endif
 
 // Overrides the scalar entries of `t` with this target's SIMD kernels.
@@ -144,6 +145,7 @@ inline void fill_simd_kernels(KernelTable* t) {
   t->quantize_act[kernel_slot(GgmlType::kQ8_K)] = quantize_act_q8_K;
 #ifdef FABULA_QUANT_X86_256
   fill_x86_kernels(t);
+  fill_x86_tiles(t);
 #undef FABULA_QUANT_X86_256
 #endif
 }

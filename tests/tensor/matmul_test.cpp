@@ -104,12 +104,57 @@ TEST(Matmul, EachOutputIsOneVecDot) {
   QuantizedActivations xq;
   xq.quantize(GgmlType::kQ8_K, x.data(), n_tokens, cols);
   std::vector<float> y(static_cast<size_t>(n_tokens * 32), -1.0f);
+  set_matmul_use_tiles(false);  // the multi-token tiles sum in another order (tile_test.cpp compares them)
   matmul(w.view(), xq, y.data(), nullptr, 32);  // row stride 32 > rows: the gap stays untouched
+  set_matmul_use_tiles(true);
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t r = 0; r < rows; ++r) {
       EXPECT_EQ(y[t * 32 + r], vec_dot(GgmlType::kQ4_K, cols, w.bytes.data() + r * w.view().row_stride, xq.row(t)));
     }
     for (int64_t r = rows; r < 32; ++r) EXPECT_EQ(y[t * 32 + r], -1.0f);
+  }
+}
+
+TEST(Matmul, TiledResultsDoNotDependOnTokenGroupingOrThreads) {
+  // A token's outputs are the same whether it is multiplied alone, in a batch, or with more threads.
+  const int64_t rows = 45, cols = 512, n_tokens = 7;
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ8_0, GgmlType::kQ6_K}) {
+    const Weights w = random_weights(type, rows, cols, 11);
+    const auto x = random_input(n_tokens * cols, 12);
+    QuantizedActivations all;
+    all.quantize(vec_dot_type(type), x.data(), n_tokens, cols);
+    std::vector<float> batch(static_cast<size_t>(rows * n_tokens));
+    matmul(w.view(), all, batch.data(), &pool);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      QuantizedActivations one;
+      one.quantize(vec_dot_type(type), x.data() + t * cols, 1, cols);
+      std::vector<float> y(static_cast<size_t>(rows));
+      matmul(w.view(), one, y.data());
+      for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(y[r], batch[t * rows + r]) << type_name(type) << " t " << t;
+    }
+  }
+}
+
+TEST(Matmul, JobsEqualSeparateProducts) {
+  // matmul_jobs over several weights, token sub-ranges and strided outputs == one matmul per job.
+  ThreadPool pool(2);
+  const int64_t cols = 256, n_tokens = 9;
+  const Weights wa = random_weights(GgmlType::kQ4_K, 40, cols, 21), wb = random_weights(GgmlType::kQ8_0, 17, cols, 22);
+  const auto x = random_input(n_tokens * cols, 23);
+  QuantizedActivations xk, x8;
+  xk.quantize(GgmlType::kQ8_K, x.data(), n_tokens, cols);
+  x8.quantize(GgmlType::kQ8_0, x.data(), n_tokens, cols);
+  std::vector<float> ya(static_cast<size_t>(40 * n_tokens), -1.0f), yb(static_cast<size_t>(20 * 4), -1.0f);
+  const MatmulJob jobs[2] = {{wa.view(), &xk, ya.data()}, {wb.view(), &x8, yb.data(), 20, 3, 4}};
+  matmul_jobs(jobs, &pool);
+  std::vector<float> ra(ya.size()), rb(static_cast<size_t>(17 * n_tokens));
+  matmul(wa.view(), xk, ra.data());
+  matmul(wb.view(), x8, rb.data());
+  for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ya[i], ra[i]);
+  for (int64_t t = 0; t < 4; ++t) {
+    for (int64_t r = 0; r < 17; ++r) EXPECT_EQ(yb[t * 20 + r], rb[(t + 3) * 17 + r]);
+    for (int64_t r = 17; r < 20; ++r) EXPECT_EQ(yb[t * 20 + r], -1.0f);
   }
 }
 

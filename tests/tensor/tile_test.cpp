@@ -1,0 +1,128 @@
+// Multi-token tile kernels (kernels.h TileFn) on every attainable target against the scalar vec_dot references,
+// and matmul with tiles on vs off: random blocks (all byte values, including int8 -128 weights), odd token counts,
+// misaligned rows, strided outputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <hwy/targets.h>
+
+#include "tensor/blocks.h"
+#include "tensor/fp16.h"
+#include "tensor/kernels.h"
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+#include "tensor/quant_ref.h"
+#include "tensor/thread_pool.h"
+
+namespace fabula {
+namespace {
+
+const GgmlType kTileTypes[] = {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kQ4_0};
+
+// Random bytes with a positive fp16 scale in every block's d (and dmin) field.
+void random_weights(GgmlType type, int64_t n, uint8_t* dst, std::mt19937& rng) {
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> sc(0.001f, 0.05f);
+  const TypeTraits& tr = type_traits(type);
+  const size_t bytes = row_bytes(type, static_cast<uint64_t>(n));
+  for (size_t i = 0; i < bytes; ++i) dst[i] = static_cast<uint8_t>(byte(rng));
+  for (int64_t b = 0; b < n / tr.block_size; ++b) {
+    uint8_t* blk = dst + b * tr.block_bytes;
+    const uint16_t d = fp32_to_fp16(sc(rng)), dmin = fp32_to_fp16(sc(rng));
+    if (type == GgmlType::kQ6_K) {
+      std::memcpy(&reinterpret_cast<BlockQ6_K*>(blk)->d, &d, 2);
+    } else {
+      std::memcpy(blk, &d, 2);
+      if (type == GgmlType::kQ4_K) std::memcpy(blk + 2, &dmin, 2);
+    }
+  }
+}
+
+// Activations quantized by the scalar reference (Q8_K / Q8_0), `rows` rows of n.
+std::vector<uint8_t> random_activations(GgmlType act_type, int64_t n, int rows, std::mt19937& rng) {
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  const size_t rb = row_bytes(act_type, static_cast<uint64_t>(n));
+  std::vector<uint8_t> out(rb * rows);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int r = 0; r < rows; ++r) {
+    for (auto& v : x) v = g(rng);
+    scalar_kernels().quantize_act[kernel_slot(act_type)](x.data(), out.data() + rb * r, n);
+  }
+  return out;
+}
+
+TEST(Tile, EveryTargetMatchesTheScalarVecDot) {
+  const KernelTable ref = scalar_kernels();
+  std::mt19937 rng(42);
+  const auto targets = kernel_targets();
+  int tested = 0;
+  for (int64_t target : targets) {
+    hwy::SetSupportedTargetsForTest(target);
+    const KernelTable table = kernels_for_current_target();
+    SCOPED_TRACE(hwy::TargetName(target));
+    for (GgmlType type : kTileTypes) {
+      const TileFn tile = table.tile[kernel_slot(type)];
+      if (tile == nullptr) continue;
+      SCOPED_TRACE(std::string(type_name(type)));
+      ++tested;
+      const GgmlType at = vec_dot_type(type);
+      for (int64_t n : {256, 768, 2816}) {
+        // +2: GGUF rows are only 2-byte aligned.
+        std::vector<uint8_t> wbuf(row_bytes(type, n) + 2);
+        uint8_t* w = wbuf.data() + 2;
+        random_weights(type, n, w, rng);
+        const int rows = table.tile_tokens + 1;
+        const std::vector<uint8_t> act = random_activations(at, n, rows, rng);
+        const size_t astride = row_bytes(at, n);
+        for (int nt = 1; nt <= table.tile_tokens; ++nt) {
+          std::vector<float> y(static_cast<size_t>(nt) * 3, -1.0f);
+          tile(n, w, act.data() + astride, astride, nt, y.data(), 3);  // tokens 1..nt, y stride 3
+          for (int t = 0; t < nt; ++t) {
+            const float want = ref.vec_dot[kernel_slot(type)](n, w, act.data() + astride * (t + 1));
+            EXPECT_NEAR(y[static_cast<size_t>(t) * 3], want, 1e-4f * (1.0f + std::fabs(want)))
+                << "n " << n << " nt " << nt << " t " << t;
+            EXPECT_EQ(y[static_cast<size_t>(t) * 3 + 1], -1.0f);  // nothing written between outputs
+          }
+        }
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+#if defined(__x86_64__)
+  EXPECT_GT(tested, 0) << "no tile kernels on an x86-64 machine";
+#endif
+}
+
+TEST(Tile, MatmulWithAndWithoutTilesAgree) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  ThreadPool pool(2);
+  for (GgmlType type : kTileTypes) {
+    SCOPED_TRACE(std::string(type_name(type)));
+    const int64_t cols = 512, rows = 37, tokens = 11;
+    const size_t rb = row_bytes(type, cols);
+    std::vector<uint8_t> wdata(rb * rows);
+    for (int64_t r = 0; r < rows; ++r) random_weights(type, cols, wdata.data() + rb * r, rng);
+    MatrixView w{type, wdata.data(), cols, rows, rb};
+    std::vector<float> x(static_cast<size_t>(cols * tokens));
+    for (auto& v : x) v = g(rng);
+    for (int64_t nt : {int64_t{1}, tokens}) {
+      QuantizedActivations xq;
+      xq.quantize(vec_dot_type(type), x.data(), nt, cols, &pool);
+      std::vector<float> with(static_cast<size_t>(rows * nt)), without(with.size());
+      set_matmul_use_tiles(true);
+      matmul(w, xq, with.data(), &pool);
+      set_matmul_use_tiles(false);
+      matmul(w, xq, without.data(), &pool);
+      set_matmul_use_tiles(true);
+      for (size_t i = 0; i < with.size(); ++i) EXPECT_NEAR(with[i], without[i], 1e-4f * (1.0f + std::fabs(without[i])));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fabula
