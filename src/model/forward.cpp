@@ -12,18 +12,8 @@
 namespace fabula {
 namespace {
 
-float dot(const float* a, const float* b, int64_t n) {
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += a[i] * b[i];
-    s1 += a[i + 1] * b[i + 1];
-    s2 += a[i + 2] * b[i + 2];
-    s3 += a[i + 3] * b[i + 3];
-  }
-  for (; i < n; ++i) s0 += a[i] * b[i];
-  return (s0 + s1) + (s2 + s3);
-}
+// f32 dot through the tensor layer's SIMD kernel (attention scores; perf).
+float dot(const float* a, const float* b, int64_t n) { return vec_dot(GgmlType::kF32, n, a, b); }
 
 }  // namespace
 
@@ -82,14 +72,15 @@ void Session::State::attention_block(int l, int64_t n) {
   ops::rmsnorm_rows(x.data(), L.attn_norm.data(), a.data(), n, E, eps);
 
   // q = a Wq^T: [n][H][hd];  k = a Wk^T: [n][KV][hd];  v = a Wv^T, or the raw k on K=V layers
+  // (one parallel region for the three products; perf)
   acts.set(a.data(), n, E);
-  matmul(L.attn_q, acts.for_weight(L.attn_q.type, pool), q.data(), pool);
-  matmul(L.attn_k, acts.for_weight(L.attn_k.type, pool), k.data(), pool);
-  if (L.attn_v.data != nullptr) {
-    matmul(L.attn_v, acts.for_weight(L.attn_v.type, pool), v.data(), pool);
-  } else {
-    std::memcpy(v.data(), k.data(), static_cast<size_t>(n * KD) * sizeof(float));
+  {
+    const MatmulJob jobs[3] = {{L.attn_q, &acts.for_weight(L.attn_q.type, pool), q.data()},
+                               {L.attn_k, &acts.for_weight(L.attn_k.type, pool), k.data()},
+                               {L.attn_v, L.attn_v.data ? &acts.for_weight(L.attn_v.type, pool) : nullptr, v.data()}};
+    matmul_jobs(std::span<const MatmulJob>(jobs, L.attn_v.data != nullptr ? 3 : 2), pool);
   }
+  if (L.attn_v.data == nullptr) std::memcpy(v.data(), k.data(), static_cast<size_t>(n * KD) * sizeof(float));
 
   // Per-head norms: q_norm and k_norm with weights, v_norm without; then RoPE on q and k (never v).
   for (int64_t t = 0; t < n; ++t) {
@@ -149,8 +140,11 @@ void Session::State::ffn_block(int l, int64_t n) {
   // Dense MLP: o = down(gelu(gate(a)) * up(a)), a = pre_feedforward_layernorm(x)   gate, up: [n][F]; o: [n][E]
   ops::rmsnorm_rows(x.data(), L.ffn_norm.data(), a.data(), n, E, eps);
   acts.set(a.data(), n, E);
-  matmul(L.ffn_gate, acts.for_weight(L.ffn_gate.type, pool), gate.data(), pool);
-  matmul(L.ffn_up, acts.for_weight(L.ffn_up.type, pool), up.data(), pool);
+  {
+    const MatmulJob jobs[2] = {{L.ffn_gate, &acts.for_weight(L.ffn_gate.type, pool), gate.data()},
+                               {L.ffn_up, &acts.for_weight(L.ffn_up.type, pool), up.data()}};
+    matmul_jobs(jobs, pool);
+  }
   for (int64_t i = 0; i < n * F; ++i) {
     gate[static_cast<size_t>(i)] = ops::gelu_tanh(gate[static_cast<size_t>(i)]) * up[static_cast<size_t>(i)];
   }
@@ -232,49 +226,71 @@ void Session::State::moe_experts(int l, int64_t n) {
   // z = pre_feedforward_layernorm_2(x): the expert input, from the residual stream      z: [n][E]
   ops::rmsnorm_rows(x.data(), L.pre_ffw_norm_2.data(), z.data(), n, E, eps);
   std::fill(moe.begin(), moe.begin() + n * E, 0.0f);
-  if (n == 1) acts.set(z.data(), 1, E);  // one token: quantize its input once for all its experts
 
+  // Row r of the expert buffers is the (token, slot) pair exp_rows[r]; rows are grouped by expert, so each expert
+  // is one product over its contiguous rows. All experts' gate_up run in one parallel region, then all downs
+  // (perf: one wake-up per phase instead of one per expert; inputs quantized once for all experts).
+  const int64_t R = n * K;
+  const QuantizedActivations* xq = nullptr;
+  if (n == 1) {  // one token: every expert reads the same input row
+    acts.set(z.data(), 1, E);
+  } else {  // ez = z of each row's token: [R][E]
+    for (int64_t r = 0; r < R; ++r) {
+      std::memcpy(ez.data() + r * E, z.data() + (exp_rows[static_cast<size_t>(r)] / K) * E,
+                  static_cast<size_t>(E) * sizeof(float));
+    }
+    acts.set(ez.data(), R, E);
+  }
+  moe_jobs.clear();
   int32_t run_begin = 0;
   for (int64_t e = 0; e < NE; ++e) {
     const int32_t run_end = start[static_cast<size_t>(e)];
     const int64_t cnt = run_end - run_begin;
     if (cnt == 0) continue;
-    const int32_t* rows = exp_rows.data() + run_begin;
-    run_begin = run_end;
-
-    // ez = z of this expert's tokens: [cnt][E]
-    if (n != 1) {
-      for (int64_t r = 0; r < cnt; ++r) {
-        const int64_t t = rows[r] / K;
-        std::memcpy(ez.data() + r * E, z.data() + t * E, static_cast<size_t>(E) * sizeof(float));
-      }
-      acts.set(ez.data(), cnt, E);
-    }
-    // egu = [gate | up] = ez W_gate_up[e]^T: [cnt][2 FE];  eact = gelu(gate) * up: [cnt][FE]
+    // egu = [gate | up] = ez W_gate_up[e]^T: [cnt][2 FE]
+    float* y = egu.data() + static_cast<int64_t>(run_begin) * 2 * FE;
+    const int64_t tb = n == 1 ? 0 : run_begin;
     if (L.fused_gate_up) {
       const MatrixView wgu = L.gate_up_exps.expert(e);
-      matmul(wgu, acts.for_weight(wgu.type, pool), egu.data(), pool);
+      xq = &acts.for_weight(wgu.type, pool);
+      moe_jobs.push_back({wgu, xq, y, 2 * FE, tb, cnt});
     } else {
       const MatrixView wg = L.gate_exps.expert(e), wu = L.up_exps.expert(e);
-      matmul(wg, acts.for_weight(wg.type, pool), egu.data(), pool, 2 * FE);
-      matmul(wu, acts.for_weight(wu.type, pool), egu.data() + FE, pool, 2 * FE);
+      moe_jobs.push_back({wg, &acts.for_weight(wg.type, pool), y, 2 * FE, tb, cnt});
+      moe_jobs.push_back({wu, &acts.for_weight(wu.type, pool), y + FE, 2 * FE, tb, cnt});
     }
-    for (int64_t r = 0; r < cnt; ++r) {
-      const float* g = egu.data() + r * 2 * FE;
-      float* act = eact.data() + r * FE;
-      for (int64_t i = 0; i < FE; ++i) act[i] = ops::gelu_tanh(g[i]) * g[FE + i];
-    }
-    // eout = eact W_down[e]^T: [cnt][E];  moe[t] += weight * eout
+    run_begin = run_end;
+  }
+  matmul_jobs(moe_jobs, pool);
+
+  // eact = gelu(gate) * up: [R][FE]
+  for (int64_t r = 0; r < R; ++r) {
+    const float* g = egu.data() + r * 2 * FE;
+    float* act = eact.data() + r * FE;
+    for (int64_t i = 0; i < FE; ++i) act[i] = ops::gelu_tanh(g[i]) * g[FE + i];
+  }
+  // eout = eact W_down[e]^T: [R][E]
+  acts2.set(eact.data(), R, FE);
+  moe_jobs.clear();
+  run_begin = 0;
+  for (int64_t e = 0; e < NE; ++e) {
+    const int32_t run_end = start[static_cast<size_t>(e)];
+    const int64_t cnt = run_end - run_begin;
+    if (cnt == 0) continue;
     const MatrixView wd = L.down_exps.expert(e);
-    acts2.set(eact.data(), cnt, FE);
-    matmul(wd, acts2.for_weight(wd.type, pool), eout.data(), pool);
-    for (int64_t r = 0; r < cnt; ++r) {
-      const int64_t t = rows[r] / K;
-      const float wt = sel_w[static_cast<size_t>(rows[r])];
-      float* dst = moe.data() + t * E;
-      const float* src = eout.data() + r * E;
-      for (int64_t i = 0; i < E; ++i) dst[i] += wt * src[i];
-    }
+    moe_jobs.push_back({wd, &acts2.for_weight(wd.type, pool), eout.data() + static_cast<int64_t>(run_begin) * E, E,
+                        run_begin, cnt});
+    run_begin = run_end;
+  }
+  matmul_jobs(moe_jobs, pool);
+
+  // moe[t] += weight * eout
+  for (int64_t r = 0; r < R; ++r) {
+    const int32_t pair = exp_rows[static_cast<size_t>(r)];
+    const float wt = sel_w[static_cast<size_t>(pair)];
+    float* dst = moe.data() + (pair / K) * E;
+    const float* src = eout.data() + r * E;
+    for (int64_t i = 0; i < E; ++i) dst[i] += wt * src[i];
   }
 
   // moe = post_feedforward_layernorm_2(moe)

@@ -75,10 +75,11 @@ struct Session::State {
   std::vector<float> sel_w;    // [U][n_expert_used] their weights
   std::vector<int32_t> exp_rows;  // [U * n_expert_used] (token, slot) pairs grouped by expert
   std::vector<int32_t> exp_count; // [n_expert]
-  std::vector<float> ez;       // [U][E] gathered expert inputs
-  std::vector<float> egu;      // [U][2 * FE] expert gate|up
-  std::vector<float> eact;     // [U][FE]
-  std::vector<float> eout;     // [U][E]
+  std::vector<float> ez;       // [U * n_expert_used][E] gathered expert inputs, rows grouped by expert
+  std::vector<float> egu;      // [U * n_expert_used][2 * FE] expert gate|up
+  std::vector<float> eact;     // [U * n_expert_used][FE]
+  std::vector<float> eout;     // [U * n_expert_used][E]
+  std::vector<MatmulJob> moe_jobs;  // reused (no allocation per step once grown)
   std::vector<float> scores;   // [threads][max cache capacity] attention scores
   std::vector<float> logits;   // [rows][n_vocab]
   int64_t logits_rows = 0;
