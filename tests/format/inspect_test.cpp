@@ -50,7 +50,7 @@ TEST(Inspect, GgufTextAndJson) {
   GgufWriter w;
   w.set("general.architecture", GgufValue::string("gemma4"));
   std::vector<std::string> tokens;
-  for (int i = 0; i < 40; ++i) tokens.push_back(i == 0 ? "<pad>" : i == 1 ? "<eos>" : "t" + std::to_string(i));
+  for (int i = 0; i < 40; ++i) tokens.push_back(i == 0 ? "<pad>" : i == 1 ? "<eos>" : fmt::format("t{}", i));
   w.set("tokenizer.ggml.tokens", GgufValue::array(tokens));
   w.set("gemma4.block_count", GgufValue::u32(6));
   auto bytes = test::pattern(34 * 2, 5);
