@@ -230,6 +230,7 @@ Result<engine::NarratorResult> RemoteNarrator::write(const engine::NarratorReque
     httplib::Client cli(ep.origin);
     cli.set_connection_timeout(options_.connect_timeout_s, 0);
     cli.set_read_timeout(options_.read_timeout_s, 0);
+    cli.set_tcp_nodelay(true);
     httplib::Request req;
     req.method = "POST";
     req.path = path;

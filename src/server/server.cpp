@@ -101,6 +101,7 @@ Result<int> Server::start() {
   const int n_http = o.http_threads > 0 ? o.http_threads : 16 + 2 * o.n_parallel;
   im.http.new_task_queue = [n_http] { return new httplib::ThreadPool(static_cast<size_t>(n_http)); };
   im.http.set_payload_max_length(o.max_body);
+  im.http.set_tcp_nodelay(true);  // SSE events and small replies must not wait for Nagle + delayed ACK
   im.http.set_read_timeout(o.read_timeout_s, 0);
   im.http.set_write_timeout(o.read_timeout_s, 0);
   im.register_routes();

@@ -221,7 +221,9 @@ class RemoteAgainstServe : public ::testing::Test {
     o.n_threads = 2;
     o.api_key = "secret";
     rs_ = RunningServer::start(o).release();
-    if (rs_) ASSERT_TRUE(rs_->srv->wait_ready().ok());
+    if (rs_) {
+      ASSERT_TRUE(rs_->srv->wait_ready().ok());
+    }
   }
   static void TearDownTestSuite() {
     delete rs_;

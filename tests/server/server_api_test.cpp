@@ -20,7 +20,9 @@ class ServerApi : public ::testing::Test {
     o.n_ctx = 1024;
     o.n_threads = 2;
     rs_ = RunningServer::start(o).release();
-    if (rs_) ASSERT_TRUE(rs_->srv->wait_ready().ok());
+    if (rs_) {
+      ASSERT_TRUE(rs_->srv->wait_ready().ok());
+    }
   }
   static void TearDownTestSuite() {
     delete rs_;
