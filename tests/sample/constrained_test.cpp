@@ -1,0 +1,169 @@
+// Protocol recogniser vs the strict validator: the hand-written beats, random walks, and the vocabulary mask.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+
+#include "../protocol/beat_cases.h"
+#include "protocol/validator.h"
+#include "sample/constrained.h"
+
+namespace fabula {
+namespace {
+
+using protocol::Manifest;
+
+const std::string kData = std::string(FABULA_TEST_DATA) + "/protocol/";
+
+const Manifest& manifest_for(const test::BeatCase& c) {
+  static const Manifest builtin = Manifest::default_manifest();
+  static const Manifest unicode = [] {
+    auto r = Manifest::load(kData + "unicode_story.json");
+    return r.ok() ? std::move(r).value() : Manifest::default_manifest();
+  }();
+  return c.story == "unicode" ? unicode : builtin;
+}
+
+// Feeds byte by byte; returns the offset of the first rejected byte, or npos.
+size_t first_reject(ProtocolRecognizer& rec, std::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i)
+    if (!rec.feed(text.substr(i, 1))) return i;
+  return std::string_view::npos;
+}
+
+// Valid beats the recogniser rejects on purpose: it is stricter than the validator (documented in constrained.h).
+bool stricter_by_design(const std::string& beat) {
+  return beat.find("\\\"") != std::string::npos || beat.find("\\\\") != std::string::npos ||  // escapes
+         beat.find("=\"\"") != std::string::npos ||
+         beat.find("  ") != std::string::npos || beat.find("{") != std::string::npos ||           // objects / spacing
+         beat.find("'[\n") != std::string::npos || beat.find(",\n") != std::string::npos;        // multi-line JSON
+}
+
+TEST(Constrained, AcceptsValidBeatsRejectsInvalidOnes) {
+  auto cases = test::load_beat_cases(kData + "beats.txt");
+  ASSERT_GT(cases.size(), 20u);
+  int valid = 0, accepted = 0, invalid = 0, rejected = 0;
+  for (const auto& c : cases) {
+    const Manifest& m = manifest_for(c);
+    auto rec = ProtocolRecognizer::create(m, c.cast);
+    if (!rec.ok()) {
+      // A cast outside the story: only beats that test exactly that may do it.
+      EXPECT_FALSE(c.expect.empty()) << c.id << ": " << rec.error().message;
+      continue;
+    }
+    protocol::ValidateOptions opts;
+    opts.locked_cast = c.cast;
+    const bool is_valid = protocol::validate_beat(c.beat, m, opts).valid;
+    EXPECT_EQ(is_valid, c.expect.empty()) << c.id;
+    const size_t at = first_reject(*rec, c.beat);
+    const bool ok = at == std::string::npos && rec->complete();
+    if (is_valid) {
+      ++valid;
+      if (ok) ++accepted;
+      else EXPECT_TRUE(stricter_by_design(c.beat)) << c.id << ": rejected at byte " << at << " of\n" << c.beat;
+    } else {
+      ++invalid;
+      // Soundness: an invalid beat is never accepted whole.
+      EXPECT_FALSE(ok) << c.id << " (" << *c.expect.begin() << ") was accepted:\n" << c.beat;
+      if (!ok) ++rejected;
+    }
+  }
+  std::printf("valid beats accepted: %d/%d; invalid beats rejected: %d/%d\n", accepted, valid, rejected, invalid);
+  EXPECT_GE(accepted * 4, valid * 3);  // most valid beats are in the recogniser's subset
+  EXPECT_EQ(rejected, invalid);
+}
+
+TEST(Constrained, DemoSamplesAreAccepted) {
+  // The demo narrator's own beats (samples.txt, cut at the stop token).
+  std::ifstream in(kData + "samples.jsonl");
+  std::string row;
+  int n = 0;
+  while (std::getline(in, row)) {
+    auto j = nlohmann::json::parse(row, nullptr, false);
+    ASSERT_FALSE(j.is_discarded());
+    std::vector<std::string> cast;
+    for (const auto& name : j["cast"]) cast.push_back(name.get<std::string>());
+    auto rec = ProtocolRecognizer::create(Manifest::default_manifest(), cast);
+    ASSERT_TRUE(rec.ok());
+    const std::string beat = j["beat"].get<std::string>();
+    const size_t at = first_reject(*rec, beat);
+    EXPECT_EQ(at, std::string::npos) << "rejected at " << at << ": ..." << beat.substr(at > 20 ? at - 20 : 0, 40);
+    EXPECT_TRUE(rec->complete()) << beat;
+    ++n;
+  }
+  EXPECT_EQ(n, 8);
+}
+
+TEST(Constrained, RejectsAtTheRightPlace) {
+  auto rec = ProtocolRecognizer::create(Manifest::default_manifest(), {"Hana", "Ren"});
+  ASSERT_TRUE(rec.ok());
+  struct Case {
+    std::string text;
+    size_t at;
+  } cases[] = {
+      {"[TOOL: sprite character=\"Mio\"", 24},               // outside the locked cast
+      {"[TOOL: background name=\"moon\"", 23},               // not a location
+      {"[TOOL: dance]", 7},                                  // unknown tool
+      {"[TOOL: choices choices='[\"a\"]']", 7},             // no prose yet: no ending tool
+      {"[Mio]: \"hi\"", 1},                                  // speaker outside the cast
+      {"Rain.\n[TOOL: choices choices='[\"a\"]", 34},       // one item only
+      {"Rain.\n[TOOL: choices choices='[\"a\", \"a\"", 37},  // duplicate
+      {"Rain.\n[TOOL: end_scene]\nMore", 23},               // after the end: nothing
+      {"Hana said <eos>", 10},                               // control text
+      {"[TOOL: sprite expression=\"smile\"]", 32},           // missing required character
+      {"[Hana]: \"\"", 9},                                   // empty dialogue
+  };
+  for (const auto& c : cases) {
+    rec->reset();
+    EXPECT_EQ(first_reject(*rec, c.text), c.at) << c.text;
+  }
+}
+
+// Random walks through the recogniser over a small alphabet: every completed beat must validate.
+TEST(Constrained, RandomWalksValidate) {
+  const Manifest m = Manifest::default_manifest();
+  auto rec = ProtocolRecognizer::create(m, {"Hana", "Kaito"});
+  ASSERT_TRUE(rec.ok());
+  protocol::ValidateOptions opts;
+  opts.locked_cast = {"Hana", "Kaito"};
+  const std::string alphabet = "[]\"':,= \nTOOLabcdefHnaKitospr_\\<{";
+  std::mt19937 rng(7);
+  int completed = 0;
+  for (int walk = 0; walk < 400; ++walk) {
+    rec->reset();
+    std::string beat;
+    for (int step = 0; step < 400 && !rec->complete(); ++step) {
+      // Prefer bytes that extend a literal (tool names, values) so walks reach the end.
+      std::vector<uint8_t> ok;
+      for (int b = 0; b < 128; ++b) {
+        ProtocolState s = rec->state();
+        if (rec->feed_byte(s, static_cast<uint8_t>(b))) ok.push_back(static_cast<uint8_t>(b));
+      }
+      ASSERT_FALSE(ok.empty()) << "dead end after: " << beat;
+      uint8_t b = ok[rng() % ok.size()];
+      if (ok.size() > 40 && rng() % 3 != 0) {  // free text: mostly structural bytes to explore
+        const char c = alphabet[rng() % alphabet.size()];
+        ProtocolState s = rec->state();
+        if (rec->feed_byte(s, static_cast<uint8_t>(c))) b = static_cast<uint8_t>(c);
+      }
+      ASSERT_TRUE(rec->feed(std::string(1, static_cast<char>(b))));
+      beat.push_back(static_cast<char>(b));
+    }
+    if (!rec->complete()) continue;
+    ++completed;
+    auto r = protocol::validate_beat(beat, m, opts);
+    EXPECT_TRUE(r.valid) << (r.codes().empty() ? "" : r.codes()[0]) << ":\n" << beat;
+  }
+  std::printf("random walks completed: %d/400\n", completed);
+  EXPECT_GT(completed, 20);
+}
+
+TEST(Constrained, FailsClosed) {
+  Manifest m = Manifest::default_manifest();
+  EXPECT_FALSE(ProtocolRecognizer::create(m, {"Nobody"}).ok());
+  Tokenizer empty;
+  EXPECT_FALSE(ProtocolConstraint::create(empty, m).ok());
+}
+
+}  // namespace
+}  // namespace fabula
