@@ -1,0 +1,103 @@
+// The model CLI end to end (fabula convert / run / logits), through the built binary.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "model_test_util.h"
+
+namespace fabula {
+namespace {
+
+using namespace model_test;
+
+struct Output {
+  int status = -1;
+  std::string text;  // stdout
+};
+
+Output run_cli(const std::string& args) {
+  const std::string cmd = std::string(FABULA_BINARY) + " " + args + " 2>/dev/null";
+  Output out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.text.append(buf, n);
+  const int rc = ::pclose(p);
+  out.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return out;
+}
+
+std::string join(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s;
+}
+
+class ModelCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const Output conv = run_cli("convert " + data_path("gemma4-tiny") + " -o " + (dir_ / "tiny.gguf") + " --outtype f32");
+    ASSERT_EQ(conv.status, 0) << conv.text;
+    golden_ = read_json(data_path("gemma4-tiny/golden.json"));
+  }
+  ScratchDir dir_{"cli"};
+  nlohmann::json golden_;
+};
+
+TEST_F(ModelCli, GreedyRunPrintsTheGoldenIds) {
+  for (size_t s = 0; s < 3; ++s) {
+    const auto ids = golden_["sequences"][s].get<std::vector<int32_t>>();
+    const Output out = run_cli("run --model " + (dir_ / "tiny.gguf") + " --tokens " + join(ids) +
+                               " -n 20 --temp 0 --ids");
+    ASSERT_EQ(out.status, 0);
+    auto got = nlohmann::json::parse(out.text, nullptr, false);
+    ASSERT_FALSE(got.is_discarded()) << out.text;
+    EXPECT_EQ(got.get<std::vector<int32_t>>(), golden_["greedy"][s].get<std::vector<int32_t>>()) << "sequence " << s;
+  }
+}
+
+TEST_F(ModelCli, LogitsCommandWritesTheLogitsTensor) {
+  const auto ids = golden_["sequences"][2].get<std::vector<int32_t>>();
+  const std::string path = dir_ / "logits.safetensors";
+  const Output out = run_cli("logits --model " + (dir_ / "tiny.gguf") + " --tokens " + join(ids) + " --output " + path);
+  ASSERT_EQ(out.status, 0) << out.text;
+  auto file = SafetensorsFile::open(path);
+  ASSERT_TRUE(file.ok()) << file.error().to_string();
+  const SafetensorsTensor* t = file->find_tensor("logits");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->shape, (std::vector<uint64_t>{4, 512}));
+  auto golden = SafetensorsFile::open(data_path("gemma4-tiny/golden.safetensors"));
+  ASSERT_TRUE(golden.ok());
+  EXPECT_LE(max_abs_diff(golden_tensor(*file, "logits"), golden_tensor(*golden, "logits.2")), 1e-3);
+}
+
+TEST_F(ModelCli, DemoChatIsReproducibleWithASeedAndStopsAtTheTurnEnd) {
+  const std::string chat =
+      "--chat \"Cast: Kaito, Mio. Place: school rooftop. Time: after school.\nExpressions: neutral, smile, laugh, sad, "
+      "angry, surprised, embarrassed.\nThe player chose: \\\"Ask Mio about the festival\\\".\nWrite the next beat.\"";
+  // Default model: models/fabula-demo-v1.gguf, found relative to the binary.
+  const Output a = run_cli("run " + chat + " -n 400 --temp 1.1 --top-p 0.95 --seed 7 --ids");
+  const Output b = run_cli("run " + chat + " -n 400 --temp 1.1 --top-p 0.95 --seed 7 --ids");
+  ASSERT_EQ(a.status, 0);
+  EXPECT_EQ(a.text, b.text);
+  auto ids = nlohmann::json::parse(a.text, nullptr, false);
+  ASSERT_TRUE(ids.is_array());
+  EXPECT_GT(ids.size(), 10u);
+  EXPECT_LT(ids.size(), 400u);  // it ends its turn with <turn|> (not printed) well before the limit
+  for (const auto& id : ids) EXPECT_NE(id.get<int>(), 6);
+
+  const Output text = run_cli("run " + chat + " -n 400 --temp 0");
+  ASSERT_EQ(text.status, 0);
+  EXPECT_NE(text.text.find("[TOOL:"), std::string::npos) << text.text;  // it drives the stage, as trained
+}
+
+TEST_F(ModelCli, ErrorsExitNonZero) {
+  EXPECT_NE(run_cli("run --model " + (dir_ / "missing.gguf") + " --tokens 1,2").status, 0);
+  EXPECT_NE(run_cli("run --model " + (dir_ / "tiny.gguf") + " --tokens 1,x").status, 0);
+  EXPECT_NE(run_cli("run --model " + (dir_ / "tiny.gguf") + " --prompt hi").status, 0);  // no tokenizer
+  EXPECT_NE(run_cli("convert " + dir_.operator/("nowhere") + " -o " + (dir_ / "x.gguf")).status, 0);
+}
+
+}  // namespace
+}  // namespace fabula

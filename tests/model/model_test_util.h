@@ -1,0 +1,94 @@
+// Helpers for the model tests: scratch directories, the tiny golden model converted once, golden tensors.
+#pragma once
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
+#include "format/safetensors.h"
+#include "model/model.h"
+#include "tools/convert.h"
+
+namespace fabula::model_test {
+
+inline std::string data_path(const std::string& rel) { return std::string(FABULA_TEST_DATA) + "/" + rel; }
+
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& tag) {
+    static int counter = 0;
+    path_ = std::filesystem::temp_directory_path() /
+            ("fabula_model_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Converts tests/data/gemma4-tiny to GGUF with `outtype` into `dir`; returns the path (fails the test on error).
+inline std::string convert_tiny(const ScratchDir& dir, const std::string& outtype = "f32") {
+  ConvertOptions opt;
+  opt.hf_dir = data_path("gemma4-tiny");
+  opt.output = dir / ("tiny-" + outtype + ".gguf");
+  opt.outtype = outtype;
+  auto report = convert_hf_to_gguf(opt);
+  EXPECT_TRUE(report.ok()) << (report.ok() ? "" : report.error().to_string());
+  return opt.output;
+}
+
+inline nlohmann::json read_json(const std::string& path) {
+  auto text = read_file_text(path);
+  EXPECT_TRUE(text.ok());
+  return nlohmann::json::parse(text.ok() ? *text : "{}", nullptr, false);
+}
+
+inline std::vector<float> golden_tensor(const SafetensorsFile& file, const std::string& name) {
+  const SafetensorsTensor* t = file.find_tensor(name);
+  EXPECT_NE(t, nullptr) << name;
+  if (t == nullptr) return {};
+  auto v = safetensors_read_f32(*t);
+  EXPECT_TRUE(v.ok());
+  return v.ok() ? *v : std::vector<float>{};
+}
+
+inline double max_abs_diff(std::span<const float> a, std::span<const float> b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return m;
+}
+
+inline double cosine(const float* a, const float* b, size_t n) {
+  double dot = 0, na = 0, nb = 0;
+  for (size_t i = 0; i < n; ++i) {
+    dot += double(a[i]) * b[i];
+    na += double(a[i]) * a[i];
+    nb += double(b[i]) * b[i];
+  }
+  return dot / std::sqrt(na * nb);
+}
+
+inline int32_t argmax(std::span<const float> v) {
+  size_t best = 0;
+  for (size_t i = 1; i < v.size(); ++i) {
+    if (v[i] > v[best]) best = i;
+  }
+  return static_cast<int32_t>(best);
+}
+
+}  // namespace fabula::model_test
