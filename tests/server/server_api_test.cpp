@@ -192,7 +192,9 @@ TEST_F(ServerApi, ProbabilitiesAreNormalisedAndSorted) {
     for (size_t i = 0; i < 4; ++i) {
       const double lp = p["top_logprobs"][i]["logprob"];
       EXPECT_LE(lp, 1e-6);
-      if (i > 0) EXPECT_LE(lp, prev + 1e-6);
+      if (i > 0) {
+        EXPECT_LE(lp, prev + 1e-6);
+      }
       prev = lp;
       sum += std::exp(lp);
     }
@@ -277,7 +279,9 @@ TEST_F(ServerApi, ChatCompletionStreamEndsWithDoneAndMatchesNonStream) {
       EXPECT_EQ(piece.find("<channel|>"), std::string::npos);
       streamed += piece;
     }
-    if (i + 2 == events.size()) EXPECT_EQ(e["choices"][0]["finish_reason"], whole["choices"][0]["finish_reason"]);
+    if (i + 2 == events.size()) {
+      EXPECT_EQ(e["choices"][0]["finish_reason"], whole["choices"][0]["finish_reason"]);
+    }
   }
   EXPECT_EQ(streamed, content);
 }
