@@ -61,6 +61,7 @@ struct Generator::State {
   std::string reasoning;
   ReasoningDelta delta;
   std::vector<TokenProb> top;
+  std::vector<float> masked;  // [constrained-decoding] logits after the constraint's mask
 
   bool is_eog(int32_t id) const { return std::find(eog.begin(), eog.end(), id) != eog.end(); }
 };
@@ -138,6 +139,7 @@ Status Generator::begin(std::span<const int32_t> prompt, const GenerationParams&
   s.sampler.emplace(std::move(sp), static_cast<size_t>(n_vocab));
   if (params.penalize_prompt && penalties_active(params.sampler))
     for (int32_t id : prompt) s.sampler->accept(id);
+  if (params.constraint) params.constraint->reset();  // [constrained-decoding]
   s.detok.emplace(*s.tok);
   if (params.split_reasoning) s.splitter.emplace(*s.tok, params.prompt_opens_reasoning);
   else s.splitter.reset();
@@ -165,7 +167,20 @@ Status Generator::step(const TokenCallback& on_token) {
   const GenerationParams& p = s.params;
   std::span<const float> logits = session.last_logits();
 
-  const int32_t id = s.sampler->sample(logits);
+  // [constrained-decoding] mask forbidden ids, then the usual chain; n_probs below still reports the raw logits.
+  std::span<const float> sample_from = logits;
+  if (p.constraint) {
+    s.masked.assign(logits.begin(), logits.end());
+    p.constraint->apply(s.masked);
+    sample_from = s.masked;
+  }
+  const int32_t id = s.sampler->sample(sample_from);
+  if (p.constraint) {
+    if (Status st = p.constraint->accept(id); !st.ok()) {
+      s.done = true;
+      return st;
+    }
+  }
   s.sampler->accept(id);
   s.result.tokens.push_back(id);
   s.result.timings.predicted_n++;
