@@ -44,7 +44,8 @@ TEST(ConstrainedDemoSlow, HotSamplingValidates) {
       const std::string user = sc.user +
                                "\nExpressions: neutral, smile, laugh, sad, angry, surprised, embarrassed.\n"
                                "The player chose: \"Look around\".\nWrite the next beat.";
-      auto text = tmpl->render({{"system", kSystem}, {"user", user}});
+      const std::vector<ChatMessage> messages = {{"system", kSystem}, {"user", user}};
+      auto text = tmpl->render(messages);
       ASSERT_TRUE(text.ok());
       auto prompt = tok->encode(*text, false, true);
       auto c = ProtocolConstraint::create(*tok, manifest, sc.cast);
