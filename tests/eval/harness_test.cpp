@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -230,6 +231,25 @@ TEST_F(HarnessTest, MarkdownTableHasTheCardForm) {
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
   EXPECT_NE(svg.find(">tune</text>"), std::string::npos);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
+}
+
+TEST_F(HarnessTest, SeveralWorkersShareOneNarratorsWork) {
+  engine::ScriptedOptions loop;
+  loop.loop = true;
+  engine::ScriptedNarrator w1({kBeats[1]}, loop), w2({kBeats[1]}, loop);
+  EvalNarrator n = narrator(&w1, "spread", {1, 2, 3, 4, 5});
+  n.workers.push_back(&w2);
+  HarnessOptions ho;
+  ho.beats_path = (dir_ / "beats.jsonl").string();
+  auto stats = run_harness(stories_, scenes_, {n}, ho);
+  ASSERT_TRUE(stats.ok()) << stats.error().message;
+  EXPECT_EQ(stats->generated, 10);
+  EXPECT_EQ(w1.calls() + w2.calls(), 10u);  // each job taken exactly once
+  auto rows = read_beat_rows(ho.beats_path);
+  ASSERT_TRUE(rows.ok());
+  std::set<std::string> keys;
+  for (const auto& r : *rows) keys.insert(beat_key(r.narrator, r.scene, r.seed));
+  EXPECT_EQ(keys.size(), 10u);
 }
 
 }  // namespace
