@@ -16,7 +16,10 @@ struct Output {
 };
 
 Output run_cli(const std::string& args) {
-  const std::string cmd = std::string(FABULA_BINARY) + " " + args + " 2>/dev/null";
+  std::string cmd = FABULA_BINARY;
+  cmd += ' ';
+  cmd += args;
+  cmd += " 2>/dev/null";
   Output out;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) return out;
@@ -30,7 +33,10 @@ Output run_cli(const std::string& args) {
 
 std::string join(const std::vector<int32_t>& ids) {
   std::string s;
-  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) s += ',';
+    s += std::to_string(ids[i]);
+  }
   return s;
 }
 
