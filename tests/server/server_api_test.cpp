@@ -356,9 +356,11 @@ TEST_F(ServerApi, MetricsCountTokens) {
   for (const char* name : {"llamacpp:prompt_tokens_total", "llamacpp:tokens_predicted_total", "llamacpp:requests_processing",
                            "llamacpp:requests_deferred", "llamacpp:n_slots 2"})
     EXPECT_NE(m->body.find(name), std::string::npos) << name;
-  const size_t at = m->body.find("\nllamacpp:tokens_predicted_total ");
+  const std::string counter = "\nllamacpp:tokens_predicted_total ";
+  const size_t at = m->body.find(counter);
   ASSERT_NE(at, std::string::npos);
-  EXPECT_GE(std::stod(m->body.substr(at + 34)), 3.0);
+  // The value starts right after the counter's name and its space (the old +34 skipped its first digit).
+  EXPECT_GE(std::stod(m->body.substr(at + counter.size())), 3.0);
 }
 
 }  // namespace
