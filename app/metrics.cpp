@@ -6,6 +6,7 @@
 
 #include "base/file.h"
 #include "command.h"
+#include "story_args.h"
 #include "eval/metrics.h"
 #include "protocol/manifest.h"
 
@@ -50,15 +51,9 @@ FABULA_COMMAND(metrics, "Compute protocol validity, slop density, TTR, trigram r
       std::fprintf(stderr, "error: metrics needs a FILE.jsonl (rows {\"scene\",\"seed\",\"beat\",\"cast\"?})\n");
       return 2;
     }
-    protocol::Manifest manifest = protocol::Manifest::default_manifest();
-    if (!opts->story.empty()) {
-      auto loaded = protocol::load_story_manifest(opts->story);
-      if (!loaded.ok()) {
-        app::report_error(loaded.error());
-        return 2;
-      }
-      manifest = std::move(loaded).value();
-    }
+    auto story_manifest = app::manifest_for_story_option(opts->story);
+    if (!story_manifest) return 2;
+    const protocol::Manifest& manifest = *story_manifest;
     auto tells = opts->tells.empty() ? eval::load_default_tells() : eval::TellList::load(opts->tells);
     if (!tells.ok()) {
       app::report_error(tells.error());

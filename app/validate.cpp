@@ -7,6 +7,7 @@
 
 #include "base/file.h"
 #include "command.h"
+#include "story_args.h"
 #include "protocol/manifest.h"
 #include "protocol/unicode.h"
 #include "protocol/validator.h"
@@ -98,15 +99,9 @@ FABULA_COMMAND(validate, "Validate beats against the VN protocol (strict)") {
       std::fprintf(stderr, "error: validate needs a FILE (JSONL rows {\"beat\",\"id\",\"cast\"} or one plain-text beat)\n");
       return 2;
     }
-    protocol::Manifest manifest = protocol::Manifest::default_manifest();
-    if (!opts->story.empty()) {
-      auto loaded = protocol::load_story_manifest(opts->story);
-      if (!loaded.ok()) {
-        app::report_error(loaded.error());
-        return 2;
-      }
-      manifest = std::move(loaded).value();
-    }
+    auto story_manifest = app::manifest_for_story_option(opts->story);
+    if (!story_manifest) return 2;
+    const protocol::Manifest& manifest = *story_manifest;
     auto inputs = read_inputs(opts->file);
     if (!inputs.ok()) {
       app::report_error(inputs.error());
