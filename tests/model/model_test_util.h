@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "common/scratch_dir.h"
 #include "format/safetensors.h"
 #include "model/model.h"
 #include "tools/convert.h"
@@ -21,24 +22,7 @@ namespace fabula::model_test {
 
 inline std::string data_path(const std::string& rel) { return std::string(FABULA_TEST_DATA) + "/" + rel; }
 
-class ScratchDir {
- public:
-  explicit ScratchDir(const std::string& tag) {
-    static int counter = 0;
-    path_ = std::filesystem::temp_directory_path() /
-            ("fabula_model_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using test_support::ScratchDir;
 
 // Converts tests/data/gemma4-tiny to GGUF with `outtype` into `dir`; returns the path (fails the test on error).
 inline std::string convert_tiny(const ScratchDir& dir, const std::string& outtype = "f32") {
