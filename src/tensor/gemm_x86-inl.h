@@ -148,8 +148,8 @@ constexpr int kTileTokensX86 = 4;
 
 // Runtime nt (1..kTileTokensX86) -> the unrolled instantiation.
 #define FABULA_TILE_DISPATCH(NAME, ...)                                                                        \
-  inline void NAME(int64_t n, const void* w, const uint8_t* act, size_t act_stride, int nt, float* y,          \
-                   int64_t ldy) {                                                                              \
+  inline void NAME(int64_t n, const void* w, const uint8_t* act, size_t act_stride, const float* /*scales*/,  \
+                   int nt, float* y, int64_t ldy) {                                                            \
     switch (nt) {                                                                                              \
       case 1: __VA_ARGS__<1>(n, w, act, act_stride, y, ldy); break;                                           \
       case 2: __VA_ARGS__<2>(n, w, act, act_stride, y, ldy); break;                                           \

@@ -15,8 +15,10 @@ using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
 using VecDotFn = float (*)(int64_t n, const void* weight_row, const void* activation_row);
 // One weight row against nt (1..tile_tokens) activation rows act + t * act_stride: y[t * y_stride] = dot.
 // The weight blocks are unpacked once for all nt tokens (prefill); nt = 1 is a GEMV row.
-using TileFn = void (*)(int64_t n, const void* weight_row, const uint8_t* act, size_t act_stride, int nt, float* y,
-                        int64_t y_stride);
+// act_scales: for Q8_0 activations, the f32 value of every block's scale, token t's at act_scales + t * (n / 32)
+// (QuantizedActivations::block_scales); nullptr makes the kernel convert them itself, with the same result.
+using TileFn = void (*)(int64_t n, const void* weight_row, const uint8_t* act, size_t act_stride,
+                        const float* act_scales, int nt, float* y, int64_t y_stride);
 
 constexpr int kKernelTypeSlots = 32;  // indexed by the ggml type id (all ids fabula knows are < 32)
 

@@ -8,6 +8,8 @@
 #include <cstdlib>
 
 #include "base/check.h"
+#include "tensor/blocks.h"
+#include "tensor/fp16.h"
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 #include "tensor/thread_pool.h"
@@ -28,12 +30,15 @@ struct ActRows {
   const uint8_t* act0;
   size_t astride;
   int64_t n_tokens;
+  const float* scales0;  // QuantizedActivations::block_scales of the first row, or nullptr
+  int64_t scales_stride;
   const uint8_t* row(int64_t t) const { return act0 + static_cast<size_t>(t) * astride; }
+  const float* scales(int64_t t) const { return scales0 == nullptr ? nullptr : scales0 + t * scales_stride; }
 };
 
 ActRows act_rows(const QuantizedActivations& xq, int64_t begin, int64_t count) {
   const size_t stride = xq.n_tokens() > 1 ? static_cast<size_t>(xq.row(1) - xq.row(0)) : 0;
-  return {xq.row(begin), stride, count};
+  return {xq.row(begin), stride, count, xq.block_scales(begin), xq.cols() / 32};
 }
 
 void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, VecDotFn dot,
@@ -48,7 +53,7 @@ void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, 
         const uint8_t* act = xq.row(t0);
         float* yt = y + t0 * ldy;
         for (int64_t r = rt; r < rt_end; ++r) {
-          tile(w.cols, w.data + static_cast<size_t>(r) * w.row_stride, act, astride, nt, yt + r, ldy);
+          tile(w.cols, w.data + static_cast<size_t>(r) * w.row_stride, act, astride, xq.scales(t0), nt, yt + r, ldy);
         }
       }
     }
@@ -99,13 +104,21 @@ void QuantizedActivations::quantize(GgmlType type, const float* x, int64_t n_tok
 
   const int64_t blocks_per_row = cols / tr.block_size;
   const int64_t total_blocks = blocks_per_row * n_tokens;
+  const bool with_scales = type == GgmlType::kQ8_0;
+  if (with_scales && scales_.size() < static_cast<size_t>(total_blocks)) scales_.resize(total_blocks);
+  if (!with_scales) scales_.clear();
   auto run = [&](int64_t b0, int64_t b1, int) {
     // [b0, b1) may span rows: quantize the piece of each row it covers.
     while (b0 < b1) {
       const int64_t t = b0 / blocks_per_row;
       const int64_t jb = b0 % blocks_per_row;
       const int64_t nb = std::min(b1 - b0, blocks_per_row - jb);
-      q(x + t * cols + jb * tr.block_size, buffer_.data() + t * row_bytes_ + jb * tr.block_bytes, nb * tr.block_size);
+      uint8_t* dst = buffer_.data() + t * row_bytes_ + jb * tr.block_bytes;
+      q(x + t * cols + jb * tr.block_size, dst, nb * tr.block_size);
+      if (with_scales) {
+        const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(dst);
+        for (int64_t k = 0; k < nb; ++k) scales_[t * blocks_per_row + jb + k] = fp16_to_fp32(blocks[k].d);
+      }
       b0 += nb;
     }
   };

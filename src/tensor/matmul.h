@@ -34,6 +34,11 @@ class QuantizedActivations {
   int64_t n_tokens() const { return n_tokens_; }
   int64_t cols() const { return cols_; }
   const uint8_t* row(int64_t token) const { return buffer_.data() + static_cast<size_t>(token) * row_bytes_; }
+  // Q8_0 only (else nullptr): every block's scale as f32, cols / 32 per token, so the tile kernels do not convert
+  // them once per weight row.
+  const float* block_scales(int64_t token) const {
+    return scales_.empty() ? nullptr : scales_.data() + static_cast<size_t>(token * (cols_ / 32));
+  }
 
  private:
   GgmlType type_ = GgmlType::kF32;
@@ -41,6 +46,7 @@ class QuantizedActivations {
   int64_t cols_ = 0;
   size_t row_bytes_ = 0;
   std::vector<uint8_t> buffer_;
+  std::vector<float> scales_;
 };
 
 // y[t][r] = dot(W row r, x[t]) for t < xq.n_tokens(), r < w.rows. xq.type() must be vec_dot_type(w.type).

@@ -134,6 +134,10 @@ inline void quantize_act_q8_K(const float* x, void* yv, int64_t n) {
 #define FABULA_QUANT_X86_256 1
 #include "tensor/quant_x86-inl.h"
 #include "tensor/gemm_x86-inl.h"
+#if HWY_TARGET <= HWY_AVX3
+#define FABULA_TILES_AVX512 1
+#include "tensor/gemm_avx512-inl.h"
+#endif
 #endif
 
 // Overrides the scalar entries of `t` with this target's SIMD kernels.
@@ -147,6 +151,10 @@ inline void fill_simd_kernels(KernelTable* t) {
   fill_x86_kernels(t);
   fill_x86_tiles(t);
 #undef FABULA_QUANT_X86_256
+#endif
+#ifdef FABULA_TILES_AVX512
+  fill_avx512_tiles(t);
+#undef FABULA_TILES_AVX512
 #endif
 }
 

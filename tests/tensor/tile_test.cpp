@@ -55,6 +55,15 @@ std::vector<uint8_t> random_activations(GgmlType act_type, int64_t n, int rows, 
   return out;
 }
 
+// The f32 scale of every Q8_0 block of `rows` activation rows (empty for other activation types).
+std::vector<float> block_scales_f32(GgmlType act_type, int64_t n, int rows, const std::vector<uint8_t>& act) {
+  std::vector<float> scales;
+  if (act_type != GgmlType::kQ8_0) return scales;
+  const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(act.data());
+  for (int64_t b = 0; b < n / 32 * rows; ++b) scales.push_back(fp16_to_fp32(blocks[b].d));
+  return scales;
+}
+
 TEST(Tile, EveryTargetMatchesTheScalarVecDot) {
   const KernelTable ref = scalar_kernels();
   std::mt19937 rng(42);
@@ -70,7 +79,10 @@ TEST(Tile, EveryTargetMatchesTheScalarVecDot) {
       SCOPED_TRACE(std::string(type_name(type)));
       ++tested;
       const GgmlType at = vec_dot_type(type);
-      for (int64_t n : {256, 768, 2816}) {
+      // 2816: the 26B hidden size; 704 (22 blocks of 32) its expert width; 800 (25 blocks) an odd block count for
+      // the kernels that take two 32-blocks per step.
+      const bool k_quant = type_traits(type).block_size == kQK_K;
+      for (int64_t n : k_quant ? std::vector<int64_t>{256, 768, 2816} : std::vector<int64_t>{256, 704, 800, 2816}) {
         // +2: GGUF rows are only 2-byte aligned.
         std::vector<uint8_t> wbuf(row_bytes(type, n) + 2);
         uint8_t* w = wbuf.data() + 2;
@@ -78,14 +90,22 @@ TEST(Tile, EveryTargetMatchesTheScalarVecDot) {
         const int rows = table.tile_tokens + 1;
         const std::vector<uint8_t> act = random_activations(at, n, rows, rng);
         const size_t astride = row_bytes(at, n);
+        // Q8_0 activations: the f32 block scales as QuantizedActivations provides them; the kernels must give the
+        // same result with them and without (nullptr: they convert the f16 scales themselves).
+        const std::vector<float> scales = block_scales_f32(at, n, rows, act);
         for (int nt = 1; nt <= table.tile_tokens; ++nt) {
           std::vector<float> y(static_cast<size_t>(nt) * 3, -1.0f);
-          tile(n, w, act.data() + astride, astride, nt, y.data(), 3);  // tokens 1..nt, y stride 3
+          tile(n, w, act.data() + astride, astride, nullptr, nt, y.data(), 3);  // tokens 1..nt, y stride 3
           for (int t = 0; t < nt; ++t) {
             const float want = ref.vec_dot[kernel_slot(type)](n, w, act.data() + astride * (t + 1));
             EXPECT_NEAR(y[static_cast<size_t>(t) * 3], want, 1e-4f * (1.0f + std::fabs(want)))
                 << "n " << n << " nt " << nt << " t " << t;
             EXPECT_EQ(y[static_cast<size_t>(t) * 3 + 1], -1.0f);  // nothing written between outputs
+          }
+          if (!scales.empty()) {
+            std::vector<float> ys(static_cast<size_t>(nt) * 3, -1.0f);
+            tile(n, w, act.data() + astride, astride, scales.data() + n / 32, nt, ys.data(), 3);
+            for (int t = 0; t < nt; ++t) EXPECT_EQ(ys[static_cast<size_t>(t) * 3], y[static_cast<size_t>(t) * 3]);
           }
         }
       }

@@ -1,0 +1,300 @@
+// AVX-512 (512-bit) multi-token tile kernels for Q4_K, Q6_K and the Q8_0 family (Q8_0, Q5_0, Q4_0), tiles of up to
+// 8 tokens, included by quant-inl.h inside the AVX3 and AVX3_DL target namespaces after gemm_x86-inl.h, whose
+// 256-bit kernels they replace there. No include guard on purpose.
+//
+// Why: the 256-bit kernels spend two instructions (maddubs + the scale step) per 32 weights per token; a 512-bit
+// register holds 64 weights, so the per-token work halves. The weight blocks are laid out so that 64 consecutive
+// weights come from one load: a Q4_K 32-byte chunk gives its low nibbles (32 weights) and its high nibbles (the
+// next 32), and a Q6_K 64-byte ql load gives 64 weights. The sub-block scales become per-lane int16 vectors with one
+// vpermw per 64 weights, shared by all tokens of the tile. Integer sums per block are exact; only the f32
+// accumulation order differs from the references (tests/tensor/tile_test.cpp compares every target with them).
+
+// Highway 1.0.3 compiles AVX3_DL with the 256-bit AVX-VNNI attribute only, not avx512vnni, but selects that
+// target only on CPUs with AVX512_VNNI; so the 512-bit VNNI instructions are emitted as inline assembly.
+
+// acc += Σ pairs(p16 * s16), 512-bit.
+HWY_INLINE __m512i dp_i16_512(__m512i acc, __m512i p16, __m512i s16) {
+#if HWY_TARGET == HWY_AVX3_DL
+  asm("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(p16), "v"(s16));
+  return acc;
+#else
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(p16, s16));
+#endif
+}
+
+HWY_INLINE __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
+
+HWY_INLINE __m512i join256(__m256i lo, __m256i hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+// Index vectors for vpermw: int16 lane l of the result takes lane idx[l] of the source.
+// Q4_K: 64 weights = sub-blocks 2j and 2j+1; lanes 0..15 (weights 0..31) take scale 2j, lanes 16..31 take 2j+1.
+HWY_INLINE __m512i q4_K_scale_index(int j) {
+  return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(2 * j)), _mm256_set1_epi16(static_cast<short>(2 * j + 1)), 1);
+}
+
+// Q4_K x Q8_K, up to 8 tokens. Per block and row: 4 vectors of 64 weights, 4 scale vectors, the mins duplicated per
+// 16 (to meet the per-16 bsums); per token: 4 x (load, maddubs, vpdpwssd), one f32 FMA, and the min term.
+template <int NT>
+HWY_INLINE void tile_q4_K_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, float* y,
+                              int64_t ldy) {
+  const BlockQ4_K* x = static_cast<const BlockQ4_K*>(wv);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i idx0 = q4_K_scale_index(0), idx1 = q4_K_scale_index(1), idx2 = q4_K_scale_index(2),
+                idx3 = q4_K_scale_index(3);
+  // mins are int16 lanes 8..15 of the unpacked scales; bsums come per 16 weights, so each min serves two lanes.
+  const __m256i min_index = _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  __m512 acc[NT];
+  __m256 accm[NT];
+  for (int t = 0; t < NT; ++t) {
+    acc[t] = _mm512_setzero_ps();
+    accm[t] = _mm256_setzero_ps();
+  }
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    uint32_t utmp[4];
+    unpack_k_scales_x86(x[i].scales, utmp);
+    const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(utmp)));
+    const __m512i sc512 = _mm512_castsi256_si512(sc16);
+    const __m512i s0 = _mm512_permutexvar_epi16(idx0, sc512), s1 = _mm512_permutexvar_epi16(idx1, sc512),
+                  s2 = _mm512_permutexvar_epi16(idx2, sc512), s3 = _mm512_permutexvar_epi16(idx3, sc512);
+    const __m256i mins = _mm256_permutexvar_epi16(min_index, sc16);
+    __m512i q[4];
+    for (int j = 0; j < 4; ++j) {
+      const __m256i bits = load256(x[i].qs + 32 * j);
+      q[j] = _mm512_and_si512(join256(bits, _mm256_srli_epi16(bits, 4)), m4);
+    }
+    const float d = h2f_fast(x[i].d), dmin = h2f_fast(x[i].dmin);
+    for (int t = 0; t < NT; ++t) {
+      const BlockQ8_K* yb = reinterpret_cast<const BlockQ8_K*>(act + t * act_stride) + i;
+      // Two chains so that a single token (decode) is not bound by the vpdpwssd latency.
+      __m512i sum_a = _mm512_maddubs_epi16(q[0], load512(yb->qs));
+      __m512i sum_b = _mm512_maddubs_epi16(q[1], load512(yb->qs + 64));
+      sum_a = _mm512_madd_epi16(sum_a, s0);
+      sum_b = _mm512_madd_epi16(sum_b, s1);
+      sum_a = dp_i16_512(sum_a, _mm512_maddubs_epi16(q[2], load512(yb->qs + 128)), s2);
+      sum_b = dp_i16_512(sum_b, _mm512_maddubs_epi16(q[3], load512(yb->qs + 192)), s3);
+      acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * yb->d), _mm512_cvtepi32_ps(_mm512_add_epi32(sum_a, sum_b)), acc[t]);
+      const __m256i mm = _mm256_madd_epi16(mins, load256(yb->bsums));
+      accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * yb->d), _mm256_cvtepi32_ps(mm), accm[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) y[t * ldy] = _mm512_reduce_add_ps(acc[t]) - hsum_f32x8(accm[t]);
+}
+
+// Q6_K: 64 weights = 4 groups of 16; lanes 8g..8g+7 take scale 4G+g (G = which 64 of the block).
+HWY_INLINE __m512i q6_K_scale_index(int G) {
+  return _mm512_inserti64x4(
+      _mm512_castsi256_si512(_mm256_setr_epi16(4 * G, 4 * G, 4 * G, 4 * G, 4 * G, 4 * G, 4 * G, 4 * G, 4 * G + 1,
+                                               4 * G + 1, 4 * G + 1, 4 * G + 1, 4 * G + 1, 4 * G + 1, 4 * G + 1,
+                                               4 * G + 1)),
+      _mm256_setr_epi16(4 * G + 2, 4 * G + 2, 4 * G + 2, 4 * G + 2, 4 * G + 2, 4 * G + 2, 4 * G + 2, 4 * G + 2,
+                        4 * G + 3, 4 * G + 3, 4 * G + 3, 4 * G + 3, 4 * G + 3, 4 * G + 3, 4 * G + 3, 4 * G + 3),
+      1);
+}
+
+// Q6_K x Q8_K, up to 8 tokens. Unsigned 6-bit q (0..63) in 4 vectors of 64 weights; the -32 offset is
+// 32 * Σ_g sc_g * bsum_g per token, as in the 256-bit kernel.
+template <int NT>
+HWY_INLINE void tile_q6_K_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, float* y,
+                              int64_t ldy) {
+  const BlockQ6_K* x = static_cast<const BlockQ6_K*>(wv);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i m2 = _mm512_set1_epi8(0x30);
+  const __m512i idx0 = q6_K_scale_index(0), idx1 = q6_K_scale_index(1), idx2 = q6_K_scale_index(2),
+                idx3 = q6_K_scale_index(3);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    __m512i q[4];
+    for (int h = 0; h < 2; ++h) {
+      // Weights 128h + 0..63: low nibbles of ql[64h..64h+63] with qh bits 0-1 (first 32) and 2-3 (next 32);
+      // weights 128h + 64..127: the high nibbles with qh bits 4-5 and 6-7.
+      const __m512i lo = load512(x[i].ql + 64 * h);
+      const __m256i qh = load256(x[i].qh + 32 * h);
+      const __m512i hi_a = join256(_mm256_slli_epi16(qh, 4), _mm256_slli_epi16(qh, 2));
+      const __m512i hi_b = join256(qh, _mm256_srli_epi16(qh, 2));
+      q[2 * h] = _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_and_si512(hi_a, m2));
+      q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), m4), _mm512_and_si512(hi_b, m2));
+    }
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales)));
+    const __m512i sc512 = _mm512_castsi256_si512(sc16);
+    const __m512i s0 = _mm512_permutexvar_epi16(idx0, sc512), s1 = _mm512_permutexvar_epi16(idx1, sc512),
+                  s2 = _mm512_permutexvar_epi16(idx2, sc512), s3 = _mm512_permutexvar_epi16(idx3, sc512);
+    const float d = h2f_fast(x[i].d);
+    for (int t = 0; t < NT; ++t) {
+      const BlockQ8_K* yb = reinterpret_cast<const BlockQ8_K*>(act + t * act_stride) + i;
+      __m512i sum_a = _mm512_madd_epi16(_mm512_maddubs_epi16(q[0], load512(yb->qs)), s0);
+      __m512i sum_b = _mm512_madd_epi16(_mm512_maddubs_epi16(q[1], load512(yb->qs + 64)), s1);
+      sum_a = dp_i16_512(sum_a, _mm512_maddubs_epi16(q[2], load512(yb->qs + 128)), s2);
+      sum_b = dp_i16_512(sum_b, _mm512_maddubs_epi16(q[3], load512(yb->qs + 192)), s3);
+      const __m512i sum = _mm512_add_epi32(sum_a, sum_b);
+      __m256i sumi = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
+      const __m256i off = _mm256_madd_epi16(sc16, load256(yb->bsums));  // Σ sc_g * bsum_g, 8 lanes
+      sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) y[t * ldy] = hsum_f32x8(acc[t]);
+}
+
+// acc += Σ quads(u8 * s8), 512-bit (without VNNI through int16 pairs, which do not saturate for |w| <= 128 and
+// |a| <= 127).
+HWY_INLINE __m512i dp_u8s8_512(__m512i acc, __m512i u, __m512i s) {
+#if HWY_TARGET == HWY_AVX3_DL
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));  // u: unsigned bytes, s: signed bytes
+  return acc;
+#else
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+#endif
+}
+
+// Four vectors s[p] of 16 int32 partial sums, blocks 2p (lanes 0..7) and 2p+1 (lanes 8..15), reduced to one
+// total per block, in the lane order blocks 0, 2, 4, 6, 1, 3, 5, 7.
+HWY_INLINE __m256i reduce_block_pairs(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
+  const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(s0, s1), _mm512_unpackhi_epi32(s0, s1));
+  const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s2, s3), _mm512_unpackhi_epi32(s2, s3));
+  // Each 128-bit chunk c of u: the sums of s0..s3 over chunk c; chunks 0-1 are the first block, 2-3 the second.
+  const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+  const __m512i v = _mm512_add_epi32(u, _mm512_shuffle_i32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_castsi512_si256(_mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(2, 0, 2, 0)));
+}
+
+// Q8_0 / Q5_0 / Q4_0 x Q8_0, eight blocks per step. Per row: the weights of block pairs become 64 signed int8,
+// their |w| and sign masks, and the 8 block scales. Per token: the sign moves onto the activations (masked
+// negate; AVX-512 has no vpsignb), vpdpbusd gives 8 lanes per block, one shuffle tree reduces them to one lane per
+// block, and a single FMA applies the 8 weight x activation scales. The per-block f32 work of the 256-bit kernel
+// (convert, broadcast, multiply, FMA per block and token) drops to one vector op per 8 blocks. A remainder of
+// fewer than 8 blocks goes through the 256-bit kernel.
+template <GgmlType kType, typename Block, int NT>
+HWY_INLINE void tile_q8_0_like_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride,
+                                   const float* act_scales, float* y, int64_t ldy) {
+  const uint8_t* x = static_cast<const uint8_t*>(wv);
+  const int64_t nb = n / kQK8_0;
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= nb; i += 8) {
+    __m512i aw[4];
+    __mmask64 negative[4];
+    alignas(16) uint16_t dh[8];  // weight scales in the reduced lane order
+    for (int p = 0; p < 4; ++p) {
+      const uint8_t* b0 = x + (i + 2 * p) * sizeof(Block);
+      const uint8_t* b1 = b0 + sizeof(Block);
+      const __m512i w = join256(q8_0_like_weights<kType>(b0), q8_0_like_weights<kType>(b1));
+      negative[p] = _mm512_movepi8_mask(w);
+      aw[p] = _mm512_abs_epi8(w);
+      std::memcpy(&dh[p], b0, 2);  // d leads all three block types
+      std::memcpy(&dh[4 + p], b1, 2);
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh)));
+    for (int t = 0; t < NT; ++t) {
+      const BlockQ8_0* yb = reinterpret_cast<const BlockQ8_0*>(act + t * act_stride) + i;
+      __m512i s[4];
+      for (int p = 0; p < 4; ++p) {
+        const __m512i a = join256(load256(yb[2 * p].qs), load256(yb[2 * p + 1].qs));
+        const __m512i sa = _mm512_mask_sub_epi8(a, negative[p], _mm512_setzero_si512(), a);
+        s[p] = dp_u8s8_512(_mm512_setzero_si512(), aw[p], sa);
+      }
+      __m256 da;
+      if (act_scales != nullptr) {
+        da = _mm256_permutexvar_ps(order, _mm256_loadu_ps(act_scales + t * nb + i));
+      } else {
+        alignas(16) uint16_t ah[8];
+        for (int p = 0; p < 4; ++p) {
+          std::memcpy(&ah[p], &yb[2 * p].d, 2);
+          std::memcpy(&ah[4 + p], &yb[2 * p + 1].d, 2);
+        }
+        da = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(ah)));
+      }
+      const __m256i sums = reduce_block_pairs(s[0], s[1], s[2], s[3]);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc[t]);
+    }
+  }
+  float tail[NT] = {};
+  if (i < nb) {
+    tile_q8_0_like_n<kType, Block, NT>((nb - i) * kQK8_0, x + i * sizeof(Block), act + i * sizeof(BlockQ8_0),
+                                       act_stride, tail, 1);
+  }
+  for (int t = 0; t < NT; ++t) y[t * ldy] = hsum_f32x8(acc[t]) + tail[t];
+}
+
+template <int NT>
+HWY_INLINE void tile_q8_0_512(int64_t n, const void* w, const uint8_t* a, size_t s, const float* sc, float* y,
+                              int64_t ldy) {
+  tile_q8_0_like_512<GgmlType::kQ8_0, BlockQ8_0, NT>(n, w, a, s, sc, y, ldy);
+}
+template <int NT>
+HWY_INLINE void tile_q5_0_512(int64_t n, const void* w, const uint8_t* a, size_t s, const float* sc, float* y,
+                              int64_t ldy) {
+  tile_q8_0_like_512<GgmlType::kQ5_0, BlockQ5_0, NT>(n, w, a, s, sc, y, ldy);
+}
+template <int NT>
+HWY_INLINE void tile_q4_0_512(int64_t n, const void* w, const uint8_t* a, size_t s, const float* sc, float* y,
+                              int64_t ldy) {
+  tile_q8_0_like_512<GgmlType::kQ4_0, BlockQ4_0, NT>(n, w, a, s, sc, y, ldy);
+}
+
+// The K-quant kernels read the f32 scale from the Q8_K block itself.
+template <int NT>
+HWY_INLINE void tile_q4_K_512s(int64_t n, const void* w, const uint8_t* a, size_t s, const float*, float* y,
+                               int64_t ldy) {
+  tile_q4_K_512<NT>(n, w, a, s, y, ldy);
+}
+template <int NT>
+HWY_INLINE void tile_q6_K_512s(int64_t n, const void* w, const uint8_t* a, size_t s, const float*, float* y,
+                               int64_t ldy) {
+  tile_q6_K_512<NT>(n, w, a, s, y, ldy);
+}
+
+constexpr int kTileTokensAvx512 = 8;
+
+// Runtime nt (1..kTileTokensAvx512) -> the unrolled instantiation.
+#define FABULA_TILE512_DISPATCH(NAME, KERNEL)                                                                  \
+  inline void NAME(int64_t n, const void* w, const uint8_t* act, size_t act_stride, const float* scales,      \
+                   int nt, float* y, int64_t ldy) {                                                            \
+    switch (nt) {                                                                                              \
+      case 1: KERNEL<1>(n, w, act, act_stride, scales, y, ldy); break;                                        \
+      case 2: KERNEL<2>(n, w, act, act_stride, scales, y, ldy); break;                                        \
+      case 3: KERNEL<3>(n, w, act, act_stride, scales, y, ldy); break;                                        \
+      case 4: KERNEL<4>(n, w, act, act_stride, scales, y, ldy); break;                                        \
+      case 5: KERNEL<5>(n, w, act, act_stride, scales, y, ldy); break;                                        \
+      case 6: KERNEL<6>(n, w, act, act_stride, scales, y, ldy); break;                                        \
+      case 7: KERNEL<7>(n, w, act, act_stride, scales, y, ldy); break;                                        \
+      default: KERNEL<8>(n, w, act, act_stride, scales, y, ldy); break;                                       \
+    }                                                                                                          \
+  }
+// The single-row dot is the one-token tile, so a GEMV gives bit-identical results with tiles on or off.
+#define FABULA_VEC_DOT512(NAME, KERNEL)                                  \
+  inline float NAME(int64_t n, const void* w, const void* a) {          \
+    float y;                                                              \
+    KERNEL<1>(n, w, static_cast<const uint8_t*>(a), 0, nullptr, &y, 1);   \
+    return y;                                                             \
+  }
+FABULA_TILE512_DISPATCH(tile_q4_K_avx512, tile_q4_K_512s)
+FABULA_TILE512_DISPATCH(tile_q6_K_avx512, tile_q6_K_512s)
+FABULA_TILE512_DISPATCH(tile_q8_0_avx512, tile_q8_0_512)
+FABULA_TILE512_DISPATCH(tile_q5_0_avx512, tile_q5_0_512)
+FABULA_TILE512_DISPATCH(tile_q4_0_avx512, tile_q4_0_512)
+FABULA_VEC_DOT512(vec_dot_q4_K_avx512, tile_q4_K_512s)
+FABULA_VEC_DOT512(vec_dot_q6_K_avx512, tile_q6_K_512s)
+FABULA_VEC_DOT512(vec_dot_q8_0_avx512, tile_q8_0_512)
+FABULA_VEC_DOT512(vec_dot_q5_0_avx512, tile_q5_0_512)
+FABULA_VEC_DOT512(vec_dot_q4_0_avx512, tile_q4_0_512)
+#undef FABULA_TILE512_DISPATCH
+#undef FABULA_VEC_DOT512
+
+inline void fill_avx512_tiles(KernelTable* t) {
+  t->tile[kernel_slot(GgmlType::kQ4_K)] = tile_q4_K_avx512;
+  t->tile[kernel_slot(GgmlType::kQ6_K)] = tile_q6_K_avx512;
+  t->tile[kernel_slot(GgmlType::kQ8_0)] = tile_q8_0_avx512;
+  t->tile[kernel_slot(GgmlType::kQ5_0)] = tile_q5_0_avx512;
+  t->tile[kernel_slot(GgmlType::kQ4_0)] = tile_q4_0_avx512;
+  t->vec_dot[kernel_slot(GgmlType::kQ4_K)] = vec_dot_q4_K_avx512;
+  t->vec_dot[kernel_slot(GgmlType::kQ6_K)] = vec_dot_q6_K_avx512;
+  t->vec_dot[kernel_slot(GgmlType::kQ8_0)] = vec_dot_q8_0_avx512;
+  t->vec_dot[kernel_slot(GgmlType::kQ5_0)] = vec_dot_q5_0_avx512;
+  t->vec_dot[kernel_slot(GgmlType::kQ4_0)] = vec_dot_q4_0_avx512;
+  t->tile_tokens = kTileTokensAvx512;
+}
