@@ -7,6 +7,7 @@
 
 #include "model/ops.h"
 #include "model/session_state.h"
+#include "tensor/activations.h"
 #include "tensor/quant.h"
 
 namespace fabula {
@@ -116,11 +117,7 @@ void Session::State::attention_block(int l, int64_t n) {
       ops::softmax(sc, pos - lo + 1);
       float* out = attn.data() + t * QD + hh * hd;
       std::fill(out, out + hd, 0.0f);
-      for (int64_t j = lo; j <= pos; ++j) {
-        const float p = sc[j - lo];
-        const float* vj = c.v_slot(j) + g * hd;
-        for (int64_t d = 0; d < hd; ++d) out[d] += p * vj[d];
-      }
+      for (int64_t j = lo; j <= pos; ++j) add_scaled(out, c.v_slot(j) + g * hd, sc[j - lo], hd);
     }
   });
 
@@ -145,9 +142,7 @@ void Session::State::ffn_block(int l, int64_t n) {
                                {L.ffn_up, &acts.for_weight(L.ffn_up.type, pool), up.data()}};
     matmul_jobs(jobs, pool);
   }
-  for (int64_t i = 0; i < n * F; ++i) {
-    gate[static_cast<size_t>(i)] = ops::gelu_tanh(gate[static_cast<size_t>(i)]) * up[static_cast<size_t>(i)];
-  }
+  gelu_tanh_mul(gate.data(), up.data(), gate.data(), n * F);
   acts.set(gate.data(), n, F);
   matmul(L.ffn_down, acts.for_weight(L.ffn_down.type, pool), o.data(), pool);
 
@@ -267,7 +262,7 @@ void Session::State::moe_experts(int l, int64_t n) {
   for (int64_t r = 0; r < R; ++r) {
     const float* g = egu.data() + r * 2 * FE;
     float* act = eact.data() + r * FE;
-    for (int64_t i = 0; i < FE; ++i) act[i] = ops::gelu_tanh(g[i]) * g[FE + i];
+    gelu_tanh_mul(g, g + FE, act, FE);
   }
   // eout = eact W_down[e]^T: [R][E]
   acts2.set(eact.data(), R, FE);

@@ -1,0 +1,110 @@
+// SIMD bodies of tensor/activations.h, one per Highway target, plus the scalar references.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "tensor/activations.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#include <cmath>
+
+#include "tensor/activations.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace fabula {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+void gelu_tanh_mul_simd(const float* gate, const float* up, float* out, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto k0 = hn::Set(d, 0.7978845608028654f), k1 = hn::Set(d, 0.044715f), half = hn::Set(d, 0.5f),
+             one = hn::Set(d, 1.0f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto x = hn::LoadU(d, gate + i);
+    const auto inner = hn::Mul(k0, hn::MulAdd(hn::Mul(k1, hn::Mul(x, x)), x, x));  // k0 * (x + k1 x^3)
+    const auto g = hn::Mul(hn::Mul(half, x), hn::Add(one, hn::Tanh(d, inner)));
+    hn::StoreU(hn::Mul(g, hn::LoadU(d, up + i)), d, out + i);
+  }
+  gelu_tanh_mul_ref(gate + i, up + i, out + i, n - i);
+}
+
+void tanh_softcap_simd(float* x, int64_t n, float cap) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto vcap = hn::Set(d, cap), inv = hn::Set(d, 1.0f / cap);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(vcap, hn::Tanh(d, hn::Mul(hn::LoadU(d, x + i), inv))), d, x + i);
+  tanh_softcap_ref(x + i, n - i, cap);
+}
+
+double exp_shifted_simd(float* x, int64_t n, float shift) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto vshift = hn::Set(d, shift);
+  auto sum = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vshift));
+    hn::StoreU(e, d, x + i);
+    sum = hn::Add(sum, e);
+  }
+  return static_cast<double>(hn::GetLane(hn::SumOfLanes(d, sum))) + exp_shifted_ref(x + i, n - i, shift);
+}
+
+void add_scaled_simd(float* y, const float* x, float a, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto va = hn::Set(d, a);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  add_scaled_ref(y + i, x + i, a, n - i);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace fabula
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace fabula {
+
+HWY_EXPORT(gelu_tanh_mul_simd);
+HWY_EXPORT(tanh_softcap_simd);
+HWY_EXPORT(exp_shifted_simd);
+HWY_EXPORT(add_scaled_simd);
+
+void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(gelu_tanh_mul_simd)(gate, up, out, n);
+}
+void tanh_softcap(float* x, int64_t n, float cap) { HWY_DYNAMIC_DISPATCH(tanh_softcap_simd)(x, n, cap); }
+double exp_shifted(float* x, int64_t n, float shift) { return HWY_DYNAMIC_DISPATCH(exp_shifted_simd)(x, n, shift); }
+
+void add_scaled(float* y, const float* x, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(add_scaled_simd)(y, x, a, n); }
+
+void gelu_tanh_mul_ref(const float* gate, const float* up, float* out, int64_t n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = gate[i];
+    out[i] = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x))) * up[i];
+  }
+}
+
+void tanh_softcap_ref(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
+double exp_shifted_ref(float* x, int64_t n, float shift) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
+void add_scaled_ref(float* y, const float* x, float a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace fabula
+#endif  // HWY_ONCE
