@@ -1,20 +1,17 @@
 // `fabula run`: generate from a prompt, a chat message or raw token ids with the in-process model, streaming text.
-#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <random>
-#include <limits>
 #include <sstream>
 #include <string>
 
+#include "backend/generator.h"
 #include "base/log.h"
 #include "command.h"
 #include "model/model.h"
 #include "model_args.h"
 #include "protocol/manifest.h"  // [constrained-decoding]
 #include "sample/constrained.h"
-#include "sample/phrase_ban.h"
-#include "sample/sampler.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
 
@@ -114,22 +111,18 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
       prompt = tok.encode(*text, /*add_bos=*/false, /*parse_special=*/true);
     }
 
-    const Gemma4HParams& hp = model.hparams();
-    SessionOptions so;
-    so.n_ctx = a->ctx > 0 ? a->ctx : static_cast<int64_t>(prompt.size()) + std::max(a->n_predict, 0) + 1;
-    so.n_threads = a->threads;
-    Session session(model, so);
-
-    SamplerParams sp;
+    GenerationParams gp;
+    SamplerParams& sp = gp.sampler;
     sp.temperature = a->temp;
     sp.top_k = a->top_k;
     sp.top_p = a->top_p;
     sp.min_p = a->min_p;
     sp.seed = a->seed >= 0 ? static_cast<uint64_t>(a->seed) : std::random_device{}();
-    Sampler sampler(sp, static_cast<size_t>(hp.n_vocab));
+    gp.n_predict = a->n_predict;
+    gp.cache_prompt = false;
+    if (!has_tokenizer) gp.eog_ids = {-1};  // raw ids only: nothing ends generation but the limit
 
-    // [constrained-decoding] the protocol mask and phrase-ban backtracking.
-    std::shared_ptr<ProtocolConstraint> constraint;
+    // [constrained-decoding] the protocol mask and phrase-ban backtracking, both inside the shared Generator.
     if (a->constrained) {
       if (!has_tokenizer) return app::report_error(make_error(ErrorCode::kUnsupported, "--constrained needs a tokenizer"));
       auto m = a->story.empty() ? Result<protocol::Manifest>(protocol::Manifest::default_manifest())
@@ -141,89 +134,47 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
         if (!n.empty()) cast.push_back(n);
       auto c = ProtocolConstraint::create(tok, *m, cast);
       if (!c.ok()) return app::report_error(c.error());
-      constraint = std::move(*c);
+      gp.constraint = std::move(*c);
     }
-    std::optional<PhraseMatcher> matcher;
-    if (!a->ban_list.empty()) {
-      auto pm = PhraseMatcher::load(a->ban_list);
+    if (!a->ban_list.empty() || a->ban_tells) {
+      if (!has_tokenizer) return app::report_error(make_error(ErrorCode::kUnsupported, "phrase bans need a tokenizer"));
+      auto pm = load_phrase_bans(a->ban_list, a->ban_tells);
       if (!pm.ok()) return app::report_error(pm.error());
-      matcher = std::move(*pm);
-    } else if (a->ban_tells) {
-      auto path = protocol::find_in_repo("data/slop-tells-v1.txt");
-      if (!path) return app::report_error(make_error(ErrorCode::kNotFound, "data/slop-tells-v1.txt not found"));
-      auto pm = PhraseMatcher::load_tells(*path);
-      if (!pm.ok()) return app::report_error(pm.error());
-      matcher = std::move(*pm);
+      gp.banned_phrases = std::move(*pm);
     }
-    std::optional<PhraseBacktracker> bans;
-    if (matcher) bans.emplace(*matcher);
-    std::vector<float> masked;
 
-    const auto t0 = std::chrono::steady_clock::now();
-    if (auto st = session.decode(prompt); !st.ok()) return app::report_error(st.error());
-    const auto t1 = std::chrono::steady_clock::now();
+    SessionOptions so;
+    so.n_ctx = a->ctx > 0 ? a->ctx : static_cast<int64_t>(prompt.size()) + std::max(a->n_predict, 0) + 1;
+    so.n_threads = a->threads;
+    Session session(model, so);
+    Generator gen(tok, session);
 
-    std::vector<int32_t> generated;
-    StreamingDetokenizer detok(tok);
-    for (int i = 0; i < a->n_predict; ++i) {
-      int32_t id = -1;
-      if (constraint || bans) {  // [constrained-decoding]
-        std::span<const float> raw = session.last_logits();
-        masked.assign(raw.begin(), raw.end());
-        if (constraint) constraint->apply(masked);
-        if (bans)
-          for (int32_t b : bans->banned(generated.size())) masked[static_cast<size_t>(b)] = -std::numeric_limits<float>::infinity();
-        id = sampler.sample(masked);
-        if (constraint)
-          if (auto st = constraint->accept(id); !st.ok()) return app::report_error(st.error());
-      } else {
-        id = sampler.sample(session.last_logits());
+    bool first = true;
+    auto r = gen.generate(prompt, gp, [&](const GeneratedToken& t) {
+      if (a->ids) return true;
+      if (has_tokenizer) {
+        std::fwrite(t.content.data(), 1, t.content.size(), stdout);
+      } else if (!t.eog) {
+        std::printf("%s%d", first ? "" : " ", t.id);
+        first = false;
       }
-      sampler.accept(id);
-      if (has_tokenizer && tok.is_eog(id)) break;
-      generated.push_back(id);
-      if (bans) {  // [constrained-decoding] rewind to where a banned phrase started; output is printed at the end
-        if (auto keep = bans->on_token(id, tok.token_bytes(id))) {
-          generated.resize(*keep);
-          if (constraint) constraint->rewind(*keep);
-          // Recompute the logits at the rewound position by re-decoding its predecessor.
-          const int64_t n = static_cast<int64_t>(prompt.size() + *keep);
-          if (auto st = session.truncate(n - 1); !st.ok()) return app::report_error(st.error());
-          const int32_t prev[1] = {*keep > 0 ? generated.back() : prompt.back()};
-          if (auto st = session.decode(prev); !st.ok()) return app::report_error(st.error());
-          continue;
-        }
-        if (i + 1 == a->n_predict) break;
-        const int32_t next[1] = {id};
-        if (auto st = session.decode(next); !st.ok()) return app::report_error(st.error());
-        continue;
-      }
-      if (!a->ids) {
-        if (has_tokenizer) {
-          const std::string piece = detok.feed(id);
-          std::fwrite(piece.data(), 1, piece.size(), stdout);
-        } else {
-          std::printf("%s%d", generated.size() > 1 ? " " : "", id);
-        }
-        std::fflush(stdout);
-      }
-      if (i + 1 == a->n_predict) break;
-      const int32_t next[1] = {id};
-      if (auto st = session.decode(next); !st.ok()) return app::report_error(st.error());
-    }
-    const auto t2 = std::chrono::steady_clock::now();
-
+      std::fflush(stdout);
+      return true;
+    });
+    if (!r.ok()) return app::report_error(r.error());
+    std::vector<int32_t> generated = r->tokens;
+    if (r->stop_type == StopType::kEos && !generated.empty()) generated.pop_back();  // the EOG id adds no text
     if (a->ids) {
       std::string out = "[";
       for (size_t i = 0; i < generated.size(); ++i) out += (i ? "," : "") + std::to_string(generated[i]);
       std::printf("%s]\n", out.c_str());
     } else {
-      const std::string tail = has_tokenizer ? (bans ? tok.decode(generated) : detok.flush()) : "";
-      std::printf("%s\n", tail.c_str());
-      if (bans) FABULA_LOG_INFO("phrase bans: {} backtracks", bans->backtracks());
+      std::printf("\n");
+      std::fflush(stdout);  // before the log lines on stderr
+      if (gp.banned_phrases) FABULA_LOG_INFO("phrase bans: {} backtracks", r->timings.backtracks);
     }
-    const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
-    const double gen_s = std::chrono::duration<double>(t2 - t1).count();
+    const double prefill_s = r->timings.prompt_ms / 1e3;
+    const double gen_s = r->timings.predicted_ms / 1e3;
     FABULA_LOG_INFO("prompt {} tokens in {:.3f} s ({:.1f} tok/s); generated {} tokens in {:.3f} s ({:.1f} tok/s)",
                     prompt.size(), prefill_s, static_cast<double>(prompt.size()) / std::max(prefill_s, 1e-9),
                     generated.size(), gen_s, static_cast<double>(generated.size()) / std::max(gen_s, 1e-9));

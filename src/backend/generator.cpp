@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
 
 namespace fabula {
@@ -63,8 +64,108 @@ struct Generator::State {
   std::vector<TokenProb> top;
   std::vector<float> masked;  // [constrained-decoding] logits after the constraint's mask
 
+  // Phrase bans: generated tokens not yet passed downstream (a rewind may still retract them).
+  struct Pending {
+    int32_t id;
+    float logprob;
+    std::vector<TokenProb> top;
+  };
+  std::optional<PhraseBacktracker> bans;
+  std::deque<Pending> pending;
+  size_t prompt_n = 0;
+  bool word = false;  // a stop string matched downstream
+
   bool is_eog(int32_t id) const { return std::find(eog.begin(), eog.end(), id) != eog.end(); }
+  // Passes one token downstream: detokenizer or reasoning splitter -> stop matcher -> callback. `finish`: the
+  // generation ends with it, so everything held back is released. Returns the callback's verdict.
+  bool deliver(const TokenCallback& on_token, GeneratedToken out, bool finish);
+  // Log-softmax of the raw logits: fills `top` (n_probs most likely) and returns the logprob of `id`.
+  float probs(std::span<const float> logits, int32_t id);
+  // Phrase-ban step and rewind.
+  Status step_with_bans(const TokenCallback& on_token);
+  Status rewind(size_t keep);
+  Status decode_next(int32_t id);
+  void finish(StopType end);
 };
+
+bool Generator::State::deliver(const TokenCallback& on_token, GeneratedToken out, bool finish) {
+  content.clear();
+  reasoning.clear();
+  auto feed_content = [&](std::string_view text) {
+    if (!word && !text.empty()) word = stop.feed(text, content);
+  };
+  if (!out.eog && !word) {
+    if (splitter) {
+      delta.reasoning.clear();
+      delta.content.clear();
+      splitter->feed(out.id, delta);
+      reasoning += delta.reasoning;
+      feed_content(delta.content);
+    } else {
+      piece.clear();
+      detok->feed(out.id, piece);
+      feed_content(piece);
+    }
+  }
+  if (finish && !word) {
+    // Release everything held back: a partial UTF-8 tail, an unfinished marker, a possible stop-string prefix.
+    if (splitter) {
+      ReasoningDelta tail = splitter->finish();
+      reasoning += tail.reasoning;
+      feed_content(tail.content);
+      result.reasoning_unclosed = splitter->unclosed();
+    } else {
+      feed_content(detok->flush());
+    }
+    if (!word) content += stop.flush();
+  }
+  if (word) result.stopping_word = stop.matched();
+  result.content += content;
+  result.reasoning += reasoning;
+  out.content = content;
+  out.reasoning = reasoning;
+  return on_token ? on_token(out) : true;
+}
+
+float Generator::State::probs(std::span<const float> logits, int32_t id) {
+  // log-softmax over the raw logits; top-N kept by insertion into a small sorted buffer (no allocation).
+  float mx = -std::numeric_limits<float>::infinity();
+  for (float l : logits) mx = std::max(mx, l);
+  double sum = 0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l - mx));
+  const float lse = mx + static_cast<float>(std::log(sum));
+  const size_t n = static_cast<size_t>(params.n_probs);
+  top.clear();
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const float l = logits[i];
+    if (top.size() == n && l <= top.back().logprob) continue;
+    auto it = std::upper_bound(top.begin(), top.end(), l, [](float v, const TokenProb& t) { return v > t.logprob; });
+    if (top.size() == n) top.pop_back();
+    top.insert(it, TokenProb{static_cast<int32_t>(i), l});
+  }
+  for (TokenProb& t : top) t.logprob -= lse;
+  return logits[static_cast<size_t>(id)] - lse;
+}
+
+Status Generator::State::decode_next(int32_t id) {
+  const int32_t one[1] = {id};
+  Status st = session->decode(one, LogitsMode::kLast);
+  if (!st.ok()) {
+    session->reset();  // the session's state is unknown after a failed decode
+    cache.clear();
+    done = true;
+    result.timings.predicted_ms = ms_between(gen_start, Clock::now());
+    return st;
+  }
+  cache.push_back(id);
+  return ok_status();
+}
+
+void Generator::State::finish(StopType end) {
+  result.stop_type = end;
+  result.timings.predicted_ms = ms_between(gen_start, Clock::now());
+  done = true;
+}
 
 Generator::Generator(const Tokenizer& tokenizer, Session& session) : s_(std::make_unique<State>()) {
   s_->tok = &tokenizer;
@@ -144,6 +245,11 @@ Status Generator::begin(std::span<const int32_t> prompt, const GenerationParams&
   if (params.split_reasoning) s.splitter.emplace(*s.tok, params.prompt_opens_reasoning);
   else s.splitter.reset();
   s.stop = StopMatcher(params.stop);
+  s.word = false;
+  s.pending.clear();
+  s.prompt_n = prompt.size();
+  if (params.banned_phrases && params.banned_phrases->size() > 0) s.bans.emplace(*params.banned_phrases, params.max_backtracks);
+  else s.bans.reset();
   s.top.clear();
   if (params.n_probs > 0) s.top.reserve(static_cast<size_t>(params.n_probs) + 1);
   if (params.n_predict > 0) s.result.tokens.reserve(static_cast<size_t>(std::min(params.n_predict, 4096)));
@@ -163,6 +269,7 @@ Status Generator::begin(std::span<const int32_t> prompt, const GenerationParams&
 Status Generator::step(const TokenCallback& on_token) {
   State& s = *s_;
   if (s.done) return ok_status();
+  if (s.bans) return s.step_with_bans(on_token);
   Session& session = *s.session;
   const GenerationParams& p = s.params;
   std::span<const float> logits = session.last_logits();
@@ -188,53 +295,14 @@ Status Generator::step(const TokenCallback& on_token) {
   GeneratedToken out;
   out.id = id;
   if (p.n_probs > 0) {
-    // log-softmax over the raw logits; top-N kept by insertion into a small sorted buffer (no allocation).
-    float mx = -std::numeric_limits<float>::infinity();
-    for (float l : logits) mx = std::max(mx, l);
-    double sum = 0;
-    for (float l : logits) sum += std::exp(static_cast<double>(l - mx));
-    const float lse = mx + static_cast<float>(std::log(sum));
-    const size_t n = static_cast<size_t>(p.n_probs);
-    s.top.clear();
-    for (size_t i = 0; i < logits.size(); ++i) {
-      const float l = logits[i];
-      if (s.top.size() == n && l <= s.top.back().logprob) continue;
-      auto it = std::upper_bound(s.top.begin(), s.top.end(), l,
-                                 [](float v, const TokenProb& t) { return v > t.logprob; });
-      if (s.top.size() == n) s.top.pop_back();
-      s.top.insert(it, TokenProb{static_cast<int32_t>(i), l});
-    }
-    for (TokenProb& t : s.top) t.logprob -= lse;
-    out.logprob = logits[static_cast<size_t>(id)] - lse;
+    out.logprob = s.probs(logits, id);
     out.top = s.top;
     s.result.probs.push_back(TokenProbs{id, out.logprob, s.top});
   }
-
-  // Text of this token: through the reasoning splitter (chat) or the detokenizer, then the stop matcher.
-  s.content.clear();
-  s.reasoning.clear();
-  const bool eog = !p.ignore_eos && s.is_eog(id);
-  bool word = false;
-  auto feed_content = [&](std::string_view text) {
-    if (!word && !text.empty()) word = s.stop.feed(text, s.content);
-  };
-  if (!eog) {
-    if (s.splitter) {
-      s.delta.reasoning.clear();
-      s.delta.content.clear();
-      s.splitter->feed(id, s.delta);
-      s.reasoning += s.delta.reasoning;
-      feed_content(s.delta.content);
-    } else {
-      s.piece.clear();
-      s.detok->feed(id, s.piece);
-      feed_content(s.piece);
-    }
-  }
+  out.eog = !p.ignore_eos && s.is_eog(id);
 
   StopType end = StopType::kNone;
-  if (eog) end = StopType::kEos;
-  else if (word) end = StopType::kWord;
+  if (out.eog) end = StopType::kEos;
   else if (p.n_predict > 0 && s.result.timings.predicted_n >= p.n_predict) end = StopType::kLimit;
   else if (session.n_past() >= session.n_ctx()) {
     end = StopType::kLimit;
@@ -244,45 +312,132 @@ Status Generator::step(const TokenCallback& on_token) {
     if ((p.deadline && now >= *p.deadline) || (p.t_max_predict_ms > 0 && ms_between(s.gen_start, now) >= p.t_max_predict_ms))
       end = StopType::kLimit;
   }
-
-  if (end != StopType::kNone && end != StopType::kWord) {
-    // Release everything held back: a partial UTF-8 tail, an unfinished marker, a possible stop-string prefix.
-    if (s.splitter) {
-      ReasoningDelta tail = s.splitter->finish();
-      s.reasoning += tail.reasoning;
-      feed_content(tail.content);
-      s.result.reasoning_unclosed = s.splitter->unclosed();
-    } else {
-      feed_content(s.detok->flush());
-    }
-    if (word) end = StopType::kWord;
-    else s.content += s.stop.flush();
-  }
-  if (end == StopType::kWord) s.result.stopping_word = s.stop.matched();
-
-  s.result.content += s.content;
-  s.result.reasoning += s.reasoning;
-  out.content = s.content;
-  out.reasoning = s.reasoning;
-  out.eog = eog;
-  const bool keep_going = on_token ? on_token(out) : true;
+  const bool keep_going = s.deliver(on_token, out, end != StopType::kNone);
+  if (s.word) end = StopType::kWord;
   if (end == StopType::kNone && !keep_going) end = StopType::kCancelled;
+  if (end == StopType::kNone) return s.decode_next(id);
+  s.finish(end);
+  return ok_status();
+}
 
-  if (end == StopType::kNone) {
-    const int32_t one[1] = {id};
-    Status st = session.decode(one, LogitsMode::kLast);
-    if (!st.ok()) {
-      clear();
-      s.done = true;
-      s.result.timings.predicted_ms = ms_between(s.gen_start, Clock::now());
+Status Generator::State::step_with_bans(const TokenCallback& on_token) {
+  const GenerationParams& p = params;
+  std::span<const float> logits = session->last_logits();
+  const size_t pos = bans->tokens();
+  masked.assign(logits.begin(), logits.end());
+  if (p.constraint) p.constraint->apply(masked);
+  // Ban what already led into a banned phrase here, unless that would leave nothing to sample.
+  const std::set<int32_t>& banned = bans->banned(pos);
+  if (!banned.empty()) {
+    bool other = false;
+    for (size_t i = 0; i < masked.size() && !other; ++i)
+      other = masked[i] != -std::numeric_limits<float>::infinity() && banned.count(static_cast<int32_t>(i)) == 0;
+    if (other)
+      for (int32_t b : banned) masked[static_cast<size_t>(b)] = -std::numeric_limits<float>::infinity();
+  }
+  const int32_t id = sampler->sample(masked);
+  if (p.constraint) {
+    if (Status st = p.constraint->accept(id); !st.ok()) {
+      done = true;
       return st;
     }
-    s.cache.push_back(id);
-    return ok_status();
   }
-  s.result.stop_type = end;
-  s.result.timings.predicted_ms = ms_between(s.gen_start, Clock::now());
-  s.done = true;
+  sampler->accept(id);
+  Pending cur{id, 0.0f, {}};
+  if (p.n_probs > 0) {
+    cur.logprob = probs(logits, id);
+    cur.top = top;
+  }
+  const bool eog = !p.ignore_eos && is_eog(id);
+  std::optional<size_t> keep = eog ? bans->on_end() : bans->on_token(id, this->tok->token_bytes(id));
+  if (keep) return rewind(*keep);
+
+  result.tokens.push_back(id);
+  if (p.n_probs > 0) result.probs.push_back(TokenProbs{id, cur.logprob, cur.top});
+  result.timings.predicted_n = static_cast<int32_t>(result.tokens.size());
+  StopType end = StopType::kNone;
+  if (eog) end = StopType::kEos;
+  else if (p.n_predict > 0 && result.timings.predicted_n >= p.n_predict) end = StopType::kLimit;
+  else if (session->n_past() >= session->n_ctx()) {
+    end = StopType::kLimit;
+    result.context_full = true;
+  } else {
+    const Clock::time_point now = Clock::now();
+    if ((p.deadline && now >= *p.deadline) || (p.t_max_predict_ms > 0 && ms_between(gen_start, now) >= p.t_max_predict_ms))
+      end = StopType::kLimit;
+  }
+  if (!eog) pending.push_back(std::move(cur));
+
+  // Release what no rewind can reach (everything, at the end); the EOG token goes last, as in the plain loop.
+  const size_t released_before = result.tokens.size() - (eog ? 1 : 0) - pending.size();
+  const size_t release = end != StopType::kNone ? pending.size() : std::min(pending.size(), bans->stable() - released_before);
+  bool keep_going = true;
+  size_t released = released_before;
+  for (size_t i = 0; i < release && keep_going && !word; ++i) {
+    const Pending& t = pending.front();
+    GeneratedToken out;
+    out.id = t.id;
+    out.logprob = t.logprob;
+    out.top = t.top;
+    keep_going = deliver(on_token, out, end != StopType::kNone && !eog && i + 1 == release);
+    pending.pop_front();
+    ++released;
+  }
+  if (eog && keep_going && !word) {
+    GeneratedToken out;
+    out.id = id;
+    out.logprob = cur.logprob;
+    out.top = cur.top;
+    out.eog = true;
+    keep_going = deliver(on_token, out, true);
+    ++released;
+  }
+  if (word) end = StopType::kWord;
+  if (end == StopType::kNone && !keep_going) end = StopType::kCancelled;
+  if (end == StopType::kNone) return decode_next(id);
+  // Stopped early (stop string, cancel): what was never released is not part of the result.
+  result.tokens.resize(std::min(result.tokens.size(), released));
+  if (result.probs.size() > result.tokens.size()) result.probs.resize(result.tokens.size());
+  result.timings.predicted_n = static_cast<int32_t>(result.tokens.size());
+  pending.clear();
+  finish(end);
+  return ok_status();
+}
+
+Status Generator::State::rewind(size_t keep) {
+  // Everything past `keep` is still pending (the backtracker never rewinds below what it called stable).
+  const size_t drop = result.tokens.size() - keep;
+  pending.resize(pending.size() - std::min(drop, pending.size()));
+  result.tokens.resize(keep);
+  if (result.probs.size() > keep) result.probs.resize(keep);
+  result.timings.predicted_n = static_cast<int32_t>(keep);
+  result.timings.backtracks = bans->backtracks();
+  if (params.constraint) params.constraint->rewind(keep);
+  // The penalty window sees only what is kept.
+  const size_t n = prompt_n + keep;  // ids the session should hold
+  if (penalties_active(params.sampler)) {
+    sampler->clear_history();
+    const size_t from = params.penalize_prompt ? 0 : prompt_n;
+    const int32_t window = params.sampler.penalty_last_n;
+    const size_t first = window < 0 ? from : std::max(from, n - std::min(n, static_cast<size_t>(window)));
+    for (size_t i = first; i < n; ++i) sampler->accept(i < prompt_n ? cache[i] : result.tokens[i - prompt_n]);
+  }
+  if (n == cache.size()) return ok_status();  // nothing past the position was decoded: its logits are current
+  // Logits at the rewound position: truncate the session to before its predecessor and decode that again.
+  const int32_t prev = cache[n - 1];
+  if (session->truncate(static_cast<int64_t>(n - 1)).ok()) {
+    cache.resize(n - 1);
+    return decode_next(prev);
+  }
+  // The sliding window no longer holds that position: decode everything kept again.
+  std::vector<int32_t> ids(cache.begin(), cache.begin() + static_cast<std::ptrdiff_t>(n));
+  session->reset();
+  cache.clear();
+  if (Status st = session->decode(ids, LogitsMode::kLast); !st.ok()) {
+    done = true;
+    return st;
+  }
+  cache = std::move(ids);
   return ok_status();
 }
 

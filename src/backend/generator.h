@@ -14,6 +14,7 @@
 #include "base/result.h"
 #include "model/model.h"
 #include "sample/constrained_hook.h"  // [constrained-decoding]
+#include "sample/phrase_ban.h"
 #include "sample/sampler.h"
 #include "sample/stop.h"
 #include "text/reasoning.h"
@@ -41,6 +42,12 @@ struct GenerationParams {
   // [constrained-decoding] Optional: masks the logits before the sampler chain and sees every sampled id
   // (e.g. ProtocolConstraint, sample/constrained.h). reset() at begin(); a rejected id fails the step.
   std::shared_ptr<TokenConstraint> constraint;
+  // Phrase bans with backtracking (sample/phrase_ban.h). When a banned phrase completes, the session, the
+  // constraint and the penalty history rewind to the token where it started, that token is banned at that
+  // position, and sampling resumes (at most max_backtracks times). Tokens are held back until no rewind can reach
+  // them, so retracted text never reaches the callback (streaming lags by a few words). n_predict counts kept tokens.
+  std::shared_ptr<const PhraseMatcher> banned_phrases;
+  int32_t max_backtracks = 16;
 };
 
 struct TokenProb {
@@ -65,8 +72,9 @@ struct GenerationTimings {
   int32_t cache_n = 0;      // prompt tokens reused from the session
   int32_t prompt_n = 0;     // prompt tokens decoded by this request
   double prompt_ms = 0;
-  int32_t predicted_n = 0;  // tokens sampled
+  int32_t predicted_n = 0;  // tokens sampled (with phrase bans: kept)
   double predicted_ms = 0;
+  int32_t backtracks = 0;   // phrase-ban rewinds
 
   double prompt_per_token_ms() const { return prompt_n > 0 ? prompt_ms / prompt_n : 0; }
   double prompt_per_second() const { return prompt_ms > 0 ? 1e3 * prompt_n / prompt_ms : 0; }

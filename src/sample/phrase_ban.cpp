@@ -1,8 +1,11 @@
 // Phrase matching on word boundaries and the rewind bookkeeping for phrase-ban backtracking.
 #include "sample/phrase_ban.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
+
+#include "protocol/manifest.h"
 
 namespace fabula {
 
@@ -14,12 +17,18 @@ bool word_byte(uint8_t b) { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= '
 
 std::vector<PhraseWord> phrase_words(std::string_view text) {
   std::vector<PhraseWord> out;
+  // E2 80 xx (general punctuation: dashes, quotes, ellipsis) separates words; only ’ (E2 80 99) is an apostrophe.
+  auto punct_at = [&](size_t i) {
+    return static_cast<uint8_t>(text[i]) == 0xE2 && i + 1 < text.size() && static_cast<uint8_t>(text[i + 1]) == 0x80;
+  };
   size_t i = 0;
   while (i < text.size()) {
     const auto b = static_cast<uint8_t>(text[i]);
-    // ’ (E2 80 99) is an apostrophe, not a letter; other punctuation in E2 80 xx (dashes, quotes) separates.
-    const bool punct = b == 0xE2 && i + 1 < text.size() && static_cast<uint8_t>(text[i + 1]) == 0x80;
-    if (!word_byte(b) || punct) {
+    if (punct_at(i)) {
+      i = std::min(text.size(), i + 3);  // all three bytes: a dash's tail is not a word
+      continue;
+    }
+    if (!word_byte(b)) {
       ++i;
       continue;
     }
@@ -31,15 +40,14 @@ std::vector<PhraseWord> phrase_words(std::string_view text) {
       const bool inner = (c == '\'' || c == '-' || apos_curly);
       if (inner) {
         const size_t n = apos_curly ? 3 : 1;
-        if (i + n < text.size() && word_byte(static_cast<uint8_t>(text[i + n])) &&
-            !(static_cast<uint8_t>(text[i + n]) == 0xE2)) {
+        if (i + n < text.size() && word_byte(static_cast<uint8_t>(text[i + n])) && !punct_at(i + n)) {
           w.word += '\'' == c || apos_curly ? '\'' : '-';
           i += n;
           continue;
         }
         break;
       }
-      if (c == 0xE2 && i + 1 < text.size() && static_cast<uint8_t>(text[i + 1]) == 0x80) break;
+      if (punct_at(i)) break;
       if (!word_byte(c)) break;
       w.word += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : static_cast<char>(c);
       ++i;
@@ -54,46 +62,69 @@ PhraseMatcher::PhraseMatcher(const std::vector<std::string>& phrases) {
   for (const auto& p : phrases) {
     std::vector<std::string> words;
     for (auto& w : phrase_words(p)) words.push_back(std::move(w.word));
+    max_words_ = std::max(max_words_, words.size());
     if (!words.empty()) phrases_.push_back(std::move(words));
   }
 }
 
-Result<PhraseMatcher> PhraseMatcher::load(const std::string& path) {
+namespace {
+
+// Lines of a phrase file: blank lines and '#' comments skipped; `tells`: also "re:" and "{X}" patterns.
+Result<std::vector<std::string>> read_phrases(const std::string& path, bool tells) {
   std::ifstream in(path);
-  if (!in) return make_error(ErrorCode::kIo, "{}: cannot open the ban list", path);
+  if (!in) return make_error(ErrorCode::kIo, "{}: cannot open the {}", path, tells ? "tell list" : "ban list");
   std::vector<std::string> phrases;
   std::string line;
   while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line[0] == '#') continue;
+    if (tells && (line.rfind("re:", 0) == 0 || line.find('{') != std::string::npos)) continue;
     phrases.push_back(line);
   }
+  return phrases;
+}
+
+}  // namespace
+
+Result<PhraseMatcher> PhraseMatcher::load(const std::string& path) {
+  FABULA_ASSIGN(auto phrases, read_phrases(path, false));
   return PhraseMatcher(phrases);
 }
 
 Result<PhraseMatcher> PhraseMatcher::load_tells(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(ErrorCode::kIo, "{}: cannot open the tell list", path);
-  std::vector<std::string> phrases;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#' || line.rfind("re:", 0) == 0 || line.find('{') != std::string::npos) continue;
-    phrases.push_back(line);
-  }
+  FABULA_ASSIGN(auto phrases, read_phrases(path, true));
   return PhraseMatcher(phrases);
 }
 
-std::optional<size_t> PhraseMatcher::find_completed(std::string_view text, size_t from) const {
+Result<std::shared_ptr<const PhraseMatcher>> load_phrase_bans(const std::string& ban_list, bool ban_tells) {
+  if (ban_list.empty() && !ban_tells) return std::shared_ptr<const PhraseMatcher>();
+  std::vector<std::string> phrases;
+  if (!ban_list.empty()) {
+    FABULA_ASSIGN(phrases, read_phrases(ban_list, false));
+  }
+  if (ban_tells) {
+    auto path = protocol::find_in_repo("data/slop-tells-v1.txt");
+    if (!path) return make_error(ErrorCode::kNotFound, "--ban-tells: data/slop-tells-v1.txt not found near the binary");
+    FABULA_ASSIGN(auto tells, read_phrases(*path, true));
+    phrases.insert(phrases.end(), tells.begin(), tells.end());
+  }
+  return std::shared_ptr<const PhraseMatcher>(std::make_shared<PhraseMatcher>(phrases));
+}
+
+std::optional<size_t> PhraseMatcher::find_completed(std::string_view text, size_t from, bool text_ends) const {
   std::vector<PhraseWord> words = phrase_words(text);
-  // The last word is complete only if a non-word byte follows it.
-  if (!words.empty() && words.back().end == text.size()) words.pop_back();
-  if (words.empty() || words.back().end <= from) return std::nullopt;
+  // The last word is complete only if a non-word byte follows it (or the text is final).
+  if (!text_ends && !words.empty() && words.back().end == text.size()) words.pop_back();
   std::optional<size_t> best;
-  for (const auto& p : phrases_) {
-    if (p.size() > words.size()) continue;
-    const size_t off = words.size() - p.size();
-    bool eq = true;
-    for (size_t k = 0; k < p.size() && eq; ++k) eq = words[off + k].word == p[k];
-    if (eq && (!best || words[off].begin < *best)) best = words[off].begin;
+  // Every word completed after `from` may end a phrase (one token can complete several words).
+  for (size_t last = words.size(); last-- > 0 && words[last].end > from;) {
+    for (const auto& p : phrases_) {
+      if (p.size() > last + 1) continue;
+      const size_t off = last + 1 - p.size();
+      bool eq = true;
+      for (size_t k = 0; k < p.size() && eq; ++k) eq = words[off + k].word == p[k];
+      if (eq && (!best || words[off].begin < *best)) best = words[off].begin;
+    }
   }
   return best;
 }
@@ -104,6 +135,8 @@ void PhraseBacktracker::reset() {
   ids_.clear();
   ends_.clear();
   bans_.clear();
+  stable_ = 0;
+  base_ = 0;
 }
 
 std::optional<size_t> PhraseBacktracker::on_token(int32_t id, std::string_view bytes) {
@@ -111,14 +144,25 @@ std::optional<size_t> PhraseBacktracker::on_token(int32_t id, std::string_view b
   text_.append(bytes);
   ids_.push_back(id);
   ends_.push_back(text_.size());
-  if (backtracks_ >= max_backtracks_) return std::nullopt;
+  if (backtracks_ >= max_backtracks_ || matcher_->size() == 0) return std::nullopt;
   // Only a phrase whose last word ends inside text this token (or the byte it released) completed can be new.
-  const size_t from = before > 0 ? before - 1 : 0;
-  auto start = matcher_->find_completed(text_, from);
+  const size_t from = std::max(before, base_ + 1) - 1 - base_;
+  auto start = matcher_->find_completed(std::string_view(text_).substr(base_), from);
   if (!start) return std::nullopt;
+  return rewind_to(base_ + *start);
+}
+
+std::optional<size_t> PhraseBacktracker::on_end() {
+  if (backtracks_ >= max_backtracks_ || matcher_->size() == 0 || text_.size() <= base_) return std::nullopt;
+  auto start = matcher_->find_completed(std::string_view(text_).substr(base_), text_.size() - base_ - 1, true);
+  if (!start) return std::nullopt;
+  return rewind_to(base_ + *start);
+}
+
+std::optional<size_t> PhraseBacktracker::rewind_to(size_t start) {
   size_t k = 0;  // the token holding the phrase's first byte
-  while (k < ends_.size() && ends_[k] <= *start) ++k;
-  if (k >= ids_.size()) return std::nullopt;
+  while (k < ends_.size() && ends_[k] <= start) ++k;
+  if (k >= ids_.size() || k < stable_) return std::nullopt;
   const int32_t culprit = ids_[k];
   ++backtracks_;
   bans_.erase(bans_.upper_bound(k), bans_.end());  // later positions get a fresh prefix
@@ -126,7 +170,19 @@ std::optional<size_t> PhraseBacktracker::on_token(int32_t id, std::string_view b
   ids_.resize(k);
   ends_.resize(k);
   text_.resize(k > 0 ? ends_[k - 1] : 0);
+  if (base_ > text_.size()) base_ = 0;  // the cut went through the scan start: rescan (rare)
   return k;
+}
+
+size_t PhraseBacktracker::stable() {
+  if (backtracks_ >= max_backtracks_ || matcher_->size() == 0) return stable_ = ids_.size();
+  const std::vector<PhraseWord> words = phrase_words(std::string_view(text_).substr(base_));
+  const size_t margin = 2 * matcher_->max_words() + 1;
+  if (words.size() <= margin) return stable_;
+  const size_t horizon = base_ + words[words.size() - margin].begin;
+  while (stable_ < ends_.size() && ends_[stable_] <= horizon) ++stable_;
+  base_ = horizon;
+  return stable_;
 }
 
 const std::set<int32_t>& PhraseBacktracker::banned(size_t position) const {

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -24,14 +25,22 @@ class PhraseMatcher {
   // The plain phrases of a tell list (data/slop-tells-v1.txt, PROTOCOL.md §4); "{X}" and "re:" patterns are skipped.
   static Result<PhraseMatcher> load_tells(const std::string& path);
 
-  // The byte offset in `text` where a banned phrase ends at the last complete word of `text` (a word is complete
-  // once a non-word byte follows it) starts; nullopt if none does. Only phrases ending after `from` count.
-  std::optional<size_t> find_completed(std::string_view text, size_t from = 0) const;
+  // The byte offset where the earliest banned phrase starts among those ending at a complete word of `text` (a
+  // word is complete once a non-word byte follows it) whose end lies after `from`; nullopt if none does.
+  // `text_ends`: the text is final, so a trailing word is complete too.
+  std::optional<size_t> find_completed(std::string_view text, size_t from = 0, bool text_ends = false) const;
   size_t size() const { return phrases_.size(); }
+  // Words in the longest phrase (how far back a phrase can reach).
+  size_t max_words() const { return max_words_; }
 
  private:
   std::vector<std::vector<std::string>> phrases_;  // folded words
+  size_t max_words_ = 0;
 };
+
+// The commands' --ban-list FILE and --ban-tells (data/slop-tells-v1.txt found via protocol::find_in_repo): one
+// matcher over both; nullptr when neither is asked for.
+Result<std::shared_ptr<const PhraseMatcher>> load_phrase_bans(const std::string& ban_list, bool ban_tells);
 
 // Words of `text` as PhraseMatcher sees them: (folded word, byte offset of its start, byte offset past its end).
 struct PhraseWord {
@@ -43,6 +52,7 @@ std::vector<PhraseWord> phrase_words(std::string_view text);
 // The bookkeeping of a backtracking generation loop: token byte offsets, per-position bans, the backtrack budget.
 // The loop (which owns the model session) calls on_token() after each sampled token; a returned position means
 // "truncate to this many generated tokens and resample there"; banned(pos) is what to mask at a position.
+// A streaming loop holds tokens back until stable() says no later rewind can reach them.
 class PhraseBacktracker {
  public:
   PhraseBacktracker(const PhraseMatcher& matcher, int max_backtracks = 16)
@@ -50,14 +60,22 @@ class PhraseBacktracker {
 
   void reset();
   // Records the generated token (its decoded bytes). Returns the number of tokens to keep if a banned phrase just
-  // completed (the token where it started is then banned at that position), else nullopt.
+  // completed (the token where it started is then banned at that position), else nullopt. Never rewinds below
+  // stable(): a phrase starting in text already released stays (only possible after chained rewinds).
   std::optional<size_t> on_token(int32_t id, std::string_view bytes);
+  // End of generation: a phrase ending with the text's last word counts as completed. Same result as on_token.
+  std::optional<size_t> on_end();
+  // Leading tokens no later rewind will remove (the caller may release them downstream). Never decreases; it
+  // lags the text by 2 * max_words + 1 words (a rewind can land a phrase's length back, and the word before the
+  // cut can grow into a new phrase's last word), and is every token once the budget is spent.
+  size_t stable();
   const std::set<int32_t>& banned(size_t position) const;
   const std::string& text() const { return text_; }
   size_t tokens() const { return ids_.size(); }
   int backtracks() const { return backtracks_; }
 
  private:
+  std::optional<size_t> rewind_to(size_t start);
   const PhraseMatcher* matcher_;
   int max_backtracks_;
   int backtracks_ = 0;
@@ -65,6 +83,8 @@ class PhraseBacktracker {
   std::vector<int32_t> ids_;
   std::vector<size_t> ends_;  // text_ size after each token
   std::map<size_t, std::set<int32_t>> bans_;
+  size_t stable_ = 0;  // tokens reported stable
+  size_t base_ = 0;    // a word start in text_: matching and stable() scan from here (earlier text is settled)
 };
 
 }  // namespace fabula

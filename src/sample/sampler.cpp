@@ -187,6 +187,11 @@ void Sampler::reset() {
   rng_.seed(params_.seed);
 }
 
+void Sampler::clear_history() {
+  history_.clear();
+  history_pos_ = 0;
+}
+
 void Sampler::set_seed(uint64_t seed) {
   params_.seed = seed;
   rng_.seed(seed);

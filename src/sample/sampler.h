@@ -60,6 +60,8 @@ class Sampler {
   void accept(int32_t id);
   // Forgets the history and reseeds (same seed -> same sequence again).
   void reset();
+  // Forgets the accepted ids but keeps the random stream (a rewinding loop re-accepts what it kept).
+  void clear_history();
   void set_seed(uint64_t seed);
 
   const SamplerParams& params() const { return params_; }

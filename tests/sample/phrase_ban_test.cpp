@@ -49,6 +49,47 @@ TEST(PhraseBan, BacktrackerRewindsToThePhraseStartAndBansThatToken) {
   EXPECT_EQ(bt.backtracks(), 2);
 }
 
+TEST(PhraseBan, OneTokenCompletingTwoWordsChecksBoth) {
+  PhraseMatcher m({"hold her"});
+  // " breath." completes "her" and "breath" at once: the phrase ending at "her" still counts.
+  EXPECT_EQ(m.find_completed("to hold her breath.", 7), std::optional<size_t>(3));
+  EXPECT_EQ(m.find_completed("to hold her", 0), std::nullopt);
+  EXPECT_EQ(m.find_completed("to hold her", 0, /*text_ends=*/true), std::optional<size_t>(3));
+}
+
+TEST(PhraseBan, DashesSeparateWordsWholly) {
+  PhraseMatcher m({"hold her breath"});
+  // The em dash's continuation bytes are not the start of the next word.
+  EXPECT_TRUE(m.find_completed("waited\xE2\x80\x94hold her breath.").has_value());
+  auto w = phrase_words("a\xE2\x80\x94" "b");
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[1].word, "b");
+}
+
+TEST(PhraseBan, StableLagsByTwicePhraseLengthAndNeverRewindsBelowIt) {
+  PhraseMatcher m({"red fox"});  // 2 words: stable lags 5 words
+  PhraseBacktracker bt(m, 4);
+  const char* words[] = {"one", " two", " three", " four", " five", " six", " seven", " eight"};
+  for (int i = 0; i < 8; ++i) ASSERT_FALSE(bt.on_token(i, words[i]).has_value());
+  // 8 words, the last incomplete: tokens before word 8 - 5 = 3 ("four") are stable.
+  EXPECT_EQ(bt.stable(), 3u);
+  EXPECT_FALSE(bt.on_token(8, " red").has_value());
+  EXPECT_EQ(bt.stable(), 4u);
+  auto keep = bt.on_token(9, " fox.");
+  ASSERT_TRUE(keep.has_value());
+  EXPECT_EQ(*keep, 8u);
+  EXPECT_EQ(bt.stable(), 4u);  // never decreases, never rewound below
+  // At the end of the text, a phrase ending with the last word completes too.
+  EXPECT_FALSE(bt.on_token(10, " red").has_value());
+  EXPECT_FALSE(bt.on_token(11, " fox").has_value());
+  auto end = bt.on_end();
+  ASSERT_TRUE(end.has_value());
+  EXPECT_EQ(*end, 8u);
+  EXPECT_EQ(bt.banned(8).count(10), 1u);
+  EXPECT_EQ(bt.banned(8).count(8), 1u);  // bans at one position accumulate
+  EXPECT_EQ(bt.backtracks(), 2);
+}
+
 TEST(PhraseBan, TellListLoads) {
   auto m = PhraseMatcher::load_tells(std::string(FABULA_SOURCE_DIR) + "/data/slop-tells-v1.txt");
   ASSERT_TRUE(m.ok()) << m.error().message;
