@@ -22,6 +22,7 @@ FABULA_COMMAND(serve, "Serve the model over HTTP (llama-server API: /completion,
   cli.add_option("--max-body", *max_body, "Largest request body in bytes (413 above)")->capture_default_str()->check(CLI::Range(int64_t{1024}, int64_t{1} << 30));
   cli.add_option("--timeout", o->timeout_s, "Request time limit in seconds (generation stops, stop_type limit)")->capture_default_str()->check(CLI::Range(1, 86400));
   cli.add_option("--read-timeout", o->read_timeout_s, "Socket read/write timeout in seconds")->capture_default_str()->check(CLI::Range(1, 3600));
+  cli.add_option("--story", o->story, "Story whose manifest \"vn_protocol\" requests follow (default: the built-in sakuragaoka)");
   cli.add_option("--alias", o->alias, "Model name in responses (default: the file name)");
   return [o, max_body] {
     using namespace fabula;

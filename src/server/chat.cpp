@@ -115,7 +115,7 @@ void Server::Impl::register_chat_routes() {
   auto chat_handler = [this](const httplib::Request& req, httplib::Response& res) {
     json body = parse_body(req, res);
     if (body.is_discarded()) return;
-    const Loaded& L = *loaded;
+    Loaded& L = *loaded;
     auto chat = parse_chat(body, L.chat_template);
     if (!chat.ok()) return send_result_error(res, chat.error());
     auto cr = parse_completion_fields(body, L.tokenizer, L.model->n_vocab(), true);
@@ -124,6 +124,7 @@ void Server::Impl::register_chat_routes() {
     if (!text.ok()) return send_result_error(res, text.error());
     std::vector<int32_t> prompt = L.tokenizer.encode(*text, false, true);  // the text spells <bos> itself
     if (!check_prompt_fits(res, prompt.size(), L.scheduler->n_ctx())) return;
+    if (!apply_decoding_fields(res, L, *cr)) return;
 
     auto task = std::make_shared<Task>();
     task->prompt = std::move(prompt);

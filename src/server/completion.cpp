@@ -94,7 +94,7 @@ void Server::Impl::register_completion_routes() {
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     json body = parse_body(req, res);
     if (body.is_discarded()) return;
-    const Loaded& L = *loaded;
+    Loaded& L = *loaded;
     const int64_t n_vocab = L.model->n_vocab();
     auto prompt_it = body.find("prompt");
     if (prompt_it == body.end()) return send_error(res, 400, "field 'prompt': required");
@@ -103,6 +103,7 @@ void Server::Impl::register_completion_routes() {
     auto cr = parse_completion_fields(body, L.tokenizer, n_vocab, false);
     if (!cr.ok()) return send_result_error(res, cr.error());
     if (!check_prompt_fits(res, prompt->size(), L.scheduler->n_ctx())) return;
+    if (!apply_decoding_fields(res, L, *cr)) return;
 
     auto task = std::make_shared<Task>();
     task->prompt = std::move(*prompt);

@@ -58,6 +58,18 @@ Status get_bool(const json& body, const char* key, bool& out) {
   return ok_status();
 }
 
+// Absent or null: empty. Empty strings are dropped.
+Status get_strings(const json& body, const char* key, std::vector<std::string>& out) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return ok_status();
+  if (!it->is_array()) return field_error(key, "an array of strings", *it);
+  for (const json& v : *it) {
+    if (!v.is_string()) return field_error(std::string(key) + "[]", "a string", v);
+    if (!v.get<std::string>().empty()) out.push_back(v.get<std::string>());
+  }
+  return ok_status();
+}
+
 Result<int32_t> checked_id(const json& v, int64_t n_vocab, const std::string& where) {
   if (!v.is_number_integer()) return field_error(where, "a token id (integer)", v);
   const int64_t id = v.get<int64_t>();
@@ -202,6 +214,11 @@ Result<CompletionRequest> parse_completion_fields(const json& body, const Tokeni
       return field_error("stop", openai ? "a string or an array of strings" : "an array of strings", *it);
     }
   }
+  FABULA_TRY(get_bool(body, "vn_protocol", r.vn_protocol));
+  FABULA_TRY(get_strings(body, "vn_cast", r.vn_cast));
+  FABULA_TRY(get_strings(body, "banned_phrases", r.banned_phrases));
+  if (!r.vn_cast.empty() && !r.vn_protocol)
+    return make_error(ErrorCode::kInvalidArgument, "field 'vn_cast': only meaningful with \"vn_protocol\": true");
   if (auto it = body.find("logit_bias"); it != body.end()) {
     FABULA_ASSIGN(s.logit_bias, parse_logit_bias(*it, tokenizer, n_vocab));
   }
@@ -217,7 +234,8 @@ json timings_json(const GenerationTimings& t) {
               {"predicted_n", t.predicted_n},
               {"predicted_ms", t.predicted_ms},
               {"predicted_per_token_ms", t.predicted_per_token_ms()},
-              {"predicted_per_second", t.predicted_per_second()}};
+              {"predicted_per_second", t.predicted_per_second()},
+              {"backtracks", t.backtracks}};
 }
 
 json generation_settings_json(const GenerationParams& g, int64_t /*seed_requested*/) {

@@ -35,6 +35,10 @@ struct CompletionRequest {
   bool stream = false;
   bool return_tokens = false;
   int id_slot = -1;
+  // Fabula extensions (the server turns them into GenerationParams::constraint / banned_phrases, failing closed).
+  bool vn_protocol = false;                 // "vn_protocol": only beats valid under the server's story manifest
+  std::vector<std::string> vn_cast;         // "vn_cast": the scene's locked cast (empty: the story's whole cast)
+  std::vector<std::string> banned_phrases;  // "banned_phrases": rewound and resampled when one appears
 };
 
 // Parses the sampling / stopping fields shared by /completion and /v1/chat/completions. Wrong types and

@@ -176,6 +176,13 @@ void Server::Impl::load() {
       l->chat_template = ChatTemplate::gemma4();
     }
   }
+  if (options.story.empty()) {
+    l->manifest = protocol::Manifest::default_manifest();
+  } else {
+    auto m = protocol::load_story_manifest(options.story);
+    if (!m.ok()) return fail(m.take_error());
+    l->manifest = std::move(*m);
+  }
   int64_t n_ctx = options.n_ctx;
   if (l->model->hparams().n_ctx_train > 0 && n_ctx > l->model->hparams().n_ctx_train) {
     FABULA_LOG_WARN("serve: --ctx {} exceeds the model's training context {}; using {}", n_ctx,

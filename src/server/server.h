@@ -23,6 +23,7 @@ struct ServerOptions {
   int read_timeout_s = 30;    // socket read/write timeout
   int http_threads = 0;       // HTTP worker threads (<= 0: 16 + 2 * n_parallel)
   std::string alias;          // model name in responses ("" : the file name)
+  std::string story;          // story whose manifest "vn_protocol" requests are constrained by ("" : the built-in)
 };
 
 enum class ServerState { kLoading, kReady, kFailed, kStopped };

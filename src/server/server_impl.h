@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "model/model.h"
+#include "protocol/manifest.h"
+#include "sample/constrained.h"
 #include "server/request.h"
 #include "server/scheduler.h"
 #include "server/server.h"
@@ -30,6 +32,10 @@ struct Loaded {
   ChatTemplate chat_template;
   std::string chat_template_text;
   std::unique_ptr<Scheduler> scheduler;
+  protocol::Manifest manifest;  // ServerOptions::story's, for "vn_protocol"
+  // The constraint's per-vocabulary tables: built on the first "vn_protocol" request, then shared.
+  std::mutex vocab_mu;
+  std::shared_ptr<const ConstraintVocab> vocab;
 };
 
 struct HttpCounters {
@@ -87,6 +93,11 @@ namespace fabula::server {
 using EventRenderer = std::function<std::string(const TokenEvent& event)>;
 using EndRenderer = std::function<std::string(const Result<GenerationResult>& result)>;
 void stream_task(httplib::Response& res, std::shared_ptr<Task> task, EventRenderer on_event, EndRenderer on_end);
+
+// "vn_protocol" / "vn_cast" / "banned_phrases" -> the request's constraint and phrase bans. Fails closed: a
+// request asking for them never runs without them (vn_cast errors are 400 naming the field, setup errors 500).
+// Sends the error and returns false on failure.
+bool apply_decoding_fields(httplib::Response& res, Loaded& loaded, CompletionRequest& request);
 
 // Checks the prompt against the slot context; sends 400 exceed_context_size_error and returns false if too long.
 bool check_prompt_fits(httplib::Response& res, size_t n_prompt, int64_t n_ctx);

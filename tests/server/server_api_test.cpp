@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <string>
 
+#include "protocol/validator.h"
+#include "sample/phrase_ban.h"
 #include "server_test_util.h"
 
 namespace fabula::server_test {
@@ -361,6 +363,84 @@ TEST_F(ServerApi, MetricsCountTokens) {
   ASSERT_NE(at, std::string::npos);
   // The value starts right after the counter's name and its space (the old +34 skipped its first digit).
   EXPECT_GE(std::stod(m->body.substr(at + counter.size())), 3.0);
+}
+
+// Fabula's decoding extensions: "vn_protocol" (+ "vn_cast") and "banned_phrases".
+constexpr const char* kScene =
+    "Cast: Hana, Mio. Place: rooftop. Time: after school.\n"
+    "Expressions: neutral, smile, laugh, sad, angry, surprised, embarrassed.\n"
+    "The player chose: \"Look around\".\nWrite the next beat.";
+
+TEST_F(ServerApi, VnProtocolAtHighTemperatureReturnsAValidBeat) {
+  auto c = client();
+  const std::string prompt = chat_prompt(kScene);
+  const std::vector<std::string> cast = {"Hana", "Mio"};
+  json r = post_json(c, "/completion", json{{"prompt", prompt}, {"vn_protocol", true}, {"vn_cast", cast},
+                                            {"temperature", 1.5}, {"top_k", 0}, {"top_p", 0.95}, {"min_p", 0},
+                                            {"seed", 21}, {"n_predict", 700}});
+  ASSERT_TRUE(r.contains("content")) << r.dump();
+  EXPECT_EQ(r["stop_type"], "eos") << r["content"];
+  protocol::ValidateOptions vo;
+  vo.locked_cast = cast;
+  auto rep = protocol::validate_beat(r["content"].get<std::string>(), protocol::Manifest::default_manifest(), vo);
+  EXPECT_TRUE(rep.valid) << (rep.codes().empty() ? "" : rep.codes()[0]) << "\n" << r["content"].get<std::string>();
+}
+
+TEST_F(ServerApi, BannedPhraseNeverReachesTheStream) {
+  auto c = client();
+  const std::string prompt = chat_prompt(kScene);
+  json body{{"prompt", prompt}, {"temperature", 1.0}, {"top_k", 0}, {"top_p", 0.95}, {"min_p", 0}, {"seed", 8}, {"n_predict", 160}};
+  json plain = post_json(c, "/completion", body);
+  // A phrase this request really produces: two adjacent lowercase words a few words in.
+  const auto words = phrase_words(plain["content"].get<std::string>());
+  std::string phrase;
+  for (size_t i = 6; i + 1 < words.size() && phrase.empty(); ++i) {
+    auto plain_word = [](const std::string& w) {
+      return w.size() >= 3 && w.find_first_not_of("abcdefghijklmnopqrstuvwxyz") == std::string::npos;
+    };
+    if (plain_word(words[i].word) && plain_word(words[i + 1].word)) phrase = words[i].word + " " + words[i + 1].word;
+  }
+  ASSERT_FALSE(phrase.empty()) << plain["content"];
+  body["banned_phrases"] = json::array({phrase});
+  body["stream"] = true;
+  int status = 0;
+  auto events = post_stream(c, "/completion", body, &status);
+  EXPECT_EQ(status, 200);
+  ASSERT_GE(events.size(), 2u);
+  std::string text;
+  json last;
+  for (const auto& e : events) {
+    last = json::parse(e, nullptr, false);
+    ASSERT_FALSE(last.is_discarded()) << e;
+    text += last.value("content", "");
+  }
+  const PhraseMatcher m({phrase});
+  EXPECT_FALSE(m.find_completed(text, 0, true).has_value()) << phrase << "\n" << text;
+  EXPECT_GT(last["timings"]["backtracks"].get<int>(), 0) << phrase << "\n" << plain["content"];
+  EXPECT_EQ(last["timings"]["predicted_n"].get<int>(), last["tokens_predicted"].get<int>());
+}
+
+TEST_F(ServerApi, DecodingFieldsWithBadTypesAre400NamingTheField) {
+  auto c = client();
+  const json base{{"prompt", "Hello"}, {"n_predict", 4}};
+  auto expect_400 = [&](const char* field, json value, const std::string& mentions) {
+    json body = base;
+    body[field] = std::move(value);
+    if (std::string(field) == "vn_cast") body["vn_protocol"] = true;
+    int status = 0;
+    json r = post_json(c, "/completion", body, &status);
+    EXPECT_EQ(status, 400) << field << ": " << r.dump();
+    EXPECT_NE(r["error"]["message"].get<std::string>().find(mentions), std::string::npos) << r.dump();
+  };
+  expect_400("vn_protocol", "yes", "'vn_protocol'");
+  expect_400("vn_cast", "Hana", "'vn_cast'");
+  expect_400("vn_cast", json::array({"Hana", 3}), "'vn_cast[]'");
+  expect_400("vn_cast", json::array({"Nobody"}), "'vn_cast'");  // not in the story: refused, never unconstrained
+  expect_400("banned_phrases", "a b", "'banned_phrases'");
+  expect_400("banned_phrases", json::array({json::object()}), "'banned_phrases[]'");
+  int status = 0;
+  json r = post_json(c, "/completion", json{{"prompt", "Hello"}, {"vn_cast", json::array({"Hana"})}}, &status);
+  EXPECT_EQ(status, 400) << r.dump();  // a cast lock without the protocol constraint would be silently ignored
 }
 
 }  // namespace
