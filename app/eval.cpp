@@ -18,6 +18,7 @@
 #include "eval/harness.h"
 #include "eval/report.h"
 #include "format/gguf.h"
+#include "sample/phrase_ban.h"
 
 namespace {
 
@@ -31,6 +32,9 @@ struct CommonOptions {
   float min_p = 0.0f;
   int n_predict = 768;
   std::string profile;  // "" = per narrator: demo for the demo model, vn26b otherwise
+  bool constrained = false;
+  bool ban_tells = false;
+  std::string ban_list;
 };
 
 // "PATH@temp=0.8,seeds=1-3,7,label=x" -> target and key/value pairs. A part without '=' continues the previous
@@ -133,6 +137,10 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
   cli.add_option("--n-predict", o->common.n_predict, "Max tokens per beat")->capture_default_str();
   cli.add_option("--profile", o->common.profile, "Prompt profile for all narrators (default: demo for the demo model, else vn26b)");
   cli.add_option("--tells", o->tells, "Slop-tell list (default: data/slop-tells-v1.txt)");
+  cli.add_flag("--constrained", o->common.constrained,
+               "Protocol-constrained decoding: only tokens that keep the beat valid (local models only)");
+  cli.add_option("--ban-list", o->common.ban_list, "Phrases to ban, one a line: rewind and resample when one appears");
+  cli.add_flag("--ban-tells", o->common.ban_tells, "Ban the plain phrases of data/slop-tells-v1.txt");
   return [o] {
     if (o->models.empty() && o->servers.empty()) {
       std::fprintf(stderr, "error: eval needs --model M (repeatable) or --server URL\n");
@@ -155,6 +163,13 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
       std::fprintf(stderr, "warning: scenes use %zu stories; the report judges all beats against story \"%s\"\n",
                    stories.size(), scenes->front().story.c_str());
     }
+    const bool decoding = o->common.constrained || o->common.ban_tells || !o->common.ban_list.empty();
+    if (decoding && !o->servers.empty()) {
+      std::fprintf(stderr, "error: --constrained / --ban-tells / --ban-list need the in-process model (--model), not --server\n");
+      return 2;
+    }
+    auto bans = load_phrase_bans(o->common.ban_list, o->common.ban_tells);
+    if (!bans) return app::report_error(bans.error());
     auto tells = o->tells.empty() ? eval::load_default_tells() : eval::TellList::load(o->tells);
     if (!tells) return app::report_error(tells.error());
 
@@ -168,6 +183,8 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
       n.sampling.top_k = o->common.top_k;
       n.sampling.min_p = o->common.min_p;
       n.sampling.max_tokens = o->common.n_predict;
+      n.sampling.constrained = o->common.constrained;
+      n.sampling.banned_phrases = *bans;
       return n;
     };
     std::vector<std::unique_ptr<engine::Narrator>> owned;
@@ -203,9 +220,10 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
     eval::HarnessOptions ho;
     ho.beats_path = dir + "/beats.jsonl";
     for (const auto& n : narrators) {
-      std::fprintf(stderr, "narrator %s: profile %s, temp %.2f, top_p %.2f, %zu seeds, %zu backend(s): %s\n",
+      std::fprintf(stderr, "narrator %s: profile %s, temp %.2f, top_p %.2f, %zu seeds, %zu backend(s): %s%s%s\n",
                    n.label.c_str(), n.profile.c_str(), n.sampling.temperature, n.sampling.top_p, n.seeds.size(),
-                   n.workers.size(), n.workers.front()->describe().c_str());
+                   n.workers.size(), n.workers.front()->describe().c_str(), n.sampling.constrained ? ", constrained" : "",
+                   n.sampling.banned_phrases ? ", phrase bans" : "");
     }
     auto stats = eval::run_harness(stories, *scenes, narrators, ho);
     if (!stats) return app::report_error(stats.error());

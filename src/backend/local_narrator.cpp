@@ -35,6 +35,16 @@ Result<engine::NarratorResult> LocalNarrator::write(const engine::NarratorReques
   params.sampler.seed = request.seed;
   params.n_predict = s.max_tokens;
   params.stop = s.stop;
+  params.banned_phrases = s.banned_phrases;
+  if (s.constrained) {  // fail closed: no manifest or a bad cast is an error, never an unconstrained beat
+    if (request.manifest == nullptr)
+      return make_error(ErrorCode::kInvalidArgument, "constrained decoding: the request carries no story manifest");
+    if (!vocab_) {
+      FABULA_ASSIGN(vocab_, ConstraintVocab::build(*tokenizer_));
+    }
+    FABULA_ASSIGN(auto rec, ProtocolRecognizer::create(*request.manifest, request.cast));
+    params.constraint = std::make_shared<ProtocolConstraint>(std::move(rec), vocab_);
+  }
   engine::NarratorResult out;
   auto gen = generator_->generate(prompt, params, [&](const GeneratedToken& t) {
     ++out.tokens;
@@ -45,6 +55,7 @@ Result<engine::NarratorResult> LocalNarrator::write(const engine::NarratorReques
   if (!gen) return gen.take_error();
   out.cancelled = gen->stop_type == StopType::kCancelled;
   out.stop_reason = std::string(stop_type_name(gen->stop_type));
+  out.backtracks = gen->timings.backtracks;
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include "backend/generator.h"
 #include "engine/narrator.h"
 #include "model/model.h"
+#include "sample/constrained.h"
 #include "text/tokenizer.h"
 
 namespace fabula::backend {
@@ -23,6 +24,8 @@ class LocalNarrator : public engine::Narrator {
 
   // The prompt is tokenized with special tokens parsed (it carries <bos> and the turn markers as text); the KV
   // cache keeps the longest common prefix between beats, so the system turn is decoded once.
+  // sampling.constrained masks to protocol-valid beats (request.manifest and request.cast; an error without a
+  // manifest); sampling.banned_phrases rewinds and resamples.
   Result<engine::NarratorResult> write(const engine::NarratorRequest& request, const engine::TextCallback& on_text) override;
   std::string describe() const override { return "local: " + path_; }
 
@@ -33,6 +36,7 @@ class LocalNarrator : public engine::Narrator {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Session> session_;
   std::unique_ptr<Generator> generator_;
+  std::shared_ptr<const ConstraintVocab> vocab_;  // built on the first constrained beat
   std::mutex mu_;  // one beat at a time
 };
 

@@ -144,6 +144,10 @@ Status RemoteNarrator::resolve_api() {
 
 Result<engine::NarratorResult> RemoteNarrator::write(const engine::NarratorRequest& request,
                                                      const engine::TextCallback& on_text) {
+  // A llama-server would ignore decoding controls it does not know: refuse rather than hand back unconstrained beats.
+  if (request.sampling.constrained || request.sampling.banned_phrases)
+    return make_error(ErrorCode::kUnsupported,
+                      "constrained decoding and phrase bans need the in-process model (--model), not a remote server");
   FABULA_TRY(resolve_api());
   const bool chat = options_.api == RemoteApi::kChat;
   const Endpoint ep = split_url(options_.url);

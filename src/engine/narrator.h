@@ -3,11 +3,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/result.h"
+#include "protocol/manifest.h"
+#include "sample/phrase_ban.h"
 
 namespace fabula::engine {
 
@@ -19,6 +22,9 @@ struct Sampling {
   float repeat_penalty = 1.0f;
   int max_tokens = 768;
   std::vector<std::string> stop = {"<turn|>", "<eos>"};
+  // Decoding controls only the in-process model honours; other backends fail the beat rather than ignore them.
+  bool constrained = false;                              // only tokens that keep the beat protocol-valid
+  std::shared_ptr<const PhraseMatcher> banned_phrases;   // rewind and resample when one appears
 };
 
 struct PromptMessage {
@@ -31,6 +37,10 @@ struct NarratorRequest {
   std::vector<PromptMessage> messages;  // the same prompt as chat messages (chat backends)
   Sampling sampling;
   uint64_t seed = 0;
+  // What constrained decoding checks against: the story's manifest (not owned; outlives the call) and the
+  // scene's cast.
+  const protocol::Manifest* manifest = nullptr;
+  std::vector<std::string> cast;
 };
 
 struct NarratorResult {
@@ -38,6 +48,7 @@ struct NarratorResult {
   int tokens = 0;           // generated tokens where the backend knows, else 0
   bool cancelled = false;   // on_text returned false
   std::string stop_reason;  // "eos", "stop", "length", "cancelled", "end"
+  int backtracks = 0;       // phrase-ban rewinds (in-process model)
 };
 
 // Called with each new piece of text (any size, UTF-8 may be split only by backends that say so: ours don't).

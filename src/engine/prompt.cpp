@@ -168,6 +168,8 @@ NarratorRequest build_request(const Story& story, const NarratorProfile& profile
   req.messages = {{"system", system}, {"user", user}};
   req.sampling = sampling;
   req.seed = seed;
+  req.manifest = &story.manifest;
+  req.cast = scene.cast;
   return req;
 }
 

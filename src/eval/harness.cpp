@@ -125,11 +125,13 @@ std::string beat_key(std::string_view narrator, std::string_view scene, uint64_t
 }
 
 json beat_row_json(const BeatRow& r) {
-  return json{{"narrator", r.narrator}, {"scene", r.scene},     {"seed", r.seed},
-              {"id", r.id},             {"profile", r.profile}, {"cast", r.cast},
-              {"tags", r.tags},         {"valid", r.valid},     {"errors", r.errors},
-              {"repaired", r.repaired}, {"tokens", r.tokens},   {"ms", r.ms},
-              {"tok_s", r.tok_s},       {"stop_reason", r.stop_reason}, {"beat", r.beat}};
+  json j{{"narrator", r.narrator}, {"scene", r.scene},     {"seed", r.seed},
+         {"id", r.id},             {"profile", r.profile}, {"cast", r.cast},
+         {"tags", r.tags},         {"valid", r.valid},     {"errors", r.errors},
+         {"repaired", r.repaired}, {"tokens", r.tokens},   {"ms", r.ms},
+         {"tok_s", r.tok_s},       {"stop_reason", r.stop_reason}, {"beat", r.beat}};
+  if (r.backtracks > 0) j["backtracks"] = r.backtracks;
+  return j;
 }
 
 Result<BeatRow> beat_row_from_json(const json& j, const std::string& where) {
@@ -153,6 +155,7 @@ Result<BeatRow> beat_row_from_json(const json& j, const std::string& where) {
   r.tokens = j.value("tokens", 0);
   r.ms = j.value("ms", 0.0);
   r.tok_s = j.value("tok_s", 0.0);
+  r.backtracks = j.value("backtracks", 0);
   return r;
 }
 
@@ -279,6 +282,7 @@ Result<HarnessStats> run_harness(const std::map<std::string, engine::Story>& sto
         row.ms = ms;
         row.tok_s = ms > 0 ? 1000.0 * res->tokens / ms : 0;
         row.stop_reason = res->stop_reason;
+        row.backtracks = res->backtracks;
         judge_beat(row, story.manifest);
         std::string line = beat_row_json(row).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
         if (std::fwrite(line.data(), 1, line.size(), out) != line.size() || std::fflush(out) != 0) {

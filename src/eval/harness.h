@@ -58,6 +58,7 @@ struct BeatRow {
   double ms = 0;
   double tok_s = 0;
   std::string stop_reason;
+  int backtracks = 0;  // phrase-ban rewinds while writing the beat (JSON only when > 0)
 };
 nlohmann::json beat_row_json(const BeatRow& row);
 Result<BeatRow> beat_row_from_json(const nlohmann::json& j, const std::string& where);

@@ -133,6 +133,7 @@ EvalReport build_report(const std::vector<BeatRow>& rows, const std::vector<std:
       mine.push_back(&r);
       s.tokens += r.tokens;
       s.ms += r.ms;
+      s.backtracks += r.backtracks;
     }
     s.beats = static_cast<int64_t>(mine.size());
     s.tok_s = s.ms > 0 ? 1000.0 * static_cast<double>(s.tokens) / s.ms : 0.0;
@@ -159,6 +160,7 @@ json report_to_json(const EvalReport& report) {
                          {"tokens", s.tokens},
                          {"ms", s.ms},
                          {"tok_s", s.tok_s},
+                         {"backtracks", s.backtracks},
                          {"metrics", metrics_json(s.metrics)},
                          {"by_tag", by_tag}});
   }
@@ -176,8 +178,11 @@ std::string report_markdown(const EvalReport& report) {
   Row mattr50{"MATTR-50 ↑", {}}, mattr100{"MATTR-100 ↑", {}}, mtld{"MTLD ↑", {}}, rep3{"Rep-3 ↓", {}};
   Row variety{"Choice variety ↑", {}}, stances{"Choices: open up / deflect / stay silent", {}};
   Row pov{"POV-slip rate (first person) ↓", {}}, repair{"Repaired by the lenient parser ↓", {}};
-  Row speed{"Tokens/s ↑", {}};
+  Row speed{"Tokens/s ↑", {}}, backtracks{"Phrase-ban backtracks", {}};
+  bool any_backtracks = false;
   for (const auto& s : report.narrators) {
+    backtracks.cells.push_back(std::to_string(s.backtracks));
+    any_backtracks = any_backtracks || s.backtracks > 0;
     const MetricsReport& m = s.metrics;
     mattr50.cells.push_back(fmt::format("{:.3f}", m.mattr50));
     mattr100.cells.push_back(fmt::format("{:.3f}", m.mattr100));
@@ -191,6 +196,7 @@ std::string report_markdown(const EvalReport& report) {
     speed.cells.push_back(fmt::format("{:.1f}", s.tok_s));
   }
   for (auto* r : {&mattr50, &mattr100, &mtld, &rep3, &variety, &stances, &pov, &repair, &speed}) rows.push_back(*r);
+  if (any_backtracks) rows.push_back(backtracks);  // only runs with phrase bans have any
 
   std::string out = "# Eval report\n\n";
   out += table(columns, rows);

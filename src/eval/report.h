@@ -21,6 +21,7 @@ struct NarratorSummary {
   int64_t tokens = 0;
   double ms = 0;     // summed generation wall time
   double tok_s = 0;  // tokens / summed seconds (prompt processing included)
+  int64_t backtracks = 0;  // phrase-ban rewinds over all beats
 };
 
 struct EvalReport {
