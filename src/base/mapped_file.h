@@ -29,6 +29,9 @@ class MappedFile {
 
   // Hints for the kernel: read ahead the whole file (weights are about to be streamed).
   void advise_willneed() const;
+  // Ask for transparent huge pages on the mapping (fewer TLB misses while streaming weights); silently nothing
+  // where the kernel or file system cannot back a file mapping with them.
+  void advise_hugepages() const;
 
  private:
   void release();

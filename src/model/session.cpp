@@ -10,6 +10,7 @@ namespace fabula {
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
   FABULA_ASSIGN(GgufFile file, GgufFile::open(path));
+  file.file().advise_hugepages();
   return from_gguf(std::move(file));
 }
 
