@@ -54,7 +54,7 @@ struct ThreadPool::Impl {
   std::atomic<uint64_t> generation{0};
   std::atomic<int> pending{0};
   std::atomic<bool> busy{false};
-  const std::function<void(int)>* job = nullptr;
+  const FunctionRef<void(int)>* job = nullptr;
   std::atomic<bool> stop{false};
 
   void worker_loop(int index) {
@@ -101,7 +101,7 @@ ThreadPool::~ThreadPool() {
 
 int ThreadPool::size() const { return impl_->n_threads; }
 
-void ThreadPool::run_on_all(const std::function<void(int thread)>& fn) {
+void ThreadPool::run_on_all(FunctionRef<void(int thread)> fn) {
   Impl& p = *impl_;
   if (p.n_threads == 1) {
     fn(0);
@@ -126,7 +126,7 @@ void ThreadPool::run_on_all(const std::function<void(int thread)>& fn) {
   p.busy.store(false, std::memory_order_release);
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end, int thread)>& fn) {
+void ThreadPool::parallel_for(int64_t n, FunctionRef<void(int64_t begin, int64_t end, int thread)> fn) {
   if (n <= 0) return;
   const int nt = impl_->n_threads;
   if (nt == 1 || n == 1) {

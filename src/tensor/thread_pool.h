@@ -2,8 +2,9 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
+
+#include "base/function_ref.h"
 
 namespace fabula {
 
@@ -18,11 +19,12 @@ class ThreadPool {
   int size() const;
 
   // Runs fn(begin, end, thread_index) over [0, n) split into contiguous chunks, and returns when all are done.
+  // Neither entry point allocates (FunctionRef), so the decode loop can use them freely.
   // fn must not call parallel_for on the same pool.
-  void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end, int thread)>& fn);
+  void parallel_for(int64_t n, FunctionRef<void(int64_t begin, int64_t end, int thread)> fn);
 
   // Runs fn(thread_index) once on every thread.
-  void run_on_all(const std::function<void(int thread)>& fn);
+  void run_on_all(FunctionRef<void(int thread)> fn);
 
  private:
   struct Impl;
