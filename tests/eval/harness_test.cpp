@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backend/local_narrator.h"
 #include "base/file.h"
 #include "engine/scripted_narrator.h"
 #include "eval/report.h"
@@ -250,6 +251,68 @@ TEST_F(HarnessTest, SeveralWorkersShareOneNarratorsWork) {
   std::set<std::string> keys;
   for (const auto& r : *rows) keys.insert(beat_key(r.narrator, r.scene, r.seed));
   EXPECT_EQ(keys.size(), 10u);
+}
+
+TEST_F(HarnessTest, RequestsCarryTheManifestAndSceneCastForConstrainedDecoding) {
+  engine::ScriptedNarrator scripted(kBeats, {});
+  std::vector<EvalNarrator> ns = {narrator(&scripted, "demo", {1})};
+  HarnessOptions ho;
+  ho.beats_path = (dir_ / "beats.jsonl").string();
+  ASSERT_TRUE(run_harness(stories_, scenes_, ns, ho).ok());
+  ASSERT_EQ(scripted.requests().size(), 2u);
+  EXPECT_EQ(scripted.requests()[0].manifest, &stories_.at("sakuragaoka").manifest);
+  EXPECT_EQ(scripted.requests()[0].cast, (std::vector<std::string>{"Hana", "Ren"}));
+  EXPECT_EQ(scripted.requests()[1].cast, (std::vector<std::string>{"Ren", "Mio"}));
+}
+
+TEST_F(HarnessTest, BacktracksRoundTripAndAddUpInTheReport) {
+  BeatRow row;
+  row.narrator = "demo";
+  row.scene = "rooftop-lunch";
+  row.beat = kBeats[0];
+  row.backtracks = 3;
+  auto back = beat_row_from_json(beat_row_json(row), "inline");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->backtracks, 3);
+  BeatRow none = row;
+  none.backtracks = 0;
+  EXPECT_FALSE(beat_row_json(none).contains("backtracks"));  // rows without bans are unchanged
+  const auto& manifest = stories_.at("sakuragaoka").manifest;
+  EvalReport with = build_report({row, *back}, {"demo"}, manifest, tells_);
+  EXPECT_EQ(with.narrators[0].backtracks, 6);
+  EXPECT_EQ(report_to_json(with)["narrators"][0]["backtracks"], 6);
+  EXPECT_NE(report_markdown(with).find("| Phrase-ban backtracks | 6 |"), std::string::npos) << report_markdown(with);
+  EXPECT_EQ(report_markdown(build_report({none}, {"demo"}, manifest, tells_)).find("Phrase-ban"), std::string::npos);
+}
+
+// The demo narrator through the harness at a hot temperature with the constraint and the tell bans: all valid.
+TEST_F(HarnessTest, ConstrainedDemoNarratorBeatsAreAllValid) {
+  const std::string model = std::string(FABULA_SOURCE_DIR) + "/models/fabula-demo-v1.gguf";
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << "no " << model;
+  backend::LocalNarratorOptions lo;
+  lo.n_ctx = 2048;
+  lo.n_threads = 2;
+  auto local = backend::LocalNarrator::load(model, lo);
+  ASSERT_TRUE(local.ok()) << local.error().message;
+  EvalNarrator n = narrator(local->get(), "demo-constrained", {1, 2});
+  n.sampling.temperature = 1.5f;
+  n.sampling.constrained = true;
+  auto bans = load_phrase_bans("", true);
+  ASSERT_TRUE(bans.ok()) << bans.error().message;
+  n.sampling.banned_phrases = *bans;
+  HarnessOptions ho;
+  ho.beats_path = (dir_ / "beats.jsonl").string();
+  ho.progress = false;
+  auto stats = run_harness(stories_, scenes_, {n}, ho);
+  ASSERT_TRUE(stats.ok()) << stats.error().message;
+  EXPECT_EQ(stats->failed, 0) << (stats->failures.empty() ? "" : stats->failures[0]);
+  auto rows = read_beat_rows(ho.beats_path);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 4u);
+  for (const auto& r : *rows) {
+    EXPECT_TRUE(r.valid) << (r.errors.empty() ? "" : r.errors[0]) << "\n" << r.beat;
+    EXPECT_FALSE((*bans)->find_completed(r.beat, 0, true).has_value()) << r.beat;
+  }
 }
 
 }  // namespace

@@ -281,5 +281,20 @@ TEST_F(RemoteAgainstServe, BothApisStreamTheSameBeat) {
   EXPECT_NE(d.error().message.find("401"), std::string::npos) << d.error().message;
 }
 
+TEST(RemoteNarrator, RefusesConstrainedDecodingAndPhraseBansInsteadOfIgnoringThem) {
+  RemoteNarrator remote("http://127.0.0.1:1");  // never contacted: the request is refused first
+  engine::NarratorRequest req;
+  req.prompt = "Hello";
+  req.sampling.constrained = true;
+  auto r = remote.write(req, [](std::string_view) { return true; });
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kUnsupported);
+  req.sampling.constrained = false;
+  req.sampling.banned_phrases = std::make_shared<const PhraseMatcher>(std::vector<std::string>{"a b"});
+  r = remote.write(req, [](std::string_view) { return true; });
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kUnsupported);
+}
+
 }  // namespace
 }  // namespace fabula::server_test
