@@ -208,6 +208,22 @@ bool ProtocolRecognizer::done_choice(ProtocolState& s, int payload) const {
 }
 
 bool ProtocolRecognizer::feed_byte(ProtocolState& s, uint8_t b) const {
+  if (s.u8_need > 0) {
+    if (b < s.u8_lo || b > s.u8_hi) return false;
+    s.u8_need--;
+    s.u8_lo = 0x80;
+    s.u8_hi = 0xBF;
+  } else if (b >= 0x80) {
+    // Leads C2..F4 only (no overlongs, nothing past U+10FFFF); E0/ED/F0/F4 narrow the next byte (RFC 3629).
+    if (b < 0xC2 || b > 0xF4) return false;
+    s.u8_need = b < 0xE0 ? 1 : b < 0xF0 ? 2 : 3;
+    s.u8_lo = b == 0xE0 ? 0xA0 : b == 0xF0 ? 0x90 : 0x80;
+    s.u8_hi = b == 0xED ? 0x9F : b == 0xF4 ? 0x8F : 0xBF;
+  }
+  return mode_byte(s, b);
+}
+
+bool ProtocolRecognizer::mode_byte(ProtocolState& s, uint8_t b) const {
   const Grammar& g = *g_;
   switch (s.mode) {
     case kLineStart:
@@ -217,7 +233,7 @@ bool ProtocolRecognizer::feed_byte(ProtocolState& s, uint8_t b) const {
       s.mode = kNarration;
       s.has_prose = 1;
       s.sub = 0;
-      return feed_byte(s, b);
+      return mode_byte(s, b);
     case kNarration:
       if (b == '\n') {
         s.mode = kLineStart;
@@ -368,6 +384,7 @@ bool ProtocolRecognizer::complete(const ProtocolState& state) const { return sta
 
 bool ProtocolRecognizer::free_text(const ProtocolState& s, int32_t* budget) const {
   *budget = INT32_MAX;
+  if (s.u8_need > 0) return false;  // mid-character: whole-character tokens do not fit
   switch (s.mode) {
     case kLineStart:
     case kDialogue:

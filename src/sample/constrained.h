@@ -22,6 +22,8 @@ struct ProtocolState {
   uint8_t has_prose = 0;   // a narration or dialogue line exists (an ending tool may follow)
   uint8_t sub = 0;         // mode-specific flag (narration: after a colon; dialogue/item: saw a non-blank)
   uint8_t last = 0;        // previous byte (item: no trailing blank)
+  uint8_t u8_need = 0;     // UTF-8 continuation bytes still due, and the range the next one must be in
+  uint8_t u8_lo = 0x80, u8_hi = 0xBF;
   int16_t list = -1;       // choice modes: which literal list, the alive range [lo, hi) and the matched length
   int16_t lo = 0, hi = 0;
   int16_t pos = 0;
@@ -43,7 +45,9 @@ class ProtocolRecognizer {
   static Result<ProtocolRecognizer> create(const protocol::Manifest& manifest,
                                            const std::vector<std::string>& locked_cast = {});
 
-  // Feeds bytes; false if some byte would make the beat invalid (the state is then left unchanged).
+  // Feeds bytes; false if some byte would make the beat invalid (the state is then left unchanged). Only
+  // well-formed UTF-8 is accepted: the detokenizer would turn a stray byte into U+FFFD, which the validator counts
+  // as a character the recogniser never saw (choice items over their length limit).
   bool feed(std::string_view bytes);
   // Feeds into `state` (a copy being simulated); false on the first invalid byte.
   bool feed(ProtocolState& state, std::string_view bytes) const;
@@ -63,6 +67,7 @@ class ProtocolRecognizer {
 
  private:
   explicit ProtocolRecognizer(std::shared_ptr<const Grammar> g) : g_(std::move(g)) {}
+  bool mode_byte(ProtocolState& s, uint8_t b) const;  // feed_byte after the UTF-8 check
   bool enter_choice(ProtocolState& s, int list, uint32_t exclude) const;
   bool done_choice(ProtocolState& s, int payload) const;
   std::shared_ptr<const Grammar> g_;
@@ -78,7 +83,7 @@ class ConstraintVocab {
   struct Token {
     std::string bytes;
     int32_t cps = 0;     // UTF-8 lead bytes (code points) in `bytes`
-    bool plain = false;  // non-empty text with no structural byte
+    bool plain = false;  // non-empty, well-formed and whole UTF-8 text with no structural byte
     bool eog = false;
   };
   const std::vector<Token>& tokens() const { return tokens_; }

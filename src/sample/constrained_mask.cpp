@@ -1,6 +1,7 @@
 // The protocol recogniser applied to a vocabulary: per-token byte strings, first-byte buckets, the logit mask.
 #include <cmath>
 #include <limits>
+#include <string_view>
 
 #include "sample/constrained.h"
 
@@ -12,6 +13,29 @@ namespace {
 bool structural(uint8_t b) {
   return b < 0x20 || b == 0x7F || b == '"' || b == ':' || b == '[' || b == ']' || b == '{' || b == '}' || b == '<' ||
          b == '\\';
+}
+
+// Well-formed UTF-8 made of whole characters (what ProtocolRecognizer::feed_byte accepts from a character start).
+bool whole_utf8(std::string_view bytes) {
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const auto b = static_cast<uint8_t>(bytes[i]);
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    if (b < 0xC2 || b > 0xF4) return false;
+    const size_t need = b < 0xE0 ? 1 : b < 0xF0 ? 2 : 3;
+    const uint8_t lo = b == 0xE0 ? 0xA0 : b == 0xF0 ? 0x90 : 0x80;
+    const uint8_t hi = b == 0xED ? 0x9F : b == 0xF4 ? 0x8F : 0xBF;
+    if (i + need >= bytes.size()) return false;  // the character does not end in this token
+    for (size_t k = 1; k <= need; ++k) {
+      const auto c = static_cast<uint8_t>(bytes[i + k]);
+      if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xBF)) return false;
+    }
+    i += need + 1;
+  }
+  return true;
 }
 
 }  // namespace
@@ -35,7 +59,7 @@ Result<std::shared_ptr<const ConstraintVocab>> ConstraintVocab::build(const Toke
       continue;
     t.bytes = tokenizer.token_bytes(id);
     if (t.bytes.empty()) continue;
-    bool plain = true;
+    bool plain = whole_utf8(t.bytes);  // byte-fallback pieces and split characters are always simulated
     for (char c : t.bytes) {
       const auto b = static_cast<uint8_t>(c);
       if (structural(b)) plain = false;

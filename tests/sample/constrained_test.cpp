@@ -123,7 +123,8 @@ TEST(Constrained, RejectsAtTheRightPlace) {
   }
 }
 
-// Random walks through the recogniser over a small alphabet: every completed beat must validate.
+// Random walks through the recogniser over a small alphabet: every completed beat must validate. The second round
+// draws from all 256 byte values (multi-byte characters in items count as the validator counts them).
 TEST(Constrained, RandomWalksValidate) {
   const Manifest m = Manifest::default_manifest();
   auto rec = ProtocolRecognizer::create(m, {"Hana", "Kaito"});
@@ -132,6 +133,7 @@ TEST(Constrained, RandomWalksValidate) {
   opts.locked_cast = {"Hana", "Kaito"};
   const std::string alphabet = "[]\"':,= \nTOOLabcdefHnaKitospr_\\<{";
   std::mt19937 rng(7);
+  for (const int max_byte : {128, 256}) {
   int completed = 0;
   for (int walk = 0; walk < 150; ++walk) {
     rec->reset();
@@ -139,7 +141,7 @@ TEST(Constrained, RandomWalksValidate) {
     for (int step = 0; step < 3000 && !rec->complete(); ++step) {
       // Prefer bytes that extend a literal (tool names, values) so walks reach the end.
       std::vector<uint8_t> ok;
-      for (int b = 0; b < 128; ++b) {
+      for (int b = 0; b < max_byte; ++b) {
         ProtocolState s = rec->state();
         if (rec->feed_byte(s, static_cast<uint8_t>(b))) ok.push_back(static_cast<uint8_t>(b));
       }
@@ -158,8 +160,25 @@ TEST(Constrained, RandomWalksValidate) {
     auto r = protocol::validate_beat(beat, m, opts);
     EXPECT_TRUE(r.valid) << (r.codes().empty() ? "" : r.codes()[0]) << ":\n" << beat;
   }
-  std::printf("random walks completed: %d/150\n", completed);
+  std::printf("random walks over %d byte values completed: %d/150\n", max_byte, completed);
   EXPECT_GE(completed, 10);
+  }
+}
+
+TEST(Constrained, OnlyWellFormedUtf8) {
+  auto rec = ProtocolRecognizer::create(Manifest::default_manifest(), {"Hana", "Kaito"});
+  ASSERT_TRUE(rec.ok());
+  EXPECT_TRUE(rec->feed("Caf\xC3\xA9 "));
+  EXPECT_FALSE(rec->feed("\x80"));              // a continuation without a lead
+  EXPECT_FALSE(rec->feed("\xC0\xAF"));          // overlong
+  EXPECT_FALSE(rec->feed("\xED\xA0\x80"));      // a surrogate
+  EXPECT_FALSE(rec->feed("\xE2\x80 "));         // cut short
+  EXPECT_FALSE(rec->feed("\xF5\x80\x80\x80"));  // past U+10FFFF
+  EXPECT_TRUE(rec->feed("\xE2\x80\x94" "ok"));
+  // A character split over two feeds (two tokens) is fine.
+  EXPECT_TRUE(rec->feed("\xE3\x81"));
+  EXPECT_FALSE(rec->feed("a"));
+  EXPECT_TRUE(rec->feed("\x82\n"));
 }
 
 TEST(Constrained, FailsClosed) {
