@@ -38,6 +38,11 @@ bool whole_utf8(std::string_view bytes) {
   return true;
 }
 
+// Gemma's visible markers: <|channel>, <channel|>, <|tool_call>, <|"|>, ...
+bool looks_like_marker(std::string_view text) {
+  return text.find("<|") != std::string_view::npos || text.find("|>") != std::string_view::npos;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<const ConstraintVocab>> ConstraintVocab::build(const Tokenizer& tokenizer) {
@@ -54,9 +59,10 @@ Result<std::shared_ptr<const ConstraintVocab>> ConstraintVocab::build(const Toke
     if (t.eog) v->eog_.push_back(id);
     const TokenType type = tokenizer.token_type(id);
     // Special tokens never appear in a beat (E_LEAK); only the EOG ones are ever allowed, and only at the end.
-    if (type == TokenType::kControl || type == TokenType::kUserDefined || type == TokenType::kUnused ||
-        type == TokenType::kUnknown || t.eog)
-      continue;
+    if (type == TokenType::kControl || type == TokenType::kUnused || type == TokenType::kUnknown || t.eog) continue;
+    // User-defined tokens are mostly plain text that the vocabulary adds whole ("\n", "\n\n", runs of spaces: in
+    // Gemma's vocabulary the newline itself is one); the visible turn/channel markers among them are not text.
+    if (type == TokenType::kUserDefined && looks_like_marker(tokenizer.token_text(id))) continue;
     t.bytes = tokenizer.token_bytes(id);
     if (t.bytes.empty()) continue;
     bool plain = whole_utf8(t.bytes);  // byte-fallback pieces and split characters are always simulated

