@@ -8,16 +8,8 @@
 #include "model/ops.h"
 #include "model/session_state.h"
 #include "tensor/activations.h"
-#include "tensor/quant.h"
 
 namespace fabula {
-namespace {
-
-// f32 dot through the tensor layer's SIMD kernel (attention scores; perf).
-float dot(const float* a, const float* b, int64_t n) { return vec_dot(GgmlType::kF32, n, a, b); }
-
-}  // namespace
-
 void Session::State::forward_step(const int32_t* tokens, int64_t n, LogitsMode mode, int64_t logits_offset) {
   const Gemma4HParams& h = *hp;
   const int64_t E = h.n_embd;
@@ -113,11 +105,21 @@ void Session::State::attention_block(int l, int64_t n) {
       const int64_t t = i / H, hh = i % H, g = hh / group, pos = p0 + t;
       const int64_t lo = sliding ? std::max<int64_t>(0, pos - window + 1) : 0;
       const float* qh = q.data() + t * QD + hh * hd;
-      for (int64_t j = lo; j <= pos; ++j) sc[j - lo] = dot(qh, c.k_slot(j) + g * hd, hd);
+      // Keys lo..pos sit at ring slots j % capacity: at most two contiguous runs of cache rows.
+      auto for_runs = [&](auto&& fn) {
+        for (int64_t j = lo; j <= pos;) {
+          const int64_t run = std::min(pos - j + 1, c.capacity - j % c.capacity);
+          fn(j, run);
+          j += run;
+        }
+      };
+      for_runs([&](int64_t j, int64_t run) { dot_rows(qh, c.k_slot(j) + g * hd, c.row, run, hd, sc + (j - lo)); });
       ops::softmax(sc, pos - lo + 1);
       float* out = attn.data() + t * QD + hh * hd;
       std::fill(out, out + hd, 0.0f);
-      for (int64_t j = lo; j <= pos; ++j) add_scaled(out, c.v_slot(j) + g * hd, sc[j - lo], hd);
+      for_runs([&](int64_t j, int64_t run) {
+        add_weighted_rows(sc + (j - lo), c.v_slot(j) + g * hd, c.row, run, hd, out);
+      });
     }
   });
 

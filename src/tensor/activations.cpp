@@ -61,6 +61,52 @@ void add_scaled_simd(float* y, const float* x, float a, int64_t n) {
   add_scaled_ref(y + i, x + i, a, n - i);
 }
 
+void dot_rows_simd(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t dv = d - d % N;
+  for (int64_t j = 0; j < n_rows; ++j) {
+    const float* r = rows + j * stride;
+    auto s0 = hn::Zero(df), s1 = hn::Zero(df);
+    int64_t i = 0;
+    for (; i + 2 * N <= dv; i += 2 * N) {
+      s0 = hn::MulAdd(hn::LoadU(df, q + i), hn::LoadU(df, r + i), s0);
+      s1 = hn::MulAdd(hn::LoadU(df, q + i + N), hn::LoadU(df, r + i + N), s1);
+    }
+    for (; i < dv; i += N) s0 = hn::MulAdd(hn::LoadU(df, q + i), hn::LoadU(df, r + i), s0);
+    float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(s0, s1)));
+    for (; i < d; ++i) sum += q[i] * r[i];
+    scores[j] = sum;
+  }
+}
+
+// out is processed in chunks of up to 8 vectors held in registers while every row passes over them, so out is
+// read and written once per chunk rather than once per row.
+void add_weighted_rows_simd(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d,
+                            float* out) {
+  const hn::ScalableTag<float> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t dv = d - d % N;
+  constexpr int64_t kChunk = 8;
+  int64_t c = 0;
+  for (; c + kChunk * N <= dv; c += kChunk * N) {
+    decltype(hn::Zero(df)) acc[kChunk];
+    for (int64_t k = 0; k < kChunk; ++k) acc[k] = hn::LoadU(df, out + c + k * N);
+    for (int64_t j = 0; j < n_rows; ++j) {
+      const auto w = hn::Set(df, weights[j]);
+      const float* r = rows + j * stride + c;
+      for (int64_t k = 0; k < kChunk; ++k) acc[k] = hn::MulAdd(w, hn::LoadU(df, r + k * N), acc[k]);
+    }
+    for (int64_t k = 0; k < kChunk; ++k) hn::StoreU(acc[k], df, out + c + k * N);
+  }
+  for (; c < dv; c += N) {
+    auto acc = hn::LoadU(df, out + c);
+    for (int64_t j = 0; j < n_rows; ++j) acc = hn::MulAdd(hn::Set(df, weights[j]), hn::LoadU(df, rows + j * stride + c), acc);
+    hn::StoreU(acc, df, out + c);
+  }
+  if (dv < d) add_weighted_rows_ref(weights, rows + dv, stride, n_rows, d - dv, out + dv);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace fabula
 HWY_AFTER_NAMESPACE();
@@ -72,6 +118,8 @@ HWY_EXPORT(gelu_tanh_mul_simd);
 HWY_EXPORT(tanh_softcap_simd);
 HWY_EXPORT(exp_shifted_simd);
 HWY_EXPORT(add_scaled_simd);
+HWY_EXPORT(dot_rows_simd);
+HWY_EXPORT(add_weighted_rows_simd);
 
 void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
   HWY_DYNAMIC_DISPATCH(gelu_tanh_mul_simd)(gate, up, out, n);
@@ -80,6 +128,27 @@ void tanh_softcap(float* x, int64_t n, float cap) { HWY_DYNAMIC_DISPATCH(tanh_so
 double exp_shifted(float* x, int64_t n, float shift) { return HWY_DYNAMIC_DISPATCH(exp_shifted_simd)(x, n, shift); }
 
 void add_scaled(float* y, const float* x, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(add_scaled_simd)(y, x, a, n); }
+
+void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores) {
+  HWY_DYNAMIC_DISPATCH(dot_rows_simd)(q, rows, stride, n_rows, d, scores);
+}
+void add_weighted_rows(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* out) {
+  HWY_DYNAMIC_DISPATCH(add_weighted_rows_simd)(weights, rows, stride, n_rows, d, out);
+}
+
+void dot_rows_ref(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores) {
+  for (int64_t j = 0; j < n_rows; ++j) {
+    float sum = 0;
+    for (int64_t i = 0; i < d; ++i) sum += q[i] * rows[j * stride + i];
+    scores[j] = sum;
+  }
+}
+
+void add_weighted_rows_ref(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d,
+                           float* out) {
+  for (int64_t j = 0; j < n_rows; ++j)
+    for (int64_t i = 0; i < d; ++i) out[i] += weights[j] * rows[j * stride + i];
+}
 
 void gelu_tanh_mul_ref(const float* gate, const float* up, float* out, int64_t n) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;

@@ -20,6 +20,14 @@ void tanh_softcap_ref(float* x, int64_t n, float cap);
 double exp_shifted(float* x, int64_t n, float shift);
 double exp_shifted_ref(float* x, int64_t n, float shift);
 
+// Attention over a run of cache rows (row j at rows + j * stride floats), one dispatch per run instead of per key:
+// scores[j] = dot(q, row j) over d floats, and out[0..d) += Σ_j weights[j] * row j.
+void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores);
+void dot_rows_ref(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores);
+void add_weighted_rows(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* out);
+void add_weighted_rows_ref(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d,
+                           float* out);
+
 // y[i] += a * x[i].
 void add_scaled(float* y, const float* x, float a, int64_t n);
 void add_scaled_ref(float* y, const float* x, float a, int64_t n);

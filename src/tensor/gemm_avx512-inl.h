@@ -1,5 +1,5 @@
-// AVX-512 (512-bit) multi-token tile kernels for Q4_K, Q6_K and the Q8_0 family (Q8_0, Q5_0, Q4_0), tiles of up to
-// 8 tokens, included by quant-inl.h inside the AVX3 and AVX3_DL target namespaces after gemm_x86-inl.h, whose
+// AVX-512 (512-bit) multi-token tile kernels for Q4_K, Q6_K, the Q8_0 family (Q8_0, Q5_0, Q4_0), F16 and BF16,
+// tiles of up to 8 tokens, included by quant-inl.h inside the AVX3 and AVX3_DL target namespaces after gemm_x86-inl.h, whose
 // 256-bit kernels they replace there. No include guard on purpose.
 //
 // Why: the 256-bit kernels spend two instructions (maddubs + the scale step) per 32 weights per token; a 512-bit
@@ -248,6 +248,55 @@ HWY_INLINE void tile_q6_K_512s(int64_t n, const void* w, const uint8_t* a, size_
   tile_q6_K_512<NT>(n, w, a, s, y, ldy);
 }
 
+// 16 f16 or bf16 values -> 16 f32.
+template <bool kBf16>
+HWY_INLINE __m512 halves16_to_ps(const uint16_t* p) {
+  const __m256i h = load256(p);
+  if constexpr (kBf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  else return _mm512_cvtph_ps(h);
+}
+
+// F16 / BF16 weights x activations of the same type (vec_dot_type): 32 weights are widened to f32 once per row
+// and step, then each token costs a widen and an FMA per 16 (two accumulators, so one token is not bound by the
+// FMA latency). The tail (n % 16) goes element by element.
+template <bool kBf16, int NT>
+HWY_INLINE void tile_half_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, const float*,
+                              float* y, int64_t ldy) {
+  const uint16_t* w = static_cast<const uint16_t*>(wv);
+  auto row = [&](int t) { return reinterpret_cast<const uint16_t*>(act + t * act_stride); };
+  __m512 acc0[NT], acc1[NT];
+  for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 w0 = halves16_to_ps<kBf16>(w + i), w1 = halves16_to_ps<kBf16>(w + i + 16);
+    for (int t = 0; t < NT; ++t) {
+      acc0[t] = _mm512_fmadd_ps(w0, halves16_to_ps<kBf16>(row(t) + i), acc0[t]);
+      acc1[t] = _mm512_fmadd_ps(w1, halves16_to_ps<kBf16>(row(t) + i + 16), acc1[t]);
+    }
+  }
+  for (; i + 16 <= n; i += 16) {
+    const __m512 w0 = halves16_to_ps<kBf16>(w + i);
+    for (int t = 0; t < NT; ++t) acc0[t] = _mm512_fmadd_ps(w0, halves16_to_ps<kBf16>(row(t) + i), acc0[t]);
+  }
+  for (int t = 0; t < NT; ++t) {
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+    for (int64_t k = i; k < n; ++k) {
+      sum += kBf16 ? bf16_to_fp32(w[k]) * bf16_to_fp32(row(t)[k]) : fp16_to_fp32(w[k]) * fp16_to_fp32(row(t)[k]);
+    }
+    y[t * ldy] = sum;
+  }
+}
+template <int NT>
+HWY_INLINE void tile_f16_512(int64_t n, const void* w, const uint8_t* a, size_t s, const float* sc, float* y,
+                             int64_t ldy) {
+  tile_half_512<false, NT>(n, w, a, s, sc, y, ldy);
+}
+template <int NT>
+HWY_INLINE void tile_bf16_512(int64_t n, const void* w, const uint8_t* a, size_t s, const float* sc, float* y,
+                              int64_t ldy) {
+  tile_half_512<true, NT>(n, w, a, s, sc, y, ldy);
+}
+
 constexpr int kTileTokensAvx512 = 8;
 
 // Runtime nt (1..kTileTokensAvx512) -> the unrolled instantiation.
@@ -277,11 +326,15 @@ FABULA_TILE512_DISPATCH(tile_q6_K_avx512, tile_q6_K_512s)
 FABULA_TILE512_DISPATCH(tile_q8_0_avx512, tile_q8_0_512)
 FABULA_TILE512_DISPATCH(tile_q5_0_avx512, tile_q5_0_512)
 FABULA_TILE512_DISPATCH(tile_q4_0_avx512, tile_q4_0_512)
+FABULA_TILE512_DISPATCH(tile_f16_avx512, tile_f16_512)
+FABULA_TILE512_DISPATCH(tile_bf16_avx512, tile_bf16_512)
 FABULA_VEC_DOT512(vec_dot_q4_K_avx512, tile_q4_K_512s)
 FABULA_VEC_DOT512(vec_dot_q6_K_avx512, tile_q6_K_512s)
 FABULA_VEC_DOT512(vec_dot_q8_0_avx512, tile_q8_0_512)
 FABULA_VEC_DOT512(vec_dot_q5_0_avx512, tile_q5_0_512)
 FABULA_VEC_DOT512(vec_dot_q4_0_avx512, tile_q4_0_512)
+FABULA_VEC_DOT512(vec_dot_f16_avx512, tile_f16_512)
+FABULA_VEC_DOT512(vec_dot_bf16_avx512, tile_bf16_512)
 #undef FABULA_TILE512_DISPATCH
 #undef FABULA_VEC_DOT512
 
@@ -291,10 +344,14 @@ inline void fill_avx512_tiles(KernelTable* t) {
   t->tile[kernel_slot(GgmlType::kQ8_0)] = tile_q8_0_avx512;
   t->tile[kernel_slot(GgmlType::kQ5_0)] = tile_q5_0_avx512;
   t->tile[kernel_slot(GgmlType::kQ4_0)] = tile_q4_0_avx512;
+  t->tile[kernel_slot(GgmlType::kF16)] = tile_f16_avx512;
+  t->tile[kernel_slot(GgmlType::kBF16)] = tile_bf16_avx512;
   t->vec_dot[kernel_slot(GgmlType::kQ4_K)] = vec_dot_q4_K_avx512;
   t->vec_dot[kernel_slot(GgmlType::kQ6_K)] = vec_dot_q6_K_avx512;
   t->vec_dot[kernel_slot(GgmlType::kQ8_0)] = vec_dot_q8_0_avx512;
   t->vec_dot[kernel_slot(GgmlType::kQ5_0)] = vec_dot_q5_0_avx512;
   t->vec_dot[kernel_slot(GgmlType::kQ4_0)] = vec_dot_q4_0_avx512;
+  t->vec_dot[kernel_slot(GgmlType::kF16)] = vec_dot_f16_avx512;
+  t->vec_dot[kernel_slot(GgmlType::kBF16)] = vec_dot_bf16_avx512;
   t->tile_tokens = kTileTokensAvx512;
 }

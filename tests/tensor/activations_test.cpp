@@ -84,5 +84,26 @@ TEST(Activations, AddScaledMatchesTheReference) {
   }
 }
 
+// Rows at a stride wider than d (a KV cache slot holds every kv head), d not a multiple of the vector width.
+TEST(Activations, AttentionRowKernelsMatchTheReferences) {
+  for (int64_t d : {7, 64, 256, 300, 512}) {
+    const int64_t stride = d + 13, n_rows = 37;
+    const auto rows = random_values(stride * n_rows, 1.0f, static_cast<uint32_t>(d));
+    const auto q = random_values(d, 1.0f, 11);
+    std::vector<float> want(static_cast<size_t>(n_rows)), got(want.size());
+    dot_rows_ref(q.data(), rows.data(), stride, n_rows, d, want.data());
+    dot_rows(q.data(), rows.data(), stride, n_rows, d, got.data());
+    for (size_t j = 0; j < want.size(); ++j) EXPECT_NEAR(got[j], want[j], 1e-4f * (1.0f + std::fabs(want[j]))) << d;
+
+    const auto weights = random_values(n_rows, 0.3f, 12);
+    auto out_want = random_values(d, 1.0f, 13);
+    auto out_got = out_want;
+    add_weighted_rows_ref(weights.data(), rows.data(), stride, n_rows, d, out_want.data());
+    add_weighted_rows(weights.data(), rows.data(), stride, n_rows, d, out_got.data());
+    for (size_t i = 0; i < out_want.size(); ++i)
+      EXPECT_NEAR(out_got[i], out_want[i], 1e-4f * (1.0f + std::fabs(out_want[i]))) << d;
+  }
+}
+
 }  // namespace
 }  // namespace fabula

@@ -21,10 +21,19 @@
 namespace fabula {
 namespace {
 
-const GgmlType kTileTypes[] = {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kQ4_0};
+const GgmlType kTileTypes[] = {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ8_0, GgmlType::kQ5_0,
+                               GgmlType::kQ4_0, GgmlType::kF16,  GgmlType::kBF16};
 
-// Random bytes with a positive fp16 scale in every block's d (and dmin) field.
+// Random bytes with a positive fp16 scale in every block's d (and dmin) field; F16/BF16: random normal values.
 void random_weights(GgmlType type, int64_t n, uint8_t* dst, std::mt19937& rng) {
+  if (type == GgmlType::kF16 || type == GgmlType::kBF16) {
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      const uint16_t h = type == GgmlType::kF16 ? fp32_to_fp16(g(rng)) : fp32_to_bf16(g(rng));
+      std::memcpy(dst + 2 * i, &h, 2);
+    }
+    return;
+  }
   std::uniform_int_distribution<int> byte(0, 255);
   std::uniform_real_distribution<float> sc(0.001f, 0.05f);
   const TypeTraits& tr = type_traits(type);
@@ -81,8 +90,12 @@ TEST(Tile, EveryTargetMatchesTheScalarVecDot) {
       const GgmlType at = vec_dot_type(type);
       // 2816: the 26B hidden size; 704 (22 blocks of 32) its expert width; 800 (25 blocks) an odd block count for
       // the kernels that take two 32-blocks per step.
-      const bool k_quant = type_traits(type).block_size == kQK_K;
-      for (int64_t n : k_quant ? std::vector<int64_t>{256, 768, 2816} : std::vector<int64_t>{256, 704, 800, 2816}) {
+      // Float types: 77 and 1000 exercise the 16-wide remainder and the element-by-element tail.
+      const int64_t block = type_traits(type).block_size;
+      const std::vector<int64_t> sizes = block == kQK_K ? std::vector<int64_t>{256, 768, 2816}
+                                         : block == 1   ? std::vector<int64_t>{77, 1000, 2816}
+                                                        : std::vector<int64_t>{256, 704, 800, 2816};
+      for (int64_t n : sizes) {
         // +2: GGUF rows are only 2-byte aligned.
         std::vector<uint8_t> wbuf(row_bytes(type, n) + 2);
         uint8_t* w = wbuf.data() + 2;
