@@ -24,6 +24,16 @@ HWY_INLINE __m512i dp_i16_512(__m512i acc, __m512i p16, __m512i s16) {
 
 HWY_INLINE __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 
+// Weights stream from memory once per token in decode. The hardware prefetchers stop at 4 KiB page boundaries and
+// leave the core stalled between blocks, so each kernel asks for the cache line kPrefetchBytes ahead of the block
+// it is about to unpack (rows and experts are contiguous, so running past a row's end prefetches the next row).
+constexpr int kPrefetchBytes = 1024;
+HWY_INLINE void prefetch_weights(const void* p, size_t bytes) {
+  for (size_t off = 0; off < bytes; off += 64) {
+    _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes + off, _MM_HINT_T0);
+  }
+}
+
 HWY_INLINE __m512i join256(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
@@ -52,6 +62,7 @@ HWY_INLINE void tile_q4_K_512(int64_t n, const void* wv, const uint8_t* act, siz
     accm[t] = _mm256_setzero_ps();
   }
   for (int64_t i = 0; i < n / kQK_K; ++i) {
+    prefetch_weights(x + i, sizeof(*x));
     uint32_t utmp[4];
     unpack_k_scales_x86(x[i].scales, utmp);
     const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(utmp)));
@@ -106,6 +117,7 @@ HWY_INLINE void tile_q6_K_512(int64_t n, const void* wv, const uint8_t* act, siz
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQK_K; ++i) {
+    prefetch_weights(x + i, sizeof(*x));
     __m512i q[4];
     for (int h = 0; h < 2; ++h) {
       // Weights 128h + 0..63: low nibbles of ql[64h..64h+63] with qh bits 0-1 (first 32) and 2-3 (next 32);
@@ -176,6 +188,7 @@ HWY_INLINE void tile_q8_0_like_512(int64_t n, const void* wv, const uint8_t* act
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= nb; i += 8) {
+    prefetch_weights(x + i * sizeof(Block), 8 * sizeof(Block));
     __m512i aw[4];
     __mmask64 negative[4];
     alignas(16) uint16_t dh[8];  // weight scales in the reduced lane order
