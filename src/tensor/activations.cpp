@@ -52,15 +52,6 @@ double exp_shifted_simd(float* x, int64_t n, float shift) {
   return static_cast<double>(hn::GetLane(hn::SumOfLanes(d, sum))) + exp_shifted_ref(x + i, n - i, shift);
 }
 
-void add_scaled_simd(float* y, const float* x, float a, int64_t n) {
-  const hn::ScalableTag<float> d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const auto va = hn::Set(d, a);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(hn::MulAdd(va, hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
-  add_scaled_ref(y + i, x + i, a, n - i);
-}
-
 void dot_rows_simd(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores) {
   const hn::ScalableTag<float> df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
@@ -117,7 +108,6 @@ namespace fabula {
 HWY_EXPORT(gelu_tanh_mul_simd);
 HWY_EXPORT(tanh_softcap_simd);
 HWY_EXPORT(exp_shifted_simd);
-HWY_EXPORT(add_scaled_simd);
 HWY_EXPORT(dot_rows_simd);
 HWY_EXPORT(add_weighted_rows_simd);
 
@@ -126,8 +116,6 @@ void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
 }
 void tanh_softcap(float* x, int64_t n, float cap) { HWY_DYNAMIC_DISPATCH(tanh_softcap_simd)(x, n, cap); }
 double exp_shifted(float* x, int64_t n, float shift) { return HWY_DYNAMIC_DISPATCH(exp_shifted_simd)(x, n, shift); }
-
-void add_scaled(float* y, const float* x, float a, int64_t n) { HWY_DYNAMIC_DISPATCH(add_scaled_simd)(y, x, a, n); }
 
 void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores) {
   HWY_DYNAMIC_DISPATCH(dot_rows_simd)(q, rows, stride, n_rows, d, scores);
@@ -169,10 +157,6 @@ double exp_shifted_ref(float* x, int64_t n, float shift) {
     sum += x[i];
   }
   return sum;
-}
-
-void add_scaled_ref(float* y, const float* x, float a, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
 }  // namespace fabula

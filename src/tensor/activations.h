@@ -1,5 +1,5 @@
 // Element-wise f32 kernels of the forward pass (GELU-tanh gating, tanh softcap, exp for softmax, the attention's
-// weighted sum of values), SIMD with
+// scores and weighted sum of values), SIMD with
 // Highway dynamic dispatch, each next to its scalar reference (tests/tensor/activations_test.cpp compares them).
 #pragma once
 
@@ -27,9 +27,5 @@ void dot_rows_ref(const float* q, const float* rows, int64_t stride, int64_t n_r
 void add_weighted_rows(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* out);
 void add_weighted_rows_ref(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d,
                            float* out);
-
-// y[i] += a * x[i].
-void add_scaled(float* y, const float* x, float a, int64_t n);
-void add_scaled_ref(float* y, const float* x, float a, int64_t n);
 
 }  // namespace fabula
