@@ -92,7 +92,9 @@ void add_weighted_rows_simd(const float* weights, const float* rows, int64_t str
   }
   for (; c < dv; c += N) {
     auto acc = hn::LoadU(df, out + c);
-    for (int64_t j = 0; j < n_rows; ++j) acc = hn::MulAdd(hn::Set(df, weights[j]), hn::LoadU(df, rows + j * stride + c), acc);
+    for (int64_t j = 0; j < n_rows; ++j) {
+      acc = hn::MulAdd(hn::Set(df, weights[j]), hn::LoadU(df, rows + j * stride + c), acc);
+    }
     hn::StoreU(acc, df, out + c);
   }
   if (dv < d) add_weighted_rows_ref(weights, rows + dv, stride, n_rows, d - dv, out + dv);

@@ -1,6 +1,6 @@
 // AVX-512 (512-bit) multi-token tile kernels for Q4_K, Q6_K, the Q8_0 family (Q8_0, Q5_0, Q4_0), F16 and BF16,
-// tiles of up to 8 tokens, included by quant-inl.h inside the AVX3 and AVX3_DL target namespaces after gemm_x86-inl.h, whose
-// 256-bit kernels they replace there. No include guard on purpose.
+// tiles of up to 8 tokens, included by quant-inl.h inside the AVX3 and AVX3_DL target namespaces after
+// gemm_x86-inl.h, whose 256-bit kernels they replace there. No include guard on purpose.
 //
 // Why: the 256-bit kernels spend two instructions (maddubs + the scale step) per 32 weights per token; a 512-bit
 // register holds 64 weights, so the per-token work halves. The weight blocks are laid out so that 64 consecutive
@@ -41,7 +41,8 @@ HWY_INLINE __m512i join256(__m256i lo, __m256i hi) {
 // Index vectors for vpermw: int16 lane l of the result takes lane idx[l] of the source.
 // Q4_K: 64 weights = sub-blocks 2j and 2j+1; lanes 0..15 (weights 0..31) take scale 2j, lanes 16..31 take 2j+1.
 HWY_INLINE __m512i q4_K_scale_index(int j) {
-  return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(2 * j)), _mm256_set1_epi16(static_cast<short>(2 * j + 1)), 1);
+  return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(2 * j)),
+                            _mm256_set1_epi16(static_cast<short>(2 * j + 1)), 1);
 }
 
 // Q4_K x Q8_K, up to 8 tokens. Per block and row: 4 vectors of 64 weights, 4 scale vectors, the mins duplicated per

