@@ -212,30 +212,16 @@ TEST(RemoteNarrator, CallbackCancels) {
   EXPECT_EQ(r->text, "one two ");
 }
 
-class RemoteAgainstServe : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!have_demo_model()) return;
+class RemoteAgainstServe : public DemoServerSuite<RemoteAgainstServe> {
+ public:
+  static server::ServerOptions options() {
     server::ServerOptions o;
     o.n_ctx = 1024;
     o.n_threads = 2;
     o.api_key = "secret";
-    rs_ = RunningServer::start(o).release();
-    if (rs_) {
-      ASSERT_TRUE(rs_->srv->wait_ready().ok());
-    }
+    return o;
   }
-  static void TearDownTestSuite() {
-    delete rs_;
-    rs_ = nullptr;
-  }
-  void SetUp() override {
-    FABULA_REQUIRE_DEMO_MODEL();
-    ASSERT_NE(rs_, nullptr);
-  }
-  static RunningServer* rs_;
 };
-RunningServer* RemoteAgainstServe::rs_ = nullptr;
 
 TEST_F(RemoteAgainstServe, BothApisStreamTheSameBeat) {
   engine::NarratorRequest req;

@@ -13,27 +13,17 @@ namespace {
 constexpr const char* kSystem =
     "You narrate a slice-of-life visual novel. Use only the listed cast. Drive the stage with [TOOL: ...] lines.";
 
-class ServerApi : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!have_demo_model()) return;
+class ServerApi : public DemoServerSuite<ServerApi> {
+ public:
+  static server::ServerOptions options() {
     server::ServerOptions o;
     o.n_parallel = 2;
     o.n_ctx = 1024;
     o.n_threads = 2;
-    rs_ = RunningServer::start(o).release();
-    if (rs_) {
-      ASSERT_TRUE(rs_->srv->wait_ready().ok());
-    }
+    return o;
   }
-  static void TearDownTestSuite() {
-    delete rs_;
-    rs_ = nullptr;
-  }
-  void SetUp() override {
-    FABULA_REQUIRE_DEMO_MODEL();
-    ASSERT_NE(rs_, nullptr);
-  }
+
+ protected:
   httplib::Client client() { return rs_->client(); }
   static json chat_messages(const std::string& user) {
     return json::array({json{{"role", "system"}, {"content", kSystem}}, json{{"role", "user"}, {"content", user}}});
@@ -43,9 +33,7 @@ class ServerApi : public ::testing::Test {
     json r = post_json(c, "/apply-template", json{{"messages", chat_messages(user)}});
     return r.value("prompt", "");
   }
-  static RunningServer* rs_;
 };
-RunningServer* ServerApi::rs_ = nullptr;
 
 TEST_F(ServerApi, HealthPropsModelsSlots) {
   auto c = client();

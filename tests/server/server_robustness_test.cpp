@@ -51,10 +51,9 @@ double metric(httplib::Client& c, const std::string& name) {
   return std::stod(m->body.substr(at + 11 + name.size()));
 }
 
-class ServerRobust : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!have_demo_model()) return;
+class ServerRobust : public DemoServerSuite<ServerRobust> {
+ public:
+  static server::ServerOptions options() {
     server::ServerOptions o;
     o.n_parallel = 2;
     o.n_ctx = 4096;
@@ -62,19 +61,10 @@ class ServerRobust : public ::testing::Test {
     o.max_body = 64 * 1024;
     o.read_timeout_s = 2;
     o.api_key = "sesame";
-    rs_ = RunningServer::start(o).release();
-    if (rs_) {
-      ASSERT_TRUE(rs_->srv->wait_ready().ok());
-    }
+    return o;
   }
-  static void TearDownTestSuite() {
-    delete rs_;
-    rs_ = nullptr;
-  }
-  void SetUp() override {
-    FABULA_REQUIRE_DEMO_MODEL();
-    ASSERT_NE(rs_, nullptr);
-  }
+
+ protected:
   httplib::Client client() {
     auto c = rs_->client();
     c.set_bearer_token_auth("sesame");
@@ -87,9 +77,7 @@ class ServerRobust : public ::testing::Test {
     if (!res) return {0, json()};
     return {res->status, json::parse(res->body, nullptr, false)};
   }
-  static RunningServer* rs_;
 };
-RunningServer* ServerRobust::rs_ = nullptr;
 
 TEST_F(ServerRobust, MalformedJsonAndWrongTypesAre400WithTheField) {
   struct Case {

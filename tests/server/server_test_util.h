@@ -50,6 +50,29 @@ struct RunningServer {
   }
 };
 
+// One running server on the demo model shared by a whole test suite (CRTP: Suite::options() gives its settings).
+// Tests skip without the demo model and fail if the server did not start.
+template <typename Suite>
+class DemoServerSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!have_demo_model()) return;
+    rs_ = RunningServer::start(Suite::options()).release();
+    if (rs_) {
+      ASSERT_TRUE(rs_->srv->wait_ready().ok());
+    }
+  }
+  static void TearDownTestSuite() {
+    delete rs_;
+    rs_ = nullptr;
+  }
+  void SetUp() override {
+    FABULA_REQUIRE_DEMO_MODEL();
+    ASSERT_NE(rs_, nullptr);
+  }
+  static inline RunningServer* rs_ = nullptr;
+};
+
 inline json post_json(httplib::Client& c, const std::string& path, const json& body, int* status = nullptr) {
   auto res = c.Post(path.c_str(), body.dump(), "application/json");
   if (!res) {
