@@ -14,6 +14,7 @@
 #include "backend/remote_narrator.h"
 #include "base/file.h"
 #include "command.h"
+#include "decoding_args.h"
 #include "engine/story.h"
 #include "eval/harness.h"
 #include "eval/report.h"
@@ -32,9 +33,7 @@ struct CommonOptions {
   float min_p = 0.0f;
   int n_predict = 768;
   std::string profile;  // "" = per narrator: demo for the demo model, vn26b otherwise
-  bool constrained = false;
-  bool ban_tells = false;
-  std::string ban_list;
+  app::DecodingArgs decoding;
 };
 
 // "PATH@temp=0.8,seeds=1-3,7,label=x" -> target and key/value pairs. A part without '=' continues the previous
@@ -137,10 +136,7 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
   cli.add_option("--n-predict", o->common.n_predict, "Max tokens per beat")->capture_default_str();
   cli.add_option("--profile", o->common.profile, "Prompt profile for all narrators (default: demo for the demo model, else vn26b)");
   cli.add_option("--tells", o->tells, "Slop-tell list (default: data/slop-tells-v1.txt)");
-  cli.add_flag("--constrained", o->common.constrained,
-               "Protocol-constrained decoding: only tokens that keep the beat valid (local models only)");
-  cli.add_option("--ban-list", o->common.ban_list, "Phrases to ban, one a line: rewind and resample when one appears");
-  cli.add_flag("--ban-tells", o->common.ban_tells, "Ban the plain phrases of data/slop-tells-v1.txt");
+  app::add_decoding_flags(cli, o->common.decoding);
   return [o] {
     if (o->models.empty() && o->servers.empty()) {
       std::fprintf(stderr, "error: eval needs --model M (repeatable) or --server URL\n");
@@ -163,12 +159,11 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
       std::fprintf(stderr, "warning: scenes use %zu stories; the report judges all beats against story \"%s\"\n",
                    stories.size(), scenes->front().story.c_str());
     }
-    const bool decoding = o->common.constrained || o->common.ban_tells || !o->common.ban_list.empty();
-    if (decoding && !o->servers.empty()) {
+    if (o->common.decoding.any() && !o->servers.empty()) {
       std::fprintf(stderr, "error: --constrained / --ban-tells / --ban-list need the in-process model (--model), not --server\n");
       return 2;
     }
-    auto bans = load_phrase_bans(o->common.ban_list, o->common.ban_tells);
+    auto bans = load_phrase_bans(o->common.decoding.ban_list, o->common.decoding.ban_tells);
     if (!bans) return app::report_error(bans.error());
     auto tells = o->tells.empty() ? eval::load_default_tells() : eval::TellList::load(o->tells);
     if (!tells) return app::report_error(tells.error());
@@ -183,7 +178,7 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
       n.sampling.top_k = o->common.top_k;
       n.sampling.min_p = o->common.min_p;
       n.sampling.max_tokens = o->common.n_predict;
-      n.sampling.constrained = o->common.constrained;
+      n.sampling.constrained = o->common.decoding.constrained;
       n.sampling.banned_phrases = *bans;
       return n;
     };

@@ -9,6 +9,7 @@
 #include "backend/narrators.h"
 #include "base/log.h"
 #include "command.h"
+#include "decoding_args.h"
 #include "engine/game.h"
 #include "engine/scripted_narrator.h"
 #include "engine/tui.h"
@@ -42,8 +43,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     int port = 8765, delay_ms = 30, max_regen = 3;
     uint64_t seed = 1;
     bool open = false, tui = false, fresh = false, no_wait = false;
-    bool constrained = false, ban_tells = false;
-    std::string ban_list;
+    fabula::app::DecodingArgs decoding;
   };
   auto o = std::make_shared<Opts>();
   cli.add_option("--model", o->model, "GGUF narrator model (default: models/fabula-demo-v1.gguf)");
@@ -57,9 +57,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
   cli.add_option("--max-regen", o->max_regen, "Regenerations of a beat without choices before the fallback")
       ->capture_default_str();
   cli.add_option("--scripted-delay-ms", o->delay_ms, "Pause between scripted chunks")->capture_default_str();
-  cli.add_flag("--constrained", o->constrained, "Protocol-constrained decoding: every beat valid (local model only)");
-  cli.add_option("--ban-list", o->ban_list, "Phrases to ban, one a line: rewind and resample when one appears");
-  cli.add_flag("--ban-tells", o->ban_tells, "Ban the plain phrases of data/slop-tells-v1.txt");
+  fabula::app::add_decoding_flags(cli, o->decoding);
   cli.add_flag("--open", o->open, "Open the player in a browser");
   cli.add_flag("--tui", o->tui, "Play in the terminal");
   cli.add_flag("--new", o->fresh, "Start a new session instead of resuming the latest");
@@ -85,14 +83,13 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
       narrator = std::move(*n);
       if (!o->server.empty()) default_profile = "vn26b";
     }
-    const bool decoding = o->constrained || o->ban_tells || !o->ban_list.empty();
-    if (decoding && (!o->server.empty() || !o->scripted.empty()))
+    if (o->decoding.any() && (!o->server.empty() || !o->scripted.empty()))
       return app::report_error(make_error(ErrorCode::kInvalidArgument,
                                           "--constrained / --ban-tells / --ban-list need the in-process model (--model)"));
-    auto bans = load_phrase_bans(o->ban_list, o->ban_tells);
+    auto bans = load_phrase_bans(o->decoding.ban_list, o->decoding.ban_tells);
     if (!bans) return app::report_error(bans.error());
     engine::GameOptions go;
-    go.engine.sampling.constrained = o->constrained;
+    go.engine.sampling.constrained = o->decoding.constrained;
     go.engine.sampling.banned_phrases = *bans;
     go.engine.profile = o->profile.empty() ? default_profile : o->profile;
     go.engine.max_regenerations = o->max_regen;

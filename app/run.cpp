@@ -8,9 +8,11 @@
 #include "backend/generator.h"
 #include "base/log.h"
 #include "command.h"
+#include "decoding_args.h"
 #include "model/model.h"
 #include "model_args.h"
-#include "protocol/manifest.h"  // [constrained-decoding]
+#include "story_args.h"
+#include "protocol/manifest.h"
 #include "sample/constrained.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
@@ -36,9 +38,8 @@ struct RunArgs {
   int threads = 0;
   int64_t ctx = 0;
   // [constrained-decoding]
-  bool constrained = false;
-  std::string story, cast, ban_list;
-  bool ban_tells = false;
+  fabula::app::DecodingArgs decoding;
+  std::string story, cast;
 };
 
 }  // namespace
@@ -62,11 +63,9 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
   cli.add_option("-t,--threads", a->threads, "Threads (default: physical cores)");
   cli.add_option("-c,--ctx", a->ctx, "Context size (default: prompt + n-predict)");
   // [constrained-decoding]
-  cli.add_flag("--constrained", a->constrained, "Only sample tokens that keep the beat valid (VN protocol)");
+  fabula::app::add_decoding_flags(cli, a->decoding);
   cli.add_option("--story", a->story, "Story whose manifest constrains (default: sakuragaoka)");
   cli.add_option("--cast", a->cast, "Locked cast for --constrained: A,B (default: the story's cast)");
-  cli.add_option("--ban-list", a->ban_list, "Phrases to ban (one a line); rewinds and resamples when one appears");
-  cli.add_flag("--ban-tells", a->ban_tells, "Ban the plain phrases of data/slop-tells-v1.txt");
   return [a] {
     using namespace fabula;
     const std::string path = a->model.empty() ? app::default_model_path() : a->model;
@@ -123,11 +122,10 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
     if (!has_tokenizer) gp.eog_ids = {-1};  // raw ids only: nothing ends generation but the limit
 
     // [constrained-decoding] the protocol mask and phrase-ban backtracking, both inside the shared Generator.
-    if (a->constrained) {
+    if (a->decoding.constrained) {
       if (!has_tokenizer) return app::report_error(make_error(ErrorCode::kUnsupported, "--constrained needs a tokenizer"));
-      auto m = a->story.empty() ? Result<protocol::Manifest>(protocol::Manifest::default_manifest())
-                                : protocol::load_story_manifest(a->story);
-      if (!m.ok()) return app::report_error(m.error());
+      auto m = app::manifest_for_story_option(a->story);  // prints the error
+      if (!m) return 1;
       std::vector<std::string> cast;
       std::stringstream names(a->cast);
       for (std::string n; std::getline(names, n, ',');)
@@ -136,9 +134,9 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
       if (!c.ok()) return app::report_error(c.error());
       gp.constraint = std::move(*c);
     }
-    if (!a->ban_list.empty() || a->ban_tells) {
+    if (!a->decoding.ban_list.empty() || a->decoding.ban_tells) {
       if (!has_tokenizer) return app::report_error(make_error(ErrorCode::kUnsupported, "phrase bans need a tokenizer"));
-      auto pm = load_phrase_bans(a->ban_list, a->ban_tells);
+      auto pm = load_phrase_bans(a->decoding.ban_list, a->decoding.ban_tells);
       if (!pm.ok()) return app::report_error(pm.error());
       gp.banned_phrases = std::move(*pm);
     }
