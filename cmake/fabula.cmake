@@ -2,10 +2,10 @@
 
 set(FABULA_ALL_LAYERS "" CACHE INTERNAL "")
 
-# fabula_layer(name deps...): src/<name>/*.cpp -> static library fabula_<name>.
+# fabula_layer(name deps...): src/<name>/**/*.cpp -> static library fabula_<name>.
 # A layer with no sources yet becomes an INTERFACE library, so later layers can name it.
 function(fabula_layer name)
-  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/${name}/*.cpp)
+  file(GLOB_RECURSE sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/${name}/*.cpp)
   if(sources)
     add_library(fabula_${name} STATIC ${sources})
     target_include_directories(fabula_${name} PUBLIC ${CMAKE_SOURCE_DIR}/src ${HTTPLIB_INCLUDE_DIR})

@@ -10,8 +10,8 @@
 
 #include "base/result.h"
 #include "format/gguf.h"
-#include "model/hparams.h"
-#include "model/weights.h"
+#include "model/gemma4/hparams.h"
+#include "model/gemma4/weights.h"
 #include "tensor/matmul.h"
 #include "tensor/thread_pool.h"
 

@@ -12,7 +12,7 @@
 #include "base/progress.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
-#include "model/tensor_names.h"
+#include "model/gemma4/tensor_names.h"
 #include "tensor/fp16.h"
 #include "tensor/quant.h"
 #include "text/tokenizer.h"

@@ -7,7 +7,7 @@
 
 #include "base/result.h"
 #include "format/hf_config.h"
-#include "model/hparams.h"
+#include "model/gemma4/hparams.h"
 #include "tensor/types.h"
 
 namespace fabula {

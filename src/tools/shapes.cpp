@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/tensor_names.h"
+#include "model/gemma4/tensor_names.h"
 
 namespace fabula {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "base/result.h"
 #include "format/gguf.h"
-#include "model/hparams.h"
+#include "model/gemma4/hparams.h"
 #include "tools/quant_recipe.h"
 #include "tools/shapes.h"
 

@@ -2,7 +2,7 @@
 // states, greedy continuations, incremental decoding, sliding-window ring buffer, rollback.
 #include <gtest/gtest.h>
 
-#include "model/ops.h"
+#include "model/gemma4/ops.h"
 #include "model_test_util.h"
 #include "tensor/thread_pool.h"
 

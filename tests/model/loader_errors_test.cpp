@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "format/gguf.h"
-#include "model/tensor_names.h"
+#include "model/gemma4/tensor_names.h"
 #include "model_test_util.h"
 
 namespace fabula {

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "model/hparams.h"
+#include "model/gemma4/hparams.h"
 #include "tensor/matmul.h"
 
 namespace fabula {

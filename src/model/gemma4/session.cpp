@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "base/log.h"
-#include "model/session_state.h"
+#include "model/gemma4/session_state.h"
 #include "tensor/fp16.h"
 
 namespace fabula {

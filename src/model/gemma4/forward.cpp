@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "model/ops.h"
-#include "model/session_state.h"
+#include "model/gemma4/ops.h"
+#include "model/gemma4/session_state.h"
 #include "tensor/activations.h"
 
 namespace fabula {

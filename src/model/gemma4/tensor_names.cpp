@@ -1,5 +1,5 @@
 // The Gemma 4 tensor-name table and its lookups (GGUF names as llama.cpp's gguf-py spells them).
-#include "model/tensor_names.h"
+#include "model/gemma4/tensor_names.h"
 
 #include <charconv>
 

@@ -1,5 +1,5 @@
 // Gemma 4 hyper-parameters <-> GGUF metadata (gemma4.* keys as llama.cpp's converter writes them).
-#include "model/hparams.h"
+#include "model/gemma4/hparams.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
 // Binds Gemma 4 tensors from a GGUF file by name (tensor_names.h), checking shape and type of each.
-#include "model/weights.h"
+#include "model/gemma4/weights.h"
 
 #include <cstring>
 #include <set>
@@ -7,7 +7,7 @@
 
 #include "base/log.h"
 #include "format/gguf.h"
-#include "model/tensor_names.h"
+#include "model/gemma4/tensor_names.h"
 #include "tensor/fp16.h"
 #include "tensor/types.h"
 
