@@ -12,7 +12,7 @@
 #include "decoding_args.h"
 #include "engine/game.h"
 #include "engine/scripted_narrator.h"
-#include "engine/tui.h"
+#include "present/tui.h"
 #include "protocol/manifest.h"
 #include "sample/phrase_ban.h"
 #include "server/game_api.h"
@@ -106,9 +106,9 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
                     go.engine.profile, save);
 
     if (o->tui) {
-      engine::TuiOptions to;
+      present::TuiOptions to;
       to.wait_each_line = !o->no_wait;
-      return engine::run_tui(game, stdin, stdout, to);
+      return present::run_tui(game, stdin, stdout, to);
     }
     auto web = protocol::find_in_repo("web/index.html");
     if (!web) return app::report_error(make_error(ErrorCode::kNotFound, "web/index.html not found near the binary"));

@@ -9,8 +9,6 @@
 
 namespace fabula::engine {
 
-using nlohmann::json;
-
 Engine::Engine(const Story& story, Narrator& narrator, EngineOptions options)
     : story_(story), narrator_(narrator), options_(std::move(options)) {}
 
@@ -23,7 +21,7 @@ Result<BeatOutcome> Engine::play_beat(const SceneState& scene, const std::vector
   for (int attempt = 0; attempt <= options_.max_regenerations; ++attempt) {
     uint64_t attempt_seed = seed + static_cast<uint64_t>(attempt);
     NarratorRequest req = build_request(story_, profile, scene, player_choice, history, options_.sampling, attempt_seed);
-    if (attempt > 0) sink({{"type", "attempt"}, {"attempt", attempt + 1}, {"restart", true}, {"state", scene.to_json()}});
+    if (attempt > 0) sink(AttemptEvent{attempt + 1, true, scene});
 
     BeatOutcome cur;
     cur.state = scene;
@@ -42,10 +40,9 @@ Result<BeatOutcome> Engine::play_beat(const SceneState& scene, const std::vector
         log.notes.push_back(fmt::format("line {}: repaired ({}): {}", ll.line, protocol::repair_kind_name(rep.kind), rep.message));
       ApplyResult ar = apply_line(cur.state, story_, parsed->line, ll.line, log);
       for (auto& ev : ar.events) {
-        std::string type = ev.value("type", "");
-        if (type == "dialogue" || type == "narration") has_prose = true;
-        cur.events.push_back(ev);
-        sink(ev);
+        if (is_line(ev)) has_prose = true;
+        sink(to_event(ev));
+        cur.events.push_back(std::move(ev));
       }
       if (ar.ends_beat) {
         done = true;
@@ -83,9 +80,9 @@ Result<BeatOutcome> Engine::play_beat(const SceneState& scene, const std::vector
   out.choices = {options_.fallback_choice};
   out.ended = false;
   out.fallback = true;
-  json ev = {{"type", "choices"}, {"choices", out.choices}, {"fallback", true}};
-  out.events.push_back(ev);
+  ChoicesEvent ev{out.choices, std::nullopt, true};
   sink(ev);
+  out.events.push_back(std::move(ev));
   all_notes.push_back(fmt::format("fallback: offered \"{}\" after {} attempts", options_.fallback_choice, out.attempts));
   out.notes = std::move(all_notes);
   return out;

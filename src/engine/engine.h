@@ -6,8 +6,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "engine/events.h"
 #include "engine/narrator.h"
 #include "engine/prompt.h"
 #include "engine/scene.h"
@@ -22,14 +21,13 @@ struct EngineOptions {
   std::string fallback_choice = "Continue";
 };
 
-// Receives each player-visible event as soon as its line completes: {"type": "background"|"sprite"|"hide"|
-// "music"|"sfx"|"dialogue"|"narration"|"choices"|"end_scene"|"attempt", ...}. "attempt" with "restart": true
-// tells the player to drop what the previous (invalid) attempt showed and restore "state".
-using EventSink = std::function<void(const nlohmann::json& event)>;
+// Receives each scene event as soon as its line completes, and an AttemptEvent when an invalid attempt is
+// retried (the player drops what that attempt showed and restores its state).
+using EventSink = std::function<void(const Event& event)>;
 
 struct BeatOutcome {
   std::string text;                     // raw narrator text of the attempt used
-  nlohmann::json events = nlohmann::json::array();
+  std::vector<SceneEvent> events;
   SceneState state;                     // after the beat
   std::vector<std::string> choices;
   bool ended = false;

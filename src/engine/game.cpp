@@ -13,11 +13,15 @@ using nlohmann::json;
 
 namespace {
 
-json beat_json(const BeatRecord& b) {
-  return json{{"id", b.id},           {"parent_id", b.parent_id}, {"player_choice", b.player_choice},
-              {"events", b.events},   {"state", b.state},         {"choices", b.choices},
-              {"ended", b.ended},     {"fallback", b.fallback},   {"seed", b.seed},
-              {"attempts", b.attempts}};
+BeatSummary summary_of(const BeatRecord& b, SceneState state) {
+  return BeatSummary{b.id,      b.parent_id, b.player_choice, b.events, std::move(state),
+                     b.choices, b.ended,     b.fallback,      b.seed,   b.attempts};
+}
+
+Result<BeatSummary> summary_of(const BeatRecord& b) {
+  auto state = SceneState::from_json(b.state);
+  if (!state) return make_error(ErrorCode::kCorrupt, "save: beat {}: {}", b.id, state.error().message);
+  return summary_of(b, std::move(*state));
 }
 
 constexpr size_t kMaxEvents = 4096;  // live log kept for late SSE subscribers
@@ -59,7 +63,7 @@ Status Game::new_session() {
   std::lock_guard<std::mutex> lock(mu_);
   FABULA_ASSIGN(session_id_, store_.create_session(story_.id, story_.title, narrator_.describe(),
                                                    opening_scene(story_).to_json()));
-  publish({{"type", "reset"}});
+  publish(ResetEvent{});
   return ok_status();
 }
 
@@ -71,21 +75,21 @@ Status Game::use_session(int64_t session_id) {
   if (s.story != story_.id)
     return make_error(ErrorCode::kInvalidArgument, "session {} is of story {}, not {}", session_id, s.story, story_.id);
   session_id_ = session_id;
-  publish({{"type", "reset"}});
+  publish(ResetEvent{});
   return ok_status();
 }
 
-void Game::publish(json event) {
+void Game::publish(Event event) {
   // Caller holds mu_.
   events_.emplace_back(++seq_, std::move(event));
   if (events_.size() > kMaxEvents) events_.pop_front();
   cv_.notify_all();
 }
 
-std::vector<std::pair<uint64_t, json>> Game::events_after(uint64_t after, int timeout_ms) {
+std::vector<std::pair<uint64_t, Event>> Game::events_after(uint64_t after, int timeout_ms) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return seq_ > after; });
-  std::vector<std::pair<uint64_t, json>> out;
+  std::vector<std::pair<uint64_t, Event>> out;
   for (const auto& e : events_)
     if (e.first > after) out.push_back(e);
   return out;
@@ -168,14 +172,14 @@ Status Game::start_beat(int64_t parent_id, const std::string& choice, int choice
   uint64_t seed = options_.seed + 16 * static_cast<uint64_t>(s.beat_count) + 7 * static_cast<uint64_t>(history.size());
   writing_ = true;
   cancel_ = false;
-  publish({{"type", "beat_start"}, {"parent_id", parent_id}, {"player_choice", choice}, {"state", scene.to_json()}});
+  publish(BeatStartEvent{parent_id, choice, scene});
   worker_ = std::thread(&Game::run_beat, this, parent_id, choice, choice_index, scene, std::move(history), seed);
   return ok_status();
 }
 
 void Game::run_beat(int64_t parent_id, std::string choice, int choice_index, SceneState scene,
                     std::vector<MemoryBeat> history, uint64_t seed) {
-  auto sink = [&](const json& ev) {
+  auto sink = [&](const Event& ev) {
     std::lock_guard<std::mutex> lock(mu_);
     publish(ev);
   };
@@ -184,7 +188,7 @@ void Game::run_beat(int64_t parent_id, std::string choice, int choice_index, Sce
   if (!outcome) {
     last_error_ = outcome.error().to_string();
     FABULA_LOG_ERROR("beat failed: {}", last_error_);
-    publish({{"type", "error"}, {"message", last_error_}});
+    publish(ErrorEvent{last_error_});
   } else {
     for (const auto& n : outcome->notes) FABULA_LOG_INFO("{}", n);
     BeatRecord rec;
@@ -205,10 +209,10 @@ void Game::run_beat(int64_t parent_id, std::string choice, int choice_index, Sce
     auto id = store_.add_beat(rec);
     if (!id) {
       last_error_ = id.error().to_string();
-      publish({{"type", "error"}, {"message", last_error_}});
+      publish(ErrorEvent{last_error_});
     } else {
       rec.id = *id;
-      publish({{"type", "beat_end"}, {"beat", beat_json(rec)}});
+      publish(BeatEndEvent{summary_of(rec, after)});
     }
   }
   writing_ = false;
@@ -234,7 +238,7 @@ Status Game::go_to(int64_t beat_id) {
   join_worker();
   std::lock_guard<std::mutex> lock(mu_);
   FABULA_TRY(store_.set_head(session_id_, beat_id));
-  publish({{"type", "reset"}, {"beat_id", beat_id}});
+  publish(ResetEvent{beat_id});
   return ok_status();
 }
 
@@ -256,7 +260,7 @@ Status Game::switch_branch(int offset) {
     int64_t target = sib[static_cast<size_t>(((static_cast<int64_t>(at) + offset) % n + n) % n)].id;
     FABULA_ASSIGN(int64_t leaf, newest_leaf(target));
     FABULA_TRY(store_.set_head(session_id_, leaf));
-    publish({{"type", "reset"}, {"beat_id", leaf}});
+    publish(ResetEvent{leaf});
     return ok_status();
   }
   return make_error(ErrorCode::kInvalidArgument, "no other branch on this path");
@@ -297,7 +301,15 @@ json Game::snapshot() {
   if (!s->head_beat) return out;
   auto path = store_.path_to(s->head_beat);
   if (!path) return out;
-  for (const auto& b : *path) out["path"].push_back(beat_json(b));
+  for (const auto& b : *path) {
+    auto summary = summary_of(b);
+    if (!summary) {
+      out["error"] = summary.error().to_string();
+      out["path"] = json::array();
+      return out;
+    }
+    out["path"].push_back(to_json(*summary));
+  }
   out["beat"] = out["path"].back();
   // Branch counter of the deepest branch point on the path.
   for (auto it = path->rbegin(); it != path->rend(); ++it) {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
+#include "engine/events.h"
 #include "engine/save_store.h"
 
 namespace fabula::engine {
@@ -58,7 +59,7 @@ class Game {
   nlohmann::json tree();
 
   // Live events after sequence number `after`; waits up to timeout_ms for one to arrive.
-  std::vector<std::pair<uint64_t, nlohmann::json>> events_after(uint64_t after, int timeout_ms);
+  std::vector<std::pair<uint64_t, Event>> events_after(uint64_t after, int timeout_ms);
   uint64_t last_seq();
 
   int64_t session_id() const { return session_id_; }
@@ -70,7 +71,7 @@ class Game {
   Status start_beat(int64_t parent_id, const std::string& choice, int choice_index);
   void run_beat(int64_t parent_id, std::string choice, int choice_index, SceneState scene,
                 std::vector<MemoryBeat> history, uint64_t seed);
-  void publish(nlohmann::json event);
+  void publish(Event event);
   Result<int64_t> newest_leaf(int64_t beat_id);
   void join_worker();
 
@@ -85,7 +86,7 @@ class Game {
   std::atomic<bool> writing_{false};
   std::atomic<bool> cancel_{false};
   std::thread worker_;
-  std::deque<std::pair<uint64_t, nlohmann::json>> events_;
+  std::deque<std::pair<uint64_t, Event>> events_;
   uint64_t seq_ = 0;
   std::string last_error_;
 };

@@ -10,8 +10,6 @@
 namespace fabula::engine {
 namespace {
 
-using nlohmann::json;
-
 std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
   std::string r;
   for (size_t i = 0; i < v.size(); ++i) r += (i ? sep : "") + v[i];
@@ -54,13 +52,11 @@ const std::vector<std::string> kTimes = {"morning", "lunch break", "after school
 
 int estimate_tokens(std::string_view text) { return static_cast<int>((text.size() + 3) / 4); }
 
-std::string beat_transcript(const json& events) {
+std::string beat_transcript(const std::vector<SceneEvent>& events) {
   std::string out;
-  if (!events.is_array()) return out;
   for (const auto& e : events) {
-    std::string type = e.value("type", "");
-    if (type == "dialogue") out += fmt::format("[{}]: \"{}\"\n", e.value("speaker", ""), e.value("text", ""));
-    else if (type == "narration") out += e.value("text", "") + "\n";
+    if (const auto* d = std::get_if<DialogueEvent>(&e)) out += fmt::format("[{}]: \"{}\"\n", d->speaker, d->text);
+    else if (const auto* n = std::get_if<NarrationEvent>(&e)) out += n->text + "\n";
   }
   return out;
 }
@@ -72,16 +68,13 @@ static std::string summary_line(const MemoryBeat& b) {
   std::vector<std::string> seen;
   std::vector<std::string> offered;
   for (const auto& e : b.events) {
-    std::string type = e.value("type", "");
-    if (type == "dialogue") {
-      std::string who = e.value("speaker", "");
-      if (std::find(seen.begin(), seen.end(), who) != seen.end()) continue;
-      seen.push_back(who);
-      line += fmt::format(" {} said \u201c{}\u201d;", who, clip(e.value("text", ""), 60));
-    } else if (type == "choices" && e.contains("choices")) {
-      for (const auto& c : e["choices"])
-        if (c.is_string()) offered.push_back(c.get<std::string>());
-    } else if (type == "end_scene") {
+    if (const auto* d = std::get_if<DialogueEvent>(&e)) {
+      if (std::find(seen.begin(), seen.end(), d->speaker) != seen.end()) continue;
+      seen.push_back(d->speaker);
+      line += fmt::format(" {} said \u201c{}\u201d;", d->speaker, clip(d->text, 60));
+    } else if (const auto* c = std::get_if<ChoicesEvent>(&e)) {
+      offered.insert(offered.end(), c->choices.begin(), c->choices.end());
+    } else if (std::holds_alternative<EndSceneEvent>(e)) {
       line += " the scene ended;";
     }
   }

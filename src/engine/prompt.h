@@ -4,8 +4,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "engine/events.h"
 #include "engine/narrator.h"
 #include "engine/scene.h"
 #include "engine/story.h"
@@ -16,7 +15,7 @@ namespace fabula::engine {
 struct MemoryBeat {
   std::string place;
   std::string player_choice;
-  nlohmann::json events = nlohmann::json::array();  // what the player saw (dialogue, narration, choices, ...)
+  std::vector<SceneEvent> events;  // what the player saw (dialogue, narration, choices, ...)
 };
 
 // Memory for the vn26b profile (documented in docs of play; see prompt.cpp):
@@ -34,7 +33,7 @@ Memory build_memory(const std::vector<MemoryBeat>& history, int budget_tokens, i
 int estimate_tokens(std::string_view text);
 
 // A beat rendered back into protocol text (dialogue and narration lines; stage tools omitted).
-std::string beat_transcript(const nlohmann::json& events);
+std::string beat_transcript(const std::vector<SceneEvent>& events);
 
 // The demo narrator's exact training prompt (recipe/train_demo.py render()) or vn26b's, as a request.
 NarratorRequest build_request(const Story& story, const NarratorProfile& profile, const SceneState& scene,

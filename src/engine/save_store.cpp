@@ -183,7 +183,7 @@ Result<int64_t> SaveStore::add_beat(const BeatRecord& b) {
           "seed, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   st.bind(1, b.session_id);
   if (b.parent_id) st.bind(2, b.parent_id); else st.bind_null(2);
-  st.bind(3, b.player_choice).bind(4, int64_t{b.choice_index}).bind(5, b.text).bind(6, b.events.dump());
+  st.bind(3, b.player_choice).bind(4, int64_t{b.choice_index}).bind(5, b.text).bind(6, to_json(b.events).dump());
   st.bind(7, int64_t{b.ended}).bind(8, int64_t{b.fallback}).bind(9, static_cast<int64_t>(b.seed));
   st.bind(10, int64_t{b.attempts});
   if (!st.ok() || st.step() != SQLITE_DONE) return fail(st.error("insert beat"));
@@ -213,7 +213,9 @@ Result<BeatRecord> SaveStore::read_beat_row(void* raw, bool with_text) {
   b.choice_index = static_cast<int>(st.i64(4));
   if (with_text) {
     b.text = st.text(5);
-    b.events = parse_or_null(st.text(6));
+    auto events = scene_events_from_json(parse_or_null(st.text(6)));
+    if (!events) return make_error(ErrorCode::kCorrupt, "save: beat {}: {}", b.id, events.error().message);
+    b.events = std::move(*events);
   }
   b.ended = st.i64(7) != 0;
   b.fallback = st.i64(8) != 0;
@@ -306,7 +308,7 @@ Result<json> SaveStore::export_session(int64_t session_id) {
   for (const auto& shallow : list) {
     FABULA_ASSIGN(BeatRecord b, beat(shallow.id));
     beats_json.push_back({{"id", b.id}, {"parent_id", b.parent_id}, {"player_choice", b.player_choice},
-                          {"choice_index", b.choice_index}, {"text", b.text}, {"events", b.events},
+                          {"choice_index", b.choice_index}, {"text", b.text}, {"events", to_json(b.events)},
                           {"state", b.state}, {"choices", b.choices}, {"ended", b.ended},
                           {"fallback", b.fallback}, {"seed", b.seed}, {"attempts", b.attempts},
                           {"created_at", b.created_at}});
@@ -329,16 +331,21 @@ Result<int64_t> SaveStore::import_session(const json& doc) {
   const json& s = doc["session"];
   if (!s.contains("story") || !s["story"].is_string())
     return make_error(ErrorCode::kParse, "import: session.story must be a string");
-  FABULA_ASSIGN(int64_t sid, create_session(s["story"].get<std::string>(), s.value("title", ""),
-                                            s.value("narrator", ""), s.value("initial_state", json::object())));
   std::map<int64_t, int64_t> remap;  // old id -> new id; parents precede children because ids grow
   std::vector<json> sorted(doc["beats"].begin(), doc["beats"].end());
+  // Checked before anything is written, so a bad file leaves no half-imported session.
   for (size_t i = 0; i < sorted.size(); ++i) {
     const json& b = sorted[i];
     if (!b.is_object() || !b.contains("id") || !b["id"].is_number_integer())
       return make_error(ErrorCode::kParse, "import: beats[{}]: missing integer id", i);
+    if (!b.contains("events")) continue;
+    auto parsed = scene_events_from_json(b["events"]);
+    if (!parsed) return make_error(ErrorCode::kParse, "import: beats[{}]: {}", i, parsed.error().message);
+    sorted[i]["events"] = to_json(*parsed);
   }
   std::sort(sorted.begin(), sorted.end(), [](const json& a, const json& b) { return a["id"] < b["id"]; });
+  FABULA_ASSIGN(int64_t sid, create_session(s["story"].get<std::string>(), s.value("title", ""),
+                                            s.value("narrator", ""), s.value("initial_state", json::object())));
   for (size_t i = 0; i < sorted.size(); ++i) {
     const json& b = sorted[i];
     BeatRecord r;
@@ -354,7 +361,7 @@ Result<int64_t> SaveStore::import_session(const json& doc) {
     r.player_choice = b.value("player_choice", "");
     r.choice_index = b.value("choice_index", -1);
     r.text = b.value("text", "");
-    r.events = b.value("events", json::array());
+    if (b.contains("events")) r.events = *scene_events_from_json(b["events"]);  // checked above
     r.state = b.value("state", json::object());
     if (b.contains("choices") && b["choices"].is_array())
       for (const auto& c : b["choices"])

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "engine/events.h"
 
 struct sqlite3;
 
@@ -34,7 +35,7 @@ struct BeatRecord {
   std::string player_choice;     // what the player chose before this beat
   int choice_index = -1;         // index in the parent's choices (-1: opening or free text)
   std::string text;              // the narrator's raw text (final attempt)
-  nlohmann::json events = nlohmann::json::array();  // what the player saw, in order
+  std::vector<SceneEvent> events;  // what the player saw, in order
   nlohmann::json state;          // scene state snapshot after the beat
   std::vector<std::string> choices;  // offered at the end (empty if the scene ended)
   bool ended = false;            // end_scene

@@ -11,8 +11,6 @@
 namespace fabula::engine {
 namespace {
 
-using nlohmann::json;
-
 bool contains(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
@@ -38,42 +36,6 @@ std::string pick_position(const SceneState& s, const Story& story) {
 
 }  // namespace
 
-const StageSprite* SceneState::on_stage(std::string_view character) const {
-  for (const auto& s : stage)
-    if (s.character == character) return &s;
-  return nullptr;
-}
-
-json SceneState::to_json() const {
-  json st = json::array();
-  for (const auto& s : stage) st.push_back({{"character", s.character}, {"expression", s.expression}, {"position", s.position}});
-  return json{{"place", place}, {"time", time}, {"cast", cast}, {"scene_index", scene_index}, {"ended", ended},
-              {"background", background}, {"transition", transition}, {"stage", st}, {"music", music}};
-}
-
-Result<SceneState> SceneState::from_json(const json& j) {
-  if (!j.is_object()) return make_error(ErrorCode::kParse, "scene state: expected an object");
-  SceneState s;
-  auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
-  s.place = str("place");
-  s.time = str("time");
-  s.background = str("background");
-  s.transition = str("transition");
-  s.music = str("music");
-  s.scene_index = j.value("scene_index", 0);
-  s.ended = j.value("ended", false);
-  if (j.contains("cast") && j["cast"].is_array())
-    for (const auto& c : j["cast"])
-      if (c.is_string()) s.cast.push_back(c.get<std::string>());
-  if (j.contains("stage") && j["stage"].is_array())
-    for (const auto& x : j["stage"]) {
-      if (!x.is_object()) return make_error(ErrorCode::kParse, "scene state: stage entries must be objects");
-      s.stage.push_back({x.value("character", ""), x.value("expression", "neutral"), x.value("position", "center")});
-    }
-  if (s.place.empty()) return make_error(ErrorCode::kParse, "scene state: missing place");
-  return s;
-}
-
 SceneState opening_scene(const Story& story) {
   SceneState s;
   s.place = story.opening.place;
@@ -87,7 +49,7 @@ ApplyResult apply_line(SceneState& s, const Story& story, const protocol::Line& 
   auto note = [&](std::string msg) { log.notes.push_back(fmt::format("line {}: {}", line_no, msg)); };
 
   if (const auto* n = std::get_if<protocol::Narration>(&line)) {
-    if (!protocol::trim(n->text).empty()) r.events.push_back({{"type", "narration"}, {"text", n->text}});
+    if (!protocol::trim(n->text).empty()) r.events.push_back(NarrationEvent{n->text, std::nullopt});
     return r;
   }
   if (const auto* d = std::get_if<protocol::Dialogue>(&line)) {
@@ -98,11 +60,11 @@ ApplyResult apply_line(SceneState& s, const Story& story, const protocol::Line& 
         note(fmt::format("cast-lock: empty dialogue from {} (not in the scene's cast) dropped", speaker));
       } else {
         note(fmt::format("cast-lock: dialogue from {} (not in the scene's cast) became narration", speaker));
-        r.events.push_back({{"type", "narration"}, {"text", fmt::format("\u201c{}\u201d", d->text)}, {"cast_lock", speaker}});
+        r.events.push_back(NarrationEvent{fmt::format("\u201c{}\u201d", d->text), speaker});
       }
       return r;
     }
-    r.events.push_back({{"type", "dialogue"}, {"speaker", speaker}, {"text", d->text}});
+    r.events.push_back(DialogueEvent{speaker, d->text});
     return r;
   }
   const auto* tool = std::get_if<protocol::Tool>(&line);
@@ -141,7 +103,7 @@ ApplyResult apply_line(SceneState& s, const Story& story, const protocol::Line& 
           return r;
         }
         s.stage.erase(it);
-        r.events.push_back({{"type", "hide"}, {"character", who}});
+        r.events.push_back(HideEvent{who});
         return r;
       }
       const protocol::ToolArg* ex = arg_from_set(*tool, *spec, "expressions");
@@ -174,10 +136,10 @@ ApplyResult apply_line(SceneState& s, const Story& story, const protocol::Line& 
         }
         if (!spot.empty()) {
           other.position = spot;
-          r.events.push_back({{"type", "sprite"}, {"character", other.character}, {"expression", other.expression},
-                              {"position", spot}, {"image", story.sprite_path(other.character, other.expression)}});
+          r.events.push_back(
+              SpriteEvent{other.character, other.expression, spot, story.sprite_path(other.character, other.expression)});
         } else {
-          r.events.push_back({{"type", "hide"}, {"character", other.character}});
+          r.events.push_back(HideEvent{other.character});
           s.stage.erase(s.stage.begin() + static_cast<std::ptrdiff_t>(i));
         }
         break;
@@ -191,8 +153,7 @@ ApplyResult apply_line(SceneState& s, const Story& story, const protocol::Line& 
       } else {
         s.stage.push_back({who, expr, where});
       }
-      r.events.push_back({{"type", "sprite"}, {"character", who}, {"expression", expr}, {"position", where},
-                          {"image", story.sprite_path(who, expr)}});
+      r.events.push_back(SpriteEvent{who, expr, where, story.sprite_path(who, expr)});
       return r;
     }
     case protocol::ToolRole::kChoices: {
@@ -220,15 +181,15 @@ ApplyResult apply_line(SceneState& s, const Story& story, const protocol::Line& 
         note("choices had no usable item; dropped");
         return r;
       }
-      json ev = {{"type", "choices"}, {"choices", items}};
-      if (const auto* p = tool->find("prompt")) ev["prompt"] = p->value;
-      r.events.push_back(ev);
+      ChoicesEvent ev{items, std::nullopt, false};
+      if (const auto* p = tool->find("prompt")) ev.prompt = p->value;
+      r.events.push_back(std::move(ev));
       r.ends_beat = true;
       r.choices = items;
       return r;
     }
     case protocol::ToolRole::kEndScene:
-      r.events.push_back({{"type", "end_scene"}});
+      r.events.push_back(EndSceneEvent{});
       r.ends_beat = true;
       r.end_scene = true;
       return r;
@@ -244,8 +205,8 @@ ApplyResult apply_line(SceneState& s, const Story& story, const protocol::Line& 
     const auto* t = arg_from_set(*tool, *spec, "transitions");
     s.transition = t && contains(story.transitions, t->value) ? t->value : "fade";
     const Location* loc = story.find_location(a->value);
-    r.events.push_back({{"type", "background"}, {"name", a->value}, {"label", loc ? loc->name : a->value},
-                        {"image", loc ? loc->backdrop : ""}, {"transition", s.transition}});
+    r.events.push_back(
+        BackgroundEvent{a->value, loc ? loc->name : a->value, loc ? loc->backdrop : "", s.transition});
     return r;
   }
   if (const auto* a = arg_from_set(*tool, *spec, "music")) {
@@ -254,7 +215,7 @@ ApplyResult apply_line(SceneState& s, const Story& story, const protocol::Line& 
       return r;
     }
     s.music = a->value;
-    r.events.push_back({{"type", "music"}, {"track", a->value}});
+    r.events.push_back(MusicEvent{a->value});
     return r;
   }
   if (const auto* a = arg_from_set(*tool, *spec, "sounds")) {
@@ -262,7 +223,7 @@ ApplyResult apply_line(SceneState& s, const Story& story, const protocol::Line& 
       note(fmt::format("{}: unknown sound \"{}\" dropped", tool->name, a->value));
       return r;
     }
-    r.events.push_back({{"type", "sfx"}, {"name", a->value}});
+    r.events.push_back(SfxEvent{a->value});
     return r;
   }
   note(fmt::format("tool \"{}\" has no stage effect; ignored", tool->name));

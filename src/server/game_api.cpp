@@ -73,7 +73,7 @@ void GameServer::routes() {
       auto events = game_.events_after(after, 1000);
       std::string out;
       for (const auto& [seq, ev] : events) {
-        out += fmt::format("id: {}\ndata: {}\n\n", seq, ev.dump());
+        out += fmt::format("id: {}\ndata: {}\n\n", seq, engine::to_json(ev).dump());
         after = seq;
       }
       if (out.empty()) out = ": keep-alive\n\n";

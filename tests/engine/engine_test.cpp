@@ -34,7 +34,7 @@ const char* kNoChoices =
 struct Recorder {
   std::vector<json> events;
   EventSink sink() {
-    return [this](const json& e) { events.push_back(e); };
+    return [this](const Event& e) { events.push_back(to_json(e)); };
   }
   std::vector<std::string> types() const {
     std::vector<std::string> t;
@@ -50,7 +50,8 @@ TEST(Engine, AppliesEachLineAsItCompletesAndStopsAtChoices) {
   Recorder rec;
   size_t bytes_seen_at_first_dialogue = 0;
   std::string streamed;
-  auto sink = [&](const json& e) {
+  auto sink = [&](const Event& ev) {
+    json e = to_json(ev);
     if (e.value("type", "") == "dialogue" && !bytes_seen_at_first_dialogue) bytes_seen_at_first_dialogue = 1;
     rec.events.push_back(e);
   };
@@ -95,8 +96,8 @@ TEST(Engine, FirstLineArrivesWhileTheNarratorIsStillWriting) {
     std::string describe() const override { return "counting"; }
   } counting(narrator, chunks);
   Engine e2(s, counting);
-  auto out = e2.play_beat(opening_scene(s), {}, "x", 1, [&](const json& e) {
-    if (e.value("type", "") == "narration" && !chunks_before_first_line) chunks_before_first_line = chunks;
+  auto out = e2.play_beat(opening_scene(s), {}, "x", 1, [&](const Event& e) {
+    if (std::holds_alternative<NarrationEvent>(e) && !chunks_before_first_line) chunks_before_first_line = chunks;
   });
   ASSERT_TRUE(out.ok());
   EXPECT_GT(chunks_before_first_line, 0u);
@@ -123,8 +124,8 @@ TEST(Engine, RegeneratesWithTheNextSeedThenAcceptsAValidBeat) {
     }
   EXPECT_EQ(restarts, 2);
   EXPECT_EQ(out->state.background, "rooftop");  // the invalid attempts' park never sticks
-  EXPECT_EQ(out->events.front()["type"], "background");
-  EXPECT_EQ(out->events.front()["name"], "rooftop");
+  ASSERT_TRUE(std::holds_alternative<BackgroundEvent>(out->events.front()));
+  EXPECT_EQ(std::get<BackgroundEvent>(out->events.front()).name, "rooftop");
 }
 
 TEST(Engine, FallsBackToContinueAfterMaxRegenerations) {
@@ -205,7 +206,7 @@ TEST(Engine, ReplaysTheDemoNarratorsRealSamples) {
   for (int i = 0; i < 8; ++i) {
     SceneState scene = opening_scene(s);
     scene.cast = {"Hana", "Ren", "Mio", "Kaito"};  // the samples use varying casts; lock to the whole story
-    auto out = engine.play_beat(scene, {}, "x", static_cast<uint64_t>(i), [](const json&) {});
+    auto out = engine.play_beat(scene, {}, "x", static_cast<uint64_t>(i), [](const Event&) {});
     ASSERT_TRUE(out.ok()) << i;
     EXPECT_EQ(out->attempts, 1) << i;
     EXPECT_EQ(out->cast_lock_violations, 0) << i;

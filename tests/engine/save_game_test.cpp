@@ -17,7 +17,7 @@ BeatRecord make_beat(int64_t session, int64_t parent, const std::string& choice,
   b.parent_id = parent;
   b.player_choice = choice;
   b.text = "[Hana]: \"at " + place + "\"";
-  b.events = json::array({{{"type", "dialogue"}, {"speaker", "Hana"}, {"text", "at " + place}}});
+  b.events = {DialogueEvent{"Hana", "at " + place}};
   b.state = {{"place", place}, {"cast", {"Hana"}}};
   b.choices = {"Go left", "Go right"};
   b.seed = 7;
@@ -182,7 +182,7 @@ TEST_F(GameFixture, PlayRollbackRegenerateAndSwitchBranches) {
   // Events were published for live viewers, in order.
   auto events = game.events_after(0, 0);
   ASSERT_FALSE(events.empty());
-  EXPECT_EQ(events.front().second["type"], "beat_start");
+  EXPECT_EQ(event_type(events.front().second), "beat_start");
   for (size_t i = 1; i < events.size(); ++i) EXPECT_EQ(events[i].first, events[i - 1].first + 1);
 }
 

@@ -78,9 +78,9 @@ std::vector<MemoryBeat> history_of(int n) {
     MemoryBeat b;
     b.place = i % 2 ? "rooftop" : "train_station";
     b.player_choice = "Choice " + std::to_string(i);
-    b.events = nlohmann::json::array({{{"type", "dialogue"}, {"speaker", "Hana"}, {"text", "Line " + std::to_string(i)}},
-                                      {{"type", "narration"}, {"text", "Wind " + std::to_string(i) + "."}},
-                                      {{"type", "choices"}, {"choices", {"A" + std::to_string(i), "B"}}}});
+    b.events = {DialogueEvent{"Hana", "Line " + std::to_string(i)},
+                NarrationEvent{"Wind " + std::to_string(i) + ".", std::nullopt},
+                ChoicesEvent{{"A" + std::to_string(i), "B"}, std::nullopt, false}};
     h.push_back(b);
   }
   return h;

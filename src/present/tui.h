@@ -5,7 +5,7 @@
 
 #include "engine/game.h"
 
-namespace fabula::engine {
+namespace fabula::present {
 
 struct TuiOptions {
   bool wait_each_line = true;  // Enter advances each line (off: lines flow as they arrive)
@@ -13,6 +13,6 @@ struct TuiOptions {
 
 // Plays until the player types q (or input ends). Commands at the choice prompt: a number, r (regenerate),
 // b (roll back one beat), n / p (next / previous branch), s (save slot "tui"), q (quit).
-int run_tui(Game& game, std::FILE* in, std::FILE* out, TuiOptions options = {});
+int run_tui(engine::Game& game, std::FILE* in, std::FILE* out, TuiOptions options = {});
 
-}  // namespace fabula::engine
+}  // namespace fabula::present
