@@ -83,6 +83,16 @@ TEST(SaveStore, ExportImportRoundTripRemapsIds) {
   json bad = *doc;
   bad["beats"][1]["parent_id"] = 12345;
   EXPECT_FALSE(s.import_session(bad).ok());
+  EXPECT_EQ((*again)["beats"][1]["events"], (*doc)["beats"][1]["events"]);
+
+  // An event that breaks docs/events.schema.json is refused before anything is written.
+  size_t sessions_before = s.sessions()->size();
+  json broken = *doc;
+  broken["beats"][1]["events"][0].erase("speaker");
+  auto refused = s.import_session(broken);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message, "import: beats[1]: events[0]: dialogue: field \"speaker\": missing");
+  EXPECT_EQ(s.sessions()->size(), sessions_before);
 }
 
 TEST(SaveStore, PersistsAcrossReopen) {
