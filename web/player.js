@@ -121,21 +121,44 @@
   }
   function hideChoices() { el.choices.classList.add('hidden'); el.choices.innerHTML = ''; }
 
+  // ---- events: the one place that knows each type of docs/events.schema.json ----
+  // Scene events (scene) are queued and played in order; a line or a set of choices pauses the queue until the
+  // reader advances (scene returns true). Stream events (stream) act the moment they arrive. `line`: the reader
+  // advances through it; `offer`: the choices it leaves the player with.
+  const SCENE_END = { choices: ['Continue'], prompt: '\u2014 the scene ends \u2014' };
+  const EVENTS = {
+    narration: { line: true, scene: (ev) => { showLine(ev); return true; } },
+    dialogue: { line: true, scene: (ev) => { showLine(ev); return true; } },
+    background: { scene: (ev) => setBackground(ev.name, ev.transition) },
+    sprite: { scene: (ev) => showSprite(ev.character, ev.expression, ev.position) },
+    hide: { scene: (ev) => hideSprite(ev.character) },
+    music: { scene: (ev) => setMusic(ev.track) },
+    sfx: { scene: (ev) => toast(`\u266B ${ev.name.replace(/_/g, ' ')}`) },
+    choices: { offer: (ev) => ev, scene: (ev) => { showChoices(ev); return true; } },
+    end_scene: { offer: () => SCENE_END, scene: () => { showChoices(SCENE_END); return true; } },
+    beat_start: { stream: (ev) => {
+      ui.writing = true; ui.awaiting = false; hideChoices(); ui.queue = [];
+      if (ev.player_choice) ui.log.push({ type: 'choice', text: ev.player_choice });
+      updateWriting();
+    } },
+    attempt: { stream: (ev) => {
+      if (!ev.restart) return;
+      ui.queue = []; ui.current = null; clearInterval(ui.typing); ui.typing = null; el.line.textContent = ''; el.plate.classList.add('hidden');
+      renderState(ev.state); toast(`The narrator tries again (attempt ${ev.attempt})`);
+    } },
+    beat_end: { stream: () => { ui.writing = false; refreshSnapshot(); updateWriting(); } },
+    error: { stream: (ev) => { ui.writing = false; updateWriting(); toast(ev.message); } },
+    reset: { stream: () => { ui.writing = false; loadSnapshot(); } },
+  };
+  const handler = (ev) => (Object.hasOwn(EVENTS, ev.type) ? EVENTS[ev.type] : {});
+
   // Runs queued events up to and including the next line (stage changes apply immediately).
   function pump() {
     while (ui.queue.length) {
       const ev = ui.queue.shift();
       ui.log.push(ev);
-      switch (ev.type) {
-        case 'background': setBackground(ev.name, ev.transition); break;
-        case 'sprite': showSprite(ev.character, ev.expression, ev.position); break;
-        case 'hide': hideSprite(ev.character); break;
-        case 'music': setMusic(ev.track); break;
-        case 'sfx': toast(`\u266B ${ev.name.replace(/_/g, ' ')}`); break;
-        case 'dialogue': case 'narration': showLine(ev); return true;
-        case 'choices': showChoices(ev); return true;
-        case 'end_scene': showChoices({ choices: ['Continue'], prompt: '\u2014 the scene ends \u2014' }); return true;
-      }
+      const h = handler(ev);
+      if (h.scene && h.scene(ev)) return true;
     }
     updateWriting();
     return false;
@@ -156,23 +179,13 @@
 
   // ---- events from the server ----
   function onEvent(ev) {
-    switch (ev.type) {
-      case 'beat_start':
-        ui.writing = true; ui.awaiting = false; hideChoices(); ui.queue = [];
-        if (ev.player_choice) ui.log.push({ type: 'choice', text: ev.player_choice });
-        updateWriting(); break;
-      case 'attempt':
-        if (ev.restart) { ui.queue = []; ui.current = null; clearInterval(ui.typing); ui.typing = null; el.line.textContent = ''; el.plate.classList.add('hidden'); renderState(ev.state); toast(`The narrator tries again (attempt ${ev.attempt})`); }
-        break;
-      case 'beat_end': ui.writing = false; refreshSnapshot(); updateWriting(); break;
-      case 'error': ui.writing = false; updateWriting(); toast(ev.message); break;
-      case 'reset': ui.writing = false; loadSnapshot(); break;
-      default:
-        ui.queue.push(ev);
-        // The first line of a beat appears at once, while the narrator is still writing.
-        if (!ui.typing && !ui.current && el.choices.classList.contains('hidden')) pump();
-        else if (!ui.typing && ui.awaiting) { ui.awaiting = false; if (!pump() && ui.writing) ui.awaiting = true; }
-    }
+    const h = handler(ev);
+    if (h.stream) return h.stream(ev);
+    if (!h.scene) return;
+    ui.queue.push(ev);
+    // The first line of a beat appears at once, while the narrator is still writing.
+    if (!ui.typing && !ui.current && el.choices.classList.contains('hidden')) pump();
+    else if (!ui.typing && ui.awaiting) { ui.awaiting = false; if (!pump() && ui.writing) ui.awaiting = true; }
   }
   function connect(after) {
     if (ui.source) ui.source.close();
@@ -199,10 +212,10 @@
     const beat = ui.snap.beat;
     if (!beat) { renderState(ui.snap.initial_state); el.line.textContent = ''; updateWriting(); return; }
     renderState(beat.state);
-    const lines = beat.events.filter((e) => e.type === 'dialogue' || e.type === 'narration');
+    const lines = beat.events.filter((e) => handler(e).line);
     if (lines.length) { const keep = ui.skip; ui.skip = true; showLine(lines[lines.length - 1]); ui.skip = keep; }
-    const ch = [...beat.events].reverse().find((e) => e.type === 'choices' || e.type === 'end_scene');
-    if (ch) showChoices(ch.type === 'choices' ? ch : { choices: ['Continue'], prompt: '\u2014 the scene ends \u2014' });
+    const ch = [...beat.events].reverse().find((e) => handler(e).offer);
+    if (ch) showChoices(handler(ch).offer(ch));
     updateWriting();
   }
 
@@ -221,7 +234,7 @@
   el.panel.onclick = (e) => { if (e.target === el.panel) el.panel.classList.add('hidden'); };
   function history() {
     panel('History', (body) => {
-      ui.log.filter((e) => ['dialogue', 'narration', 'choice'].includes(e.type)).forEach((e) => {
+      ui.log.filter((e) => handler(e).line || e.type === 'choice').forEach((e) => {
         const d = document.createElement('div'); d.className = `log-entry ${e.type}`;
         if (e.type === 'dialogue') { const w = document.createElement('span'); w.className = 'who'; w.style.color = PLATES[e.speaker] || '#c9a0ff'; w.textContent = e.speaker; d.appendChild(w); d.append(`\u201C${e.text}\u201D`); }
         else if (e.type === 'choice') {
