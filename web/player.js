@@ -151,6 +151,7 @@
     reset: { stream: () => { ui.writing = false; loadSnapshot(); } },
   };
   const handler = (ev) => (Object.hasOwn(EVENTS, ev.type) ? EVENTS[ev.type] : {});
+  ui.events = EVENTS;  // the browser test checks these are the schema's types
 
   // Runs queued events up to and including the next line (stage changes apply immediately).
   function pump() {

@@ -58,6 +58,13 @@ function startPlay(narratorArgs) {
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(url);
   await page.waitForSelector('#title-card:not(.hidden)', { timeout: 10000 });
+  // player.js handles exactly the event types of docs/events.schema.json.
+  const schema = JSON.parse(fs.readFileSync(path.join(src, 'docs/events.schema.json'), 'utf8'));
+  const schemaTypes = Object.values(schema.$defs).map((d) => d.properties && d.properties.type && d.properties.type.const)
+    .filter(Boolean).sort();
+  const handled = await page.evaluate(() => Object.keys(window.fabula.events).sort());
+  if (schemaTypes.length < 14 || JSON.stringify(handled) !== JSON.stringify(schemaTypes))
+    fail(`player.js handles [${handled}] but docs/events.schema.json defines [${schemaTypes}]`);
   await page.click('#begin');
 
   // The first line appears while the narrator is still writing.
