@@ -6,6 +6,7 @@
 #include <charconv>
 #include <optional>
 #include <string>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -153,8 +154,8 @@ struct Tui {
         continue;
       }
       int number = 0;
-      bool is_number = std::from_chars(cmd.data(), cmd.data() + cmd.size(), number).ptr == cmd.data() + cmd.size() &&
-                       std::isdigit(static_cast<unsigned char>(cmd[0]));
+      auto [end, ec] = std::from_chars(cmd.data(), cmd.data() + cmd.size(), number);
+      bool is_number = ec == std::errc() && end == cmd.data() + cmd.size() && std::isdigit(static_cast<unsigned char>(cmd[0]));
       Status st = ok_status();
       if (cmd == "r") st = game.regenerate();
       else if (cmd == "b") st = beat->parent_id ? game.go_to(beat->parent_id)
