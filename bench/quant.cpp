@@ -1,5 +1,5 @@
-// Google Benchmark of the tensor kernels: dequantize, activation quantize and vec_dot per type (scalar reference
-// vs the dispatched SIMD table), and matmul GEMV for a 2816x2816 Q4_K / Q8_0 weight (Gemma 4's n_embd).
+// Google Benchmark of the tensor kernels: dequantize, activation quantize and the one-token dot per type (scalar
+// reference vs the dispatched SIMD table), and matmul GEMV for a 2816x2816 Q4_K / Q8_0 weight (Gemma 4's n_embd).
 #include <benchmark/benchmark.h>
 #include <hwy/targets.h>
 
@@ -39,8 +39,12 @@ const KernelTable& table(bool simd) {
 void BM_VecDot(benchmark::State& state, GgmlType type, bool simd) {
   const auto w = quantized(type, gaussian(kN, 1));
   const auto a = quantized(vec_dot_type(type), gaussian(kN, 2));
-  const VecDotFn dot = table(simd).vec_dot[kernel_slot(type)];
-  for (auto _ : state) benchmark::DoNotOptimize(dot(kN, w.data(), a.data()));
+  const TileFn dot = table(simd).tile[kernel_slot(type)];
+  float y = 0;
+  for (auto _ : state) {
+    dot(kN, w.data(), a.data(), 0, nullptr, 1, &y, 1);
+    benchmark::DoNotOptimize(y);
+  }
   state.SetItemsProcessed(state.iterations() * kN);
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));  // weight bytes streamed
   state.SetLabel(table(simd).target);
@@ -89,11 +93,11 @@ void BM_Gemv(benchmark::State& state, GgmlType type) {
   QuantizedActivations xq;
   const int threads = static_cast<int>(state.range(0));
   ThreadPool pool(threads > 0 ? threads : 1);
-  const VecDotFn scalar_dot = table(false).vec_dot[kernel_slot(type)];
+  const TileFn scalar_dot = table(false).tile[kernel_slot(type)];
   for (auto _ : state) {
     if (threads == 0) {
       xq.quantize(vec_dot_type(type), x.data(), 1, cols);
-      for (int64_t r = 0; r < rows; ++r) y[r] = scalar_dot(cols, w.data() + r * view.row_stride, xq.row(0));
+      for (int64_t r = 0; r < rows; ++r) scalar_dot(cols, w.data() + r * view.row_stride, xq.row(0), 0, nullptr, 1, &y[r], 1);
     } else {
       matmul(view, x.data(), 1, y.data(), xq, &pool);
     }

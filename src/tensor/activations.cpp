@@ -5,16 +5,22 @@
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "tensor/activations.h"
+
+namespace fabula {
+// x[i] = exp(x[i] - shift) in place; returns the sum in double (the softmax denominator). The SIMD tails use it.
+double exp_shifted_ref(float* x, int64_t n, float shift);
+}  // namespace fabula
 
 HWY_BEFORE_NAMESPACE();
 namespace fabula {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-void gelu_tanh_mul_simd(const float* gate, const float* up, float* out, int64_t n) {
+HWY_INLINE void gelu_tanh_mul_row(const float* gate, const float* up, float* out, int64_t n) {
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const auto k0 = hn::Set(d, 0.7978845608028654f), k1 = hn::Set(d, 0.044715f), half = hn::Set(d, 0.5f),
@@ -38,7 +44,8 @@ void tanh_softcap_simd(float* x, int64_t n, float cap) {
   tanh_softcap_ref(x + i, n - i, cap);
 }
 
-double exp_shifted_simd(float* x, int64_t n, float shift) {
+// x[i] = exp(x[i] - shift) in place; returns the sum of the results.
+HWY_INLINE double exp_shifted(float* x, int64_t n, float shift) {
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const auto vshift = hn::Set(d, shift);
@@ -52,7 +59,8 @@ double exp_shifted_simd(float* x, int64_t n, float shift) {
   return static_cast<double>(hn::GetLane(hn::SumOfLanes(d, sum))) + exp_shifted_ref(x + i, n - i, shift);
 }
 
-void dot_rows_simd(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores) {
+// scores[j] = dot(q, row j) over d floats.
+HWY_INLINE void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores) {
   const hn::ScalableTag<float> df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t dv = d - d % N;
@@ -73,8 +81,8 @@ void dot_rows_simd(const float* q, const float* rows, int64_t stride, int64_t n_
 
 // out is processed in chunks of up to 8 vectors held in registers while every row passes over them, so out is
 // read and written once per chunk rather than once per row.
-void add_weighted_rows_simd(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d,
-                            float* out) {
+HWY_INLINE void add_weighted_rows(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d,
+                                  float* out) {
   const hn::ScalableTag<float> df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t dv = d - d % N;
@@ -97,7 +105,46 @@ void add_weighted_rows_simd(const float* weights, const float* rows, int64_t str
     }
     hn::StoreU(acc, df, out + c);
   }
-  if (dv < d) add_weighted_rows_ref(weights, rows + dv, stride, n_rows, d - dv, out + dv);
+  for (int64_t j = 0; j < n_rows; ++j) {
+    for (int64_t i = dv; i < d; ++i) out[i] += weights[j] * rows[j * stride + i];
+  }
+}
+
+// The softmax of one row, the sum in double (as the reference).
+HWY_INLINE void softmax_row(float* x, int64_t n) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+  const float inv = static_cast<float>(1.0 / exp_shifted(x, n, m));
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void gelu_tanh_mul_simd(const float* gate, const float* up, float* out, int64_t n) {
+  gelu_tanh_mul_row(gate, up, out, n);
+}
+
+void gelu_tanh_mul_rows_simd(const float* gate, const float* up, int64_t in_stride, float* out, int64_t out_stride,
+                             int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) gelu_tanh_mul_row(gate + r * in_stride, up + r * in_stride, out + r * out_stride, n);
+}
+
+void softmax_rows_simd(float* x, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * n, n);
+}
+
+void attend_head_simd(const float* q, const CacheRun* runs, int n_runs, int64_t stride, int64_t d, float* scores,
+                      float* out) {
+  int64_t total = 0;
+  for (int i = 0; i < n_runs; ++i) {
+    dot_rows(q, runs[i].k, stride, runs[i].n_rows, d, scores + total);
+    total += runs[i].n_rows;
+  }
+  softmax_row(scores, total);
+  std::fill(out, out + d, 0.0f);
+  total = 0;
+  for (int i = 0; i < n_runs; ++i) {
+    add_weighted_rows(scores + total, runs[i].v, stride, runs[i].n_rows, d, out);
+    total += runs[i].n_rows;
+  }
 }
 
 }  // namespace HWY_NAMESPACE
@@ -108,36 +155,23 @@ HWY_AFTER_NAMESPACE();
 namespace fabula {
 
 HWY_EXPORT(gelu_tanh_mul_simd);
+HWY_EXPORT(gelu_tanh_mul_rows_simd);
 HWY_EXPORT(tanh_softcap_simd);
-HWY_EXPORT(exp_shifted_simd);
-HWY_EXPORT(dot_rows_simd);
-HWY_EXPORT(add_weighted_rows_simd);
+HWY_EXPORT(softmax_rows_simd);
+HWY_EXPORT(attend_head_simd);
 
 void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
   HWY_DYNAMIC_DISPATCH(gelu_tanh_mul_simd)(gate, up, out, n);
 }
+void gelu_tanh_mul_rows(const float* gate, const float* up, int64_t in_stride, float* out, int64_t out_stride,
+                        int64_t rows, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(gelu_tanh_mul_rows_simd)(gate, up, in_stride, out, out_stride, rows, n);
+}
 void tanh_softcap(float* x, int64_t n, float cap) { HWY_DYNAMIC_DISPATCH(tanh_softcap_simd)(x, n, cap); }
-double exp_shifted(float* x, int64_t n, float shift) { return HWY_DYNAMIC_DISPATCH(exp_shifted_simd)(x, n, shift); }
-
-void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores) {
-  HWY_DYNAMIC_DISPATCH(dot_rows_simd)(q, rows, stride, n_rows, d, scores);
-}
-void add_weighted_rows(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* out) {
-  HWY_DYNAMIC_DISPATCH(add_weighted_rows_simd)(weights, rows, stride, n_rows, d, out);
-}
-
-void dot_rows_ref(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores) {
-  for (int64_t j = 0; j < n_rows; ++j) {
-    float sum = 0;
-    for (int64_t i = 0; i < d; ++i) sum += q[i] * rows[j * stride + i];
-    scores[j] = sum;
-  }
-}
-
-void add_weighted_rows_ref(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d,
-                           float* out) {
-  for (int64_t j = 0; j < n_rows; ++j)
-    for (int64_t i = 0; i < d; ++i) out[i] += weights[j] * rows[j * stride + i];
+void softmax_rows(float* x, int64_t rows, int64_t n) { HWY_DYNAMIC_DISPATCH(softmax_rows_simd)(x, rows, n); }
+void attend_head(const float* q, const CacheRun* runs, int n_runs, int64_t stride, int64_t d, float* scores,
+                 float* out) {
+  HWY_DYNAMIC_DISPATCH(attend_head_simd)(q, runs, n_runs, stride, d, scores, out);
 }
 
 void gelu_tanh_mul_ref(const float* gate, const float* up, float* out, int64_t n) {
@@ -146,6 +180,11 @@ void gelu_tanh_mul_ref(const float* gate, const float* up, float* out, int64_t n
     const float x = gate[i];
     out[i] = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x))) * up[i];
   }
+}
+
+void gelu_tanh_mul_rows_ref(const float* gate, const float* up, int64_t in_stride, float* out, int64_t out_stride,
+                            int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) gelu_tanh_mul_ref(gate + r * in_stride, up + r * in_stride, out + r * out_stride, n);
 }
 
 void tanh_softcap_ref(float* x, int64_t n, float cap) {
@@ -159,6 +198,38 @@ double exp_shifted_ref(float* x, int64_t n, float shift) {
     sum += x[i];
   }
   return sum;
+}
+
+void softmax_rows_ref(float* x, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * n;
+    float m = row[0];
+    for (int64_t i = 1; i < n; ++i) m = std::max(m, row[i]);
+    const float inv = static_cast<float>(1.0 / exp_shifted_ref(row, n, m));
+    for (int64_t i = 0; i < n; ++i) row[i] *= inv;
+  }
+}
+
+void attend_head_ref(const float* q, const CacheRun* runs, int n_runs, int64_t stride, int64_t d, float* scores,
+                     float* out) {
+  int64_t total = 0;
+  for (int i = 0; i < n_runs; ++i) {
+    for (int64_t j = 0; j < runs[i].n_rows; ++j) {
+      float sum = 0;
+      for (int64_t k = 0; k < d; ++k) sum += q[k] * runs[i].k[j * stride + k];
+      scores[total + j] = sum;
+    }
+    total += runs[i].n_rows;
+  }
+  softmax_rows_ref(scores, 1, total);
+  std::fill(out, out + d, 0.0f);
+  total = 0;
+  for (int i = 0; i < n_runs; ++i) {
+    for (int64_t j = 0; j < runs[i].n_rows; ++j) {
+      for (int64_t k = 0; k < d; ++k) out[k] += scores[total + j] * runs[i].v[j * stride + k];
+    }
+    total += runs[i].n_rows;
+  }
 }
 
 }  // namespace fabula

@@ -1,6 +1,7 @@
-// Element-wise f32 kernels of the forward pass (GELU-tanh gating, tanh softcap, exp for softmax, the attention's
-// scores and weighted sum of values), SIMD with
-// Highway dynamic dispatch, each next to its scalar reference (tests/tensor/activations_test.cpp compares them).
+// Element-wise f32 kernels of the forward pass (GELU-tanh gating, tanh softcap, softmax, one attention head), SIMD
+// with Highway dynamic dispatch, each next to its scalar reference (tests/tensor/activations_test.cpp compares
+// them on every target). Each entry point takes a coarse piece of work (all rows of a step, a whole attention
+// head), so the dispatch happens once per call, not once per row.
 #pragma once
 
 #include <cstdint>
@@ -12,20 +13,34 @@ namespace fabula {
 void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n);
 void gelu_tanh_mul_ref(const float* gate, const float* up, float* out, int64_t n);
 
+// gelu_tanh_mul over `rows` rows of n: row r reads gate and up at r * in_stride and writes out at r * out_stride
+// (the MoE's [gate | up] rows).
+void gelu_tanh_mul_rows(const float* gate, const float* up, int64_t in_stride, float* out, int64_t out_stride,
+                        int64_t rows, int64_t n);
+void gelu_tanh_mul_rows_ref(const float* gate, const float* up, int64_t in_stride, float* out, int64_t out_stride,
+                            int64_t rows, int64_t n);
+
 // x[i] = cap * tanh(x[i] / cap), in place.
 void tanh_softcap(float* x, int64_t n, float cap);
 void tanh_softcap_ref(float* x, int64_t n, float cap);
 
-// x[i] = exp(x[i] - shift) in place; returns the sum of the results (the softmax denominator).
-double exp_shifted(float* x, int64_t n, float shift);
-double exp_shifted_ref(float* x, int64_t n, float shift);
+// In-place softmax of each of `rows` contiguous rows of n values (the exp sum in double).
+void softmax_rows(float* x, int64_t rows, int64_t n);
+void softmax_rows_ref(float* x, int64_t rows, int64_t n);
 
-// Attention over a run of cache rows (row j at rows + j * stride floats), one dispatch per run instead of per key:
-// scores[j] = dot(q, row j) over d floats, and out[0..d) += Σ_j weights[j] * row j.
-void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores);
-void dot_rows_ref(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores);
-void add_weighted_rows(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* out);
-void add_weighted_rows_ref(const float* weights, const float* rows, int64_t stride, int64_t n_rows, int64_t d,
-                           float* out);
+// Contiguous cache rows (row j of keys at k + j * stride floats, of values at v + j * stride).
+struct CacheRun {
+  const float* k;
+  const float* v;
+  int64_t n_rows;
+};
+
+// One query head over the keys and values of n_runs runs of cache rows (a ring buffer gives at most two):
+// scores = q · k_j over d floats, softmax over all of them, out[0..d) = Σ_j softmax_j v_j.
+// scores: scratch for the total number of rows.
+void attend_head(const float* q, const CacheRun* runs, int n_runs, int64_t stride, int64_t d, float* scores,
+                 float* out);
+void attend_head_ref(const float* q, const CacheRun* runs, int n_runs, int64_t stride, int64_t d, float* scores,
+                     float* out);
 
 }  // namespace fabula

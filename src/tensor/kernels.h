@@ -12,9 +12,9 @@ namespace fabula {
 
 using DequantizeFn = void (*)(const void* src, float* dst, int64_t n);
 using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
-using VecDotFn = float (*)(int64_t n, const void* weight_row, const void* activation_row);
-// One weight row against nt (1..tile_tokens) activation rows act + t * act_stride: y[t * y_stride] = dot.
-// The weight blocks are unpacked once for all nt tokens (prefill); nt = 1 is a GEMV row.
+// The one dot-product kernel signature: one weight row against nt (1..tile_tokens) activation rows
+// act + t * act_stride, y[t * y_stride] = dot. The weight blocks are unpacked once for all nt tokens (prefill);
+// nt = 1 is the single-token dot (a GEMV row), so decode and prefill run the same code.
 // act_scales: for Q8_0 activations, the f32 value of every block's scale, token t's at act_scales + t * (n / 32)
 // (QuantizedActivations::block_scales); nullptr makes the kernel convert them itself, with the same result.
 using TileFn = void (*)(int64_t n, const void* weight_row, const uint8_t* act, size_t act_stride,
@@ -25,9 +25,8 @@ constexpr int kKernelTypeSlots = 32;  // indexed by the ggml type id (all ids fa
 struct KernelTable {
   DequantizeFn dequantize[kKernelTypeSlots] = {};
   QuantizeFn quantize_act[kKernelTypeSlots] = {};  // activation quantizer (Q8_0 rounds half to even, as x86 ggml)
-  VecDotFn vec_dot[kKernelTypeSlots] = {};          // indexed by the weight type
-  TileFn tile[kKernelTypeSlots] = {};                // multi-token kernels; nullptr: vec_dot per token
-  int tile_tokens = 0;                               // the most tokens one tile call takes
+  TileFn tile[kKernelTypeSlots] = {};              // indexed by the weight type; every type with a dot product
+  int tile_tokens = 1;                             // the most tokens one tile call takes
   const char* target = "scalar";
 };
 

@@ -1,6 +1,7 @@
-// Quantized matmul: activations quantized once (blocks split across threads), then every output is one
-// vec_dot; output rows are split into contiguous chunks per thread. Each output element is computed by exactly
-// one vec_dot call whatever the thread count, so results do not depend on the number of threads.
+// Quantized matmul: activations quantized once (blocks split across threads), then every output comes from one
+// tile kernel call; output rows are split into contiguous chunks per thread. Each output element is computed the
+// same way whatever the thread count, so results do not depend on the number of threads. A single product is a
+// one-job matmul_jobs.
 #include "tensor/matmul.h"
 
 #include <algorithm>
@@ -23,8 +24,8 @@ constexpr int64_t kMinParallelMacs = 65536;
 // Rows per tile when several tokens share a weight tile (the tile stays in L1/L2 across the tokens).
 constexpr int64_t kRowTile = 16;
 
-// y[t][r] for r in [r0, r1), all tokens. With a tile kernel, each weight row is unpacked once per group of up to
-// tile_tokens tokens, and a tile of kRowTile rows stays in L1/L2 while the token groups pass over it.
+// y[t][r] for r in [r0, r1), all tokens. Each weight row is unpacked once per group of up to tile_tokens tokens,
+// and a tile of kRowTile rows stays in L1/L2 while the token groups pass over it.
 // Activation rows: act0 + t * astride for t < n_tokens.
 struct ActRows {
   const uint8_t* act0;
@@ -41,35 +42,18 @@ ActRows act_rows(const QuantizedActivations& xq, int64_t begin, int64_t count) {
   return {xq.row(begin), stride, count, xq.block_scales(begin), xq.cols() / 32};
 }
 
-void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, VecDotFn dot,
-                 TileFn tile, int tile_tokens, int64_t r0, int64_t r1) {
+void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, TileFn tile, int tile_tokens,
+                 int64_t r0, int64_t r1) {
   const int64_t n_tokens = xq.n_tokens;
-  if (tile != nullptr) {
-    const size_t astride = xq.astride;
-    for (int64_t rt = r0; rt < r1; rt += kRowTile) {
-      const int64_t rt_end = std::min(r1, rt + kRowTile);
-      for (int64_t t0 = 0; t0 < n_tokens; t0 += tile_tokens) {
-        const int nt = static_cast<int>(std::min<int64_t>(tile_tokens, n_tokens - t0));
-        const uint8_t* act = xq.row(t0);
-        float* yt = y + t0 * ldy;
-        for (int64_t r = rt; r < rt_end; ++r) {
-          tile(w.cols, w.data + static_cast<size_t>(r) * w.row_stride, act, astride, xq.scales(t0), nt, yt + r, ldy);
-        }
-      }
-    }
-    return;
-  }
-  if (n_tokens == 1) {  // GEMV: stream the weight rows once
-    const uint8_t* act = xq.row(0);
-    for (int64_t r = r0; r < r1; ++r) y[r] = dot(w.cols, w.data + static_cast<size_t>(r) * w.row_stride, act);
-    return;
-  }
   for (int64_t rt = r0; rt < r1; rt += kRowTile) {
     const int64_t rt_end = std::min(r1, rt + kRowTile);
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const uint8_t* act = xq.row(t);
-      float* yt = y + t * ldy;
-      for (int64_t r = rt; r < rt_end; ++r) yt[r] = dot(w.cols, w.data + static_cast<size_t>(r) * w.row_stride, act);
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += tile_tokens) {
+      const int nt = static_cast<int>(std::min<int64_t>(tile_tokens, n_tokens - t0));
+      const uint8_t* act = xq.row(t0);
+      float* yt = y + t0 * ldy;
+      for (int64_t r = rt; r < rt_end; ++r) {
+        tile(w.cols, w.data + static_cast<size_t>(r) * w.row_stride, act, xq.astride, xq.scales(t0), nt, yt + r, ldy);
+      }
     }
   }
 }
@@ -79,7 +63,7 @@ void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, 
 namespace {
 bool& use_tiles_flag() {
   static bool flag = [] {
-    const char* env = std::getenv("FABULA_NO_TILES");  // A/B switch for benchmarks: 1 = vec_dot per token
+    const char* env = std::getenv("FABULA_NO_TILES");  // A/B switch for benchmarks: 1 = one token per tile call
     return env == nullptr || env[0] == '\0' || env[0] == '0';
   }();
   return flag;
@@ -129,42 +113,22 @@ void QuantizedActivations::quantize(GgmlType type, const float* x, int64_t n_tok
   }
 }
 
-void matmul(const MatrixView& w, const QuantizedActivations& xq_all, float* y, ThreadPool* pool, int64_t y_stride) {
-  const QuantizedActivations& xq = xq_all;
-  const ActRows rows_all = act_rows(xq_all, 0, xq_all.n_tokens());
-  FABULA_CHECK(xq.type() == vec_dot_type(w.type));
-  FABULA_CHECK(xq.cols() == w.cols);
-  FABULA_CHECK(w.row_stride >= row_bytes(w.type, static_cast<uint64_t>(w.cols)) || w.rows <= 1);
-  const KernelTable& kt = best_kernels();
-  const VecDotFn dot = kt.vec_dot[kernel_slot(w.type)];
-  FABULA_CHECK(dot != nullptr && "matmul: unsupported weight type");
-  const TileFn tile = matmul_use_tiles() ? kt.tile[kernel_slot(w.type)] : nullptr;
-  const int tt = kt.tile_tokens;
-  const int64_t ldy = y_stride > 0 ? y_stride : w.rows;
-  const int64_t macs = w.rows * w.cols * xq.n_tokens();
-  if (pool == nullptr || pool->size() == 1 || macs < kMinParallelMacs || w.rows < 2) {
-    matmul_rows(w, rows_all, y, ldy, dot, tile, tt, 0, w.rows);
-    return;
-  }
-  // Contiguous row chunks, rounded to the tile so threads never share a tile.
-  const int64_t n_tiles = (w.rows + kRowTile - 1) / kRowTile;
-  if (n_tiles >= pool->size()) {
-    pool->parallel_for(n_tiles, [&](int64_t t0, int64_t t1, int) {
-      matmul_rows(w, rows_all, y, ldy, dot, tile, tt, t0 * kRowTile, std::min(w.rows, t1 * kRowTile));
-    });
-  } else {
-    pool->parallel_for(w.rows, [&](int64_t r0, int64_t r1, int) { matmul_rows(w, rows_all, y, ldy, dot, tile, tt, r0, r1); });
-  }
+void matmul(const MatrixView& w, const QuantizedActivations& xq, float* y, ThreadPool* pool, int64_t y_stride) {
+  const MatmulJob job{w, &xq, y, y_stride};
+  matmul_jobs(std::span<const MatmulJob>(&job, 1), pool);
 }
 
 void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
   const KernelTable& kt = best_kernels();
+  const int tile_tokens = matmul_use_tiles() ? kt.tile_tokens : 1;
   // Cost of one output row of job j (MACs), and the prefix sums over whole jobs.
   std::array<int64_t, kMaxMatmulJobs + 1> prefix{};
   FABULA_CHECK(jobs.size() <= kMaxMatmulJobs);
   for (size_t j = 0; j < jobs.size(); ++j) {
     const MatmulJob& job = jobs[j];
     FABULA_CHECK(job.x != nullptr && job.x->type() == vec_dot_type(job.w.type) && job.x->cols() == job.w.cols);
+    FABULA_CHECK(job.w.row_stride >= row_bytes(job.w.type, static_cast<uint64_t>(job.w.cols)) || job.w.rows <= 1);
+    FABULA_CHECK(kt.tile[kernel_slot(job.w.type)] != nullptr && "matmul: unsupported weight type");
     const int64_t nt = job.n_tokens < 0 ? job.x->n_tokens() - job.token_begin : job.n_tokens;
     FABULA_CHECK(job.token_begin >= 0 && job.token_begin + nt <= job.x->n_tokens());
     prefix[j + 1] = prefix[j] + job.w.rows * job.w.cols * nt;
@@ -188,11 +152,8 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
       };
       const int64_t r0 = first_row_at(c0), r1 = first_row_at(c1);
       if (r0 >= r1) continue;
-      const TileFn tile = matmul_use_tiles() ? kt.tile[kernel_slot(job.w.type)] : nullptr;
-      const VecDotFn dot = kt.vec_dot[kernel_slot(job.w.type)];
-      FABULA_CHECK(dot != nullptr && "matmul_jobs: unsupported weight type");
       matmul_rows(job.w, act_rows(*job.x, job.token_begin, nt), job.y, job.y_stride > 0 ? job.y_stride : job.w.rows,
-                  dot, tile, kt.tile_tokens, r0, r1);
+                  kt.tile[kernel_slot(job.w.type)], tile_tokens, r0, r1);
     }
   };
   if (pool == nullptr || pool->size() == 1 || total < kMinParallelMacs) {

@@ -1,5 +1,5 @@
 // Matrix products of a (possibly quantized) weight matrix with f32 activations, the way llama.cpp computes them:
-// activations are quantized once to vec_dot_type(weight type), then each output is one vec_dot.
+// activations are quantized once to vec_dot_type(weight type), then each output is one tile kernel dot (kernels.h).
 #pragma once
 
 #include <cstddef>

@@ -1,9 +1,8 @@
 // Highway SIMD bodies of the quant kernels (re-included once per target by quant_simd.cpp). Each kernel has a
-// scalar oracle in quant_ref.h; tests/tensor/quant_simd_test.cpp compares every attainable target with it.
-// Float kernels (f32/f16/bf16 dots, Q8_0/Q8_K activation quantizers) use portable Highway ops. The int8 block
-// dots need u8xs8 multiply-add, which Highway 1.0.3 lacks, so on x86 AVX2 and up they use the intrinsics
+// scalar oracle in quant_ref.h; tests/tensor/quant_simd_test.cpp and tile_test.cpp compare every attainable target
+// with it. Float kernels (f32/f16/bf16 tiles, Q8_0/Q8_K activation quantizers) use portable Highway ops. The int8
+// block dots need u8xs8 multiply-add, which Highway 1.0.3 lacks, so on x86 AVX2 and up they use the intrinsics
 // (maddubs, or AVX512-VNNI dpbusd) on Highway's target attributes; other targets keep the scalar references.
-// Row-interleaved repacks and multi-row tiles slot in as new kernels taking several weight rows.
 #if defined(FABULA_TENSOR_QUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef FABULA_TENSOR_QUANT_INL_H_
 #undef FABULA_TENSOR_QUANT_INL_H_
@@ -15,6 +14,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
@@ -26,8 +26,9 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 // ------------------------------------------------------------------------------------- float dot products
+// There is nothing to unpack once per row, so the float tiles are one dot per token.
 
-inline float vec_dot_f32(int64_t n, const void* wv, const void* av) {
+inline float dot_f32(int64_t n, const void* wv, const void* av) {
   const float* w = static_cast<const float*>(wv);
   const float* a = static_cast<const float*>(av);
   const hn::ScalableTag<float> d;
@@ -48,7 +49,7 @@ inline float vec_dot_f32(int64_t n, const void* wv, const void* av) {
 
 // f16 and bf16: widen 16-bit lanes to f32 and FMA. HalfT is hwy::float16_t or hwy::bfloat16_t.
 template <typename HalfT, float (*kScalar)(uint16_t)>
-inline float vec_dot_half(int64_t n, const void* wv, const void* av) {
+inline float dot_half(int64_t n, const void* wv, const void* av) {
   const uint16_t* w = static_cast<const uint16_t*>(wv);
   const uint16_t* a = static_cast<const uint16_t*>(av);
   const hn::ScalableTag<float> df;
@@ -65,6 +66,12 @@ inline float vec_dot_half(int64_t n, const void* wv, const void* av) {
   float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(s0, s1)));
   for (; i < n; ++i) sum += kScalar(w[i]) * kScalar(a[i]);
   return sum;
+}
+
+template <float (*kDot)(int64_t, const void*, const void*)>
+inline void tile_float(int64_t n, const void* w, const uint8_t* act, size_t act_stride, const float*, int nt,
+                       float* y, int64_t y_stride) {
+  for (int t = 0; t < nt; ++t) y[t * y_stride] = kDot(n, w, act + t * act_stride);
 }
 
 // ------------------------------------------------------------------------------- activation quantizers
@@ -131,26 +138,24 @@ inline void quantize_act_q8_K(const float* x, void* yv, int64_t n) {
 }
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-#define FABULA_QUANT_X86_256 1
-#include "tensor/quant_x86-inl.h"
-#include "tensor/gemm_x86-inl.h"
+#define FABULA_TILES_AVX2 1
+#include "tensor/tiles_avx2-inl.h"
 #if HWY_TARGET <= HWY_AVX3
 #define FABULA_TILES_AVX512 1
-#include "tensor/gemm_avx512-inl.h"
+#include "tensor/tiles_avx512-inl.h"
 #endif
 #endif
 
 // Overrides the scalar entries of `t` with this target's SIMD kernels.
 inline void fill_simd_kernels(KernelTable* t) {
-  t->vec_dot[kernel_slot(GgmlType::kF32)] = vec_dot_f32;
-  t->vec_dot[kernel_slot(GgmlType::kF16)] = vec_dot_half<hwy::float16_t, fp16_to_fp32>;
-  t->vec_dot[kernel_slot(GgmlType::kBF16)] = vec_dot_half<hwy::bfloat16_t, bf16_to_fp32>;
+  t->tile[kernel_slot(GgmlType::kF32)] = tile_float<dot_f32>;
+  t->tile[kernel_slot(GgmlType::kF16)] = tile_float<dot_half<hwy::float16_t, fp16_to_fp32>>;
+  t->tile[kernel_slot(GgmlType::kBF16)] = tile_float<dot_half<hwy::bfloat16_t, bf16_to_fp32>>;
   t->quantize_act[kernel_slot(GgmlType::kQ8_0)] = quantize_act_q8_0;
   t->quantize_act[kernel_slot(GgmlType::kQ8_K)] = quantize_act_q8_K;
-#ifdef FABULA_QUANT_X86_256
-  fill_x86_kernels(t);
-  fill_x86_tiles(t);
-#undef FABULA_QUANT_X86_256
+#ifdef FABULA_TILES_AVX2
+  fill_avx2_tiles(t);
+#undef FABULA_TILES_AVX2
 #endif
 #ifdef FABULA_TILES_AVX512
   fill_avx512_tiles(t);

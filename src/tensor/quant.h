@@ -20,7 +20,7 @@ void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n);
 size_t quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
 
 // Dot product of a weight row (type `weight_type`) with an activation row already quantized to
-// vec_dot_type(weight_type). n elements.
+// vec_dot_type(weight_type). n elements. The one-token call of the weight type's tile kernel.
 float vec_dot(GgmlType weight_type, int64_t n, const void* weight_row, const void* activation_row);
 
 }  // namespace fabula

@@ -10,20 +10,6 @@ namespace {
 
 inline float h2f(Half h) { return fp16_to_fp32(h); }
 
-// Unpacks a Q4_K/Q5_K 12-byte scale field into 8 scales (bytes 0..7) and 8 mins (bytes 8..15), as ggml's
-// kmask arithmetic does; equivalent to get_scale_min_k4 for j = 0..7.
-inline void unpack_k_scales(const uint8_t* packed, uint32_t utmp[4]) {
-  constexpr uint32_t kmask1 = 0x3f3f3f3f;
-  constexpr uint32_t kmask2 = 0x0f0f0f0f;
-  constexpr uint32_t kmask3 = 0x03030303;
-  std::memcpy(utmp, packed, 12);
-  utmp[3] = ((utmp[2] >> 4) & kmask2) | (((utmp[1] >> 6) & kmask3) << 4);
-  const uint32_t uaux = utmp[1] & kmask1;
-  utmp[1] = (utmp[2] & kmask2) | (((utmp[0] >> 6) & kmask3) << 4);
-  utmp[2] = uaux;
-  utmp[0] &= kmask1;
-}
-
 // The common tail of ggml's K-quant generic dots: a[256] int8 weights, per-16 or per-32 scales,
 // 8 int32 lanes per block, then sums[l] += d * aux32[l].
 template <int kGroup>

@@ -1,4 +1,4 @@
-// Multi-token tile kernels (kernels.h TileFn) on every attainable target against the scalar vec_dot references,
+// Multi-token tile kernels (kernels.h TileFn) on every attainable target against the scalar reference tiles,
 // and matmul with tiles on vs off: random blocks (all byte values, including int8 -128 weights), odd token counts,
 // misaligned rows, strided outputs.
 #include <gtest/gtest.h>
@@ -21,11 +21,20 @@
 namespace fabula {
 namespace {
 
-const GgmlType kTileTypes[] = {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ8_0, GgmlType::kQ5_0,
-                               GgmlType::kQ4_0, GgmlType::kF16,  GgmlType::kBF16};
+const GgmlType kTileTypes[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0,
+                               GgmlType::kQ5_0, GgmlType::kQ4_0, GgmlType::kF16,  GgmlType::kBF16,
+                               GgmlType::kF32};
 
 // Random bytes with a positive fp16 scale in every block's d (and dmin) field; F16/BF16: random normal values.
 void random_weights(GgmlType type, int64_t n, uint8_t* dst, std::mt19937& rng) {
+  if (type == GgmlType::kF32) {
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = g(rng);
+      std::memcpy(dst + 4 * i, &v, 4);
+    }
+    return;
+  }
   if (type == GgmlType::kF16 || type == GgmlType::kBF16) {
     std::normal_distribution<float> g(0.0f, 1.0f);
     for (int64_t i = 0; i < n; ++i) {
@@ -46,7 +55,7 @@ void random_weights(GgmlType type, int64_t n, uint8_t* dst, std::mt19937& rng) {
       std::memcpy(&reinterpret_cast<BlockQ6_K*>(blk)->d, &d, 2);
     } else {
       std::memcpy(blk, &d, 2);
-      if (type == GgmlType::kQ4_K) std::memcpy(blk + 2, &dmin, 2);
+      if (type == GgmlType::kQ4_K || type == GgmlType::kQ5_K) std::memcpy(blk + 2, &dmin, 2);
     }
   }
 }
@@ -73,7 +82,7 @@ std::vector<float> block_scales_f32(GgmlType act_type, int64_t n, int rows, cons
   return scales;
 }
 
-TEST(Tile, EveryTargetMatchesTheScalarVecDot) {
+TEST(Tile, EveryTargetMatchesTheScalarReference) {
   const KernelTable ref = scalar_kernels();
   std::mt19937 rng(42);
   const auto targets = kernel_targets();
@@ -110,7 +119,8 @@ TEST(Tile, EveryTargetMatchesTheScalarVecDot) {
           std::vector<float> y(static_cast<size_t>(nt) * 3, -1.0f);
           tile(n, w, act.data() + astride, astride, nullptr, nt, y.data(), 3);  // tokens 1..nt, y stride 3
           for (int t = 0; t < nt; ++t) {
-            const float want = ref.vec_dot[kernel_slot(type)](n, w, act.data() + astride * (t + 1));
+            float want = 0;
+            ref.tile[kernel_slot(type)](n, w, act.data() + astride * (t + 1), astride, nullptr, 1, &want, 1);
             EXPECT_NEAR(y[static_cast<size_t>(t) * 3], want, 1e-4f * (1.0f + std::fabs(want)))
                 << "n " << n << " nt " << nt << " t " << t;
             EXPECT_EQ(y[static_cast<size_t>(t) * 3 + 1], -1.0f);  // nothing written between outputs

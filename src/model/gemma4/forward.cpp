@@ -104,22 +104,15 @@ void Session::State::attention_block(int l, int64_t n) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t t = i / H, hh = i % H, g = hh / group, pos = p0 + t;
       const int64_t lo = sliding ? std::max<int64_t>(0, pos - window + 1) : 0;
-      const float* qh = q.data() + t * QD + hh * hd;
       // Keys lo..pos sit at ring slots j % capacity: at most two contiguous runs of cache rows.
-      auto for_runs = [&](auto&& fn) {
-        for (int64_t j = lo; j <= pos;) {
-          const int64_t run = std::min(pos - j + 1, c.capacity - j % c.capacity);
-          fn(j, run);
-          j += run;
-        }
-      };
-      for_runs([&](int64_t j, int64_t run) { dot_rows(qh, c.k_slot(j) + g * hd, c.row, run, hd, sc + (j - lo)); });
-      ops::softmax(sc, pos - lo + 1);
-      float* out = attn.data() + t * QD + hh * hd;
-      std::fill(out, out + hd, 0.0f);
-      for_runs([&](int64_t j, int64_t run) {
-        add_weighted_rows(sc + (j - lo), c.v_slot(j) + g * hd, c.row, run, hd, out);
-      });
+      CacheRun runs[2];
+      int n_runs = 0;
+      for (int64_t j = lo; j <= pos;) {
+        const int64_t len = std::min(pos - j + 1, c.capacity - j % c.capacity);
+        runs[n_runs++] = {c.k_slot(j) + g * hd, c.v_slot(j) + g * hd, len};
+        j += len;
+      }
+      attend_head(q.data() + t * QD + hh * hd, runs, n_runs, c.row, hd, sc, attn.data() + t * QD + hh * hd);
     }
   });
 
@@ -181,9 +174,9 @@ void Session::State::moe_experts(int l, int64_t n) {
 
   // Top-K of the softmax over all experts, renormalised to sum 1, then times per_expert_scale.
   std::fill(exp_count.begin(), exp_count.end(), 0);
+  softmax_rows(router.data(), n, NE);
   for (int64_t t = 0; t < n; ++t) {
-    float* p = router.data() + t * NE;
-    ops::softmax(p, NE);
+    const float* p = router.data() + t * NE;
     int32_t* idx = sel.data() + t * K;
     float* wt = sel_w.data() + t * K;
     float sum = 0;
@@ -261,11 +254,7 @@ void Session::State::moe_experts(int l, int64_t n) {
   matmul_jobs(moe_jobs, pool);
 
   // eact = gelu(gate) * up: [R][FE]
-  for (int64_t r = 0; r < R; ++r) {
-    const float* g = egu.data() + r * 2 * FE;
-    float* act = eact.data() + r * FE;
-    gelu_tanh_mul(g, g + FE, act, FE);
-  }
+  gelu_tanh_mul_rows(egu.data(), egu.data() + FE, 2 * FE, eact.data(), FE, R, FE);
   // eout = eact W_down[e]^T: [R][E]
   acts2.set(eact.data(), R, FE);
   moe_jobs.clear();

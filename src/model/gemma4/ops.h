@@ -42,13 +42,7 @@ inline void rope_neox(float* x, int64_t n_rot, const float* inv_freq, int64_t po
 }
 
 // In-place softmax over n values.
-inline void softmax(float* x, int64_t n) {
-  float m = x[0];
-  for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
-  const double sum = exp_shifted(x, n, m);
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
+inline void softmax(float* x, int64_t n) { softmax_rows(x, 1, n); }
 
 // cap * tanh(x / cap), in place.
 inline void softcap(float* x, int64_t n, float cap) { tanh_softcap(x, n, cap); }

@@ -1,6 +1,6 @@
-// AVX-512 (512-bit) multi-token tile kernels for Q4_K, Q6_K, the Q8_0 family (Q8_0, Q5_0, Q4_0), F16 and BF16,
-// tiles of up to 8 tokens, included by quant-inl.h inside the AVX3 and AVX3_DL target namespaces after
-// gemm_x86-inl.h, whose 256-bit kernels they replace there. No include guard on purpose.
+// AVX-512 (512-bit) tile kernels for Q4_K, Q6_K, the Q8_0 family (Q8_0, Q5_0, Q4_0), F16 and BF16, tiles of up
+// to 8 tokens (Q5_K: the 256-bit kernel with 8 tokens), included by quant-inl.h inside the AVX3 and AVX3_DL target
+// namespaces after tiles_avx2-inl.h, whose kernels they replace there. No include guard on purpose.
 //
 // Why: the 256-bit kernels spend two instructions (maddubs + the scale step) per 32 weights per token; a 512-bit
 // register holds 64 weights, so the per-token work halves. The weight blocks are laid out so that 64 consecutive
@@ -10,7 +10,8 @@
 // accumulation order differs from the references (tests/tensor/tile_test.cpp compares every target with them).
 
 // Highway 1.0.3 compiles AVX3_DL with the 256-bit AVX-VNNI attribute only, not avx512vnni, but selects that
-// target only on CPUs with AVX512_VNNI; so the 512-bit VNNI instructions are emitted as inline assembly.
+// target only on CPUs with AVX512_VNNI; so the 512-bit VNNI instructions are emitted as inline assembly (as the
+// 256-bit ones in tiles_avx2-inl.h).
 
 // acc += Σ pairs(p16 * s16), 512-bit.
 HWY_INLINE __m512i dp_i16_512(__m512i acc, __m512i p16, __m512i s16) {
@@ -48,8 +49,8 @@ HWY_INLINE __m512i q4_K_scale_index(int j) {
 // Q4_K x Q8_K, up to 8 tokens. Per block and row: 4 vectors of 64 weights, 4 scale vectors, the mins duplicated per
 // 16 (to meet the per-16 bsums); per token: 4 x (load, maddubs, vpdpwssd), one f32 FMA, and the min term.
 template <int NT>
-HWY_INLINE void tile_q4_K_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, float* y,
-                              int64_t ldy) {
+HWY_INLINE void tile_q4_K_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, const float*,
+                              float* y, int64_t ldy) {
   const BlockQ4_K* x = static_cast<const BlockQ4_K*>(wv);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i idx0 = q4_K_scale_index(0), idx1 = q4_K_scale_index(1), idx2 = q4_K_scale_index(2),
@@ -65,7 +66,7 @@ HWY_INLINE void tile_q4_K_512(int64_t n, const void* wv, const uint8_t* act, siz
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     prefetch_weights(x + i, sizeof(*x));
     uint32_t utmp[4];
-    unpack_k_scales_x86(x[i].scales, utmp);
+    unpack_k_scales(x[i].scales, utmp);
     const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(utmp)));
     const __m512i sc512 = _mm512_castsi256_si512(sc16);
     const __m512i s0 = _mm512_permutexvar_epi16(idx0, sc512), s1 = _mm512_permutexvar_epi16(idx1, sc512),
@@ -108,8 +109,8 @@ HWY_INLINE __m512i q6_K_scale_index(int G) {
 // Q6_K x Q8_K, up to 8 tokens. Unsigned 6-bit q (0..63) in 4 vectors of 64 weights; the -32 offset is
 // 32 * Σ_g sc_g * bsum_g per token, as in the 256-bit kernel.
 template <int NT>
-HWY_INLINE void tile_q6_K_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, float* y,
-                              int64_t ldy) {
+HWY_INLINE void tile_q6_K_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, const float*,
+                              float* y, int64_t ldy) {
   const BlockQ6_K* x = static_cast<const BlockQ6_K*>(wv);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i m2 = _mm512_set1_epi8(0x30);
@@ -228,38 +229,10 @@ HWY_INLINE void tile_q8_0_like_512(int64_t n, const void* wv, const uint8_t* act
   }
   float tail[NT] = {};
   if (i < nb) {
-    tile_q8_0_like_n<kType, Block, NT>((nb - i) * kQK8_0, x + i * sizeof(Block), act + i * sizeof(BlockQ8_0),
-                                       act_stride, tail, 1);
+    tile_q8_0_like_avx2<kType, Block, NT>((nb - i) * kQK8_0, x + i * sizeof(Block), act + i * sizeof(BlockQ8_0),
+                                          act_stride, nullptr, tail, 1);
   }
   for (int t = 0; t < NT; ++t) y[t * ldy] = hsum_f32x8(acc[t]) + tail[t];
-}
-
-template <int NT>
-HWY_INLINE void tile_q8_0_512(int64_t n, const void* w, const uint8_t* a, size_t s, const float* sc, float* y,
-                              int64_t ldy) {
-  tile_q8_0_like_512<GgmlType::kQ8_0, BlockQ8_0, NT>(n, w, a, s, sc, y, ldy);
-}
-template <int NT>
-HWY_INLINE void tile_q5_0_512(int64_t n, const void* w, const uint8_t* a, size_t s, const float* sc, float* y,
-                              int64_t ldy) {
-  tile_q8_0_like_512<GgmlType::kQ5_0, BlockQ5_0, NT>(n, w, a, s, sc, y, ldy);
-}
-template <int NT>
-HWY_INLINE void tile_q4_0_512(int64_t n, const void* w, const uint8_t* a, size_t s, const float* sc, float* y,
-                              int64_t ldy) {
-  tile_q8_0_like_512<GgmlType::kQ4_0, BlockQ4_0, NT>(n, w, a, s, sc, y, ldy);
-}
-
-// The K-quant kernels read the f32 scale from the Q8_K block itself.
-template <int NT>
-HWY_INLINE void tile_q4_K_512s(int64_t n, const void* w, const uint8_t* a, size_t s, const float*, float* y,
-                               int64_t ldy) {
-  tile_q4_K_512<NT>(n, w, a, s, y, ldy);
-}
-template <int NT>
-HWY_INLINE void tile_q6_K_512s(int64_t n, const void* w, const uint8_t* a, size_t s, const float*, float* y,
-                               int64_t ldy) {
-  tile_q6_K_512<NT>(n, w, a, s, y, ldy);
 }
 
 // 16 f16 or bf16 values -> 16 f32.
@@ -300,72 +273,25 @@ HWY_INLINE void tile_half_512(int64_t n, const void* wv, const uint8_t* act, siz
     y[t * ldy] = sum;
   }
 }
-template <int NT>
-HWY_INLINE void tile_f16_512(int64_t n, const void* w, const uint8_t* a, size_t s, const float* sc, float* y,
-                             int64_t ldy) {
-  tile_half_512<false, NT>(n, w, a, s, sc, y, ldy);
-}
-template <int NT>
-HWY_INLINE void tile_bf16_512(int64_t n, const void* w, const uint8_t* a, size_t s, const float* sc, float* y,
-                              int64_t ldy) {
-  tile_half_512<true, NT>(n, w, a, s, sc, y, ldy);
-}
-
 constexpr int kTileTokensAvx512 = 8;
 
-// Runtime nt (1..kTileTokensAvx512) -> the unrolled instantiation.
-#define FABULA_TILE512_DISPATCH(NAME, KERNEL)                                                                  \
-  inline void NAME(int64_t n, const void* w, const uint8_t* act, size_t act_stride, const float* scales,      \
-                   int nt, float* y, int64_t ldy) {                                                            \
-    switch (nt) {                                                                                              \
-      case 1: KERNEL<1>(n, w, act, act_stride, scales, y, ldy); break;                                        \
-      case 2: KERNEL<2>(n, w, act, act_stride, scales, y, ldy); break;                                        \
-      case 3: KERNEL<3>(n, w, act, act_stride, scales, y, ldy); break;                                        \
-      case 4: KERNEL<4>(n, w, act, act_stride, scales, y, ldy); break;                                        \
-      case 5: KERNEL<5>(n, w, act, act_stride, scales, y, ldy); break;                                        \
-      case 6: KERNEL<6>(n, w, act, act_stride, scales, y, ldy); break;                                        \
-      case 7: KERNEL<7>(n, w, act, act_stride, scales, y, ldy); break;                                        \
-      default: KERNEL<8>(n, w, act, act_stride, scales, y, ldy); break;                                       \
-    }                                                                                                          \
-  }
-// The single-row dot is the one-token tile, so a GEMV gives bit-identical results with tiles on or off.
-#define FABULA_VEC_DOT512(NAME, KERNEL)                                  \
-  inline float NAME(int64_t n, const void* w, const void* a) {          \
-    float y;                                                              \
-    KERNEL<1>(n, w, static_cast<const uint8_t*>(a), 0, nullptr, &y, 1);   \
-    return y;                                                             \
-  }
-FABULA_TILE512_DISPATCH(tile_q4_K_avx512, tile_q4_K_512s)
-FABULA_TILE512_DISPATCH(tile_q6_K_avx512, tile_q6_K_512s)
-FABULA_TILE512_DISPATCH(tile_q8_0_avx512, tile_q8_0_512)
-FABULA_TILE512_DISPATCH(tile_q5_0_avx512, tile_q5_0_512)
-FABULA_TILE512_DISPATCH(tile_q4_0_avx512, tile_q4_0_512)
-FABULA_TILE512_DISPATCH(tile_f16_avx512, tile_f16_512)
-FABULA_TILE512_DISPATCH(tile_bf16_avx512, tile_bf16_512)
-FABULA_VEC_DOT512(vec_dot_q4_K_avx512, tile_q4_K_512s)
-FABULA_VEC_DOT512(vec_dot_q6_K_avx512, tile_q6_K_512s)
-FABULA_VEC_DOT512(vec_dot_q8_0_avx512, tile_q8_0_512)
-FABULA_VEC_DOT512(vec_dot_q5_0_avx512, tile_q5_0_512)
-FABULA_VEC_DOT512(vec_dot_q4_0_avx512, tile_q4_0_512)
-FABULA_VEC_DOT512(vec_dot_f16_avx512, tile_f16_512)
-FABULA_VEC_DOT512(vec_dot_bf16_avx512, tile_bf16_512)
-#undef FABULA_TILE512_DISPATCH
-#undef FABULA_VEC_DOT512
+FABULA_TILE_ENTRY(tile_q4_K_avx512, kTileTokensAvx512, tile_q4_K_512)
+FABULA_TILE_ENTRY(tile_q5_K_avx512, kTileTokensAvx512, tile_qk_avx2, true, BlockQ5_K, )
+FABULA_TILE_ENTRY(tile_q6_K_avx512, kTileTokensAvx512, tile_q6_K_512)
+FABULA_TILE_ENTRY(tile_q8_0_avx512, kTileTokensAvx512, tile_q8_0_like_512, GgmlType::kQ8_0, BlockQ8_0, )
+FABULA_TILE_ENTRY(tile_q5_0_avx512, kTileTokensAvx512, tile_q8_0_like_512, GgmlType::kQ5_0, BlockQ5_0, )
+FABULA_TILE_ENTRY(tile_q4_0_avx512, kTileTokensAvx512, tile_q8_0_like_512, GgmlType::kQ4_0, BlockQ4_0, )
+FABULA_TILE_ENTRY(tile_f16_avx512, kTileTokensAvx512, tile_half_512, false, )
+FABULA_TILE_ENTRY(tile_bf16_avx512, kTileTokensAvx512, tile_half_512, true, )
 
 inline void fill_avx512_tiles(KernelTable* t) {
   t->tile[kernel_slot(GgmlType::kQ4_K)] = tile_q4_K_avx512;
+  t->tile[kernel_slot(GgmlType::kQ5_K)] = tile_q5_K_avx512;
   t->tile[kernel_slot(GgmlType::kQ6_K)] = tile_q6_K_avx512;
   t->tile[kernel_slot(GgmlType::kQ8_0)] = tile_q8_0_avx512;
   t->tile[kernel_slot(GgmlType::kQ5_0)] = tile_q5_0_avx512;
   t->tile[kernel_slot(GgmlType::kQ4_0)] = tile_q4_0_avx512;
   t->tile[kernel_slot(GgmlType::kF16)] = tile_f16_avx512;
   t->tile[kernel_slot(GgmlType::kBF16)] = tile_bf16_avx512;
-  t->vec_dot[kernel_slot(GgmlType::kQ4_K)] = vec_dot_q4_K_avx512;
-  t->vec_dot[kernel_slot(GgmlType::kQ6_K)] = vec_dot_q6_K_avx512;
-  t->vec_dot[kernel_slot(GgmlType::kQ8_0)] = vec_dot_q8_0_avx512;
-  t->vec_dot[kernel_slot(GgmlType::kQ5_0)] = vec_dot_q5_0_avx512;
-  t->vec_dot[kernel_slot(GgmlType::kQ4_0)] = vec_dot_q4_0_avx512;
-  t->vec_dot[kernel_slot(GgmlType::kF16)] = vec_dot_f16_avx512;
-  t->vec_dot[kernel_slot(GgmlType::kBF16)] = vec_dot_bf16_avx512;
   t->tile_tokens = kTileTokensAvx512;
 }
