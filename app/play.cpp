@@ -16,6 +16,8 @@
 #include "protocol/manifest.h"
 #include "sample/phrase_ban.h"
 #include "server/game_api.h"
+#include "voice/speech_service.h"
+#include "voice/system_player.h"
 
 namespace {
 
@@ -35,14 +37,35 @@ std::string default_save_path() {
   return (dir / "saves.sqlite").string();
 }
 
+// The speech engine for voices: --tts-cmd, else espeak-ng; nullptr (voices unavailable) with --no-tts or when
+// espeak-ng cannot start. A story whose tts fields are wrong is an error.
+fabula::Result<std::unique_ptr<fabula::voice::SpeechService>> make_speech(const fabula::engine::Story& story,
+                                                                          const std::string& tts_cmd, bool off) {
+  using namespace fabula;
+  FABULA_ASSIGN(auto voices, voice::story_voices_from_json(story.raw, story.root + "/story.json"));
+  if (off) return std::unique_ptr<voice::SpeechService>();
+  std::unique_ptr<voice::TtsEngine> engine;
+  if (!tts_cmd.empty()) {
+    engine = voice::make_command_tts(tts_cmd);
+  } else {
+    auto e = voice::make_espeak_tts();
+    if (!e) {
+      FABULA_LOG_WARN("voices unavailable: {}", e.error().message);
+      return std::unique_ptr<voice::SpeechService>();
+    }
+    engine = std::move(*e);
+  }
+  return std::make_unique<voice::SpeechService>(std::move(engine), std::move(voices));
+}
+
 }  // namespace
 
 FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui)") {
   struct Opts {
-    std::string model, server, story = "sakuragaoka", save, scripted, profile, host = "127.0.0.1";
+    std::string model, server, story = "sakuragaoka", save, scripted, profile, host = "127.0.0.1", tts_cmd;
     int port = 8765, delay_ms = 30, max_regen = 3;
     uint64_t seed = 1;
-    bool open = false, tui = false, fresh = false, no_wait = false;
+    bool open = false, tui = false, fresh = false, no_wait = false, no_tts = false, voices = false;
     fabula::app::DecodingArgs decoding;
   };
   auto o = std::make_shared<Opts>();
@@ -62,6 +85,11 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
   cli.add_flag("--tui", o->tui, "Play in the terminal");
   cli.add_flag("--new", o->fresh, "Start a new session instead of resuming the latest");
   cli.add_flag("--no-wait", o->no_wait, "--tui: don't wait for Enter after each line");
+  cli.add_option("--tts-cmd", o->tts_cmd,
+                 "Speak lines with this command instead of espeak-ng: text on stdin, WAV on stdout or to {out}; "
+                 "the voice comes in FABULA_VOICE, FABULA_PITCH, FABULA_RATE, FABULA_SPEAKER");
+  cli.add_flag("--no-tts", o->no_tts, "No speech engine (the player's Voices setting is then unavailable)");
+  cli.add_flag("--voices", o->voices, "--tui: speak the lines through the system player (paplay, pw-play or aplay)");
   return [o] {
     using namespace fabula;
     auto story = engine::load_story(o->story);
@@ -105,14 +133,28 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     FABULA_LOG_INFO("story {} · narrator {} · profile {} · saves {}", story->id, narrator->describe(),
                     go.engine.profile, save);
 
+    auto speech = make_speech(*story, o->tts_cmd, o->no_tts);
+    if (!speech) return app::report_error(speech.error(), "fix the story's tts fields, or play with --no-tts");
+
     if (o->tui) {
       present::TuiOptions to;
       to.wait_each_line = !o->no_wait;
+      std::unique_ptr<voice::LineSpeaker> speaker;
+      if (o->voices && *speech) {
+        std::string player = voice::find_system_player();
+        if (player.empty()) FABULA_LOG_WARN("--voices: no paplay, pw-play or aplay on PATH; playing without sound");
+        else speaker = std::make_unique<voice::LineSpeaker>(**speech, player);
+      }
+      if (speaker)
+        to.on_line = [&speaker, &speech](const std::string& who, const std::string& text) {
+          if (who.empty() ? (*speech)->narration_voiced() : (*speech)->speaks(who)) speaker->say(who, text);
+        };
       return present::run_tui(game, stdin, stdout, to);
     }
     auto web = protocol::find_in_repo("web/index.html");
     if (!web) return app::report_error(make_error(ErrorCode::kNotFound, "web/index.html not found near the binary"));
     server::GameServer http(game, std::filesystem::path(*web).parent_path().string());
+    http.set_speech(speech->get());
     auto port = http.bind(o->host, o->port);
     if (!port) return app::report_error(port.error(), "pick another --port");
     std::string url = fmt::format("http://{}:{}/", o->host, *port);

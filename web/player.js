@@ -14,6 +14,8 @@
     writing: false, log: [], bgIndex: 0, bgName: '', seq: 0, autoTimer: null, source: null,
   };
   window.fabula = ui;  // for tests and the curious
+  // Sound and settings live in audio.js / settings.js; the player only calls these hooks.
+  const audio = window.FabulaAudio, settings = window.FabulaSettings;
 
   const api = async (path, body) => {
     const opt = body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
@@ -40,6 +42,7 @@
     requestAnimationFrame(() => { next.classList.add('on'); cur.classList.remove('on'); });
     ui.bgIndex = 1 - ui.bgIndex;
     el.stage.dataset.background = name;
+    audio.stopAmbient();  // ambient sound belongs to the place
     el.place.classList.add('hidden'); void el.place.offsetWidth;
     el.place.textContent = loc.name; el.place.classList.remove('hidden');
   }
@@ -68,7 +71,8 @@
     s.classList.remove('on'); s.dataset.leaving = '1'; setTimeout(() => s.remove(), 450);
   }
   function setMusic(track) {
-    if (!track || track === 'none') { el.music.classList.add('hidden'); return; }
+    audio.playMusic(track);
+    if (!track || track === 'none' || track === 'stop') { el.music.classList.add('hidden'); return; }
     el.music.textContent = `\u266A ${track}`; el.music.classList.remove('hidden');
   }
   function renderState(st) {
@@ -97,16 +101,19 @@
     });
     const text = ev.type === 'dialogue' ? `\u201C${ev.text}\u201D` : ev.text;
     el.ctc.classList.add('hidden');
+    if (!ui.skip) audio.speak(ev); else audio.stopVoice();
     let i = 0;
     clearInterval(ui.typing);
     const done = () => { clearInterval(ui.typing); ui.typing = null; el.line.textContent = text; el.ctc.classList.remove('hidden'); scheduleAuto(); };
-    if (ui.skip) return done();
-    ui.typing = setInterval(() => { i += 2; el.line.textContent = text.slice(0, i); if (i >= text.length) done(); }, 18);
+    const perChar = settings.typeDelay();
+    if (ui.skip || perChar === 0) return done();
+    const step = Math.max(1, Math.round(18 / perChar));  // characters per 18 ms tick
+    ui.typing = setInterval(() => { i += step; el.line.textContent = text.slice(0, i); if (i >= text.length) done(); }, Math.max(18, perChar));
   }
   function scheduleAuto() {
     clearTimeout(ui.autoTimer);
     if (ui.skip) ui.autoTimer = setTimeout(advance, 60);
-    else if (ui.auto) ui.autoTimer = setTimeout(advance, 1400 + 28 * ((ui.current && ui.current.text) || '').length);
+    else if (ui.auto) ui.autoTimer = setTimeout(advance, settings.get('autoDelay') + 28 * ((ui.current && ui.current.text) || '').length);
   }
   function showChoices(ev) {
     el.choices.innerHTML = '';
@@ -133,9 +140,9 @@
     sprite: { scene: (ev) => showSprite(ev.character, ev.expression, ev.position) },
     hide: { scene: (ev) => hideSprite(ev.character) },
     music: { scene: (ev) => setMusic(ev.track) },
-    sfx: { scene: (ev) => toast(`\u266B ${ev.name.replace(/_/g, ' ')}`) },
+    sfx: { scene: (ev) => { audio.playSound(ev.name); toast(`\u266B ${ev.name.replace(/_/g, ' ')}`); } },
     choices: { offer: (ev) => ev, scene: (ev) => { showChoices(ev); return true; } },
-    end_scene: { offer: () => SCENE_END, scene: () => { showChoices(SCENE_END); return true; } },
+    end_scene: { offer: () => SCENE_END, scene: () => { audio.stopAmbient(); showChoices(SCENE_END); return true; } },
     beat_start: { stream: (ev) => {
       ui.writing = true; ui.awaiting = false; hideChoices(); ui.queue = [];
       if (ev.player_choice) ui.log.push({ type: 'choice', text: ev.player_choice });
@@ -183,6 +190,8 @@
     const h = handler(ev);
     if (h.stream) return h.stream(ev);
     if (!h.scene) return;
+    // A line is complete: its voice is requested now, while the narrator is still writing the next one.
+    if (h.line) audio.prefetchVoice(ev);
     ui.queue.push(ev);
     // The first line of a beat appears at once, while the narrator is still writing.
     if (!ui.typing && !ui.current && el.choices.classList.contains('hidden')) pump();
@@ -229,10 +238,27 @@
   function panel(title, build) {
     el.panel.querySelector('h2').textContent = title;
     const body = el.panel.querySelector('.body'); body.innerHTML = '';
-    build(body); el.panel.classList.remove('hidden');
+    build(body);
+    // A modal dialog: focus moves in (and back out on close); Tab stays inside while it is open.
+    if (el.panel.classList.contains('hidden')) ui.focusBefore = document.activeElement;
+    el.panel.classList.remove('hidden');
+    const first = body.querySelector('button, input, select, a[href]') || el.panel.querySelector('.close');
+    first.focus({ preventScroll: true });
   }
-  el.panel.querySelector('.close').onclick = () => el.panel.classList.add('hidden');
-  el.panel.onclick = (e) => { if (e.target === el.panel) el.panel.classList.add('hidden'); };
+  function closePanel() {
+    el.panel.classList.add('hidden');
+    if (ui.focusBefore && ui.focusBefore.focus) ui.focusBefore.focus({ preventScroll: true });
+    ui.focusBefore = null;
+  }
+  function trapTab(e) {
+    const items = [...el.panel.querySelectorAll('button, input, select, a[href]')].filter((x) => !x.disabled && x.offsetParent !== null);
+    if (!items.length) return;
+    const i = items.indexOf(document.activeElement);
+    const next = e.shiftKey ? (i <= 0 ? items.length - 1 : i - 1) : (i < 0 || i === items.length - 1 ? 0 : i + 1);
+    e.preventDefault(); items[next].focus({ preventScroll: true });
+  }
+  el.panel.querySelector('.close').onclick = () => closePanel();
+  el.panel.onclick = (e) => { if (e.target === el.panel) closePanel(); };
   function history() {
     panel('History', (body) => {
       ui.log.filter((e) => handler(e).line || e.type === 'choice').forEach((e) => {
@@ -242,6 +268,7 @@
           d.textContent = `\u25B8 ${e.text}`;
           if (e.beat) { const j = document.createElement('button'); j.className = 'jump'; j.textContent = 'roll back here'; j.onclick = () => rollback(e.beat); d.appendChild(j); }
         } else d.textContent = e.text;
+        if (audio.voiceFor(e)) { const r = document.createElement('button'); r.className = 'replay'; r.textContent = '\u25B6'; r.setAttribute('aria-label', `Replay the voice: ${e.text.slice(0, 40)}`); r.onclick = () => audio.speak(e, true); d.prepend(r); }
         body.appendChild(d);
       });
       body.scrollTop = body.scrollHeight;
@@ -269,6 +296,9 @@
         body.appendChild(d);
       });
     });
+  }
+  function openSettings() {
+    panel('Settings', (body) => settings.render(body, !!(ui.story.voices && ui.story.voices.available)));
   }
   function menu() {
     panel('Menu', (body) => {
@@ -298,6 +328,7 @@
       else if (act === 'save') { await refreshSnapshot(); slots(false); }
       else if (act === 'load') { await refreshSnapshot(); slots(true); }
       else if (act === 'menu') menu();
+      else if (act === 'settings') openSettings();
       else if (act === 'regen') { hideChoices(); ui.current = null; el.line.textContent = ''; await api('/api/regenerate', {}); }
       else if (act === 'back') { await refreshSnapshot(); const b = ui.snap.beat; if (b && b.parent_id) await rollback(b.parent_id); else toast('This is the first beat'); }
       else if (act === 'prev' || act === 'next') await api('/api/branch', { offset: act === 'next' ? 1 : -1 });
@@ -308,12 +339,20 @@
   el.textbox.onclick = () => advance();
   el.stage.addEventListener('click', (e) => { if (e.target === el.stage || e.target.closest('#sprites') || e.target.closest('#backdrop')) advance(); });
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape') { el.panel.classList.add('hidden'); return; }
-    if (!el.panel.classList.contains('hidden')) return;
+    if (e.key === 'Escape') { if (!el.panel.classList.contains('hidden')) closePanel(); return; }
+    if (!el.panel.classList.contains('hidden')) { if (e.key === 'Tab') trapTab(e); return; }
+    // A focused control keeps Space/Enter for itself (keyboard users press buttons that way).
+    const control = e.target.closest && e.target.closest('button, input, select, textarea, a');
+    if ((e.key === ' ' || e.key === 'Enter') && control && control.offsetParent !== null) return;
+    if (e.target.closest && e.target.closest('input, select, textarea')) return;
     if (e.key === ' ' || e.key === 'Enter') { e.preventDefault(); if (!el.title.classList.contains('hidden')) $('#begin').click(); else advance(); }
     else if (e.key === 'h' || e.key === 'H') history();
     else if (e.key === 'a' || e.key === 'A') el.quick.querySelector('[data-act=auto]').click();
     else if (e.key === 's' || e.key === 'S') el.quick.querySelector('[data-act=skip]').click();
+    else if (e.key === 'o' || e.key === 'O') openSettings();
+    else if (e.key === 'm' || e.key === 'M') { settings.toggleMuteAll(); toast(settings.allMuted() ? 'Sound muted' : 'Sound on'); }
+    else if (e.key === 'v' || e.key === 'V') { settings.set('voices', !settings.get('voices')); toast(`Voices ${settings.get('voices') ? 'on' : 'off'}`); }
+    else if ((e.key === 'r' || e.key === 'R') && ui.current) audio.speak(ui.current, true);
     else if (/^[1-4]$/.test(e.key)) { const b = el.choices.querySelectorAll('button')[Number(e.key) - 1]; if (b && !el.choices.classList.contains('hidden')) b.click(); }
   });
 
@@ -321,6 +360,8 @@
   (async () => {
     try {
       ui.story = await api('/api/story');
+      audio.init({ story: ui.story, isWriting: () => ui.writing });
+      settings.onChange((v) => { audio.setVolumes(settings.volumes()); audio.voicesOn = v.voices; audio.narration = v.narrationVoice; });
       document.title = `${ui.story.title} \u2014 fabula`;
       await loadSnapshot();
       connect(ui.snap.seq);

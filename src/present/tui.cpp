@@ -85,9 +85,11 @@ struct Tui {
     } else if (const auto* e = std::get_if<SfxEvent>(&event)) {
       print(fmt::format("   [sound] {}\n", e->name));
     } else if (const auto* e = std::get_if<DialogueEvent>(&event)) {
+      if (opt.on_line) opt.on_line(e->speaker, e->text);
       print(fmt::format("\n{}: \u201c{}\u201d\n", e->speaker, e->text));
       return wait_enter();
     } else if (const auto* e = std::get_if<NarrationEvent>(&event)) {
+      if (opt.on_line) opt.on_line("", e->text);
       print(fmt::format("\n{}\n", e->text));
       return wait_enter();
     } else if (const auto* e = std::get_if<ErrorEvent>(&event)) {

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdio>
+#include <functional>
+#include <string>
 
 #include "engine/game.h"
 
@@ -9,6 +11,8 @@ namespace fabula::present {
 
 struct TuiOptions {
   bool wait_each_line = true;  // Enter advances each line (off: lines flow as they arrive)
+  // Called with each line as it is shown (speaker "" for narration): voices through the system player.
+  std::function<void(const std::string& speaker, const std::string& text)> on_line;
 };
 
 // Plays until the player types q (or input ends). Commands at the choice prompt: a number, r (regenerate),

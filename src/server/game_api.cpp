@@ -29,7 +29,32 @@ json body_json(const httplib::Request& req) {
   return j.is_discarded() || !j.is_object() ? json::object() : j;
 }
 
-json story_json(const engine::Story& s) {
+// Audio files a story package ships ("audio": {"music": {mood: file}, "sounds": {name: file}}), as URLs; the
+// player generates everything not listed.
+json story_audio_json(const engine::Story& s) {
+  json out = {{"music", json::object()}, {"sounds", json::object()}};
+  if (!s.raw.contains("audio") || !s.raw["audio"].is_object()) return out;
+  for (const char* kind : {"music", "sounds"}) {
+    const json& m = s.raw["audio"].value(kind, json::object());
+    if (!m.is_object()) continue;
+    for (const auto& [name, file] : m.items())
+      if (file.is_string()) out[kind][name] = "/story/" + file.get<std::string>();
+  }
+  return out;
+}
+
+json voices_json(const engine::Story& s, const voice::SpeechService* speech) {
+  json cast = json::array();
+  if (speech)
+    for (const auto& c : s.cast)
+      if (speech->speaks(c.name)) cast.push_back(c.name);
+  return {{"available", speech != nullptr},
+          {"engine", speech ? speech->describe() : ""},
+          {"cast", cast},
+          {"narration", speech && speech->narration_voiced()}};
+}
+
+json story_json(const engine::Story& s, const voice::SpeechService* speech) {
   json cast = json::array();
   for (const auto& c : s.cast) {
     json sprites = json::object();
@@ -41,7 +66,7 @@ json story_json(const engine::Story& s) {
     locs.push_back({{"id", l.id}, {"name", l.name}, {"backdrop", l.backdrop.empty() ? "" : "/story/" + l.backdrop}});
   return {{"id", s.id},           {"title", s.title},         {"premise", s.premise}, {"cast", cast},
           {"locations", locs},    {"positions", s.positions}, {"music", s.music},     {"sounds", s.sounds},
-          {"expressions", s.expressions}};
+          {"expressions", s.expressions}, {"audio", story_audio_json(s)}, {"voices", voices_json(s, speech)}};
 }
 
 }  // namespace
@@ -60,7 +85,7 @@ void GameServer::routes() {
   h.Get("/", [this](const httplib::Request&, httplib::Response& res) {
     res.set_redirect("/web/index.html");
   });
-  h.Get("/api/story", [this](const httplib::Request&, httplib::Response& res) { reply(res, story_json(game_.story())); });
+  h.Get("/api/story", [this](const httplib::Request&, httplib::Response& res) { reply(res, story_json(game_.story(), speech_)); });
   h.Get("/api/state", [this](const httplib::Request&, httplib::Response& res) { reply(res, game_.snapshot()); });
   h.Get("/api/tree", [this](const httplib::Request&, httplib::Response& res) { reply(res, game_.tree()); });
   h.Get("/api/events", [this](const httplib::Request& req, httplib::Response& res) {
@@ -78,6 +103,24 @@ void GameServer::routes() {
       }
       if (out.empty()) out = ": keep-alive\n\n";
       return sink.write(out.data(), out.size()) && !stopping_;
+    });
+  });
+  h.Get("/api/voice", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!speech_)
+      return reply(res, {{"ok", false}, {"error", "voices are off: this server has no speech engine (espeak-ng or --tts-cmd)"}}, 404);
+    if (!req.has_param("text")) return reply(res, {{"ok", false}, {"error", "voice: missing ?text="}}, 400);
+    auto speech = speech_->speak(req.get_param_value("speaker"), req.get_param_value("text"));
+    if (!speech) {
+      ErrorCode c = speech.error().code;
+      int status = c == ErrorCode::kNotFound ? 404 : c == ErrorCode::kInvalidArgument ? 400 : 500;
+      return reply(res, {{"ok", false}, {"error", speech.error().to_string()}}, status);
+    }
+    res.set_header("X-Fabula-Voice-Cache", speech->cache_hit ? "hit" : "miss");
+    res.set_header("Cache-Control", "private, max-age=86400");
+    // The cached bytes are shared: stream them out without a copy.
+    auto wav = speech->wav;
+    res.set_content_provider(wav->size(), "audio/wav", [wav](size_t offset, size_t length, httplib::DataSink& sink) {
+      return sink.write(wav->data() + offset, std::min(length, wav->size() - offset));
     });
   });
   h.Post("/api/start", [this](const httplib::Request&, httplib::Response& res) {

@@ -8,6 +8,7 @@
 
 #include "base/result.h"
 #include "engine/game.h"
+#include "voice/speech_service.h"
 
 namespace httplib {
 class Server;
@@ -26,6 +27,8 @@ namespace fabula::server {
 //   POST /api/save         {"name": s}                 POST /api/load    {"name": s}
 //   POST /api/new          a new session               GET  /api/export  the session as JSON
 //   POST /api/import       body: an exported session; becomes the current session
+//   GET  /api/voice        ?speaker=NAME&text=LINE (speaker empty: narration): audio/wav of the line, cached
+//                          per line (X-Fabula-Voice-Cache: hit|miss); 404 when voices are off or unvoiced
 class GameServer {
  public:
   GameServer(engine::Game& game, std::string web_root);
@@ -36,6 +39,8 @@ class GameServer {
   // Serves until stop() (blocking).
   void run();
   void stop();
+  // Voices for /api/voice (nullptr: off). Set before run(); the service must outlive the server.
+  void set_speech(voice::SpeechService* speech) { speech_ = speech; }
 
  private:
   void routes();
@@ -43,6 +48,7 @@ class GameServer {
   std::string web_root_;
   std::unique_ptr<httplib::Server> http_;
   std::atomic<bool> stopping_{false};
+  voice::SpeechService* speech_ = nullptr;
 };
 
 }  // namespace fabula::server
