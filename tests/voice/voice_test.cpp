@@ -1,10 +1,12 @@
 // Voice layer: WAV writer/parser, story voice specs, espeak-ng synthesis, --tts-cmd, and the per-line cache.
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "voice/speech_service.h"
+#include "voice/system_player.h"
 #include "voice/tts.h"
 #include "voice/voice_spec.h"
 #include "voice/wav.h"
@@ -205,6 +207,40 @@ TEST(CommandTts, ReadsTheOutFileAndReportsFailures) {
             std::string::npos);
   auto slow = make_command_tts("sleep 5", 1);
   EXPECT_EQ(slow->synthesize("hi", VoiceSpec{}, "Ren").error().code, ErrorCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace fabula::voice
+
+namespace fabula::voice {
+namespace {
+
+// The terminal player's speaker hands each line's WAV to the system player (here a script that keeps a copy).
+TEST(LineSpeaker, HandsTheLinesWavToTheSystemPlayer) {
+  TempFolder tmp;
+  std::string player = (tmp.path / "player.sh").string();
+  std::ofstream(player) << "#!/bin/sh\ncp \"$1\" '" << (tmp.path / "heard.wav").string() << "'\n";
+  fs::permissions(player, fs::perms::owner_all);
+  auto engine = std::make_unique<CountingTts>();
+  SpeechService svc(std::move(engine), two_voices());
+  {
+    LineSpeaker speaker(svc, player);
+    speaker.say("Ren", "abc");
+    for (int i = 0; i < 500 && !fs::exists(tmp.path / "heard.wav"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::ifstream heard(tmp.path / "heard.wav", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(heard)), {});
+  auto info = parse_wav(bytes);
+  ASSERT_TRUE(info.ok()) << "the player got no WAV";
+  EXPECT_EQ(info->data_bytes, 2u * 3000u);  // CountingTts: 1000 samples per character of "abc"
+}
+
+TEST(LineSpeaker, FindsNoPlayerOnAnEmptyPath) {
+  const char* old = std::getenv("PATH");
+  std::string saved = old ? old : "";
+  setenv("PATH", "/nonexistent", 1);
+  EXPECT_EQ(find_system_player(), "");
+  setenv("PATH", saved.c_str(), 1);
 }
 
 }  // namespace
