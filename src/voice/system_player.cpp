@@ -70,7 +70,7 @@ void LineSpeaker::run() {
     }
     if (player_.empty() || !write_file_atomic(file, *speech->wav)) continue;
     // Quiet players: their progress output would garble the terminal.
-    std::string quiet = player_.ends_with("aplay") ? "-q" : "";
+    std::string quiet = std::filesystem::path(player_).filename() == "aplay" ? "-q" : "";
     std::vector<char*> argv = {player_.data()};
     if (!quiet.empty()) argv.push_back(quiet.data());
     argv.push_back(file.data());
