@@ -138,6 +138,7 @@
     piece.bus.gain.cancelScheduledValues(t); piece.bus.gain.setValueAtTime(piece.bus.gain.value, t);
     piece.bus.gain.linearRampToValueAtTime(0, t + FADE);
     A.fading.push(piece);
+    log({ kind: 'music-fade', name: piece.name });
     setTimeout(() => {
       piece.stopped = true; clearInterval(piece.timer);
       if (piece.source) piece.source.stop();

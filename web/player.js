@@ -246,8 +246,11 @@
     first.focus({ preventScroll: true });
   }
   function closePanel() {
+    // Nothing inside the closed panel may keep focus (Space would still toggle a hidden checkbox).
+    if (el.panel.contains(document.activeElement)) document.activeElement.blur();
     el.panel.classList.add('hidden');
-    if (ui.focusBefore && ui.focusBefore.focus) ui.focusBefore.focus({ preventScroll: true });
+    const back = ui.focusBefore;
+    if (back && back.focus && back.offsetParent !== null) back.focus({ preventScroll: true });
     ui.focusBefore = null;
   }
   function trapTab(e) {
@@ -344,7 +347,7 @@
     // A focused control keeps Space/Enter for itself (keyboard users press buttons that way).
     const control = e.target.closest && e.target.closest('button, input, select, textarea, a');
     if ((e.key === ' ' || e.key === 'Enter') && control && control.offsetParent !== null) return;
-    if (e.target.closest && e.target.closest('input, select, textarea')) return;
+    if (control && control.offsetParent !== null && control.matches('input, select, textarea')) return;
     if (e.key === ' ' || e.key === 'Enter') { e.preventDefault(); if (!el.title.classList.contains('hidden')) $('#begin').click(); else advance(); }
     else if (e.key === 'h' || e.key === 'H') history();
     else if (e.key === 'a' || e.key === 'A') el.quick.querySelector('[data-act=auto]').click();

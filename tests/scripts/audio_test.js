@@ -126,7 +126,7 @@ function startPlay(args) {
   const tense = st.trace.find((e) => e.kind === 'music' && e.name === 'tense');
   check(tense.source === 'file', 'tense comes from the story package\'s own file');
   check(st.music && st.music.mood === 'tense', `the music is now tense (${JSON.stringify(st.music)})`);
-  check(st.fading.includes('calm'), `calm cross-fades out (fading: ${st.fading})`);
+  check(st.trace.some((e) => e.kind === 'music-fade' && e.name === 'calm'), 'calm cross-fades out');
   const rain = st.trace.find((e) => e.kind === 'sfx' && e.name === 'rain');
   check(rain && rain.ambient && st.ambient.includes('rain'), 'rain plays as an ambient loop');
   await readUntil(() => window.FabulaAudio.trace.some((e) => e.kind === 'sfx' && e.name === 'door_slide'), 'sfx door_slide');
@@ -177,7 +177,7 @@ function startPlay(args) {
   await traceHas(() => window.FabulaAudio.trace.some((e) => e.kind === 'music' && e.name === 'none'));
   st = await audio();
   check(st.trace.some((e) => e.kind === 'sfx-stop' && e.name === 'rain') && !st.ambient.length, 'the scene change stops the rain');
-  check(st.music === null && st.fading.includes('tense'), 'music none fades the piece out');
+  check(st.music === null && st.trace.some((e) => e.kind === 'music-fade' && e.name === 'tense'), 'music none fades the piece out');
   check(await page.isHidden('#music'), 'the music chip hides');
 
   // ---- accessibility: names, focus, contrast ----
