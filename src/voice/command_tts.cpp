@@ -49,8 +49,9 @@ class CommandTts : public TtsEngine {
     FABULA_TRY(write_file_atomic(in.string(), std::string(text)));
     std::string cmd = command_;
     bool to_file = false;
+    std::string quoted = fmt::format("'{}'", out.string());  // our own temp path: no quotes inside
     for (size_t at; (at = cmd.find("{out}")) != std::string::npos;) {
-      cmd.replace(at, 5, "'" + out.string() + "'");
+      cmd.replace(at, 5, quoted);
       to_file = true;
     }
 
