@@ -12,7 +12,7 @@ namespace fabula::present {
 struct TuiOptions {
   bool wait_each_line = true;  // Enter advances each line (off: lines flow as they arrive)
   // Called with each line as it is shown (speaker "" for narration): voices through the system player.
-  std::function<void(const std::string& speaker, const std::string& text)> on_line;
+  std::function<void(const std::string& speaker, const std::string& text)> on_line = nullptr;
 };
 
 // Plays until the player types q (or input ends). Commands at the choice prompt: a number, r (regenerate),
