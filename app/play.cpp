@@ -65,7 +65,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     std::string model, server, story = "sakuragaoka", save, scripted, profile, host = "127.0.0.1", tts_cmd;
     int port = 8765, delay_ms = 30, max_regen = 3;
     uint64_t seed = 1;
-    bool open = false, tui = false, fresh = false, no_wait = false, no_tts = false, voices = false;
+    bool open = false, tui = false, fresh = false, no_wait = false, no_tts = false, voices = false, sound = false;
     fabula::app::DecodingArgs decoding;
   };
   auto o = std::make_shared<Opts>();
@@ -90,6 +90,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
                  "the voice comes in FABULA_VOICE, FABULA_PITCH, FABULA_RATE, FABULA_SPEAKER");
   cli.add_flag("--no-tts", o->no_tts, "No speech engine (the player's Voices setting is then unavailable)");
   cli.add_flag("--voices", o->voices, "--tui: speak the lines through the system player (paplay, pw-play or aplay)");
+  cli.add_flag("--sound", o->sound, "--tui: play the sound effects through the system player");
   return [o] {
     using namespace fabula;
     auto story = engine::load_story(o->story);
@@ -140,11 +141,13 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
       present::TuiOptions to;
       to.wait_each_line = !o->no_wait;
       std::unique_ptr<voice::LineSpeaker> speaker;
-      if (o->voices && *speech) {
-        std::string player = voice::find_system_player();
-        if (player.empty()) FABULA_LOG_WARN("--voices: no paplay, pw-play or aplay on PATH; playing without sound");
-        else speaker = std::make_unique<voice::LineSpeaker>(**speech, player);
-      }
+      std::unique_ptr<voice::EffectPlayer> effects;
+      std::string player = o->voices || o->sound ? voice::find_system_player() : "";
+      if ((o->voices || o->sound) && player.empty())
+        FABULA_LOG_WARN("--voices / --sound: no paplay, pw-play or aplay on PATH; playing without sound");
+      if (o->voices && *speech && !player.empty()) speaker = std::make_unique<voice::LineSpeaker>(**speech, player);
+      if (o->sound && !player.empty()) effects = std::make_unique<voice::EffectPlayer>(player);
+      if (effects) to.on_sound = [&effects](const std::string& name) { effects->play(name); };
       if (speaker)
         to.on_line = [&speaker, &speech](const std::string& who, const std::string& text) {
           if (who.empty() ? (*speech)->narration_voiced() : (*speech)->speaks(who)) speaker->say(who, text);

@@ -83,6 +83,7 @@ struct Tui {
     } else if (const auto* e = std::get_if<MusicEvent>(&event)) {
       print(fmt::format("   [music] {}\n", e->track));
     } else if (const auto* e = std::get_if<SfxEvent>(&event)) {
+      if (opt.on_sound) opt.on_sound(e->name);
       print(fmt::format("   [sound] {}\n", e->name));
     } else if (const auto* e = std::get_if<DialogueEvent>(&event)) {
       if (opt.on_line) opt.on_line(e->speaker, e->text);

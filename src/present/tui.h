@@ -13,6 +13,8 @@ struct TuiOptions {
   bool wait_each_line = true;  // Enter advances each line (off: lines flow as they arrive)
   // Called with each line as it is shown (speaker "" for narration): voices through the system player.
   std::function<void(const std::string& speaker, const std::string& text)> on_line = nullptr;
+  // Called with each sound effect's name (sound through the system player).
+  std::function<void(const std::string& name)> on_sound = nullptr;
 };
 
 // Plays until the player types q (or input ends). Commands at the choice prompt: a number, r (regenerate),

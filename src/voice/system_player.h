@@ -15,6 +15,26 @@ namespace fabula::voice {
 // The first of paplay, pw-play, aplay found on PATH ("" when none: sound is then silently absent).
 std::string find_system_player();
 
+// Starts the player on a WAV file (stdout/stderr to /dev/null); the pid, or -1 when it cannot start.
+int spawn_player(const std::string& player, const std::string& file);
+
+// Plays sound effects in the background, each in its own player process (effects may overlap).
+class EffectPlayer {
+ public:
+  explicit EffectPlayer(std::string player);
+  ~EffectPlayer();
+  void play(std::string name);
+
+ private:
+  void run();
+  std::string player_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
 // Speaks lines in the background: synthesis and playback run on a worker, so the terminal never waits on them.
 // A new line interrupts the one playing (as a visual novel does when the reader moves on).
 class LineSpeaker {

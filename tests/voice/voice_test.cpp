@@ -1,5 +1,6 @@
 // Voice layer: WAV writer/parser, story voice specs, espeak-ng synthesis, --tts-cmd, and the per-line cache.
 #include <filesystem>
+#include <cmath>
 #include <fstream>
 #include <thread>
 
@@ -241,6 +242,62 @@ TEST(LineSpeaker, FindsNoPlayerOnAnEmptyPath) {
   setenv("PATH", "/nonexistent", 1);
   EXPECT_EQ(find_system_player(), "");
   setenv("PATH", saved.c_str(), 1);
+}
+
+}  // namespace
+}  // namespace fabula::voice
+
+#include "voice/effects.h"
+
+namespace fabula::voice {
+namespace {
+
+double rms(const std::vector<int16_t>& s, size_t from, size_t to) {
+  double acc = 0;
+  for (size_t i = from; i < to; ++i) acc += static_cast<double>(s[i]) * s[i];
+  return std::sqrt(acc / std::max<size_t>(1, to - from));
+}
+
+// Every sound of the demo manifest renders to audible audio of a sensible length; ambient clips fade in and out.
+TEST(Effects, EveryManifestSoundIsAudible) {
+  for (const char* name : {"door_slide", "school_bell", "footsteps", "train", "rain", "crowd", "wind"}) {
+    auto s = render_effect(name, 22050);
+    double seconds = s.size() / 22050.0;
+    EXPECT_GT(seconds, 0.5) << name;
+    EXPECT_LT(seconds, 10.0) << name;
+    EXPECT_GT(rms(s, 0, s.size()), 300.0) << name << " is nearly silent";
+  }
+  auto rain = render_effect("rain", 22050);
+  EXPECT_LT(rms(rain, 0, 500), rms(rain, rain.size() / 2 - 5000, rain.size() / 2 + 5000) / 4) << "rain fades in";
+  EXPECT_NE(render_effect("school_bell"), render_effect("door_slide"));
+  EXPECT_GT(render_effect("not_a_sound").size(), 0u);  // a blip, not an error
+}
+
+TEST(EffectPlayer, HandsEachEffectToTheSystemPlayer) {
+  TempFolder tmp;
+  std::string player = (tmp.path / "player.sh").string();
+  std::ofstream(player) << "#!/bin/sh\ncp \"$1\" '" << tmp.path.string() << "/'$(basename \"$1\").heard\n";
+  fs::permissions(player, fs::perms::owner_all);
+  {
+    EffectPlayer effects(player);
+    effects.play("door_slide");
+    effects.play("rain");
+    for (int i = 0; i < 500; ++i) {
+      int n = 0;
+      for (const auto& e : fs::directory_iterator(tmp.path)) n += e.path().extension() == ".heard";
+      if (n == 2) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  int heard = 0;
+  for (const auto& e : fs::directory_iterator(tmp.path)) {
+    if (e.path().extension() != ".heard") continue;
+    std::ifstream f(e.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), {});
+    EXPECT_TRUE(parse_wav(bytes).ok());
+    ++heard;
+  }
+  EXPECT_EQ(heard, 2);
 }
 
 }  // namespace
