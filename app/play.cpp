@@ -17,6 +17,7 @@
 #include "sample/phrase_ban.h"
 #include "server/game_api.h"
 #include "voice/speech_service.h"
+#include "voice/story_audio.h"
 #include "voice/system_player.h"
 
 namespace {
@@ -134,6 +135,8 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     FABULA_LOG_INFO("story {} · narrator {} · profile {} · saves {}", story->id, narrator->describe(),
                     go.engine.profile, save);
 
+    if (auto st = voice::check_story_audio(story->raw, story->root, story->music, story->sounds); !st)
+      return app::report_error(st.error(), "fix the story's \"audio\" entries (the player generates what is not listed)");
     auto speech = make_speech(*story, o->tts_cmd, o->no_tts);
     if (!speech) return app::report_error(speech.error(), "fix the story's tts fields, or play with --no-tts");
 

@@ -302,3 +302,27 @@ TEST(EffectPlayer, HandsEachEffectToTheSystemPlayer) {
 
 }  // namespace
 }  // namespace fabula::voice
+
+#include "voice/story_audio.h"
+
+namespace fabula::voice {
+namespace {
+
+TEST(StoryAudio, ChecksTheFilesAPackageShips) {
+  TempFolder tmp;
+  fs::create_directories(tmp.path / "audio");
+  std::ofstream(tmp.path / "audio/tense.wav") << wav_from_pcm16({1, 2}, 8000);
+  std::vector<std::string> music = {"calm", "tense"}, sounds = {"rain"};
+  auto check = [&](const json& audio) { return check_story_audio(json{{"audio", audio}}, tmp.path.string(), music, sounds); };
+  EXPECT_TRUE(check_story_audio(json::object(), tmp.path.string(), music, sounds).ok());  // none shipped
+  EXPECT_TRUE(check(json{{"music", {{"tense", "audio/tense.wav"}}}}).ok());
+  EXPECT_NE(check(json{{"music", {{"calm", "audio/calm.ogg"}}}}).error().message.find("no file audio/calm.ogg"), std::string::npos);
+  EXPECT_NE(check(json{{"music", {{"happy", "audio/tense.wav"}}}}).error().message.find("not in the story's music list"),
+            std::string::npos);
+  EXPECT_NE(check(json{{"sounds", {{"rain", "../../etc/passwd"}}}}).error().message.find("inside the story package"),
+            std::string::npos);
+  EXPECT_NE(check(json{{"voices", json::object()}}).error().message.find("audio.voices is not known"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fabula::voice
