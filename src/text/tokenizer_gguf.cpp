@@ -148,7 +148,7 @@ Result<GgufMetadata> tokenizer_gguf_metadata(const std::string& tokenizer_json_p
   }
   // LlamaHfVocab: BYTE for <0xNN>, CONTROL for special tokens, USER_DEFINED for added tokens beyond the base
   // vocab, NORMAL otherwise; then Gemma4Model.set_vocab forces the chat-parser tokens to USER_DEFINED.
-  std::vector<int64_t> types(size_t(n), int64_t(TokenType::kNormal));
+  std::vector<int64_t> types(static_cast<size_t>(n), static_cast<int64_t>(TokenType::kNormal));
   std::vector<bool> special(size_t(n), false);
   for (const auto& a : tj.added) {
     if (a.id < 0) return make_error(ErrorCode::kCorrupt, "{}: added token '{}' has a negative id", path, a.content);
