@@ -31,6 +31,7 @@ struct BenchArgs {
   bool json = false;
   bool no_warmup = false;
   uint32_t seed = 1234;
+  double bandwidth_gbs = 0;  // > 0: also print tg as a fraction of the read bound
 };
 
 struct TestResult {
@@ -84,6 +85,25 @@ void finish(TestResult& r, int n_tokens) {
   r.sd_ts = r.samples_ts.size() > 1 ? std::sqrt(var / static_cast<double>(r.samples_ts.size() - 1)) : 0.0;
 }
 
+// Weight bytes one generated token reads: every tensor, except that routed-expert tensors (*_exps) count
+// n_expert_used / n_expert of their bytes, and the embedding counts one row unless it is also the (tied) output head.
+// The KV cache (a few MB at short contexts) is left out.
+double decode_bytes_per_token(const fabula::Model& m) {
+  const auto& hp = m.hparams();
+  const bool tied = m.gguf().find_tensor("output.weight") == nullptr;
+  double bytes = 0;
+  for (const auto& t : m.gguf().tensors()) {
+    double b = static_cast<double>(t.n_bytes());
+    if (t.name.find("_exps.") != std::string::npos && hp.n_expert > 0) {
+      b *= static_cast<double>(hp.n_expert_used) / static_cast<double>(hp.n_expert);
+    } else if (t.name == "token_embd.weight" && !tied) {
+      b /= static_cast<double>(hp.n_vocab);
+    }
+    bytes += b;
+  }
+  return bytes;
+}
+
 }  // namespace
 
 FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-bench method)") {
@@ -96,6 +116,9 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
   cli.add_option("--seed", args->seed, "Seed of the random tokens")->capture_default_str();
   cli.add_flag("--json", args->json, "Print JSON instead of the table");
   cli.add_flag("--no-warmup", args->no_warmup, "Skip the warm-up run");
+  cli.add_option("--bandwidth", args->bandwidth_gbs,
+                 "Memory read bandwidth in GB/s (bench_membw's best read): prints tg against the bound "
+                 "bandwidth / weight bytes per token");
   return [args]() -> int {
     using namespace fabula;
     const double t_load0 = now_s();
@@ -183,6 +206,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
     getrusage(RUSAGE_SELF, &ru);
     const double peak_rss = static_cast<double>(ru.ru_maxrss) * 1024.0;
 
+    const double bytes_per_token = decode_bytes_per_token(m);
     if (args->json) {
       nlohmann::json out = nlohmann::json::array();
       char date[64];
@@ -207,6 +231,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
                        {"peak_rss_bytes", peak_rss},
                        {"load_avg_start", load_avg_start},
                        {"load_avg_end", load_avg_end},
+                       {"decode_bytes_per_token", bytes_per_token},
                        {"date", date}});
       }
       std::printf("%s\n", out.dump(2).c_str());
@@ -224,6 +249,15 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
     }
     std::printf("\nload %.2f s, peak RSS %.2f GiB, load average %.2f -> %.2f\n", load_s,
                 peak_rss / (1024.0 * 1024.0 * 1024.0), load_avg_start, load_avg_end);
+    std::printf("decode reads %.4f GB of weights per token", bytes_per_token / 1e9);
+    if (args->bandwidth_gbs > 0) {
+      const double bound = args->bandwidth_gbs * 1e9 / bytes_per_token;
+      std::printf("; bound at %.2f GB/s: %.2f t/s", args->bandwidth_gbs, bound);
+      for (const auto& r : results) {
+        if (r.n_gen > 0) std::printf("; %s %.2f t/s = %.1f%% of the bound", r.name.c_str(), r.mean_ts, 100 * r.mean_ts / bound);
+      }
+    }
+    std::printf("\n");
     return 0;
   };
 }
