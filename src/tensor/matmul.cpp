@@ -23,6 +23,9 @@ constexpr int64_t kMinParallelQuantize = 16384;
 constexpr int64_t kMinParallelMacs = 65536;
 // Rows per tile when several tokens share a weight tile (the tile stays in L1/L2 across the tokens).
 constexpr int64_t kRowTile = 16;
+// The unpack of a weight row in a tile call, in tokens' worth of multiply-adds (for matmul_jobs' balance): on the
+// 512-bit Q4_K kernel 1 token ran at 24 and 8 tokens at 54 G MAC/s, so a call costs about 2 + nt tokens.
+constexpr int64_t kUnpackTokens = 2;
 
 // y[t][r] for r in [r0, r1), all tokens. Each weight row is unpacked once per group of up to tile_tokens tokens,
 // and a tile of kRowTile rows stays in L1/L2 while the token groups pass over it.
@@ -121,17 +124,29 @@ void matmul(const MatrixView& w, const QuantizedActivations& xq, float* y, Threa
 void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
   const KernelTable& kt = best_kernels();
   const int tile_tokens = matmul_use_tiles() ? kt.tile_tokens : 1;
-  // Cost of one output row of job j (MACs), and the prefix sums over whole jobs.
+  // Cost of one output row of each job, and the prefix sums over whole jobs. With one token per job (decode) a
+  // row costs its bytes, since streaming the weights is the time (a Q6_K row is 1.46x a Q4_K row of the same
+  // length: q/k/v split by MACs left one thread 20% more bytes); with more tokens it costs its MACs plus the
+  // unpack of each tile group (MoE prefill: an expert gets 0 to 100+ tokens).
   std::array<int64_t, kMaxMatmulJobs + 1> prefix{};
+  std::array<int64_t, kMaxMatmulJobs> row_costs{};
   FABULA_CHECK(jobs.size() <= kMaxMatmulJobs);
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    const MatmulJob& job = jobs[j];
+  bool single_token = true;
+  for (const MatmulJob& job : jobs) {
     FABULA_CHECK(job.x != nullptr && job.x->type() == vec_dot_type(job.w.type) && job.x->cols() == job.w.cols);
     FABULA_CHECK(job.w.row_stride >= row_bytes(job.w.type, static_cast<uint64_t>(job.w.cols)) || job.w.rows <= 1);
     FABULA_CHECK(kt.tile[kernel_slot(job.w.type)] != nullptr && "matmul: unsupported weight type");
     const int64_t nt = job.n_tokens < 0 ? job.x->n_tokens() - job.token_begin : job.n_tokens;
     FABULA_CHECK(job.token_begin >= 0 && job.token_begin + nt <= job.x->n_tokens());
-    prefix[j + 1] = prefix[j] + job.w.rows * job.w.cols * nt;
+    single_token &= nt <= 1;
+  }
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const MatmulJob& job = jobs[j];
+    const int64_t nt = job.n_tokens < 0 ? job.x->n_tokens() - job.token_begin : job.n_tokens;
+    const int64_t groups = (nt + tile_tokens - 1) / tile_tokens;
+    row_costs[j] = single_token ? static_cast<int64_t>(row_bytes(job.w.type, static_cast<uint64_t>(job.w.cols))) * nt
+                                : job.w.cols * (nt + kUnpackTokens * groups);
+    prefix[j + 1] = prefix[j] + job.w.rows * row_costs[j];
   }
   const int64_t total = prefix[jobs.size()];
   if (total == 0) return;
@@ -145,7 +160,7 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
       const MatmulJob& job = jobs[j];
       const int64_t nt = job.n_tokens < 0 ? job.x->n_tokens() - job.token_begin : job.n_tokens;
       if (nt == 0 || job.w.rows == 0) continue;
-      const int64_t row_cost = job.w.cols * nt;
+      const int64_t row_cost = row_costs[j];
       auto first_row_at = [&](int64_t c) {  // first row whose start cost is >= c
         if (c <= prefix[j]) return int64_t{0};
         return std::min(job.w.rows, (c - prefix[j] + row_cost - 1) / row_cost);
@@ -163,6 +178,19 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
   const int nth = pool->size();
   pool->run_on_all([&](int thread) { run(thread, nth); });
 }
+
+void matmul_row_range(const MatrixView& w, const QuantizedActivations& xq, float* y, int64_t r0, int64_t r1,
+                      int64_t y_stride) {
+  FABULA_CHECK(xq.type() == vec_dot_type(w.type) && xq.cols() == w.cols);
+  FABULA_CHECK(0 <= r0 && r0 <= r1 && r1 <= w.rows);
+  const KernelTable& kt = best_kernels();
+  const TileFn tile = kt.tile[kernel_slot(w.type)];
+  FABULA_CHECK(tile != nullptr && "matmul: unsupported weight type");
+  matmul_rows(w, act_rows(xq, 0, xq.n_tokens()), y, y_stride > 0 ? y_stride : w.rows, tile,
+              matmul_use_tiles() ? kt.tile_tokens : 1, r0, r1);
+}
+
+int64_t matmul_row_tile() { return kRowTile; }
 
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, QuantizedActivations& scratch,
             ThreadPool* pool) {

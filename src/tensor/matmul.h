@@ -54,6 +54,13 @@ class QuantizedActivations {
 void matmul(const MatrixView& w, const QuantizedActivations& xq, float* y, ThreadPool* pool = nullptr,
             int64_t y_stride = 0);
 
+// Rows [r0, r1) of matmul(w, xq, y) on the calling thread, for callers that split the rows themselves and finish
+// each chunk while it is in cache (the output head applies its softcap per thread). Same results as matmul().
+void matmul_row_range(const MatrixView& w, const QuantizedActivations& xq, float* y, int64_t r0, int64_t r1,
+                      int64_t y_stride = 0);
+// Rows per weight tile: split rows at multiples of it so threads never share a tile.
+int64_t matmul_row_tile();
+
 // Convenience: quantizes x into `scratch` and multiplies.
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, QuantizedActivations& scratch,
             ThreadPool* pool = nullptr);
@@ -67,10 +74,11 @@ struct MatmulJob {
   int64_t token_begin = 0;
   int64_t n_tokens = -1;
 };
-constexpr size_t kMaxMatmulJobs = 256;
+constexpr size_t kMaxMatmulJobs = 512;
 
-// Runs all jobs in ONE parallel region (one wake-up and one barrier instead of one per product): the MACs of all
-// jobs are split evenly across the threads by whole output rows. For products that read inputs ready together:
+// Runs all jobs in ONE parallel region (one wake-up and one barrier instead of one per product): the cost of all
+// jobs (weight bytes when every job has one token, else MACs) is split evenly across the threads by whole output
+// rows. For products that read inputs ready together:
 // q/k/v, gate/up, a layer's routed experts. Results equal matmul()'s for each job.
 void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool = nullptr);
 

@@ -41,9 +41,19 @@ void Session::State::forward_step(const int32_t* tokens, int64_t n, LogitsMode m
       const int64_t rows = n - row0;
       float* out = logits.data() + logits_offset * h.n_vocab;
       acts.set(a.data() + row0 * E, rows, E);
-      // logits = a @ embed_tokens^T                                          [rows][n_vocab]
-      matmul(w->token_embd, acts.for_weight(w->token_embd.type, pool), out, pool);
-      if (h.final_softcap > 0) ops::softcap(out, rows * h.n_vocab, static_cast<float>(h.final_softcap));
+      // logits = softcap(a @ embed_tokens^T)                                 [rows][n_vocab]
+      // Each thread caps its own rows while they are in cache (no serial pass over 262k logits after the head).
+      const MatrixView& head = w->token_embd;
+      const QuantizedActivations& hq = acts.for_weight(head.type, pool);
+      const float cap = static_cast<float>(h.final_softcap);
+      const int64_t V = h.n_vocab, tile = matmul_row_tile();
+      pool->parallel_for((head.rows + tile - 1) / tile, [&](int64_t t0, int64_t t1, int) {
+        const int64_t r0 = t0 * tile, r1 = std::min(head.rows, t1 * tile);
+        matmul_row_range(head, hq, out, r0, r1, V);
+        if (cap > 0) {
+          for (int64_t t = 0; t < rows; ++t) ops::softcap(out + t * V + r0, r1 - r0, cap);
+        }
+      });
     }
   }
   n_past += n;
@@ -129,22 +139,29 @@ void Session::State::ffn_block(int l, int64_t n) {
   const int64_t E = h.n_embd, F = h.n_ff[static_cast<size_t>(l)];
   const float eps = static_cast<float>(h.rms_eps);
 
+  // The dense MLP and the routed experts both read x, so their products share parallel regions (perf: decode
+  // streams weights with both threads and no barrier between products that do not depend on each other):
+  //   1. dense gate and up, and the router;   2. dense down, and every chosen expert's gate_up;   3. expert downs.
   // Dense MLP: o = down(gelu(gate(a)) * up(a)), a = pre_feedforward_layernorm(x)   gate, up: [n][F]; o: [n][E]
   ops::rmsnorm_rows(x.data(), L.ffn_norm.data(), a.data(), n, E, eps);
   acts.set(a.data(), n, E);
-  {
-    const MatmulJob jobs[2] = {{L.ffn_gate, &acts.for_weight(L.ffn_gate.type, pool), gate.data()},
-                               {L.ffn_up, &acts.for_weight(L.ffn_up.type, pool), up.data()}};
-    matmul_jobs(jobs, pool);
-  }
+  moe_jobs.clear();
+  moe_jobs.push_back({L.ffn_gate, &acts.for_weight(L.ffn_gate.type, pool), gate.data()});
+  moe_jobs.push_back({L.ffn_up, &acts.for_weight(L.ffn_up.type, pool), up.data()});
+  if (L.has_moe) router_input(l, n);
+  matmul_jobs(moe_jobs, pool);
+
   gelu_tanh_mul(gate.data(), up.data(), gate.data(), n * F);
   acts.set(gate.data(), n, F);
-  matmul(L.ffn_down, acts.for_weight(L.ffn_down.type, pool), o.data(), pool);
+  moe_jobs.clear();
+  moe_jobs.push_back({L.ffn_down, &acts.for_weight(L.ffn_down.type, pool), o.data()});
+  if (L.has_moe) route_experts(l, n);
+  matmul_jobs(moe_jobs, pool);
 
   if (L.has_moe) {
     // o = post_feedforward_layernorm_1(o) + post_feedforward_layernorm_2(experts(x))
     ops::rmsnorm_rows(o.data(), L.post_ffw_norm_1.data(), o.data(), n, E, eps);
-    moe_experts(l, n);
+    expert_downs(l, n);
     for (int64_t i = 0; i < n * E; ++i) o[static_cast<size_t>(i)] += moe[static_cast<size_t>(i)];
   }
 
@@ -156,10 +173,10 @@ void Session::State::ffn_block(int l, int64_t n) {
   }
 }
 
-void Session::State::moe_experts(int l, int64_t n) {
+void Session::State::router_input(int l, int64_t n) {
   const Gemma4HParams& h = *hp;
   const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
-  const int64_t E = h.n_embd, NE = h.n_expert, K = h.n_expert_used, FE = h.n_ff_exp;
+  const int64_t E = h.n_embd;
   const float eps = static_cast<float>(h.rms_eps);
 
   // Router (fp32): r = rmsnorm_noscale(x) * router.scale * E^-0.5; p = softmax(r Wr^T)     router: [n][NE]
@@ -169,8 +186,15 @@ void Session::State::moe_experts(int l, int64_t n) {
     ops::rmsnorm(x.data() + t * E, nullptr, zt, E, eps);
     for (int64_t i = 0; i < E; ++i) zt[i] = zt[i] * L.ffn_gate_inp_scale[static_cast<size_t>(i)] * root;
   }
-  acts.set(z.data(), n, E);
-  matmul(L.ffn_gate_inp, acts.for_weight(L.ffn_gate_inp.type, pool), router.data(), pool);
+  acts2.set(z.data(), n, E);
+  moe_jobs.push_back({L.ffn_gate_inp, &acts2.for_weight(L.ffn_gate_inp.type, pool), router.data()});
+}
+
+void Session::State::route_experts(int l, int64_t n) {
+  const Gemma4HParams& h = *hp;
+  const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
+  const int64_t E = h.n_embd, NE = h.n_expert, K = h.n_expert_used, FE = h.n_ff_exp;
+  const float eps = static_cast<float>(h.rms_eps);
 
   // Top-K of the softmax over all experts, renormalised to sum 1, then times per_expert_scale.
   std::fill(exp_count.begin(), exp_count.end(), 0);
@@ -212,26 +236,27 @@ void Session::State::moe_experts(int l, int64_t n) {
     }
   }
   // start[e] is now the end of expert e's run; its beginning is the end of e - 1.
+  std::copy(exp_count.begin(), exp_count.end(), exp_end.begin());
 
   // z = pre_feedforward_layernorm_2(x): the expert input, from the residual stream      z: [n][E]
   ops::rmsnorm_rows(x.data(), L.pre_ffw_norm_2.data(), z.data(), n, E, eps);
   std::fill(moe.begin(), moe.begin() + n * E, 0.0f);
 
   // Row r of the expert buffers is the (token, slot) pair exp_rows[r]; rows are grouped by expert, so each expert
-  // is one product over its contiguous rows. All experts' gate_up run in one parallel region, then all downs
-  // (perf: one wake-up per phase instead of one per expert; inputs quantized once for all experts).
+  // is one product over its contiguous rows. All experts' gate_up join the caller's parallel region (with the dense
+  // down), then all downs run in one (perf: one wake-up per phase instead of one per expert; inputs quantized once
+  // for all experts).
   const int64_t R = n * K;
   const QuantizedActivations* xq = nullptr;
   if (n == 1) {  // one token: every expert reads the same input row
-    acts.set(z.data(), 1, E);
+    acts2.set(z.data(), 1, E);
   } else {  // ez = z of each row's token: [R][E]
     for (int64_t r = 0; r < R; ++r) {
       std::memcpy(ez.data() + r * E, z.data() + (exp_rows[static_cast<size_t>(r)] / K) * E,
                   static_cast<size_t>(E) * sizeof(float));
     }
-    acts.set(ez.data(), R, E);
+    acts2.set(ez.data(), R, E);
   }
-  moe_jobs.clear();
   int32_t run_begin = 0;
   for (int64_t e = 0; e < NE; ++e) {
     const int32_t run_end = start[static_cast<size_t>(e)];
@@ -242,29 +267,37 @@ void Session::State::moe_experts(int l, int64_t n) {
     const int64_t tb = n == 1 ? 0 : run_begin;
     if (L.fused_gate_up) {
       const MatrixView wgu = L.gate_up_exps.expert(e);
-      xq = &acts.for_weight(wgu.type, pool);
+      xq = &acts2.for_weight(wgu.type, pool);
       moe_jobs.push_back({wgu, xq, y, 2 * FE, tb, cnt});
     } else {
       const MatrixView wg = L.gate_exps.expert(e), wu = L.up_exps.expert(e);
-      moe_jobs.push_back({wg, &acts.for_weight(wg.type, pool), y, 2 * FE, tb, cnt});
-      moe_jobs.push_back({wu, &acts.for_weight(wu.type, pool), y + FE, 2 * FE, tb, cnt});
+      moe_jobs.push_back({wg, &acts2.for_weight(wg.type, pool), y, 2 * FE, tb, cnt});
+      moe_jobs.push_back({wu, &acts2.for_weight(wu.type, pool), y + FE, 2 * FE, tb, cnt});
     }
     run_begin = run_end;
   }
-  matmul_jobs(moe_jobs, pool);
+}
+
+void Session::State::expert_downs(int l, int64_t n) {
+  const Gemma4HParams& h = *hp;
+  const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
+  const int64_t E = h.n_embd, NE = h.n_expert, K = h.n_expert_used, FE = h.n_ff_exp;
+  const float eps = static_cast<float>(h.rms_eps);
+  const std::vector<int32_t>& start = exp_end;  // end of each expert's run of rows (route_experts)
+  const int64_t R = n * K;
 
   // eact = gelu(gate) * up: [R][FE]
   gelu_tanh_mul_rows(egu.data(), egu.data() + FE, 2 * FE, eact.data(), FE, R, FE);
   // eout = eact W_down[e]^T: [R][E]
-  acts2.set(eact.data(), R, FE);
+  acts.set(eact.data(), R, FE);
   moe_jobs.clear();
-  run_begin = 0;
+  int32_t run_begin = 0;
   for (int64_t e = 0; e < NE; ++e) {
     const int32_t run_end = start[static_cast<size_t>(e)];
     const int64_t cnt = run_end - run_begin;
     if (cnt == 0) continue;
     const MatrixView wd = L.down_exps.expert(e);
-    moe_jobs.push_back({wd, &acts2.for_weight(wd.type, pool), eout.data() + static_cast<int64_t>(run_begin) * E, E,
+    moe_jobs.push_back({wd, &acts.for_weight(wd.type, pool), eout.data() + static_cast<int64_t>(run_begin) * E, E,
                         run_begin, cnt});
     run_begin = run_end;
   }

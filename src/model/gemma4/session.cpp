@@ -108,11 +108,12 @@ Session::Session(const Model& model, SessionOptions options, ThreadPool* pool) :
   s.sel_w.resize(sz(U, K));
   s.exp_rows.resize(sz(U, K));
   s.exp_count.resize(static_cast<size_t>(NE));
+  s.exp_end.resize(static_cast<size_t>(NE));
   s.ez.resize(sz(U * K, E));
   s.egu.resize(sz(U * K, 2 * FE));
   s.eact.resize(sz(U * K, FE));
   s.eout.resize(sz(U * K, E));
-  s.moe_jobs.reserve(static_cast<size_t>(2 * NE));
+  s.moe_jobs.reserve(static_cast<size_t>(2 * NE + 3));  // experts' gate and up, plus the dense products
   s.scores.resize(sz(pool->size(), max_cap));
   s.logits.resize(static_cast<size_t>(hp.n_vocab));
 }

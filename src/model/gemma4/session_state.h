@@ -75,6 +75,7 @@ struct Session::State {
   std::vector<float> sel_w;    // [U][n_expert_used] their weights
   std::vector<int32_t> exp_rows;  // [U * n_expert_used] (token, slot) pairs grouped by expert
   std::vector<int32_t> exp_count; // [n_expert]
+  std::vector<int32_t> exp_end;   // [n_expert] end of each expert's run of rows in exp_rows
   std::vector<float> ez;       // [U * n_expert_used][E] gathered expert inputs, rows grouped by expert
   std::vector<float> egu;      // [U * n_expert_used][2 * FE] expert gate|up
   std::vector<float> eact;     // [U * n_expert_used][FE]
@@ -88,7 +89,13 @@ struct Session::State {
   void forward_step(const int32_t* tokens, int64_t n, LogitsMode mode, int64_t logits_offset);
   void attention_block(int layer, int64_t n);
   void ffn_block(int layer, int64_t n);
-  void moe_experts(int layer, int64_t n);
+  // The routed experts in three steps, so their products share parallel regions with the dense MLP's:
+  // router_input adds the router product to moe_jobs; route_experts picks each token's experts, groups the rows by
+  // expert and adds every expert's gate_up product; expert_downs runs the downs and leaves the weighted, normed
+  // sum in moe.
+  void router_input(int layer, int64_t n);
+  void route_experts(int layer, int64_t n);
+  void expert_downs(int layer, int64_t n);
 };
 
 }  // namespace fabula
