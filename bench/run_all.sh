@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Every measurement of BENCHMARKS.md in one run, for a quiet machine: memory bandwidth, the tile kernels, fabula vs
-# llama.cpp (node-llama-cpp 3.21.1) on the demo narrator and on synthetic 26B-A4B Q4_K_M and Q8_0 files, and the
-# demo's time to the first beat line. Outputs (text and JSON) go to WORK_DIR; nothing here runs in the test suite.
+# Every measurement of BENCHMARKS.md in one run, for a quiet machine: memory bandwidth (the decode bound), the tile
+# kernels, fabula vs llama.cpp (node-llama-cpp 3.21.1) on the demo narrator (pp512, tg128) and on synthetic 26B-A4B
+# Q4_K_M (pp512, tg128, pp1500: the first beat's prompt length) and Q8_0 files, the demo's time to the first beat
+# line, and the 26B's time to the first beat line on a ~1,500-token vn26b prompt. Outputs (text and JSON) go to
+# WORK_DIR; nothing here runs in the test suite.
 #   bench/run_all.sh [BUILD_DIR (build)] [WORK_DIR (/tmp/perf)]      THREADS=n overrides the thread count
 # The synthetic files are made first if missing (16.8 GB and 26.9 GB; a few minutes each, disk-bound).
 set -euo pipefail
@@ -10,7 +12,7 @@ build=${1:-build}
 work=${2:-/tmp/perf}
 threads=${THREADS:-$(nproc)}
 mkdir -p "$work"
-cmake --build "$build" --target fabula bench_membw bench_quant bench_first_line >/dev/null
+cmake --build "$build" --target fabula bench_membw bench_quant bench_first_line bench_first_beat >/dev/null
 step() { echo "== $(date -u +%H:%M:%S) $*  (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2; }
 vs() {  # vs NAME MODEL ARGS...
   local name=$1 model=$2; shift 2
@@ -26,12 +28,22 @@ q8=$work/synth-26b-q8.gguf
 
 step "memory bandwidth"
 "$build/bench/bench_membw" | tee "$work/membw.txt"
+# The decode bound: best read bandwidth (all threads) / bytes read per generated token (`fabula bench` prints them).
+bw=$(sed -n 's/^BM_Read\/'"$(nproc)"'\/.*best_GB\/s=\([0-9.]*\).*/\1/p' "$work/membw.txt" | head -1)
+echo "read bandwidth for the decode bound: ${bw:-?} GB/s" | tee -a "$work/membw.txt"
 step "tile kernels"
 "$build/bench/bench_quant" --benchmark_filter=Tile | tee "$work/tiles.txt"
 step "demo: time to the first beat line"
 "$build/bench/bench_first_line" --benchmark_repetitions=5 | tee "$work/first_line.txt"
 vs demo models/fabula-demo-v1.gguf -p 512 -n 128 -r 5 --rounds 2
 vs 26b-q4km "$q4" -p 512 -n 128 -r 3 --rounds 2
+step "fabula decode vs the read bound (26B-A4B Q4_K_M)"
+"$build/fabula" bench -m "$q4" -p 0 -n 128 -r 3 -t "$threads" ${bw:+--bandwidth "$bw"} | tee "$work/bound-26b-q4km.txt"
+# The first beat's prompt length, then fabula's time to the first line on a real vn26b prompt of that length.
+vs 26b-q4km-pp1500 "$q4" -p 1500 -n 0 -r 1 --rounds 2
+step "26B-A4B Q4_K_M: time to the first beat line (vn26b prompt, ~1,500 tokens)"
+FABULA_MODEL="$q4" FABULA_THREADS="$threads" "$build/bench/bench_first_beat" --benchmark_repetitions=2 \
+  | tee "$work/first_beat.txt"
 # Q8_0 (26.9 GB) does not fit in 24 GiB of RAM: every pass pages part of the file in from disk, so fewer runs.
 vs 26b-q8 "$q8" -p 128 -n 16 -r 2 --rounds 1 || echo "26B Q8_0 head to head failed (see above)" >&2
 step "done"

@@ -1,0 +1,147 @@
+// Time to the first beat line on the real narrator's shape: the vn26b profile's prompt for the sakuragaoka story
+// (system prompt, a memory of earlier beats, the user turn), grown with memory to about FABULA_PROMPT_TOKENS
+// tokens (1500: a first beat of a scene), prefilled on a cold session, then sampled until the first complete line.
+//
+// The default model is the synthetic 26B-A4B Q4_K_M (`fabula synth`; random weights and a synthetic vocabulary),
+// whose text never ends a line on its own: generation stops at the first newline or after FABULA_LINE_TOKENS
+// tokens (32, about one line of a beat), whichever comes first. Counters: prompt tokens, prefill ms and t/s,
+// tokens until the line ended, decode t/s, and first_line_ms = prefill + those tokens. Run from the repository
+// root; bench/run_all.sh runs llama.cpp's pp at the same length beside it.
+//   build/bench/bench_first_beat     (env: FABULA_MODEL, FABULA_THREADS, FABULA_PROMPT_TOKENS, FABULA_UBATCH)
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/generator.h"
+#include "base/file.h"
+#include "engine/prompt.h"
+#include "engine/scene.h"
+#include "engine/story.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+
+namespace fabula {
+namespace {
+
+std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && v[0] != '\0' ? v : fallback;
+}
+int env_int(const char* name, int fallback) { return std::atoi(env_or(name, std::to_string(fallback).c_str()).c_str()); }
+
+// Earlier beats for memory, from the protocol samples (tests/data/protocol/samples.jsonl): dialogue lines
+// `[Name]: "text"`, narration lines, and the choices tool, as the engine records them.
+std::vector<engine::MemoryBeat> sample_history(const std::string& samples_path, const engine::Story& story) {
+  std::vector<engine::MemoryBeat> history;
+  auto text = read_file_text(samples_path);
+  if (!text) return history;
+  size_t line_start = 0;
+  int index = 0;
+  while (line_start < text->size()) {
+    size_t line_end = text->find('\n', line_start);
+    if (line_end == std::string::npos) line_end = text->size();
+    const auto row = nlohmann::json::parse(text->substr(line_start, line_end - line_start), nullptr, false);
+    line_start = line_end + 1;
+    if (!row.is_object() || !row.contains("beat")) continue;
+    engine::MemoryBeat b;
+    b.place = story.locations[static_cast<size_t>(index++) % story.locations.size()].id;
+    b.player_choice = "Stay quiet and listen";
+    const std::string beat = row["beat"].get<std::string>();
+    size_t p = 0;
+    while (p < beat.size()) {
+      size_t e = beat.find('\n', p);
+      if (e == std::string::npos) e = beat.size();
+      const std::string line = beat.substr(p, e - p);
+      p = e + 1;
+      if (line.rfind("[TOOL: choices", 0) == 0) {
+        b.events.push_back({{"type", "choices"}, {"choices", {"Walk home together", "Ask about the festival"}}});
+      } else if (line.rfind("[TOOL:", 0) == 0 || line.empty()) {
+        continue;
+      } else if (line[0] == '[' && line.find("]: \"") != std::string::npos) {
+        const size_t close = line.find("]: \"");
+        std::string said = line.substr(close + 4);
+        if (!said.empty() && said.back() == '"') said.pop_back();
+        b.events.push_back({{"type", "dialogue"}, {"speaker", line.substr(1, close - 1)}, {"text", said}});
+      } else {
+        b.events.push_back({{"type", "narration"}, {"text", line}});
+      }
+    }
+    history.push_back(std::move(b));
+  }
+  return history;
+}
+
+void BM_FirstBeat(benchmark::State& state) {
+  const std::string model_path = env_or("FABULA_MODEL", "/tmp/perf/synth-26b-q4km.gguf");
+  const int target_tokens = env_int("FABULA_PROMPT_TOKENS", 1500);
+  const int line_cap = env_int("FABULA_LINE_TOKENS", 32);
+  auto story = engine::load_story(env_or("FABULA_STORY", "sakuragaoka"));
+  if (!story) return state.SkipWithError(story.error().message.c_str());
+  auto profile = story->profile("vn26b");
+  if (!profile) return state.SkipWithError(profile.error().message.c_str());
+  auto model = Model::load(model_path);
+  if (!model) return state.SkipWithError((model_path + ": " + model.error().message).c_str());
+  auto tokenizer = Tokenizer::from_gguf((*model)->gguf());
+  if (!tokenizer) return state.SkipWithError(tokenizer.error().message.c_str());
+
+  // The prompt: grow the memory budget until the prompt reaches the target length in this model's tokens.
+  const auto history = sample_history("tests/data/protocol/samples.jsonl", *story);
+  if (history.empty()) return state.SkipWithError("no memory beats (run from the repository root)");
+  const engine::SceneState scene = engine::opening_scene(*story);
+  engine::NarratorProfile prof = *profile;
+  std::vector<int32_t> prompt;
+  for (int budget = 0; budget <= 1 << 16; budget += 32) {
+    prof.memory_tokens = budget;
+    const engine::NarratorRequest request =
+        engine::build_request(*story, prof, scene, "Ask what everyone is doing after school", history,
+                              engine::Sampling{}, 1);
+    prompt = tokenizer->encode(request.prompt, /*add_bos=*/false, /*parse_special=*/true);
+    if (static_cast<int>(prompt.size()) >= target_tokens) break;
+  }
+
+  SessionOptions so;
+  so.n_ctx = static_cast<int64_t>(prompt.size()) + line_cap + 16;
+  so.n_threads = env_int("FABULA_THREADS", 0);
+  so.n_ubatch = env_int("FABULA_UBATCH", static_cast<int>(so.n_ubatch));  // default: what the narrator uses
+  double prefill_ms = 0, decode_ms = 0, line_tokens = 0, first_line_ms = 0;
+  uint64_t seed = 1;
+  for (auto _ : state) {
+    Session session(**model, so);  // cold: nothing cached
+    Generator generator(*tokenizer, session);
+    GenerationParams params;
+    params.sampler.temperature = 1.0f;  // the vn26b ship settings' shape; greedy would not change the cost
+    params.sampler.top_p = 0.95f;
+    params.sampler.seed = seed++;
+    params.n_predict = line_cap;
+    std::string text;
+    const auto start = std::chrono::steady_clock::now();
+    auto result = generator.generate(prompt, params, [&](const GeneratedToken& t) {
+      text += t.content;
+      return text.find('\n') == std::string::npos;  // stop once a line is complete
+    });
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (!result) return state.SkipWithError(result.error().message.c_str());
+    state.SetIterationTime(ms / 1e3);
+    first_line_ms += ms;
+    prefill_ms += result->timings.prompt_ms;
+    decode_ms += result->timings.predicted_ms;
+    line_tokens += result->timings.predicted_n;
+  }
+  const double n = static_cast<double>(state.iterations());
+  state.counters["prompt_tokens"] = static_cast<double>(prompt.size());
+  state.counters["prefill_ms"] = prefill_ms / n;
+  state.counters["prefill_tok_per_s"] = prefill_ms > 0 ? 1e3 * static_cast<double>(prompt.size()) * n / prefill_ms : 0;
+  state.counters["line_tokens"] = line_tokens / n;
+  state.counters["decode_tok_per_s"] = decode_ms > 0 ? 1e3 * line_tokens / decode_ms : 0;
+  state.counters["first_line_ms"] = first_line_ms / n;
+  state.counters["ubatch"] = static_cast<double>(so.n_ubatch);
+}
+BENCHMARK(BM_FirstBeat)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+
+}  // namespace
+}  // namespace fabula
