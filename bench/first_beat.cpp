@@ -21,6 +21,7 @@
 
 #include "backend/generator.h"
 #include "base/file.h"
+#include "engine/events.h"
 #include "engine/prompt.h"
 #include "engine/scene.h"
 #include "engine/story.h"
@@ -61,16 +62,18 @@ std::vector<engine::MemoryBeat> sample_history(const std::string& samples_path, 
       const std::string line = beat.substr(p, e - p);
       p = e + 1;
       if (line.rfind("[TOOL: choices", 0) == 0) {
-        b.events.push_back({{"type", "choices"}, {"choices", {"Walk home together", "Ask about the festival"}}});
+        engine::ChoicesEvent choices;
+        choices.choices = {"Walk home together", "Ask about the festival"};
+        b.events.push_back(std::move(choices));
       } else if (line.rfind("[TOOL:", 0) == 0 || line.empty()) {
         continue;
       } else if (line[0] == '[' && line.find("]: \"") != std::string::npos) {
         const size_t close = line.find("]: \"");
         std::string said = line.substr(close + 4);
         if (!said.empty() && said.back() == '"') said.pop_back();
-        b.events.push_back({{"type", "dialogue"}, {"speaker", line.substr(1, close - 1)}, {"text", said}});
+        b.events.push_back(engine::DialogueEvent{line.substr(1, close - 1), said});
       } else {
-        b.events.push_back({{"type", "narration"}, {"text", line}});
+        b.events.push_back(engine::NarrationEvent{line, std::nullopt});
       }
     }
     history.push_back(std::move(b));
