@@ -20,6 +20,19 @@ using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
 using TileFn = void (*)(int64_t n, const void* weight_row, const uint8_t* act, size_t act_stride,
                         const float* act_scales, int nt, float* y, int64_t y_stride);
 
+// Prefill GEMM (a batch of at least kMinGemmTokens tokens): repack converts gemm_rows (<= 16) weight rows into a
+// row-interleaved 8-bit tile of gemm_tile_bytes(type, n) bytes, once per matmul; gemm multiplies the tile with nt
+// (1..gemm_tokens) activation rows, y[t * y_stride + r] for the tile's rows r.
+struct GemmActs {
+  const uint8_t* rows;    // token 0's activation row (F16/BF16 weights: the widened f32 rows); token t's at
+                          // rows + t * stride
+  size_t stride;
+  const float* scales;    // Q8_0: every block's f32 scale, token t's block b at scales[t * (n / 32) + b]
+  const int32_t* sums;    // Q8_0: -128 * Σ qs of every block, indexed as scales
+};
+using RepackFn = void (*)(int64_t n, const uint8_t* weight_rows, size_t row_stride, int rows, uint8_t* tile);
+using GemmFn = void (*)(int64_t n, const uint8_t* tile, const GemmActs& act, int nt, float* y, int64_t y_stride);
+
 constexpr int kKernelTypeSlots = 32;  // indexed by the ggml type id (all ids fabula knows are < 32)
 
 struct KernelTable {
@@ -27,6 +40,11 @@ struct KernelTable {
   QuantizeFn quantize_act[kKernelTypeSlots] = {};  // activation quantizer (Q8_0 rounds half to even, as x86 ggml)
   TileFn tile[kKernelTypeSlots] = {};              // indexed by the weight type; every type with a dot product
   int tile_tokens = 1;                             // the most tokens one tile call takes
+  RepackFn repack[kKernelTypeSlots] = {};          // nullptr: this type has no GEMM here (the tiles serve)
+  GemmFn gemm[kKernelTypeSlots] = {};
+  size_t (*gemm_tile_bytes)(GgmlType type, int64_t n) = nullptr;
+  int gemm_tokens = 0;
+  int gemm_rows = 0;
   const char* target = "scalar";
 };
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdlib>
+#include <vector>
 
 #include "base/check.h"
 #include "tensor/blocks.h"
@@ -26,25 +27,32 @@ constexpr int64_t kRowTile = 16;
 // The unpack of a weight row in a tile call, in tokens' worth of multiply-adds (for matmul_jobs' balance): on the
 // 512-bit Q4_K kernel 1 token ran at 24 and 8 tokens at 54 G MAC/s, so a call costs about 2 + nt tokens.
 constexpr int64_t kUnpackTokens = 2;
+// Fewest tokens for the int8 GEMM: below it, repacking a weight tile costs more than it saves.
+constexpr int64_t kDefaultGemmMinTokens = 16;
 
-// y[t][r] for r in [r0, r1), all tokens. Each weight row is unpacked once per group of up to tile_tokens tokens,
-// and a tile of kRowTile rows stays in L1/L2 while the token groups pass over it.
-// Activation rows: act0 + t * astride for t < n_tokens.
+// Activation rows: act0 + t * astride for t < n_tokens, with their Q8_0 block scales and sums.
 struct ActRows {
   const uint8_t* act0;
   size_t astride;
   int64_t n_tokens;
   const float* scales0;  // QuantizedActivations::block_scales of the first row, or nullptr
+  const int32_t* sums0;  // QuantizedActivations::block_sums of the first row, or nullptr
   int64_t scales_stride;
+  const float* widened0;  // QuantizedActivations::widened of the first row, or nullptr
+  int64_t cols;
   const uint8_t* row(int64_t t) const { return act0 + static_cast<size_t>(t) * astride; }
   const float* scales(int64_t t) const { return scales0 == nullptr ? nullptr : scales0 + t * scales_stride; }
+  const int32_t* sums(int64_t t) const { return sums0 == nullptr ? nullptr : sums0 + t * scales_stride; }
 };
 
 ActRows act_rows(const QuantizedActivations& xq, int64_t begin, int64_t count) {
   const size_t stride = xq.n_tokens() > 1 ? static_cast<size_t>(xq.row(1) - xq.row(0)) : 0;
-  return {xq.row(begin), stride, count, xq.block_scales(begin), xq.cols() / 32};
+  return {xq.row(begin), stride,           count, xq.block_scales(begin), xq.block_sums(begin), xq.cols() / 32,
+          xq.widened(begin),     xq.cols()};
 }
 
+// y[t][r] for r in [r0, r1), all tokens. Each weight row is unpacked once per group of up to tile_tokens tokens,
+// and a tile of kRowTile rows stays in L1/L2 while the token groups pass over it.
 void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, TileFn tile, int tile_tokens,
                  int64_t r0, int64_t r1) {
   const int64_t n_tokens = xq.n_tokens;
@@ -57,6 +65,29 @@ void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, 
       for (int64_t r = rt; r < rt_end; ++r) {
         tile(w.cols, w.data + static_cast<size_t>(r) * w.row_stride, act, xq.astride, xq.scales(t0), nt, yt + r, ldy);
       }
+    }
+  }
+}
+
+// The same through the int8 GEMM: each group of gemm_rows weight rows is repacked once into this thread's tile
+// buffer, then every group of gemm_tokens tokens passes over it.
+void matmul_rows_gemm(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, const KernelTable& kt,
+                      int64_t r0, int64_t r1) {
+  thread_local std::vector<uint8_t> tile;  // grows once per thread to the largest tile
+  const size_t bytes = kt.gemm_tile_bytes(w.type, w.cols);
+  if (tile.size() < bytes) tile.resize(bytes);
+  const RepackFn repack = kt.repack[kernel_slot(w.type)];
+  const GemmFn gemm = kt.gemm[kernel_slot(w.type)];
+  for (int64_t rt = r0; rt < r1; rt += kt.gemm_rows) {
+    const int rows = static_cast<int>(std::min<int64_t>(kt.gemm_rows, r1 - rt));
+    repack(w.cols, w.data + static_cast<size_t>(rt) * w.row_stride, w.row_stride, rows, tile.data());
+    for (int64_t t0 = 0; t0 < xq.n_tokens; t0 += kt.gemm_tokens) {
+      const int nt = static_cast<int>(std::min<int64_t>(kt.gemm_tokens, xq.n_tokens - t0));
+      const GemmActs act = xq.widened0 != nullptr
+                               ? GemmActs{reinterpret_cast<const uint8_t*>(xq.widened0 + t0 * xq.cols),
+                                          static_cast<size_t>(xq.cols) * sizeof(float), nullptr, nullptr}
+                               : GemmActs{xq.row(t0), xq.astride, xq.scales(t0), xq.sums(t0)};
+      gemm(w.cols, tile.data(), act, nt, y + t0 * ldy + rt, ldy);
     }
   }
 }
@@ -76,6 +107,19 @@ bool& use_tiles_flag() {
 bool matmul_use_tiles() { return use_tiles_flag(); }
 void set_matmul_use_tiles(bool on) { use_tiles_flag() = on; }
 
+namespace {
+int64_t& gemm_min_tokens() {
+  static int64_t n = [] {
+    const char* env = std::getenv("FABULA_GEMM_MIN_TOKENS");
+    return env != nullptr && env[0] != '\0' ? std::atoll(env) : kDefaultGemmMinTokens;
+  }();
+  return n;
+}
+}  // namespace
+
+int64_t matmul_gemm_min_tokens() { return gemm_min_tokens(); }
+void set_matmul_gemm_min_tokens(int64_t n) { gemm_min_tokens() = n; }
+
 void QuantizedActivations::quantize(GgmlType type, const float* x, int64_t n_tokens, int64_t cols,
                                     ThreadPool* pool) {
   const TypeTraits& tr = type_traits(type);
@@ -92,8 +136,14 @@ void QuantizedActivations::quantize(GgmlType type, const float* x, int64_t n_tok
   const int64_t blocks_per_row = cols / tr.block_size;
   const int64_t total_blocks = blocks_per_row * n_tokens;
   const bool with_scales = type == GgmlType::kQ8_0;
-  if (with_scales && scales_.size() < static_cast<size_t>(total_blocks)) scales_.resize(total_blocks);
-  if (!with_scales) scales_.clear();
+  if (with_scales && scales_.size() < static_cast<size_t>(total_blocks)) {
+    scales_.resize(total_blocks);
+    sums_.resize(total_blocks);
+  }
+  if (!with_scales) {
+    scales_.clear();
+    sums_.clear();
+  }
   auto run = [&](int64_t b0, int64_t b1, int) {
     // [b0, b1) may span rows: quantize the piece of each row it covers.
     while (b0 < b1) {
@@ -104,15 +154,31 @@ void QuantizedActivations::quantize(GgmlType type, const float* x, int64_t n_tok
       q(x + t * cols + jb * tr.block_size, dst, nb * tr.block_size);
       if (with_scales) {
         const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(dst);
-        for (int64_t k = 0; k < nb; ++k) scales_[t * blocks_per_row + jb + k] = fp16_to_fp32(blocks[k].d);
+        for (int64_t k = 0; k < nb; ++k) {
+          scales_[t * blocks_per_row + jb + k] = fp16_to_fp32(blocks[k].d);
+          int32_t sum = 0;
+          for (int8_t v : blocks[k].qs) sum += v;
+          sums_[t * blocks_per_row + jb + k] = -128 * sum;
+        }
       }
       b0 += nb;
     }
   };
+  const bool widen = (type == GgmlType::kF16 || type == GgmlType::kBF16) && matmul_gemm_min_tokens() > 0 &&
+                     n_tokens >= matmul_gemm_min_tokens();
+  if (widen && widened_.size() < static_cast<size_t>(n_tokens * cols)) widened_.resize(n_tokens * cols);
+  if (!widen) widened_.clear();
+  const DequantizeFn widen_fn = best_kernels().dequantize[kernel_slot(type)];
+  auto run_all = [&](int64_t b0, int64_t b1, int thread) {
+    run(b0, b1, thread);
+    if (widen) {  // plain types: one block per element
+      widen_fn(buffer_.data() + b0 * tr.block_bytes, widened_.data() + b0, b1 - b0);
+    }
+  };
   if (pool == nullptr || pool->size() == 1 || n_tokens * cols < kMinParallelQuantize) {
-    run(0, total_blocks, 0);
+    run_all(0, total_blocks, 0);
   } else {
-    pool->parallel_for(total_blocks, run);
+    pool->parallel_for(total_blocks, run_all);
   }
 }
 
@@ -124,6 +190,7 @@ void matmul(const MatrixView& w, const QuantizedActivations& xq, float* y, Threa
 void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
   const KernelTable& kt = best_kernels();
   const int tile_tokens = matmul_use_tiles() ? kt.tile_tokens : 1;
+  const int64_t gemm_min = matmul_gemm_min_tokens();
   // Cost of one output row of each job, and the prefix sums over whole jobs. With one token per job (decode) a
   // row costs its bytes, since streaming the weights is the time (a Q6_K row is 1.46x a Q4_K row of the same
   // length: q/k/v split by MACs left one thread 20% more bytes); with more tokens it costs its MACs plus the
@@ -161,14 +228,22 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
       const int64_t nt = job.n_tokens < 0 ? job.x->n_tokens() - job.token_begin : job.n_tokens;
       if (nt == 0 || job.w.rows == 0) continue;
       const int64_t row_cost = row_costs[j];
-      auto first_row_at = [&](int64_t c) {  // first row whose start cost is >= c
+      auto first_row_at = [&](int64_t c) {  // first row whose start cost is >= c, rounded up to a whole tile
         if (c <= prefix[j]) return int64_t{0};
-        return std::min(job.w.rows, (c - prefix[j] + row_cost - 1) / row_cost);
+        const int64_t r = (c - prefix[j] + row_cost - 1) / row_cost;
+        return std::min(job.w.rows, (r + kRowTile - 1) / kRowTile * kRowTile);
       };
       const int64_t r0 = first_row_at(c0), r1 = first_row_at(c1);
       if (r0 >= r1) continue;
-      matmul_rows(job.w, act_rows(*job.x, job.token_begin, nt), job.y, job.y_stride > 0 ? job.y_stride : job.w.rows,
-                  kt.tile[kernel_slot(job.w.type)], tile_tokens, r0, r1);
+      const ActRows act = act_rows(*job.x, job.token_begin, nt);
+      const int64_t ldy = job.y_stride > 0 ? job.y_stride : job.w.rows;
+      const bool half = job.w.type == GgmlType::kF16 || job.w.type == GgmlType::kBF16;
+      if (gemm_min > 0 && nt >= gemm_min && kt.gemm[kernel_slot(job.w.type)] != nullptr &&
+          (!half || act.widened0 != nullptr)) {
+        matmul_rows_gemm(job.w, act, job.y, ldy, kt, r0, r1);
+      } else {
+        matmul_rows(job.w, act, job.y, ldy, kt.tile[kernel_slot(job.w.type)], tile_tokens, r0, r1);
+      }
     }
   };
   if (pool == nullptr || pool->size() == 1 || total < kMinParallelMacs) {

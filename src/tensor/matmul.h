@@ -39,6 +39,16 @@ class QuantizedActivations {
   const float* block_scales(int64_t token) const {
     return scales_.empty() ? nullptr : scales_.data() + static_cast<size_t>(token * (cols_ / 32));
   }
+  // Q8_0 only (else nullptr): -128 * the sum of every block's qs, indexed as block_scales (the GEMM stores Q8_0
+  // family weights as q + 128 for vpdpbusd's unsigned operand and subtracts this).
+  const int32_t* block_sums(int64_t token) const {
+    return sums_.empty() ? nullptr : sums_.data() + static_cast<size_t>(token * (cols_ / 32));
+  }
+  // F16/BF16 with at least matmul_gemm_min_tokens() tokens (else nullptr): the rounded activations widened back to
+  // f32, cols per token, for the GEMM (the same products as the tiles').
+  const float* widened(int64_t token) const {
+    return widened_.empty() ? nullptr : widened_.data() + static_cast<size_t>(token * cols_);
+  }
 
  private:
   GgmlType type_ = GgmlType::kF32;
@@ -47,6 +57,8 @@ class QuantizedActivations {
   size_t row_bytes_ = 0;
   std::vector<uint8_t> buffer_;
   std::vector<float> scales_;
+  std::vector<int32_t> sums_;
+  std::vector<float> widened_;
 };
 
 // y[t][r] = dot(W row r, x[t]) for t < xq.n_tokens(), r < w.rows. xq.type() must be vec_dot_type(w.type).
@@ -86,5 +98,10 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool = nullptr);
 // FABULA_NO_TILES=1 turns them off, for A/B benchmarks). Tests flip it to compare both paths.
 bool matmul_use_tiles();
 void set_matmul_use_tiles(bool on);
+
+// Products with at least this many tokens go through the row-interleaved int8 GEMM where the CPU has one
+// (FABULA_GEMM_MIN_TOKENS overrides it, for measurements; 0 turns the GEMM off). Tests set it to reach both paths.
+int64_t matmul_gemm_min_tokens();
+void set_matmul_gemm_min_tokens(int64_t n);
 
 }  // namespace fabula

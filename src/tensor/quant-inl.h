@@ -143,6 +143,10 @@ inline void quantize_act_q8_K(const float* x, void* yv, int64_t n) {
 #if HWY_TARGET <= HWY_AVX3
 #define FABULA_TILES_AVX512 1
 #include "tensor/tiles_avx512-inl.h"
+#if HWY_TARGET == HWY_AVX3_DL
+#define FABULA_GEMM_AVX512 1
+#include "tensor/gemm_avx512-inl.h"
+#endif
 #endif
 #endif
 
@@ -160,6 +164,10 @@ inline void fill_simd_kernels(KernelTable* t) {
 #ifdef FABULA_TILES_AVX512
   fill_avx512_tiles(t);
 #undef FABULA_TILES_AVX512
+#endif
+#ifdef FABULA_GEMM_AVX512
+  fill_avx512_gemm(t);
+#undef FABULA_GEMM_AVX512
 #endif
 }
 

@@ -1,0 +1,158 @@
+// The row-interleaved int8 GEMM (kernels.h RepackFn / GemmFn) on every attainable target against the scalar
+// reference dots: random blocks (every byte value), full and partial 16-row tiles, 1..gemm_tokens tokens, odd
+// block counts, rows only 2-byte aligned; and matmul through the GEMM against matmul through the tiles.
+#include <gtest/gtest.h>
+
+#include <hwy/targets.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "tensor/blocks.h"
+#include "tensor/fp16.h"
+#include "tensor/kernels.h"
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+#include "tensor/thread_pool.h"
+
+namespace fabula {
+namespace {
+
+const GgmlType kGemmTypes[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0,
+                               GgmlType::kQ5_0, GgmlType::kQ4_0, GgmlType::kF16,  GgmlType::kBF16};
+
+bool is_half(GgmlType t) { return t == GgmlType::kF16 || t == GgmlType::kBF16; }
+
+// Random bytes with a small positive fp16 scale in every block's d (and dmin) field.
+void random_row(GgmlType type, int64_t n, uint8_t* dst, std::mt19937& rng) {
+  if (is_half(type)) {
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      const uint16_t h = type == GgmlType::kF16 ? fp32_to_fp16(g(rng)) : fp32_to_bf16(g(rng));
+      std::memcpy(dst + 2 * i, &h, 2);
+    }
+    return;
+  }
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> sc(0.001f, 0.05f);
+  const TypeTraits& tr = type_traits(type);
+  const size_t bytes = row_bytes(type, static_cast<uint64_t>(n));
+  for (size_t i = 0; i < bytes; ++i) dst[i] = static_cast<uint8_t>(byte(rng));
+  for (int64_t b = 0; b < n / tr.block_size; ++b) {
+    uint8_t* blk = dst + b * tr.block_bytes;
+    const uint16_t d = fp32_to_fp16(sc(rng)), dmin = fp32_to_fp16(sc(rng));
+    if (type == GgmlType::kQ6_K) {
+      std::memcpy(&reinterpret_cast<BlockQ6_K*>(blk)->d, &d, 2);
+    } else {
+      std::memcpy(blk, &d, 2);
+      if (type == GgmlType::kQ4_K || type == GgmlType::kQ5_K) std::memcpy(blk + 2, &dmin, 2);
+    }
+  }
+}
+
+TEST(Gemm, EveryTargetMatchesTheScalarReference) {
+  const KernelTable ref = scalar_kernels();
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  int tested = 0;
+  for (int64_t target : kernel_targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    const KernelTable table = kernels_for_current_target();
+    SCOPED_TRACE(hwy::TargetName(target));
+    for (GgmlType type : kGemmTypes) {
+      if (table.gemm[kernel_slot(type)] == nullptr) continue;
+      SCOPED_TRACE(std::string(type_name(type)));
+      ++tested;
+      const GgmlType at = vec_dot_type(type);
+      const int64_t bs = type_traits(type).block_size;
+      const std::vector<int64_t> sizes = bs == kQK_K ? std::vector<int64_t>{256, 2816}
+                                         : bs == 1   ? std::vector<int64_t>{7, 256, 1000}
+                                                     : std::vector<int64_t>{32, 704, 800};
+      for (int64_t n : sizes) {
+        const size_t rb = row_bytes(type, n) + 2;  // a row stride that leaves rows only 2-byte aligned
+        const int max_rows = table.gemm_rows;
+        std::vector<uint8_t> wbuf(rb * max_rows + 2);
+        uint8_t* w = wbuf.data() + 2;
+        for (int r = 0; r < max_rows; ++r) random_row(type, n, w + r * rb, rng);
+        const int tokens = table.gemm_tokens;
+        std::vector<float> x(static_cast<size_t>(n * tokens));
+        for (auto& v : x) v = g(rng);
+        QuantizedActivations xq;
+        const int64_t saved = matmul_gemm_min_tokens();
+        set_matmul_gemm_min_tokens(1);  // F16/BF16: QuantizedActivations keeps the widened rows for the GEMM
+        xq.quantize(at, x.data(), tokens, n);
+        set_matmul_gemm_min_tokens(saved);
+        const size_t astride = tokens > 1 ? static_cast<size_t>(xq.row(1) - xq.row(0)) : 0;
+        std::vector<uint8_t> tile(table.gemm_tile_bytes(type, n));
+        for (int rows : {max_rows, 11, 1}) {
+          table.repack[kernel_slot(type)](n, w, rb, rows, tile.data());
+          for (int nt = 1; nt <= tokens; ++nt) {
+            const int64_t ldy = max_rows + 3;
+            std::vector<float> y(static_cast<size_t>(ldy * nt), -1.0f);
+            const GemmActs act =
+                is_half(type) ? GemmActs{reinterpret_cast<const uint8_t*>(xq.widened(0)), n * sizeof(float), nullptr,
+                                         nullptr}
+                              : GemmActs{xq.row(0), astride, xq.block_scales(0), xq.block_sums(0)};
+            table.gemm[kernel_slot(type)](n, tile.data(), act, nt, y.data(), ldy);
+            for (int t = 0; t < nt; ++t) {
+              for (int r = 0; r < ldy; ++r) {
+                const float got = y[static_cast<size_t>(t * ldy + r)];
+                if (r >= rows) {
+                  EXPECT_EQ(got, -1.0f) << "row " << r << " written beyond the tile's " << rows;
+                  continue;
+                }
+                float want = 0;
+                ref.tile[kernel_slot(type)](n, w + r * rb, xq.row(t), 0, nullptr, 1, &want, 1);
+                EXPECT_NEAR(got, want, 1e-4f * (1.0f + std::fabs(want))) << "n " << n << " nt " << nt << " t " << t
+                                                                         << " r " << r;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  std::printf("GEMM kernels tested: %d\n", tested);
+}
+
+TEST(Gemm, MatmulThroughTheGemmAgreesWithTheTiles) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  ThreadPool pool(2);
+  const int64_t saved = matmul_gemm_min_tokens();
+  for (GgmlType type : kGemmTypes) {
+    SCOPED_TRACE(std::string(type_name(type)));
+    const int64_t cols = type_traits(type).block_size == kQK_K ? 512 : 704, rows = 53, tokens = 37;
+    set_matmul_gemm_min_tokens(1);
+    const size_t rb = row_bytes(type, cols);
+    std::vector<uint8_t> wdata(rb * rows);
+    for (int64_t r = 0; r < rows; ++r) random_row(type, cols, wdata.data() + rb * r, rng);
+    const MatrixView w{type, wdata.data(), cols, rows, rb};
+    std::vector<float> x(static_cast<size_t>(cols * tokens));
+    for (auto& v : x) v = g(rng);
+    QuantizedActivations xq;
+    xq.quantize(vec_dot_type(type), x.data(), tokens, cols, &pool);
+    std::vector<float> tiles(static_cast<size_t>(rows * tokens)), gemm(tiles.size()), gemm1(tiles.size());
+    set_matmul_gemm_min_tokens(0);  // after quantize: the widened rows stay, the tiles ignore them
+    matmul(w, xq, tiles.data(), &pool);
+    set_matmul_gemm_min_tokens(1);
+    matmul(w, xq, gemm.data(), &pool);
+    matmul(w, xq, gemm1.data(), nullptr);
+    // The two sum in different orders; random weight bytes make large terms that cancel (Q6_K's scales reach
+    // ±127), so the error bound follows the largest output rather than each output.
+    float largest = 0;
+    for (float v : tiles) largest = std::max(largest, std::fabs(v));
+    for (size_t i = 0; i < tiles.size(); ++i) {
+      EXPECT_NEAR(gemm[i], tiles[i], 1e-5f * largest + 1e-4f * std::fabs(tiles[i])) << i;
+      EXPECT_EQ(gemm[i], gemm1[i]) << "the thread count changed a result at " << i;
+    }
+  }
+  set_matmul_gemm_min_tokens(saved);
+}
+
+}  // namespace
+}  // namespace fabula
