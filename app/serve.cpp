@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "command.h"
 #include "model_args.h"
+#include "server/http_policy.h"
 #include "server/server.h"
 
 FABULA_COMMAND(serve, "Serve the model over HTTP (llama-server API: /completion, /v1/chat/completions, ...)") {
@@ -17,11 +18,24 @@ FABULA_COMMAND(serve, "Serve the model over HTTP (llama-server API: /completion,
   cli.add_option("--port", o->port, "Port (0: any free port, printed)")->capture_default_str();
   cli.add_option("--parallel,--np", o->n_parallel, "Slots (concurrent requests)")->capture_default_str()->check(CLI::Range(1, 64));
   cli.add_option("-c,--ctx", o->n_ctx, "Context size per slot")->capture_default_str()->check(CLI::Range(16, 1 << 20));
-  cli.add_option("--api-key", o->api_key, "Require this key (Authorization: Bearer K) on every route but /health");
+  cli.add_option("--api-key", o->api_key, "Require this key (Authorization: Bearer K) on every route but /health")
+      ->envname("LLAMA_API_KEY");
+  cli.add_option("--cors-origin", o->cors_origins,
+                 "Let web pages at this origin call the API (repeatable; '*' for any page, only with --api-key)");
+  cli.add_option("--allow-host", o->allowed_hosts,
+                 "Accept requests for this host name too (repeatable; others get 421 on a loopback address)");
+  cli.add_option("--ssl-cert", o->ssl_cert, "Serve HTTPS with this PEM certificate chain (with --ssl-key)");
+  cli.add_option("--ssl-key", o->ssl_key, "The PEM private key of --ssl-cert");
   cli.add_option("-t,--threads", o->n_threads, "Inference threads (default: physical cores)");
   cli.add_option("--max-body", *max_body, "Largest request body in bytes (413 above)")->capture_default_str()->check(CLI::Range(int64_t{1024}, int64_t{1} << 30));
   cli.add_option("--timeout", o->timeout_s, "Request time limit in seconds (generation stops, stop_type limit)")->capture_default_str()->check(CLI::Range(1, 86400));
   cli.add_option("--read-timeout", o->read_timeout_s, "Socket read/write timeout in seconds")->capture_default_str()->check(CLI::Range(1, 3600));
+  cli.add_option("--header-timeout", o->header_timeout_s, "Seconds a client has to send its request headers")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
+  cli.add_option("--max-connections", o->max_connections, "Open connections in total (503 above)")
+      ->capture_default_str()->check(CLI::Range(1, 65536));
+  cli.add_option("--max-client-connections", o->max_client_connections, "Open connections from one address (429 above)")
+      ->capture_default_str()->check(CLI::Range(1, 65536));
   cli.add_option("--story", o->story, "Story whose manifest \"vn_protocol\" requests follow (default: the built-in sakuragaoka)");
   cli.add_option("--alias", o->alias, "Model name in responses (default: the file name)");
   return [o, max_body] {
@@ -39,7 +53,11 @@ FABULA_COMMAND(serve, "Serve the model over HTTP (llama-server API: /completion,
     server::Server srv(*o);
     auto port = srv.start();
     if (!port.ok()) return app::report_error(port.error());
-    std::printf("fabula serve: listening on http://%s:%d (loading %s)\n", o->host.c_str(), *port, o->model_path.c_str());
+    std::printf("fabula serve: listening on %s://%s:%d (loading %s)\n", o->ssl_cert.empty() ? "http" : "https",
+                o->host.c_str(), *port, o->model_path.c_str());
+    if (!server::is_loopback_host(o->host) && o->api_key.empty())
+      FABULA_LOG_WARN("serve: listening on {} without --api-key: anyone who can reach this address can use the model",
+                      o->host);
     std::fflush(stdout);
     std::thread watcher([&srv, set] {
       int sig = 0;

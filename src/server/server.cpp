@@ -1,6 +1,7 @@
-// HTTP server core: listen-then-load, CORS, API key, JSON errors, /health /props /tokenize /detokenize /models /metrics.
+// HTTP server core: listen-then-load, Host/Origin/CORS checks, API key, JSON errors, /health /props /tokenize /detokenize /models /metrics.
 #include "server/server_impl.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -21,6 +22,7 @@ std::string default_error_type(int status) {
     case 403: return "permission_error";
     case 404: return "not_found_error";
     case 413: return "invalid_request_error";
+    case 429: return "rate_limit_error";
     case 501: return "not_supported_error";
     case 503: return "unavailable_error";
     default: return status >= 500 ? "server_error" : "invalid_request_error";
@@ -95,22 +97,53 @@ Server::~Server() { stop(); }
 ServerState Server::state() const { return impl_->state.load(); }
 int Server::port() const { return impl_->port; }
 
+namespace {
+
+// Refuses option combinations that would open the server wider than meant, naming the flag to fix.
+Status check_security_options(const ServerOptions& o) {
+  for (const std::string& origin : o.cors_origins) {
+    if (origin == "*") {
+      if (o.api_key.empty())
+        return make_error(ErrorCode::kInvalidArgument,
+                          "--cors-origin '*' lets every web page drive the model: it needs --api-key too");
+    } else if (!origin_authority(origin)) {
+      return make_error(ErrorCode::kInvalidArgument, "--cors-origin {}: expected an origin like http://localhost:3000, or *",
+                        origin);
+    }
+  }
+  if (o.ssl_cert.empty() != o.ssl_key.empty())
+    return make_error(ErrorCode::kInvalidArgument, "--ssl-cert and --ssl-key go together (a PEM certificate and its key)");
+  return ok_status();
+}
+
+}  // namespace
+
 Result<int> Server::start() {
   Impl& im = *impl_;
   const ServerOptions& o = im.options;
-  const int n_http = o.http_threads > 0 ? o.http_threads : 16 + 2 * o.n_parallel;
-  im.http.new_task_queue = [n_http] { return new httplib::ThreadPool(static_cast<size_t>(n_http)); };
-  im.http.set_payload_max_length(o.max_body);
+  if (auto st = check_security_options(o); !st) return st.error();
+  HttpLimits limits;
+  limits.max_body = o.max_body;
+  limits.read_timeout_s = o.read_timeout_s;
+  limits.write_timeout_s = o.read_timeout_s;
+  limits.header_timeout_s = o.header_timeout_s;
+  limits.idle_timeout_s = o.idle_timeout_s;
+  limits.max_connections = o.max_connections;
+  limits.max_client_connections = o.max_client_connections;
+  im.http.set_limits(limits);
+  if (!o.ssl_cert.empty()) {
+    if (auto st = im.http.use_tls(o.ssl_cert, o.ssl_key); !st) return st.error();
+  }
+  im.check_host = is_loopback_host(o.host) || !o.allowed_hosts.empty();
+  im.host_policy = HostPolicy(o.host, o.allowed_hosts);
   im.http.set_tcp_nodelay(true);  // SSE events and small replies must not wait for Nagle + delayed ACK
-  im.http.set_read_timeout(o.read_timeout_s, 0);
-  im.http.set_write_timeout(o.read_timeout_s, 0);
   im.register_routes();
   im.register_completion_routes();
   im.register_chat_routes();
 
-  const int port = o.port == 0 ? im.http.bind_to_any_port(o.host) : (im.http.bind_to_port(o.host, o.port) ? o.port : -1);
-  if (port < 0) return make_error(ErrorCode::kIo, "cannot listen on {}:{} (in use, or not a local address?)", o.host, o.port);
-  im.port = port;
+  auto port = im.http.bind(o.host, o.port);
+  if (!port.ok()) return port.error();
+  im.port = *port;
   im.listen_thread = std::thread([&im] {
     im.http.listen_after_bind();
     {
@@ -120,7 +153,7 @@ Result<int> Server::start() {
     im.load_cv.notify_all();
   });
   im.load_thread = std::thread([&im] { im.load(); });
-  return port;
+  return im.port;
 }
 
 Status Server::wait_ready() {
@@ -139,7 +172,7 @@ void Server::wait() {
 void Server::stop() {
   Impl& im = *impl_;
   std::lock_guard stop_lock(im.stop_mu);
-  im.http.stop();
+  im.http.shutdown();
   if (im.listen_thread.joinable()) im.listen_thread.join();
   if (im.load_thread.joinable()) im.load_thread.join();
   if (im.state.load() == ServerState::kLoading) im.state = ServerState::kStopped;
@@ -201,28 +234,59 @@ void Server::Impl::load() {
   FABULA_LOG_INFO("serve: model {} ready ({} slots, ctx {})", options.model_path, options.n_parallel, n_ctx);
 }
 
-void Server::Impl::register_routes() {
-  http.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
+bool Server::Impl::admit_request(const httplib::Request& req, httplib::Response& res) {
+  const std::string host = req.get_header_value("Host");
+  if (check_host && !host_policy.allows(host)) {
+    send_error(res, 421,
+               fmt::format("Host '{}' is not an address of this server (a DNS-rebinding page?); if you reach it by this "
+                           "name, start it with --allow-host {}",
+                           host, host_of(host).empty() ? host : host_of(host)));
+    return false;
+  }
+  // Browsers name the page behind every cross-site request. Only the listed origins (or the server's own) pass.
+  const std::string origin = req.get_header_value("Origin");
+  const bool any_origin =
+      std::find(options.cors_origins.begin(), options.cors_origins.end(), "*") != options.cors_origins.end();
+  if (any_origin) res.set_header("Access-Control-Allow-Origin", "*");
+  if (!origin.empty() && !any_origin) {
+    bool listed = false;
+    for (const std::string& o : options.cors_origins) listed = listed || origin_authority(o) == origin_authority(origin);
+    if (listed) {
+      res.set_header("Access-Control-Allow-Origin", origin);
+      res.set_header("Vary", "Origin");
+    } else if (!is_same_origin(origin, host)) {
+      send_error(res, 403, fmt::format("a web page at {} may not use this server; to allow it, start the server with "
+                                       "--cors-origin {}",
+                                       origin, origin));
+      return false;
+    }
+  }
+  if (req.method == "OPTIONS") {
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Api-Key");
+    res.set_header("Access-Control-Max-Age", "86400");
+    return false;
+  }
+  if (is_public_path(req.path) || options.api_key.empty()) return true;
+  const std::string auth = req.get_header_value("Authorization");
+  const std::string bearer = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
+  // Both compared in constant time, both always compared: neither timing nor order says which was close.
+  const bool by_bearer = secret_equals(bearer, options.api_key);
+  const bool by_header = secret_equals(req.get_header_value("X-Api-Key"), options.api_key);
+  if (!by_bearer && !by_header) {
+    send_error(res, 401, "Invalid API Key", "authentication_error");
+    return false;
+  }
+  return true;
+}
 
-  // Runs before routing: preflight, API key, loading state.
+void Server::Impl::register_routes() {
+  // Runs before routing (and before a body is read): Host, Origin, preflight, API key, loading state.
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     counters.requests++;
-    if (req.method == "OPTIONS") {
-      res.status = 204;
-      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-      res.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Api-Key");
-      res.set_header("Access-Control-Max-Age", "86400");
-      return httplib::Server::HandlerResponse::Handled;
-    }
+    if (!admit_request(req, res)) return httplib::Server::HandlerResponse::Handled;
     if (is_public_path(req.path)) return httplib::Server::HandlerResponse::Unhandled;
-    if (!options.api_key.empty()) {
-      const std::string auth = req.get_header_value("Authorization");
-      const std::string key = req.get_header_value("X-Api-Key");
-      if (auth != "Bearer " + options.api_key && key != options.api_key) {
-        send_error(res, 401, "Invalid API Key", "authentication_error");
-        return httplib::Server::HandlerResponse::Handled;
-      }
-    }
     if (state.load() != ServerState::kReady) {
       if (state.load() == ServerState::kFailed) send_error(res, 500, "model failed to load: " + load_error.message);
       else send_error(res, 503, "Loading model", "unavailable_error");
@@ -238,6 +302,9 @@ void Server::Impl::register_routes() {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     if (res.status == 404) send_error(res, 404, "File Not Found: " + req.path);
     else if (res.status == 413) send_error(res, 413, fmt::format("request body exceeds {} bytes", options.max_body));
+    else if (res.status == 408)
+      send_error(res, 408, fmt::format("the request headers did not arrive within {} s", options.header_timeout_s));
+    else if (res.status == 431) send_error(res, 431, "request headers too large");
     else send_error(res, res.status, fmt::format("HTTP {}", res.status));
     return httplib::Server::HandlerResponse::Handled;
   }));

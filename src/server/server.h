@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 
@@ -18,10 +19,21 @@ struct ServerOptions {
   int64_t n_ctx = 4096;       // per slot
   int n_threads = 0;          // inference threads (<= 0: physical cores)
   std::string api_key;        // "" : no key; else required on every route but /health
+  // Web pages at these origins ("http://host:port") may call the API: they get Access-Control-Allow-Origin.
+  // "*" allows every origin and needs api_key. Any other page's request (its Origin header) gets 403.
+  std::vector<std::string> cors_origins;
+  // Host names accepted besides localhost and the bound address. The Host check (421 otherwise, against DNS
+  // rebinding) runs when the server is bound to loopback, or when names are given here.
+  std::vector<std::string> allowed_hosts;
+  std::string ssl_cert;       // PEM certificate chain and private key: serve HTTPS
+  std::string ssl_key;
   size_t max_body = 1 << 20;  // request bodies above this get 413
   int timeout_s = 600;        // request time limit (generation stops with stop_type "limit")
   int read_timeout_s = 30;    // socket read/write timeout
-  int http_threads = 0;       // HTTP worker threads (<= 0: 16 + 2 * n_parallel)
+  int header_timeout_s = 10;  // the request line and headers must arrive within this
+  int idle_timeout_s = 5;     // a kept-alive connection is closed after this long without a request
+  int max_connections = 512;  // open connections in total (503 above)
+  int max_client_connections = 64;  // open connections from one address (429 above)
   std::string alias;          // model name in responses ("" : the file name)
   std::string story;          // story whose manifest "vn_protocol" requests are constrained by ("" : the built-in)
 };

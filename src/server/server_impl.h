@@ -17,6 +17,8 @@
 #include "model/model.h"
 #include "protocol/manifest.h"
 #include "sample/constrained.h"
+#include "server/hardened_http.h"
+#include "server/http_policy.h"
 #include "server/request.h"
 #include "server/scheduler.h"
 #include "server/server.h"
@@ -47,7 +49,9 @@ struct HttpCounters {
 struct Server::Impl {
   ServerOptions options;
   std::string alias;
-  httplib::Server http;
+  HardenedHttpServer http;
+  bool check_host = false;  // bound to loopback (or --allow-host given): Host must name this server
+  HostPolicy host_policy;
   std::thread listen_thread;
   std::thread load_thread;
   std::atomic<ServerState> state{ServerState::kLoading};
@@ -62,6 +66,8 @@ struct Server::Impl {
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
 
   void register_routes();
+  // Host, Origin / CORS and API key checks of one request; false when it sent the refusal.
+  bool admit_request(const httplib::Request& req, httplib::Response& res);
   void register_completion_routes();
   void register_chat_routes();
   void load();

@@ -1,4 +1,5 @@
-// Hostile and unlucky clients: bad JSON and types, huge bodies, trickled bytes, disconnects, API key, CORS, loading.
+// Hostile and unlucky clients: bad JSON and types, huge bodies, trickled bytes, disconnects, API key, CORS, Host,
+// loading.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -8,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <thread>
 
 #include "server_test_util.h"
@@ -61,6 +63,7 @@ class ServerRobust : public DemoServerSuite<ServerRobust> {
     o.max_body = 64 * 1024;
     o.read_timeout_s = 2;
     o.api_key = "sesame";
+    o.cors_origins = {"*"};  // allowed because of the key
     return o;
   }
 
@@ -145,7 +148,7 @@ TEST_F(ServerRobust, TricklingClientDoesNotBlockOthers) {
   const int fd = connect_raw(rs_->port);
   ASSERT_GE(fd, 0);
   const std::string body = R"({"prompt": "Hello there, Sakura", "n_predict": 2})";
-  ASSERT_TRUE(send_all(fd, "POST /completion HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sesame\r\nContent-Type: application/json\r\n"
+  ASSERT_TRUE(send_all(fd, "POST /completion HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sesame\r\nContent-Type: application/json\r\n"
                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n"));
   // A byte at a time, while others are served.
   auto c = client();
@@ -172,7 +175,7 @@ TEST_F(ServerRobust, AbruptDisconnectCancelsGenerationAndFreesTheSlot) {
     const int fd = connect_raw(rs_->port);
     ASSERT_GE(fd, 0);
     const std::string body = R"({"prompt": "Once upon a time", "n_predict": 3000, "ignore_eos": true, "stream": true})";
-    ASSERT_TRUE(send_all(fd, "POST /completion HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sesame\r\nContent-Type: application/json\r\n"
+    ASSERT_TRUE(send_all(fd, "POST /completion HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sesame\r\nContent-Type: application/json\r\n"
                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
     const std::string first = recv_some(fd, 300);  // headers and a few events
     EXPECT_NE(first.find("data: "), std::string::npos);
@@ -217,6 +220,120 @@ TEST_F(ServerRobust, ApiKeyAndCors) {
   EXPECT_EQ(pre->status, 204);
   EXPECT_EQ(pre->get_header_value("Access-Control-Allow-Origin"), "*");
   EXPECT_NE(pre->get_header_value("Access-Control-Allow-Headers").find("Authorization"), std::string::npos);
+}
+
+// Default flags: no CORS header for anyone, other web pages refused, rebinding Host names refused.
+class ServerDefaults : public DemoServerSuite<ServerDefaults> {
+ public:
+  static server::ServerOptions options() {
+    server::ServerOptions o;
+    o.n_threads = 2;
+    return o;
+  }
+};
+
+TEST_F(ServerDefaults, NoCorsHeaderAndForeignPagesRefused) {
+  auto c = rs_->client();
+  for (const char* path : {"/health", "/props", "/v1/models"}) {
+    auto r = c.Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path;
+    EXPECT_FALSE(r->has_header("Access-Control-Allow-Origin")) << path;
+  }
+  // A page elsewhere: a no-preflight text/plain POST, a fetch, a preflight. None gets through or a CORS header.
+  const httplib::Headers evil{{"Origin", "http://evil.example"}};
+  auto post = c.Post("/completion", evil, R"({"prompt":"Hello","n_predict":4})", "text/plain");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 403);
+  EXPECT_FALSE(post->has_header("Access-Control-Allow-Origin"));
+  EXPECT_NE(json::parse(post->body)["error"]["message"].get<std::string>().find("--cors-origin"), std::string::npos);
+  auto get = c.Get("/props", evil);
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 403);
+  auto pre = c.Options("/v1/chat/completions", httplib::Headers{{"Origin", "http://evil.example"},
+                                                                {"Access-Control-Request-Method", "POST"}});
+  ASSERT_TRUE(pre);
+  EXPECT_EQ(pre->status, 403);
+  EXPECT_FALSE(pre->has_header("Access-Control-Allow-Origin"));
+  // Same-origin pages (the server's own address) are fine.
+  auto own = c.Get("/props", httplib::Headers{{"Origin", "http://127.0.0.1:" + std::to_string(rs_->port)}});
+  ASSERT_TRUE(own);
+  EXPECT_EQ(own->status, 200);
+}
+
+TEST_F(ServerDefaults, RebindingHostIs421) {
+  auto c = rs_->client();
+  for (const char* host : {"evil.example", "evil.example:8080", "localhost.evil.example"}) {
+    auto r = c.Get("/props", httplib::Headers{{"Host", host}});
+    ASSERT_TRUE(r) << host;
+    EXPECT_EQ(r->status, 421) << host;
+    EXPECT_NE(json::parse(r->body)["error"]["message"].get<std::string>().find("--allow-host"), std::string::npos);
+  }
+  auto local = c.Get("/props", httplib::Headers{{"Host", "localhost:" + std::to_string(rs_->port)}});
+  ASSERT_TRUE(local);
+  EXPECT_EQ(local->status, 200);
+}
+
+// --cors-origin lists the pages that may call the API; each gets its own origin back, nobody else gets one.
+class ServerCorsListed : public DemoServerSuite<ServerCorsListed> {
+ public:
+  static server::ServerOptions options() {
+    server::ServerOptions o;
+    o.n_threads = 2;
+    o.cors_origins = {"http://localhost:3000", "https://vn.example"};
+    o.allowed_hosts = {"llm.example"};
+    return o;
+  }
+};
+
+TEST_F(ServerCorsListed, ListedOriginsGetTheirOwnOriginBack) {
+  auto c = rs_->client();
+  for (const char* origin : {"http://localhost:3000", "https://vn.example"}) {
+    auto r = c.Get("/props", httplib::Headers{{"Origin", origin}});
+    ASSERT_TRUE(r) << origin;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->get_header_value("Access-Control-Allow-Origin"), origin);
+    EXPECT_EQ(r->get_header_value("Vary"), "Origin");
+    auto pre = c.Options("/completion", httplib::Headers{{"Origin", origin}, {"Access-Control-Request-Method", "POST"}});
+    ASSERT_TRUE(pre);
+    EXPECT_EQ(pre->status, 204);
+    EXPECT_EQ(pre->get_header_value("Access-Control-Allow-Origin"), origin);
+  }
+  auto other = c.Get("/props", httplib::Headers{{"Origin", "http://localhost:3001"}});
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 403);
+  EXPECT_FALSE(other->has_header("Access-Control-Allow-Origin"));
+  auto named = c.Get("/props", httplib::Headers{{"Host", "llm.example"}});
+  ASSERT_TRUE(named);
+  EXPECT_EQ(named->status, 200);
+}
+
+TEST(ServerOptionsCheck, UnsafeCombinationsAreRefusedWithTheFlag) {
+  struct Case {
+    std::function<void(server::ServerOptions&)> set;
+    const char* mention;
+  };
+  const Case cases[] = {
+      {[](server::ServerOptions& o) { o.cors_origins = {"*"}; }, "--api-key"},
+      {[](server::ServerOptions& o) { o.cors_origins = {"localhost:3000"}; }, "--cors-origin"},
+      {[](server::ServerOptions& o) { o.ssl_cert = "cert.pem"; }, "--ssl-key"},
+      {[](server::ServerOptions& o) {
+         o.ssl_cert = "/nonexistent/cert.pem";
+         o.ssl_key = "/nonexistent/key.pem";
+       },
+       "--ssl-cert"},
+  };
+  for (const Case& c : cases) {
+    server::ServerOptions o;
+    o.model_path = demo_model();
+    o.host = "127.0.0.1";
+    o.port = 0;
+    c.set(o);
+    server::Server srv(o);
+    auto port = srv.start();
+    ASSERT_FALSE(port.ok()) << c.mention;
+    EXPECT_NE(port.error().message.find(c.mention), std::string::npos) << port.error().message;
+  }
 }
 
 // The model path is a FIFO: opening it blocks, so the server is deterministically "loading" until we write to it;
