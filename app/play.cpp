@@ -1,10 +1,13 @@
 // `fabula play`: the visual novel in the browser (web player on 127.0.0.1) or in the terminal (--tui).
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "backend/narrators.h"
 #include "base/log.h"
@@ -22,10 +25,9 @@
 
 namespace {
 
-fabula::server::GameServer* g_server = nullptr;
-void on_signal(int) {
-  if (g_server) g_server->stop();
-}
+// The handler only raises a flag (stopping the server takes locks); a watcher thread acts on it.
+volatile std::sig_atomic_t g_signalled = 0;
+void on_signal(int) { g_signalled = 1; }
 
 std::string default_save_path() {
   const char* xdg = std::getenv("XDG_DATA_HOME");
@@ -63,7 +65,9 @@ fabula::Result<std::unique_ptr<fabula::voice::SpeechService>> make_speech(const 
 
 FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui)") {
   struct Opts {
-    std::string model, server, story = "sakuragaoka", save, scripted, profile, host = "127.0.0.1", tts_cmd;
+    std::string model, server, story = "sakuragaoka", save, scripted, profile, host = "127.0.0.1", tts_cmd,
+        access_key;
+    std::vector<std::string> allowed_hosts;
     int port = 8765, delay_ms = 30, max_regen = 3;
     uint64_t seed = 1;
     bool open = false, tui = false, fresh = false, no_wait = false, no_tts = false, voices = false, sound = false;
@@ -76,6 +80,12 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
   cli.add_option("--story", o->story, "Story id or path")->capture_default_str();
   cli.add_option("--profile", o->profile, "Narrator profile (demo, vn26b; default: demo for the demo model)");
   cli.add_option("--port", o->port, "Port of the web player (0: any free port)")->capture_default_str();
+  cli.add_option("--host", o->host, "Address to listen on; beyond loopback (other players) needs --access-key")
+      ->capture_default_str();
+  cli.add_option("--access-key", o->access_key,
+                 "Key every player's link carries (default: a new random one each launch; required off loopback)")
+      ->envname("FABULA_ACCESS_KEY");
+  cli.add_option("--allow-host", o->allowed_hosts, "A host name players reach this machine by (repeatable)");
   cli.add_option("--save", o->save, "Save file (SQLite; default: ~/.local/share/fabula/saves.sqlite)");
   cli.add_option("--seed", o->seed, "Base sampling seed")->capture_default_str();
   cli.add_option("--max-regen", o->max_regen, "Regenerations of a beat without choices before the fallback")
@@ -159,22 +169,33 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     }
     auto web = protocol::find_in_repo("web/index.html");
     if (!web) return app::report_error(make_error(ErrorCode::kNotFound, "web/index.html not found near the binary"));
-    server::GameServer http(game, std::filesystem::path(*web).parent_path().string());
+    server::GameServerOptions so;
+    so.access_key = o->access_key;
+    so.allowed_hosts = o->allowed_hosts;
+    server::GameServer http(game, std::filesystem::path(*web).parent_path().string(), so);
     http.set_speech(speech->get());
     auto port = http.bind(o->host, o->port);
     if (!port) return app::report_error(port.error(), "pick another --port");
-    std::string url = fmt::format("http://{}:{}/", o->host, *port);
+    // The link carries the access token: a page without it (another site, another user) gets 401.
+    std::string url = http.player_url();
     std::printf("fabula play: %s\n", url.c_str());
+    if (!server::is_loopback_host(o->host))
+      std::printf("fabula play: other players open http://THIS-MACHINE:%d/#token=<the access key>\n", *port);
     std::fflush(stdout);
     if (o->open) {
       std::string cmd = "xdg-open '" + url + "' >/dev/null 2>&1 &";
       if (std::system(cmd.c_str()) != 0) FABULA_LOG_WARN("could not open a browser; visit {}", url);
     }
-    g_server = &http;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    std::atomic<bool> done{false};
+    std::thread watcher([&] {
+      while (!done && !g_signalled) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (g_signalled) http.stop();
+    });
     http.run();
-    g_server = nullptr;
+    done = true;
+    watcher.join();
     return 0;
   };
 }

@@ -17,7 +17,16 @@
   // Sound and settings live in audio.js / settings.js; the player only calls these hooks.
   const audio = window.FabulaAudio, settings = window.FabulaSettings;
 
+  // The link fabula play prints carries the launch token (#token=...): it is traded once for an HttpOnly cookie
+  // that every later request (EventSource included) carries, and taken out of the address bar.
+  const session = (() => {
+    const token = new URLSearchParams(location.hash.slice(1)).get('token');
+    if (!token) return Promise.resolve();
+    history.replaceState(null, '', location.pathname + location.search);
+    return fetch('/api/session', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Fabula-Token': token }, body: '{}' });
+  })();
   const api = async (path, body) => {
+    await session;
     const opt = body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
     const r = await fetch(path, opt);
     const j = await r.json().catch(() => ({}));
@@ -314,7 +323,7 @@
   }
   $('#import-file').onchange = async (e) => {
     const f = e.target.files[0]; if (!f) return;
-    try { const r = await fetch('/api/import', { method: 'POST', body: await f.text() }); const j = await r.json(); if (!j.ok) throw new Error(j.error); toast('Imported'); el.panel.classList.add('hidden'); }
+    try { const r = await fetch('/api/import', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: await f.text() }); const j = await r.json(); if (!j.ok) throw new Error(j.error); toast('Imported'); el.panel.classList.add('hidden'); }
     catch (err) { toast(err.message); }
   };
   function syncButtons() {

@@ -3,9 +3,12 @@
 
 #include <httplib.h>
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 #include "base/log.h"
+#include "server/hardened_http.h"
 
 namespace fabula::server {
 
@@ -71,9 +74,61 @@ json story_json(const engine::Story& s, const voice::SpeechService* speech) {
 
 }  // namespace
 
-GameServer::GameServer(engine::Game& game, std::string web_root)
-    : game_(game), web_root_(std::move(web_root)), http_(std::make_unique<httplib::Server>()) {
+GameServer::GameServer(engine::Game& game, std::string web_root, GameServerOptions options)
+    : game_(game),
+      web_root_(std::move(web_root)),
+      options_(std::move(options)),
+      token_(options_.access_key.empty() ? random_token() : options_.access_key),
+      http_(std::make_unique<HardenedHttpServer>(options_.limits)) {
+  guard();
   routes();
+}
+
+void GameServer::guard() {
+  auto& h = *http_;
+  // The player is never framed by another page, nor its replies sniffed as another type.
+  h.set_default_headers({{"X-Frame-Options", "DENY"}, {"X-Content-Type-Options", "nosniff"}});
+  h.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    reply(res, {{"ok", false}, {"error", fmt::format("HTTP {}", res.status)}}, res.status);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  h.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    using R = httplib::Server::HandlerResponse;
+    auto refuse = [&](int status, const std::string& message) {
+      reply(res, {{"ok", false}, {"error", message}}, status);
+      return R::Handled;
+    };
+    const std::string host = req.get_header_value("Host");
+    if (!host_policy_.allows(host))
+      return refuse(421, fmt::format("Host '{}' is not an address of this server (a DNS-rebinding page?); if players "
+                                     "reach it by this name, start fabula play with --allow-host {}",
+                                     host, host_of(host).empty() ? host : host_of(host)));
+    const std::string origin = req.get_header_value("Origin");
+    if (!origin.empty() && !is_same_origin(origin, host))
+      return refuse(403, fmt::format("requests from another web page ({}) are refused", origin));
+    if (req.get_header_value("Sec-Fetch-Site") == "cross-site")
+      return refuse(403, "requests from another web site are refused");
+    if (req.method == "GET" && (req.path == "/" || req.path.rfind("/web/", 0) == 0)) return R::Unhandled;
+    if (req.method != "GET" && req.method != "HEAD" && !is_json_content_type(req.get_header_value("Content-Type")))
+      return refuse(415, fmt::format("{} {} needs Content-Type: application/json", req.method, req.path));
+    const std::string cookie_name = fmt::format("fabula_{}", port_);
+    const std::string auth = req.get_header_value("Authorization");
+    std::string given = req.get_header_value("X-Fabula-Token");
+    if (given.empty() && auth.rfind("Bearer ", 0) == 0) given = auth.substr(7);
+    if (given.empty()) given = cookie_value(req.get_header_value("Cookie"), cookie_name);
+    if (!secret_equals(given, token_))
+      return refuse(401, "this player needs its access link: open the address fabula play printed (it ends in "
+                         "#token=...)");
+    if (req.path == "/api/session" && req.method == "POST") {
+      // The page stores nothing itself: the browser keeps the token where scripts cannot read it.
+      res.set_header("Set-Cookie", fmt::format("{}={}; Path=/; HttpOnly; SameSite=Strict", cookie_name, token_));
+      res.set_header("Cache-Control", "no-store");
+      reply(res, {{"ok", true}});
+      return R::Handled;
+    }
+    return R::Unhandled;
+  });
 }
 
 GameServer::~GameServer() { stop(); }
@@ -169,16 +224,35 @@ void GameServer::routes() {
 }
 
 Result<int> GameServer::bind(const std::string& host, int port) {
-  int bound = port == 0 ? http_->bind_to_any_port(host) : (http_->bind_to_port(host, port) ? port : -1);
-  if (bound < 0) return make_error(ErrorCode::kIo, "cannot listen on {}:{} (in use?)", host, port);
+  if (!is_loopback_host(host) && options_.access_key.empty())
+    return make_error(ErrorCode::kInvalidArgument,
+                      "listening on {} lets other machines in: give the players an access key with --access-key KEY "
+                      "(or FABULA_ACCESS_KEY); each opens http://THIS-MACHINE:PORT/#token=KEY",
+                      host);
+  host_policy_ = HostPolicy(host, options_.allowed_hosts);
+  auto bound = http_->bind(host, port);
+  if (!bound.ok()) return bound.error();
+  host_ = host;
+  port_ = *bound;
   return bound;
+}
+
+std::string GameServer::player_url() const {
+  std::string host = is_wildcard_host(host_) ? "127.0.0.1" : host_;
+  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+  std::string token;  // percent-encoded: an access key may hold any character
+  for (unsigned char c : token_) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') token += static_cast<char>(c);
+    else token += fmt::format("%{:02X}", c);
+  }
+  return fmt::format("http://{}:{}/#token={}", host, port_, token);
 }
 
 void GameServer::run() { http_->listen_after_bind(); }
 
 void GameServer::stop() {
   stopping_ = true;
-  if (http_) http_->stop();
+  if (http_) http_->shutdown();
 }
 
 }  // namespace fabula::server

@@ -5,19 +5,34 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "engine/game.h"
+#include "server/http_limits.h"
+#include "server/http_policy.h"
 #include "voice/speech_service.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace fabula::server {
 
+class HardenedHttpServer;
+
+struct GameServerOptions {
+  // The secret every request needs (cookie, X-Fabula-Token or Authorization: Bearer). "" : a random one made at
+  // launch, which only a loopback address accepts; beyond loopback (several players) an access key is mandatory.
+  std::string access_key;
+  std::vector<std::string> allowed_hosts;  // Host names accepted besides localhost and the bound address
+  HttpLimits limits;
+};
+
+// Who may call it: the Host must name this server (421: DNS rebinding); a request from another web page (its Origin)
+// gets 403; a POST must carry JSON (415); every route but / and /web/* needs the launch token (401). The player
+// is opened at player_url() (.../#token=T); it trades the token for a SameSite=Strict, HttpOnly cookie at
+// POST /api/session (token in X-Fabula-Token), which then goes with every request, EventSource included.
+//
 // Routes (all JSON unless said):
 //   GET  /                 web/index.html;  GET /web/*  the player;  GET /story/*  the story package's files
+//   POST /api/session      sets the token cookie
 //   GET  /api/story        title, cast (sprite URLs per expression), locations (backdrop URLs), positions
 //   GET  /api/state        Game::snapshot()            GET /api/tree   Game::tree()
 //   GET  /api/events       text/event-stream; `?after=SEQ` or Last-Event-ID; one `data:` JSON per scene event
@@ -31,11 +46,15 @@ namespace fabula::server {
 //                          per line (X-Fabula-Voice-Cache: hit|miss); 404 when voices are off or unvoiced
 class GameServer {
  public:
-  GameServer(engine::Game& game, std::string web_root);
+  GameServer(engine::Game& game, std::string web_root, GameServerOptions options = {});
   ~GameServer();
 
-  // Binds host:port (port 0 = any free port) and returns the bound port; then call run().
+  // Binds host:port (port 0 = any free port) and returns the bound port; then call run(). Fails off loopback
+  // without an access key.
   Result<int> bind(const std::string& host, int port);
+  // http://HOST:PORT/#token=T, the link that opens the player (HOST as bound; 127.0.0.1 for a wildcard address).
+  std::string player_url() const;
+  const std::string& token() const { return token_; }
   // Serves until stop() (blocking).
   void run();
   void stop();
@@ -44,9 +63,15 @@ class GameServer {
 
  private:
   void routes();
+  void guard();  // the pre-routing checks above
   engine::Game& game_;
   std::string web_root_;
-  std::unique_ptr<httplib::Server> http_;
+  GameServerOptions options_;
+  std::string token_;
+  std::string host_;
+  int port_ = 0;
+  HostPolicy host_policy_;
+  std::unique_ptr<HardenedHttpServer> http_;
   std::atomic<bool> stopping_{false};
   voice::SpeechService* speech_ = nullptr;
 };

@@ -1,5 +1,6 @@
-// Browser test of the web player: start `fabula play`, see a backdrop and a sprite, read lines, pick a choice,
-// see the next beat, roll back; saves a screenshot to OUT_DIR/player.png.
+// Browser test of the web player: start `fabula play`, see that the player needs the link's token, see a backdrop
+// and a sprite, read lines, pick a choice, see the next beat, roll back; then the several-players setup (listening on
+// every interface with an access key). Saves a screenshot to OUT_DIR/player.png.
 // Usage: node browser_test.js FABULA_BINARY SOURCE_DIR OUT_DIR
 'use strict';
 const { spawn } = require('child_process');
@@ -21,9 +22,9 @@ function cleanup() {
 }
 
 // Starts fabula play with the given narrator arguments; resolves to the URL it prints (or null if it exits).
-function startPlay(narratorArgs) {
+function startPlay(narratorArgs, extraArgs = []) {
   return new Promise((resolve) => {
-    const args = ['play', ...narratorArgs, '--port', '0', '--new', '--save', path.join(tmp, 'saves.sqlite')];
+    const args = ['play', ...narratorArgs, '--port', '0', '--new', '--save', path.join(tmp, 'saves.sqlite'), ...extraArgs];
     const p = spawn(bin, args, { cwd: src, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
     p.stdout.on('data', (d) => {
@@ -38,11 +39,12 @@ function startPlay(narratorArgs) {
 
 (async () => {
   // The demo narrator when it is available, else the scripted fixture.
-  let url = null, narrator = 'demo';
-  if (fs.existsSync(path.join(src, 'models/fabula-demo-v1.gguf'))) url = await startPlay([]);
+  let url = null, narrator = 'demo', narratorArgs = [];
+  if (fs.existsSync(path.join(src, 'models/fabula-demo-v1.gguf'))) url = await startPlay(narratorArgs);
   if (!url) {
     narrator = 'scripted';
-    url = await startPlay(['--scripted', path.join(src, 'tests/data/engine/play_fixture.jsonl'), '--scripted-delay-ms', '15']);
+    narratorArgs = ['--scripted', path.join(src, 'tests/data/engine/play_fixture.jsonl'), '--scripted-delay-ms', '15'];
+    url = await startPlay(narratorArgs);
   }
   if (!url) fail('fabula play did not start');
   console.log(`player at ${url} (narrator: ${narrator})`);
@@ -56,8 +58,21 @@ function startPlay(narratorArgs) {
   const page = browser.pages()[0] || await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  // Without the link's token (another page, another user) the player is refused and says where the link is.
+  if (!/#token=[0-9a-f]{64}$/.test(url)) fail(`the printed link carries no token: ${url}`);
+  await page.goto(url.replace(/#.*$/, ''));
+  await page.waitForFunction(() => !document.querySelector('#toast').classList.contains('hidden'), null, { timeout: 10000 });
+  const refusal = await page.textContent('#toast');
+  console.log(`without the token: ${refusal}`);
+  if (!refusal.includes('#token=')) fail(`a player without the token should be told about the link, got: ${refusal}`);
+  if (await page.isVisible('#title-card')) fail('the title card showed without the token');
+
   await page.goto(url);
   await page.waitForSelector('#title-card:not(.hidden)', { timeout: 10000 });
+  // The token left the address bar and lives in a cookie that scripts cannot read.
+  const token = url.split('#token=')[1];
+  if (page.url().includes(token)) fail(`the token stayed in the address bar: ${page.url()}`);
+  if ((await page.evaluate(() => document.cookie)).includes(token)) fail('the token cookie is readable by scripts');
   // player.js handles exactly the event types of docs/events.schema.json.
   const schema = JSON.parse(fs.readFileSync(path.join(src, 'docs/events.schema.json'), 'utf8'));
   const schemaTypes = Object.values(schema.$defs).map((d) => d.properties && d.properties.type && d.properties.type.const)
@@ -136,6 +151,22 @@ function startPlay(narratorArgs) {
   await page.waitForFunction((b) => document.querySelector('#stage').dataset.beat === b, beat1, { timeout: 10000 });
   await page.waitForSelector('#choices button', { timeout: 10000 });
   console.log(`rolled back to beat ${beat1}`);
+  if (errors.length) fail(`page errors: ${errors.join('; ')}`);
+
+  // Several players: listening on every interface takes an access key, which the players' link carries.
+  server.kill('SIGKILL');
+  server = null;
+  const key = 'several-players-key';
+  const lanUrl = await startPlay(narratorArgs, ['--host', '0.0.0.0', '--access-key', key]);
+  if (!lanUrl) fail('fabula play --host 0.0.0.0 --access-key did not start');
+  if (!lanUrl.endsWith(`#token=${key}`)) fail(`the several-players link does not carry the key: ${lanUrl}`);
+  const guest = await browser.newPage();
+  guest.on('pageerror', (e) => errors.push(String(e)));
+  await guest.goto(lanUrl);
+  await guest.waitForSelector('#title-card:not(.hidden)', { timeout: 10000 });
+  await guest.click('#begin');
+  await guest.waitForFunction(() => document.querySelector('#line').textContent.length > 0, null, { timeout: 60000 });
+  console.log(`several players: ${lanUrl.replace(key, '<key>')} plays`);
   if (errors.length) fail(`page errors: ${errors.join('; ')}`);
   await browser.close();
   cleanup();
