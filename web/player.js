@@ -22,7 +22,7 @@
   const session = (() => {
     const token = new URLSearchParams(location.hash.slice(1)).get('token');
     if (!token) return Promise.resolve();
-    history.replaceState(null, '', location.pathname + location.search);
+    window.history.replaceState(null, '', location.pathname + location.search);  // (history() is the backlog)
     return fetch('/api/session', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Fabula-Token': token }, body: '{}' });
   })();
   const api = async (path, body) => {

@@ -109,7 +109,8 @@ void GameServer::guard() {
       return refuse(403, fmt::format("requests from another web page ({}) are refused", origin));
     if (req.get_header_value("Sec-Fetch-Site") == "cross-site")
       return refuse(403, "requests from another web site are refused");
-    if (req.method == "GET" && (req.path == "/" || req.path.rfind("/web/", 0) == 0)) return R::Unhandled;
+    if (req.method == "GET" && (req.path == "/" || req.path == "/favicon.ico" || req.path.rfind("/web/", 0) == 0))
+      return R::Unhandled;
     if (req.method != "GET" && req.method != "HEAD" && !is_json_content_type(req.get_header_value("Content-Type")))
       return refuse(415, fmt::format("{} {} needs Content-Type: application/json", req.method, req.path));
     const std::string cookie_name = fmt::format("fabula_{}", port_);
