@@ -22,7 +22,12 @@ struct GameServerOptions {
   // launch, which only a loopback address accepts; beyond loopback (several players) an access key is mandatory.
   std::string access_key;
   std::vector<std::string> allowed_hosts;  // Host names accepted besides localhost and the bound address
-  HttpLimits limits;
+  // An exported session (POST /api/import) grows with every beat: room for thousands of them.
+  HttpLimits limits = [] {
+    HttpLimits l;
+    l.max_body = size_t{32} << 20;
+    return l;
+  }();
 };
 
 // Who may call it: the Host must name this server (421: DNS rebinding); a request from another web page (its Origin)
