@@ -194,7 +194,13 @@ void HardenedHttpServer::shutdown() {
     stopping_ = true;
     for (int sock : open_) ::shutdown(sock, SHUT_RDWR);  // blocked polls and reads return at once
   }
-  stop();
+  // cpp-httplib's stop() does nothing until listen_after_bind() has begun: close the listener ourselves, so that a
+  // shutdown racing the listening thread's start still ends it (the accept loop checks svr_sock_ first).
+  const int listener = svr_sock_.exchange(INVALID_SOCKET);
+  if (listener != INVALID_SOCKET) {
+    ::shutdown(listener, SHUT_RDWR);
+    ::close(listener);
+  }
 }
 
 HttpStats HardenedHttpServer::stats() const {
