@@ -20,6 +20,7 @@ using nlohmann::json;
 struct Player {
   pid_t pid = -1;
   int port = 0;
+  std::string token;
   FILE* out = nullptr;
 
   // Starts the binary and reads the URL it prints.
@@ -45,16 +46,19 @@ struct Player {
     std::string s(line);
     auto colon = s.rfind(':');
     port = std::atoi(s.c_str() + colon + 1);
+    // The printed link ends in #token=T: the game API wants it with every request.
+    const auto at = s.find("#token=");
+    if (at != std::string::npos) token = s.substr(at + 7, s.find_first_of("\r\n", at) - at - 7);
     return port > 0;
   }
   json get(const std::string& path) {
     httplib::Client c("127.0.0.1", port);
-    auto r = c.Get(path.c_str());
+    auto r = c.Get(path.c_str(), httplib::Headers{{"X-Fabula-Token", token}});
     return r ? json::parse(r->body, nullptr, false) : json();
   }
   json post(const std::string& path, const json& body) {
     httplib::Client c("127.0.0.1", port);
-    auto r = c.Post(path.c_str(), body.dump(), "application/json");
+    auto r = c.Post(path.c_str(), httplib::Headers{{"X-Fabula-Token", token}}, body.dump(), "application/json");
     return r ? json::parse(r->body, nullptr, false) : json();
   }
   // Waits until the game is idle with `beats` beats committed.

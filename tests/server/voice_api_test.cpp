@@ -42,7 +42,8 @@ struct VoiceServer {
   }
   httplib::Result get(const std::string& speaker, const std::string& text) {
     httplib::Client c("127.0.0.1", port);
-    return c.Get("/api/voice?" + httplib::detail::params_to_query_str({{"speaker", speaker}, {"text", text}}));
+    return c.Get("/api/voice?" + httplib::detail::params_to_query_str({{"speaker", speaker}, {"text", text}}),
+                 httplib::Headers{{"X-Fabula-Token", http.token()}});
   }
 };
 
@@ -74,7 +75,7 @@ TEST(VoiceApi, SpeaksEachLineOnceAndReplaysFromTheCache) {
   EXPECT_EQ(s.get("Hana", "")->status, 400);
 
   httplib::Client c("127.0.0.1", s.port);
-  json story = json::parse(c.Get("/api/story")->body);
+  json story = json::parse(c.Get("/api/story", httplib::Headers{{"X-Fabula-Token", s.http.token()}})->body);
   EXPECT_TRUE(story["voices"]["available"].get<bool>());
   EXPECT_EQ(story["voices"]["cast"].size(), 4u);
   EXPECT_TRUE(story["voices"]["narration"].get<bool>());
@@ -87,7 +88,7 @@ TEST(VoiceApi, WithoutASpeechEngineVoicesAreOffAndSaySo) {
   EXPECT_EQ(r->status, 404);
   EXPECT_NE(r->body.find("voices are off"), std::string::npos);
   httplib::Client c("127.0.0.1", s.port);
-  EXPECT_FALSE(json::parse(c.Get("/api/story")->body)["voices"]["available"].get<bool>());
+  EXPECT_FALSE(json::parse(c.Get("/api/story", httplib::Headers{{"X-Fabula-Token", s.http.token()}})->body)["voices"]["available"].get<bool>());
 }
 
 }  // namespace
