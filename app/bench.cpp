@@ -1,4 +1,4 @@
-// `fabula bench --model F [-p 512] [-n 128] [-r 5] [-t T] [--json]`: llama-bench's method (research/perf.md §8):
+// `fabula bench --model F [-p 512] [-n 128] [-r 5] [-t T] [--json]`: llama-bench's method:
 // random tokens (BOS first), fresh KV per run, pp = p tokens in one batch with logits for the last token only,
 // tg = n single-token decodes with full logits, one warm-up run, mean ± sd over r repetitions.
 #include <sys/resource.h>

@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "command.h"
-#include "base/file.h"
+#include "format/hf_config.h"
 #include "tools/lora.h"
 
 FABULA_COMMAND(lora, "Merge a PEFT LoRA adapter into an HF checkpoint, or plan a LoRA (modules, parameters)") {
@@ -34,13 +34,13 @@ FABULA_COMMAND(lora, "Merge a PEFT LoRA adapter into an HF checkpoint, or plan a
       if (!stats.ok()) return app::report_error(stats.error());
       return 0;
     }
-    Result<Gemma4Shape> shape = make_error(ErrorCode::kInternal, "unset");
+    Result<Gemma4HParams> shape = gemma4_preset(a->shape);
     if (!a->config.empty()) {
-      auto text = read_file_text(a->config);
-      if (!text.ok()) return app::report_error(text.error());
-      shape = gemma4_shape_from_hf_config(*text, a->config);
-    } else {
-      shape = gemma4_shape(a->shape);
+      auto config = HfConfig::load(a->config);
+      if (!config.ok()) return app::report_error(config.error());
+      auto text_config = config->has("text_config") ? config->get_object("text_config") : config;
+      if (!text_config.ok()) return app::report_error(text_config.error());
+      shape = gemma4_hparams_from_hf(*text_config);
     }
     if (!shape.ok()) return app::report_error(shape.error());
     std::vector<std::string> targets;
@@ -50,7 +50,8 @@ FABULA_COMMAND(lora, "Merge a PEFT LoRA adapter into an HF checkpoint, or plan a
     auto modules = lora_modules(*shape, targets);
     if (!modules.ok()) return app::report_error(modules.error());
     const LoraPlan p = lora_plan(*modules, a->rank);
-    std::printf("LoRA plan: %s, rank %u, targets %s\n", shape->name.c_str(), a->rank, a->targets.c_str());
+    std::printf("LoRA plan: %s, rank %u, targets %s\n", (a->config.empty() ? a->shape : a->config).c_str(), a->rank,
+                a->targets.c_str());
     std::printf("  %-10s %10s %16s\n", "group", "modules", "parameters");
     for (const auto& g : p.groups)
       std::printf("  %-10s %10llu %16llu\n", g.group.c_str(), static_cast<unsigned long long>(g.modules),

@@ -49,7 +49,7 @@ FABULA_COMMAND(quantize, "Quantize a GGUF model (Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_
     if (!ftype.ok()) return app::report_error(ftype.error());
 
     if (!args->shape.empty()) {
-      auto shape = gemma4_shape(args->shape);
+      auto shape = gemma4_preset(args->shape);
       if (!shape.ok()) return app::report_error(shape.error());
       auto plan = plan_quantization(quant_inputs(*shape), *ftype, quant_model_info(*shape));
       if (!plan.ok()) return app::report_error(plan.error());

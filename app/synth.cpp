@@ -34,7 +34,7 @@ FABULA_COMMAND(synth, "Write a random-weight Gemma 4 GGUF of a given shape and t
                       std::string(type_name(t.target)).c_str());
         }
       }
-      std::fputs(format_quant_plan(plan->quant, plan->shape.name, plan->file_bytes, "(exact file size)").c_str(),
+      std::fputs(format_quant_plan(plan->quant, plan->shape, plan->file_bytes, "(exact file size)").c_str(),
                  stdout);
       return 0;
     }
@@ -44,7 +44,7 @@ FABULA_COMMAND(synth, "Write a random-weight Gemma 4 GGUF of a given shape and t
     auto report = synth_gguf(*opt);
     if (!report.ok()) return app::report_error(report.error());
     std::printf("wrote %s: %s %s, %llu tensors, %.3f B parameters, %llu bytes (%.2f GiB)\n", opt->output.c_str(),
-                plan->shape.name.c_str(), opt->type.c_str(), static_cast<unsigned long long>(report->n_tensors),
+                plan->shape.c_str(), opt->type.c_str(), static_cast<unsigned long long>(report->n_tensors),
                 static_cast<double>(report->n_params) / 1e9, static_cast<unsigned long long>(report->file_bytes),
                 static_cast<double>(report->file_bytes) / (1024.0 * 1024.0 * 1024.0));
     return 0;

@@ -69,10 +69,6 @@ void MappedFile::release() {
   size_ = 0;
 }
 
-void MappedFile::advise_willneed() const {
-  if (data_ != nullptr) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_WILLNEED);
-}
-
 void MappedFile::advise_hugepages() const {
 #ifdef MADV_HUGEPAGE
   if (data_ != nullptr) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_HUGEPAGE);

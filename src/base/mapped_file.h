@@ -27,8 +27,6 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
-  // Hints for the kernel: read ahead the whole file (weights are about to be streamed).
-  void advise_willneed() const;
   // Ask for transparent huge pages on the mapping (fewer TLB misses while streaming weights); silently nothing
   // where the kernel or file system cannot back a file mapping with them.
   void advise_hugepages() const;

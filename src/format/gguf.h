@@ -1,4 +1,4 @@
-// GGUF v2/v3: a validating, zero-copy reader over a MappedFile and a streaming writer (research/perf.md §1).
+// GGUF v2/v3: a validating, zero-copy reader over a MappedFile and a streaming writer.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// ggml quantization block layouts, byte-for-byte as ggml-common.h (research/perf.md §2). Blocks are packed
+// ggml quantization block layouts, byte-for-byte as ggml-common.h. Blocks are packed
 // and only 2-byte aligned inside a GGUF row, so kernels must read them with unaligned loads.
 #pragma once
 

@@ -63,7 +63,4 @@ size_t quantize_row_ref(GgmlType type, const float* src, void* dst, int64_t n);
 size_t quantize_row_act_ref(GgmlType type, const float* src, void* dst, int64_t n);
 float vec_dot_ref(GgmlType weight_type, int64_t n, const void* weight_row, const void* activation_row);
 
-// Types with a dequantizer / quantizer / vec_dot here (others are rejected by the dispatchers).
-bool quant_supported(GgmlType type);
-
 }  // namespace fabula

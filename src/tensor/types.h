@@ -1,4 +1,4 @@
-// ggml tensor types: ids, block geometry and names, exactly as ggml lays them out (research/perf.md §1).
+// ggml tensor types: ids, block geometry and names, exactly as ggml lays them out.
 #pragma once
 
 #include <cstddef>

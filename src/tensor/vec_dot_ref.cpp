@@ -229,18 +229,6 @@ float vec_dot_bf16_ref(int64_t n, const uint16_t* x, const uint16_t* y) {
 
 // ------------------------------------------------------------------------------------------------ by type
 
-bool quant_supported(GgmlType type) {
-  switch (type) {
-    case GgmlType::kF32: case GgmlType::kF16: case GgmlType::kBF16:
-    case GgmlType::kQ4_0: case GgmlType::kQ4_1: case GgmlType::kQ5_0: case GgmlType::kQ5_1:
-    case GgmlType::kQ8_0: case GgmlType::kQ8_1:
-    case GgmlType::kQ4_K: case GgmlType::kQ5_K: case GgmlType::kQ6_K: case GgmlType::kQ8_K:
-      return true;
-    default:
-      return false;
-  }
-}
-
 void dequantize_row_ref(GgmlType type, const void* src, float* dst, int64_t n) {
   switch (type) {
     case GgmlType::kF32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;

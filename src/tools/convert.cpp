@@ -11,8 +11,10 @@
 #include "base/log.h"
 #include "base/progress.h"
 #include "format/gguf.h"
+#include "format/hf_config.h"
 #include "format/safetensors.h"
-#include "model/gemma4/tensor_names.h"
+#include "model/gemma4/hparams.h"
+#include "model/gemma4/tensors.h"
 #include "tensor/fp16.h"
 #include "tensor/quant.h"
 #include "text/tokenizer.h"
@@ -104,6 +106,19 @@ uint32_t file_type_of(GgmlType t) {
 
 }  // namespace
 
+Result<GgmlType> parse_outtype(const std::string& text, bool* is_auto) {
+  *is_auto = false;
+  if (text == "auto") {
+    *is_auto = true;
+    return GgmlType::kF32;
+  }
+  if (text == "f32") return GgmlType::kF32;
+  if (text == "f16") return GgmlType::kF16;
+  if (text == "bf16") return GgmlType::kBF16;
+  if (text == "q8_0") return GgmlType::kQ8_0;
+  return make_error(ErrorCode::kInvalidArgument, "--outtype {}: expected f32, f16, bf16, q8_0 or auto", text);
+}
+
 Result<ConvertReport> convert_hf_to_gguf(const ConvertOptions& opt) {
   ConvertReport report;
   bool outtype_auto = false;
@@ -170,7 +185,7 @@ Result<ConvertReport> convert_hf_to_gguf(const ConvertOptions& opt) {
       if (!match) {
         return make_error(ErrorCode::kUnsupported, "{}: unknown Gemma 4 tensor {}", shard->name(), t.name);
       }
-      const TensorNameInfo& info = tensor_info(match->kind);
+      const TensorInfo& info = tensor_info(match->kind);
       if (info.per_layer && (match->layer < 0 || match->layer >= hp.n_layer)) {
         return make_error(ErrorCode::kCorrupt, "{}: tensor {} is beyond num_hidden_layers = {}", shard->name(), t.name,
                           hp.n_layer);
@@ -184,7 +199,7 @@ Result<ConvertReport> convert_hf_to_gguf(const ConvertOptions& opt) {
         return make_error(ErrorCode::kUnsupported, "{}: tensor {} has dtype {}, expected F32, F16 or BF16",
                           shard->name(), t.name, safetensors_dtype_name(t.dtype));
       }
-      if (!tensor_is_vector(match->kind) && !source_type) source_type = *src_type;
+      if (info.rank > 1 && !source_type) source_type = *src_type;
       PlannedTensor p;
       p.gguf_name = gguf_tensor_name(match->kind, match->layer);
       if (!seen.insert(p.gguf_name).second) {
@@ -195,7 +210,7 @@ Result<ConvertReport> convert_hf_to_gguf(const ConvertOptions& opt) {
       p.order_layer = info.per_layer ? match->layer : (match->kind == TensorKind::kOutputNorm ? hp.n_layer : -1);
       p.order_kind = static_cast<int>(match->kind);
       // Vectors and the router stay F32 (llama.cpp keeps FFN_GATE_INP in F32 for every outtype).
-      if (tensor_is_vector(match->kind) || match->kind == TensorKind::kFfnGateInp) {
+      if (!info.quantizable) {
         p.type = GgmlType::kF32;
       } else {
         p.type = outtype_auto ? *src_type : outtype;

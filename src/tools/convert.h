@@ -6,8 +6,6 @@
 #include <string>
 
 #include "base/result.h"
-#include "format/hf_config.h"
-#include "model/gemma4/hparams.h"
 #include "tensor/types.h"
 
 namespace fabula {
@@ -30,10 +28,6 @@ struct ConvertReport {
   bool rope_inv_freq_bf16 = false;
   std::string architecture;      // the HF architecture converted
 };
-
-// The text model's hyper-parameters from a Hugging Face config (the text sub-config for ForConditionalGeneration).
-// Reads per_layer_config and global_head_dim / num_global_key_value_heads alike. n_vocab = vocab_size.
-Result<Gemma4HParams> gemma4_hparams_from_hf(const HfConfig& text_config);
 
 // Parses an --outtype spelling; "auto" gives nullopt-like kF32 with *is_auto = true.
 Result<GgmlType> parse_outtype(const std::string& text, bool* is_auto);

@@ -17,25 +17,38 @@
 #include "format/gguf.h"
 #include "format/safetensors.h"
 #include "format/safetensors_writer.h"
+#include "model/gemma4/tensors.h"
 
 namespace fabula {
 namespace {
 
 namespace fs = std::filesystem;
 
+// A fused expert stack's name suffix and the stem of its per-expert names (".ffn_gate_up_exps.weight" and
+// ".ffn_gate_up."; ".experts.gate_up_proj" and ".experts.gate_up."); per-expert names end in ".weight".
 struct FusedForm {
-  std::string_view fused_suffix;
-  std::string_view stem;
-  std::string_view tail;
+  std::string fused_suffix;
+  std::string stem;
 };
-constexpr FusedForm kForms[] = {
-    {".experts.gate_up_proj", ".experts.gate_up.", ".weight"},
-    {".experts.down_proj", ".experts.down.", ".weight"},
-    {".ffn_gate_up_exps.weight", ".ffn_gate_up.", ".weight"},
-    {".ffn_down_exps.weight", ".ffn_down.", ".weight"},
-    {".ffn_gate_exps.weight", ".ffn_gate.", ".weight"},
-    {".ffn_up_exps.weight", ".ffn_up.", ".weight"},
-};
+constexpr std::string_view kTail = ".weight";
+
+// Every 3-D tensor of the model's table, in its GGUF and Hugging Face spellings.
+const std::vector<FusedForm>& fused_forms() {
+  static const std::vector<FusedForm> forms = [] {
+    auto after_layer = [](std::string_view pattern) { return std::string(pattern.substr(pattern.find("{}") + 2)); };
+    std::vector<FusedForm> out;
+    for (const TensorInfo& row : gemma4_tensor_table()) {
+      if (row.rank != 3) continue;
+      const std::string gguf = after_layer(row.gguf);
+      out.push_back({gguf, gguf.substr(0, gguf.size() - std::string_view("_exps.weight").size()) + "."});
+      if (row.hf == nullptr) continue;
+      const std::string hf = after_layer(row.hf);
+      out.push_back({hf, hf.substr(0, hf.size() - std::string_view("_proj").size()) + "."});
+    }
+    return out;
+  }();
+  return forms;
+}
 
 bool ends_with(std::string_view s, std::string_view tail) {
   return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
@@ -244,27 +257,27 @@ Result<ExpertsStats> convert_directory(const fs::path& in, const fs::path& out, 
 }  // namespace
 
 std::optional<std::string> expert_unfused_name(std::string_view fused, int e) {
-  for (const auto& f : kForms) {
+  for (const auto& f : fused_forms()) {
     if (fused.size() > f.fused_suffix.size() && ends_with(fused, f.fused_suffix)) {
       std::string prefix(fused.substr(0, fused.size() - f.fused_suffix.size()));
-      return prefix + std::string(f.stem) + std::to_string(e) + std::string(f.tail);
+      return prefix + f.stem + std::to_string(e) + std::string(kTail);
     }
   }
   return std::nullopt;
 }
 
 std::optional<ExpertRef> expert_parse_unfused(std::string_view name) {
-  for (const auto& f : kForms) {
+  for (const auto& f : fused_forms()) {
     const size_t pos = name.rfind(f.stem);
     if (pos == std::string_view::npos || pos == 0) continue;
     std::string_view rest = name.substr(pos + f.stem.size());
-    if (!ends_with(rest, f.tail)) continue;
-    std::string_view digits = rest.substr(0, rest.size() - f.tail.size());
+    if (!ends_with(rest, kTail)) continue;
+    std::string_view digits = rest.substr(0, rest.size() - kTail.size());
     int e = -1;
     auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), e);
     if (digits.empty() || ec != std::errc() || p != digits.data() + digits.size() || e < 0) continue;
     if (digits.size() > 1 && digits[0] == '0') continue;  // "07" would not round-trip
-    return ExpertRef{std::string(name.substr(0, pos)) + std::string(f.fused_suffix), e};
+    return ExpertRef{std::string(name.substr(0, pos)) + f.fused_suffix, e};
   }
   return std::nullopt;
 }

@@ -15,6 +15,7 @@
 #include "base/file.h"
 #include "format/safetensors.h"
 #include "format/safetensors_writer.h"
+#include "model/gemma4/tensors.h"
 #include "tensor/fp16.h"
 #include "tensor/thread_pool.h"
 #include "tools/experts.h"
@@ -194,36 +195,37 @@ Result<std::vector<std::string>> list_shards(const fs::path& dir) {
 
 }  // namespace
 
-Result<std::vector<LoraModuleSpec>> lora_modules(const Gemma4Shape& s, const std::vector<std::string>& targets) {
-  bool experts = false, attention = false, mlp = false;
+Result<std::vector<LoraModuleSpec>> lora_modules(const Gemma4HParams& hp, const std::vector<std::string>& targets) {
+  std::set<std::string> groups;
   for (const auto& t : targets) {
-    if (t == "experts") experts = true;
-    else if (t == "attention") attention = true;
-    else if (t == "mlp") mlp = true;
-    else return make_error(ErrorCode::kInvalidArgument, "unknown LoRA target '{}' (experts, attention, mlp)", t);
+    if (t != "experts" && t != "attention" && t != "mlp")
+      return make_error(ErrorCode::kInvalidArgument, "unknown LoRA target '{}' (experts, attention, mlp)", t);
+    groups.insert(t);
   }
+  // The LoRA-able modules are the matrices of the tensor table, in its order.
+  auto group_of = [](TensorKind kind) -> const char* {
+    switch (kind) {
+      case TensorKind::kAttnQ: case TensorKind::kAttnK: case TensorKind::kAttnV: case TensorKind::kAttnOutput:
+        return "attention";
+      case TensorKind::kFfnGate: case TensorKind::kFfnUp: case TensorKind::kFfnDown: return "mlp";
+      case TensorKind::kFfnGateUpExps: case TensorKind::kFfnDownExps: return "experts";
+      default: return nullptr;
+    }
+  };
+  constexpr std::string_view kWeight = ".weight";
   std::vector<LoraModuleSpec> out;
-  for (uint32_t l = 0; l < s.n_layer; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    const bool full = s.is_full[l];
-    const uint64_t hd = full ? s.head_dim_full : s.head_dim_swa;
-    const uint64_t q = s.n_head * hd, kv = (full ? s.n_head_kv_full : s.n_head_kv_swa) * hd;
-    if (attention) {
-      out.push_back({p + "self_attn.q_proj", "attention", s.n_embd, q});
-      out.push_back({p + "self_attn.k_proj", "attention", s.n_embd, kv});
-      if (!(full && s.k_eq_v)) out.push_back({p + "self_attn.v_proj", "attention", s.n_embd, kv});
-      out.push_back({p + "self_attn.o_proj", "attention", q, s.n_embd});
-    }
-    if (mlp) {
-      out.push_back({p + "mlp.gate_proj", "mlp", s.n_embd, s.n_ff});
-      out.push_back({p + "mlp.up_proj", "mlp", s.n_embd, s.n_ff});
-      out.push_back({p + "mlp.down_proj", "mlp", s.n_ff, s.n_embd});
-    }
-    if (experts) {
-      for (uint32_t e = 0; e < s.n_expert; ++e)
-        out.push_back({p + "experts.gate_up." + std::to_string(e), "experts", s.n_embd, 2ull * s.n_ff_exp});
-      for (uint32_t e = 0; e < s.n_expert; ++e)
-        out.push_back({p + "experts.down." + std::to_string(e), "experts", s.n_ff_exp, s.n_embd});
+  for (const TensorSpec& t : gemma4_tensors(hp)) {
+    const char* group = group_of(t.kind);
+    if (group == nullptr || !groups.count(group)) continue;
+    const std::string hf = "model." + hf_tensor_name(t.kind, t.layer);
+    if (t.shape.size() == 3) {  // an expert stack: one module per expert, named as `fabula experts unfuse` does
+      for (uint64_t e = 0; e < t.shape[2]; ++e) {
+        std::string name = expert_unfused_name(hf, static_cast<int>(e)).value_or(hf);
+        if (ends_with(name, kWeight)) name.resize(name.size() - kWeight.size());
+        out.push_back({name, group, t.shape[0], t.shape[1]});
+      }
+    } else {
+      out.push_back({hf.substr(0, hf.size() - kWeight.size()), group, t.shape[0], t.shape[1]});
     }
   }
   return out;

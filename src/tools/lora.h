@@ -8,11 +8,11 @@
 #include <vector>
 
 #include "base/result.h"
-#include "tools/shapes.h"
+#include "model/gemma4/hparams.h"
 
 namespace fabula {
 
-// One LoRA-able linear module of a shape: name without ".weight", in/out features.
+// One LoRA-able linear module of a model: name without ".weight", in/out features.
 struct LoraModuleSpec {
   std::string name;   // "model.layers.0.self_attn.q_proj", "model.layers.3.experts.gate_up.17"
   std::string group;  // "experts", "attention" or "mlp"
@@ -22,7 +22,7 @@ struct LoraModuleSpec {
 
 // targets: any of "experts" (per-expert gate_up/down), "attention" (q/k/v/o_proj; no v_proj where K=V),
 // "mlp" (the dense gate/up/down_proj). Unknown targets are an error.
-Result<std::vector<LoraModuleSpec>> lora_modules(const Gemma4Shape& shape, const std::vector<std::string>& targets);
+Result<std::vector<LoraModuleSpec>> lora_modules(const Gemma4HParams& hp, const std::vector<std::string>& targets);
 
 struct LoraPlanGroup {
   std::string group;

@@ -1,4 +1,5 @@
-// The gemma4 subset of llama.cpp's llama_tensor_get_type (src/llama-quant.cpp), research/perf.md §5.
+// The gemma4 subset of llama.cpp's llama_tensor_get_type (src/llama-quant.cpp); docs/GEMMA4.md §2 says which tensors
+// it may touch.
 #include "tools/quant_recipe.h"
 
 #include <cctype>

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "base/progress.h"
+#include "model/gemma4/tensors.h"
 #include "tensor/quant.h"
 #include "tensor/thread_pool.h"
 
@@ -72,16 +73,17 @@ QuantModelInfo quant_model_info(const GgufFile& in) {
   return info;
 }
 
-std::vector<QuantTensorIn> quant_inputs(const Gemma4Shape& shape) {
+std::vector<QuantTensorIn> quant_inputs(const Gemma4HParams& hp) {
   std::vector<QuantTensorIn> out;
-  for (const auto& t : gemma4_tensors(shape)) {
-    const bool f32 = t.shape.size() == 1 || t.role == TensorRole::kFfnGateInp;  // convert forces the router to F32
-    out.push_back({t.name, t.shape, f32 ? GgmlType::kF32 : GgmlType::kBF16});
+  for (const auto& t : gemma4_tensors(hp)) {
+    out.push_back({t.name, t.shape, tensor_info(t.kind).quantizable ? GgmlType::kBF16 : GgmlType::kF32});
   }
   return out;
 }
 
-QuantModelInfo quant_model_info(const Gemma4Shape& shape) { return {shape.n_layer, shape.n_expert}; }
+QuantModelInfo quant_model_info(const Gemma4HParams& hp) {
+  return {static_cast<uint32_t>(hp.n_layer), static_cast<uint32_t>(hp.n_expert)};
+}
 
 uint64_t gguf_file_size(const std::vector<std::pair<std::string, GgufValue>>& metadata, const QuantPlan& plan,
                         uint32_t alignment) {

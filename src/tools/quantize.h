@@ -8,8 +8,8 @@
 
 #include "base/result.h"
 #include "format/gguf.h"
+#include "model/gemma4/hparams.h"
 #include "tools/quant_recipe.h"
-#include "tools/shapes.h"
 
 namespace fabula {
 
@@ -17,9 +17,10 @@ namespace fabula {
 std::vector<QuantTensorIn> quant_inputs(const GgufFile& in);
 QuantModelInfo quant_model_info(const GgufFile& in);
 
-// Recipe inputs for a shape with no file: what the converter writes (BF16 weights, F32 vectors and router).
-std::vector<QuantTensorIn> quant_inputs(const Gemma4Shape& shape);
-QuantModelInfo quant_model_info(const Gemma4Shape& shape);
+// Recipe inputs for hyper-parameters with no file: what the converter writes (BF16 weights; F32 for the tensors the
+// table marks as not quantizable: vectors and the router).
+std::vector<QuantTensorIn> quant_inputs(const Gemma4HParams& hp);
+QuantModelInfo quant_model_info(const Gemma4HParams& hp);
 
 // Exact size of the output file: header + metadata + tensor infos + padding + data. `metadata` are the
 // output keys (with general.file_type and general.quantization_version already set).

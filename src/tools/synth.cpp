@@ -123,16 +123,6 @@ void fill_row(GgmlType type, int64_t cols, float sd, Rng& r, uint8_t* out) {
   }
 }
 
-Gemma4Shape make_mini() {
-  Gemma4Shape s = *gemma4_shape("gemma4-26b-a4b");
-  s.name = "gemma4-mini";
-  s.n_layer = 6;
-  s.n_expert = 32;
-  s.is_full.assign(6, false);
-  s.is_full[5] = true;
-  return s;
-}
-
 // Standard deviation of a tensor's values, or a constant (norms, scales: 1).
 struct ValueSpec {
   bool constant = false;
@@ -140,15 +130,9 @@ struct ValueSpec {
 };
 
 ValueSpec value_spec(const TensorSpec& t) {
-  switch (t.role) {
-    case TensorRole::kFfnGateInp: return {false, 2.0f};  // router logits with a spread of ~2: varied top-k
-    case TensorRole::kTokenEmbd:
-    case TensorRole::kAttnQ: case TensorRole::kAttnK: case TensorRole::kAttnV: case TensorRole::kAttnOutput:
-    case TensorRole::kFfnGate: case TensorRole::kFfnUp: case TensorRole::kFfnDown:
-    case TensorRole::kFfnGateUpExps: case TensorRole::kFfnDownExps:
-      return {false, 1.0f / std::sqrt(static_cast<float>(t.shape[0]))};
-    default: return {true, 1.0f};  // norms, router scale, per-expert scale, layer scalar
-  }
+  if (t.kind == TensorKind::kFfnGateInp) return {false, 2.0f};  // router logits with a spread of ~2: varied top-k
+  if (tensor_info(t.kind).rank == 1) return {true, 1.0f};      // norms, router scale, per-expert scale, layer scalar
+  return {false, 1.0f / std::sqrt(static_cast<float>(t.shape[0]))};
 }
 
 }  // namespace
@@ -157,43 +141,20 @@ using GgufMetaEntry = std::pair<std::string, GgufValue>;
 Result<std::vector<GgufMetaEntry>> hparams_metadata(const Gemma4HParams& hp);
 
 std::vector<std::string> synth_shape_names() {
-  std::vector<std::string> names = gemma4_shape_names();
+  std::vector<std::string> names = gemma4_preset_names();
   names.insert(names.begin() + 1, "gemma4-mini");
   return names;
 }
 
-Result<Gemma4Shape> synth_shape(std::string_view name) {
-  if (name == "gemma4-mini") return make_mini();
-  return gemma4_shape(name);
-}
-
-Gemma4HParams synth_hparams(const Gemma4Shape& s) {
-  Gemma4HParams hp;
-  const bool small = s.n_embd < 1024;  // demo / tiny: their own configs
-  hp.n_layer = s.n_layer;
-  hp.n_embd = s.n_embd;
-  hp.n_vocab = s.n_vocab;
-  hp.n_ctx_train = small ? 2048 : 262144;
-  hp.n_head = s.n_head;
-  for (uint32_t l = 0; l < s.n_layer; ++l) {
-    hp.n_head_kv.push_back(s.is_full[l] ? s.n_head_kv_full : s.n_head_kv_swa);
-    hp.n_ff.push_back(s.n_ff);
-    hp.sliding.push_back(!s.is_full[l]);
-  }
-  hp.head_dim_full = s.head_dim_full;
-  hp.head_dim_swa = s.head_dim_swa;
-  hp.sliding_window = small ? 128 : 1024;
-  hp.n_expert = s.n_expert;
-  hp.n_expert_used = s.n_expert_used;
-  hp.n_ff_exp = s.n_ff_exp;
-  hp.rope_base_full = 1e6;
-  hp.rope_base_swa = 1e4;
-  hp.n_rot_full = s.head_dim_full;
-  hp.n_rot_swa = s.head_dim_swa;
-  hp.rms_eps = 1e-6;
-  hp.final_softcap = 30.0;
-  hp.partial_rotary_full = 0.25;
-  hp.proportional_rope_full = true;
+Result<Gemma4HParams> synth_hparams(std::string_view name) {
+  if (name != "gemma4-mini") return gemma4_preset(name);
+  // The first 6 layers of 26B-A4B (5 sliding, 1 full) with 32 of its experts.
+  FABULA_ASSIGN(Gemma4HParams hp, gemma4_preset("gemma4-26b-a4b"));
+  hp.n_layer = 6;
+  hp.n_head_kv.resize(6);
+  hp.n_ff.resize(6);
+  hp.sliding.resize(6);
+  hp.n_expert = 32;
   return hp;
 }
 
@@ -218,12 +179,12 @@ Status synth_fill_rows(GgmlType type, int64_t cols, int64_t first_row, int64_t n
 
 Result<SynthPlan> synth_plan(const SynthOptions& opt) {
   SynthPlan p;
-  FABULA_ASSIGN(p.shape, synth_shape(opt.shape));
+  p.shape = opt.shape;
+  FABULA_ASSIGN(p.hparams, synth_hparams(opt.shape));
   FABULA_ASSIGN(QuantFtype ftype, quant_ftype_from_name(opt.type));
-  p.hparams = synth_hparams(p.shape);
   FABULA_TRY(p.hparams.validate());
-  p.specs = gemma4_tensors(p.shape);
-  FABULA_ASSIGN(p.quant, plan_quantization(quant_inputs(p.shape), ftype, quant_model_info(p.shape)));
+  p.specs = gemma4_tensors(p.hparams);
+  FABULA_ASSIGN(p.quant, plan_quantization(quant_inputs(p.hparams), ftype, quant_model_info(p.hparams)));
   if (p.quant.tensors.size() != p.specs.size()) {
     return make_error(ErrorCode::kInternal, "synth: plan has {} tensors, shape {}", p.quant.tensors.size(), p.specs.size());
   }
@@ -238,7 +199,7 @@ Result<SynthPlan> synth_plan(const SynthOptions& opt) {
   p.metadata = {
       {"general.architecture", GgufValue::string("gemma4")},
       {"general.type", GgufValue::string("model")},
-      {"general.name", GgufValue::string(fmt::format("synth {} {} seed {}", p.shape.name, quant_ftype_name(ftype),
+      {"general.name", GgufValue::string(fmt::format("synth {} {} seed {}", p.shape, quant_ftype_name(ftype),
                                                      opt.seed))},
       {"general.description", GgufValue::string("random weights from `fabula synth` (benchmarks only)")},
       {"general.file_type", GgufValue::u32(static_cast<uint32_t>(ftype))},
@@ -246,7 +207,7 @@ Result<SynthPlan> synth_plan(const SynthOptions& opt) {
   };
   for (auto& kv : arch)
     if (kv.first != "general.architecture") p.metadata.push_back(std::move(kv));
-  for (auto& kv : synth_vocab_metadata(p.shape.n_vocab, opt.seed)) p.metadata.push_back(std::move(kv));
+  for (auto& kv : synth_vocab_metadata(static_cast<uint32_t>(p.hparams.n_vocab), opt.seed)) p.metadata.push_back(std::move(kv));
   p.file_bytes = gguf_file_size(p.metadata, p.quant);
   return p;
 }
@@ -280,7 +241,7 @@ Result<SynthReport> synth_gguf(const SynthOptions& opt) {
     report.n_params += d.n_elements();
     const ValueSpec vs = value_spec(spec);
     const uint64_t seed = mix(opt.seed * 0x100000001B3ull + i);
-    if (spec.role == TensorRole::kRopeFreqs) {
+    if (spec.kind == TensorKind::kRopeFreqs) {
       writer.add_tensor(spec.name, d.target, spec.shape,
                         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(rope.data()), rope.size() * 4));
       continue;

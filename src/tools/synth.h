@@ -12,19 +12,15 @@
 #include "base/result.h"
 #include "format/gguf.h"
 #include "model/gemma4/hparams.h"
+#include "model/gemma4/tensors.h"
 #include "tools/quant_recipe.h"
-#include "tools/shapes.h"
 
 namespace fabula {
 
-// The shapes synth knows: every gemma4_shape_names() entry plus "gemma4-mini" (26B-A4B's dimensions and vocab,
+// The shapes synth knows: every gemma4_preset_names() entry plus "gemma4-mini" (26B-A4B's dimensions and vocab,
 // 6 layers — 5 sliding + 1 full — and 32 experts, top-8: a ~1.5 GB Q4_K_M file for quick runs).
 std::vector<std::string> synth_shape_names();
-Result<Gemma4Shape> synth_shape(std::string_view name);
-
-// The gemma4.* hyper-parameters a converter would write for `shape` (rope, window, softcap as in 26B-A4B;
-// the demo/tiny shapes use their own window and context).
-Gemma4HParams synth_hparams(const Gemma4Shape& shape);
+Result<Gemma4HParams> synth_hparams(std::string_view shape_name);
 
 // A synthetic tokenizer.ggml.* block in llama.cpp's gemma4 layout: n_vocab tokens = specials at Gemma 4's ids
 // (<pad> <eos> <bos> <unk> <mask>, <|turn> <turn|>, <|channel> <channel|>, ...; a compact layout below 4096),
@@ -62,7 +58,7 @@ Result<SynthReport> synth_gguf(const SynthOptions& options);
 
 // The plan alone (for --dry-run and tests): every tensor's name, shape and type, and the exact file size.
 struct SynthPlan {
-  Gemma4Shape shape;
+  std::string shape;
   Gemma4HParams hparams;
   QuantPlan quant;
   std::vector<TensorSpec> specs;                                 // same order as quant.tensors

@@ -49,7 +49,7 @@ std::vector<std::pair<std::string, GgufValue>> synth_vocab_metadata(uint32_t n_v
   Vocab v;
   const bool full_layout = n_vocab >= 4096;
   int64_t eos = 1;
-  if (full_layout) {  // Gemma 4's ids (research/gemma4.md §4); the other low ids are unused control tokens
+  if (full_layout) {  // Gemma 4's ids (docs/GEMMA4.md §4); the other low ids are unused control tokens
     for (size_t id = 0; id < 108; ++id) v.put(id, "<unused" + std::to_string(id) + ">", kControl);
     const struct { size_t id; const char* text; int64_t type; } specials[] = {
         {0, "<pad>", kControl}, {1, "<eos>", kControl}, {2, "<bos>", kControl}, {3, "<unk>", kUnknown},

@@ -4,7 +4,6 @@
 #include <fstream>
 
 #include "format/gguf.h"
-#include "model/gemma4/tensor_names.h"
 #include "model_test_util.h"
 
 namespace fabula {
@@ -120,26 +119,6 @@ TEST_F(LoaderErrors, BadMetadataNamesTheKey) {
   rewrite(*file_, arch, [](const std::string&, TensorEdit&) { return true; },
           [](GgufWriter& w) { w.set("general.architecture", GgufValue::string("llama")); });
   EXPECT_NE(load_error(arch).find("'llama'"), std::string::npos);
-}
-
-TEST(TensorNames, GgufAndHuggingFaceNamesRoundTrip) {
-  for (const TensorNameInfo& row : gemma4_tensor_table()) {
-    const int layer = row.per_layer ? 17 : -1;
-    const std::string name = gguf_tensor_name(row.kind, layer);
-    auto back = match_gguf_tensor_name(name);
-    ASSERT_TRUE(back.has_value()) << name;
-    EXPECT_EQ(back->kind, row.kind) << name;
-    EXPECT_EQ(back->layer, layer) << name;
-  }
-  auto hf = match_hf_tensor_name("layers.12.router.per_expert_scale");
-  ASSERT_TRUE(hf.has_value());
-  EXPECT_EQ(gguf_tensor_name(hf->kind, hf->layer), "blk.12.ffn_down_exps.scale");
-  hf = match_hf_tensor_name("layers.3.moe.gate_up_proj");  // the older spelling
-  ASSERT_TRUE(hf.has_value());
-  EXPECT_EQ(gguf_tensor_name(hf->kind, hf->layer), "blk.3.ffn_gate_up_exps.weight");
-  EXPECT_EQ(gguf_tensor_name(match_hf_tensor_name("layers.0.layer_scalar")->kind, 0), "blk.0.layer_output_scale.weight");
-  EXPECT_FALSE(match_hf_tensor_name("layers.x.router.scale").has_value());
-  EXPECT_FALSE(match_gguf_tensor_name("blk.1.attn_q.bias").has_value());
 }
 
 }  // namespace

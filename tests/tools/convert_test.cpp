@@ -8,8 +8,10 @@
 
 #include "base/file.h"
 #include "format/gguf.h"
+#include "format/hf_config.h"
 #include "format/safetensors.h"
 #include "format/safetensors_writer.h"
+#include "model/gemma4/hparams.h"
 #include "model/model.h"
 #include "test_util.h"
 #include "tools/convert.h"

@@ -195,7 +195,7 @@ TEST(Lora, RejectsModulesThatMatchNothing) {
 }
 
 TEST(Lora, Plan26bCountsModules) {
-  auto shape = gemma4_shape("gemma4-26b-a4b");
+  auto shape = gemma4_preset("gemma4-26b-a4b");
   ASSERT_TRUE(shape.ok());
   auto modules = lora_modules(*shape, {"experts", "attention", "mlp"});
   ASSERT_TRUE(modules.ok());

@@ -1,18 +1,18 @@
-// The gemma4 quantization recipe against research/perf.md §5 (types per tensor, fallbacks, sizes).
+// The gemma4 quantization recipe against llama.cpp's llama_tensor_get_type (types per tensor, fallbacks, sizes).
 #include <gtest/gtest.h>
 
 #include <map>
 #include <set>
 
+#include "model/gemma4/hparams.h"
 #include "tools/quant_recipe.h"
 #include "tools/quantize.h"
-#include "tools/shapes.h"
 
 namespace fabula {
 namespace {
 
 QuantPlan plan_for(const std::string& shape_name, QuantFtype ftype) {
-  auto shape = gemma4_shape(shape_name);
+  auto shape = gemma4_preset(shape_name);
   EXPECT_TRUE(shape.ok());
   auto plan = plan_quantization(quant_inputs(*shape), ftype, quant_model_info(*shape));
   EXPECT_TRUE(plan.ok());

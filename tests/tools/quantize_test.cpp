@@ -11,7 +11,6 @@
 #include "tensor/quant.h"
 #include "test_util.h"
 #include "tools/quantize.h"
-#include "tools/shapes.h"
 
 namespace fabula {
 namespace {
@@ -45,13 +44,12 @@ TEST(Quantize, RoundTripErrorWithinLlamaCppLimits) {
 }
 
 // A 2-layer gemma4 with 256-wide rows (k-quants fit) but a dense FFN of 320 and experts of 64 (they don't).
-Gemma4Shape small_shape() {
-  Gemma4Shape s;
-  s.name = "test-small";
+Gemma4HParams small_shape() {
+  Gemma4HParams s = *gemma4_preset("gemma4-tiny-moe");
   s.n_layer = 2; s.n_embd = 256; s.n_vocab = 300; s.n_head = 2;
-  s.n_head_kv_swa = 1; s.n_head_kv_full = 1; s.head_dim_swa = 128; s.head_dim_full = 128;
-  s.n_ff = 320; s.n_expert = 4; s.n_expert_used = 2; s.n_ff_exp = 64;
-  s.is_full = {false, true};
+  s.n_head_kv = {1, 1}; s.head_dim_swa = s.head_dim_full = s.n_rot_swa = s.n_rot_full = 128;
+  s.n_ff = {320, 320}; s.n_expert = 4; s.n_expert_used = 2; s.n_ff_exp = 64;
+  s.sliding = {true, false};
   return s;
 }
 
@@ -60,11 +58,11 @@ struct SourceModel {
 };
 
 std::string write_source(const std::string& path, SourceModel& src) {
-  const Gemma4Shape s = small_shape();
+  const Gemma4HParams s = small_shape();
   GgufWriter w;
   w.set("general.architecture", GgufValue::string("gemma4"));
-  w.set("gemma4.block_count", GgufValue::u32(s.n_layer));
-  w.set("gemma4.expert_count", GgufValue::u32(s.n_expert));
+  w.set("gemma4.block_count", GgufValue::u32(static_cast<uint32_t>(s.n_layer)));
+  w.set("gemma4.expert_count", GgufValue::u32(static_cast<uint32_t>(s.n_expert)));
   w.set("general.file_type", GgufValue::u32(32));
   uint32_t seed = 1;
   for (const auto& in : quant_inputs(s)) {

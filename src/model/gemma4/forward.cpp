@@ -1,5 +1,5 @@
 // The Gemma 4 forward pass for one step of n tokens; reads top to bottom next to transformers'
-// Gemma4TextDecoderLayer.forward (research/gemma4.md §2). Shapes: n tokens, E = n_embd, H heads of hd dims,
+// Gemma4TextDecoderLayer.forward (docs/GEMMA4.md §3). Shapes: n tokens, E = n_embd, H heads of hd dims,
 // KV kv-heads, F = n_ff, NE experts (top K), FE = n_ff_exp.
 #include <algorithm>
 #include <cmath>

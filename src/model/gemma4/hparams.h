@@ -1,9 +1,10 @@
-// Gemma 4 hyper-parameters: read from / written to GGUF metadata with llama.cpp's gemma4.* keys
-// (research/gemma4.md §1, §3.3). Nothing here is specific to one model size.
+// Gemma 4 hyper-parameters: read from GGUF metadata (llama.cpp's gemma4.* keys) or a Hugging Face config, written
+// to GGUF, or taken from a named preset (docs/GEMMA4.md §1). Nothing here is specific to one model size.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -12,6 +13,7 @@ namespace fabula {
 
 class GgufFile;
 class GgufWriter;
+class HfConfig;
 
 struct Gemma4HParams {
   int64_t n_layer = 0;
@@ -39,9 +41,13 @@ struct Gemma4HParams {
   // fabula extension (key fabula.rope_inv_freq_type = "bf16"): round RoPE inverse frequencies to bf16, as
   // transformers does when it runs a bf16 checkpoint (its inv_freq buffer takes the model dtype). llama.cpp ignores it.
   bool rope_inv_freq_bf16 = false;
+  // Full layers have no V projection (V = the raw K). Not a GGUF key: such a file has no attn_v on those layers.
+  bool k_eq_v = false;
   // Converter-side only (not a GGUF key; GGUF encodes it in the rope_freqs tensor).
   double partial_rotary_full = 1.0;
   bool proportional_rope_full = false;
+
+  bool operator==(const Gemma4HParams&) const = default;
 
   bool is_sliding(int64_t layer) const { return sliding[static_cast<size_t>(layer)]; }
   int64_t head_dim(int64_t layer) const { return is_sliding(layer) ? head_dim_swa : head_dim_full; }
@@ -88,6 +94,15 @@ inline constexpr const char* kRopeInvFreqType = "fabula.rope_inv_freq_type";
 // Reads and validates every gemma4.* key; an error names the key and what was expected.
 // n_vocab is left 0 (the weights loader takes it from token_embd).
 Result<Gemma4HParams> gemma4_hparams_from_gguf(const GgufFile& file);
+
+// The text model's hyper-parameters from a Hugging Face config (the text sub-config for ForConditionalGeneration).
+// Reads per_layer_config and global_head_dim / num_global_key_value_heads alike. n_vocab = vocab_size.
+Result<Gemma4HParams> gemma4_hparams_from_hf(const HfConfig& text_config);
+
+// Named shapes: "gemma4-26b-a4b" (the real model), "gemma4-2b-a0.5b" (same structure, ~2 B parameters),
+// "gemma4-demo" (models/fabula-demo-v1), "gemma4-tiny-moe" (tests/data/gemma4-tiny; "gemma4-tiny" also works).
+std::vector<std::string> gemma4_preset_names();
+Result<Gemma4HParams> gemma4_preset(std::string_view name);
 
 // Writes general.architecture and every gemma4.* key, in llama.cpp's order.
 void gemma4_hparams_to_gguf(const Gemma4HParams& hp, GgufWriter& writer);

@@ -1,4 +1,4 @@
-// Binds Gemma 4 tensors from a GGUF file by name (tensor_names.h), checking shape and type of each.
+// Binds Gemma 4 tensors from a GGUF file by name, checking each one's shape (from the tensor table, tensors.h) and type.
 #include "model/gemma4/weights.h"
 
 #include <cstring>
@@ -7,7 +7,7 @@
 
 #include "base/log.h"
 #include "format/gguf.h"
-#include "model/gemma4/tensor_names.h"
+#include "model/gemma4/tensors.h"
 #include "tensor/fp16.h"
 #include "tensor/types.h"
 
@@ -32,7 +32,7 @@ bool is_matmul_type(GgmlType t) {
 
 class Binder {
  public:
-  Binder(const GgufFile& file) : file_(file) {}
+  Binder(const GgufFile& file, const Gemma4HParams& hp) : file_(file), hp_(hp) {}
 
   const GgufTensor* find(TensorKind kind, int layer) {
     const std::string name = gguf_tensor_name(kind, layer);
@@ -54,18 +54,18 @@ class Binder {
     return ok_status();
   }
 
-  Result<const GgufTensor*> require(TensorKind kind, int layer, std::vector<uint64_t> shape) {
+  Result<const GgufTensor*> require(TensorKind kind, int layer) {
     const GgufTensor* t = find(kind, layer);
     if (t == nullptr) {
       return make_error(ErrorCode::kNotFound, "{}: missing tensor {}", file_.name(), gguf_tensor_name(kind, layer));
     }
-    FABULA_TRY(check_shape(*t, std::move(shape)));
+    FABULA_TRY(check_shape(*t, gemma4_tensor_shape(hp_, kind, layer)));
     return t;
   }
 
   // A 1-D (or [1]) tensor of floats, converted to f32.
-  Status vector(TensorKind kind, int layer, int64_t n, std::vector<float>& out) {
-    FABULA_ASSIGN(const GgufTensor* t, require(kind, layer, {static_cast<uint64_t>(n)}));
+  Status vector(TensorKind kind, int layer, std::vector<float>& out) {
+    FABULA_ASSIGN(const GgufTensor* t, require(kind, layer));
     return to_f32(*t, out);
   }
 
@@ -90,8 +90,8 @@ class Binder {
     }
   }
 
-  Result<MatrixView> matrix(TensorKind kind, int layer, int64_t cols, int64_t rows) {
-    FABULA_ASSIGN(const GgufTensor* t, require(kind, layer, {static_cast<uint64_t>(cols), static_cast<uint64_t>(rows)}));
+  Result<MatrixView> matrix(TensorKind kind, int layer) {
+    FABULA_ASSIGN(const GgufTensor* t, require(kind, layer));
     return view(*t);
   }
 
@@ -109,14 +109,12 @@ class Binder {
     return m;
   }
 
-  Result<ExpertsView> experts(TensorKind kind, int layer, int64_t cols, int64_t rows, int64_t n_expert) {
-    FABULA_ASSIGN(const GgufTensor* t, require(kind, layer,
-                                              {static_cast<uint64_t>(cols), static_cast<uint64_t>(rows),
-                                               static_cast<uint64_t>(n_expert)}));
+  Result<ExpertsView> experts(TensorKind kind, int layer) {
+    FABULA_ASSIGN(const GgufTensor* t, require(kind, layer));
     ExpertsView e;
     FABULA_ASSIGN(e.first, view(*t));
-    e.expert_stride = e.first.row_stride * static_cast<size_t>(rows);
-    e.n_expert = n_expert;
+    e.expert_stride = e.first.row_stride * static_cast<size_t>(e.first.rows);
+    e.n_expert = static_cast<int64_t>(t->shape[2]);
     return e;
   }
 
@@ -125,28 +123,28 @@ class Binder {
 
  private:
   const GgufFile& file_;
+  const Gemma4HParams& hp_;
   std::set<std::string> used_;
 };
 
 Status bind_layer(Binder& b, const Gemma4HParams& hp, int l, Gemma4LayerWeights& w) {
   using K = TensorKind;
-  const int64_t E = hp.n_embd, hd = hp.head_dim(l), H = hp.n_head, KV = hp.n_kv(l), F = hp.n_ff[l];
-  FABULA_TRY(b.vector(K::kAttnNorm, l, E, w.attn_norm));
-  FABULA_ASSIGN(w.attn_q, b.matrix(K::kAttnQ, l, E, H * hd));
-  FABULA_ASSIGN(w.attn_k, b.matrix(K::kAttnK, l, E, KV * hd));
+  FABULA_TRY(b.vector(K::kAttnNorm, l, w.attn_norm));
+  FABULA_ASSIGN(w.attn_q, b.matrix(K::kAttnQ, l));
+  FABULA_ASSIGN(w.attn_k, b.matrix(K::kAttnK, l));
   if (b.find(K::kAttnV, l) != nullptr) {
-    FABULA_ASSIGN(w.attn_v, b.matrix(K::kAttnV, l, E, KV * hd));
+    FABULA_ASSIGN(w.attn_v, b.matrix(K::kAttnV, l));
   }
-  FABULA_ASSIGN(w.attn_output, b.matrix(K::kAttnOutput, l, H * hd, E));
-  FABULA_TRY(b.vector(K::kAttnQNorm, l, hd, w.attn_q_norm));
-  FABULA_TRY(b.vector(K::kAttnKNorm, l, hd, w.attn_k_norm));
-  FABULA_TRY(b.vector(K::kPostAttentionNorm, l, E, w.post_attention_norm));
+  FABULA_ASSIGN(w.attn_output, b.matrix(K::kAttnOutput, l));
+  FABULA_TRY(b.vector(K::kAttnQNorm, l, w.attn_q_norm));
+  FABULA_TRY(b.vector(K::kAttnKNorm, l, w.attn_k_norm));
+  FABULA_TRY(b.vector(K::kPostAttentionNorm, l, w.post_attention_norm));
 
-  FABULA_TRY(b.vector(K::kFfnNorm, l, E, w.ffn_norm));
-  FABULA_ASSIGN(w.ffn_gate, b.matrix(K::kFfnGate, l, E, F));
-  FABULA_ASSIGN(w.ffn_up, b.matrix(K::kFfnUp, l, E, F));
-  FABULA_ASSIGN(w.ffn_down, b.matrix(K::kFfnDown, l, F, E));
-  FABULA_TRY(b.vector(K::kPostFfwNorm, l, E, w.post_ffw_norm));
+  FABULA_TRY(b.vector(K::kFfnNorm, l, w.ffn_norm));
+  FABULA_ASSIGN(w.ffn_gate, b.matrix(K::kFfnGate, l));
+  FABULA_ASSIGN(w.ffn_up, b.matrix(K::kFfnUp, l));
+  FABULA_ASSIGN(w.ffn_down, b.matrix(K::kFfnDown, l));
+  FABULA_TRY(b.vector(K::kPostFfwNorm, l, w.post_ffw_norm));
 
   // llama.cpp: a layer is MoE iff it has a router.
   w.has_moe = hp.n_expert > 0 && b.find(K::kFfnGateInp, l) != nullptr;
@@ -155,25 +153,24 @@ Status bind_layer(Binder& b, const Gemma4HParams& hp, int l, Gemma4LayerWeights&
                       gguf_tensor_name(K::kFfnGateInp, l), hp.n_expert);
   }
   if (w.has_moe) {
-    const int64_t NE = hp.n_expert, FE = hp.n_ff_exp;
-    FABULA_TRY(b.vector(K::kPostFfwNorm1, l, E, w.post_ffw_norm_1));
-    FABULA_ASSIGN(w.ffn_gate_inp, b.matrix(K::kFfnGateInp, l, E, NE));
-    FABULA_TRY(b.vector(K::kFfnGateInpScale, l, E, w.ffn_gate_inp_scale));
-    FABULA_TRY(b.vector(K::kPreFfwNorm2, l, E, w.pre_ffw_norm_2));
+    FABULA_TRY(b.vector(K::kPostFfwNorm1, l, w.post_ffw_norm_1));
+    FABULA_ASSIGN(w.ffn_gate_inp, b.matrix(K::kFfnGateInp, l));
+    FABULA_TRY(b.vector(K::kFfnGateInpScale, l, w.ffn_gate_inp_scale));
+    FABULA_TRY(b.vector(K::kPreFfwNorm2, l, w.pre_ffw_norm_2));
     w.fused_gate_up = b.find(K::kFfnGateUpExps, l) != nullptr || b.find(K::kFfnGateExps, l) == nullptr;
     if (w.fused_gate_up) {
-      FABULA_ASSIGN(w.gate_up_exps, b.experts(K::kFfnGateUpExps, l, E, 2 * FE, NE));
+      FABULA_ASSIGN(w.gate_up_exps, b.experts(K::kFfnGateUpExps, l));
     } else {
-      FABULA_ASSIGN(w.gate_exps, b.experts(K::kFfnGateExps, l, E, FE, NE));
-      FABULA_ASSIGN(w.up_exps, b.experts(K::kFfnUpExps, l, E, FE, NE));
+      FABULA_ASSIGN(w.gate_exps, b.experts(K::kFfnGateExps, l));
+      FABULA_ASSIGN(w.up_exps, b.experts(K::kFfnUpExps, l));
     }
-    FABULA_ASSIGN(w.down_exps, b.experts(K::kFfnDownExps, l, FE, E, NE));
-    FABULA_TRY(b.vector(K::kFfnDownExpsScale, l, NE, w.down_exps_scale));
-    FABULA_TRY(b.vector(K::kPostFfwNorm2, l, E, w.post_ffw_norm_2));
+    FABULA_ASSIGN(w.down_exps, b.experts(K::kFfnDownExps, l));
+    FABULA_TRY(b.vector(K::kFfnDownExpsScale, l, w.down_exps_scale));
+    FABULA_TRY(b.vector(K::kPostFfwNorm2, l, w.post_ffw_norm_2));
   }
   if (b.find(K::kLayerOutputScale, l) != nullptr) {
     std::vector<float> s;
-    FABULA_TRY(b.vector(K::kLayerOutputScale, l, 1, s));
+    FABULA_TRY(b.vector(K::kLayerOutputScale, l, s));
     w.layer_output_scale = s[0];
   }
   return ok_status();
@@ -182,7 +179,7 @@ Status bind_layer(Binder& b, const Gemma4HParams& hp, int l, Gemma4LayerWeights&
 }  // namespace
 
 Result<Gemma4Weights> gemma4_bind_weights(const GgufFile& file, Gemma4HParams& hp) {
-  Binder b(file);
+  Binder b(file, hp);
   Gemma4Weights w;
   const GgufTensor* embd = b.find(TensorKind::kTokenEmbd, -1);
   if (embd == nullptr) return make_error(ErrorCode::kNotFound, "{}: missing tensor token_embd.weight", file.name());
@@ -191,10 +188,10 @@ Result<Gemma4Weights> gemma4_bind_weights(const GgufFile& file, Gemma4HParams& h
                       file.name(), shape_string(embd->shape), hp.n_embd);
   }
   hp.n_vocab = static_cast<int64_t>(embd->shape[1]);
-  FABULA_ASSIGN(w.token_embd, b.matrix(TensorKind::kTokenEmbd, -1, hp.n_embd, hp.n_vocab));
-  FABULA_TRY(b.vector(TensorKind::kOutputNorm, -1, hp.n_embd, w.output_norm));
+  FABULA_ASSIGN(w.token_embd, b.matrix(TensorKind::kTokenEmbd, -1));
+  FABULA_TRY(b.vector(TensorKind::kOutputNorm, -1, w.output_norm));
   if (b.find(TensorKind::kRopeFreqs, -1) != nullptr) {
-    FABULA_TRY(b.vector(TensorKind::kRopeFreqs, -1, hp.n_rot_full / 2, w.rope_freqs));
+    FABULA_TRY(b.vector(TensorKind::kRopeFreqs, -1, w.rope_freqs));
   }
   w.layers.resize(static_cast<size_t>(hp.n_layer));
   for (int l = 0; l < hp.n_layer; ++l) {
@@ -204,6 +201,8 @@ Result<Gemma4Weights> gemma4_bind_weights(const GgufFile& file, Gemma4HParams& h
       if (e.message.rfind(file.name(), 0) != 0) e.message = file.name() + ": " + e.message;
       return e;
     }
+    // K=V has no GGUF key: a full layer without attn_v says it.
+    if (!hp.is_sliding(l) && w.layers[static_cast<size_t>(l)].attn_v.data == nullptr) hp.k_eq_v = true;
   }
   if (b.n_used() != file.tensors().size()) {
     for (const auto& t : file.tensors()) {

@@ -1,10 +1,12 @@
-// Gemma 4 hyper-parameters from a Hugging Face config.json (per_layer_config or global_head_dim forms).
+// Gemma 4 hyper-parameters from a Hugging Face config.json (per_layer_config or global_head_dim forms), read through
+// HfConfig; docs/GEMMA4.md §1 maps each field to its GGUF key.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <map>
 
-#include "tools/convert.h"
+#include "format/hf_config.h"
+#include "model/gemma4/hparams.h"
 
 namespace fabula {
 namespace {
@@ -14,19 +16,6 @@ Error config_error(const HfConfig& c, const std::string& what) {
 }
 
 }  // namespace
-
-Result<GgmlType> parse_outtype(const std::string& text, bool* is_auto) {
-  *is_auto = false;
-  if (text == "auto") {
-    *is_auto = true;
-    return GgmlType::kF32;
-  }
-  if (text == "f32") return GgmlType::kF32;
-  if (text == "f16") return GgmlType::kF16;
-  if (text == "bf16") return GgmlType::kBF16;
-  if (text == "q8_0") return GgmlType::kQ8_0;
-  return make_error(ErrorCode::kInvalidArgument, "--outtype {}: expected f32, f16, bf16, q8_0 or auto", text);
-}
 
 Result<Gemma4HParams> gemma4_hparams_from_hf(const HfConfig& c) {
   Gemma4HParams hp;
@@ -102,6 +91,7 @@ Result<Gemma4HParams> gemma4_hparams_from_hf(const HfConfig& c) {
   hp.head_dim_swa = hd_swa != 0 ? hd_swa : hd_full;
   hp.head_dim_full = hd_full != 0 ? hd_full : hd_swa;
 
+  FABULA_ASSIGN(hp.k_eq_v, c.get_bool_or("attention_k_eq_v", false));
   FABULA_ASSIGN(const bool double_wide, c.get_bool_or("use_double_wide_mlp", false));
   if (double_wide) return config_error(c, "use_double_wide_mlp is not supported");
   FABULA_ASSIGN(const int64_t n_ff, c.get_int("intermediate_size"));
