@@ -89,7 +89,7 @@ void finish(TestResult& r, int n_tokens) {
 // n_expert_used / n_expert of their bytes, and the embedding counts one row unless it is also the (tied) output head.
 // The KV cache (a few MB at short contexts) is left out.
 double decode_bytes_per_token(const fabula::Model& m) {
-  const auto& hp = m.hparams();
+  const fabula::ModelInfo& hp = m.info();
   const bool tied = m.gguf().find_tensor("output.weight") == nullptr;
   double bytes = 0;
   for (const auto& t : m.gguf().tensors()) {
@@ -126,7 +126,6 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
     if (!model.ok()) return app::report_error(model.error());
     const double load_s = now_s() - t_load0;
     const Model& m = **model;
-    const auto& hp = m.hparams();
 
     uint64_t size = 0, params = 0;
     for (const auto& t : m.gguf().tensors()) {
@@ -138,7 +137,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       return v.ok() ? *v : fallback;
     };
     const uint64_t ftype = u64_or("general.file_type", 0);
-    const std::string desc = fmt::format("gemma4 {:.2f}B {}", static_cast<double>(params) / 1e9, ftype_name(ftype));
+    const std::string desc =
+        fmt::format("{} {:.2f}B {}", m.info().architecture, static_cast<double>(params) / 1e9, ftype_name(ftype));
 
     ThreadPool pool(args->threads);
     SessionOptions so;
@@ -148,7 +148,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
     Session session(m, so, &pool);
 
     std::mt19937 rng(args->seed);
-    std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(hp.n_vocab - 1));
+    std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(m.n_vocab() - 1));
     const int32_t bos = static_cast<int32_t>(u64_or("tokenizer.ggml.bos_token_id", 2));
 
     auto run_pp = [&](int n) -> Result<double> {

@@ -1,4 +1,6 @@
-// Gemma 4 model (weights bound from a GGUF file) and Session (KV cache, scratch buffers, forward pass).
+// A model and its sessions, whatever the family: Model (weights bound from a GGUF file, immutable, shared) and
+// Session (KV cache, scratch buffers, forward pass). Families implement Model and SessionState and register in
+// model/family.cpp; the rest of the code sees only this header.
 #pragma once
 
 #include <cstdint>
@@ -10,30 +12,9 @@
 
 #include "base/result.h"
 #include "format/gguf.h"
-#include "model/gemma4/hparams.h"
-#include "model/gemma4/weights.h"
-#include "tensor/matmul.h"
 #include "tensor/thread_pool.h"
 
 namespace fabula {
-
-// A loaded model: owns the mapped GGUF file; weights borrow it. Immutable after load, shared by sessions.
-class Model {
- public:
-  static Result<std::unique_ptr<Model>> load(const std::string& path);
-  static Result<std::unique_ptr<Model>> from_gguf(GgufFile file);
-
-  const Gemma4HParams& hparams() const { return hp_; }
-  const Gemma4Weights& weights() const { return w_; }
-  const GgufFile& gguf() const { return file_; }  // tokenizer.* and general.* metadata for the text layer
-  int64_t n_vocab() const { return hp_.n_vocab; }
-
- private:
-  Model(GgufFile file) : file_(std::move(file)) {}
-  GgufFile file_;
-  Gemma4HParams hp_;
-  Gemma4Weights w_;
-};
 
 struct SessionOptions {
   int64_t n_ctx = 4096;    // positions the session can hold (KV cache of full layers)
@@ -47,8 +28,53 @@ enum class LogitsMode { kLast, kAll, kNone };
 // index n_layer + 1 = after the final norm. rows = tokens of this step, row-major [rows][n_embd].
 using HiddenHook = std::function<void(int index, int64_t first_pos, const float* data, int64_t rows, int64_t n_embd)>;
 
-// One conversation's state over a Model: KV cache (full layers: n_ctx slots; sliding layers: a ring of
-// window - 1 + n_ubatch slots) and all scratch buffers, allocated once. Not thread-safe; move-only.
+// One conversation's state as a family implements it: the family's subclass runs decode (its forward pass) and
+// checks truncation against its caches; the fields here are what Session reads without a virtual call.
+struct SessionState {
+  virtual ~SessionState() = default;
+  virtual Status decode(std::span<const int32_t> tokens, LogitsMode mode) = 0;
+  virtual Status truncate(int64_t n) = 0;
+
+  int64_t n_ctx = 0;
+  int64_t n_past = 0;
+  std::vector<float> logits;  // [logits_rows][n_vocab] of the last decode
+  int64_t logits_rows = 0;
+  HiddenHook hook;
+};
+
+// What callers outside the family need to know about a model.
+struct ModelInfo {
+  std::string architecture;  // general.architecture
+  int64_t n_vocab = 0;
+  int64_t n_embd = 0;
+  int64_t n_layer = 0;
+  int64_t n_ctx_train = 0;  // 0 when the file does not say
+  int64_t n_expert = 0;     // routed experts (0: a dense model) and how many a token uses
+  int64_t n_expert_used = 0;
+};
+
+// A loaded model: owns the mapped GGUF file; weights borrow it. Immutable after load, shared by sessions.
+class Model {
+ public:
+  virtual ~Model() = default;
+  static Result<std::unique_ptr<Model>> load(const std::string& path);
+  // Finds the family by general.architecture (model/family.h) and lets it bind the weights.
+  static Result<std::unique_ptr<Model>> from_gguf(GgufFile file);
+
+  const ModelInfo& info() const { return info_; }
+  const GgufFile& gguf() const { return file_; }  // tokenizer.* and general.* metadata for the text layer
+  int64_t n_vocab() const { return info_.n_vocab; }
+
+  virtual std::unique_ptr<SessionState> new_session(const SessionOptions& options, ThreadPool* pool) const = 0;
+
+ protected:
+  explicit Model(GgufFile file) : file_(std::move(file)) {}
+  GgufFile file_;
+  ModelInfo info_;
+};
+
+// One conversation's state over a Model: KV cache and all scratch buffers, allocated once (for Gemma 4: full layers
+// n_ctx slots, sliding layers a ring of window - 1 + n_ubatch slots). Not thread-safe; move-only.
 class Session {
  public:
   Session(const Model& model, SessionOptions options = {}, ThreadPool* pool = nullptr);
@@ -58,26 +84,26 @@ class Session {
 
   // Appends `tokens` at positions n_past()...; runs them through the model in steps of n_ubatch.
   // kLast: logits() is the last token's row; kAll: one row per token of this call; kNone: no logits.
-  Status decode(std::span<const int32_t> tokens, LogitsMode mode = LogitsMode::kLast);
+  Status decode(std::span<const int32_t> tokens, LogitsMode mode = LogitsMode::kLast) { return s_->decode(tokens, mode); }
 
   // [rows][n_vocab] from the last decode (rows = 1 for kLast).
   std::span<const float> logits() const;
-  int64_t logits_rows() const;
+  int64_t logits_rows() const { return s_->logits_rows; }
   std::span<const float> last_logits() const;  // the final row
 
-  int64_t n_past() const;
-  int64_t n_ctx() const;
-  void reset();
+  int64_t n_past() const { return s_->n_past; }
+  int64_t n_ctx() const { return s_->n_ctx; }
+  void reset() { s_->n_past = 0; }
   // Forgets positions >= n (rollback). Fails if a sliding layer's ring has already overwritten positions
   // that queries at n would need.
-  Status truncate(int64_t n);
+  Status truncate(int64_t n) { return s_->truncate(n); }
 
-  void set_hidden_hook(HiddenHook hook);
-  const Model& model() const;
+  void set_hidden_hook(HiddenHook hook) { s_->hook = std::move(hook); }
+  const Model& model() const { return *model_; }
 
  private:
-  struct State;
-  std::unique_ptr<State> s_;
+  const Model* model_;
+  std::unique_ptr<SessionState> s_;
 };
 
 }  // namespace fabula

@@ -217,10 +217,11 @@ void Server::Impl::load() {
     l->manifest = std::move(*m);
   }
   int64_t n_ctx = options.n_ctx;
-  if (l->model->hparams().n_ctx_train > 0 && n_ctx > l->model->hparams().n_ctx_train) {
-    FABULA_LOG_WARN("serve: --ctx {} exceeds the model's training context {}; using {}", n_ctx,
-                    l->model->hparams().n_ctx_train, l->model->hparams().n_ctx_train);
-    n_ctx = l->model->hparams().n_ctx_train;
+  const int64_t n_ctx_train = l->model->info().n_ctx_train;
+  if (n_ctx_train > 0 && n_ctx > n_ctx_train) {
+    FABULA_LOG_WARN("serve: --ctx {} exceeds the model's training context {}; using {}", n_ctx, n_ctx_train,
+                    n_ctx_train);
+    n_ctx = n_ctx_train;
   }
   options.n_ctx = n_ctx;
   l->scheduler = std::make_unique<Scheduler>(*l->model, l->tokenizer,
@@ -348,7 +349,7 @@ void Server::Impl::register_routes() {
 
   http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     const auto created = std::chrono::duration_cast<std::chrono::seconds>(started.time_since_epoch()).count();
-    const auto& hp = loaded->model->hparams();
+    const ModelInfo& hp = loaded->model->info();
     send_json(res, json{{"object", "list"},
                         {"data", json::array({json{{"id", alias},
                                                    {"object", "model"},

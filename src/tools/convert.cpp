@@ -250,7 +250,7 @@ Result<ConvertReport> convert_hf_to_gguf(const ConvertOptions& opt) {
   // --- metadata ------------------------------------------------------------------------------------------------
   GgufWriter writer;
   const GgmlType file_type = outtype_auto ? source_type.value_or(GgmlType::kF32) : outtype;
-  writer.set("general.architecture", GgufValue::string("gemma4"));
+  writer.set("general.architecture", GgufValue::string(kGemma4Architecture));
   writer.set("general.type", GgufValue::string("model"));
   std::string name = opt.name;
   if (name.empty()) name = fs::path(opt.hf_dir).lexically_normal().filename().string();

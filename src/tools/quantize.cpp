@@ -40,10 +40,10 @@ uint64_t value_bytes(const GgufValue& v) {
   return n + v.array_size() * scalar_bytes(v.array_type);
 }
 
+// "<general.architecture>.<suffix>"; "" when the file names no architecture (the caller then counts blocks).
 std::string arch_key(const GgufFile& in, const char* suffix) {
   const GgufValue* arch = in.find("general.architecture");
-  const std::string name = arch && arch->as_string() ? *arch->as_string() : "gemma4";
-  return name + "." + suffix;
+  return arch && arch->as_string() ? *arch->as_string() + "." + suffix : "";
 }
 
 std::string human_bytes(uint64_t bytes) {

@@ -197,7 +197,7 @@ Result<SynthPlan> synth_plan(const SynthOptions& opt) {
   // layer's writer; a metadata-only GGUF round trip turns them into a list (exact file size, one source of truth).
   FABULA_ASSIGN(std::vector<GgufMetaEntry> arch, hparams_metadata(p.hparams));
   p.metadata = {
-      {"general.architecture", GgufValue::string("gemma4")},
+      {"general.architecture", GgufValue::string(kGemma4Architecture)},
       {"general.type", GgufValue::string("model")},
       {"general.name", GgufValue::string(fmt::format("synth {} {} seed {}", p.shape, quant_ftype_name(ftype),
                                                      opt.seed))},

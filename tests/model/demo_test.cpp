@@ -16,7 +16,7 @@ TEST(DemoNarrator, LogitsMatchTransformers) {
   ASSERT_TRUE(m.ok()) << m.error().to_string();
   const Model& model = **m;
   EXPECT_EQ(model.n_vocab(), 2273);
-  EXPECT_TRUE(model.hparams().rope_inv_freq_bf16);  // converted from a bf16 checkpoint
+  EXPECT_TRUE(gemma4(model).hparams().rope_inv_freq_bf16);  // converted from a bf16 checkpoint
 
   const auto golden_json = read_json(data_path("demo/golden_demo.json"));
   const auto ids = golden_json["ids"].get<std::vector<int32_t>>();

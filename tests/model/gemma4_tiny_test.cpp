@@ -54,7 +54,7 @@ SafetensorsFile* Gemma4Tiny::golden_ = nullptr;
 nlohmann::json* Gemma4Tiny::golden_json_ = nullptr;
 
 TEST_F(Gemma4Tiny, HyperParametersComeFromTheGguf) {
-  const Gemma4HParams& hp = model_->hparams();
+  const Gemma4HParams& hp = gemma4(*model_).hparams();
   EXPECT_EQ(hp.n_layer, 6);
   EXPECT_EQ(hp.n_vocab, 512);
   EXPECT_EQ(hp.sliding, (std::vector<bool>{true, true, false, true, true, false}));
@@ -68,10 +68,10 @@ TEST_F(Gemma4Tiny, HyperParametersComeFromTheGguf) {
   EXPECT_FLOAT_EQ(hp.final_softcap, 30.0);
   EXPECT_FALSE(hp.rope_inv_freq_bf16);  // an fp32 checkpoint
   // Full layers have K=V (no attn_v); sliding layers have their own V.
-  EXPECT_EQ(model_->weights().layers[2].attn_v.data, nullptr);
-  EXPECT_NE(model_->weights().layers[0].attn_v.data, nullptr);
+  EXPECT_EQ(gemma4(*model_).weights().layers[2].attn_v.data, nullptr);
+  EXPECT_NE(gemma4(*model_).weights().layers[0].attn_v.data, nullptr);
   // Proportional RoPE: 4 of 16 pairs rotate for head_dim 32 and partial_rotary_factor 0.25.
-  const auto& f = model_->weights().rope_freqs;
+  const auto& f = gemma4(*model_).weights().rope_freqs;
   ASSERT_EQ(f.size(), 16u);
   EXPECT_EQ(f[3], 1.0f);
   EXPECT_GT(f[4], 1e29f);
@@ -90,7 +90,7 @@ TEST_F(Gemma4Tiny, LogitsMatchTransformers) {
 
 TEST_F(Gemma4Tiny, HiddenStatesAfterEveryLayerMatchTransformers) {
   const auto seqs = sequences();
-  const int64_t E = model_->hparams().n_embd, n_layer = model_->hparams().n_layer;
+  const int64_t E = gemma4(*model_).hparams().n_embd, n_layer = gemma4(*model_).hparams().n_layer;
   for (size_t s = 0; s < seqs.size(); ++s) {
     std::vector<std::vector<float>> ours(static_cast<size_t>(n_layer + 2));
     Session session(*model_);

@@ -15,6 +15,7 @@
 #include "base/file.h"
 #include "common/scratch_dir.h"
 #include "format/safetensors.h"
+#include "model/gemma4/model.h"
 #include "model/model.h"
 #include "tools/convert.h"
 
@@ -23,6 +24,9 @@ namespace fabula::model_test {
 inline std::string data_path(const std::string& rel) { return std::string(FABULA_TEST_DATA) + "/" + rel; }
 
 using test_support::ScratchDir;
+
+// The Gemma 4 side of a loaded model: these tests look at the family's own hyper-parameters and weights.
+inline const Gemma4Model& gemma4(const Model& m) { return dynamic_cast<const Gemma4Model&>(m); }
 
 // Converts tests/data/gemma4-tiny to GGUF with `outtype` into `dir`; returns the path (fails the test on error).
 inline std::string convert_tiny(const ScratchDir& dir, const std::string& outtype = "f32") {

@@ -10,7 +10,7 @@
 #include "tensor/activations.h"
 
 namespace fabula {
-void Session::State::forward_step(const int32_t* tokens, int64_t n, LogitsMode mode, int64_t logits_offset) {
+void Gemma4Session::forward_step(const int32_t* tokens, int64_t n, LogitsMode mode, int64_t logits_offset) {
   const Gemma4HParams& h = *hp;
   const int64_t E = h.n_embd;
   const float eps = static_cast<float>(h.rms_eps);
@@ -59,7 +59,7 @@ void Session::State::forward_step(const int32_t* tokens, int64_t n, LogitsMode m
   n_past += n;
 }
 
-void Session::State::attention_block(int l, int64_t n) {
+void Gemma4Session::attention_block(int l, int64_t n) {
   const Gemma4HParams& h = *hp;
   const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
   LayerKvCache& c = cache[static_cast<size_t>(l)];
@@ -133,7 +133,7 @@ void Session::State::attention_block(int l, int64_t n) {
   for (int64_t i = 0; i < n * E; ++i) x[static_cast<size_t>(i)] += o[static_cast<size_t>(i)];
 }
 
-void Session::State::ffn_block(int l, int64_t n) {
+void Gemma4Session::ffn_block(int l, int64_t n) {
   const Gemma4HParams& h = *hp;
   const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
   const int64_t E = h.n_embd, F = h.n_ff[static_cast<size_t>(l)];
@@ -173,7 +173,7 @@ void Session::State::ffn_block(int l, int64_t n) {
   }
 }
 
-void Session::State::router_input(int l, int64_t n) {
+void Gemma4Session::router_input(int l, int64_t n) {
   const Gemma4HParams& h = *hp;
   const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
   const int64_t E = h.n_embd;
@@ -190,7 +190,7 @@ void Session::State::router_input(int l, int64_t n) {
   moe_jobs.push_back({L.ffn_gate_inp, &acts2.for_weight(L.ffn_gate_inp.type, pool), router.data()});
 }
 
-void Session::State::route_experts(int l, int64_t n) {
+void Gemma4Session::route_experts(int l, int64_t n) {
   const Gemma4HParams& h = *hp;
   const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
   const int64_t E = h.n_embd, NE = h.n_expert, K = h.n_expert_used, FE = h.n_ff_exp;
@@ -278,7 +278,7 @@ void Session::State::route_experts(int l, int64_t n) {
   }
 }
 
-void Session::State::expert_downs(int l, int64_t n) {
+void Gemma4Session::expert_downs(int l, int64_t n) {
   const Gemma4HParams& h = *hp;
   const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
   const int64_t E = h.n_embd, NE = h.n_expert, K = h.n_expert_used, FE = h.n_ff_exp;

@@ -1,4 +1,4 @@
-// Gemma 4 hyper-parameters <-> GGUF metadata (gemma4.* keys as llama.cpp's converter writes them).
+// Gemma 4 hyper-parameters <-> GGUF metadata (gemma4.* keys as llama.cpp's converter writes them; docs/GEMMA4.md §1).
 #include "model/gemma4/hparams.h"
 
 #include <algorithm>
@@ -110,14 +110,6 @@ Status Gemma4HParams::validate() const {
 }
 
 Result<Gemma4HParams> gemma4_hparams_from_gguf(const GgufFile& f) {
-  const GgufValue* arch = f.find(k::kArchitecture);
-  if (arch == nullptr || arch->as_string() == nullptr) {
-    return make_error(ErrorCode::kCorrupt, "{}: missing string metadata {}", f.name(), k::kArchitecture);
-  }
-  if (*arch->as_string() != "gemma4") {
-    return make_error(ErrorCode::kUnsupported, "{}: architecture '{}' is not supported (expected gemma4)", f.name(),
-                      *arch->as_string());
-  }
   Gemma4HParams hp;
   FABULA_ASSIGN(hp.n_layer, get_int(f, k::kBlockCount));
   if (hp.n_layer <= 0 || hp.n_layer > 4096) {
@@ -190,7 +182,7 @@ void gemma4_hparams_to_gguf(const Gemma4HParams& hp, GgufWriter& w) {
   const bool ff_uniform =
       std::all_of(hp.n_ff.begin(), hp.n_ff.end(), [&](int64_t x) { return x == hp.n_ff.front(); });
 
-  w.set(k::kArchitecture, GgufValue::string("gemma4"));
+  w.set(k::kArchitecture, GgufValue::string(kGemma4Architecture));
   w.set(k::kBlockCount, u32(hp.n_layer));
   w.set(k::kContextLength, u32(hp.n_ctx_train));
   w.set(k::kEmbeddingLength, u32(hp.n_embd));

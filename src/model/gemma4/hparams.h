@@ -61,6 +61,9 @@ struct Gemma4HParams {
   Status validate() const;
 };
 
+// general.architecture of this family (registered in model/family.cpp).
+inline constexpr const char* kGemma4Architecture = "gemma4";
+
 // GGUF keys (llama.cpp spelling). The architecture prefix is always "gemma4".
 namespace gemma4_keys {
 inline constexpr const char* kArchitecture = "general.architecture";
@@ -91,7 +94,8 @@ inline constexpr const char* kRopeDimensionCountSwa = "gemma4.rope.dimension_cou
 inline constexpr const char* kRopeInvFreqType = "fabula.rope_inv_freq_type";
 }  // namespace gemma4_keys
 
-// Reads and validates every gemma4.* key; an error names the key and what was expected.
+// Reads and validates every gemma4.* key; an error names the key and what was expected. The architecture itself is
+// checked by the registry (model/family.h) before a family reads its keys.
 // n_vocab is left 0 (the weights loader takes it from token_embd).
 Result<Gemma4HParams> gemma4_hparams_from_gguf(const GgufFile& file);
 

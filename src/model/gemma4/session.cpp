@@ -1,4 +1,5 @@
-// Model loading and the Session around the forward pass: KV cache and scratch allocation, token stepping, logits.
+// The Gemma 4 model (hyper-parameters and weights from GGUF) and its session around the forward pass: KV cache and
+// scratch allocation, token stepping, rollback.
 #include <algorithm>
 #include <cmath>
 
@@ -8,17 +9,17 @@
 
 namespace fabula {
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
-  FABULA_ASSIGN(GgufFile file, GgufFile::open(path));
-  file.file().advise_hugepages();
-  return from_gguf(std::move(file));
-}
-
-Result<std::unique_ptr<Model>> Model::from_gguf(GgufFile file) {
-  std::unique_ptr<Model> m(new Model(std::move(file)));
+Result<std::unique_ptr<Model>> gemma4_load_model(GgufFile file) {
+  std::unique_ptr<Gemma4Model> m(new Gemma4Model(std::move(file)));
   FABULA_ASSIGN(m->hp_, gemma4_hparams_from_gguf(m->file_));
   FABULA_ASSIGN(m->w_, gemma4_bind_weights(m->file_, m->hp_));
-  return m;
+  const Gemma4HParams& hp = m->hp_;
+  m->info_ = {kGemma4Architecture, hp.n_vocab, hp.n_embd, hp.n_layer, hp.n_ctx_train, hp.n_expert, hp.n_expert_used};
+  return std::unique_ptr<Model>(std::move(m));
+}
+
+std::unique_ptr<SessionState> Gemma4Model::new_session(const SessionOptions& options, ThreadPool* pool) const {
+  return std::make_unique<Gemma4Session>(*this, options, pool);
 }
 
 const QuantizedActivations& SharedActivations::for_weight(GgmlType weight_type, ThreadPool* pool) {
@@ -56,15 +57,15 @@ std::vector<float> inverse_frequencies(int64_t n_rot, double base, const std::ve
 
 }  // namespace
 
-Session::Session(const Model& model, SessionOptions options, ThreadPool* pool) : s_(std::make_unique<State>()) {
-  State& s = *s_;
+Gemma4Session::Gemma4Session(const Gemma4Model& model, SessionOptions options, ThreadPool* pool) {
+  Gemma4Session& s = *this;
   const Gemma4HParams& hp = model.hparams();
-  s.model = &model;
   s.hp = &hp;
   s.w = &model.weights();
   options.n_ctx = std::max<int64_t>(1, options.n_ctx);
   options.n_ubatch = std::clamp<int64_t>(options.n_ubatch, 1, options.n_ctx);
   s.opt = options;
+  s.n_ctx = options.n_ctx;
   if (pool == nullptr) {
     s.own_pool = std::make_unique<ThreadPool>(options.n_threads);
     pool = s.own_pool.get();
@@ -118,12 +119,8 @@ Session::Session(const Model& model, SessionOptions options, ThreadPool* pool) :
   s.logits.resize(static_cast<size_t>(hp.n_vocab));
 }
 
-Session::~Session() = default;
-Session::Session(Session&&) noexcept = default;
-Session& Session::operator=(Session&&) noexcept = default;
-
-Status Session::decode(std::span<const int32_t> tokens, LogitsMode mode) {
-  State& s = *s_;
+Status Gemma4Session::decode(std::span<const int32_t> tokens, LogitsMode mode) {
+  Gemma4Session& s = *this;
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return make_error(ErrorCode::kInvalidArgument, "decode: no tokens");
   if (s.n_past + n > s.opt.n_ctx) {
@@ -151,22 +148,8 @@ Status Session::decode(std::span<const int32_t> tokens, LogitsMode mode) {
   return ok_status();
 }
 
-std::span<const float> Session::logits() const {
-  return {s_->logits.data(), static_cast<size_t>(s_->logits_rows * s_->hp->n_vocab)};
-}
-int64_t Session::logits_rows() const { return s_->logits_rows; }
-std::span<const float> Session::last_logits() const {
-  if (s_->logits_rows == 0) return {};
-  const size_t V = static_cast<size_t>(s_->hp->n_vocab);
-  return {s_->logits.data() + static_cast<size_t>(s_->logits_rows - 1) * V, V};
-}
-
-int64_t Session::n_past() const { return s_->n_past; }
-int64_t Session::n_ctx() const { return s_->opt.n_ctx; }
-void Session::reset() { s_->n_past = 0; }
-
-Status Session::truncate(int64_t n) {
-  State& s = *s_;
+Status Gemma4Session::truncate(int64_t n) {
+  Gemma4Session& s = *this;
   if (n < 0 || n > s.n_past) {
     return make_error(ErrorCode::kOutOfRange, "truncate: {} is outside [0, {}]", n, s.n_past);
   }
@@ -184,8 +167,5 @@ Status Session::truncate(int64_t n) {
   s.n_past = n;
   return ok_status();
 }
-
-void Session::set_hidden_hook(HiddenHook hook) { s_->hook = std::move(hook); }
-const Model& Session::model() const { return *s_->model; }
 
 }  // namespace fabula

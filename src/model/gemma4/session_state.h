@@ -1,4 +1,4 @@
-// Internal: the state behind Session (KV cache, scratch buffers) and the per-layer forward functions.
+// Internal: the Gemma 4 session (KV cache, scratch buffers) and the per-layer forward functions.
 #pragma once
 
 #include <array>
@@ -6,7 +6,7 @@
 #include <memory>
 #include <vector>
 
-#include "model/model.h"
+#include "model/gemma4/model.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
 
@@ -46,16 +46,17 @@ struct LayerKvCache {
   float* v_slot(int64_t pos) { return v.data() + (pos % capacity) * row; }
 };
 
-struct Session::State {
-  const Model* model = nullptr;
+struct Gemma4Session final : SessionState {
+  Gemma4Session(const Gemma4Model& model, SessionOptions options, ThreadPool* pool);
+  Status decode(std::span<const int32_t> tokens, LogitsMode mode) override;
+  Status truncate(int64_t n) override;
+
   const Gemma4HParams* hp = nullptr;
   const Gemma4Weights* w = nullptr;
   SessionOptions opt;
   std::unique_ptr<ThreadPool> own_pool;
   ThreadPool* pool = nullptr;
-  int64_t n_past = 0;
   std::vector<LayerKvCache> cache;
-  HiddenHook hook;
 
   // RoPE inverse frequencies (already divided by rope_freqs factors), [n_rot / 2] each.
   std::vector<float> inv_freq_full, inv_freq_swa;
@@ -82,8 +83,6 @@ struct Session::State {
   std::vector<float> eout;     // [U * n_expert_used][E]
   std::vector<MatmulJob> moe_jobs;  // reused (no allocation per step once grown)
   std::vector<float> scores;   // [threads][max cache capacity] attention scores
-  std::vector<float> logits;   // [rows][n_vocab]
-  int64_t logits_rows = 0;
   SharedActivations acts, acts2;
 
   void forward_step(const int32_t* tokens, int64_t n, LogitsMode mode, int64_t logits_offset);

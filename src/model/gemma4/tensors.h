@@ -1,6 +1,6 @@
 // The one table of Gemma 4 tensors (docs/GEMMA4.md §2): GGUF and Hugging Face names, rank, presence and
 // quantisation policy of each, and their shapes computed from the hyper-parameters. The loader checks files against
-// it; convert, synth, quantize, experts, the LoRA planner and inspect plan from it.
+// it; convert, synth, quantize, experts and the LoRA planner plan from it.
 #pragma once
 
 #include <cstdint>
