@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "format/gguf_split.h"
 #include "tools/convert.h"
 
 FABULA_COMMAND(convert, "Convert a Hugging Face Gemma 4 checkpoint to GGUF") {
@@ -14,9 +15,22 @@ FABULA_COMMAND(convert, "Convert a Hugging Face Gemma 4 checkpoint to GGUF") {
                  "RoPE inverse-frequency precision: auto (bf16 for a bf16 checkpoint, as transformers), f32, bf16")
       ->capture_default_str();
   cli.add_option("--name", opt->name, "general.name (default: the directory name)");
-  return [opt] {
+  auto split = std::make_shared<std::string>();
+  cli.add_option("--split-max-size", *split,
+                 "Write llama.cpp gguf-split files (OUT-00001-of-0000N.gguf) of at most this size each (2G, 500M)");
+  return [opt, split] {
+    if (!split->empty()) {
+      auto bytes = fabula::parse_split_size(*split);
+      if (!bytes)
+        return fabula::app::report_error(fabula::make_error(fabula::ErrorCode::kInvalidArgument,
+                                                            "--split-max-size {}: expected a size such as 2G or 500M",
+                                                            *split));
+      opt->split_max_bytes = *bytes;
+    }
     auto report = fabula::convert_hf_to_gguf(*opt);
     if (!report.ok()) return fabula::app::report_error(report.error());
+    if (report->written.size() > 1)
+      std::printf("split into %zu files: %s ...\n", report->written.size(), report->written.front().c_str());
     std::printf("%s: %lld tensors, %.1f MB (%s%s%s; %lld tensors skipped)\n", opt->output.c_str(),
                 static_cast<long long>(report->n_tensors), static_cast<double>(report->n_bytes) / 1e6,
                 report->architecture.c_str(), report->has_tokenizer ? ", with tokenizer" : ", no tokenizer",

@@ -14,6 +14,7 @@
 #include "backend/remote_narrator.h"
 #include "base/file.h"
 #include "command.h"
+#include "model_args.h"
 #include "decoding_args.h"
 #include "engine/story.h"
 #include "eval/harness.h"
@@ -100,19 +101,6 @@ Status apply_overrides(eval::EvalNarrator& n, const std::map<std::string, std::s
   return ok_status();
 }
 
-// The demo narrator was trained on its own prompt: detect it by file name or GGUF general.name.
-std::string detect_profile(const std::string& model_path) {
-  std::string stem = std::filesystem::path(model_path).stem().string();
-  if (stem.find("fabula-demo") != std::string::npos) return "demo";
-  if (auto f = GgufFile::open(model_path); f.ok()) {
-    if (auto name = f->get_string("general.name"); name.ok()) {
-      std::string lower = *name;
-      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (lower.find("fabula-demo") != std::string::npos || lower.find("fabula demo") != std::string::npos) return "demo";
-    }
-  }
-  return "vn26b";
-}
 
 }  // namespace
 
@@ -187,10 +175,13 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
     for (const auto& spec : o->models) {
       auto split = split_spec(spec);
       if (!split) return app::report_error(split.error());
-      const std::string& path = split->first;
-      eval::EvalNarrator n = base(std::filesystem::path(path).stem().string(), detect_profile(path));
+      // A path or a pulled model (vn26b, owner/repo:QUANT); the model names its own profile.
+      auto choice = app::resolve_model_arg(split->first);
+      if (!choice) return app::report_error(choice.error());
+      const std::string& path = choice->path;
+      eval::EvalNarrator n = base(std::filesystem::path(path).stem().string(), app::narrator_profile_for(*choice));
       if (auto st = apply_overrides(n, split->second); !st) return app::report_error(st.error());
-      auto made = backend::make_narrator({path, ""});
+      auto made = backend::make_narrator({path, "", {}});
       if (!made) return app::report_error(made.error());
       owned.push_back(std::move(*made));
       n.workers.push_back(owned.back().get());

@@ -6,11 +6,13 @@
 // unless --full is given; shorter arrays print as plain lists.
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "base/mapped_file.h"
+#include "backend/memory_check.h"
 #include "command.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
@@ -170,14 +172,29 @@ int inspect_gguf(const std::string& path, bool json, bool full) {
     for (const auto& [k, v] : file->metadata()) meta[k] = value_json(v, full);
     Json out{{"format", "gguf"}, {"version", file->version()}, {"alignment", file->alignment()},
              {"data_offset", file->data_offset()}, {"metadata", std::move(meta)}, {"tensors", rows_json(rows)}};
+    if (file->n_shards() > 1) out["split"] = Json{{"count", file->n_shards()}, {"files", file->shard_paths()}};
     std::printf("%s\n", dump(out).c_str());
     return 0;
   }
   std::printf("%s: GGUF v%u, %zu bytes, alignment %u, data section at %#llx\n", path.c_str(), file->version(),
               file->bytes().size(), file->alignment(), static_cast<unsigned long long>(file->data_offset()));
+  if (file->n_shards() > 1) {
+    std::printf("split model: %zu files, %llu bytes in all (offsets below are within each tensor's file)\n",
+                file->n_shards(), static_cast<unsigned long long>(file->total_file_bytes()));
+    for (const auto& part : file->shard_paths()) std::printf("  %s\n", part.c_str());
+  }
   std::printf("metadata (%zu keys):\n", file->metadata().size());
   for (const auto& [k, v] : file->metadata()) std::printf("  %s: %s\n", k.c_str(), value_text(v).c_str());
   print_table(rows);
+  // What loading it would take (gemma4 models): weights + KV at the default context vs available memory.
+  if (auto available = backend::available_memory()) {
+    if (auto plan = backend::plan_memory(*file, 4096, *available); plan.ok()) {
+      std::printf("memory: %.2f GB weights + %.2f GB KV cache (ctx 4096) + %.2f GB buffers; %.2f GB available\n",
+                  plan->weights / 1e9, plan->kv_cache / 1e9, plan->scratch / 1e9, plan->available / 1e9);
+      const std::string warning = backend::memory_warning(*plan, std::filesystem::path(path).filename().string());
+      if (!warning.empty()) std::printf("warning: %s\n", warning.c_str());
+    }
+  }
   return 0;
 }
 

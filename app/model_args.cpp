@@ -3,8 +3,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <filesystem>
+
+#include "backend/memory_check.h"
+#include "format/gguf.h"
+#include "hub/cache.h"
+#include "hub/model_ref.h"
 
 namespace fabula::app {
 
@@ -55,6 +63,85 @@ Result<std::vector<int32_t>> parse_token_list(const std::string& text) {
   }
   if (ids.empty()) return make_error(ErrorCode::kParse, "--tokens: no token ids in '{}'", text);
   return ids;
+}
+
+Result<ModelChoice> resolve_model_arg(const std::string& value) {
+  if (value.empty()) return ModelChoice{default_model_path(), "", ""};
+  if (hub::looks_like_path(value)) {
+    ModelChoice choice{value, "", ""};
+    if (auto cached = hub::cached_model_for_path(value)) choice.profile = cached->profile;
+    return choice;
+  }
+  FABULA_ASSIGN(hub::Registry registry, hub::load_registry());
+  auto ref = hub::parse_model_ref(value, registry);
+  if (!ref.ok()) {
+    return make_error(ErrorCode::kNotFound, "--model {}: no such file, and not a model reference: {}", value,
+                      ref.error().message);
+  }
+  auto cached = hub::find_cached(*ref);
+  if (!cached) {
+    return make_error(ErrorCode::kNotFound,
+                      "model {} is not in the cache ({}); download it first with: fabula pull {}", ref->display(),
+                      hub::cache_root().string(), value);
+  }
+  ModelChoice choice{cached->path().string(), cached->ref, cached->profile.empty() ? ref->profile : cached->profile};
+  return choice;
+}
+
+std::string narrator_profile_for(const ModelChoice& model) {
+  const std::string stem = std::filesystem::path(model.path).stem().string();
+  if (stem.find("fabula-demo") != std::string::npos) return "demo";
+  auto file = GgufFile::open(model.path);
+  if (file.ok()) {
+    if (auto name = file->get_string("general.name"); name.ok()) {
+      std::string lower = *name;
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (lower.find("fabula-demo") != std::string::npos || lower.find("fabula demo") != std::string::npos)
+        return "demo";
+    }
+  }
+  if (!model.profile.empty()) return model.profile;
+  if (file.ok()) {
+    if (auto p = file->get_string("fabula.narrator_profile"); p.ok() && !p->empty()) return *p;
+  }
+  // A registry file downloaded by hand: its name says which entry it is.
+  if (auto registry = hub::load_registry(); registry.ok()) {
+    const std::string base = std::filesystem::path(model.path).filename().string();
+    for (const auto& e : *registry)
+      for (const auto& [quant, f] : e.files)
+        if (std::filesystem::path(f).filename().string() == base && !e.profile.empty()) return e.profile;
+  }
+  return "vn26b";
+}
+
+std::string warn_if_model_would_page(const ModelChoice& model, int64_t n_ctx) {
+  auto available = backend::available_memory();
+  if (!available) return "";
+  auto file = GgufFile::open(model.path);  // a mapping: nothing is read but the header
+  if (!file.ok()) return "";                 // the loader reports it
+  auto plan = backend::plan_memory(*file, n_ctx, *available);
+  if (!plan.ok()) return "";
+  std::string text = backend::memory_warning(*plan, std::filesystem::path(model.path).filename().string());
+  if (text.empty()) return "";
+  // A registry model: name the pull command of the quant that fits.
+  if (auto registry = hub::load_registry(); registry.ok() && !model.ref.empty()) {
+    auto ref = hub::parse_model_ref(model.ref, *registry);
+    if (ref.ok() && !ref->short_name.empty()) {
+      if (const auto* e = hub::find_registry_entry(*registry, ref->short_name)) {
+        for (const auto& [quant, f] : e->files) {
+          if (quant != plan->file_type && text.find("smaller " + quant) != std::string::npos)
+            text += fmt::format(" (fabula pull {}:{})", e->name, quant);
+        }
+      }
+    }
+  }
+  std::fprintf(stderr, "warning: %s\n", text.c_str());
+  return text;
+}
+
+void add_load_flags(CLI::App& cli, ModelLoadOptions& options) {
+  cli.add_flag("--no-mmap", options.no_mmap, "Read the model into memory instead of mapping it");
+  cli.add_flag("--mlock", options.mlock, "Keep the model in RAM (never paged out); needs a high enough ulimit -l");
 }
 
 }  // namespace fabula::app

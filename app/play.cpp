@@ -9,12 +9,14 @@
 #include <thread>
 #include <vector>
 
+#include "backend/local_narrator.h"
 #include "backend/narrators.h"
 #include "base/log.h"
 #include "command.h"
 #include "decoding_args.h"
 #include "engine/game.h"
 #include "engine/scripted_narrator.h"
+#include "model_args.h"
 #include "present/tui.h"
 #include "protocol/manifest.h"
 #include "sample/phrase_ban.h"
@@ -72,13 +74,15 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     uint64_t seed = 1;
     bool open = false, tui = false, fresh = false, no_wait = false, no_tts = false, voices = false, sound = false;
     fabula::app::DecodingArgs decoding;
+    fabula::ModelLoadOptions load;
   };
   auto o = std::make_shared<Opts>();
-  cli.add_option("--model", o->model, "GGUF narrator model (default: models/fabula-demo-v1.gguf)");
+  cli.add_option("--model", o->model,
+                 "GGUF narrator: a path or a pulled model (vn26b, owner/repo:QUANT); default: the demo narrator");
   cli.add_option("--server", o->server, "Narrate through a llama-server-compatible URL instead of a local model");
   cli.add_option("--scripted", o->scripted, "Replay beats from a JSONL fixture ({\"beat\": ...} per line)");
   cli.add_option("--story", o->story, "Story id or path")->capture_default_str();
-  cli.add_option("--profile", o->profile, "Narrator profile (demo, vn26b; default: demo for the demo model)");
+  cli.add_option("--profile", o->profile, "Narrator profile (demo, vn26b; default: the model's own)");
   cli.add_option("--port", o->port, "Port of the web player (0: any free port)")->capture_default_str();
   cli.add_option("--host", o->host, "Address to listen on; beyond loopback (other players) needs --access-key")
       ->capture_default_str();
@@ -92,6 +96,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
       ->capture_default_str();
   cli.add_option("--scripted-delay-ms", o->delay_ms, "Pause between scripted chunks")->capture_default_str();
   fabula::app::add_decoding_flags(cli, o->decoding);
+  fabula::app::add_load_flags(cli, o->load);
   cli.add_flag("--open", o->open, "Open the player in a browser");
   cli.add_flag("--tui", o->tui, "Play in the terminal");
   cli.add_flag("--new", o->fresh, "Start a new session instead of resuming the latest");
@@ -117,7 +122,15 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
       if (!n) return app::report_error(n.error());
       narrator = std::move(*n);
     } else {
-      backend::NarratorSpec spec{o->model, o->server};
+      backend::NarratorSpec spec{o->model, o->server, o->load};
+      if (o->server.empty()) {
+        // The model picks its profile (prompt, memory): the demo narrator its own, vn26b and the rest vn26b's.
+        auto choice = app::resolve_model_arg(o->model);
+        if (!choice) return app::report_error(choice.error());
+        if (!o->model.empty()) spec.model = choice->path;
+        default_profile = app::narrator_profile_for(*choice);
+        app::warn_if_model_would_page(*choice, backend::LocalNarratorOptions{}.n_ctx);
+      }
       auto n = backend::make_narrator(spec);
       if (!n) return app::report_error(n.error(), "use --scripted FIXTURE.jsonl to play without a model");
       narrator = std::move(*n);

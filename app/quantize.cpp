@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "command.h"
+#include "format/gguf_split.h"
 #include "tools/quantize.h"
 
 namespace {
@@ -13,6 +14,7 @@ struct QuantizeArgs {
   bool dry_run = false;
   bool list = false;
   int threads = 0;
+  std::string split_max_size;
 };
 
 void print_list(const fabula::QuantPlan& plan) {
@@ -35,8 +37,19 @@ FABULA_COMMAND(quantize, "Quantize a GGUF model (Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_
   cli.add_option("--shape", args->shape, "Plan for a built-in shape instead of a file (gemma4-26b-a4b, ...)");
   cli.add_flag("--list", args->list, "Also print every tensor's decision");
   cli.add_option("-t,--threads", args->threads, "Worker threads (0: all cores)");
+  cli.add_option("--split-max-size", args->split_max_size,
+                 "Write llama.cpp gguf-split files (OUT-00001-of-0000N.gguf) of at most this size each (2G, 500M)");
   return [args]() -> int {
     using namespace fabula;
+    uint64_t split_bytes = 0;
+    if (!args->split_max_size.empty()) {
+      auto bytes = parse_split_size(args->split_max_size);
+      if (!bytes)
+        return app::report_error(make_error(ErrorCode::kInvalidArgument,
+                                            "--split-max-size {}: expected a size such as 2G or 500M",
+                                            args->split_max_size));
+      split_bytes = *bytes;
+    }
     const auto& pos = args->positional;
     const size_t want = args->dry_run ? (args->shape.empty() ? 2 : 1) : 3;
     if (!args->shape.empty() && !args->dry_run)
@@ -78,6 +91,7 @@ FABULA_COMMAND(quantize, "Quantize a GGUF model (Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_
     }
     QuantizeOptions options;
     options.n_threads = args->threads;
+    options.split_max_bytes = split_bytes;
     options.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
     Status st = quantize_gguf(*in, *plan, pos[1], options);
     if (!st.ok()) return app::report_error(st.error());

@@ -40,13 +40,14 @@ struct RunArgs {
   // [constrained-decoding]
   fabula::app::DecodingArgs decoding;
   std::string story, cast;
+  fabula::ModelLoadOptions load;
 };
 
 }  // namespace
 
 FABULA_COMMAND(run, "Generate text with the in-process model") {
   auto a = std::make_shared<RunArgs>();
-  cli.add_option("-m,--model", a->model, "GGUF model (default: models/fabula-demo-v1.gguf)");
+  cli.add_option("-m,--model", a->model, "GGUF model: a path or a pulled model (vn26b, owner/repo:QUANT)");
   auto* g = cli.add_option_group("input", "exactly one of");
   g->add_option("-p,--prompt", a->prompt, "Raw prompt text (special tokens like <bos> are recognised)");
   g->add_option("--chat", a->chat, "A user message, wrapped with the model's chat template");
@@ -64,12 +65,19 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
   cli.add_option("-c,--ctx", a->ctx, "Context size (default: prompt + n-predict)");
   // [constrained-decoding]
   fabula::app::add_decoding_flags(cli, a->decoding);
+  fabula::app::add_load_flags(cli, a->load);
   cli.add_option("--story", a->story, "Story whose manifest constrains (default: sakuragaoka)");
   cli.add_option("--cast", a->cast, "Locked cast for --constrained: A,B (default: the story's cast)");
   return [a] {
     using namespace fabula;
-    const std::string path = a->model.empty() ? app::default_model_path() : a->model;
-    auto loaded = Model::load(path);
+    auto choice = app::resolve_model_arg(a->model);
+    if (!choice) return app::report_error(choice.error());
+    const std::string path = choice->path;
+    const std::string profile = app::narrator_profile_for(*choice);
+    FABULA_LOG_DEBUG("model {} · profile {}", path, profile);
+    // The context the run needs is known only after tokenizing; the check uses --ctx or a typical beat's worth.
+    app::warn_if_model_would_page(*choice, a->ctx > 0 ? a->ctx : 4096);
+    auto loaded = Model::load(path, a->load);
     if (!loaded.ok()) return app::report_error(loaded.error());
     const Model& model = **loaded;
 
@@ -98,11 +106,7 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
       if (!tmpl.ok()) return app::report_error(tmpl.error());
       std::vector<ChatMessage> messages;
       std::string system = a->system;
-      const GgufValue* name = model.gguf().find("general.name");
-      if (system.empty() && name != nullptr && name->as_string() != nullptr &&
-          name->as_string()->rfind("fabula-demo", 0) == 0) {
-        system = kDemoSystem;
-      }
+      if (system.empty() && profile == "demo") system = kDemoSystem;
       if (!system.empty()) messages.push_back({"system", system});
       messages.push_back({"user", a->chat});
       auto text = tmpl->render(messages);

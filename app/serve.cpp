@@ -13,7 +13,7 @@
 FABULA_COMMAND(serve, "Serve the model over HTTP (llama-server API: /completion, /v1/chat/completions, ...)") {
   auto o = std::make_shared<fabula::server::ServerOptions>();
   auto max_body = std::make_shared<int64_t>(1 << 20);
-  cli.add_option("-m,--model", o->model_path, "GGUF model (default: models/fabula-demo-v1.gguf)");
+  cli.add_option("-m,--model", o->model_path, "GGUF model: a path or a pulled model (vn26b, owner/repo:QUANT)");
   cli.add_option("--host", o->host, "Address to listen on")->capture_default_str();
   cli.add_option("--port", o->port, "Port (0: any free port, printed)")->capture_default_str();
   cli.add_option("--parallel,--np", o->n_parallel, "Slots (concurrent requests)")->capture_default_str()->check(CLI::Range(1, 64));
@@ -40,7 +40,10 @@ FABULA_COMMAND(serve, "Serve the model over HTTP (llama-server API: /completion,
   cli.add_option("--alias", o->alias, "Model name in responses (default: the file name)");
   return [o, max_body] {
     using namespace fabula;
-    if (o->model_path.empty()) o->model_path = app::default_model_path();
+    auto choice = app::resolve_model_arg(o->model_path);
+    if (!choice) return app::report_error(choice.error());
+    o->model_path = choice->path;
+    app::warn_if_model_would_page(*choice, o->n_ctx * o->n_parallel);
     o->max_body = static_cast<size_t>(*max_body);
     // SIGINT/SIGTERM are taken by a watcher thread (blocked here so every later thread inherits the mask).
     sigset_t set;

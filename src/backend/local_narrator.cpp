@@ -10,7 +10,7 @@ namespace fabula::backend {
 Result<std::unique_ptr<LocalNarrator>> LocalNarrator::load(const std::string& gguf_path, LocalNarratorOptions options) {
   std::unique_ptr<LocalNarrator> n(new LocalNarrator());
   n->path_ = std::filesystem::path(gguf_path).filename().string();
-  FABULA_ASSIGN(n->model_, Model::load(gguf_path));
+  FABULA_ASSIGN(n->model_, Model::load(gguf_path, options.load));
   FABULA_ASSIGN(Tokenizer tok, Tokenizer::from_gguf(n->model_->gguf()));
   n->tokenizer_ = std::make_unique<Tokenizer>(std::move(tok));
   SessionOptions so;
@@ -59,8 +59,11 @@ Result<engine::NarratorResult> LocalNarrator::write(const engine::NarratorReques
   return out;
 }
 
-Result<std::unique_ptr<engine::Narrator>> make_local_narrator(const std::string& model_path) {
-  FABULA_ASSIGN(auto n, LocalNarrator::load(model_path));
+Result<std::unique_ptr<engine::Narrator>> make_local_narrator(const std::string& model_path,
+                                                               const ModelLoadOptions& load) {
+  LocalNarratorOptions options;
+  options.load = load;
+  FABULA_ASSIGN(auto n, LocalNarrator::load(model_path, options));
   return std::unique_ptr<engine::Narrator>(std::move(n));
 }
 

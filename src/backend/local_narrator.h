@@ -16,6 +16,7 @@ namespace fabula::backend {
 struct LocalNarratorOptions {
   int64_t n_ctx = 4096;
   int n_threads = 0;  // <= 0: physical cores
+  ModelLoadOptions load;
 };
 
 class LocalNarrator : public engine::Narrator {

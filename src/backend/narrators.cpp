@@ -5,7 +5,8 @@
 
 namespace fabula::backend {
 
-Result<std::unique_ptr<engine::Narrator>> make_local_narrator(const std::string& model_path);  // local_narrator.cpp
+Result<std::unique_ptr<engine::Narrator>> make_local_narrator(const std::string& model_path,
+                                                               const ModelLoadOptions& load);  // local_narrator.cpp
 
 Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec) {
   if (!spec.server.empty()) return std::unique_ptr<engine::Narrator>(std::make_unique<RemoteNarrator>(spec.server));
@@ -16,7 +17,7 @@ Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec
       return make_error(ErrorCode::kNotFound, "no --model given and models/fabula-demo-v1.gguf was not found");
     model = *found;
   }
-  return make_local_narrator(model);
+  return make_local_narrator(model, spec.load);
 }
 
 }  // namespace fabula::backend

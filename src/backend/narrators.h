@@ -7,12 +7,14 @@
 #include "base/result.h"
 #include "backend/remote_narrator.h"
 #include "engine/narrator.h"
+#include "model/model.h"
 
 namespace fabula::backend {
 
 struct NarratorSpec {
   std::string model;   // GGUF path; empty: models/fabula-demo-v1.gguf found near the binary
   std::string server;  // llama-server-compatible base URL (http://host:port); wins over model
+  ModelLoadOptions load;  // --no-mmap / --mlock for the local model
 };
 
 Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec);

@@ -43,6 +43,45 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
   return file;
 }
 
+Result<MappedFile> MappedFile::read(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return make_error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo, "{}: cannot open: {}", path,
+                      std::strerror(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return make_error(ErrorCode::kInvalidArgument, "{}: not a regular file", path);
+  }
+  MappedFile file;
+  file.path_ = path;
+  file.size_ = static_cast<size_t>(st.st_size);
+  if (file.size_ > 0) {
+    void* p = ::mmap(nullptr, file.size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      int err = errno;
+      ::close(fd);
+      return make_error(ErrorCode::kIo, "{}: cannot allocate {} bytes: {}", path, file.size_, std::strerror(err));
+    }
+    file.data_ = static_cast<const uint8_t*>(p);  // owned from here: released on every path below
+    size_t done = 0;
+    while (done < file.size_) {
+      ssize_t n = ::read(fd, static_cast<uint8_t*>(p) + done, file.size_ - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        int err = n < 0 ? errno : EIO;
+        ::close(fd);
+        return make_error(ErrorCode::kIo, "{}: read failed after {} of {} bytes: {}", path, done, file.size_,
+                          std::strerror(err));
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+  ::close(fd);
+  return file;
+}
+
 MappedFile::MappedFile(MappedFile&& other) noexcept
     : data_(other.data_), size_(other.size_), path_(std::move(other.path_)) {
   other.data_ = nullptr;
@@ -73,6 +112,18 @@ void MappedFile::advise_hugepages() const {
 #ifdef MADV_HUGEPAGE
   if (data_ != nullptr) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_HUGEPAGE);
 #endif
+}
+
+Status MappedFile::lock() const {
+  if (data_ == nullptr) return ok_status();
+  if (::mlock(data_, size_) != 0) {
+    int err = errno;
+    return make_error(ErrorCode::kIo,
+                      "{}: cannot lock {} bytes in memory: {} (raise the limit with `ulimit -l unlimited` or "
+                      "LimitMEMLOCK=infinity, or drop --mlock)",
+                      path_, size_, std::strerror(err));
+  }
+  return ok_status();
 }
 
 }  // namespace fabula

@@ -14,6 +14,9 @@ class MappedFile {
  public:
   // Maps `path` read-only. An empty file maps to an empty span. Errors name the path.
   static Result<MappedFile> open(const std::string& path);
+  // Reads `path` into anonymous memory instead of mapping it (llama.cpp's --no-mmap): the bytes no longer depend
+  // on the page cache, at the price of a full read up front.
+  static Result<MappedFile> read(const std::string& path);
 
   MappedFile() = default;
   MappedFile(MappedFile&& other) noexcept;
@@ -30,6 +33,9 @@ class MappedFile {
   // Ask for transparent huge pages on the mapping (fewer TLB misses while streaming weights); silently nothing
   // where the kernel or file system cannot back a file mapping with them.
   void advise_hugepages() const;
+  // Pins the bytes in RAM (llama.cpp's --mlock) so the kernel never pages them out; the error says how to raise
+  // RLIMIT_MEMLOCK when the limit is too low.
+  Status lock() const;
 
  private:
   void release();

@@ -44,6 +44,13 @@ std::string ProgressBar::format_eta(double seconds) {
   return fmt::format("{:02}:{:02}", s / 60, s % 60);
 }
 
+std::string ProgressBar::format_bytes(double bytes) {
+  if (bytes >= 1e9) return fmt::format("{:.2f} GB", bytes / 1e9);
+  if (bytes >= 1e6) return fmt::format("{:.1f} MB", bytes / 1e6);
+  if (bytes >= 1e3) return fmt::format("{:.1f} kB", bytes / 1e3);
+  return fmt::format("{:.0f} B", bytes);
+}
+
 void ProgressBar::draw(bool final) {
   if (!enabled_) return;
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -55,6 +62,14 @@ void ProgressBar::draw(bool final) {
   bar.resize(kWidth, '.');
   double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
   double eta = rate > 0 ? static_cast<double>(total_ - std::min(done_, total_)) / rate : -1;
+  if (unit_ == "B") {  // bytes read better as MB and MB/s (downloads, model writes)
+    std::fprintf(stderr, "\r%s [%s] %3.0f%% %s/%s %s/s %s %s   ", label_.c_str(), bar.c_str(), fraction * 100,
+                 format_bytes(static_cast<double>(done_)).c_str(), format_bytes(static_cast<double>(total_)).c_str(),
+                 format_bytes(rate).c_str(), final ? "in" : "ETA", format_eta(final ? elapsed : eta).c_str());
+    if (final) std::fputc('\n', stderr);
+    std::fflush(stderr);
+    return;
+  }
   std::fprintf(stderr, "\r%s [%s] %3.0f%% %llu/%llu %s%s %s %s", label_.c_str(), bar.c_str(), fraction * 100,
                static_cast<unsigned long long>(done_), static_cast<unsigned long long>(total_),
                fmt::format("{:.1f}", rate).c_str(), unit_.empty() ? "/s" : (" " + unit_ + "/s").c_str(),

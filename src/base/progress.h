@@ -20,6 +20,7 @@ class ProgressBar {
   void finish();
 
   static std::string format_eta(double seconds);
+  static std::string format_bytes(double bytes);  // 812 B, 3.4 kB, 51.2 MB, 16.80 GB
 
  private:
   void draw(bool final);

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "format/gguf_internal.h"
+#include "format/gguf_split.h"
 
 namespace fabula {
 
@@ -318,11 +319,14 @@ Result<GgufFile> GgufFile::from_bytes(std::span<const uint8_t> bytes, std::strin
   return out;
 }
 
-Result<GgufFile> GgufFile::open(const std::string& path) {
-  FABULA_ASSIGN(MappedFile file, MappedFile::open(path));
+Result<GgufFile> GgufFile::open(const std::string& path, const GgufOpenOptions& options) {
+  FABULA_ASSIGN(MappedFile file, options.read_into_memory ? MappedFile::read(path) : MappedFile::open(path));
   std::span<const uint8_t> bytes = file.bytes();
   FABULA_ASSIGN(GgufFile out, from_bytes(bytes, path));
   out.file_ = std::move(file);  // the mapping's address does not change, so the views stay valid
+  if (const GgufValue* count = out.find(std::string(kSplitCountKey)); count != nullptr) {
+    FABULA_TRY(out.open_other_shards(count->as_u64().value_or(0), options));
+  }
   return out;
 }
 

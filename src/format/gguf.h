@@ -66,11 +66,16 @@ struct GgufTensor {
   std::string name;
   GgmlType type = GgmlType::kF32;
   std::vector<uint64_t> shape;  // ggml order: shape[0] is the contiguous (innermost) dimension; 1..4 dims
-  uint64_t offset = 0;          // relative to the data section
+  uint64_t offset = 0;          // relative to the data section (of its shard's file)
+  uint32_t shard = 0;           // split models: the file that holds the data (0: the first)
   std::span<const uint8_t> data;
 
   uint64_t n_elements() const;
   uint64_t n_bytes() const { return data.size(); }
+};
+
+struct GgufOpenOptions {
+  bool read_into_memory = false;  // --no-mmap: read the bytes instead of mapping them
 };
 
 class GgufFile {
@@ -78,7 +83,10 @@ class GgufFile {
   // Maps and validates the whole file; every error names the byte offset and the field.
   // Validity is strict (what llama.cpp and gguf-py write): tensor data dense and in info order, padding zero,
   // and the file ends exactly after the last tensor's padding, so read -> gguf_copy_into -> write is byte-identical.
-  static Result<GgufFile> open(const std::string& path);
+  // A split model (llama.cpp's gguf-split: NAME-00001-of-0000N.gguf with split.* keys) opens from its first
+  // file as one view: tensors() holds every shard's tensors, metadata() the first file's keys without the split.*
+  // ones (a copy is then an ordinary single file); shard_paths() names the files.
+  static Result<GgufFile> open(const std::string& path, const GgufOpenOptions& options = {});
   // The same parse over bytes the caller keeps alive (tensor views borrow them); `name` prefixes errors.
   static Result<GgufFile> from_bytes(std::span<const uint8_t> bytes, std::string name = "<memory>");
 
@@ -105,10 +113,19 @@ class GgufFile {
 
   const std::string& name() const { return name_; }   // the path, or the name given to from_bytes
   std::span<const uint8_t> bytes() const { return bytes_; }  // the whole file
-  const MappedFile& file() const { return file_; }    // empty for from_bytes
+  const MappedFile& file() const { return file_; }    // empty for from_bytes; the first shard of a split
+
+  size_t n_shards() const { return 1 + shards_.size(); }
+  std::vector<std::string> shard_paths() const;
+  uint64_t total_file_bytes() const;  // every shard together
+  void advise_hugepages() const;
+  Status lock_memory() const;  // --mlock: pins every shard
 
  private:
+  Status open_other_shards(uint64_t count, const GgufOpenOptions& options);
+
   MappedFile file_;
+  std::vector<MappedFile> shards_;  // the other files of a split model, in order
   std::string name_;
   std::span<const uint8_t> bytes_;
   uint32_t version_ = 3;
@@ -134,6 +151,12 @@ class GgufWriter {
 
   void set_version(uint32_t version) { version_ = version; }        // 2 or 3
   void set_alignment(uint32_t alignment) { alignment_ = alignment; }  // a power of two
+  // --split-max-size: write() then cuts the model into llama.cpp gguf-split files of at most this many tensor
+  // data bytes each (a tensor larger than the limit gets a file of its own); 0 = one file.
+  void set_split_max_bytes(uint64_t bytes) { split_max_bytes_ = bytes; }
+  // Writes every tensor as zeros without producing it, as a sparse file: a full-size model that takes no disk
+  // (memory-planning tests: the header is exact, the weights are holes).
+  void set_sparse_data(bool sparse) { sparse_data_ = sparse; }
   void set(std::string key, GgufValue value);  // keeps insertion order; replaces an existing key in place
   size_t n_tensors() const { return tensors_.size(); }
   void add_tensor(std::string name, GgmlType type, std::vector<uint64_t> shape, Producer producer);
@@ -141,7 +164,8 @@ class GgufWriter {
 
   // Writes to path + ".tmp" then renames, so a crash never leaves a half-written model under `path`.
   // Validates first (names, shapes, types, value ranges); tensors are produced one at a time, in order.
-  // progress(done, total) counts tensor data bytes.
+  // progress(done, total) counts tensor data bytes. With a split limit that the model exceeds, the files are
+  // PATH-without-.gguf + "-00001-of-0000N.gguf" ...; written_paths() lists what the last write produced.
   Status write(const std::string& path, const std::function<void(uint64_t done, uint64_t total)>& progress = {});
 
  private:
@@ -152,10 +176,19 @@ class GgufWriter {
     Producer producer;
     std::span<const uint8_t> source;  // written directly when there is no producer
   };
+  Status write_one(const std::string& path, const std::function<void(uint64_t done, uint64_t total)>& progress);
+  Status write_split(const std::string& path, const std::function<void(uint64_t done, uint64_t total)>& progress);
+
   uint32_t alignment_;
   uint32_t version_;
+  uint64_t split_max_bytes_ = 0;
+  bool sparse_data_ = false;
   std::vector<std::pair<std::string, GgufValue>> metadata_;
   std::vector<PendingTensor> tensors_;
+  std::vector<std::string> written_paths_;
+
+ public:
+  const std::vector<std::string>& written_paths() const { return written_paths_; }
 };
 
 // Copies the version, every key (in order, same value types) and every tensor of `in` into `writer`

@@ -188,6 +188,14 @@ class TempFile {
     }
     return ok_status();
   }
+  // Leaves a hole of n zero bytes (sparse on file systems that support it); `end` is the final file size.
+  Status skip(uint64_t n, uint64_t end) {
+    if (std::fflush(f_) != 0 || ::fseeko(f_, static_cast<off_t>(n), SEEK_CUR) != 0 ||
+        ::ftruncate(::fileno(f_), static_cast<off_t>(end)) != 0) {
+      return make_error(ErrorCode::kIo, "{}: cannot extend: {}", path_, std::strerror(errno));
+    }
+    return ok_status();
+  }
   Status commit(const std::string& final_path) {
     bool ok = std::fflush(f_) == 0 && ::fsync(::fileno(f_)) == 0;
     ok = std::fclose(f_) == 0 && ok;
@@ -209,6 +217,14 @@ class TempFile {
 }  // namespace
 
 Status GgufWriter::write(const std::string& path, const std::function<void(uint64_t, uint64_t)>& progress) {
+  written_paths_.clear();
+  if (split_max_bytes_ > 0) return write_split(path, progress);
+  FABULA_TRY(write_one(path, progress));
+  written_paths_.push_back(path);
+  return ok_status();
+}
+
+Status GgufWriter::write_one(const std::string& path, const std::function<void(uint64_t, uint64_t)>& progress) {
   if (version_ != 2 && version_ != 3) {
     return make_error(ErrorCode::kInvalidArgument, "gguf writer: version {} (expected 2 or 3)", version_);
   }
@@ -291,6 +307,11 @@ Status GgufWriter::write(const std::string& path, const std::function<void(uint6
   std::vector<uint8_t> buffer;
   const std::vector<uint8_t> zeros(alignment, 0);
   uint64_t done = 0;
+  if (sparse_data_) {  // every tensor all zeros, written as one hole
+    FABULA_TRY(out.skip(total, header.bytes.size() + total));
+    if (progress) progress(total, total);
+    return out.commit(path);
+  }
   for (size_t i = 0; i < tensors_.size(); ++i) {
     const PendingTensor& t = tensors_[i];
     std::span<const uint8_t> data = t.source;
@@ -313,7 +334,7 @@ Status GgufWriter::write(const std::string& path, const std::function<void(uint6
 }
 
 void gguf_copy_into(const GgufFile& in, GgufWriter& writer) {
-  writer.set_version(in.version());
+  writer.set_version(in.version());  // a split model's view has no split.* keys: the copy is one file
   writer.set_alignment(in.alignment());
   for (const auto& [key, value] : in.metadata()) writer.set(key, value);
   for (const auto& t : in.tensors()) writer.add_tensor(t.name, t.type, t.shape, t.data);

@@ -1,13 +1,17 @@
 // Model loading through the family registry, and the family-independent part of Session.
 #include "model/model.h"
 
+#include "base/log.h"
 #include "model/family.h"
 
 namespace fabula {
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
-  FABULA_ASSIGN(GgufFile file, GgufFile::open(path));
-  file.file().advise_hugepages();
+Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelLoadOptions& options) {
+  FABULA_ASSIGN(GgufFile file, GgufFile::open(path, GgufOpenOptions{options.no_mmap}));
+  file.advise_hugepages();
+  if (options.mlock) {
+    if (auto locked = file.lock_memory(); !locked.ok()) FABULA_LOG_WARN("--mlock: {}", locked.error().message);
+  }
   return from_gguf(std::move(file));
 }
 

@@ -16,6 +16,12 @@
 
 namespace fabula {
 
+// How the weights get into memory (llama.cpp's --no-mmap and --mlock).
+struct ModelLoadOptions {
+  bool no_mmap = false;  // read the file(s) into memory instead of mapping them
+  bool mlock = false;    // pin the weights in RAM; a refusal (RLIMIT_MEMLOCK) is a warning, as in llama.cpp
+};
+
 struct SessionOptions {
   int64_t n_ctx = 4096;    // positions the session can hold (KV cache of full layers)
   int64_t n_ubatch = 256;  // tokens per forward step of a prompt (scratch buffers and sliding ring size)
@@ -57,7 +63,8 @@ struct ModelInfo {
 class Model {
  public:
   virtual ~Model() = default;
-  static Result<std::unique_ptr<Model>> load(const std::string& path);
+  // `path` may be the first file of a split model (NAME-00001-of-0000N.gguf): the other parts load with it.
+  static Result<std::unique_ptr<Model>> load(const std::string& path, const ModelLoadOptions& options = {});
   // Finds the family by general.architecture (model/family.h) and lets it bind the weights.
   static Result<std::unique_ptr<Model>> from_gguf(GgufFile file);
 

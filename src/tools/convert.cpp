@@ -320,7 +320,9 @@ Result<ConvertReport> convert_hf_to_gguf(const ConvertOptions& opt) {
   }
   report.n_bytes = total_bytes;
   ProgressBar bar("convert " + fs::path(opt.output).filename().string(), total_bytes, "B");
+  writer.set_split_max_bytes(opt.split_max_bytes);
   FABULA_TRY(writer.write(opt.output, [&](uint64_t done, uint64_t) { bar.set(done); }));
+  report.written = writer.written_paths();
   bar.finish();
   return report;
 }

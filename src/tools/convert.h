@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "tensor/types.h"
@@ -18,6 +19,7 @@ struct ConvertOptions {
   // RoPE inverse-frequency precision (fabula.rope_inv_freq_type): "auto" = bf16 when config.json's dtype is
   // bfloat16, as transformers computes with such a checkpoint; "f32" as llama.cpp does.
   std::string rope_inv_freq = "auto";
+  uint64_t split_max_bytes = 0;  // > 0: llama.cpp gguf-split files of at most this much tensor data (--split-max-size)
 };
 
 struct ConvertReport {
@@ -25,6 +27,7 @@ struct ConvertReport {
   int64_t n_skipped = 0;         // vision / audio / lm_head tensors left out
   uint64_t n_bytes = 0;          // tensor data written
   bool has_tokenizer = false;
+  std::vector<std::string> written;  // the output file, or every part of a split output
   bool rope_inv_freq_bf16 = false;
   std::string architecture;      // the HF architecture converted
 };

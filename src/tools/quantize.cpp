@@ -181,7 +181,10 @@ Status quantize_gguf(const GgufFile& in, const QuantPlan& plan, const std::strin
   ProgressBar bar("quantize", plan.data_bytes(in.alignment()), "B");
   std::function<void(uint64_t, uint64_t)> progress;
   if (options.progress) progress = [&](uint64_t done, uint64_t) { bar.set(done); };
+  writer.set_split_max_bytes(options.split_max_bytes);
   FABULA_TRY(writer.write(out_path, progress));
+  if (writer.written_paths().size() > 1)
+    log(fmt::format("split into {} files: {} ...", writer.written_paths().size(), writer.written_paths().front()));
   bar.finish();
   log(fmt::format("{}/{} tensors required fallback quantization", plan.n_fallback, plan.tensors.size()));
   return ok_status();

@@ -36,6 +36,7 @@ struct QuantizeOptions {
   int n_threads = 0;                                // 0: all cores
   std::function<void(const std::string&)> log;      // one line per fallen-back tensor + the summary
   bool progress = true;
+  uint64_t split_max_bytes = 0;                     // > 0: write gguf-split files (--split-max-size)
 };
 
 // Quantizes `in` by `plan` (from plan_quantization(quant_inputs(in), ...)) into out_path, streaming

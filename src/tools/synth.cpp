@@ -216,7 +216,7 @@ Result<SynthReport> synth_gguf(const SynthOptions& opt) {
   if (opt.output.empty()) return make_error(ErrorCode::kInvalidArgument, "synth: no output path (-o)");
   FABULA_ASSIGN(SynthPlan p, synth_plan(opt));
   namespace fs = std::filesystem;
-  if (opt.check_disk) {
+  if (opt.check_disk && !opt.sparse) {
     std::error_code ec;
     fs::path dir = fs::absolute(fs::path(opt.output), ec).parent_path();
     const fs::space_info space = fs::space(dir, ec);
@@ -282,12 +282,15 @@ Result<SynthReport> synth_gguf(const SynthOptions& opt) {
   std::unique_ptr<ProgressBar> bar;
   if (opt.progress) bar = std::make_unique<ProgressBar>("synth " + fs::path(opt.output).filename().string(),
                                                         p.quant.data_bytes(), "B");
+  writer.set_sparse_data(opt.sparse);
+  writer.set_split_max_bytes(opt.split_max_bytes);
   FABULA_TRY(writer.write(opt.output, [&](uint64_t done, uint64_t) {
     if (bar) bar->set(done);
   }));
   if (bar) bar->finish();
   std::error_code ec;
-  report.file_bytes = fs::file_size(opt.output, ec);
+  report.file_bytes = 0;
+  for (const auto& written : writer.written_paths()) report.file_bytes += fs::file_size(written, ec);
   report.n_tensors = p.specs.size();
   report.n_fallback = p.quant.n_fallback;
   for (const auto& [t, n] : by_type) report.tensors_by_type.emplace_back(t, n);

@@ -43,6 +43,8 @@ struct SynthOptions {
   bool quantize_floats = false;  // generate f32 rows and run the reference quantizers (slow; small shapes)
   bool progress = true;
   bool check_disk = true;        // refuse when the file system lacks room for the file
+  bool sparse = false;           // zero weights written as holes: full size on paper, no disk (memory planning)
+  uint64_t split_max_bytes = 0;  // > 0: llama.cpp gguf-split files of at most this much tensor data each
 };
 
 struct SynthReport {

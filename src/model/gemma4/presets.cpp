@@ -1,5 +1,6 @@
 // Named Gemma 4 shapes as complete hyper-parameters (docs/GEMMA4.md §1): the real 26B-A4B, a small model of the
-// same structure, the demo narrator (models/fabula-demo-v1) and the tiny test model (tests/data/gemma4-tiny).
+// same structure, the demo narrator (models/fabula-demo-v1), a wider demo for the pull tests and the tiny test
+// model (tests/data/gemma4-tiny).
 #include <string>
 
 #include "model/gemma4/hparams.h"
@@ -14,11 +15,13 @@ struct Preset {
 };
 
 // The 2B shape is quick to synthesise (~2.0 B parameters, ~0.6 B active); its 384-wide experts are not a multiple
-// of 256, which keeps the k-quant fallback path exercised like the real 704.
+// of 256, which keeps the k-quant fallback path exercised like the real 704. gemma4-small is the demo's layout at
+// 512 wide with a 32k vocabulary: about 80 MB at Q8_0, big enough for the download tests (resume, progress).
 constexpr Preset kPresets[] = {
     {"gemma4-26b-a4b", 30, 6, 2816, 262144, 262144, 16, 8, 2, 256, 512, 2112, 128, 8, 704, 1024},
     {"gemma4-2b-a0.5b", 12, 6, 1536, 262144, 262144, 8, 4, 1, 256, 512, 1152, 64, 4, 384, 1024},
     {"gemma4-demo", 6, 6, 256, 2273, 2048, 4, 2, 1, 64, 128, 384, 8, 2, 128, 128},
+    {"gemma4-small", 6, 6, 512, 32768, 2048, 4, 2, 1, 64, 128, 1536, 8, 2, 512, 128},
     {"gemma4-tiny-moe", 6, 3, 64, 512, 4096, 4, 2, 1, 16, 32, 96, 8, 2, 24, 8},
 };
 

@@ -1,0 +1,97 @@
+// Weights + KV vs MemAvailable, and the smaller quant to suggest.
+#include "backend/memory_check.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "format/gguf_split.h"
+#include "model/hparams.h"
+
+namespace fabula::backend {
+
+std::optional<uint64_t> available_memory() {
+  if (const char* injected = std::getenv("FABULA_MEM_AVAILABLE"); injected != nullptr && *injected != '\0') {
+    if (auto v = parse_split_size(injected)) return *v;
+  }
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t value = 0;
+  std::string unit;
+  while (in >> key >> value) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:") return value * 1024;  // the kernel reports kB
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// llama.cpp's file types (general.file_type) and their bits per weight for the ladder of smaller quants.
+struct QuantStep {
+  uint32_t file_type;
+  const char* name;
+  double bits_per_weight;
+};
+constexpr QuantStep kLadder[] = {
+    {0, "F32", 32.0}, {1, "F16", 16.0}, {32, "BF16", 16.0}, {7, "Q8_0", 8.5}, {18, "Q6_K", 6.56},
+    {17, "Q5_K_M", 5.69}, {15, "Q4_K_M", 4.89}, {2, "Q4_0", 4.5},
+};
+
+}  // namespace
+
+Result<MemoryPlan> plan_memory(const GgufFile& file, int64_t n_ctx, uint64_t available) {
+  FABULA_ASSIGN(Gemma4HParams hp, gemma4_hparams_from_gguf(file));
+  MemoryPlan plan;
+  plan.available = available;
+  plan.n_ctx = n_ctx;
+  for (const auto& t : file.tensors()) plan.weights += t.n_bytes();
+  // The session keeps K and V as f32: full layers hold n_ctx positions, sliding ones their window plus a ubatch.
+  constexpr int64_t kUbatch = 256;
+  for (int64_t l = 0; l < hp.n_layer; ++l) {
+    const int64_t row = hp.n_kv(l) * hp.head_dim(l);
+    const int64_t cap = hp.is_sliding(l) ? std::min(n_ctx, hp.sliding_window - 1 + kUbatch) : n_ctx;
+    plan.kv_cache += static_cast<uint64_t>(2 * cap * row) * sizeof(float);
+  }
+  // Activations, logits and thread scratch: small next to the weights; 2% plus 64 MiB covers what we allocate.
+  plan.scratch = plan.weights / 50 + (64ull << 20);
+  if (const GgufValue* ft = file.find("general.file_type"); ft != nullptr && ft->as_u64()) {
+    for (const auto& q : kLadder)
+      if (q.file_type == *ft->as_u64()) plan.file_type = q.name;
+  }
+  return plan;
+}
+
+std::string memory_warning(const MemoryPlan& plan, const std::string& model_name) {
+  if (!plan.would_page()) return "";
+  auto gb = [](uint64_t n) { return fmt::format("{:.1f} GB", static_cast<double>(n) / 1e9); };
+  std::string text = fmt::format(
+      "{} needs {} ({} weights + {} KV cache at ctx {} + {} buffers) but only {} of memory is available: it would "
+      "page from disk and run many times slower.",
+      model_name, gb(plan.needed()), gb(plan.weights), gb(plan.kv_cache), plan.n_ctx, gb(plan.scratch),
+      gb(plan.available));
+  // The largest smaller quant whose weights would fit.
+  double current_bits = 0;
+  for (const auto& q : kLadder)
+    if (plan.file_type == q.name) current_bits = q.bits_per_weight;
+  std::string suggestion;
+  if (current_bits > 0) {
+    for (const auto& q : kLadder) {
+      if (q.bits_per_weight >= current_bits) continue;
+      const auto weights = static_cast<uint64_t>(static_cast<double>(plan.weights) * q.bits_per_weight / current_bits);
+      if (weights + plan.kv_cache + weights / 50 + (64ull << 20) <= plan.available) {
+        suggestion = fmt::format(" Use the smaller {} (about {} of weights) instead", q.name, gb(weights));
+        break;
+      }
+    }
+  }
+  if (suggestion.empty()) {
+    text += " No smaller quant of it would fit either: close other programs or use a machine with more memory.";
+  } else {
+    text += suggestion + ", or lower --ctx / close other programs.";
+  }
+  return text;
+}
+
+}  // namespace fabula::backend
