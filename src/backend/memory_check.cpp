@@ -7,7 +7,7 @@
 #include <string>
 
 #include "format/gguf_split.h"
-#include "model/hparams.h"
+#include "model/gemma4/hparams.h"
 
 namespace fabula::backend {
 
