@@ -14,6 +14,7 @@
 #include "base/mapped_file.h"
 #include "backend/memory_check.h"
 #include "command.h"
+#include "model_args.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
 
@@ -191,7 +192,7 @@ int inspect_gguf(const std::string& path, bool json, bool full) {
     if (auto plan = backend::plan_memory(*file, 4096, *available); plan.ok()) {
       std::printf("memory: %.2f GB weights + %.2f GB KV cache (ctx 4096) + %.2f GB buffers; %.2f GB available\n",
                   plan->weights / 1e9, plan->kv_cache / 1e9, plan->scratch / 1e9, plan->available / 1e9);
-      const std::string warning = backend::memory_warning(*plan, std::filesystem::path(path).filename().string());
+      const std::string warning = model_memory_warning(ModelChoice{path, "", ""}, 4096);
       if (!warning.empty()) std::printf("warning: %s\n", warning.c_str());
     }
   }

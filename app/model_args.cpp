@@ -114,28 +114,46 @@ std::string narrator_profile_for(const ModelChoice& model) {
   return "vn26b";
 }
 
-std::string warn_if_model_would_page(const ModelChoice& model, int64_t n_ctx) {
+namespace {
+
+// The registry entry a model belongs to: by the reference it was pulled as, else by its file name.
+const hub::RegistryEntry* registry_entry_for(const hub::Registry& registry, const ModelChoice& model) {
+  if (!model.ref.empty()) {
+    auto ref = hub::parse_model_ref(model.ref, registry);
+    if (ref.ok() && !ref->short_name.empty()) return hub::find_registry_entry(registry, ref->short_name);
+  }
+  const std::string base = std::filesystem::path(model.path).filename().string();
+  for (const auto& e : registry)
+    for (const auto& [quant, f] : e.files)
+      if (std::filesystem::path(f).filename().string() == base) return &e;
+  return nullptr;
+}
+
+}  // namespace
+
+std::string model_memory_warning(const ModelChoice& model, int64_t n_ctx) {
   auto available = backend::available_memory();
   if (!available) return "";
   auto file = GgufFile::open(model.path);  // a mapping: nothing is read but the header
   if (!file.ok()) return "";                 // the loader reports it
   auto plan = backend::plan_memory(*file, n_ctx, *available);
   if (!plan.ok()) return "";
-  std::string text = backend::memory_warning(*plan, std::filesystem::path(model.path).filename().string());
-  if (text.empty()) return "";
-  // A registry model: name the pull command of the quant that fits.
-  if (auto registry = hub::load_registry(); registry.ok() && !model.ref.empty()) {
-    auto ref = hub::parse_model_ref(model.ref, *registry);
-    if (ref.ok() && !ref->short_name.empty()) {
-      if (const auto* e = hub::find_registry_entry(*registry, ref->short_name)) {
-        for (const auto& [quant, f] : e->files) {
-          if (quant != plan->file_type && text.find("smaller " + quant) != std::string::npos)
-            text += fmt::format(" (fabula pull {}:{})", e->name, quant);
-        }
-      }
-    }
-  }
-  std::fprintf(stderr, "warning: %s\n", text.c_str());
+  const hub::RegistryEntry* entry = nullptr;
+  auto registry = hub::load_registry();
+  if (registry.ok()) entry = registry_entry_for(*registry, model);
+  std::vector<std::string> offered;
+  if (entry != nullptr)
+    for (const auto& [quant, f] : entry->files) offered.push_back(quant);
+  std::string text = backend::memory_warning(*plan, std::filesystem::path(model.path).filename().string(), offered);
+  if (text.empty() || entry == nullptr) return text;
+  for (const auto& quant : offered)  // the pull command of the quant that fits
+    if (text.find("smaller " + quant + " ") != std::string::npos) text += fmt::format(" (fabula pull {}:{})", entry->name, quant);
+  return text;
+}
+
+std::string warn_if_model_would_page(const ModelChoice& model, int64_t n_ctx) {
+  std::string text = model_memory_warning(model, n_ctx);
+  if (!text.empty()) std::fprintf(stderr, "warning: %s\n", text.c_str());
   return text;
 }
 

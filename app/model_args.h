@@ -38,6 +38,8 @@ std::string narrator_profile_for(const ModelChoice& model);
 // the figures and the smaller quant (and its pull command when the model came from the registry).
 // Returns the warning text ("" when it fits or cannot be judged).
 std::string warn_if_model_would_page(const ModelChoice& model, int64_t n_ctx);
+// The same text without printing ("" when it fits or cannot be judged).
+std::string model_memory_warning(const ModelChoice& model, int64_t n_ctx);
 
 // --no-mmap and --mlock, as llama.cpp spells them.
 void add_load_flags(CLI::App& cli, ModelLoadOptions& options);

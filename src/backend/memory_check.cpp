@@ -63,7 +63,8 @@ Result<MemoryPlan> plan_memory(const GgufFile& file, int64_t n_ctx, uint64_t ava
   return plan;
 }
 
-std::string memory_warning(const MemoryPlan& plan, const std::string& model_name) {
+std::string memory_warning(const MemoryPlan& plan, const std::string& model_name,
+                           const std::vector<std::string>& offered) {
   if (!plan.would_page()) return "";
   auto gb = [](uint64_t n) { return fmt::format("{:.1f} GB", static_cast<double>(n) / 1e9); };
   std::string text = fmt::format(
@@ -79,6 +80,7 @@ std::string memory_warning(const MemoryPlan& plan, const std::string& model_name
   if (current_bits > 0) {
     for (const auto& q : kLadder) {
       if (q.bits_per_weight >= current_bits) continue;
+      if (!offered.empty() && std::find(offered.begin(), offered.end(), q.name) == offered.end()) continue;
       const auto weights = static_cast<uint64_t>(static_cast<double>(plan.weights) * q.bits_per_weight / current_bits);
       if (weights + plan.kv_cache + weights / 50 + (64ull << 20) <= plan.available) {
         suggestion = fmt::format(" Use the smaller {} (about {} of weights) instead", q.name, gb(weights));

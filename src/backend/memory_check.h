@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "format/gguf.h"
 
@@ -28,7 +29,9 @@ std::optional<uint64_t> available_memory();
 // Weights and KV for `file` at `n_ctx` positions; an error when its hyper-parameters cannot be read.
 Result<MemoryPlan> plan_memory(const GgufFile& file, int64_t n_ctx, uint64_t available);
 
-// "would page" warning with the figures and the smaller quant that would fit ("" when the plan fits).
-std::string memory_warning(const MemoryPlan& plan, const std::string& model_name);
+// "would page" warning with the figures and the largest smaller quant that would fit ("" when the plan fits).
+// `offered`: the quants the model is published in (its registry entry); empty = any of llama.cpp's ladder.
+std::string memory_warning(const MemoryPlan& plan, const std::string& model_name,
+                           const std::vector<std::string>& offered = {});
 
 }  // namespace fabula::backend

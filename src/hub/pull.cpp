@@ -189,6 +189,7 @@ Result<bool> download_file(const ResolvedFile& file, const fs::path& target, con
     offset = 0;
   }
   std::optional<ProgressBar> bar;
+  bool verified_while_streaming = false;
   for (int attempt = 0;; ++attempt) {
     if (file.size && offset == *file.size && offset > 0) break;  // complete from an earlier run
     FABULA_ASSIGN(Sha256 hash, sha256_file_prefix(partial.string(), offset));
@@ -255,6 +256,7 @@ Result<bool> download_file(const ResolvedFile& file, const fs::path& target, con
                           "if it fails the same way, the file on the server is corrupt",
                           file.name, file.sha256, got);
       }
+      verified_while_streaming = true;
       break;
     }
     if (r.ok() || r.error().code != ErrorCode::kIo) {
@@ -273,7 +275,7 @@ Result<bool> download_file(const ResolvedFile& file, const fs::path& target, con
     std::this_thread::sleep_for(std::chrono::milliseconds(200 * (attempt + 1)));
   }
   // Re-hash a partial that was already complete (the loop broke before downloading anything).
-  if (!file.sha256.empty()) {
+  if (!file.sha256.empty() && !verified_while_streaming) {
     FABULA_ASSIGN(Sha256 hash, sha256_file_prefix(partial.string(), file_size_or_zero(partial)));
     const std::string got = hash.hex_digest();
     if (got != file.sha256) {

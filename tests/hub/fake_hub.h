@@ -27,13 +27,13 @@ struct Hit {
   std::string method, path, range, authorization;
 };
 
+struct FileOptions {
+  bool cut_first_download = false;  // the first GET of the bytes stops halfway and drops the connection
+  bool corrupt = false;             // serve one flipped byte; advertise the true sha256
+};
+
 class FakeHub {
  public:
-  struct FileOptions {
-    bool cut_first_download = false;  // the first GET of the bytes stops halfway and drops the connection
-    bool corrupt = false;             // serve one flipped byte; advertise the true sha256
-  };
-
   // TLS when cert/key are given (PEM paths).
   FakeHub(const std::string& cert = "", const std::string& key = "") : tls_(!cert.empty()) {
     if (tls_) {

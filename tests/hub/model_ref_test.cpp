@@ -114,15 +114,20 @@ TEST(ChooseFiles, PicksTheQuantAndEverySplitPart) {
   auto none = choose_files(ref, listing);
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.error().message.find("it has: Q4_K_M, Q8_0"), std::string::npos) << none.error().message;
-  listing.erase(listing.begin() + 1);  // no Q4_K_M, two models: the user must choose
+  listing[1].path = "m-Q6_K.gguf";  // no Q4_K_M and two models: the user must choose
   ref.quant = "";
   auto ambiguous = choose_files(ref, listing);
   ASSERT_FALSE(ambiguous.ok());
   EXPECT_NE(ambiguous.error().message.find("o/r:QUANT"), std::string::npos);
-  listing.pop_back();
-  listing.pop_back();  // a split model missing a part
+  listing.erase(listing.begin() + 1);  // one model left: it is the default
+  auto only = choose_files(ref, listing);
+  ASSERT_TRUE(only.ok());
+  EXPECT_EQ(only->size(), 2u);
+  listing.erase(listing.begin() + 2);  // a split model missing a part
   ref.quant = "Q8_0";
-  EXPECT_FALSE(choose_files(ref, listing).ok());
+  auto missing = choose_files(ref, listing);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("m-Q8_0-00002-of-00002.gguf is missing"), std::string::npos);
 }
 
 }  // namespace

@@ -261,17 +261,28 @@ TEST_F(PullCli, TheMemoryCheckWarnsWithFiguresAndTheSmallerQuant) {
   while (meminfo >> key >> kb >> unit)
     if (key == "MemAvailable:") available = kb * 1024;
   const CliResult here = fabula("inspect " + (work_ / "26b-Q8_0.gguf"));
-  ASSERT_EQ(here.status, 0) << here.all();
-  if (size > available) {
-    EXPECT_NE(here.out.find("would page"), std::string::npos) << here.out;
-  }
-  // A 24 GiB machine, whatever this one has: figures, and the smaller quant that fits.
+  ASSERT_EQ(here.status, 0) << here.err;
+  const std::string here_tail = here.out.substr(here.out.rfind("memory:"));
+  EXPECT_EQ(here_tail.find("would page") != std::string::npos, size > available) << here_tail;
+  // A smaller machine, whatever this one has: the figures, and the largest smaller quant that fits.
   auto e = env();
   e["FABULA_MEM_AVAILABLE"] = "21G";
   const CliResult small = run_fabula(work_, "inspect " + (work_ / "26b-Q8_0.gguf"), e);
-  EXPECT_NE(small.out.find("would page"), std::string::npos) << small.out;
-  EXPECT_NE(small.out.find("21.0 GB of memory is available"), std::string::npos) << small.out;
-  EXPECT_NE(small.out.find("Use the smaller Q4_K_M"), std::string::npos) << small.out;
+  const std::string tail = small.out.substr(small.out.rfind("memory:"));
+  EXPECT_NE(tail.find("26.8 GB weights + 0.7 GB KV cache at ctx 4096"), std::string::npos) << tail;
+  EXPECT_NE(tail.find("21.0 GB of memory is available: it would page"), std::string::npos) << tail;
+  EXPECT_NE(tail.find("Use the smaller Q5_K_M"), std::string::npos) << tail;
+  e["FABULA_MEM_AVAILABLE"] = "18G";
+  const std::string tail18 = run_fabula(work_, "inspect " + (work_ / "26b-Q8_0.gguf"), e).out;
+  EXPECT_NE(tail18.find("Use the smaller Q4_K_M"), std::string::npos) << tail18.substr(tail18.rfind("memory:"));
+  // Named as the registry's vn26b Q8_0 file, only the quants it is published in are offered, with the pull.
+  fs::rename(work_ / "26b-Q8_0.gguf", work_ / "vn26b-experts-v1-Q8_0.gguf");
+  e["FABULA_MEM_AVAILABLE"] = "21G";
+  const std::string vn = run_fabula(work_, "inspect " + (work_ / "vn26b-experts-v1-Q8_0.gguf"), e).out;
+  EXPECT_NE(vn.find("Use the smaller Q4_K_M (about 15.4 GB of weights) instead, or lower --ctx / close other "
+                    "programs. (fabula pull vn26b:Q4_K_M)"),
+            std::string::npos)
+      << vn.substr(vn.rfind("memory:"));
 
   // Commands that load warn before loading and still run.
   e["FABULA_MEM_AVAILABLE"] = "1M";

@@ -7,6 +7,7 @@
 #include "format/gguf.h"
 #include "format/gguf_split.h"
 #include "model_test_util.h"
+#include "tools/quantize.h"
 
 namespace fabula {
 namespace {
@@ -87,6 +88,32 @@ TEST(SplitModel, ConvertWritesPartsWithSplitMaxSize) {
   EXPECT_EQ(name->count, report->written.size());
   auto model = Model::load(report->written.front());
   ASSERT_TRUE(model.ok()) << model.error().to_string();
+}
+
+TEST(SplitModel, QuantizeWritesPartsThatMatchTheSingleOutput) {
+  ScratchDir dir("split_quantize");
+  auto in = GgufFile::open(convert_tiny(dir, "f32"));
+  ASSERT_TRUE(in.ok());
+  auto ftype = quant_ftype_from_name("F16");
+  ASSERT_TRUE(ftype.ok());
+  auto plan = plan_quantization(quant_inputs(*in), *ftype, quant_model_info(*in));
+  ASSERT_TRUE(plan.ok());
+  QuantizeOptions options;
+  options.progress = false;
+  ASSERT_TRUE(quantize_gguf(*in, *plan, dir / "single.gguf", options).ok());
+  options.split_max_bytes = 100'000;
+  ASSERT_TRUE(quantize_gguf(*in, *plan, dir / "parts.gguf", options).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir / "parts.gguf"));
+  std::string first;
+  for (auto& e : std::filesystem::directory_iterator(dir.path()))
+    if (e.path().filename().string().rfind("parts-00001-of-", 0) == 0) first = e.path().string();
+  ASSERT_FALSE(first.empty()) << "no split output";
+  const std::vector<int32_t> tokens = {2, 5, 77, 300};
+  const auto a = all_logits(dir / "single.gguf", tokens);
+  const auto b = all_logits(first, tokens);
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
 }
 
 }  // namespace
