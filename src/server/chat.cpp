@@ -130,7 +130,7 @@ void Server::Impl::register_chat_routes() {
     task->prompt = std::move(prompt);
     task->params = cr->gen;
     task->params.split_reasoning = true;  // reasoning by channel token ids, never a marker in content
-    task->params.prompt_opens_reasoning = L.chat_template.prompt_opens_reasoning(chat->enable_thinking);
+    task->params.prompt_opens_reasoning = L.chat_template.prompt_opens_reasoning(*text);
     task->params.deadline = deadline();
     task->id_slot = cr->id_slot;
     task->want_events = cr->stream;

@@ -88,6 +88,17 @@ std::string ChatTemplate::generation_prompt(bool enable_thinking) const {
   return s;
 }
 
+std::string_view ChatTemplate::end_of_turn() const {
+  return family_ == ChatFamily::kGemma3 ? "<end_of_turn>" : "<turn|>";
+}
+
+bool ChatTemplate::prompt_opens_reasoning(std::string_view rendered) const {
+  if (family_ != ChatFamily::kGemma4) return false;
+  const size_t open = rendered.rfind("<|channel>");
+  if (open == std::string_view::npos) return false;
+  return rendered.find("<channel|>", open) == std::string_view::npos;
+}
+
 Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
                                          const ChatRenderOptions& options) const {
   if (messages.empty()) return make_error(ErrorCode::kInvalidArgument, "chat template: no messages");

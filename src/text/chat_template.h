@@ -42,9 +42,13 @@ class ChatTemplate {
 
   // Text appended for the generation prompt ("<|turn>model\n" [+ "<|channel>thought\n<channel|>"]).
   std::string generation_prompt(bool enable_thinking) const;
-  // True when the rendered prompt leaves the model inside an open thought channel (no template does so today,
-  // but a prefilled "<|channel>thought\n" would): the ReasoningSplitter must then start in reasoning.
-  bool prompt_opens_reasoning(bool /*enable_thinking*/) const { return false; }
+  // The marker that closes a turn ("<turn|>", Gemma 3: "<end_of_turn>"): what a raw-completion client sends as a
+  // stop string, since a remote server may spell it out as text.
+  std::string_view end_of_turn() const;
+  // True when `rendered` (a prompt this template produced, perhaps with a prefilled model turn) ends inside an
+  // open reasoning channel: its last "<|channel>" has no "<channel|>" after it. The model's first tokens are then
+  // reasoning, so a ReasoningSplitter must start in reasoning. Always false for Gemma 3 (no channels).
+  bool prompt_opens_reasoning(std::string_view rendered) const;
 
  private:
   ChatFamily family_ = ChatFamily::kGemma4;

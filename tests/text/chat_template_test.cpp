@@ -12,7 +12,7 @@ namespace {
 
 const std::string kData = FABULA_TEST_DATA;
 
-// The system text of recipe/train_demo.py.
+// The system text the demo narrator was trained with (stories/sakuragaoka/story.json profiles.demo.system).
 const char* kDemoSystem =
     "You narrate a slice-of-life visual novel. Use only the listed cast. Drive the stage with [TOOL: ...] lines.";
 
@@ -98,6 +98,27 @@ TEST(ChatTemplate, Gemma3FoldsSystemIntoFirstUserTurn) {
   EXPECT_EQ(*ct->render(msgs),
             "<bos><start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\nA<end_of_turn>\n"
             "<start_of_turn>user\nV<end_of_turn>\n<start_of_turn>model\n");
+}
+
+TEST(ChatTemplate, PromptOpensReasoningOnlyWhenTheLastChannelIsUnclosed) {
+  const ChatTemplate ct = ChatTemplate::gemma4();
+  const ChatMessage user[] = {{"user", "Hi"}};
+  ChatRenderOptions on;
+  on.enable_thinking = true;
+  const std::string off_prompt = *ct.render(user);   // ends with the closed empty channel
+  const std::string on_prompt = *ct.render(user, on);  // ends with "<|turn>model\n": no channel yet
+  EXPECT_FALSE(ct.prompt_opens_reasoning(off_prompt));
+  EXPECT_FALSE(ct.prompt_opens_reasoning(on_prompt));
+  // A client prefilling the start of a thought leaves the channel open.
+  EXPECT_TRUE(ct.prompt_opens_reasoning(on_prompt + "<|channel>thought\n"));
+  EXPECT_TRUE(ct.prompt_opens_reasoning(off_prompt + "Sure.<|channel>thought\nLet me see"));
+  EXPECT_FALSE(ct.prompt_opens_reasoning(on_prompt + "<|channel>thought\nok<channel|>Answer"));
+  EXPECT_FALSE(ct.prompt_opens_reasoning(""));
+  auto g3 = ChatTemplate::detect("{{ '<start_of_turn>' + role }}");
+  ASSERT_TRUE(g3.ok());
+  EXPECT_FALSE(g3->prompt_opens_reasoning("<start_of_turn>model\n<|channel>thought\n"));  // no channels in Gemma 3
+  EXPECT_EQ(g3->end_of_turn(), "<end_of_turn>");
+  EXPECT_EQ(ct.end_of_turn(), "<turn|>");
 }
 
 TEST(ChatTemplate, ErrorsOnUnknownFamilyAndRole) {
