@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backend/generator.h"
+#include "backend/loaded_model.h"
 #include "base/log.h"
 #include "command.h"
 #include "decoding_args.h"
@@ -19,7 +20,7 @@
 
 namespace {
 
-// The demo narrator's system text (stories/sakuragaoka/story.json profiles.demo.system, recipe/train_demo.py SYSTEM):
+// The demo narrator's system text (stories/sakuragaoka/story.json profiles.demo.system, the one it was trained with):
 // its chat template has no system text of its own, and it was trained with exactly this one.
 constexpr const char* kDemoSystem =
     "You narrate a slice-of-life visual novel. Use only the listed cast. Drive the stage with [TOOL: ...] lines.";
@@ -37,8 +38,7 @@ struct RunArgs {
   bool ids = false;
   int threads = 0;
   int64_t ctx = 0;
-  // [constrained-decoding]
-  fabula::app::DecodingArgs decoding;
+  fabula::app::DecodingArgs decoding;  // --constrained, --ban-list, --ban-tells
   std::string story, cast;
   fabula::ModelLoadOptions load;
 };
@@ -63,7 +63,6 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
   cli.add_flag("--ids", a->ids, "Print only the generated ids, as one JSON array");
   cli.add_option("-t,--threads", a->threads, "Threads (default: physical cores)");
   cli.add_option("-c,--ctx", a->ctx, "Context size (default: prompt + n-predict)");
-  // [constrained-decoding]
   fabula::app::add_decoding_flags(cli, a->decoding);
   fabula::app::add_load_flags(cli, a->load);
   cli.add_option("--story", a->story, "Story whose manifest constrains (default: sakuragaoka)");
@@ -77,17 +76,11 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
     FABULA_LOG_DEBUG("model {} · profile {}", path, profile);
     // The context the run needs is known only after tokenizing; the check uses --ctx or a typical beat's worth.
     app::warn_if_model_would_page(*choice, a->ctx > 0 ? a->ctx : 4096);
-    auto loaded = Model::load(path, a->load);
+    auto loaded = backend::load_model(path, {.require_tokenizer = false, .model = a->load});
     if (!loaded.ok()) return app::report_error(loaded.error());
-    const Model& model = **loaded;
-
-    Tokenizer tok;
-    const bool has_tokenizer = model.gguf().find("tokenizer.ggml.tokens") != nullptr;
-    if (has_tokenizer) {
-      auto t = Tokenizer::from_gguf(model.gguf());
-      if (!t.ok()) return app::report_error(t.error());
-      tok = std::move(*t);
-    }
+    const Model& model = *loaded->model;
+    const Tokenizer& tok = loaded->tokenizer;
+    const bool has_tokenizer = loaded->has_tokenizer();
     if (!has_tokenizer && a->tokens.empty()) {
       return app::report_error(make_error(ErrorCode::kUnsupported, "{}: the model has no tokenizer; use --tokens",
                                           path));
@@ -101,17 +94,14 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
     } else if (!a->prompt.empty()) {
       prompt = tok.encode(a->prompt);
     } else {
-      auto tmpl = tok.chat_template().empty() ? Result<ChatTemplate>(ChatTemplate::gemma4())
-                                              : ChatTemplate::detect(tok.chat_template());
-      if (!tmpl.ok()) return app::report_error(tmpl.error());
       std::vector<ChatMessage> messages;
       std::string system = a->system;
       if (system.empty() && profile == "demo") system = kDemoSystem;
       if (!system.empty()) messages.push_back({"system", system});
       messages.push_back({"user", a->chat});
-      auto text = tmpl->render(messages);
-      if (!text.ok()) return app::report_error(text.error());
-      prompt = tok.encode(*text, /*add_bos=*/false, /*parse_special=*/true);
+      auto ids = loaded->encode_chat(messages);
+      if (!ids.ok()) return app::report_error(ids.error());
+      prompt = std::move(*ids);
     }
 
     GenerationParams gp;
@@ -125,7 +115,7 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
     gp.cache_prompt = false;
     if (!has_tokenizer) gp.eog_ids = {-1};  // raw ids only: nothing ends generation but the limit
 
-    // [constrained-decoding] the protocol mask and phrase-ban backtracking, both inside the shared Generator.
+    // The protocol mask and phrase-ban backtracking, both inside the shared Generator.
     if (a->decoding.constrained) {
       if (!has_tokenizer) return app::report_error(make_error(ErrorCode::kUnsupported, "--constrained needs a tokenizer"));
       auto m = app::manifest_for_story_option(a->story);  // prints the error

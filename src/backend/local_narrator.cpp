@@ -1,4 +1,4 @@
-// LocalNarrator: engine::Narrator over the native Gemma 4 runtime (model + tokenizer + sampler via Generator).
+// LocalNarrator: engine::Narrator over the native runtime (LoadedModel + Session + sampler via Generator).
 #include "backend/local_narrator.h"
 
 #include <filesystem>
@@ -10,21 +10,22 @@ namespace fabula::backend {
 Result<std::unique_ptr<LocalNarrator>> LocalNarrator::load(const std::string& gguf_path, LocalNarratorOptions options) {
   std::unique_ptr<LocalNarrator> n(new LocalNarrator());
   n->path_ = std::filesystem::path(gguf_path).filename().string();
-  FABULA_ASSIGN(n->model_, Model::load(gguf_path, options.load));
-  FABULA_ASSIGN(Tokenizer tok, Tokenizer::from_gguf(n->model_->gguf()));
-  n->tokenizer_ = std::make_unique<Tokenizer>(std::move(tok));
+  FABULA_ASSIGN(n->loaded_, load_model(gguf_path, {.model = options.load}));
+  if (!n->loaded_.chat_template_error.empty())
+    return make_error(ErrorCode::kUnsupported, "{} (the narrator renders beats through the model's chat template)",
+                      n->loaded_.chat_template_error);
   SessionOptions so;
   so.n_ctx = options.n_ctx;
   so.n_threads = options.n_threads;
-  n->session_ = std::make_unique<Session>(*n->model_, so);
-  n->generator_ = std::make_unique<Generator>(*n->tokenizer_, *n->session_);
+  n->session_ = std::make_unique<Session>(*n->loaded_.model, so);
+  n->generator_ = std::make_unique<Generator>(n->loaded_.tokenizer, *n->session_);
   return n;
 }
 
 Result<engine::NarratorResult> LocalNarrator::write(const engine::NarratorRequest& request,
                                                     const engine::TextCallback& on_text) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<int32_t> prompt = tokenizer_->encode(request.prompt, /*add_bos=*/false, /*parse_special=*/true);
+  FABULA_ASSIGN(std::vector<int32_t> prompt, loaded_.encode_chat(request.messages));
   GenerationParams params;
   const auto& s = request.sampling;
   params.sampler.temperature = s.temperature;
@@ -35,12 +36,13 @@ Result<engine::NarratorResult> LocalNarrator::write(const engine::NarratorReques
   params.sampler.seed = request.seed;
   params.n_predict = s.max_tokens;
   params.stop = s.stop;
+  for (auto& text : loaded_.stop_texts()) params.stop.push_back(std::move(text));
   params.banned_phrases = s.banned_phrases;
   if (s.constrained) {  // fail closed: no manifest or a bad cast is an error, never an unconstrained beat
     if (request.manifest == nullptr)
       return make_error(ErrorCode::kInvalidArgument, "constrained decoding: the request carries no story manifest");
     if (!vocab_) {
-      FABULA_ASSIGN(vocab_, ConstraintVocab::build(*tokenizer_));
+      FABULA_ASSIGN(vocab_, ConstraintVocab::build(loaded_.tokenizer));
     }
     FABULA_ASSIGN(auto rec, ProtocolRecognizer::create(*request.manifest, request.cast));
     params.constraint = std::make_shared<ProtocolConstraint>(std::move(rec), vocab_);

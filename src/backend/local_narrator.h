@@ -1,4 +1,4 @@
-// LocalNarrator: the in-process model (GGUF -> Model + Tokenizer + Session) streaming a beat through the shared Generator.
+// LocalNarrator: the in-process model (a LoadedModel + Session) streaming a beat through the shared Generator.
 #pragma once
 
 #include <memory>
@@ -6,10 +6,9 @@
 #include <string>
 
 #include "backend/generator.h"
+#include "backend/loaded_model.h"
 #include "engine/narrator.h"
-#include "model/model.h"
 #include "sample/constrained.h"
-#include "text/tokenizer.h"
 
 namespace fabula::backend {
 
@@ -21,10 +20,11 @@ struct LocalNarratorOptions {
 
 class LocalNarrator : public engine::Narrator {
  public:
+  // kUnsupported when the GGUF's chat template is not one fabula renders (a beat needs the model's own turns).
   static Result<std::unique_ptr<LocalNarrator>> load(const std::string& gguf_path, LocalNarratorOptions options = {});
 
-  // The prompt is tokenized with special tokens parsed (it carries <bos> and the turn markers as text); the KV
-  // cache keeps the longest common prefix between beats, so the system turn is decoded once.
+  // The request's messages go through the model's chat template; the model's end-of-generation tokens end the
+  // beat. The KV cache keeps the longest common prefix between beats, so the system turn is decoded once.
   // sampling.constrained masks to protocol-valid beats (request.manifest and request.cast; an error without a
   // manifest); sampling.banned_phrases rewinds and resamples.
   Result<engine::NarratorResult> write(const engine::NarratorRequest& request, const engine::TextCallback& on_text) override;
@@ -33,8 +33,7 @@ class LocalNarrator : public engine::Narrator {
  private:
   LocalNarrator() = default;
   std::string path_;
-  std::unique_ptr<Model> model_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  LoadedModel loaded_;
   std::unique_ptr<Session> session_;
   std::unique_ptr<Generator> generator_;
   std::shared_ptr<const ConstraintVocab> vocab_;  // built on the first constrained beat

@@ -90,7 +90,7 @@ void ThoughtStripper::finish(std::string& out) {
     reasoning_ += held_;
     held_.clear();
     if (!emitted_) {
-      // The whole reply sat in an unclosed thought channel (mlx-lm#1352, vllm#49717): use it rather than nothing.
+      // The whole reply sat in an unclosed thought channel (some servers never close it): use it rather than nothing.
       std::string text = reasoning_;
       if (text.rfind("thought\n", 0) == 0) text.erase(0, 8);
       out += text;
@@ -115,9 +115,9 @@ std::string RemoteNarrator::describe() const {
 }
 
 Status RemoteNarrator::resolve_api() {
-  if (options_.api != RemoteApi::kAuto) return ok_status();
+  if (options_.api == RemoteApi::kChat || template_) return ok_status();
   const Endpoint ep = split_url(options_.url);
-  if (ends_with(ep.prefix, "/v1")) {
+  if (options_.api == RemoteApi::kAuto && ends_with(ep.prefix, "/v1")) {
     options_.api = RemoteApi::kChat;
     return ok_status();
   }
@@ -128,10 +128,36 @@ Status RemoteNarrator::resolve_api() {
   for (int attempt = 0;; ++attempt) {
     auto res = cli.Get((ep.prefix + "/props").c_str());
     if (res && res->status == 200) {
-      options_.api = RemoteApi::kCompletion;
+      // llama-server and fabula serve report the model's chat template and eos token here.
+      const json props = json::parse(res->body, nullptr, false);
+      std::string why = "its /props reports no chat_template";
+      if (props.is_object() && props.contains("chat_template") && props["chat_template"].is_string()) {
+        auto detected = ChatTemplate::detect(props["chat_template"].get<std::string>());
+        if (detected.ok()) {
+          template_ = *detected;
+          model_stops_ = {std::string(template_->end_of_turn())};
+          if (props.contains("eos_token") && props["eos_token"].is_string() &&
+              !props["eos_token"].get<std::string>().empty())
+            model_stops_.push_back(props["eos_token"].get<std::string>());
+          options_.api = RemoteApi::kCompletion;
+          return ok_status();
+        }
+        why = detected.error().message;
+      }
+      if (options_.api == RemoteApi::kCompletion)
+        return make_error(ErrorCode::kUnsupported,
+                          "narrator server {}: /completion needs the prompt rendered by the model's chat template, but "
+                          "{}; use its chat API instead (a URL ending in /v1)",
+                          options_.url, why);
+      options_.api = RemoteApi::kChat;  // the server renders its own template
       return ok_status();
     }
     if (res && res->status != 503 && res->status < 500) {  // no /props: an OpenAI-style server
+      if (options_.api == RemoteApi::kCompletion)
+        return make_error(ErrorCode::kUnsupported,
+                          "narrator server {}: GET /props answered HTTP {}, so the model's chat template is unknown "
+                          "and /completion cannot be used; use its chat API instead (a URL ending in /v1)",
+                          options_.url, res->status);
       options_.api = RemoteApi::kChat;
       return ok_status();
     }
@@ -154,19 +180,23 @@ Result<engine::NarratorResult> RemoteNarrator::write(const engine::NarratorReque
   const auto& s = request.sampling;
   json body = {{"stream", true},           {"temperature", s.temperature}, {"top_p", s.top_p},
                {"top_k", s.top_k},         {"min_p", s.min_p},             {"repeat_penalty", s.repeat_penalty},
-               {"seed", request.seed},     {"stop", s.stop},               {"cache_prompt", true}};
+               {"seed", request.seed},     {"cache_prompt", true}};
   std::string path;
   if (chat) {
     json messages = json::array();
     for (const auto& m : request.messages) messages.push_back(json{{"role", m.role}, {"content", m.content}});
-    if (messages.empty()) messages.push_back(json{{"role", "user"}, {"content", request.prompt}});
     body["messages"] = messages;
+    if (!s.stop.empty()) body["stop"] = s.stop;  // the server stops at its model's end of turn by itself
     body["model"] = options_.model.empty() ? "default" : options_.model;
     body["max_tokens"] = s.max_tokens;
     body["chat_template_kwargs"] = {{"enable_thinking", false}};
     path = ep.prefix + (ends_with(ep.prefix, "/v1") ? "/chat/completions" : "/v1/chat/completions");
   } else {
-    body["prompt"] = request.prompt;
+    // The server's own chat template, thinking off (the engine wants the beat, not a thought).
+    FABULA_ASSIGN(body["prompt"], template_->render(request.messages));
+    std::vector<std::string> stop = s.stop;
+    stop.insert(stop.end(), model_stops_.begin(), model_stops_.end());
+    body["stop"] = stop;
     body["n_predict"] = s.max_tokens;
     path = ep.prefix + "/completion";
   }

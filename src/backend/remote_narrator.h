@@ -1,17 +1,20 @@
 // RemoteNarrator: engine::Narrator over HTTP — llama-server /completion or an OpenAI-compatible chat endpoint (SSE).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "engine/narrator.h"
+#include "text/chat_template.h"
 
 namespace fabula::backend {
 
 enum class RemoteApi {
-  kAuto,        // GET {url}/props answers (llama-server, fabula serve): kCompletion; else kChat
-  kCompletion,  // POST {url}/completion, prompt = the rendered prompt
+  kAuto,        // GET {url}/props answers with a chat template fabula renders: kCompletion; else kChat
+  kCompletion,  // POST {url}/completion, prompt = the messages rendered through the server's /props chat template
   kChat,        // POST {url}/v1/chat/completions (or {url}/chat/completions when url ends in /v1), messages
 };
 
@@ -26,7 +29,7 @@ struct RemoteOptions {
   int read_timeout_s = 600;
 };
 
-// Removes Gemma 4 reasoning-channel text from a streamed reply (anchors.md §3.5): a thought block
+// Removes Gemma 4 reasoning-channel text from a streamed reply (docs/PROTOCOL.md, "Reasoning channels"): a thought block
 // `<|channel>thought ... <channel|>` (also an empty one) goes to reasoning(), a stray `<channel|>` is dropped,
 // and markers split across chunks are held back until they resolve. If the whole reply stayed inside an unclosed
 // channel, finish() returns the reasoning as the text (better than an empty beat).
@@ -57,8 +60,11 @@ class RemoteNarrator : public engine::Narrator {
   RemoteApi api() const { return options_.api; }
 
  private:
+  // Picks the API (kAuto) and, for kCompletion, reads the server's chat template and eos token from /props.
   Status resolve_api();
   RemoteOptions options_;
+  std::optional<ChatTemplate> template_;  // the server's (kCompletion)
+  std::vector<std::string> model_stops_;  // the template's end-of-turn marker and the server's eos token
 };
 
 }  // namespace fabula::backend

@@ -11,6 +11,7 @@
 #include "base/result.h"
 #include "protocol/manifest.h"
 #include "sample/phrase_ban.h"
+#include "text/chat_template.h"
 
 namespace fabula::engine {
 
@@ -21,20 +22,18 @@ struct Sampling {
   float min_p = 0.0f;
   float repeat_penalty = 1.0f;
   int max_tokens = 768;
-  std::vector<std::string> stop = {"<turn|>", "<eos>"};
+  // Extra stop strings. The model's own end of turn needs none: each backend stops on its model's end-of-generation
+  // tokens (local: the tokenizer's; remote: the server's, plus the template's end-of-turn marker).
+  std::vector<std::string> stop;
   // Decoding controls only the in-process model honours; other backends fail the beat rather than ignore them.
   bool constrained = false;                              // only tokens that keep the beat protocol-valid
   std::shared_ptr<const PhraseMatcher> banned_phrases;   // rewind and resample when one appears
 };
 
-struct PromptMessage {
-  std::string role;  // "system" | "user" | "assistant"
-  std::string content;
-};
-
 struct NarratorRequest {
-  std::string prompt;                   // the fully rendered prompt (raw-completion backends)
-  std::vector<PromptMessage> messages;  // the same prompt as chat messages (chat backends)
+  // The prompt as chat messages (system, user). Each backend renders them through its model's chat template (the
+  // local GGUF's, or the one a remote server reports), so the engine never spells a model's turn markup.
+  std::vector<ChatMessage> messages;
   Sampling sampling;
   uint64_t seed = 0;
   // What constrained decoding checks against: the story's manifest (not owned; outlives the call) and the

@@ -1,4 +1,4 @@
-// Prompt rendering (demo: byte-exact training form; vn26b: system prompt + memory) and scene progression.
+// The narrator request (profile texts filled in; vn26b: plus memory) and scene progression.
 #include "engine/prompt.h"
 
 #include <algorithm>
@@ -122,11 +122,6 @@ Memory build_memory(const std::vector<MemoryBeat>& history, int budget_tokens, i
   return m;
 }
 
-std::string render_gemma4(const std::string& system, const std::string& user) {
-  return "<bos><|turn>system\n" + system + "<turn|>\n<|turn>user\n" + user +
-         "<turn|>\n<|turn>model\n<|channel>thought\n<channel|>";
-}
-
 NarratorRequest build_request(const Story& story, const NarratorProfile& profile, const SceneState& scene,
                               const std::string& player_choice, const std::vector<MemoryBeat>& history,
                               const Sampling& sampling, uint64_t seed) {
@@ -157,7 +152,6 @@ NarratorRequest build_request(const Story& story, const NarratorProfile& profile
     system = replace_all(system, k, v);
   }
   NarratorRequest req;
-  req.prompt = render_gemma4(system, user);
   req.messages = {{"system", system}, {"user", user}};
   req.sampling = sampling;
   req.seed = seed;

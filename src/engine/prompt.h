@@ -35,13 +35,12 @@ int estimate_tokens(std::string_view text);
 // A beat rendered back into protocol text (dialogue and narration lines; stage tools omitted).
 std::string beat_transcript(const std::vector<SceneEvent>& events);
 
-// The demo narrator's exact training prompt (recipe/train_demo.py render()) or vn26b's, as a request.
+// The narrator request for the next beat: the profile's system and user texts with the scene, the player's choice
+// and (vn26b) memory filled in, as chat messages. Rendered through the demo model's template, the demo profile
+// gives the demo narrator's training prompt byte for byte (tests/engine/story_prompt_test.cpp pins both profiles).
 NarratorRequest build_request(const Story& story, const NarratorProfile& profile, const SceneState& scene,
                               const std::string& player_choice, const std::vector<MemoryBeat>& history,
                               const Sampling& sampling, uint64_t seed);
-
-// Gemma 4 turn format, thinking off: <bos><|turn>system\n...<turn|>\n<|turn>user\n...<turn|>\n<|turn>model\n<|channel>thought\n<channel|>
-std::string render_gemma4(const std::string& system, const std::string& user);
 
 // The scene the next beat plays in, given the last beat's state and the player's choice: a choice naming a
 // place moves the scene there; naming a story character adds them to the locked cast (at most 4); after

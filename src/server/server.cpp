@@ -191,24 +191,11 @@ void Server::Impl::load() {
     load_cv.notify_all();
   };
   auto l = std::make_unique<Loaded>();
-  auto model = Model::load(options.model_path);
-  if (!model.ok()) return fail(model.take_error());
-  l->model = std::move(*model);
-  auto tok = Tokenizer::from_gguf(l->model->gguf());
-  if (!tok.ok()) return fail(tok.take_error());
-  l->tokenizer = std::move(*tok);
-  l->chat_template_text = l->tokenizer.chat_template();
-  if (l->chat_template_text.empty()) {
-    l->chat_template = ChatTemplate::gemma4();
-  } else {
-    auto t = ChatTemplate::detect(l->chat_template_text);
-    if (t.ok()) {
-      l->chat_template = *t;
-    } else {
-      FABULA_LOG_WARN("serve: {}; using the Gemma 4 template", t.error().to_string());
-      l->chat_template = ChatTemplate::gemma4();
-    }
-  }
+  auto lm = backend::load_model(options.model_path);
+  if (!lm.ok()) return fail(lm.take_error());
+  static_cast<backend::LoadedModel&>(*l) = std::move(*lm);
+  // Raw /completion still works with a template we cannot render; chat requests then use Gemma 4's.
+  if (!l->chat_template_error.empty()) FABULA_LOG_WARN("serve: {}; using the Gemma 4 template", l->chat_template_error);
   if (options.story.empty()) {
     l->manifest = protocol::Manifest::default_manifest();
   } else {

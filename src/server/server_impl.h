@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/loaded_model.h"
 #include "model/model.h"
 #include "protocol/manifest.h"
 #include "sample/constrained.h"
@@ -27,12 +28,9 @@
 
 namespace fabula::server {
 
-// Everything the routes need once the model is loaded (immutable after load, except the scheduler's queue).
-struct Loaded {
-  std::unique_ptr<Model> model;
-  Tokenizer tokenizer;
-  ChatTemplate chat_template;
-  std::string chat_template_text;
+// Everything the routes need once the model is loaded (immutable after load, except the scheduler's queue): the
+// model, tokenizer and chat template (backend::LoadedModel), then the server's own state.
+struct Loaded : backend::LoadedModel {
   std::unique_ptr<Scheduler> scheduler;
   protocol::Manifest manifest;  // ServerOptions::story's, for "vn_protocol"
   // The constraint's per-vocabulary tables: built on the first "vn_protocol" request, then shared.

@@ -1,4 +1,4 @@
-// Story package loading, the demo prompt (byte-exact against the training recipe), memory and scene progression.
+// Story package loading, the prompts through the chat template (byte-exact for the demo and vn26b), memory and scenes.
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -6,6 +6,7 @@
 #include "base/file.h"
 #include "engine/prompt.h"
 #include "engine/story.h"
+#include "text/chat_template.h"
 
 namespace fabula::engine {
 namespace {
@@ -61,15 +62,56 @@ TEST(Story, ErrorsNameTheFieldAndFile) {
   EXPECT_FALSE(load_story("/nonexistent/story").ok());
 }
 
+std::string golden(const std::string& name) {
+  auto text = read_file_text(std::string(FABULA_TEST_DATA) + "/engine/" + name);
+  EXPECT_TRUE(text.ok()) << name;
+  return text.ok() ? *text : std::string();
+}
+
+// The prompt a request becomes: its messages through a chat template, as every narrator backend renders them.
+std::string render(const ChatTemplate& tmpl, const NarratorRequest& req) {
+  auto text = tmpl.render(req.messages);
+  EXPECT_TRUE(text.ok()) << (text.ok() ? "" : text.error().to_string());
+  return text.ok() ? *text : std::string();
+}
+
+ChatTemplate demo_template() {  // the template stored in the demo narrator's GGUF
+  auto text = read_file_text(std::string(FABULA_TEST_DATA) + "/demo/chat_template.jinja");
+  EXPECT_TRUE(text.ok());
+  auto t = ChatTemplate::detect(text.ok() ? *text : std::string());
+  EXPECT_TRUE(t.ok());
+  return t.ok() ? *t : ChatTemplate::gemma4();
+}
+
 TEST(Prompt, DemoProfileReproducesTheTrainingPromptExactly) {
   Story s = sakuragaoka();
-  auto golden = read_file_text(std::string(FABULA_TEST_DATA) + "/engine/demo_prompt_opening.txt");
-  ASSERT_TRUE(golden.ok());
   auto req = build_request(s, *s.profile("demo"), opening_scene(s), s.opening.player_choice, {}, Sampling{}, 5);
-  EXPECT_EQ(req.prompt, *golden);
+  EXPECT_EQ(render(demo_template(), req), golden("demo_prompt_opening.txt"));
   ASSERT_EQ(req.messages.size(), 2u);
+  EXPECT_EQ(req.messages[0].role, "system");
+  EXPECT_EQ(req.messages[1].role, "user");
   EXPECT_EQ(req.messages[1].content.substr(0, 28), "Cast: Hana, Mio. Place: clas");
   EXPECT_EQ(req.seed, 5u);
+  // The engine's request holds no model markup; the template adds all of it.
+  for (const auto& m : req.messages) EXPECT_EQ(m.content.find("<|turn>"), std::string::npos);
+}
+
+std::vector<MemoryBeat> history_of(int n);
+
+// The vn26b prompts, byte for byte what the engine rendered by hand before prompts went through the template.
+TEST(Prompt, Vn26bProfileRendersTheSameBytesThroughTheTemplate) {
+  Story s = sakuragaoka();
+  const NarratorProfile vn = *s.profile("vn26b");
+  auto opening = build_request(s, vn, opening_scene(s), s.opening.player_choice, {}, Sampling{}, 1);
+  EXPECT_EQ(render(ChatTemplate::gemma4(), opening), golden("vn26b_prompt_opening.txt"));
+
+  SceneState scene = opening_scene(s);
+  scene.stage.push_back({"Hana", "smile", "left"});
+  auto later = build_request(s, vn, scene, "Tease Hana back", history_of(120), Sampling{}, 1);
+  const std::string want = golden("vn26b_prompt_memory.txt");
+  EXPECT_EQ(render(ChatTemplate::gemma4(), later), want);
+  EXPECT_NE(want.find("- Earlier: "), std::string::npos);  // the golden exercises summary and recent beats
+  EXPECT_NE(want.find("Recent beats:"), std::string::npos);
 }
 
 std::vector<MemoryBeat> history_of(int n) {
@@ -104,10 +146,12 @@ TEST(Prompt, MemoryKeepsRecentBeatsVerbatimAndSummarisesOlderOnes) {
   Story s = sakuragaoka();
   // 120 beats overflow vn26b's 1200-token window: the oldest are summarised.
   auto req = build_request(s, *s.profile("vn26b"), opening_scene(s), "Tease Hana back", history_of(120), Sampling{}, 1);
-  EXPECT_NE(req.prompt.find("Story so far:"), std::string::npos);
-  EXPECT_NE(req.prompt.find("Recent beats:"), std::string::npos);
-  EXPECT_NE(req.prompt.find("The player chose: \"Tease Hana back\""), std::string::npos);
-  EXPECT_TRUE(req.prompt.ends_with("<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"));
+  ASSERT_EQ(req.messages.size(), 2u);
+  const std::string& user = req.messages[1].content;
+  EXPECT_EQ(user.rfind("Story so far:", 0), 0u);
+  EXPECT_NE(user.find("Recent beats:"), std::string::npos);
+  EXPECT_NE(user.find("The player chose: \"Tease Hana back\""), std::string::npos);
+  EXPECT_TRUE(user.ends_with("Write the next beat."));
 }
 
 TEST(Prompt, SceneMovesWithChoicesAndAfterTheSceneEnds) {

@@ -105,8 +105,10 @@ TEST_F(HarnessTest, ReportMatchesMetricsComputedDirectly) {
   EXPECT_EQ(scripted.calls(), 4u);
   // The prompt is the demo profile's, naming the scene.
   ASSERT_FALSE(scripted.requests().empty());
-  EXPECT_NE(scripted.requests()[0].prompt.find("Offer to share your melon bread"), std::string::npos);
-  EXPECT_NE(scripted.requests()[0].prompt.find("Cast: Hana, Ren"), std::string::npos);
+  ASSERT_EQ(scripted.requests()[0].messages.size(), 2u);
+  const std::string& user = scripted.requests()[0].messages[1].content;
+  EXPECT_NE(user.find("Offer to share your melon bread"), std::string::npos);
+  EXPECT_NE(user.find("Cast: Hana, Ren"), std::string::npos);
   EXPECT_EQ(scripted.requests()[1].seed, 1u);  // seed-major: seed 1 for both scenes first
 
   auto rows = read_beat_rows(ho.beats_path);

@@ -54,14 +54,20 @@ class FakeServer {
   std::vector<std::string> completion_chunks;  // /completion content pieces
   std::vector<std::string> chat_chunks;        // chat delta contents
   bool has_props = true;
+  // What llama-server's /props reports: the model's chat template (here a Gemma 4 one) and its eos token.
+  json props = {{"chat_template", "{{ bos_token }}{% for m in messages %}<|turn>{{ m.role }}\n{{ m.content | trim }}"
+                                  "<turn|>\n{% endfor %}<|turn>model\n<|channel>thought\n<channel|>"},
+                {"eos_token", "<eos>"}};
+  json last_completion;  // the last /completion request body
 
   FakeServer() {
     http_.Get("/props", [this](const httplib::Request&, httplib::Response& res) {
-      if (has_props) res.set_content("{}", "application/json");
+      if (has_props) res.set_content(props.dump(), "application/json");
       else res.status = 404;
     });
     http_.Post("/completion", [this](const httplib::Request& req, httplib::Response& res) {
       last_auth = req.get_header_value("Authorization");
+      last_completion = json::parse(req.body, nullptr, false);
       if (completion_calls++ < fail_first) {
         res.status = 503;
         res.set_content(R"({"error":{"code":503,"message":"Loading model","type":"unavailable_error"}})", "application/json");
@@ -103,7 +109,6 @@ class FakeServer {
 
 engine::NarratorRequest beat_request() {
   engine::NarratorRequest r;
-  r.prompt = "<bos><|turn>user\nGo.<turn|>\n<|turn>model\n";
   r.messages = {{"user", "Go."}};
   r.sampling.max_tokens = 16;
   r.seed = 3;
@@ -130,6 +135,46 @@ TEST(RemoteNarrator, CompletionStreamWithChannelEdgeCases) {
   EXPECT_EQ(r->stop_reason, "eos");
   EXPECT_EQ(r->tokens, 9);
   EXPECT_EQ(fake.last_auth, "Bearer k123");
+  // The raw prompt is the messages through the template /props reported; the stops are its end of turn and eos.
+  EXPECT_EQ(fake.last_completion["prompt"], "<bos><|turn>user\nGo.<turn|>\n<|turn>model\n<|channel>thought\n<channel|>");
+  EXPECT_EQ(fake.last_completion["stop"], json::array({"<turn|>", "<eos>"}));
+}
+
+TEST(RemoteNarrator, CompletionUsesTheServersTemplateFamily) {
+  FakeServer fake;
+  fake.props = {{"chat_template", "{{ bos_token }}{{ '<start_of_turn>' + role + '\\n' }}"}, {"eos_token", "<eos>"}};
+  fake.completion_chunks = {"Hi."};
+  RemoteNarrator n(fake.url());
+  engine::NarratorRequest req = beat_request();
+  req.messages = {{"system", "Be brief."}, {"user", "Go."}};
+  req.sampling.stop = {"THE END"};
+  auto r = n.write(req, [](std::string_view) { return true; });
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(n.api(), RemoteApi::kCompletion);
+  EXPECT_EQ(fake.last_completion["prompt"], "<bos><start_of_turn>user\nBe brief.\n\nGo.<end_of_turn>\n<start_of_turn>model\n");
+  EXPECT_EQ(fake.last_completion["stop"], json::array({"THE END", "<end_of_turn>", "<eos>"}));
+}
+
+TEST(RemoteNarrator, PropsWithoutAChatTemplateMeansTheChatApi) {
+  FakeServer fake;
+  fake.props = json::object();  // answers /props but reports no template: the prompt cannot be rendered here
+  fake.chat_chunks = {"Hana waves."};
+  RemoteNarrator n(fake.url());
+  auto r = n.write(beat_request(), [](std::string_view) { return true; });
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(n.api(), RemoteApi::kChat);
+  EXPECT_EQ(r->text, "Hana waves.");
+  EXPECT_EQ(fake.completion_calls.load(), 0);
+
+  RemoteOptions o;  // asked for /completion explicitly: a clear error instead of a guessed template
+  o.url = fake.url();
+  o.api = RemoteApi::kCompletion;
+  RemoteNarrator forced(o);
+  auto e = forced.write(beat_request(), [](std::string_view) { return true; });
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code, ErrorCode::kUnsupported);
+  EXPECT_NE(e.error().message.find("chat template"), std::string::npos) << e.error().message;
+  EXPECT_NE(e.error().message.find("/v1"), std::string::npos) << e.error().message;
 }
 
 TEST(RemoteNarrator, ChatStreamIgnoresReasoningAndStopsAtDone) {
@@ -230,12 +275,6 @@ TEST_F(RemoteAgainstServe, BothApisStreamTheSameBeat) {
   req.sampling.temperature = 0;
   req.sampling.max_tokens = 20;
   req.seed = 1;
-  auto c = rs_->client();
-  c.set_bearer_token_auth("secret");
-  json messages = json::array();
-  for (const auto& m : req.messages) messages.push_back(json{{"role", m.role}, {"content", m.content}});
-  req.prompt = post_json(c, "/apply-template", json{{"messages", messages}})["prompt"];
-  ASSERT_FALSE(req.prompt.empty());
 
   RemoteOptions o;
   o.url = "http://127.0.0.1:" + std::to_string(rs_->port);
@@ -258,7 +297,9 @@ TEST_F(RemoteAgainstServe, BothApisStreamTheSameBeat) {
   auto b = chat.write(req, [](std::string_view) { return true; });
   ASSERT_TRUE(b.ok()) << b.error().to_string();
   EXPECT_EQ(chat.api(), RemoteApi::kChat);
-  EXPECT_EQ(b->text, a->text);  // greedy: the same prompt gives the same text through either API
+  // Greedy: /completion with the prompt rendered from /props's template and the server's own chat rendering
+  // give the same text.
+  EXPECT_EQ(b->text, a->text);
 
   o.api_key = "wrong";
   RemoteNarrator denied(o);
@@ -270,7 +311,7 @@ TEST_F(RemoteAgainstServe, BothApisStreamTheSameBeat) {
 TEST(RemoteNarrator, RefusesConstrainedDecodingAndPhraseBansInsteadOfIgnoringThem) {
   RemoteNarrator remote("http://127.0.0.1:1");  // never contacted: the request is refused first
   engine::NarratorRequest req;
-  req.prompt = "Hello";
+  req.messages = {{"user", "Hello"}};
   req.sampling.constrained = true;
   auto r = remote.write(req, [](std::string_view) { return true; });
   ASSERT_FALSE(r.ok());
