@@ -35,11 +35,12 @@ function(fabula_test_dir layer)
   add_dependencies(test_${layer} fabula)
   gtest_discover_tests(test_${layer}
     TEST_FILTER "-*Slow*"
-    PROPERTIES LABELS "fast;${layer}" ENVIRONMENT "FABULA_BINARY=${CMAKE_BINARY_DIR}/fabula"
+    PROPERTIES LABELS "fast;${layer}"
+      ENVIRONMENT "FABULA_BINARY=${CMAKE_BINARY_DIR}/fabula;FABULA_HOME=${CMAKE_SOURCE_DIR}"
     DISCOVERY_TIMEOUT 60)
   gtest_discover_tests(test_${layer}
     TEST_FILTER "*Slow*"
     TEST_SUFFIX ".slow"
-    PROPERTIES LABELS "slow;${layer}"
+    PROPERTIES LABELS "slow;${layer}" ENVIRONMENT "FABULA_HOME=${CMAKE_SOURCE_DIR}"
     DISCOVERY_TIMEOUT 60)
 endfunction()

@@ -1,8 +1,10 @@
-// Manifest: tool specs and value sets from story.json, the built-in default (PROTOCOL.md §2 + §5), story lookup.
+// Manifest: tool specs and value sets from story.json, the built-in default tools and story, story discovery.
 #include "protocol/manifest.h"
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include "base/file.h"
@@ -93,7 +95,7 @@ ArgSpec text_arg(std::string name, bool required) {
   return a;
 }
 
-// PROTOCOL.md §2.
+// The default tools of docs/PROTOCOL.md §2.
 std::vector<ToolSpec> default_tools() {
   std::vector<ToolSpec> tools;
   tools.push_back({"background", {enum_arg("name", true, "locations"), enum_arg("transition", false, "transitions")},
@@ -271,16 +273,17 @@ Result<Manifest> Manifest::load(const std::string& path) {
 }
 
 std::optional<std::string> find_in_repo(std::string_view relative) {
-  std::vector<fs::path> starts;
   std::error_code ec;
+  if (const char* home = std::getenv("FABULA_HOME"); home != nullptr && *home != '\0') {
+    fs::path candidate = fs::path(home) / fs::path(std::string(relative));
+    if (fs::exists(candidate, ec)) return candidate.string();
+  }
+  std::vector<fs::path> starts;
   fs::path cwd = fs::current_path(ec);
   if (!ec) starts.push_back(cwd);
   char buf[4096];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   if (n > 0) starts.push_back(fs::path(std::string(buf, static_cast<size_t>(n))).parent_path());
-#ifdef FABULA_SOURCE_DIR
-  starts.push_back(FABULA_SOURCE_DIR);
-#endif
   for (const auto& start : starts) {
     for (fs::path dir = start;; dir = dir.parent_path()) {
       fs::path candidate = dir / fs::path(std::string(relative));
@@ -299,10 +302,21 @@ Result<std::string> resolve_story_path(std::string_view id_or_path) {
   bool looks_like_id = !id_or_path.empty() && id_or_path.find('/') == std::string_view::npos &&
                        id_or_path.find('.') == std::string_view::npos;
   if (looks_like_id) {
+    if (const char* dirs = std::getenv("FABULA_STORIES"); dirs != nullptr) {
+      std::string_view list(dirs);
+      for (size_t start = 0; start <= list.size();) {
+        size_t end = std::min(list.find(':', start), list.size());
+        std::string_view dir = list.substr(start, end - start);
+        fs::path candidate = fs::path(std::string(dir)) / std::string(id_or_path) / "story.json";
+        if (!dir.empty() && fs::is_regular_file(candidate, ec)) return candidate.string();
+        start = end + 1;
+      }
+    }
     if (auto found = find_in_repo(fmt::format("stories/{}/story.json", id_or_path))) return *found;
   }
   return make_error(ErrorCode::kNotFound,
-                    "story \"{}\": not a story.json file, a directory holding one, or an id under stories/<id>/story.json",
+                    "story \"{}\": not a story.json file, a directory holding one, or an id under stories/<id>/story.json "
+                    "(ids are looked up in $FABULA_STORIES, then in stories/ of the checkout or of $FABULA_HOME)",
                     id_or_path);
 }
 

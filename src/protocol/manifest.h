@@ -17,7 +17,7 @@ namespace fabula::protocol {
 enum class ArgKind {
   kEnum,         // one of a named value set ("cast", "locations", ...) plus `also` extras
   kText,         // any double-quoted text
-  kChoicesJson,  // single-quoted JSON array of choices (PROTOCOL.md §2)
+  kChoicesJson,  // single-quoted JSON array of choices (docs/PROTOCOL.md §2, "The choices value")
 };
 
 struct ArgSpec {
@@ -52,7 +52,8 @@ struct ToolSpec {
 
 class Manifest {
  public:
-  // PROTOCOL.md §2 tools bound to the §5 story (Sakuragaoka After School); used when no story is given.
+  // The default tools (docs/PROTOCOL.md §2) bound to the value sets of Sakuragaoka After School
+  // (stories/sakuragaoka); used when no story is given.
   static Manifest default_manifest();
   // From a parsed story.json. `where` names the source in error messages. A story without "tools"
   // gets the default tools bound to its own value sets.
@@ -85,14 +86,17 @@ class Manifest {
   std::map<std::string, std::vector<std::string>, std::less<>> sets_;
 };
 
-// Resolves a story argument: an existing story.json path, a directory holding story.json, or a story
-// id looked up as stories/<id>/story.json under the repository (see find_in_repo).
+// Resolves a story argument, the one place every command (play, run, eval, validate, metrics, serve) finds a
+// story: an existing story.json path, a directory holding story.json, or a story id looked up as
+// <dir>/<id>/story.json in each directory of $FABULA_STORIES (colon-separated), then as stories/<id>/story.json
+// found by find_in_repo.
 Result<std::string> resolve_story_path(std::string_view id_or_path);
 // Loads resolve_story_path(id_or_path).
 Result<Manifest> load_story_manifest(std::string_view id_or_path);
 
-// Finds `relative` (e.g. "data/slop-tells-v1.txt") in the current directory, the directory of the
-// running executable, or any of their ancestors; nullopt if none has it.
+// Finds one of the project's own files (`relative`, e.g. "data/slop-tells-v1.txt") under $FABULA_HOME when set,
+// else in the current directory, the directory of the running executable, or any of their ancestors (so a
+// build inside the checkout finds stories/, data/, models/ and web/); nullopt if none has it.
 std::optional<std::string> find_in_repo(std::string_view relative);
 
 }  // namespace fabula::protocol

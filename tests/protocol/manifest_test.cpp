@@ -1,4 +1,11 @@
 // Manifest: the built-in default, story.json loading (value sets, tools, roles), errors and story lookup.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
 #include <gtest/gtest.h>
 
 #include "protocol/manifest.h"
@@ -112,6 +119,52 @@ TEST(Manifest, StoryLookupByIdDirectoryAndPath) {
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
   EXPECT_TRUE(find_in_repo("data/slop-tells-v1.txt").has_value());
   EXPECT_FALSE(find_in_repo("data/no-such-file.txt").has_value());
+}
+
+// Sets an environment variable for one scope, restoring the old value.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(Manifest, StoryIdsAreLookedUpInFabulaStoriesFirst) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("fabula_stories_" + std::to_string(::getpid()));
+  fs::create_directories(root / "b" / "mine");
+  fs::create_directories(root / "b" / "sakuragaoka");
+  std::ofstream(root / "b" / "mine" / "story.json") << R"({"id": "mine", "cast": ["A"], "locations": ["x"]})";
+  std::ofstream(root / "b" / "sakuragaoka" / "story.json") << R"({"id": "sakuragaoka", "cast": ["Z"], "locations": ["y"]})";
+  {
+    ScopedEnv env("FABULA_STORIES", (root / "a").string() + "::" + (root / "b").string());  // a missing dir, an empty entry
+    auto mine = resolve_story_path("mine");
+    ASSERT_TRUE(mine.ok()) << mine.error().to_string();
+    EXPECT_EQ(*mine, (root / "b" / "mine" / "story.json").string());
+    auto shadow = load_story_manifest("sakuragaoka");  // $FABULA_STORIES wins over the checkout's stories/
+    ASSERT_TRUE(shadow.ok()) << shadow.error().to_string();
+    EXPECT_EQ(shadow->cast(), std::vector<std::string>{"Z"});
+    EXPECT_FALSE(resolve_story_path("nobody").ok());
+  }
+  EXPECT_FALSE(resolve_story_path("mine").ok());  // not in the checkout
+  {
+    ScopedEnv env("FABULA_HOME", root.string());  // the project's files under $FABULA_HOME come first
+    fs::create_directories(root / "data");
+    std::ofstream(root / "data" / "only-here.txt") << "x";
+    auto found = find_in_repo("data/only-here.txt");
+    ASSERT_TRUE(found.has_value());
+    EXPECT_EQ(*found, (root / "data" / "only-here.txt").string());
+  }
+  fs::remove_all(root);
 }
 
 }  // namespace
