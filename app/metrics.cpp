@@ -1,4 +1,4 @@
-// `fabula metrics`: PROTOCOL.md §4 metrics over generated scenes (JSONL rows: scene, seed, beat, optional cast).
+// `fabula metrics`: the metrics of docs/PROTOCOL.md §4 over generated scenes (JSONL rows: scene, seed, beat, optional cast).
 #include <cstdio>
 #include <string>
 

@@ -1,7 +1,7 @@
 // Cost of protocol-constrained decoding per generated token: copying the logits, ProtocolConstraint::apply (the
 // vocabulary mask) and accept, stepping through a valid beat token by token, for the demo vocabulary (2,273
 // tokens) and a Gemma vocabulary (262,144 tokens: Gemma 3's npm tokenizer.json, the same size and core ids as
-// Gemma 4's, "\n" = 107 included; research/gemma4.md §4). Also the one-off ConstraintVocab build.
+// Gemma 4's, "\n" = 107 included). Also the one-off ConstraintVocab build.
 // Run from the repository root: build/bench/bench_constrained_mask
 #include <benchmark/benchmark.h>
 

@@ -62,7 +62,7 @@ struct Generator::State {
   std::string reasoning;
   ReasoningDelta delta;
   std::vector<TokenProb> top;
-  std::vector<float> masked;  // [constrained-decoding] logits after the constraint's mask
+  std::vector<float> masked;  // logits after the constraint's mask
 
   // Phrase bans: generated tokens not yet passed downstream (a rewind may still retract them).
   struct Pending {
@@ -240,7 +240,7 @@ Status Generator::begin(std::span<const int32_t> prompt, const GenerationParams&
   s.sampler.emplace(std::move(sp), static_cast<size_t>(n_vocab));
   if (params.penalize_prompt && penalties_active(params.sampler))
     for (int32_t id : prompt) s.sampler->accept(id);
-  if (params.constraint) params.constraint->reset();  // [constrained-decoding]
+  if (params.constraint) params.constraint->reset();
   s.detok.emplace(*s.tok);
   if (params.split_reasoning) s.splitter.emplace(*s.tok, params.prompt_opens_reasoning);
   else s.splitter.reset();
@@ -274,7 +274,7 @@ Status Generator::step(const TokenCallback& on_token) {
   const GenerationParams& p = s.params;
   std::span<const float> logits = session.last_logits();
 
-  // [constrained-decoding] mask forbidden ids, then the usual chain; n_probs below still reports the raw logits.
+  // Constrained decoding: mask forbidden ids, then the usual chain; n_probs below still reports the raw logits.
   std::span<const float> sample_from = logits;
   if (p.constraint) {
     s.masked.assign(logits.begin(), logits.end());

@@ -13,7 +13,7 @@
 
 #include "base/result.h"
 #include "model/model.h"
-#include "sample/constrained_hook.h"  // [constrained-decoding]
+#include "sample/constrained_hook.h"
 #include "sample/phrase_ban.h"
 #include "sample/sampler.h"
 #include "sample/stop.h"
@@ -39,7 +39,7 @@ struct GenerationParams {
   bool prompt_opens_reasoning = false;  // the prompt ends inside an open channel
   double t_max_predict_ms = 0;       // > 0: stop (limit) once generating has taken this long
   std::optional<std::chrono::steady_clock::time_point> deadline;  // whole request (prompt too): kLimit
-  // [constrained-decoding] Optional: masks the logits before the sampler chain and sees every sampled id
+  // Optional: masks the logits before the sampler chain and sees every sampled id
   // (e.g. ProtocolConstraint, sample/constrained.h). reset() at begin(); a rejected id fails the step.
   std::shared_ptr<TokenConstraint> constraint;
   // Phrase bans with backtracking (sample/phrase_ban.h). When a banned phrase completes, the session, the

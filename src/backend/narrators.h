@@ -19,6 +19,4 @@ struct NarratorSpec {
 
 Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec);
 
-// RemoteNarrator (llama-server /completion or OpenAI chat, SSE, retries): backend/remote_narrator.h (server engineer).
-
 }  // namespace fabula::backend

@@ -1,4 +1,4 @@
-// Metrics of PROTOCOL.md §4 over scenes (one beat per scene prompt x seed), plus choice/POV/repair helpers.
+// Metrics of docs/PROTOCOL.md §4 over scenes (one beat per scene prompt x seed), plus choice/POV/repair helpers.
 #include "eval/metrics.h"
 
 #include <set>

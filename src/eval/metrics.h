@@ -1,4 +1,4 @@
-// Metrics of PROTOCOL.md §4 (validity, slop density, TTR, cross-scene trigram reuse, MATTR, MTLD, rep-3) and eval helpers.
+// Metrics of docs/PROTOCOL.md §4 (validity, slop density, TTR, cross-scene trigram reuse, MATTR, MTLD, rep-3) and eval helpers.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +28,7 @@ std::string_view stance_name(ChoiceStance stance);  // "open_up", "deflect", "st
 ChoiceStance classify_choice(std::string_view text);
 
 struct MetricsReport {
-  // The four of the card plus the length-robust ones (PROTOCOL.md §4).
+  // The four headline metrics plus the length-robust ones (docs/PROTOCOL.md §4).
   double validity = 0;       // valid beats / beats
   double slop_density = 0;   // 1000 * tell matches / prose words, pooled
   double ttr = 0;            // mean over scenes of distinct / words

@@ -1,4 +1,4 @@
-// Words and prose (PROTOCOL.md §4): utf8proc categories decide letters/digits; n-grams never cross lines.
+// Words and prose (docs/PROTOCOL.md §4): utf8proc categories decide letters/digits; n-grams never cross lines.
 #include "eval/words.h"
 
 #include <utf8proc.h>

@@ -1,4 +1,4 @@
-// Words and prose of PROTOCOL.md §4: prose extraction, NFC + case-folded word tokenisation, n-grams.
+// Words and prose of docs/PROTOCOL.md §4: prose extraction, NFC + case-folded word tokenisation, n-grams.
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-// LineSplitter: streaming logical-line splitter of PROTOCOL.md §1 (newlines inside [ ] { } or quotes don't split).
+// LineSplitter: streaming logical-line splitter (docs/PROTOCOL.md §1): newlines inside [ ] { } or quotes don't split.
 #pragma once
 
 #include <optional>

@@ -41,7 +41,7 @@ struct Blank {};
 using Line = std::variant<Blank, Narration, Dialogue, Tool>;
 
 // Every repair the lenient reader can make. The strict validator turns each into an error
-// (E_TOOL_SYNTAX unless noted), except kDialogueUnclosedQuote, which PROTOCOL.md §3 makes a warning.
+// (E_TOOL_SYNTAX unless noted), except kDialogueUnclosedQuote, which is only a warning (docs/PROTOCOL.md §1).
 enum class RepairKind {
   kUnquotedValue,          // key=value or key=[...] without quotes
   kTypographicQuotes,      // “ ” ‘ ’ used as value/dialogue/JSON-string quotes
@@ -82,7 +82,7 @@ Result<ParsedLine> parse_line(std::string_view text, int line_no);
 // converted (repair kinds appended to `repairs`). Returns the JSON text, or an error if unrecoverable.
 Result<std::string> repair_json_value(std::string_view text, int line_no, std::vector<Repair>& repairs);
 
-// The control tokens that must never appear in a beat (PROTOCOL.md §3, E_LEAK).
+// The control tokens that must never appear in a beat (docs/PROTOCOL.md §6, E_LEAK).
 const std::vector<std::string_view>& control_tokens();
 
 }  // namespace fabula::protocol

@@ -1,4 +1,4 @@
-// Validator: runs splitter + parser over a beat and applies the PROTOCOL.md §3 rules (errors, warnings).
+// Validator: runs splitter + parser over a beat and applies the rules of docs/PROTOCOL.md §3 (errors, warnings).
 #include "protocol/validator.h"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// Validator: strict judgement of a whole beat (PROTOCOL.md §3) plus the lenient reading the engine uses.
+// Validator: strict judgement of a whole beat (docs/PROTOCOL.md §3) plus the lenient reading the engine uses.
 #pragma once
 
 #include <string>
@@ -11,7 +11,7 @@
 
 namespace fabula::protocol {
 
-// Error codes are PROTOCOL.md §3 exactly; warning codes are ours (W_*).
+// The error (E_*) and warning (W_*) codes of docs/PROTOCOL.md §3, with an example of each there.
 enum class Code {
   kToolSyntax,     // E_TOOL_SYNTAX (also: a bracketed dialogue line that needed a repair)
   kToolUnknown,    // E_TOOL_UNKNOWN

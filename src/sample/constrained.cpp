@@ -1,4 +1,4 @@
-// The VN protocol as a byte-level state machine (PROTOCOL.md §1–3): lines, tools, arguments, enum values, choices.
+// The VN protocol as a byte-level state machine (docs/PROTOCOL.md §1–3): lines, tools, arguments, enum values, choices.
 #include "sample/constrained.h"
 
 #include <algorithm>

@@ -22,7 +22,7 @@ class PhraseMatcher {
   explicit PhraseMatcher(const std::vector<std::string>& phrases);
   // One phrase a line; blank lines and lines starting with '#' are skipped.
   static Result<PhraseMatcher> load(const std::string& path);
-  // The plain phrases of a tell list (data/slop-tells-v1.txt, PROTOCOL.md §4); "{X}" and "re:" patterns are skipped.
+  // The plain phrases of a tell list (data/slop-tells-v1.txt, docs/PROTOCOL.md §5); "{X}" and "re:" patterns are skipped.
   static Result<PhraseMatcher> load_tells(const std::string& path);
 
   // The byte offset where the earliest banned phrase starts among those ending at a complete word of `text` (a

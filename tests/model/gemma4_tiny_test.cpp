@@ -201,7 +201,7 @@ TEST_F(Gemma4Tiny, BadInputsAreErrors) {
   EXPECT_EQ(session.n_past(), 0);
 }
 
-// research/gemma4.md §7: with proportional RoPE only the first int(0.25 * 512 / 2) = 64 pairs of a 512-dim full-layer
+// With proportional RoPE (partial rotary factor 0.25 on full-attention layers) only the first int(0.25 * 512 / 2) = 64 pairs of a 512-dim full-layer
 // head rotate; dims 64..255 and 320..511 pass through unchanged at any position.
 TEST(Gemma4Rope, ProportionalRopeLeavesTheUnrotatedDimsAlone) {
   Gemma4HParams hp;

@@ -1,4 +1,4 @@
-// LineSplitter: logical lines per PROTOCOL.md §1, identical for whole, byte-at-a-time and random-chunk input.
+// LineSplitter: logical lines per docs/PROTOCOL.md §1, identical for whole, byte-at-a-time and random-chunk input.
 #include <gtest/gtest.h>
 
 #include <random>

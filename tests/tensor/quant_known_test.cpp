@@ -1,4 +1,4 @@
-// Known-answer tests: blocks packed by hand from the layouts in research/perf.md §2, with power-of-two scales
+// Known-answer tests: blocks packed by hand from the layouts in src/tensor/blocks.h, with power-of-two scales
 // and small integers so every dequantized value (and every dot) is an exact float.
 #include <gtest/gtest.h>
 
@@ -81,7 +81,7 @@ TEST(QuantKnown, Q8_0) {
   EXPECT_EQ(vec_dot(GgmlType::kQ8_0, 32, &b, &a), exact_dot(y, deq(GgmlType::kQ8_0, &a, 32)));
 }
 
-// Packs 8 six-bit scales and mins the way the Q4_K/Q5_K quantizer does (perf.md §3).
+// Packs 8 six-bit scales and mins the way the Q4_K/Q5_K quantizer does (ggml's get_scale_min_k4 layout).
 void pack_k_scales(const int sc[8], const int m[8], uint8_t out[12]) {
   std::memset(out, 0, 12);
   for (int j = 0; j < 8; ++j) {

@@ -203,7 +203,7 @@ TEST(Lora, Plan26bCountsModules) {
   EXPECT_EQ(modules->size(), 30u * 128 * 2 + 25 * 7 + 5 * 6);
   EXPECT_EQ(modules->size(), 7885u);
   const LoraPlan plan = lora_plan(*modules, 16);
-  // Parameters recomputed from the shapes in gemma4.md §3.1: r * (in + out) per module.
+  // Parameters recomputed from the 26B-A4B shapes: r * (in + out) per module.
   const uint64_t r = 16;
   const uint64_t experts = 30 * 128 * r * ((2816 + 1408) + (704 + 2816));
   const uint64_t sliding = 25 * r * ((2816 + 4096) + 2 * (2816 + 2048) + (4096 + 2816));

@@ -28,7 +28,7 @@ std::map<std::string, QuantDecision> by_name(const QuantPlan& plan) {
 std::string blk(int i, const char* s) { return "blk." + std::to_string(i) + "." + s; }
 
 TEST(QuantRecipe, UseMoreBitsLayersFor30) {
-  // perf.md §5: "For n = 30 this is layers {0,1,2,5,8,11,14,17,20,23,26,27,28,29}".
+  // llama.cpp's use_more_bits(i, n): i < n/8, i >= 7n/8, or (i - n/8) % 3 == 2; for n = 30 the layers below.
   std::set<int> expected = {0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29};
   std::set<int> got;
   for (int i = 0; i < 30; ++i)
@@ -68,7 +68,7 @@ TEST(QuantRecipe, Gemma4_26bQ4KM) {
       EXPECT_EQ(m[blk(i, "attn_v.weight")].target, v_q6.count(i) ? GgmlType::kQ6_K : GgmlType::kQ4_K) << i;
     }
   }
-  // Bytes, recomputed from the block geometry (perf.md §1 table) rather than row_bytes.
+  // Bytes, recomputed from the block geometry (src/tensor/types.h) rather than row_bytes.
   auto blocks = [](uint64_t n, uint64_t qk, uint64_t b) { return n / qk * b; };
   EXPECT_EQ(m["token_embd.weight"].bytes, blocks(2816ull * 262144, 256, 210));
   EXPECT_EQ(m["blk.3.ffn_down_exps.weight"].bytes, blocks(704ull * 2816 * 128, 32, 22));
