@@ -81,7 +81,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
                  "GGUF narrator: a path or a pulled model (vn26b, owner/repo:QUANT); default: the demo narrator");
   cli.add_option("--server", o->server, "Narrate through a llama-server-compatible URL instead of a local model");
   cli.add_option("--scripted", o->scripted, "Replay beats from a JSONL fixture ({\"beat\": ...} per line)");
-  cli.add_option("--story", o->story, "Story id or path")->capture_default_str();
+  cli.add_option("--story", o->story, "Story id (looked up in $FABULA_STORIES, then stories/) or path to a story.json")->capture_default_str();
   cli.add_option("--profile", o->profile, "Narrator profile (demo, vn26b; default: the model's own)");
   cli.add_option("--port", o->port, "Port of the web player (0: any free port)")->capture_default_str();
   cli.add_option("--host", o->host, "Address to listen on; beyond loopback (other players) needs --access-key")

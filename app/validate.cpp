@@ -91,7 +91,7 @@ FABULA_COMMAND(validate, "Validate beats against the VN protocol (strict)") {
     bool json = false;
   };
   auto opts = std::make_shared<Options>();
-  cli.add_option("--story", opts->story, "Story id (stories/<id>/story.json) or path to a story.json; default: built-in manifest");
+  cli.add_option("--story", opts->story, "Story id ($FABULA_STORIES or stories/<id>/story.json) or path to a story.json; default: built-in manifest");
   cli.add_flag("--json", opts->json, "Print one JSON row per beat");
   cli.add_option("file", opts->file, "JSONL (rows: beat, optional id and cast) or a plain-text beat");
   return [opts] {

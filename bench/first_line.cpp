@@ -10,12 +10,11 @@
 #include <optional>
 #include <string>
 
+#include "backend/loaded_model.h"
 #include "backend/local_narrator.h"
 #include "engine/prompt.h"
 #include "engine/scene.h"
 #include "engine/story.h"
-#include "model/model.h"
-#include "text/tokenizer.h"
 
 namespace fabula {
 namespace {
@@ -38,14 +37,9 @@ void BM_FirstBeatLine(benchmark::State& state) {
   }
   const std::string model_path = env_or("FABULA_MODEL", "models/fabula-demo-v1.gguf");
   const engine::SceneState scene = engine::opening_scene(*story);
-  auto model = Model::load(model_path);  // only to count the prompt's tokens
-  if (!model) {
-    state.SkipWithError(model.error().message.c_str());
-    return;
-  }
-  auto tokenizer = Tokenizer::from_gguf((*model)->gguf());
-  if (!tokenizer) {
-    state.SkipWithError(tokenizer.error().message.c_str());
+  auto counter = backend::load_model(model_path);  // only to count the prompt's tokens
+  if (!counter) {
+    state.SkipWithError(counter.error().message.c_str());
     return;
   }
   double first_line_ms = 0, gen_tps = 0, beat_tokens = 0, prompt_tokens = 0;
@@ -80,7 +74,8 @@ void BM_FirstBeatLine(benchmark::State& state) {
     first_line_ms += 1e3 * first_s;
     beat_tokens += result->tokens;
     gen_tps += total_s > first_s ? result->tokens / total_s : 0;
-    prompt_tokens += static_cast<double>(tokenizer->encode(request.prompt, false, true).size());
+    auto prompt = counter->encode_chat(request.messages);  // what the narrator decodes
+    prompt_tokens += prompt ? static_cast<double>(prompt->size()) : 0;
   }
   const double n = static_cast<double>(state.iterations());
   state.counters["first_line_ms"] = first_line_ms / n;

@@ -98,17 +98,30 @@ TEST(Prompt, DemoProfileReproducesTheTrainingPromptExactly) {
 
 std::vector<MemoryBeat> history_of(int n);
 
-// The vn26b prompts, byte for byte what the engine rendered by hand before prompts went through the template.
-TEST(Prompt, Vn26bProfileRendersTheSameBytesThroughTheTemplate) {
+// What the engine rendered by hand for vn26b before prompts went through the template, with the one difference the
+// template makes: Gemma 4's template trims each message, so the system text's final newline is gone
+// ("...train.\n<turn|>" becomes "...train.<turn|>", as the chat API already rendered it). Everything else is the
+// same bytes.
+std::string vn26b_golden_through_template(const std::string& name) {
+  std::string text = golden(name);
+  const std::string hand_end = "\n<turn|>\n<|turn>user\n";
+  const size_t at = text.find(hand_end);
+  EXPECT_NE(at, std::string::npos) << name;
+  if (at != std::string::npos) text.erase(at, 1);
+  EXPECT_EQ(text.find(hand_end), std::string::npos) << name;  // exactly one system turn
+  return text;
+}
+
+TEST(Prompt, Vn26bProfileRendersTheHandRenderedBytesThroughTheTemplate) {
   Story s = sakuragaoka();
   const NarratorProfile vn = *s.profile("vn26b");
   auto opening = build_request(s, vn, opening_scene(s), s.opening.player_choice, {}, Sampling{}, 1);
-  EXPECT_EQ(render(ChatTemplate::gemma4(), opening), golden("vn26b_prompt_opening.txt"));
+  EXPECT_EQ(render(ChatTemplate::gemma4(), opening), vn26b_golden_through_template("vn26b_prompt_opening.txt"));
 
   SceneState scene = opening_scene(s);
   scene.stage.push_back({"Hana", "smile", "left"});
   auto later = build_request(s, vn, scene, "Tease Hana back", history_of(120), Sampling{}, 1);
-  const std::string want = golden("vn26b_prompt_memory.txt");
+  const std::string want = vn26b_golden_through_template("vn26b_prompt_memory.txt");
   EXPECT_EQ(render(ChatTemplate::gemma4(), later), want);
   EXPECT_NE(want.find("- Earlier: "), std::string::npos);  // the golden exercises summary and recent beats
   EXPECT_NE(want.find("Recent beats:"), std::string::npos);

@@ -143,10 +143,13 @@ TEST(Manifest, StoryIdsAreLookedUpInFabulaStoriesFirst) {
   const fs::path root = fs::temp_directory_path() / ("fabula_stories_" + std::to_string(::getpid()));
   fs::create_directories(root / "b" / "mine");
   fs::create_directories(root / "b" / "sakuragaoka");
-  std::ofstream(root / "b" / "mine" / "story.json") << R"({"id": "mine", "cast": ["A"], "locations": ["x"]})";
-  std::ofstream(root / "b" / "sakuragaoka" / "story.json") << R"({"id": "sakuragaoka", "cast": ["Z"], "locations": ["y"]})";
+  std::ofstream(root / "b" / "mine" / "story.json")
+      << R"({"id": "mine", "cast": ["A"], "locations": ["x"], "tools": []})";
+  std::ofstream(root / "b" / "sakuragaoka" / "story.json")
+      << R"({"id": "sakuragaoka", "cast": ["Z"], "locations": ["y"], "tools": []})";
   {
-    ScopedEnv env("FABULA_STORIES", (root / "a").string() + "::" + (root / "b").string());  // a missing dir, an empty entry
+    // A missing directory and an empty entry are skipped.
+    ScopedEnv env("FABULA_STORIES", (root / "a").string() + "::" + (root / "b").string());
     auto mine = resolve_story_path("mine");
     ASSERT_TRUE(mine.ok()) << mine.error().to_string();
     EXPECT_EQ(*mine, (root / "b" / "mine" / "story.json").string());
