@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/generator.h"
+#include "backend/loaded_model.h"
 #include "base/file.h"
 #include "engine/events.h"
 #include "engine/prompt.h"
@@ -89,10 +90,8 @@ void BM_FirstBeat(benchmark::State& state) {
   if (!story) return state.SkipWithError(story.error().message.c_str());
   auto profile = story->profile("vn26b");
   if (!profile) return state.SkipWithError(profile.error().message.c_str());
-  auto model = Model::load(model_path);
-  if (!model) return state.SkipWithError((model_path + ": " + model.error().message).c_str());
-  auto tokenizer = Tokenizer::from_gguf((*model)->gguf());
-  if (!tokenizer) return state.SkipWithError(tokenizer.error().message.c_str());
+  auto loaded = backend::load_model(model_path);
+  if (!loaded) return state.SkipWithError((model_path + ": " + loaded.error().message).c_str());
 
   // The prompt: grow the memory budget until the prompt reaches the target length in this model's tokens.
   const auto history = sample_history("tests/data/protocol/samples.jsonl", *story);
@@ -105,7 +104,9 @@ void BM_FirstBeat(benchmark::State& state) {
     const engine::NarratorRequest request =
         engine::build_request(*story, prof, scene, "Ask what everyone is doing after school", history,
                               engine::Sampling{}, 1);
-    prompt = tokenizer->encode(request.prompt, /*add_bos=*/false, /*parse_special=*/true);
+    auto ids = loaded->encode_chat(request.messages);  // through the model's chat template, as the narrator does
+    if (!ids) return state.SkipWithError(ids.error().message.c_str());
+    prompt = std::move(*ids);
     if (static_cast<int>(prompt.size()) >= target_tokens) break;
   }
   const double full_prompt_tokens = static_cast<double>(prompt.size());
@@ -126,8 +127,8 @@ void BM_FirstBeat(benchmark::State& state) {
   double prefill_ms = 0, decode_ms = 0, line_tokens = 0, first_line_ms = 0;
   uint64_t seed = 1;
   for (auto _ : state) {
-    Session session(**model, so);  // cold: nothing cached
-    Generator generator(*tokenizer, session);
+    Session session(*loaded->model, so);  // cold: nothing cached
+    Generator generator(loaded->tokenizer, session);
     GenerationParams params;
     params.sampler.temperature = 1.0f;  // the vn26b ship settings' shape; greedy would not change the cost
     params.sampler.top_p = 0.95f;
