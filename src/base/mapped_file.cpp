@@ -11,7 +11,15 @@
 
 namespace fabula {
 
-Result<MappedFile> MappedFile::open(const std::string& path) {
+namespace {
+
+// An open descriptor of a regular file and its size; the caller closes fd.
+struct OpenedFile {
+  int fd = -1;
+  size_t size = 0;
+};
+
+Result<OpenedFile> open_regular_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return make_error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo, "{}: cannot open: {}", path,
@@ -27,9 +35,17 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
     ::close(fd);
     return make_error(ErrorCode::kInvalidArgument, "{}: not a regular file", path);
   }
+  return OpenedFile{fd, static_cast<size_t>(st.st_size)};
+}
+
+}  // namespace
+
+Result<MappedFile> MappedFile::open(const std::string& path) {
+  FABULA_ASSIGN(OpenedFile opened, open_regular_file(path));
+  const int fd = opened.fd;
   MappedFile file;
   file.path_ = path;
-  file.size_ = static_cast<size_t>(st.st_size);
+  file.size_ = opened.size;
   if (file.size_ > 0) {
     void* p = ::mmap(nullptr, file.size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
@@ -44,19 +60,11 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
 }
 
 Result<MappedFile> MappedFile::read(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return make_error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo, "{}: cannot open: {}", path,
-                      std::strerror(errno));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return make_error(ErrorCode::kInvalidArgument, "{}: not a regular file", path);
-  }
+  FABULA_ASSIGN(OpenedFile opened, open_regular_file(path));
+  const int fd = opened.fd;
   MappedFile file;
   file.path_ = path;
-  file.size_ = static_cast<size_t>(st.st_size);
+  file.size_ = opened.size;
   if (file.size_ > 0) {
     void* p = ::mmap(nullptr, file.size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
