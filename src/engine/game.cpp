@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "base/json_view.h"
 #include "base/log.h"
 
 namespace fabula::engine {
@@ -26,10 +27,15 @@ Result<BeatSummary> summary_of(const BeatRecord& b) {
 
 constexpr size_t kMaxEvents = 4096;  // live log kept for late SSE subscribers
 
+constexpr const char* kBusy = "a beat is being written; try again when it is done";
+Error busy() { return Error{ErrorCode::kInvalidArgument, kBusy}; }
+
 }  // namespace
 
 Game::Game(const Story& story, Narrator& narrator, SaveStore& store, GameOptions options)
     : story_(story), narrator_(narrator), store_(store), options_(options), engine_(story, narrator, options.engine) {}
+
+bool Game::refused_while_writing(const Error& e) { return e.code == ErrorCode::kInvalidArgument && e.message == kBusy; }
 
 Game::~Game() {
   cancel_ = true;
@@ -58,7 +64,7 @@ Status Game::open() {
 }
 
 Status Game::new_session() {
-  if (writing_) return make_error(ErrorCode::kInvalidArgument, "a beat is being written");
+  if (writing_) return busy();
   join_worker();
   std::lock_guard<std::mutex> lock(mu_);
   FABULA_ASSIGN(session_id_, store_.create_session(story_.id, story_.title, narrator_.describe(),
@@ -67,16 +73,18 @@ Status Game::new_session() {
   return ok_status();
 }
 
-Status Game::use_session(int64_t session_id) {
-  if (writing_) return make_error(ErrorCode::kInvalidArgument, "a beat is being written");
+Result<int64_t> Game::import_session(const json& doc) {
+  if (writing_) return busy();
   join_worker();
   std::lock_guard<std::mutex> lock(mu_);
-  FABULA_ASSIGN(SessionInfo s, store_.session(session_id));
-  if (s.story != story_.id)
-    return make_error(ErrorCode::kInvalidArgument, "session {} is of story {}, not {}", session_id, s.story, story_.id);
-  session_id_ = session_id;
+  JsonView root(doc, "import");
+  FABULA_ASSIGN(JsonView session, root.field("session"));
+  FABULA_ASSIGN(std::string story, session.string("story"));
+  if (story != story_.id)
+    return session.error(ErrorCode::kInvalidArgument, "story is \"{}\", but this game plays \"{}\"", story, story_.id);
+  FABULA_ASSIGN(session_id_, store_.import_session(doc));
   publish(ResetEvent{});
-  return ok_status();
+  return session_id_;
 }
 
 void Game::publish(Event event) {
@@ -110,35 +118,46 @@ void Game::wait_idle() {
   cv_.wait(lock, [&] { return !writing_.load(); });
 }
 
-Status Game::choose(int index) {
-  if (writing_) return make_error(ErrorCode::kInvalidArgument, "a beat is being written");
+Status Game::start() {
+  if (writing_) return busy();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    FABULA_ASSIGN(SessionInfo s, store_.session(session_id_));
+    if (s.head_beat != 0)
+      return make_error(ErrorCode::kInvalidArgument, "the story has begun already (beat {}): choose a choice", s.head_beat);
+  }
+  return start_beat(0, story_.opening.player_choice, -1);
+}
+
+Status Game::choose(int64_t index) {
+  if (writing_) return busy();
   std::string choice;
   int64_t parent = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     FABULA_ASSIGN(SessionInfo s, store_.session(session_id_));
-    if (s.head_beat == 0) {
-      choice = story_.opening.player_choice;
+    if (s.head_beat == 0)
+      return make_error(ErrorCode::kInvalidArgument, "no choices are open: the story has not begun (start it first)");
+    FABULA_ASSIGN(BeatRecord head, store_.beat(s.head_beat));
+    if (head.ended && head.choices.empty()) {
+      if (index != 0)
+        return make_error(ErrorCode::kOutOfRange, "choice {} out of range: the scene ended, 0 (Continue) is the only one",
+                          index);
+      choice = options_.engine.fallback_choice;  // next scene
       index = -1;
+    } else if (index < 0 || static_cast<uint64_t>(index) >= head.choices.size()) {
+      return make_error(ErrorCode::kOutOfRange, "choice {} out of range: beat {} offers {} (0 to {})", index, head.id,
+                        head.choices.size(), head.choices.size() - 1);
     } else {
-      FABULA_ASSIGN(BeatRecord head, store_.beat(s.head_beat));
-      if (head.ended && head.choices.empty()) {
-        choice = options_.engine.fallback_choice;  // next scene
-        index = -1;
-      } else if (index < 0 || static_cast<size_t>(index) >= head.choices.size()) {
-        return make_error(ErrorCode::kInvalidArgument, "choice {} out of range (beat {} offers {})", index, head.id,
-                          head.choices.size());
-      } else {
-        choice = head.choices[index];
-      }
-      parent = head.id;
+      choice = head.choices[static_cast<size_t>(index)];
     }
+    parent = head.id;
   }
-  return start_beat(parent, choice, index);
+  return start_beat(parent, choice, static_cast<int>(index));
 }
 
 Status Game::regenerate() {
-  if (writing_) return make_error(ErrorCode::kInvalidArgument, "a beat is being written");
+  if (writing_) return busy();
   int64_t parent;
   std::string choice;
   int index;
@@ -234,16 +253,19 @@ Result<int64_t> Game::newest_leaf(int64_t beat_id) {
 }
 
 Status Game::go_to(int64_t beat_id) {
-  if (writing_) return make_error(ErrorCode::kInvalidArgument, "a beat is being written");
+  if (writing_) return busy();
   join_worker();
   std::lock_guard<std::mutex> lock(mu_);
+  auto beat = store_.beat(beat_id);
+  if (!beat || beat->session_id != session_id_)
+    return make_error(ErrorCode::kInvalidArgument, "beat {} is not a beat of this session", beat_id);
   FABULA_TRY(store_.set_head(session_id_, beat_id));
   publish(ResetEvent{beat_id});
   return ok_status();
 }
 
-Status Game::switch_branch(int offset) {
-  if (writing_) return make_error(ErrorCode::kInvalidArgument, "a beat is being written");
+Status Game::switch_branch(int64_t offset) {
+  if (writing_) return busy();
   join_worker();
   std::lock_guard<std::mutex> lock(mu_);
   FABULA_ASSIGN(SessionInfo s, store_.session(session_id_));
@@ -257,6 +279,9 @@ Status Game::switch_branch(int offset) {
     for (size_t i = 0; i < sib.size(); ++i)
       if (sib[i].id == it->id) at = i;
     int64_t n = static_cast<int64_t>(sib.size());
+    if (offset == 0 || offset <= -n || offset >= n)
+      return make_error(ErrorCode::kOutOfRange, "branch offset {} out of range: {} branches here (-{} to {}, not 0)",
+                        offset, n, n - 1, n - 1);
     int64_t target = sib[static_cast<size_t>(((static_cast<int64_t>(at) + offset) % n + n) % n)].id;
     FABULA_ASSIGN(int64_t leaf, newest_leaf(target));
     FABULA_TRY(store_.set_head(session_id_, leaf));
@@ -267,6 +292,9 @@ Status Game::switch_branch(int offset) {
 }
 
 Status Game::save_slot(const std::string& name) {
+  if (name.find_first_not_of(" \t\r\n") == std::string::npos)
+    return make_error(ErrorCode::kInvalidArgument, "a save slot needs a name");
+  if (name.size() > 200) return make_error(ErrorCode::kOutOfRange, "slot name of {} bytes (at most 200)", name.size());
   std::lock_guard<std::mutex> lock(mu_);
   FABULA_ASSIGN(SessionInfo s, store_.session(session_id_));
   if (!s.head_beat) return make_error(ErrorCode::kInvalidArgument, "nothing to save yet");

@@ -33,24 +33,30 @@ class Game {
   // Opens the latest session of this story (resume) or a new one. Does not generate.
   Status open();
   Status new_session();
-  // Switches to another session of the store (e.g. one just imported).
-  Status use_session(int64_t session_id);
+  // Imports an exported session of this story as a new session and switches to it. All or nothing: a bad
+  // document (or one of another story) changes nothing.
+  Result<int64_t> import_session(const nlohmann::json& doc);
 
-  // Starts the next beat in the background: choice index into the current beat's choices (ignored for the
-  // opening beat, where the story's opening choice is used). kInvalidArgument while a beat is being written.
-  Status choose(int index);
+  // Starts the opening beat in the background (the story's opening choice). kInvalidArgument once a beat exists.
+  Status start();
+  // Starts the next beat in the background: index into the current beat's choices (after a beat that ended the
+  // scene, 0 is its one "Continue"). kInvalidArgument before the first beat, kOutOfRange out of range, and
+  // kInvalidArgument (as from every action that changes the session) while a beat is being written (writing()).
+  Status choose(int64_t index);
   // Regenerates the current beat as a new branch (same parent and choice, next seed); the old one is kept.
   Status regenerate();
   // Rollback / branch switch: the session's current beat becomes beat_id.
   Status go_to(int64_t beat_id);
   // Switches to the sibling `offset` away (±1) of the current beat, then to that branch's newest leaf.
-  Status switch_branch(int offset);
+  Status switch_branch(int64_t offset);
   Status save_slot(const std::string& name);
-  Result<int64_t> load_slot(const std::string& name);
+  Result<int64_t> load_slot(const std::string& name);  // kNotFound: no such slot
 
   // Blocks until no beat is being written.
   void wait_idle();
   bool writing() const { return writing_.load(); }
+  // The error was a refusal because a beat was being written (the game API answers it with 409).
+  static bool refused_while_writing(const Error& e);
 
   // {"session", "story", "narrator", "status": "idle"|"writing", "beat": {...} or null, "path": [...],
   //  "branches": {"index", "count"}, "slots": [...], "seq"}

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <map>
 
+#include "base/json_view.h"
+#include "engine/scene_state.h"
+
 namespace fabula::engine {
 namespace {
 
@@ -84,6 +87,42 @@ class Stmt {
   int rc_;
 };
 
+// A transaction that nests: the outermost is BEGIN IMMEDIATE ... COMMIT, an inner one a savepoint. Dropped
+// without commit() it rolls back, so an error anywhere inside leaves the store as it was.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db), outer_(sqlite3_get_autocommit(db) != 0) {}
+  ~Transaction() {
+    if (open_) (void)run(outer_ ? "ROLLBACK" : "ROLLBACK TO nested; RELEASE nested");
+  }
+  Status begin() {
+    FABULA_TRY(run(outer_ ? "BEGIN IMMEDIATE" : "SAVEPOINT nested"));
+    open_ = true;
+    return ok_status();
+  }
+  Status commit() {
+    FABULA_TRY(run(outer_ ? "COMMIT" : "RELEASE nested"));
+    open_ = false;
+    return ok_status();
+  }
+
+ private:
+  Status run(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      // COMMIT may have failed after SQLite rolled the transaction back itself: nothing is left to undo then.
+      if (sqlite3_get_autocommit(db_) && outer_) open_ = false;
+      return make_error(ErrorCode::kIo, "save: {}: {}", sql, msg);
+    }
+    return ok_status();
+  }
+  sqlite3* db_;
+  bool outer_;
+  bool open_ = false;
+};
+
 json parse_or_null(const std::string& text) {
   json j = json::parse(text, nullptr, false);
   return j.is_discarded() ? json() : j;
@@ -125,9 +164,12 @@ Status SaveStore::exec(const char* sql) {
 }
 
 Result<int64_t> SaveStore::create_session(const std::string& story, const std::string& title,
-                                          const std::string& narrator, const json& initial_state) {
-  Stmt st(db_, "INSERT INTO sessions(story, title, narrator, initial_state) VALUES (?, ?, ?, ?)");
-  st.bind(1, story).bind(2, title).bind(3, narrator).bind(4, initial_state.dump());
+                                          const std::string& narrator, const json& initial_state,
+                                          const std::string& created_at) {
+  Stmt st(db_,
+          "INSERT INTO sessions(story, title, narrator, initial_state, created_at) "
+          "VALUES (?, ?, ?, ?, COALESCE(NULLIF(?, ''), strftime('%Y-%m-%dT%H:%M:%fZ','now')))");
+  st.bind(1, story).bind(2, title).bind(3, narrator).bind(4, initial_state.dump()).bind(5, created_at);
   if (!st.ok() || st.step() != SQLITE_DONE) return st.error("create session");
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
 }
@@ -173,33 +215,31 @@ Result<std::optional<SessionInfo>> SaveStore::latest_session() {
 }
 
 Result<int64_t> SaveStore::add_beat(const BeatRecord& b) {
-  FABULA_TRY(exec("BEGIN IMMEDIATE"));
-  auto fail = [&](Error e) -> Result<int64_t> {
-    (void)exec("ROLLBACK");
-    return e;
-  };
+  Transaction tx(db_);
+  FABULA_TRY(tx.begin());
   Stmt st(db_,
           "INSERT INTO beats(session_id, parent_id, player_choice, choice_index, text, events, ended, fallback, "
-          "seed, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          "seed, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "COALESCE(NULLIF(?, ''), strftime('%Y-%m-%dT%H:%M:%fZ','now')))");
   st.bind(1, b.session_id);
   if (b.parent_id) st.bind(2, b.parent_id); else st.bind_null(2);
   st.bind(3, b.player_choice).bind(4, int64_t{b.choice_index}).bind(5, b.text).bind(6, to_json(b.events).dump());
   st.bind(7, int64_t{b.ended}).bind(8, int64_t{b.fallback}).bind(9, static_cast<int64_t>(b.seed));
-  st.bind(10, int64_t{b.attempts});
-  if (!st.ok() || st.step() != SQLITE_DONE) return fail(st.error("insert beat"));
+  st.bind(10, int64_t{b.attempts}).bind(11, b.created_at);
+  if (!st.ok() || st.step() != SQLITE_DONE) return st.error("insert beat");  // tx rolls back
   int64_t id = sqlite3_last_insert_rowid(db_);
   for (size_t i = 0; i < b.choices.size(); ++i) {
     Stmt c(db_, "INSERT INTO choices(beat_id, idx, text) VALUES (?, ?, ?)");
     c.bind(1, id).bind(2, static_cast<int64_t>(i)).bind(3, b.choices[i]);
-    if (!c.ok() || c.step() != SQLITE_DONE) return fail(c.error("insert choice"));
+    if (!c.ok() || c.step() != SQLITE_DONE) return c.error("insert choice");  // tx rolls back
   }
   Stmt snap(db_, "INSERT INTO snapshots(beat_id, state) VALUES (?, ?)");
   snap.bind(1, id).bind(2, b.state.dump());
-  if (!snap.ok() || snap.step() != SQLITE_DONE) return fail(snap.error("insert snapshot"));
+  if (!snap.ok() || snap.step() != SQLITE_DONE) return snap.error("insert snapshot");  // tx rolls back
   Stmt head(db_, "UPDATE sessions SET head_beat = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?");
   head.bind(1, id).bind(2, b.session_id);
-  if (!head.ok() || head.step() != SQLITE_DONE) return fail(head.error("move head"));
-  FABULA_TRY(exec("COMMIT"));
+  if (!head.ok() || head.step() != SQLITE_DONE) return head.error("move head");  // tx rolls back
+  FABULA_TRY(tx.commit());
   return id;
 }
 
@@ -301,84 +341,150 @@ Result<std::vector<std::pair<std::string, int64_t>>> SaveStore::slots(int64_t se
   return out;
 }
 
+// Beats are numbered 1..N in the order they were written, so an export does not depend on the store's row ids
+// and export -> import -> export gives the same bytes.
 Result<json> SaveStore::export_session(int64_t session_id) {
   FABULA_ASSIGN(SessionInfo s, session(session_id));
   FABULA_ASSIGN(auto list, beats(session_id));
+  std::map<int64_t, int64_t> local;  // store id -> export id
+  for (const auto& b : list) local.emplace(b.id, static_cast<int64_t>(local.size()) + 1);
+  auto local_id = [&](int64_t id) -> int64_t {
+    auto it = local.find(id);
+    return it == local.end() ? 0 : it->second;
+  };
   json beats_json = json::array();
   for (const auto& shallow : list) {
     FABULA_ASSIGN(BeatRecord b, beat(shallow.id));
-    beats_json.push_back({{"id", b.id}, {"parent_id", b.parent_id}, {"player_choice", b.player_choice},
-                          {"choice_index", b.choice_index}, {"text", b.text}, {"events", to_json(b.events)},
-                          {"state", b.state}, {"choices", b.choices}, {"ended", b.ended},
-                          {"fallback", b.fallback}, {"seed", b.seed}, {"attempts", b.attempts},
+    if (b.parent_id && !local.count(b.parent_id))
+      return make_error(ErrorCode::kCorrupt, "save: beat {} has parent {} outside its session", b.id, b.parent_id);
+    beats_json.push_back({{"id", local_id(b.id)}, {"parent_id", local_id(b.parent_id)},
+                          {"player_choice", b.player_choice}, {"choice_index", b.choice_index}, {"text", b.text},
+                          {"events", to_json(b.events)}, {"state", b.state}, {"choices", b.choices},
+                          {"ended", b.ended}, {"fallback", b.fallback}, {"seed", b.seed}, {"attempts", b.attempts},
                           {"created_at", b.created_at}});
   }
   FABULA_ASSIGN(auto sl, slots(session_id));
+  std::sort(sl.begin(), sl.end());
   json slots_json = json::array();
-  for (const auto& [name, id] : sl) slots_json.push_back({{"name", name}, {"beat_id", id}});
+  for (const auto& [name, id] : sl)
+    if (local.count(id)) slots_json.push_back({{"name", name}, {"beat_id", local_id(id)}});
+  int64_t head = local.count(s.head_beat) ? local_id(s.head_beat) : 0;
   return json{{"format", "fabula-save/1"},
               {"session",
-               {{"story", s.story}, {"title", s.title}, {"narrator", s.narrator}, {"head_beat", s.head_beat},
+               {{"story", s.story}, {"title", s.title}, {"narrator", s.narrator}, {"head_beat", head},
                 {"initial_state", s.initial_state}, {"created_at", s.created_at}}},
               {"beats", beats_json},
               {"slots", slots_json}};
 }
 
+namespace {
+
+struct ImportedBeat {
+  int64_t id = 0;  // in the document
+  BeatRecord record;  // parent_id in document ids
+};
+
+Status check_state(const JsonView& v) {
+  auto state = SceneState::from_json(v.raw());
+  if (!state) return v.error(ErrorCode::kParse, "not a scene state: {}", state.error().message);
+  return ok_status();
+}
+
+Result<ImportedBeat> read_beat(const JsonView& b) {
+  ImportedBeat out;
+  BeatRecord& r = out.record;
+  FABULA_ASSIGN(out.id, b.integer("id", 1));
+  FABULA_ASSIGN(r.parent_id, b.integer_or("parent_id", 0, 0));
+  FABULA_ASSIGN(r.player_choice, b.string_or("player_choice", ""));
+  FABULA_ASSIGN(int64_t choice_index, b.integer_or("choice_index", -1, -1, 1 << 20));
+  r.choice_index = static_cast<int>(choice_index);
+  FABULA_ASSIGN(r.text, b.string_or("text", ""));
+  if (auto events = b.find("events")) {
+    auto parsed = scene_events_from_json(events->raw());
+    if (!parsed) return events->error(ErrorCode::kParse, "{}", parsed.error().message);
+    r.events = std::move(*parsed);
+  }
+  FABULA_ASSIGN(JsonView state, b.field("state"));
+  FABULA_TRY(check_state(state));
+  r.state = state.raw();
+  FABULA_ASSIGN(r.choices, b.strings_or_empty("choices"));
+  FABULA_ASSIGN(r.ended, b.boolean_or("ended", false));
+  FABULA_ASSIGN(r.fallback, b.boolean_or("fallback", false));
+  FABULA_ASSIGN(r.seed, b.unsigned_or("seed", 0));
+  FABULA_ASSIGN(int64_t attempts, b.integer_or("attempts", 1, 1, 1 << 20));
+  r.attempts = static_cast<int>(attempts);
+  FABULA_ASSIGN(r.created_at, b.string_or("created_at", ""));
+  return out;
+}
+
+}  // namespace
+
 Result<int64_t> SaveStore::import_session(const json& doc) {
-  if (!doc.is_object() || doc.value("format", "") != "fabula-save/1" || !doc.contains("session") ||
-      !doc["session"].is_object() || !doc.contains("beats") || !doc["beats"].is_array())
-    return make_error(ErrorCode::kParse, "import: expected {{\"format\": \"fabula-save/1\", \"session\", \"beats\"}}");
-  const json& s = doc["session"];
-  if (!s.contains("story") || !s["story"].is_string())
-    return make_error(ErrorCode::kParse, "import: session.story must be a string");
-  std::map<int64_t, int64_t> remap;  // old id -> new id; parents precede children because ids grow
-  std::vector<json> sorted(doc["beats"].begin(), doc["beats"].end());
-  // Checked before anything is written, so a bad file leaves no half-imported session.
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    const json& b = sorted[i];
-    if (!b.is_object() || !b.contains("id") || !b["id"].is_number_integer())
-      return make_error(ErrorCode::kParse, "import: beats[{}]: missing integer id", i);
-    if (!b.contains("events")) continue;
-    auto parsed = scene_events_from_json(b["events"]);
-    if (!parsed) return make_error(ErrorCode::kParse, "import: beats[{}]: {}", i, parsed.error().message);
-    sorted[i]["events"] = to_json(*parsed);
+  // Everything is read and checked before anything is written; the writes are one transaction.
+  JsonView root(doc, "import");
+  FABULA_ASSIGN(std::string format, root.string("format"));
+  if (format != "fabula-save/1")
+    return root.error(ErrorCode::kUnsupported, "format \"{}\" is not fabula-save/1", format);
+  FABULA_ASSIGN(JsonView s, root.field("session"));
+  FABULA_ASSIGN(std::string story, s.string("story"));
+  FABULA_ASSIGN(std::string title, s.string_or("title", ""));
+  FABULA_ASSIGN(std::string narrator, s.string_or("narrator", ""));
+  FABULA_ASSIGN(std::string created_at, s.string_or("created_at", ""));
+  FABULA_ASSIGN(JsonView initial, s.field("initial_state"));
+  FABULA_TRY(check_state(initial));
+  FABULA_ASSIGN(int64_t head, s.integer_or("head_beat", 0, 0));
+
+  FABULA_ASSIGN(JsonView beats_view, root.field("beats"));
+  FABULA_ASSIGN(auto beat_views, beats_view.elements());
+  std::vector<ImportedBeat> beats;
+  for (const JsonView& b : beat_views) {
+    FABULA_ASSIGN(ImportedBeat ib, read_beat(b));
+    beats.push_back(std::move(ib));
   }
-  std::sort(sorted.begin(), sorted.end(), [](const json& a, const json& b) { return a["id"] < b["id"]; });
-  FABULA_ASSIGN(int64_t sid, create_session(s["story"].get<std::string>(), s.value("title", ""),
-                                            s.value("narrator", ""), s.value("initial_state", json::object())));
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    const json& b = sorted[i];
-    BeatRecord r;
-    r.session_id = sid;
-    int64_t parent = b.value("parent_id", int64_t{0});
-    if (parent) {
-      auto it = remap.find(parent);
-      if (it == remap.end())
-        return make_error(ErrorCode::kParse, "import: beat {}: parent {} is not an earlier beat", b["id"].get<int64_t>(),
-                          parent);
-      r.parent_id = it->second;
+  std::stable_sort(beats.begin(), beats.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  for (size_t i = 0; i < beats.size(); ++i) {
+    if (i && beats[i].id == beats[i - 1].id)
+      return beats_view.error(ErrorCode::kParse, "two beats have id {}", beats[i].id);
+    int64_t parent = beats[i].record.parent_id;
+    bool earlier = parent == 0;
+    for (size_t k = 0; k < i && !earlier; ++k) earlier = beats[k].id == parent;
+    if (!earlier)
+      return beats_view.error(ErrorCode::kParse, "beat {}: parent_id {} is not an earlier beat", beats[i].id, parent);
+  }
+  auto known = [&](int64_t id) {
+    return std::any_of(beats.begin(), beats.end(), [&](const auto& b) { return b.id == id; });
+  };
+  if (head && !known(head)) return s.error(ErrorCode::kParse, "head_beat {} is not one of the beats", head);
+  std::vector<std::pair<std::string, int64_t>> slot_list;
+  if (auto slots_view = root.find("slots")) {
+    FABULA_ASSIGN(auto items, slots_view->elements());
+    for (const JsonView& sl : items) {
+      FABULA_ASSIGN(std::string name, sl.string("name"));
+      FABULA_ASSIGN(int64_t beat_id, sl.integer("beat_id"));
+      if (!known(beat_id)) return sl.error(ErrorCode::kParse, "beat_id {} is not one of the beats", beat_id);
+      slot_list.emplace_back(std::move(name), beat_id);
     }
-    r.player_choice = b.value("player_choice", "");
-    r.choice_index = b.value("choice_index", -1);
-    r.text = b.value("text", "");
-    if (b.contains("events")) r.events = *scene_events_from_json(b["events"]);  // checked above
-    r.state = b.value("state", json::object());
-    if (b.contains("choices") && b["choices"].is_array())
-      for (const auto& c : b["choices"])
-        if (c.is_string()) r.choices.push_back(c.get<std::string>());
-    r.ended = b.value("ended", false);
-    r.fallback = b.value("fallback", false);
-    r.seed = b.value("seed", uint64_t{0});
-    r.attempts = b.value("attempts", 1);
-    FABULA_ASSIGN(int64_t nid, add_beat(r));
-    remap[b["id"].get<int64_t>()] = nid;
   }
-  int64_t head = s.value("head_beat", int64_t{0});
-  if (head && remap.count(head)) FABULA_TRY(set_head(sid, remap[head]));
-  if (doc.contains("slots") && doc["slots"].is_array())
-    for (const auto& sl : doc["slots"])
-      if (sl.is_object() && sl.contains("beat_id") && remap.count(sl.value("beat_id", int64_t{0})))
-        FABULA_TRY(save_slot(sid, sl.value("name", "slot"), remap[sl["beat_id"].get<int64_t>()]));
+
+  Transaction tx(db_);
+  FABULA_TRY(tx.begin());
+  FABULA_ASSIGN(int64_t sid, create_session(story, title, narrator, initial.raw(), created_at));
+  std::map<int64_t, int64_t> remap;  // document id -> new id
+  for (auto& b : beats) {
+    b.record.session_id = sid;
+    if (b.record.parent_id) b.record.parent_id = remap[b.record.parent_id];
+    FABULA_ASSIGN(int64_t nid, add_beat(b.record));
+    remap[b.id] = nid;
+  }
+  if (head) {
+    FABULA_TRY(set_head(sid, remap[head]));
+  } else {
+    Stmt st(db_, "UPDATE sessions SET head_beat = NULL WHERE id = ?");
+    st.bind(1, sid);
+    if (!st.ok() || st.step() != SQLITE_DONE) return st.error("set head");
+  }
+  for (const auto& [name, beat_id] : slot_list) FABULA_TRY(save_slot(sid, name, remap[beat_id]));
+  FABULA_TRY(tx.commit());
   return sid;
 }
 

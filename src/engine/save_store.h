@@ -42,7 +42,7 @@ struct BeatRecord {
   bool fallback = false;         // the engine supplied a "Continue" choice
   uint64_t seed = 0;
   int attempts = 1;
-  std::string created_at;
+  std::string created_at;         // "" when adding: now
 };
 
 class SaveStore {
@@ -53,8 +53,9 @@ class SaveStore {
   SaveStore(const SaveStore&) = delete;
   SaveStore& operator=(const SaveStore&) = delete;
 
+  // created_at: "" for now (an import keeps the exported one).
   Result<int64_t> create_session(const std::string& story, const std::string& title, const std::string& narrator,
-                                 const nlohmann::json& initial_state);
+                                 const nlohmann::json& initial_state, const std::string& created_at = "");
   Result<SessionInfo> session(int64_t id);
   Result<std::vector<SessionInfo>> sessions();  // newest first
   Result<std::optional<SessionInfo>> latest_session();
@@ -75,9 +76,11 @@ class SaveStore {
   Status save_slot(int64_t session_id, const std::string& name, int64_t beat_id);
   Result<std::vector<std::pair<std::string, int64_t>>> slots(int64_t session_id);
 
-  // {"format": "fabula-save/1", "session": {...}, "beats": [...], "slots": [...]}
+  // {"format": "fabula-save/1", "session": {...}, "beats": [...], "slots": [...]}; beats are numbered 1..N in
+  // the export, so export -> import -> export gives the same bytes.
   Result<nlohmann::json> export_session(int64_t session_id);
-  // Imports as a new session (ids are remapped); returns its id.
+  // Imports as a new session (ids are remapped); returns its id. All or nothing: the document is checked
+  // field by field (errors name the JSON path) before one transaction writes it.
   Result<int64_t> import_session(const nlohmann::json& doc);
 
  private:

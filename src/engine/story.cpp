@@ -6,31 +6,35 @@
 #include <fmt/format.h>
 
 #include "base/file.h"
+#include "base/json_view.h"
 
 namespace fabula::engine {
 namespace {
 
 using nlohmann::json;
 
-Result<std::string> get_string(const json& j, const char* key, const std::string& where, bool required = true) {
-  if (!j.contains(key)) {
-    if (required) return make_error(ErrorCode::kParse, "{}: missing field \"{}\" (expected a string)", where, key);
-    return std::string();
-  }
-  if (!j[key].is_string()) return make_error(ErrorCode::kParse, "{}: field \"{}\" must be a string", where, key);
-  return j[key].get<std::string>();
+// A file path inside the package (art, audio): relative and never climbing out of it.
+Status check_package_path(const JsonView& v, const std::string& path) {
+  if (path.empty()) return ok_status();
+  std::filesystem::path p(path);
+  if (p.is_absolute()) return v.error(ErrorCode::kParse, "\"{}\" must be relative to the package", path);
+  for (const auto& part : p)
+    if (part == "..") return v.error(ErrorCode::kParse, "\"{}\" must stay inside the package (no \"..\")", path);
+  return ok_status();
 }
 
-Result<std::vector<std::string>> get_strings(const json& j, const char* key, const std::string& where) {
-  if (!j.contains(key) || !j[key].is_array())
-    return make_error(ErrorCode::kParse, "{}: missing field \"{}\" (expected an array of strings)", where, key);
-  std::vector<std::string> out;
-  for (size_t i = 0; i < j[key].size(); ++i) {
-    const json& v = j[key][i];
-    if (!v.is_string()) return make_error(ErrorCode::kParse, "{}: {}[{}] must be a string", where, key, i);
-    out.push_back(v.get<std::string>());
+Result<std::string> package_path(const JsonView& obj, std::string_view key) {
+  FABULA_ASSIGN(std::string path, obj.string_or(key, ""));
+  if (auto f = obj.find(key)) {
+    FABULA_TRY(check_package_path(*f, path));
   }
-  if (out.empty()) return make_error(ErrorCode::kParse, "{}: \"{}\" is empty", where, key);
+  return path;
+}
+
+Result<std::vector<std::string>> non_empty_strings(const JsonView& j, std::string_view key) {
+  FABULA_ASSIGN(JsonView f, j.field(key));
+  FABULA_ASSIGN(auto out, f.strings());
+  if (out.empty()) return f.error(ErrorCode::kParse, "is empty (expected at least one string)");
   return out;
 }
 
@@ -111,60 +115,56 @@ std::string default_vn26b_system(const Story& s) {
   return out;
 }
 
-Result<Story> story_from_json(const json& j, const std::string& root, const std::string& where) {
-  if (!j.is_object()) return make_error(ErrorCode::kParse, "{}: expected a JSON object", where);
+Result<Story> story_from_json(const json& doc, const std::string& root, const std::string& where) {
+  JsonView j(doc, where);
+  FABULA_TRY(j.expect_object());
   Story s;
   s.root = root;
-  s.raw = j;
-  FABULA_ASSIGN(s.id, get_string(j, "id", where));
-  FABULA_ASSIGN(s.title, get_string(j, "title", where));
-  FABULA_ASSIGN(s.premise, get_string(j, "premise", where, false));
-  FABULA_ASSIGN(s.pov, get_string(j, "pov", where, false));
-  if (!j.contains("cast") || !j["cast"].is_array() || j["cast"].empty())
-    return make_error(ErrorCode::kParse, "{}: missing field \"cast\" (expected a non-empty array)", where);
-  for (size_t i = 0; i < j["cast"].size(); ++i) {
-    const json& c = j["cast"][i];
-    std::string w = fmt::format("{}: cast[{}]", where, i);
-    if (!c.is_object()) return make_error(ErrorCode::kParse, "{}: expected an object", w);
+  s.raw = doc;
+  FABULA_ASSIGN(s.id, j.string("id"));
+  FABULA_ASSIGN(s.title, j.string("title"));
+  FABULA_ASSIGN(s.premise, j.string_or("premise", ""));
+  FABULA_ASSIGN(s.pov, j.string_or("pov", ""));
+  FABULA_ASSIGN(JsonView cast, j.field("cast"));
+  FABULA_ASSIGN(auto cast_items, cast.elements());
+  if (cast_items.empty()) return cast.error(ErrorCode::kParse, "is empty (expected at least one character)");
+  for (const JsonView& c : cast_items) {
     CastMember m;
-    FABULA_ASSIGN(m.name, get_string(c, "name", w));
-    FABULA_ASSIGN(m.personality, get_string(c, "personality", w, false));
-    FABULA_ASSIGN(m.voice, get_string(c, "voice", w, false));
-    FABULA_ASSIGN(m.sprites, get_string(c, "sprites", w, false));
+    FABULA_ASSIGN(m.name, c.string("name"));
+    FABULA_ASSIGN(m.personality, c.string_or("personality", ""));
+    FABULA_ASSIGN(m.voice, c.string_or("voice", ""));
+    FABULA_ASSIGN(m.sprites, package_path(c, "sprites"));
     s.cast.push_back(std::move(m));
   }
-  if (!j.contains("locations") || !j["locations"].is_array() || j["locations"].empty())
-    return make_error(ErrorCode::kParse, "{}: missing field \"locations\" (expected a non-empty array)", where);
-  for (size_t i = 0; i < j["locations"].size(); ++i) {
-    const json& l = j["locations"][i];
-    std::string w = fmt::format("{}: locations[{}]", where, i);
+  FABULA_ASSIGN(JsonView locations, j.field("locations"));
+  FABULA_ASSIGN(auto location_items, locations.elements());
+  if (location_items.empty()) return locations.error(ErrorCode::kParse, "is empty (expected at least one place)");
+  for (const JsonView& l : location_items) {
     Location loc;
     if (l.is_string()) {
-      loc.id = loc.name = l.get<std::string>();
+      FABULA_ASSIGN(loc.id, l.string());
+      loc.name = loc.id;
     } else if (l.is_object()) {
-      FABULA_ASSIGN(loc.id, get_string(l, "id", w));
-      FABULA_ASSIGN(loc.name, get_string(l, "name", w, false));
-      FABULA_ASSIGN(loc.backdrop, get_string(l, "backdrop", w, false));
-      if (loc.name.empty()) loc.name = loc.id;
+      FABULA_ASSIGN(loc.id, l.string("id"));
+      FABULA_ASSIGN(loc.name, l.string_or("name", loc.id));
+      FABULA_ASSIGN(loc.backdrop, package_path(l, "backdrop"));
     } else {
-      return make_error(ErrorCode::kParse, "{}: expected a string or an object", w);
+      return l.type_error("a string or an object");
     }
     s.locations.push_back(std::move(loc));
   }
-  FABULA_ASSIGN(s.expressions, get_strings(j, "expressions", where));
-  FABULA_ASSIGN(s.positions, get_strings(j, "positions", where));
-  FABULA_ASSIGN(s.transitions, get_strings(j, "transitions", where));
-  FABULA_ASSIGN(s.music, get_strings(j, "music", where));
-  FABULA_ASSIGN(s.sounds, get_strings(j, "sounds", where));
+  FABULA_ASSIGN(s.expressions, non_empty_strings(j, "expressions"));
+  FABULA_ASSIGN(s.positions, non_empty_strings(j, "positions"));
+  FABULA_ASSIGN(s.transitions, non_empty_strings(j, "transitions"));
+  FABULA_ASSIGN(s.music, non_empty_strings(j, "music"));
+  FABULA_ASSIGN(s.sounds, non_empty_strings(j, "sounds"));
 
-  if (j.contains("opening")) {
-    const json& o = j["opening"];
-    std::string w = where + ": opening";
-    FABULA_ASSIGN(s.opening.place, get_string(o, "place", w));
-    FABULA_ASSIGN(s.opening.time, get_string(o, "time", w, false));
-    FABULA_ASSIGN(s.opening.player_choice, get_string(o, "player_choice", w, false));
-    if (o.contains("cast")) {
-      FABULA_ASSIGN(s.opening.cast, get_strings(o, "cast", w));
+  if (auto o = j.find("opening")) {
+    FABULA_ASSIGN(s.opening.place, o->string("place"));
+    FABULA_ASSIGN(s.opening.time, o->string_or("time", ""));
+    FABULA_ASSIGN(s.opening.player_choice, o->string_or("player_choice", ""));
+    if (o->has("cast")) {
+      FABULA_ASSIGN(s.opening.cast, non_empty_strings(*o, "cast"));
     }
   } else {
     s.opening.place = s.locations[0].id;
@@ -178,16 +178,17 @@ Result<Story> story_from_json(const json& j, const std::string& root, const std:
   for (const auto& n : s.opening.cast)
     if (!s.find_cast(n)) return make_error(ErrorCode::kParse, "{}: opening.cast names \"{}\", not in cast", where, n);
 
-  if (j.contains("profiles") && j["profiles"].is_object()) {
-    for (const auto& [name, p] : j["profiles"].items()) {
-      std::string w = fmt::format("{}: profiles.{}", where, name);
-      if (!p.is_object()) return make_error(ErrorCode::kParse, "{}: expected an object", w);
+  if (auto profiles = j.find("profiles")) {
+    FABULA_ASSIGN(auto members, profiles->members());
+    for (const auto& [name, p] : members) {
+      FABULA_TRY(p.expect_object());
       NarratorProfile prof;
       prof.name = name;
-      FABULA_ASSIGN(prof.system, get_string(p, "system", w, false));
-      FABULA_ASSIGN(prof.user, get_string(p, "user", w, false));
-      prof.memory = p.value("memory", false);
-      prof.memory_tokens = p.value("memory_tokens", 1200);
+      FABULA_ASSIGN(prof.system, p.string_or("system", ""));
+      FABULA_ASSIGN(prof.user, p.string_or("user", ""));
+      FABULA_ASSIGN(prof.memory, p.boolean_or("memory", false));
+      FABULA_ASSIGN(int64_t memory_tokens, p.integer_or("memory_tokens", 1200, 0, 1 << 20));
+      prof.memory_tokens = static_cast<int>(memory_tokens);
       if (prof.system.empty()) prof.system = default_vn26b_system(s);
       if (prof.user.empty()) prof.user = kVn26bUser;
       s.profiles[name] = std::move(prof);
@@ -197,7 +198,7 @@ Result<Story> story_from_json(const json& j, const std::string& root, const std:
     NarratorProfile prof{"vn26b", default_vn26b_system(s), kVn26bUser, true, 1200};
     s.profiles["vn26b"] = prof;
   }
-  auto manifest = protocol::Manifest::from_json(j, where);
+  auto manifest = protocol::Manifest::from_json(doc, where);
   if (!manifest) return manifest.take_error();
   s.manifest = std::move(*manifest);
   return s;
@@ -206,8 +207,7 @@ Result<Story> story_from_json(const json& j, const std::string& root, const std:
 Result<Story> load_story(std::string_view id_or_path) {
   FABULA_ASSIGN(std::string path, protocol::resolve_story_path(id_or_path));
   FABULA_ASSIGN(std::string text, read_file_text(path));
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return make_error(ErrorCode::kParse, "{}: not valid JSON", path);
+  FABULA_ASSIGN(json j, parse_json(text, path));
   std::error_code ec;
   std::string root = std::filesystem::absolute(std::filesystem::path(path).parent_path(), ec).string();
   return story_from_json(j, root, path);

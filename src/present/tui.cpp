@@ -124,7 +124,7 @@ struct Tui {
     json snap = game.snapshot();
     print(fmt::format("{} \u2014 narrator: {}\n", snap.value("title", ""), snap.value("narrator", "")));
     if (snap["beat"].is_null()) {
-      if (auto st = game.choose(-1); !st) return print("error: " + st.error().to_string() + "\n"), 1;
+      if (auto st = game.start(); !st) return print("error: " + st.error().to_string() + "\n"), 1;
       if (!follow(seq)) return 0;
     } else if (auto beat = current_beat(snap)) {
       set_state(beat->state);

@@ -3,10 +3,12 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include <fmt/format.h>
 
+#include "base/json_view.h"
 #include "base/log.h"
 #include "server/hardened_http.h"
 
@@ -18,30 +20,53 @@ namespace {
 
 void reply(httplib::Response& res, const json& body, int status = 200) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
-void reply_status(httplib::Response& res, const Status& st) {
+// 400: the request is wrong (a field's type or range, an action the story does not allow now); 404: no such
+// session or slot; 409: refused because a beat is being written; 500: the save store failed.
+int http_status(const Error& e) {
+  if (engine::Game::refused_while_writing(e)) return 409;
+  switch (e.code) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kParse:
+    case ErrorCode::kOutOfRange: return 400;
+    case ErrorCode::kNotFound: return 404;
+    default: return 500;
+  }
+}
+
+// `field`: the body field the request was about, named in the reply of a 400 so the caller knows what to fix.
+void reply_error(httplib::Response& res, const Error& e, std::string_view field = "") {
+  int status = http_status(e);
+  json body = {{"ok", false}, {"error", e.to_string()}};
+  if (status == 400 && !field.empty()) {
+    body["field"] = field;
+    if (e.message.find(field) == std::string::npos) body["error"] = fmt::format("{}: {}", field, e.to_string());
+  }
+  reply(res, body, status);
+}
+
+void reply_status(httplib::Response& res, const Status& st, std::string_view field = "") {
   if (st.ok()) return reply(res, {{"ok", true}});
-  int code = st.error().code == ErrorCode::kNotFound ? 404 : 409;
-  reply(res, {{"ok", false}, {"error", st.error().to_string()}}, code);
+  reply_error(res, st.error(), field);
 }
 
-json body_json(const httplib::Request& req) {
-  json j = json::parse(req.body, nullptr, false);
-  return j.is_discarded() || !j.is_object() ? json::object() : j;
-}
+std::string where_of(const httplib::Request& req) { return req.method + " " + req.path; }
 
 // Audio files a story package ships ("audio": {"music": {mood: file}, "sounds": {name: file}}), as URLs; the
 // player generates everything not listed.
 json story_audio_json(const engine::Story& s) {
   json out = {{"music", json::object()}, {"sounds", json::object()}};
-  if (!s.raw.contains("audio") || !s.raw["audio"].is_object()) return out;
+  auto audio = JsonView(s.raw, "story.json").find("audio");
+  if (!audio) return out;
   for (const char* kind : {"music", "sounds"}) {
-    const json& m = s.raw["audio"].value(kind, json::object());
-    if (!m.is_object()) continue;
-    for (const auto& [name, file] : m.items())
-      if (file.is_string()) out[kind][name] = "/story/" + file.get<std::string>();
+    auto files = audio->find(kind);
+    if (!files) continue;
+    auto members = files->members();
+    if (!members) continue;  // check_story_audio reported it when the story loaded
+    for (const auto& [name, file] : *members)
+      if (auto path = file.string()) out[kind][name] = "/story/" + *path;
   }
   return out;
 }
@@ -179,47 +204,70 @@ void GameServer::routes() {
       return sink.write(wav->data() + offset, std::min(length, wav->size() - offset));
     });
   });
-  h.Post("/api/start", [this](const httplib::Request&, httplib::Response& res) {
+  // A POST handler over the body's fields; a bad body or field is a 400 that names it.
+  auto post = [&h](const char* path, std::initializer_list<std::string_view> fields, auto handle) {
+    std::vector<std::string_view> known(fields);
+    h.Post(path, [known, handle](const httplib::Request& req, httplib::Response& res) {
+      auto doc = parse_json(req.body.empty() ? std::string_view("{}") : std::string_view(req.body), where_of(req));
+      if (!doc) return reply_error(res, doc.error());
+      JsonView body(*doc, where_of(req));
+      auto members = body.members();
+      if (!members) return reply_error(res, members.error());
+      for (const auto& [key, value] : *members)
+        if (std::find(known.begin(), known.end(), key) == known.end()) {
+          std::string list;
+          for (auto k : known) list += fmt::format("{}\"{}\"", list.empty() ? "" : ", ", k);
+          return reply_error(res, value.error(ErrorCode::kInvalidArgument, "unknown field (this request takes {})",
+                                              list.empty() ? std::string("no fields") : list), key);
+        }
+      handle(body, res);
+    });
+  };
+  post("/api/start", {}, [this](const JsonView&, httplib::Response& res) {
     json snap = game_.snapshot();
     if (!snap["beat"].is_null() || game_.writing()) return reply(res, {{"ok", true}, {"started", false}});
-    reply_status(res, game_.choose(-1));
+    reply_status(res, game_.start());
   });
-  h.Post("/api/choose", [this](const httplib::Request& req, httplib::Response& res) {
-    json b = body_json(req);
-    reply_status(res, game_.choose(b.value("index", -1)));
+  post("/api/choose", {"index"}, [this](const JsonView& body, httplib::Response& res) {
+    auto index = body.integer("index");
+    if (!index) return reply_error(res, index.error(), "index");
+    reply_status(res, game_.choose(*index), "index");
   });
-  h.Post("/api/regenerate", [this](const httplib::Request&, httplib::Response& res) {
-    reply_status(res, game_.regenerate());
+  post("/api/regenerate", {}, [this](const JsonView&, httplib::Response& res) { reply_status(res, game_.regenerate()); });
+  post("/api/rollback", {"beat_id"}, [this](const JsonView& body, httplib::Response& res) {
+    auto beat = body.integer("beat_id", 1);
+    if (!beat) return reply_error(res, beat.error(), "beat_id");
+    reply_status(res, game_.go_to(*beat), "beat_id");
   });
-  h.Post("/api/rollback", [this](const httplib::Request& req, httplib::Response& res) {
-    reply_status(res, game_.go_to(body_json(req).value("beat_id", int64_t{0})));
+  post("/api/branch", {"offset"}, [this](const JsonView& body, httplib::Response& res) {
+    auto offset = body.integer_or("offset", 1);
+    if (!offset) return reply_error(res, offset.error(), "offset");
+    reply_status(res, game_.switch_branch(*offset), "offset");
   });
-  h.Post("/api/branch", [this](const httplib::Request& req, httplib::Response& res) {
-    reply_status(res, game_.switch_branch(body_json(req).value("offset", 1)));
+  post("/api/save", {"name"}, [this](const JsonView& body, httplib::Response& res) {
+    auto name = body.string_or("name", "Quick save");
+    if (!name) return reply_error(res, name.error(), "name");
+    reply_status(res, game_.save_slot(*name), "name");
   });
-  h.Post("/api/save", [this](const httplib::Request& req, httplib::Response& res) {
-    reply_status(res, game_.save_slot(body_json(req).value("name", "Quick save")));
-  });
-  h.Post("/api/load", [this](const httplib::Request& req, httplib::Response& res) {
-    auto r = game_.load_slot(body_json(req).value("name", "Quick save"));
-    if (!r) return reply_status(res, r.take_error());
+  post("/api/load", {"name"}, [this](const JsonView& body, httplib::Response& res) {
+    auto name = body.string_or("name", "Quick save");
+    if (!name) return reply_error(res, name.error(), "name");
+    auto r = game_.load_slot(*name);
+    if (!r) return reply_error(res, r.error(), "name");
     reply(res, {{"ok", true}, {"beat_id", *r}});
   });
-  h.Post("/api/new", [this](const httplib::Request&, httplib::Response& res) { reply_status(res, game_.new_session()); });
+  post("/api/new", {}, [this](const JsonView&, httplib::Response& res) { reply_status(res, game_.new_session()); });
   h.Get("/api/export", [this](const httplib::Request&, httplib::Response& res) {
     auto doc = game_.store().export_session(game_.session_id());
-    if (!doc) return reply_status(res, doc.take_error());
+    if (!doc) return reply_error(res, doc.error());
     res.set_header("Content-Disposition", "attachment; filename=\"fabula-save.json\"");
     reply(res, *doc);
   });
   h.Post("/api/import", [this](const httplib::Request& req, httplib::Response& res) {
-    json doc = json::parse(req.body, nullptr, false);
-    if (doc.is_discarded()) return reply(res, {{"ok", false}, {"error", "import: body is not JSON"}}, 400);
-    if (game_.writing()) return reply(res, {{"ok", false}, {"error", "a beat is being written"}}, 409);
-    auto id = game_.store().import_session(doc);
-    if (!id) return reply_status(res, id.take_error());
-    auto st = game_.use_session(*id);
-    if (!st) return reply_status(res, st);
+    auto doc = parse_json(req.body, "import");
+    if (!doc) return reply_error(res, doc.error());
+    auto id = game_.import_session(*doc);
+    if (!id) return reply_error(res, id.error());
     reply(res, {{"ok", true}, {"session", *id}});
   });
 }

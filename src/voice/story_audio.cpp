@@ -4,28 +4,29 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "base/json_view.h"
+
 namespace fabula::voice {
 
 Status check_story_audio(const nlohmann::json& story, const std::string& root, const std::vector<std::string>& music,
                          const std::vector<std::string>& sounds) {
-  if (!story.contains("audio")) return ok_status();
-  const auto& audio = story["audio"];
-  if (!audio.is_object()) return make_error(ErrorCode::kParse, "story.json: \"audio\" must be an object with music and sounds");
-  for (const auto& [kind, entries] : audio.items()) {
+  auto audio = JsonView(story, "story.json").find("audio");
+  if (!audio) return ok_status();
+  FABULA_ASSIGN(auto kinds, audio->members());
+  for (const auto& [kind, entries] : kinds) {
     if (kind != "music" && kind != "sounds")
-      return make_error(ErrorCode::kParse, "story.json: audio.{} is not known (music, sounds)", kind);
-    if (!entries.is_object()) return make_error(ErrorCode::kParse, "story.json: audio.{} must map names to files", kind);
+      return entries.error(ErrorCode::kParse, "is not known (music, sounds)");
+    FABULA_ASSIGN(auto files, entries.members());
     const auto& known = kind == "music" ? music : sounds;
-    for (const auto& [name, file] : entries.items()) {
-      std::string at = "story.json: audio." + kind + "." + name;
+    for (const auto& [name, file] : files) {
       if (std::find(known.begin(), known.end(), name) == known.end())
-        return make_error(ErrorCode::kParse, "{}: \"{}\" is not in the story's {} list", at, name, kind);
-      if (!file.is_string()) return make_error(ErrorCode::kParse, "{}: expected a file path", at);
-      std::filesystem::path rel(file.get<std::string>());
+        return file.error(ErrorCode::kParse, "\"{}\" is not in the story's {} list", name, kind);
+      FABULA_ASSIGN(std::string path, file.string());
+      std::filesystem::path rel(path);
       if (rel.is_absolute() || rel.lexically_normal().string().starts_with(".."))
-        return make_error(ErrorCode::kInvalidArgument, "{}: \"{}\" must stay inside the story package", at, rel.string());
+        return file.error(ErrorCode::kInvalidArgument, "\"{}\" must stay inside the story package", rel.string());
       if (!std::filesystem::is_regular_file(std::filesystem::path(root) / rel))
-        return make_error(ErrorCode::kNotFound, "{}: no file {} in {}", at, rel.string(), root);
+        return file.error(ErrorCode::kNotFound, "no file {} in {}", rel.string(), root);
     }
   }
   return ok_status();

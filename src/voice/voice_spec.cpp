@@ -3,28 +3,19 @@
 
 #include <fmt/format.h>
 
+#include "base/json_view.h"
+
 namespace fabula::voice {
 namespace {
 
 using nlohmann::json;
 
-Result<int> int_in_range(const json& j, const char* key, int fallback, int lo, int hi, const std::string& where) {
-  if (!j.contains(key)) return fallback;
-  if (!j[key].is_number_integer())
-    return make_error(ErrorCode::kParse, "{}: \"{}\" must be an integer ({}..{})", where, key, lo, hi);
-  int v = j[key].get<int>();
-  if (v < lo || v > hi) return make_error(ErrorCode::kOutOfRange, "{}: \"{}\" is {}, expected {}..{}", where, key, v, lo, hi);
-  return v;
-}
-
-Result<std::string> name_field(const json& j, const char* key, const std::string& fallback, const std::string& where) {
-  if (!j.contains(key)) return fallback;
-  if (!j[key].is_string()) return make_error(ErrorCode::kParse, "{}: \"{}\" must be a string", where, key);
-  std::string v = j[key].get<std::string>();
+Result<std::string> name_field(const JsonView& j, const char* key, const std::string& fallback) {
+  FABULA_ASSIGN(std::string v, j.string_or(key, fallback));
   // Names go to espeak-ng and into the environment of --tts-cmd: keep them to the characters voice names use.
   for (char c : v)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'))
-      return make_error(ErrorCode::kParse, "{}: \"{}\" is \"{}\" (letters, digits, - and _ only)", where, key, v);
+      return j.error(ErrorCode::kParse, "\"{}\" is \"{}\" (letters, digits, - and _ only)", key, v);
   return v;
 }
 
@@ -53,36 +44,41 @@ std::optional<VoiceSpec> StoryVoices::find(std::string_view speaker) const {
   return it->second;
 }
 
-Result<VoiceSpec> voice_spec_from_json(const json& j, const std::string& where) {
-  if (!j.is_object()) return make_error(ErrorCode::kParse, "{}: expected an object like {{\"voice\": \"en\", \"pitch\": 50}}", where);
-  for (const auto& [k, v] : j.items())
-    if (k != "voice" && k != "variant" && k != "pitch" && k != "rate")
-      return make_error(ErrorCode::kParse, "{}: unknown field \"{}\" (voice, variant, pitch, rate)", where, k);
+static Result<VoiceSpec> read_voice_spec(const JsonView& j) {
+  if (!j.is_object()) return j.type_error("an object like {\"voice\": \"en\", \"pitch\": 50}");
+  FABULA_TRY(j.only_fields({"voice", "variant", "pitch", "rate"}));
   VoiceSpec s;
-  FABULA_ASSIGN(s.language, name_field(j, "voice", s.language, where));
-  FABULA_ASSIGN(s.variant, name_field(j, "variant", "", where));
-  FABULA_ASSIGN(s.pitch, int_in_range(j, "pitch", s.pitch, 0, 100, where));
-  FABULA_ASSIGN(s.rate, int_in_range(j, "rate", s.rate, 80, 450, where));
-  if (s.language.empty()) return make_error(ErrorCode::kParse, "{}: \"voice\" is empty", where);
+  FABULA_ASSIGN(s.language, name_field(j, "voice", s.language));
+  FABULA_ASSIGN(s.variant, name_field(j, "variant", ""));
+  FABULA_ASSIGN(int64_t pitch, j.integer_or("pitch", s.pitch, 0, 100));
+  FABULA_ASSIGN(int64_t rate, j.integer_or("rate", s.rate, 80, 450));
+  s.pitch = static_cast<int>(pitch);
+  s.rate = static_cast<int>(rate);
+  if (s.language.empty()) return j.error(ErrorCode::kParse, "\"voice\" is empty");
   return s;
 }
 
-Result<StoryVoices> story_voices_from_json(const json& story, const std::string& where) {
+Result<VoiceSpec> voice_spec_from_json(const json& j, const std::string& where) {
+  return read_voice_spec(JsonView(j, where));
+}
+
+Result<StoryVoices> story_voices_from_json(const json& doc, const std::string& where) {
   StoryVoices out;
-  if (story.contains("cast") && story["cast"].is_array()) {
-    for (size_t i = 0; i < story["cast"].size(); ++i) {
-      const json& c = story["cast"][i];
-      if (!c.is_object() || !c.contains("name") || !c["name"].is_string()) continue;  // the story loader reports these
-      std::string name = c["name"].get<std::string>();
-      if (c.contains("tts")) {
-        FABULA_ASSIGN(out.cast[name], voice_spec_from_json(c["tts"], fmt::format("{}: cast[{}].tts", where, i)));
+  JsonView story(doc, where);
+  if (auto cast = story.find("cast"); cast && cast->is_array()) {
+    FABULA_ASSIGN(auto members, cast->elements());
+    for (const JsonView& c : members) {
+      auto name = c.string("name");
+      if (!name) continue;  // the story loader reports these
+      if (auto tts = c.find("tts")) {
+        FABULA_ASSIGN(out.cast[*name], read_voice_spec(*tts));
       } else {
-        out.cast[name] = default_voice(name);
+        out.cast[*name] = default_voice(*name);
       }
     }
   }
-  if (story.contains("narration_tts") && !story["narration_tts"].is_null()) {
-    FABULA_ASSIGN(VoiceSpec n, voice_spec_from_json(story["narration_tts"], where + ": narration_tts"));
+  if (auto narration = story.find("narration_tts")) {
+    FABULA_ASSIGN(VoiceSpec n, read_voice_spec(*narration));
     out.narration = n;
   }
   return out;

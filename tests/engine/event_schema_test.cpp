@@ -80,7 +80,7 @@ std::vector<Event> play_through(json& last_snapshot) {
   options.engine.max_regenerations = 1;
   Game game(story, narrator, **store, options);
   EXPECT_TRUE(game.open().ok());
-  EXPECT_TRUE(game.choose(-1).ok());
+  EXPECT_TRUE(game.start().ok());
   game.wait_idle();
   int64_t first = game.snapshot()["beat"].value("id", int64_t{0});
   EXPECT_TRUE(game.choose(0).ok());

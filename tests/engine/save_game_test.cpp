@@ -91,7 +91,7 @@ TEST(SaveStore, ExportImportRoundTripRemapsIds) {
   broken["beats"][1]["events"][0].erase("speaker");
   auto refused = s.import_session(broken);
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().message, "import: beats[1]: events[0]: dialogue: field \"speaker\": missing");
+  EXPECT_EQ(refused.error().message, "import: beats[1].events: events[0]: dialogue: field \"speaker\": missing");
   EXPECT_EQ(s.sessions()->size(), sessions_before);
 }
 
@@ -142,7 +142,7 @@ TEST_F(GameFixture, PlayRollbackRegenerateAndSwitchBranches) {
   ScriptedNarrator narrator({kBeat1, kBeat2, kBeat2b, kBeat2}, ScriptedOptions{});
   Game game(story, narrator, *store);
   ASSERT_TRUE(game.open().ok());
-  ASSERT_TRUE(game.choose(-1).ok());
+  ASSERT_TRUE(game.start().ok());
   game.wait_idle();
   json snap = game.snapshot();
   ASSERT_FALSE(snap["beat"].is_null()) << game.last_error();
@@ -203,7 +203,7 @@ TEST_F(GameFixture, ResumesTheLatestSessionOfTheStory) {
     Game game(story, narrator, *store);
     ASSERT_TRUE(game.open().ok());
     session = game.session_id();
-    ASSERT_TRUE(game.choose(-1).ok());
+    ASSERT_TRUE(game.start().ok());
     game.wait_idle();
   }
   Game again(story, narrator, *store);

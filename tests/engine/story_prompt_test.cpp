@@ -62,6 +62,36 @@ TEST(Story, ErrorsNameTheFieldAndFile) {
   EXPECT_FALSE(load_story("/nonexistent/story").ok());
 }
 
+// Issue #16: a profile's "memory": "yes" ended `fabula play` with an uncaught nlohmann type_error.
+TEST(Story, WrongTypesAreErrorsNamingTheJsonPath) {
+  struct Case {
+    const char* pointer;
+    nlohmann::json value;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"/profiles/vn26b/memory", "yes", "y.json: profiles.vn26b.memory: expected a boolean (true or false), got the string \"yes\""},
+      {"/profiles/vn26b/memory_tokens", "many", "y.json: profiles.vn26b.memory_tokens: expected an integer, got the string \"many\""},
+      {"/profiles/vn26b/system", 3, "y.json: profiles.vn26b.system: expected a string, got the number 3"},
+      {"/profiles", nlohmann::json::array(), "y.json: profiles: expected an object, got an array"},
+      {"/title", nullptr, "y.json: missing field \"title\""},
+      {"/cast/1/sprites", false, "y.json: cast[1].sprites: expected a string, got the boolean false"},
+      {"/cast/0/sprites", "../../etc", "y.json: cast[0].sprites: \"../../etc\" must stay inside the package"},
+      {"/locations/0", 7, "y.json: locations[0]: expected a string or an object, got the number 7"},
+      {"/locations/2/backdrop", "/etc/passwd", "y.json: locations[2].backdrop: \"/etc/passwd\" must be relative"},
+      {"/opening", "classroom", "y.json: opening: expected an object, got the string \"classroom\""},
+      {"/music", nlohmann::json::array(), "y.json: music: is empty"},
+      {"/sounds/1", 1, "y.json: sounds[1]: expected a string, got the number 1"},
+  };
+  for (const auto& c : cases) {
+    nlohmann::json j = sakuragaoka().raw;
+    j[nlohmann::json::json_pointer(c.pointer)] = c.value;
+    auto r = story_from_json(j, "/tmp", "y.json");
+    ASSERT_FALSE(r.ok()) << c.pointer;
+    EXPECT_EQ(r.error().message.substr(0, std::string(c.message).size()), c.message) << r.error().message;
+  }
+}
+
 std::string golden(const std::string& name) {
   auto text = read_file_text(std::string(FABULA_TEST_DATA) + "/engine/" + name);
   EXPECT_TRUE(text.ok()) << name;

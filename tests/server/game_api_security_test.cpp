@@ -53,7 +53,7 @@ class GameApiSecurity : public testing::Test {
   }
   // A beat to save, so that a save that got through would show in the slots.
   void play_first_beat() {
-    ASSERT_TRUE(game_->choose(-1).ok());
+    ASSERT_TRUE(game_->start().ok());
     game_->wait_idle();
     ASSERT_FALSE(game_->snapshot()["beat"].is_null()) << game_->last_error();
   }
