@@ -56,6 +56,12 @@ struct Generator::State {
   bool done = true;
   Clock::time_point gen_start;
 
+  // Deferred decoding: ids queued for the caller's batched decode; the prompt's timing ends when they drain.
+  bool deferred = false;
+  std::vector<int32_t> to_decode;
+  bool in_prompt = false;
+  Clock::time_point prompt_start;
+
   // Scratch reused per token.
   std::string piece;
   std::string content;
@@ -148,6 +154,10 @@ float Generator::State::probs(std::span<const float> logits, int32_t id) {
 }
 
 Status Generator::State::decode_next(int32_t id) {
+  if (deferred) {
+    to_decode.push_back(id);
+    return ok_status();
+  }
   const int32_t one[1] = {id};
   Status st = session->decode(one, LogitsMode::kLast);
   if (!st.ok()) {
@@ -184,6 +194,23 @@ GenerationResult& Generator::result() { return s_->result; }
 void Generator::clear() {
   s_->session->reset();
   s_->cache.clear();
+  s_->to_decode.clear();
+}
+
+void Generator::set_deferred(bool on) { s_->deferred = on; }
+std::span<const int32_t> Generator::pending() const { return s_->to_decode; }
+bool Generator::in_prompt() const { return s_->in_prompt; }
+
+void Generator::decoded(size_t n) {
+  State& s = *s_;
+  n = std::min(n, s.to_decode.size());
+  s.cache.insert(s.cache.end(), s.to_decode.begin(), s.to_decode.begin() + static_cast<std::ptrdiff_t>(n));
+  s.to_decode.erase(s.to_decode.begin(), s.to_decode.begin() + static_cast<std::ptrdiff_t>(n));
+  if (s.in_prompt && s.to_decode.empty()) {
+    s.in_prompt = false;
+    s.gen_start = Clock::now();
+    s.result.timings.prompt_ms = ms_between(s.prompt_start, s.gen_start);
+  }
 }
 
 Status Generator::begin(std::span<const int32_t> prompt, const GenerationParams& params) {
@@ -222,12 +249,20 @@ Status Generator::begin(std::span<const int32_t> prompt, const GenerationParams&
   s.cache.resize(keep);
   std::span<const int32_t> rest = prompt.subspan(keep);
   const Clock::time_point tp = Clock::now();
-  Status st = session.decode(rest, LogitsMode::kLast);
-  if (!st.ok()) {
-    clear();  // the session's state is unknown after a failed decode
-    return st;
+  s.to_decode.clear();
+  s.in_prompt = false;
+  if (s.deferred) {
+    s.to_decode.assign(rest.begin(), rest.end());  // decoded by the caller; decoded() ends the prompt's timing
+    s.in_prompt = true;
+    s.prompt_start = tp;
+  } else {
+    Status st = session.decode(rest, LogitsMode::kLast);
+    if (!st.ok()) {
+      clear();  // the session's state is unknown after a failed decode
+      return st;
+    }
+    s.cache.insert(s.cache.end(), rest.begin(), rest.end());
   }
-  s.cache.insert(s.cache.end(), rest.begin(), rest.end());
   const Clock::time_point tpe = Clock::now();
   s.result.timings.cache_n = static_cast<int32_t>(keep);
   s.result.timings.prompt_n = static_cast<int32_t>(rest.size());
@@ -269,6 +304,8 @@ Status Generator::begin(std::span<const int32_t> prompt, const GenerationParams&
 Status Generator::step(const TokenCallback& on_token) {
   State& s = *s_;
   if (s.done) return ok_status();
+  if (!s.to_decode.empty())
+    return make_error(ErrorCode::kInvalidArgument, "generator: step() with {} ids still to decode", s.to_decode.size());
   if (s.bans) return s.step_with_bans(on_token);
   Session& session = *s.session;
   const GenerationParams& p = s.params;
@@ -433,6 +470,10 @@ Status Generator::State::rewind(size_t keep) {
   std::vector<int32_t> ids(cache.begin(), cache.begin() + static_cast<std::ptrdiff_t>(n));
   session->reset();
   cache.clear();
+  if (deferred) {
+    to_decode = std::move(ids);
+    return ok_status();
+  }
   if (Status st = session->decode(ids, LogitsMode::kLast); !st.ok()) {
     done = true;
     return st;

@@ -123,6 +123,16 @@ class Generator {
   // Valid once done() (partially filled before).
   GenerationResult& result();
 
+  // Deferred decoding, for a caller that puts several generators' tokens into one forward step (Batch, the
+  // server's scheduler). Set before begin(): begin() and step() then queue the ids to decode instead of decoding
+  // them. pending() lists them; the caller decodes a prefix of them into session() (the last of them with
+  // LogitsMode::kLast, so that step() can sample) and reports it with decoded(n). step() needs nothing pending;
+  // a generation is over when done() and nothing is pending (n_predict = 0 still evaluates the prompt).
+  void set_deferred(bool on);
+  std::span<const int32_t> pending() const;
+  void decoded(size_t n);
+  bool in_prompt() const;  // the prompt is not yet all decoded
+
   // The ids the Session holds, and how many leading ids of `prompt` they share.
   std::span<const int32_t> cached() const;
   size_t common_prefix(std::span<const int32_t> prompt) const;

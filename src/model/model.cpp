@@ -1,6 +1,8 @@
 // Model loading through the family registry, and the family-independent part of Session.
 #include "model/model.h"
 
+#include <algorithm>
+
 #include "base/log.h"
 #include "model/family.h"
 
@@ -34,6 +36,49 @@ std::span<const float> Session::last_logits() const {
   if (s_->logits_rows == 0) return {};
   const size_t V = static_cast<size_t>(model_->n_vocab());
   return {s_->logits.data() + static_cast<size_t>(s_->logits_rows - 1) * V, V};
+}
+
+Batch::Batch(const Model& model, BatchOptions options, ThreadPool* pool)
+    : model_(&model), options_(options), s_(nullptr) {
+  options_.n_batch = std::max<int64_t>(1, options_.n_batch);
+  s_ = model.new_batch(options_, pool);
+}
+Batch::~Batch() = default;
+Batch::Batch(Batch&&) noexcept = default;
+Batch& Batch::operator=(Batch&&) noexcept = default;
+
+Status Batch::decode(std::span<const BatchItem> items) {
+  // Checked here, before any step, so that a bad item leaves every session as it was.
+  std::vector<BatchItem> work;
+  work.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const BatchItem& item = items[i];
+    if (item.session == nullptr) return make_error(ErrorCode::kInvalidArgument, "batch item {}: no session", i);
+    if (&item.session->model() != model_)
+      return make_error(ErrorCode::kInvalidArgument, "batch item {}: the session belongs to another model", i);
+    for (const BatchItem& other : work)
+      if (other.session == item.session)
+        return make_error(ErrorCode::kInvalidArgument, "batch item {}: the session appears twice in one batch", i);
+    if (item.tokens.empty()) continue;
+    const Session& s = *item.session;
+    const int64_t n = static_cast<int64_t>(item.tokens.size());
+    if (s.n_past() + n > s.n_ctx())
+      return make_error(ErrorCode::kOutOfRange, "batch item {}: {} + {} tokens exceed the context of {}", i, s.n_past(),
+                        n, s.n_ctx());
+    for (size_t t = 0; t < item.tokens.size(); ++t) {
+      if (item.tokens[t] < 0 || item.tokens[t] >= model_->n_vocab())
+        return make_error(ErrorCode::kInvalidArgument, "batch item {}: token {} at index {} is outside the vocabulary [0, {})",
+                          i, item.tokens[t], t, model_->n_vocab());
+    }
+    work.push_back(item);
+  }
+  if (work.empty()) return ok_status();
+  if (work.size() == 1) return work[0].session->decode(work[0].tokens, work[0].mode);
+  for (size_t i = 0; i < work.size(); ++i) {
+    if (work[i].session->state().hook)
+      return make_error(ErrorCode::kInvalidArgument, "batch item {}: a session with a hidden hook decodes alone", i);
+  }
+  return s_->decode(work);
 }
 
 }  // namespace fabula

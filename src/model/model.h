@@ -48,6 +48,26 @@ struct SessionState {
   HiddenHook hook;
 };
 
+class Session;
+
+// One sequence's share of a batched decode: its tokens go at positions session->n_past()...
+struct BatchItem {
+  Session* session = nullptr;
+  std::span<const int32_t> tokens;
+  LogitsMode mode = LogitsMode::kLast;  // as Session::decode, for this sequence's tokens
+};
+
+struct BatchOptions {
+  int64_t n_batch = 512;  // tokens per forward step, all sequences together (llama.cpp's n_ubatch)
+  int n_threads = 0;      // used when no pool is given; <= 0: physical cores
+};
+
+// A family's batched decode: scratch buffers for n_batch rows, shared by every step it runs.
+struct BatchState {
+  virtual ~BatchState() = default;
+  virtual Status decode(std::span<const BatchItem> items) = 0;
+};
+
 // What callers outside the family need to know about a model.
 struct ModelInfo {
   std::string architecture;  // general.architecture
@@ -73,6 +93,7 @@ class Model {
   int64_t n_vocab() const { return info_.n_vocab; }
 
   virtual std::unique_ptr<SessionState> new_session(const SessionOptions& options, ThreadPool* pool) const = 0;
+  virtual std::unique_ptr<BatchState> new_batch(const BatchOptions& options, ThreadPool* pool) const = 0;
 
  protected:
   explicit Model(GgufFile file) : file_(std::move(file)) {}
@@ -107,10 +128,36 @@ class Session {
 
   void set_hidden_hook(HiddenHook hook) { s_->hook = std::move(hook); }
   const Model& model() const { return *model_; }
+  SessionState& state() { return *s_; }  // for the family's batched decode
 
  private:
   const Model* model_;
   std::unique_ptr<SessionState> s_;
+};
+
+// Continuous batching: one forward pass over the tokens of several Sessions of one Model, each with its own KV
+// cache and positions. Products read each weight once per step for all rows; a routed expert runs once over every
+// row that chose it. Results match each Session decoding alone (batch invariance, up to float summation order).
+// Not thread-safe; the sessions must not decode elsewhere meanwhile.
+class Batch {
+ public:
+  Batch(const Model& model, BatchOptions options = {}, ThreadPool* pool = nullptr);
+  ~Batch();
+  Batch(Batch&&) noexcept;
+  Batch& operator=(Batch&&) noexcept;
+
+  // Decodes every item's tokens, n_batch rows per step: each step takes up to the session's n_ubatch tokens of
+  // each item in order (a prompt longer than that spreads over several steps). Afterwards each session's logits()
+  // hold its item's rows as Session::decode would leave them. One item runs through Session::decode itself (the
+  // single-sequence path keeps its speed). Items with no tokens are skipped; a session may appear once; sessions
+  // with a hidden hook cannot be batched. On error no session has advanced unless the error says so.
+  Status decode(std::span<const BatchItem> items);
+  int64_t n_batch() const { return options_.n_batch; }
+
+ private:
+  const Model* model_;
+  BatchOptions options_;
+  std::unique_ptr<BatchState> s_;
 };
 
 }  // namespace fabula

@@ -1,5 +1,8 @@
-// Slot scheduler: FIFO queue, slot choice by longest cached prefix, round-robin token steps on one thread.
+// Slot scheduler: FIFO queue, slot choice by longest cached prefix, continuous batching on one thread: every
+// forward step decodes the next token of each generating slot together with chunks of new prompts.
 #include "server/scheduler.h"
+
+#include <algorithm>
 
 #include "base/log.h"
 
@@ -49,13 +52,17 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, SchedulerOp
     : options_(options), tokenizer_(&tokenizer) {
   if (options_.n_slots < 1) options_.n_slots = 1;
   pool_ = std::make_unique<ThreadPool>(options_.n_threads);
+  options_.n_batch = std::max<int64_t>(1, options_.n_batch);
   SessionOptions so;
   so.n_ctx = options_.n_ctx;
   so.n_threads = options_.n_threads;
+  so.n_ubatch = std::max<int64_t>(1, options_.n_ubatch);
+  batch_ = std::make_unique<Batch>(model, BatchOptions{options_.n_batch, options_.n_threads}, pool_.get());
   for (int i = 0; i < options_.n_slots; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->session = std::make_unique<Session>(model, so, pool_.get());
     slot->gen = std::make_unique<Generator>(tokenizer, *slot->session);
+    slot->gen->set_deferred(true);  // step() puts every slot's ids into one forward pass
     slots_.push_back(std::move(slot));
   }
   metrics_.n_slots = options_.n_slots;
@@ -155,9 +162,14 @@ void Scheduler::run() {
       };
       cv_.wait(lk, has_work);
       if (stop_) break;
+      const auto now = std::chrono::steady_clock::now();
       while (!queue_.empty()) {
         const int i = pick_slot(*queue_.front());
         if (i < 0) break;
+        const double wait = std::chrono::duration<double>(now - queue_.front()->submitted).count();
+        metrics_.queue_wait_seconds_total += wait;
+        metrics_.queue_wait_seconds_max = std::max(metrics_.queue_wait_seconds_max, wait);
+        metrics_.queue_waits_total++;
         slots_[i]->task = std::move(queue_.front());
         slots_[i]->last_used = ++clock_;
         queue_.pop_front();
@@ -174,26 +186,10 @@ void Scheduler::run() {
         finish(s, i, std::move(r));
         continue;
       }
-      Status st = s.gen->begin(s.task->prompt, s.task->params);
+      Status st = s.gen->begin(s.task->prompt, s.task->params);  // deferred: queues the prompt, decodes nothing
       if (!st.ok()) finish(s, i, st.take_error());
     }
-    // One token per active slot per round: concurrent requests share the thread fairly.
-    for (size_t i = 0; i < slots_.size(); ++i) {
-      Slot& s = *slots_[i];
-      if (!s.task) continue;
-      Task* task = s.task.get();
-      if (!s.gen->done()) {
-        Status st = s.gen->step([task](const GeneratedToken& t) {
-          if (task->want_events) task->push(t);
-          return !task->cancelled.load();
-        });
-        if (!st.ok()) {
-          finish(s, static_cast<int>(i), st.take_error());
-          continue;
-        }
-      }
-      if (s.gen->done()) finish(s, static_cast<int>(i), std::move(s.gen->result()));
-    }
+    step();
   }
   // Shutting down: nothing more will run.
   std::deque<std::shared_ptr<Task>> left;
@@ -204,6 +200,91 @@ void Scheduler::run() {
   for (auto& t : left) t->finish(make_error(ErrorCode::kCancelled, "server is shutting down"), -1);
   for (size_t i = 0; i < slots_.size(); ++i)
     if (slots_[i]->task) slots_[i]->task->finish(make_error(ErrorCode::kCancelled, "server is shutting down"), -1);
+}
+
+void Scheduler::step() {
+  // Cancelled tasks (the client went away) give their slot back before the step is built.
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = *slots_[i];
+    if (!s.task || !s.task->cancelled.load()) continue;
+    GenerationResult r = std::move(s.gen->result());
+    r.stop_type = StopType::kCancelled;
+    finish(s, static_cast<int>(i), std::move(r));
+  }
+
+  // Build the step: every generating slot's ids first (usually one each), then prompt chunks, oldest first, from
+  // what the budget leaves; no slot gives more than n_ubatch ids (its sliding ring's headroom).
+  items_.clear();
+  item_slots_.clear();
+  int64_t budget = options_.n_batch;
+  std::vector<int> prompts;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = *slots_[i];
+    if (!s.task || s.gen->pending().empty()) continue;
+    if (s.gen->in_prompt()) {
+      prompts.push_back(static_cast<int>(i));
+      continue;
+    }
+    const std::span<const int32_t> ids = s.gen->pending();
+    const int64_t n = std::min<int64_t>({static_cast<int64_t>(ids.size()), budget, options_.n_ubatch});
+    if (n <= 0) continue;
+    items_.push_back({s.session.get(), ids.first(static_cast<size_t>(n)),
+                      n == static_cast<int64_t>(ids.size()) ? LogitsMode::kLast : LogitsMode::kNone});
+    item_slots_.push_back(static_cast<int>(i));
+    budget -= n;
+  }
+  std::sort(prompts.begin(), prompts.end(), [&](int a, int b) { return slots_[a]->last_used < slots_[b]->last_used; });
+  for (int i : prompts) {
+    Slot& s = *slots_[i];
+    const std::span<const int32_t> ids = s.gen->pending();
+    const int64_t n = std::min<int64_t>({static_cast<int64_t>(ids.size()), budget, options_.n_ubatch});
+    if (n <= 0) break;
+    items_.push_back({s.session.get(), ids.first(static_cast<size_t>(n)),
+                      n == static_cast<int64_t>(ids.size()) ? LogitsMode::kLast : LogitsMode::kNone});
+    item_slots_.push_back(i);
+    budget -= n;
+  }
+
+  if (!items_.empty()) {
+    Status st = batch_->decode(items_);
+    if (!st.ok()) {
+      // The sessions' state is unknown: every slot of the step starts over and its request fails.
+      FABULA_LOG_WARN("scheduler: batched decode failed: {}", st.error().message);
+      for (int i : item_slots_) {
+        slots_[i]->gen->clear();
+        finish(*slots_[i], i, st.error());
+      }
+      return;
+    }
+    {
+      std::lock_guard lk(mu_);
+      metrics_.steps_total++;
+      metrics_.step_sequences_total += items_.size();
+      metrics_.step_tokens_total += static_cast<uint64_t>(options_.n_batch - budget);
+      metrics_.last_batch_size = static_cast<int>(items_.size());
+      metrics_.last_step_tokens = options_.n_batch - budget;
+    }
+    for (size_t k = 0; k < items_.size(); ++k) slots_[item_slots_[k]]->gen->decoded(items_[k].tokens.size());
+  }
+
+  // Sample: each slot whose ids are all decoded picks its next token (queued for the next step) or ends. A
+  // phrase-ban rewind truncates only its own session and queues its own ids again.
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = *slots_[i];
+    if (!s.task || !s.gen->pending().empty()) continue;
+    Task* task = s.task.get();
+    if (!s.gen->done()) {
+      Status st = s.gen->step([task](const GeneratedToken& t) {
+        if (task->want_events) task->push(t);
+        return !task->cancelled.load();
+      });
+      if (!st.ok()) {
+        finish(s, static_cast<int>(i), st.take_error());
+        continue;
+      }
+    }
+    if (s.gen->done() && s.gen->pending().empty()) finish(s, static_cast<int>(i), std::move(s.gen->result()));
+  }
 }
 
 }  // namespace fabula::server

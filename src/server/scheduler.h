@@ -1,4 +1,5 @@
-// Slots and queue: N Sessions over one Model, one inference thread that interleaves active slots token by token.
+// Slots and queue: N Sessions over one Model, one inference thread that runs continuous batching: each forward
+// step holds the next token of every generating slot plus a chunk of waiting prompts, up to n_batch tokens.
 #pragma once
 
 #include <atomic>
@@ -39,6 +40,7 @@ class Task {
   int id_slot = -1;          // preferred slot (-1: the one with the longest cached prefix)
   bool want_events = false;  // streaming: every token is queued as a TokenEvent
   std::atomic<bool> cancelled{false};
+  std::chrono::steady_clock::time_point submitted = std::chrono::steady_clock::now();  // for the queue wait
 
   // Consumer: moves queued events into `out` (waiting up to `timeout` if none); true once finished.
   bool wait(std::vector<TokenEvent>& out, std::chrono::milliseconds timeout);
@@ -61,7 +63,9 @@ class Task {
 struct SchedulerOptions {
   int n_slots = 1;
   int64_t n_ctx = 4096;
-  int n_threads = 0;  // <= 0: physical cores
+  int n_threads = 0;      // <= 0: physical cores
+  int64_t n_batch = 512;  // tokens per forward step, all slots together (a prompt is chunked to what is left)
+  int64_t n_ubatch = 256; // most tokens of one slot in one step (its sliding-window ring holds this much extra)
 };
 
 // Totals for /metrics (monotonic counters plus the current queue state).
@@ -79,6 +83,15 @@ struct SchedulerMetrics {
   int n_slots = 0;
   int64_t n_ctx = 0;
   int64_t max_cached_tokens = 0;       // largest slot cache (tokens)
+  // Continuous batching: forward steps, the sequences and tokens they held, and the last step's batch.
+  uint64_t steps_total = 0;
+  uint64_t step_sequences_total = 0;
+  uint64_t step_tokens_total = 0;
+  int last_batch_size = 0;
+  int64_t last_step_tokens = 0;
+  double queue_wait_seconds_total = 0;  // submit to slot, summed over the tasks that got a slot
+  uint64_t queue_waits_total = 0;
+  double queue_wait_seconds_max = 0;
 };
 
 struct SlotInfo {
@@ -105,17 +118,23 @@ class Scheduler {
     std::unique_ptr<Session> session;
     std::unique_ptr<Generator> gen;
     std::shared_ptr<Task> task;
-    uint64_t last_used = 0;
+    uint64_t last_used = 0;  // admission clock: prompts are chunked oldest first
     std::atomic<int64_t> n_cached{0};
   };
   void run();
   int pick_slot(const Task& task) const;  // a free slot, or -1 (caller holds mu_)
   void finish(Slot& slot, int index, Result<GenerationResult> result);
+  // One forward step over the pending ids of every active slot (generating slots first, then prompt chunks in
+  // admission order, up to n_batch tokens); then every slot with nothing pending samples its next token.
+  void step();
 
   SchedulerOptions options_;
   const Tokenizer* tokenizer_;
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Batch> batch_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<BatchItem> items_;  // the step being built, and the slot of each item
+  std::vector<int> item_slots_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Task>> queue_;

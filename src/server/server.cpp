@@ -212,7 +212,8 @@ void Server::Impl::load() {
   }
   options.n_ctx = n_ctx;
   l->scheduler = std::make_unique<Scheduler>(*l->model, l->tokenizer,
-                                             SchedulerOptions{options.n_parallel, n_ctx, options.n_threads});
+                                             SchedulerOptions{options.n_parallel, n_ctx, options.n_threads,
+                                                              options.n_batch, options.n_ubatch});
   {
     std::lock_guard lk(load_mu);
     loaded = std::move(l);
@@ -419,6 +420,20 @@ void Server::Impl::register_routes() {
     metric("n_slots", "gauge", "Number of slots.", m.n_slots);
     metric("n_ctx", "gauge", "Context size per slot.", double(m.n_ctx));
     metric("kv_cache_tokens_max", "gauge", "Tokens held by the fullest slot.", double(m.max_cached_tokens));
+    metric("batch_steps_total", "counter", "Forward steps run (continuous batching).", double(m.steps_total));
+    metric("batch_sequences_total", "counter", "Sequences summed over the steps.", double(m.step_sequences_total));
+    metric("batch_tokens_total", "counter", "Tokens summed over the steps.", double(m.step_tokens_total));
+    metric("batch_size", "gauge", "Sequences in the last step.", m.last_batch_size);
+    metric("batch_size_avg", "gauge", "Average sequences per step.",
+           m.steps_total > 0 ? double(m.step_sequences_total) / double(m.steps_total) : 0);
+    metric("tokens_per_step", "gauge", "Tokens in the last step.", double(m.last_step_tokens));
+    metric("tokens_per_step_avg", "gauge", "Average tokens per step.",
+           m.steps_total > 0 ? double(m.step_tokens_total) / double(m.steps_total) : 0);
+    metric("queue_wait_seconds_total", "counter", "Seconds requests waited for a slot, summed.", m.queue_wait_seconds_total);
+    metric("queue_waits_total", "counter", "Requests that got a slot.", double(m.queue_waits_total));
+    metric("queue_wait_seconds_avg", "gauge", "Average wait for a slot in seconds.",
+           m.queue_waits_total > 0 ? m.queue_wait_seconds_total / double(m.queue_waits_total) : 0);
+    metric("queue_wait_seconds_max", "gauge", "Longest wait for a slot in seconds.", m.queue_wait_seconds_max);
     metric("http_requests_total", "counter", "HTTP requests received.", double(counters.requests.load()));
     metric("http_errors_4xx_total", "counter", "HTTP 4xx replies.", double(counters.errors_4xx.load()));
     metric("http_errors_5xx_total", "counter", "HTTP 5xx replies.", double(counters.errors_5xx.load()));

@@ -10,7 +10,7 @@
 #include "tensor/activations.h"
 
 namespace fabula {
-void Gemma4Session::forward_step(const int32_t* tokens, int64_t n, LogitsMode mode, int64_t logits_offset) {
+void Gemma4Session::forward_step(const int32_t* tokens, int64_t n, float* logits_out) {
   const Gemma4HParams& h = *hp;
   const int64_t E = h.n_embd;
   const float eps = static_cast<float>(h.rms_eps);
@@ -31,45 +31,46 @@ void Gemma4Session::forward_step(const int32_t* tokens, int64_t n, LogitsMode mo
     if (hook) hook(l + 1, n_past, x.data(), n, E);
   }
 
-  // Final norm and tied output projection, only for the rows whose logits are wanted.
-  if (mode != LogitsMode::kNone || hook) {
-    const int64_t first = (mode == LogitsMode::kLast && !hook) ? n - 1 : 0;
-    ops::rmsnorm_rows(x.data() + first * E, w->output_norm.data(), a.data() + first * E, n - first, E, eps);
-    if (hook) hook(static_cast<int>(h.n_layer) + 1, n_past, a.data(), n, E);
-    if (mode != LogitsMode::kNone) {
-      const int64_t row0 = mode == LogitsMode::kLast ? n - 1 : 0;
-      const int64_t rows = n - row0;
-      float* out = logits.data() + logits_offset * h.n_vocab;
-      acts.set(a.data() + row0 * E, rows, E);
-      // logits = softcap(a @ embed_tokens^T)                                 [rows][n_vocab]
-      // Each thread caps its own rows while they are in cache (no serial pass over 262k logits after the head).
-      const MatrixView& head = w->token_embd;
-      const QuantizedActivations& hq = acts.for_weight(head.type, pool);
-      const float cap = static_cast<float>(h.final_softcap);
-      const int64_t V = h.n_vocab, tile = matmul_row_tile();
-      pool->parallel_for((head.rows + tile - 1) / tile, [&](int64_t t0, int64_t t1, int) {
-        const int64_t r0 = t0 * tile, r1 = std::min(head.rows, t1 * tile);
-        matmul_row_range(head, hq, out, r0, r1, V);
-        if (cap > 0) {
-          for (int64_t t = 0; t < rows; ++t) ops::softcap(out + t * V + r0, r1 - r0, cap);
-        }
-      });
-    }
+  // Final norm and tied output projection, only for the rows whose logits are wanted (gathered into rows 0..m-1).
+  const int64_t m = static_cast<int64_t>(logit_rows.size());
+  if (hook) {
+    ops::rmsnorm_rows(x.data(), w->output_norm.data(), a.data(), n, E, eps);
+    hook(static_cast<int>(h.n_layer) + 1, n_past, a.data(), n, E);
   }
-  n_past += n;
+  if (m > 0) {
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t r = logit_rows[static_cast<size_t>(i)];  // r >= i: rows ascend
+      if (!hook) ops::rmsnorm(x.data() + r * E, w->output_norm.data(), a.data() + i * E, E, eps);
+      else if (r != i) std::memmove(a.data() + i * E, a.data() + r * E, static_cast<size_t>(E) * sizeof(float));
+    }
+    const int64_t rows = m;
+    float* out = logits_out;
+    acts.set(a.data(), rows, E);
+    // logits = softcap(a @ embed_tokens^T)                                 [rows][n_vocab]
+    // Each thread caps its own rows while they are in cache (no serial pass over 262k logits after the head).
+    const MatrixView& head = w->token_embd;
+    const QuantizedActivations& hq = acts.for_weight(head.type, pool);
+    const float cap = static_cast<float>(h.final_softcap);
+    const int64_t V = h.n_vocab, tile = matmul_row_tile();
+    pool->parallel_for((head.rows + tile - 1) / tile, [&](int64_t t0, int64_t t1, int) {
+      const int64_t r0 = t0 * tile, r1 = std::min(head.rows, t1 * tile);
+      matmul_row_range(head, hq, out, r0, r1, V);
+      if (cap > 0) {
+        for (int64_t t = 0; t < rows; ++t) ops::softcap(out + t * V + r0, r1 - r0, cap);
+      }
+    });
+  }
 }
 
 void Gemma4Session::attention_block(int l, int64_t n) {
   const Gemma4HParams& h = *hp;
   const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
-  LayerKvCache& c = cache[static_cast<size_t>(l)];
   const int64_t E = h.n_embd, H = h.n_head, KV = h.n_kv(l), hd = h.head_dim(l);
   const int64_t QD = H * hd, KD = KV * hd, group = H / KV;
   const float eps = static_cast<float>(h.rms_eps);
   const bool sliding = h.is_sliding(l);
   const int64_t n_rot = h.n_rot(l);
   const float* inv_freq = sliding ? inv_freq_swa.data() : inv_freq_full.data();
-  const int64_t p0 = n_past;
 
   // a = input_layernorm(x)                                                  a: [n][E]
   ops::rmsnorm_rows(x.data(), L.attn_norm.data(), a.data(), n, E, eps);
@@ -87,7 +88,8 @@ void Gemma4Session::attention_block(int l, int64_t n) {
 
   // Per-head norms: q_norm and k_norm with weights, v_norm without; then RoPE on q and k (never v).
   for (int64_t t = 0; t < n; ++t) {
-    const int64_t pos = p0 + t;
+    const int64_t pos = row_pos[static_cast<size_t>(t)];
+    LayerKvCache& c = row_cache[static_cast<size_t>(t)][l];
     for (int64_t hh = 0; hh < H; ++hh) {
       float* qh = q.data() + t * QD + hh * hd;
       ops::rmsnorm(qh, L.attn_q_norm.data(), qh, hd, eps);
@@ -106,13 +108,14 @@ void Gemma4Session::attention_block(int l, int64_t n) {
   }
 
   // attn[t][hh] = softmax(q·k * 1.0 over visible keys) v; query head hh reads kv head hh / group.
-  // Full layers see positions 0..pos; sliding layers pos - window + 1 .. pos.
+  // Full layers see positions 0..pos; sliding layers pos - window + 1 .. pos, of the row's own sequence.
   const int64_t window = h.sliding_window;
   const size_t score_stride = scores.size() / static_cast<size_t>(pool->size());
   pool->parallel_for(n * H, [&](int64_t begin, int64_t end, int thread) {
     float* sc = scores.data() + static_cast<size_t>(thread) * score_stride;
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / H, hh = i % H, g = hh / group, pos = p0 + t;
+      const int64_t t = i / H, hh = i % H, g = hh / group, pos = row_pos[static_cast<size_t>(t)];
+      LayerKvCache& c = row_cache[static_cast<size_t>(t)][l];
       const int64_t lo = sliding ? std::max<int64_t>(0, pos - window + 1) : 0;
       // Keys lo..pos sit at ring slots j % capacity: at most two contiguous runs of cache rows.
       CacheRun runs[2];

@@ -14,6 +14,7 @@ class Gemma4Model final : public Model {
   const Gemma4HParams& hparams() const { return hp_; }
   const Gemma4Weights& weights() const { return w_; }
   std::unique_ptr<SessionState> new_session(const SessionOptions& options, ThreadPool* pool) const override;
+  std::unique_ptr<BatchState> new_batch(const BatchOptions& options, ThreadPool* pool) const override;
 
  private:
   friend Result<std::unique_ptr<Model>> gemma4_load_model(GgufFile file);

@@ -57,7 +57,7 @@ std::vector<float> inverse_frequencies(int64_t n_rot, double base, const std::ve
 
 }  // namespace
 
-Gemma4Session::Gemma4Session(const Gemma4Model& model, SessionOptions options, ThreadPool* pool) {
+Gemma4Session::Gemma4Session(const Gemma4Model& model, SessionOptions options, ThreadPool* pool, bool with_cache) {
   Gemma4Session& s = *this;
   const Gemma4HParams& hp = model.hparams();
   s.hp = &hp;
@@ -81,11 +81,13 @@ Gemma4Session::Gemma4Session(const Gemma4Model& model, SessionOptions options, T
     // A sliding query at p reads p - window + 1 .. p; a step writes U positions before reading, so the ring
     // must hold window - 1 + U slots.
     c.capacity = hp.is_sliding(l) ? std::min(options.n_ctx, hp.sliding_window - 1 + U) : options.n_ctx;
-    c.k.assign(static_cast<size_t>(c.capacity * c.row), 0.0f);
-    c.v.assign(static_cast<size_t>(c.capacity * c.row), 0.0f);
+    if (with_cache) {
+      c.k.assign(static_cast<size_t>(c.capacity * c.row), 0.0f);
+      c.v.assign(static_cast<size_t>(c.capacity * c.row), 0.0f);
+      max_cap = std::max(max_cap, c.capacity);
+    }
     qd = std::max(qd, hp.n_head * hp.head_dim(l));
     kd = std::max(kd, c.row);
-    max_cap = std::max(max_cap, c.capacity);
   }
   s.inv_freq_full = inverse_frequencies(hp.n_rot_full, hp.rope_base_full, s.w->rope_freqs, hp.rope_inv_freq_bf16);
   s.inv_freq_swa = inverse_frequencies(hp.n_rot_swa, hp.rope_base_swa, {}, hp.rope_inv_freq_bf16);
@@ -117,6 +119,9 @@ Gemma4Session::Gemma4Session(const Gemma4Model& model, SessionOptions options, T
   s.moe_jobs.reserve(static_cast<size_t>(2 * NE + 3));  // experts' gate and up, plus the dense products
   s.scores.resize(sz(pool->size(), max_cap));
   s.logits.resize(static_cast<size_t>(hp.n_vocab));
+  s.row_pos.resize(static_cast<size_t>(U));
+  s.row_cache.resize(static_cast<size_t>(U));
+  s.logit_rows.reserve(static_cast<size_t>(U));
 }
 
 Status Gemma4Session::decode(std::span<const int32_t> tokens, LogitsMode mode) {
@@ -140,10 +145,18 @@ Status Gemma4Session::decode(std::span<const int32_t> tokens, LogitsMode mode) {
   for (int64_t begin = 0; begin < n; begin += s.opt.n_ubatch) {
     const int64_t step = std::min(s.opt.n_ubatch, n - begin);
     const bool last_step = begin + step == n;
-    LogitsMode step_mode = mode == LogitsMode::kAll ? LogitsMode::kAll
-                           : (mode == LogitsMode::kLast && last_step) ? LogitsMode::kLast
-                                                                      : LogitsMode::kNone;
-    s.forward_step(tokens.data() + begin, step, step_mode, mode == LogitsMode::kAll ? begin : 0);
+    s.logit_rows.clear();
+    if (mode == LogitsMode::kAll) {
+      for (int64_t t = 0; t < step; ++t) s.logit_rows.push_back(t);
+    } else if (mode == LogitsMode::kLast && last_step) {
+      s.logit_rows.push_back(step - 1);
+    }
+    for (int64_t t = 0; t < step; ++t) {
+      s.row_pos[static_cast<size_t>(t)] = s.n_past + t;
+      s.row_cache[static_cast<size_t>(t)] = s.cache.data();
+    }
+    s.forward_step(tokens.data() + begin, step, s.logits.data() + (mode == LogitsMode::kAll ? begin * V : 0));
+    s.n_past += step;
   }
   return ok_status();
 }

@@ -47,7 +47,8 @@ struct LayerKvCache {
 };
 
 struct Gemma4Session final : SessionState {
-  Gemma4Session(const Gemma4Model& model, SessionOptions options, ThreadPool* pool);
+  // with_cache = false: scratch buffers only, for a batch runner whose rows use other sessions' caches.
+  Gemma4Session(const Gemma4Model& model, SessionOptions options, ThreadPool* pool, bool with_cache = true);
   Status decode(std::span<const int32_t> tokens, LogitsMode mode) override;
   Status truncate(int64_t n) override;
 
@@ -85,7 +86,14 @@ struct Gemma4Session final : SessionState {
   std::vector<float> scores;   // [threads][max cache capacity] attention scores
   SharedActivations acts, acts2;
 
-  void forward_step(const int32_t* tokens, int64_t n, LogitsMode mode, int64_t logits_offset);
+  // Where the rows of a step belong: each row's position and its sequence's per-layer caches (this session's own,
+  // or, in a batched step, the caches of the sequence the row comes from); and the rows whose logits are wanted.
+  std::vector<int64_t> row_pos;             // [U]
+  std::vector<LayerKvCache*> row_cache;     // [U]
+  std::vector<int64_t> logit_rows;          // output row i = logits of step row logit_rows[i]
+
+  // One step of n rows as described by row_pos / row_cache / logit_rows; logits go to logits_out [rows][n_vocab].
+  void forward_step(const int32_t* tokens, int64_t n, float* logits_out);
   void attention_block(int layer, int64_t n);
   void ffn_block(int layer, int64_t n);
   // The routed experts in three steps, so their products share parallel regions with the dense MLP's:

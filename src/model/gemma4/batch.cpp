@@ -1,0 +1,133 @@
+// Continuous batching for Gemma 4 (model/model.h Batch): the rows of one forward step come from several sessions.
+// A runner session without a cache holds the scratch buffers for n_batch rows; each row carries its sequence's
+// position and KV caches, so attention reads only its own sequence while every product (and every routed expert)
+// runs once over all rows.
+#include <algorithm>
+#include <cstring>
+
+#include "model/gemma4/session_state.h"
+#include "tensor/matmul.h"
+
+namespace fabula {
+namespace {
+
+SessionOptions runner_options(const BatchOptions& o) {
+  SessionOptions so;
+  so.n_ctx = o.n_batch;
+  so.n_ubatch = o.n_batch;
+  so.n_threads = o.n_threads;
+  return so;
+}
+
+class Gemma4Batch final : public BatchState {
+ public:
+  Gemma4Batch(const Gemma4Model& model, const BatchOptions& options, ThreadPool* pool)
+      : runner_(model, runner_options(options), pool, /*with_cache=*/false), n_batch_(options.n_batch) {
+    tokens_.resize(static_cast<size_t>(n_batch_));
+  }
+  Status decode(std::span<const BatchItem> items) override;
+
+ private:
+  // One forward step over the items whose share of this round (Item::taken) passes `include`.
+  template <typename Include>
+  void run_step(std::span<const BatchItem> items, Include include);
+
+  Gemma4Session runner_;
+  int64_t n_batch_;
+  std::vector<int32_t> tokens_;  // [n_batch] the step's tokens
+  struct Item {
+    Gemma4Session* seq;
+    int64_t done = 0;   // tokens decoded so far
+    int64_t taken = 0;  // tokens in the current step
+  };
+  std::vector<Item> work_;
+  std::vector<std::pair<Gemma4Session*, int64_t>> outs_;  // logits row i of a step -> (sequence, its logits row)
+};
+
+template <typename Include>
+void Gemma4Batch::run_step(std::span<const BatchItem> items, Include include) {
+  Gemma4Session& r = runner_;
+  const int64_t V = r.hp->n_vocab;
+  int64_t n = 0;
+  r.logit_rows.clear();
+  outs_.clear();
+  for (size_t i = 0; i < work_.size(); ++i) {
+    const Item& it = work_[i];
+    if (it.taken == 0 || !include(it.taken)) continue;
+    const BatchItem& item = items[i];
+    const int64_t size = static_cast<int64_t>(item.tokens.size());
+    for (int64_t t = 0; t < it.taken; ++t) {
+      const int64_t index = it.done + t;
+      tokens_[static_cast<size_t>(n)] = item.tokens[static_cast<size_t>(index)];
+      r.row_pos[static_cast<size_t>(n)] = it.seq->n_past + t;
+      r.row_cache[static_cast<size_t>(n)] = it.seq->cache.data();
+      if (item.mode == LogitsMode::kAll || (item.mode == LogitsMode::kLast && index == size - 1)) {
+        r.logit_rows.push_back(n);
+        outs_.emplace_back(it.seq, item.mode == LogitsMode::kAll ? index : 0);
+      }
+      ++n;
+    }
+  }
+  if (r.logits.size() < outs_.size() * static_cast<size_t>(V)) r.logits.resize(outs_.size() * static_cast<size_t>(V));
+  r.forward_step(tokens_.data(), n, r.logits.data());
+  for (size_t o = 0; o < outs_.size(); ++o) {
+    std::memcpy(outs_[o].first->logits.data() + outs_[o].second * V, r.logits.data() + static_cast<int64_t>(o) * V,
+                static_cast<size_t>(V) * sizeof(float));
+  }
+  for (Item& it : work_) {
+    if (it.taken == 0 || !include(it.taken)) continue;
+    it.seq->n_past += it.taken;
+    it.done += it.taken;
+  }
+}
+
+Status Gemma4Batch::decode(std::span<const BatchItem> items) {
+  Gemma4Session& r = runner_;
+  const int64_t V = r.hp->n_vocab;
+  work_.clear();
+  int64_t max_cap = 1;
+  for (const BatchItem& item : items) {
+    auto* seq = static_cast<Gemma4Session*>(&item.session->state());  // same model, so the same family
+    if (seq->w != r.w) return make_error(ErrorCode::kInvalidArgument, "batch: a session of another model");
+    const int64_t n = static_cast<int64_t>(item.tokens.size());
+    seq->logits_rows = item.mode == LogitsMode::kAll ? n : item.mode == LogitsMode::kLast ? 1 : 0;
+    if (seq->logits.size() < static_cast<size_t>(seq->logits_rows * V))
+      seq->logits.resize(static_cast<size_t>(seq->logits_rows * V));
+    for (const LayerKvCache& c : seq->cache) max_cap = std::max(max_cap, c.capacity);
+    work_.push_back(Item{seq});
+  }
+  const size_t threads = static_cast<size_t>(r.pool->size());
+  if (r.scores.size() < threads * static_cast<size_t>(max_cap)) r.scores.resize(threads * static_cast<size_t>(max_cap));
+
+  // Products of at least matmul_gemm_min_tokens() rows take the int8 GEMM, fewer take the row-by-row tiles, and
+  // the two differ in the last bits. A sequence alone decodes its tokens one at a time (tiles) and its prompt in
+  // chunks of up to n_ubatch (the GEMM when long): so a step that would mix short items (decode tokens, short
+  // prompts) with a long chunk runs as two steps, and every row takes the path it takes alone (batch invariance;
+  // the extra pass only comes with a long prompt chunk, whose cost is its compute anyway).
+  const int64_t gemm_min = matmul_gemm_min_tokens();
+  for (;;) {
+    int64_t n_short = 0, n_long = 0;
+    for (size_t i = 0; i < work_.size(); ++i) {
+      Item& it = work_[i];
+      const int64_t size = static_cast<int64_t>(items[i].tokens.size());
+      it.taken = std::min({size - it.done, it.seq->opt.n_ubatch, n_batch_ - n_short - n_long});
+      (gemm_min > 0 && it.taken >= gemm_min ? n_long : n_short) += it.taken;
+    }
+    if (n_short + n_long == 0) break;
+    if (n_long > 0 && n_short > 0) {
+      run_step(items, [&](int64_t taken) { return taken < gemm_min; });
+      run_step(items, [&](int64_t taken) { return taken >= gemm_min; });
+    } else {
+      run_step(items, [](int64_t) { return true; });
+    }
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+std::unique_ptr<BatchState> Gemma4Model::new_batch(const BatchOptions& options, ThreadPool* pool) const {
+  return std::make_unique<Gemma4Batch>(*this, options, pool);
+}
+
+}  // namespace fabula
