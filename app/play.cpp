@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "protocol/manifest.h"
 #include "sample/phrase_ban.h"
 #include "server/game_api.h"
+#include "server/shared_narrator.h"
 #include "voice/speech_service.h"
 #include "voice/story_audio.h"
 #include "voice/system_player.h"
@@ -70,7 +72,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     std::string model, server, story = "sakuragaoka", save, scripted, profile, host = "127.0.0.1", tts_cmd,
         access_key;
     std::vector<std::string> allowed_hosts;
-    int port = 8765, delay_ms = 30, max_regen = 3;
+    int port = 8765, delay_ms = 30, max_regen = 3, players = 1;
     uint64_t seed = 1;
     bool open = false, tui = false, fresh = false, no_wait = false, no_tts = false, voices = false, sound = false;
     fabula::app::DecodingArgs decoding;
@@ -89,6 +91,10 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
   cli.add_option("--access-key", o->access_key,
                  "Key every player's link carries (default: a new random one each launch; required off loopback)")
       ->envname("FABULA_ACCESS_KEY");
+  cli.add_option("--players", o->players,
+                 "Players at once, each in their own browser with their own game and saves, sharing one narrator "
+                 "(its beats batched together); with --host beyond loopback, they need the --access-key")
+      ->capture_default_str()->check(CLI::Range(1, 64));
   cli.add_option("--allow-host", o->allowed_hosts, "A host name players reach this machine by (repeatable)");
   cli.add_option("--save", o->save, "Save file (SQLite; default: ~/.local/share/fabula/saves.sqlite)");
   cli.add_option("--seed", o->seed, "Base sampling seed")->capture_default_str();
@@ -112,15 +118,25 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     auto story = engine::load_story(o->story);
     if (!story) return app::report_error(story.error(), "try --story sakuragaoka or a path to a story.json");
 
+    // Several players: a narrator per player (for the in-process model, all over one batched SharedNarrator).
+    const bool several = o->players > 1;
+    if (several && o->tui) return app::report_error(make_error(ErrorCode::kInvalidArgument, "--players needs the web player, not --tui"));
     std::unique_ptr<engine::Narrator> narrator;
+    std::unique_ptr<server::SharedNarrator> shared;
+    std::function<Result<std::unique_ptr<engine::Narrator>>(int player)> player_narrator;
     std::string default_profile = "demo";
     if (!o->scripted.empty()) {
       engine::ScriptedOptions so;
       so.chunk_delay_ms = o->delay_ms;
       so.loop = true;
-      auto n = engine::ScriptedNarrator::load(o->scripted, so);
+      auto load = [o, so]() -> Result<std::unique_ptr<engine::Narrator>> {
+        FABULA_ASSIGN(auto n, engine::ScriptedNarrator::load(o->scripted, so));
+        return std::unique_ptr<engine::Narrator>(std::move(n));
+      };
+      auto n = load();
       if (!n) return app::report_error(n.error());
       narrator = std::move(*n);
+      if (several) player_narrator = [load](int) { return load(); };
     } else {
       backend::NarratorSpec spec{o->model, o->server, o->load};
       if (o->server.empty()) {
@@ -129,11 +145,28 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
         if (!choice) return app::report_error(choice.error());
         if (!o->model.empty()) spec.model = choice->path;
         default_profile = app::narrator_profile_for(*choice);
-        app::warn_if_model_would_page(*choice, backend::LocalNarratorOptions{}.n_ctx);
+        app::warn_if_model_would_page(*choice, backend::LocalNarratorOptions{}.n_ctx * o->players);
       }
-      auto n = backend::make_narrator(spec);
-      if (!n) return app::report_error(n.error(), "use --scripted FIXTURE.jsonl to play without a model");
-      narrator = std::move(*n);
+      if (several && o->server.empty()) {
+        auto path = backend::narrator_model_path(spec);
+        if (!path) return app::report_error(path.error(), "use --scripted FIXTURE.jsonl to play without a model");
+        server::SharedNarratorOptions sno;
+        sno.players = o->players;
+        sno.n_ctx = backend::LocalNarratorOptions{}.n_ctx;
+        sno.load = o->load;
+        auto s = server::SharedNarrator::load(*path, sno);
+        if (!s) return app::report_error(s.error(), "use --scripted FIXTURE.jsonl to play without a model");
+        shared = std::move(*s);
+        player_narrator = [&shared](int player) -> Result<std::unique_ptr<engine::Narrator>> {
+          return shared->narrator_for(player);
+        };
+        narrator = shared->narrator_for(0);  // for the log line and the checks below
+      } else {
+        auto n = backend::make_narrator(spec);
+        if (!n) return app::report_error(n.error(), "use --scripted FIXTURE.jsonl to play without a model");
+        narrator = std::move(*n);
+        if (several) player_narrator = [spec](int) { return backend::make_narrator(spec); };
+      }
       if (!o->server.empty()) default_profile = "vn26b";
     }
     if (o->decoding.any() && (!o->server.empty() || !o->scripted.empty()))
@@ -151,13 +184,25 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     if (auto p = story->profile(go.engine.profile); !p) return app::report_error(p.error());
 
     std::string save = o->save.empty() ? default_save_path() : o->save;
-    auto store = engine::SaveStore::open(save);
-    if (!store) return app::report_error(store.error());
-    engine::Game game(*story, *narrator, **store, go);
-    if (auto st = game.open(); !st) return app::report_error(st.error());
+    std::unique_ptr<engine::SaveStore> single_store;
+    std::unique_ptr<engine::Game> single_game;
+    if (!several) {
+      auto store = engine::SaveStore::open(save);
+      if (!store) return app::report_error(store.error());
+      single_store = std::move(*store);
+      single_game = std::make_unique<engine::Game>(*story, *narrator, *single_store, go);
+      if (auto st = single_game->open(); !st) return app::report_error(st.error());
+    }
+    // Several players: each player's saves in a file of their own, named by their player id.
+    const std::filesystem::path players_dir =
+        std::filesystem::path(save).parent_path() / (std::filesystem::path(save).stem().string() + "-players");
+    if (several) {
+      std::error_code ec;
+      std::filesystem::create_directories(players_dir, ec);
+      if (ec) return app::report_error(make_error(ErrorCode::kIo, "cannot create {}: {}", players_dir.string(), ec.message()));
+    }
     FABULA_LOG_INFO("story {} · narrator {} · profile {} · saves {}", story->id, narrator->describe(),
-                    go.engine.profile, save);
-
+                    go.engine.profile, several ? players_dir.string() + "/PLAYER.sqlite" : save);
     if (auto st = voice::check_story_audio(story->raw, story->root, story->music, story->sounds); !st)
       return app::report_error(st.error(), "fix the story's \"audio\" entries (the player generates what is not listed)");
     auto speech = make_speech(*story, o->tts_cmd, o->no_tts);
@@ -178,22 +223,42 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
         to.on_line = [&speaker, &speech](const std::string& who, const std::string& text) {
           if (who.empty() ? (*speech)->narration_voiced() : (*speech)->speaks(who)) speaker->say(who, text);
         };
-      return present::run_tui(game, stdin, stdout, to);
+      return present::run_tui(*single_game, stdin, stdout, to);
     }
     auto web = protocol::find_in_repo("web/index.html");
     if (!web) return app::report_error(make_error(ErrorCode::kNotFound, "web/index.html not found near the binary"));
     server::GameServerOptions so;
     so.access_key = o->access_key;
     so.allowed_hosts = o->allowed_hosts;
-    server::GameServer http(game, std::filesystem::path(*web).parent_path().string(), so);
-    http.set_speech(speech->get());
-    auto port = http.bind(o->host, o->port);
+    const std::string web_root = std::filesystem::path(*web).parent_path().string();
+    std::atomic<int> joined{0};
+    struct OnePlayer final : server::PlayerGame {
+      std::unique_ptr<engine::SaveStore> store;
+      std::unique_ptr<engine::Narrator> narrator;
+      std::unique_ptr<engine::Game> play;
+      engine::Game& game() override { return *play; }
+    };
+    auto make_player = [&](const std::string& id) -> Result<std::unique_ptr<server::PlayerGame>> {
+      auto p = std::make_unique<OnePlayer>();
+      FABULA_ASSIGN(p->narrator, player_narrator(joined++));
+      FABULA_ASSIGN(p->store, engine::SaveStore::open((players_dir / (id + ".sqlite")).string()));
+      p->play = std::make_unique<engine::Game>(*story, *p->narrator, *p->store, go);
+      FABULA_TRY(p->play->open());
+      return std::unique_ptr<server::PlayerGame>(std::move(p));
+    };
+    auto http = several ? std::make_unique<server::GameServer>(*story, make_player, o->players, web_root, so)
+                        : std::make_unique<server::GameServer>(*single_game, web_root, so);
+    http->set_speech(speech->get());
+    auto port = http->bind(o->host, o->port);
     if (!port) return app::report_error(port.error(), "pick another --port");
     // The link carries the access token: a page without it (another site, another user) gets 401.
-    std::string url = http.player_url();
+    std::string url = http->player_url();
     std::printf("fabula play: %s\n", url.c_str());
     if (!server::is_loopback_host(o->host))
       std::printf("fabula play: other players open http://THIS-MACHINE:%d/#token=<the access key>\n", *port);
+    if (several)
+      std::printf("fabula play: up to %d players, each browser its own game (saves in %s)\n", o->players,
+                  players_dir.string().c_str());
     std::fflush(stdout);
     if (o->open) {
       std::string cmd = "xdg-open '" + url + "' >/dev/null 2>&1 &";
@@ -204,9 +269,9 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     std::atomic<bool> done{false};
     std::thread watcher([&] {
       while (!done && !g_signalled) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      if (g_signalled) http.stop();
+      if (g_signalled) http->stop();
     });
-    http.run();
+    http->run();
     done = true;
     watcher.join();
     return 0;

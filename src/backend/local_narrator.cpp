@@ -22,10 +22,8 @@ Result<std::unique_ptr<LocalNarrator>> LocalNarrator::load(const std::string& gg
   return n;
 }
 
-Result<engine::NarratorResult> LocalNarrator::write(const engine::NarratorRequest& request,
-                                                    const engine::TextCallback& on_text) {
-  std::lock_guard<std::mutex> lock(mu_);
-  FABULA_ASSIGN(std::vector<int32_t> prompt, loaded_.encode_chat(request.messages));
+Result<GenerationParams> beat_generation_params(const engine::NarratorRequest& request, const LoadedModel& loaded,
+                                                std::shared_ptr<const ConstraintVocab>& vocab) {
   GenerationParams params;
   const auto& s = request.sampling;
   params.sampler.temperature = s.temperature;
@@ -36,17 +34,25 @@ Result<engine::NarratorResult> LocalNarrator::write(const engine::NarratorReques
   params.sampler.seed = request.seed;
   params.n_predict = s.max_tokens;
   params.stop = s.stop;
-  for (auto& text : loaded_.stop_texts()) params.stop.push_back(std::move(text));
+  for (auto& text : loaded.stop_texts()) params.stop.push_back(std::move(text));
   params.banned_phrases = s.banned_phrases;
   if (s.constrained) {  // fail closed: no manifest or a bad cast is an error, never an unconstrained beat
     if (request.manifest == nullptr)
       return make_error(ErrorCode::kInvalidArgument, "constrained decoding: the request carries no story manifest");
-    if (!vocab_) {
-      FABULA_ASSIGN(vocab_, ConstraintVocab::build(loaded_.tokenizer));
+    if (!vocab) {
+      FABULA_ASSIGN(vocab, ConstraintVocab::build(loaded.tokenizer));
     }
     FABULA_ASSIGN(auto rec, ProtocolRecognizer::create(*request.manifest, request.cast));
-    params.constraint = std::make_shared<ProtocolConstraint>(std::move(rec), vocab_);
+    params.constraint = std::make_shared<ProtocolConstraint>(std::move(rec), vocab);
   }
+  return params;
+}
+
+Result<engine::NarratorResult> LocalNarrator::write(const engine::NarratorRequest& request,
+                                                    const engine::TextCallback& on_text) {
+  std::lock_guard<std::mutex> lock(mu_);
+  FABULA_ASSIGN(std::vector<int32_t> prompt, loaded_.encode_chat(request.messages));
+  FABULA_ASSIGN(GenerationParams params, beat_generation_params(request, loaded_, vocab_));
   engine::NarratorResult out;
   auto gen = generator_->generate(prompt, params, [&](const GeneratedToken& t) {
     ++out.tokens;

@@ -18,6 +18,13 @@ struct LocalNarratorOptions {
   ModelLoadOptions load;
 };
 
+// One beat request as generation parameters on a loaded model: the request's sampling and seed, its stops plus the
+// model's end-of-turn texts, its phrase bans, and with sampling.constrained the protocol constraint over
+// request.manifest and request.cast (fail closed: an error, never an unconstrained beat). `vocab` holds the
+// constraint's vocabulary tables, built on the first constrained beat and reused.
+Result<GenerationParams> beat_generation_params(const engine::NarratorRequest& request, const LoadedModel& loaded,
+                                                std::shared_ptr<const ConstraintVocab>& vocab);
+
 class LocalNarrator : public engine::Narrator {
  public:
   // kUnsupported when the GGUF's chat template is not one fabula renders (a beat needs the model's own turns).

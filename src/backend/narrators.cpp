@@ -8,15 +8,16 @@ namespace fabula::backend {
 Result<std::unique_ptr<engine::Narrator>> make_local_narrator(const std::string& model_path,
                                                                const ModelLoadOptions& load);  // local_narrator.cpp
 
+Result<std::string> narrator_model_path(const NarratorSpec& spec) {
+  if (!spec.model.empty()) return spec.model;
+  auto found = protocol::find_in_repo("models/fabula-demo-v1.gguf");
+  if (!found) return make_error(ErrorCode::kNotFound, "no --model given and models/fabula-demo-v1.gguf was not found");
+  return *found;
+}
+
 Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec) {
   if (!spec.server.empty()) return std::unique_ptr<engine::Narrator>(std::make_unique<RemoteNarrator>(spec.server));
-  std::string model = spec.model;
-  if (model.empty()) {
-    auto found = protocol::find_in_repo("models/fabula-demo-v1.gguf");
-    if (!found)
-      return make_error(ErrorCode::kNotFound, "no --model given and models/fabula-demo-v1.gguf was not found");
-    model = *found;
-  }
+  FABULA_ASSIGN(std::string model, narrator_model_path(spec));
   return make_local_narrator(model, spec.load);
 }
 

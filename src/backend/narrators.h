@@ -18,5 +18,7 @@ struct NarratorSpec {
 };
 
 Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec);
+// The local model make_narrator loads: spec.model, else the demo narrator found near the binary.
+Result<std::string> narrator_model_path(const NarratorSpec& spec);
 
 }  // namespace fabula::backend

@@ -52,6 +52,8 @@ class Game {
   Status save_slot(const std::string& name);
   Result<int64_t> load_slot(const std::string& name);  // kNotFound: no such slot
 
+  // Asks the beat being written, if any, to stop (it ends with an error event "beat cancelled" and is not saved).
+  void cancel_beat() { cancel_ = true; }
   // Blocks until no beat is being written.
   void wait_idle();
   bool writing() const { return writing_.load(); }

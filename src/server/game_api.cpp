@@ -100,13 +100,85 @@ json story_json(const engine::Story& s, const voice::SpeechService* speech) {
 }  // namespace
 
 GameServer::GameServer(engine::Game& game, std::string web_root, GameServerOptions options)
-    : game_(game),
+    : story_(game.story()),
+      single_(std::make_shared<Player>()),
+      web_root_(std::move(web_root)),
+      options_(std::move(options)),
+      token_(options_.access_key.empty() ? random_token() : options_.access_key),
+      http_(std::make_unique<HardenedHttpServer>(options_.limits)) {
+  single_->game = &game;
+  guard();
+  routes();
+}
+
+GameServer::GameServer(const engine::Story& story, PlayerGameFactory factory, int max_players, std::string web_root,
+                       GameServerOptions options)
+    : story_(story),
+      factory_(std::move(factory)),
+      max_players_(std::max(1, max_players)),
       web_root_(std::move(web_root)),
       options_(std::move(options)),
       token_(options_.access_key.empty() ? random_token() : options_.access_key),
       http_(std::make_unique<HardenedHttpServer>(options_.limits)) {
   guard();
   routes();
+}
+
+namespace {
+
+constexpr const char* kPlayerHeader = "X-Fabula-Player";
+
+// Player ids are made here (hex); anything else in a cookie or header is no id (it also names a save file).
+bool valid_player_id(const std::string& id) {
+  if (id.size() < 16 || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f'); });
+}
+
+}  // namespace
+
+std::shared_ptr<GameServer::Player> GameServer::open_player(const std::string& id, httplib::Response& res) {
+  std::lock_guard<std::mutex> lock(players_mu_);
+  if (auto it = players_.find(id); it != players_.end()) return it->second;
+  if (static_cast<int>(players_.size()) >= max_players_) {
+    reply(res, {{"ok", false}, {"error", fmt::format("all {} player seats are taken (fabula play --players)", max_players_)}},
+          503);
+    return nullptr;
+  }
+  auto made = factory_(id);
+  if (!made) {
+    FABULA_LOG_ERROR("player {}: {}", id.substr(0, 8), made.error().to_string());
+    reply_error(res, made.error());
+    return nullptr;
+  }
+  auto player = std::make_shared<Player>();
+  player->owned = std::move(*made);
+  player->game = &player->owned->game();
+  players_.emplace(id, player);
+  FABULA_LOG_INFO("player {} joined ({} of {})", id.substr(0, 8), players_.size(), max_players_);
+  return player;
+}
+
+std::shared_ptr<GameServer::Player> GameServer::player_of(const httplib::Request& req, httplib::Response& res) {
+  if (single_) return single_;
+  std::string id = req.get_header_value(kPlayerHeader);
+  if (id.empty()) id = cookie_value(req.get_header_value("Cookie"), fmt::format("fabula_{}_player", port_));
+  if (valid_player_id(id)) {
+    std::lock_guard<std::mutex> lock(players_mu_);
+    if (auto it = players_.find(id); it != players_.end()) return it->second;
+  }
+  reply(res, {{"ok", false}, {"error", "no player session: open the player's link again (POST /api/session makes one)"}},
+        401);
+  return nullptr;
+}
+
+void GameServer::stream_closed(const std::shared_ptr<Player>& player) {
+  bool last = false;
+  {
+    std::lock_guard<std::mutex> lock(players_mu_);
+    last = --player->streams == 0;
+  }
+  // A player who left mid-beat gives the narrator's slot back to the others (several players only).
+  if (last && !single_ && !stopping_ && player->game->writing()) player->game->cancel_beat();
 }
 
 void GameServer::guard() {
@@ -150,7 +222,18 @@ void GameServer::guard() {
       // The page stores nothing itself: the browser keeps the token where scripts cannot read it.
       res.set_header("Set-Cookie", fmt::format("{}={}; Path=/; HttpOnly; SameSite=Strict", cookie_name, token_));
       res.set_header("Cache-Control", "no-store");
-      reply(res, {{"ok", true}});
+      if (single_) {
+        reply(res, {{"ok", true}});
+        return R::Handled;
+      }
+      // Several players: this browser's own game, kept (with its saves) for the player id it comes back with.
+      std::string id = req.get_header_value(kPlayerHeader);
+      if (id.empty()) id = cookie_value(req.get_header_value("Cookie"), cookie_name + "_player");
+      if (!valid_player_id(id)) id = random_token().substr(0, 32);
+      if (!open_player(id, res)) return R::Handled;
+      res.set_header("Set-Cookie", fmt::format("{}_player={}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Strict",
+                                               cookie_name, id));
+      reply(res, {{"ok", true}, {"player", id}});
       return R::Handled;
     }
     return R::Unhandled;
@@ -162,29 +245,43 @@ GameServer::~GameServer() { stop(); }
 void GameServer::routes() {
   auto& h = *http_;
   h.set_mount_point("/web", web_root_);
-  h.set_mount_point("/story", game_.story().root);
-  h.Get("/", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_redirect("/web/index.html");
-  });
-  h.Get("/api/story", [this](const httplib::Request&, httplib::Response& res) { reply(res, story_json(game_.story(), speech_)); });
-  h.Get("/api/state", [this](const httplib::Request&, httplib::Response& res) { reply(res, game_.snapshot()); });
-  h.Get("/api/tree", [this](const httplib::Request&, httplib::Response& res) { reply(res, game_.tree()); });
+  h.set_mount_point("/story", story_.root);
+  h.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/web/index.html"); });
+  h.Get("/api/story", [this](const httplib::Request&, httplib::Response& res) { reply(res, story_json(story_, speech_)); });
+  // A GET handler on the request's player's game.
+  auto get = [this, &h](const char* path, auto handle) {
+    h.Get(path, [this, handle](const httplib::Request& req, httplib::Response& res) {
+      if (auto player = player_of(req, res)) handle(*player->game, req, res);
+    });
+  };
+  get("/api/state", [](engine::Game& game, const httplib::Request&, httplib::Response& res) { reply(res, game.snapshot()); });
+  get("/api/tree", [](engine::Game& game, const httplib::Request&, httplib::Response& res) { reply(res, game.tree()); });
   h.Get("/api/events", [this](const httplib::Request& req, httplib::Response& res) {
-    uint64_t after = game_.last_seq();
+    auto player = player_of(req, res);
+    if (!player) return;
+    engine::Game* game = player->game;
+    uint64_t after = game->last_seq();
     std::string from = req.has_param("after") ? req.get_param_value("after") : req.get_header_value("Last-Event-ID");
     if (!from.empty()) after = std::strtoull(from.c_str(), nullptr, 10);
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream", [this, after](size_t, httplib::DataSink& sink) mutable {
-      if (stopping_) return false;
-      auto events = game_.events_after(after, 1000);
-      std::string out;
-      for (const auto& [seq, ev] : events) {
-        out += fmt::format("id: {}\ndata: {}\n\n", seq, engine::to_json(ev).dump());
-        after = seq;
-      }
-      if (out.empty()) out = ": keep-alive\n\n";
-      return sink.write(out.data(), out.size()) && !stopping_;
-    });
+    {
+      std::lock_guard<std::mutex> lock(players_mu_);
+      ++player->streams;
+    }
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, game, after](size_t, httplib::DataSink& sink) mutable {
+          if (stopping_) return false;
+          auto events = game->events_after(after, 1000);
+          std::string out;
+          for (const auto& [seq, ev] : events) {
+            out += fmt::format("id: {}\ndata: {}\n\n", seq, engine::to_json(ev).dump());
+            after = seq;
+          }
+          if (out.empty()) out = ": keep-alive\n\n";
+          return sink.write(out.data(), out.size()) && !stopping_;
+        },
+        [this, player](bool) { stream_closed(player); });
   });
   h.Get("/api/voice", [this](const httplib::Request& req, httplib::Response& res) {
     if (!speech_)
@@ -204,10 +301,13 @@ void GameServer::routes() {
       return sink.write(wav->data() + offset, std::min(length, wav->size() - offset));
     });
   });
-  // A POST handler over the body's fields; a bad body or field is a 400 that names it.
-  auto post = [&h](const char* path, std::initializer_list<std::string_view> fields, auto handle) {
+  // A POST handler over the body's fields, on the request's player's game; a bad body or field is a 400 that
+  // names it.
+  auto post = [this, &h](const char* path, std::initializer_list<std::string_view> fields, auto handle) {
     std::vector<std::string_view> known(fields);
-    h.Post(path, [known, handle](const httplib::Request& req, httplib::Response& res) {
+    h.Post(path, [this, known, handle](const httplib::Request& req, httplib::Response& res) {
+      auto player = player_of(req, res);
+      if (!player) return;
       auto doc = parse_json(req.body.empty() ? std::string_view("{}") : std::string_view(req.body), where_of(req));
       if (!doc) return reply_error(res, doc.error());
       JsonView body(*doc, where_of(req));
@@ -220,53 +320,56 @@ void GameServer::routes() {
           return reply_error(res, value.error(ErrorCode::kInvalidArgument, "unknown field (this request takes {})",
                                               list.empty() ? std::string("no fields") : list), key);
         }
-      handle(body, res);
+      handle(*player->game, body, res);
     });
   };
-  post("/api/start", {}, [this](const JsonView&, httplib::Response& res) {
-    json snap = game_.snapshot();
-    if (!snap["beat"].is_null() || game_.writing()) return reply(res, {{"ok", true}, {"started", false}});
-    reply_status(res, game_.start());
+  using Body = const JsonView&;
+  post("/api/start", {}, [](engine::Game& game, Body, httplib::Response& res) {
+    json snap = game.snapshot();
+    if (!snap["beat"].is_null() || game.writing()) return reply(res, {{"ok", true}, {"started", false}});
+    reply_status(res, game.start());
   });
-  post("/api/choose", {"index"}, [this](const JsonView& body, httplib::Response& res) {
+  post("/api/choose", {"index"}, [](engine::Game& game, Body body, httplib::Response& res) {
     auto index = body.integer("index");
     if (!index) return reply_error(res, index.error(), "index");
-    reply_status(res, game_.choose(*index), "index");
+    reply_status(res, game.choose(*index), "index");
   });
-  post("/api/regenerate", {}, [this](const JsonView&, httplib::Response& res) { reply_status(res, game_.regenerate()); });
-  post("/api/rollback", {"beat_id"}, [this](const JsonView& body, httplib::Response& res) {
+  post("/api/regenerate", {}, [](engine::Game& game, Body, httplib::Response& res) { reply_status(res, game.regenerate()); });
+  post("/api/rollback", {"beat_id"}, [](engine::Game& game, Body body, httplib::Response& res) {
     auto beat = body.integer("beat_id", 1);
     if (!beat) return reply_error(res, beat.error(), "beat_id");
-    reply_status(res, game_.go_to(*beat), "beat_id");
+    reply_status(res, game.go_to(*beat), "beat_id");
   });
-  post("/api/branch", {"offset"}, [this](const JsonView& body, httplib::Response& res) {
+  post("/api/branch", {"offset"}, [](engine::Game& game, Body body, httplib::Response& res) {
     auto offset = body.integer_or("offset", 1);
     if (!offset) return reply_error(res, offset.error(), "offset");
-    reply_status(res, game_.switch_branch(*offset), "offset");
+    reply_status(res, game.switch_branch(*offset), "offset");
   });
-  post("/api/save", {"name"}, [this](const JsonView& body, httplib::Response& res) {
+  post("/api/save", {"name"}, [](engine::Game& game, Body body, httplib::Response& res) {
     auto name = body.string_or("name", "Quick save");
     if (!name) return reply_error(res, name.error(), "name");
-    reply_status(res, game_.save_slot(*name), "name");
+    reply_status(res, game.save_slot(*name), "name");
   });
-  post("/api/load", {"name"}, [this](const JsonView& body, httplib::Response& res) {
+  post("/api/load", {"name"}, [](engine::Game& game, Body body, httplib::Response& res) {
     auto name = body.string_or("name", "Quick save");
     if (!name) return reply_error(res, name.error(), "name");
-    auto r = game_.load_slot(*name);
+    auto r = game.load_slot(*name);
     if (!r) return reply_error(res, r.error(), "name");
     reply(res, {{"ok", true}, {"beat_id", *r}});
   });
-  post("/api/new", {}, [this](const JsonView&, httplib::Response& res) { reply_status(res, game_.new_session()); });
-  h.Get("/api/export", [this](const httplib::Request&, httplib::Response& res) {
-    auto doc = game_.store().export_session(game_.session_id());
+  post("/api/new", {}, [](engine::Game& game, Body, httplib::Response& res) { reply_status(res, game.new_session()); });
+  get("/api/export", [](engine::Game& game, const httplib::Request&, httplib::Response& res) {
+    auto doc = game.store().export_session(game.session_id());
     if (!doc) return reply_error(res, doc.error());
     res.set_header("Content-Disposition", "attachment; filename=\"fabula-save.json\"");
     reply(res, *doc);
   });
   h.Post("/api/import", [this](const httplib::Request& req, httplib::Response& res) {
+    auto player = player_of(req, res);
+    if (!player) return;
     auto doc = parse_json(req.body, "import");
     if (!doc) return reply_error(res, doc.error());
-    auto id = game_.import_session(*doc);
+    auto id = player->game->import_session(*doc);
     if (!id) return reply_error(res, id.error());
     reply(res, {{"ok", true}, {"session", *id}});
   });

@@ -3,7 +3,9 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,9 +15,23 @@
 #include "server/http_policy.h"
 #include "voice/speech_service.h"
 
+namespace httplib {
+struct Request;
+struct Response;
+}  // namespace httplib
+
 namespace fabula::server {
 
 class HardenedHttpServer;
+
+// One player's game and what it needs alive (its own save store, its narrator), in the several-players mode.
+class PlayerGame {
+ public:
+  virtual ~PlayerGame() = default;
+  virtual engine::Game& game() = 0;
+};
+// Makes the game of player `id`: a new player, or one coming back (its cookie) after a relaunch.
+using PlayerGameFactory = std::function<Result<std::unique_ptr<PlayerGame>>(const std::string& id)>;
 
 struct GameServerOptions {
   // The secret every request needs (cookie, X-Fabula-Token or Authorization: Bearer). "" : a random one made at
@@ -49,9 +65,16 @@ struct GameServerOptions {
 //   POST /api/import       body: an exported session; becomes the current session
 //   GET  /api/voice        ?speaker=NAME&text=LINE (speaker empty: narration): audio/wav of the line, cached
 //                          per line (X-Fabula-Voice-Cache: hit|miss); 404 when voices are off or unvoiced
+//
+// Several players: POST /api/session also gives the browser a player id (cookie fabula_PORT_player, one year; or
+// the X-Fabula-Player header; {"player": id} in the reply), and every /api route works on that player's own game:
+// its session, saves, branches and history. At most max_players games at once (503 beyond). When the last event
+// stream of a player closes while its beat is being written (the player left), the beat is cancelled.
 class GameServer {
  public:
   GameServer(engine::Game& game, std::string web_root, GameServerOptions options = {});
+  GameServer(const engine::Story& story, PlayerGameFactory factory, int max_players, std::string web_root,
+             GameServerOptions options = {});
   ~GameServer();
 
   // Binds host:port (port 0 = any free port) and returns the bound port; then call run(). Fails off loopback
@@ -67,9 +90,25 @@ class GameServer {
   void set_speech(voice::SpeechService* speech) { speech_ = speech; }
 
  private:
+  struct Player {
+    std::unique_ptr<PlayerGame> owned;  // several players; null for the single game
+    engine::Game* game = nullptr;
+    int streams = 0;  // open /api/events streams (guarded by players_mu_)
+  };
   void routes();
   void guard();  // the pre-routing checks above
-  engine::Game& game_;
+  // The player of a request: the single game, or the one its player id names (sends 401 and returns null if none).
+  std::shared_ptr<Player> player_of(const httplib::Request& req, httplib::Response& res);
+  // Several players: the player `id` (made on first use); sends the refusal and returns null on failure.
+  std::shared_ptr<Player> open_player(const std::string& id, httplib::Response& res);
+  void stream_closed(const std::shared_ptr<Player>& player);
+
+  const engine::Story& story_;
+  std::shared_ptr<Player> single_;
+  PlayerGameFactory factory_;
+  int max_players_ = 1;
+  std::mutex players_mu_;
+  std::map<std::string, std::shared_ptr<Player>> players_;
   std::string web_root_;
   GameServerOptions options_;
   std::string token_;

@@ -1,6 +1,7 @@
 // Browser test of the web player: start `fabula play`, see that the player needs the link's token, see a backdrop
-// and a sprite, read lines, pick a choice, see the next beat, roll back; then the several-players setup (listening on
-// every interface with an access key). Saves a screenshot to OUT_DIR/player.png.
+// and a sprite, read lines, pick a choice, see the next beat, roll back; then the several-players mode (listening on
+// every interface with an access key, --players 2): two browsers play a turn at once, each in their own game.
+// Saves a screenshot to OUT_DIR/player.png.
 // Usage: node browser_test.js FABULA_BINARY SOURCE_DIR OUT_DIR
 'use strict';
 const { spawn } = require('child_process');
@@ -153,21 +154,54 @@ function startPlay(narratorArgs, extraArgs = []) {
   console.log(`rolled back to beat ${beat1}`);
   if (errors.length) fail(`page errors: ${errors.join('; ')}`);
 
-  // Several players: listening on every interface takes an access key, which the players' link carries.
+  // Several players: listening on every interface takes an access key, which the players' link carries; with
+  // --players 2 two browsers (two profiles: two players) play at once, each in their own game, on one narrator.
   server.kill('SIGKILL');
   server = null;
   const key = 'several-players-key';
-  const lanUrl = await startPlay(narratorArgs, ['--host', '0.0.0.0', '--access-key', key]);
-  if (!lanUrl) fail('fabula play --host 0.0.0.0 --access-key did not start');
+  const lanUrl = await startPlay(narratorArgs, ['--host', '0.0.0.0', '--access-key', key, '--players', '2']);
+  if (!lanUrl) fail('fabula play --host 0.0.0.0 --access-key --players 2 did not start');
   if (!lanUrl.endsWith(`#token=${key}`)) fail(`the several-players link does not carry the key: ${lanUrl}`);
-  const guest = await browser.newPage();
-  guest.on('pageerror', (e) => errors.push(String(e)));
-  await guest.goto(lanUrl);
-  await guest.waitForSelector('#title-card:not(.hidden)', { timeout: 10000 });
-  await guest.click('#begin');
-  await guest.waitForFunction(() => document.querySelector('#line').textContent.length > 0, null, { timeout: 60000 });
-  console.log(`several players: ${lanUrl.replace(key, '<key>')} plays`);
+  const second = await chromium.launchPersistentContext(path.join(tmp, 'profile2'), {
+    executablePath: chromiumPath, viewport: { width: 1280, height: 720 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  const guests = [await browser.newPage(), second.pages()[0] || await second.newPage()];
+  for (const g of guests) g.on('pageerror', (e) => errors.push(String(e)));
+  await Promise.all(guests.map(async (g) => {
+    await g.goto(lanUrl);
+    await g.waitForSelector('#title-card:not(.hidden)', { timeout: 10000 });
+  }));
+  await Promise.all(guests.map((g) => g.click('#begin')));
+  await Promise.all(guests.map((g) => g.waitForFunction(() => document.querySelector('#line').textContent.length > 0,
+    null, { timeout: 60000 })));
+  // Each browser got its own player id (an HttpOnly cookie) and its own game.
+  const ids = await Promise.all([browser, second].map(async (ctx) =>
+    ((await ctx.cookies()).find((c) => c.name.endsWith('_player')) || {}).value));
+  console.log(`several players: ${lanUrl.replace(key, '<key>')}; player ids ${ids.map((i) => (i || '').slice(0, 8))}`);
+  if (!ids[0] || !ids[1] || ids[0] === ids[1]) fail(`the two browsers share a player id: ${ids}`);
+  // Both play a turn at once; each sees only its own beats.
+  async function advance(g) {
+    for (let i = 0; i < 200; i++) {
+      if (await g.isVisible('#choices button')) return;
+      await g.keyboard.press('Space');
+      await g.waitForTimeout(120);
+    }
+    fail('no choices appeared for a player');
+  }
+  await Promise.all(guests.map(advance));
+  const firstBeats = await Promise.all(guests.map((g) => g.evaluate(() => document.querySelector('#stage').dataset.beat)));
+  await Promise.all(guests.map((g) => g.click('#choices button >> nth=0')));
+  await Promise.all(guests.map((g, i) => g.waitForFunction((b) => {
+    const s = document.querySelector('#stage'); return s.dataset.beat && s.dataset.beat !== b;
+  }, firstBeats[i], { timeout: 60000 })));
+  const trees = await Promise.all(guests.map((g) => g.evaluate(async () => (await (await fetch('/api/tree')).json()))));
+  const sessions = await Promise.all(guests.map((g) => g.evaluate(async () => (await (await fetch('/api/state')).json()).session)));
+  console.log(`several players: beats per player ${trees.map((t) => t.length)}, sessions ${JSON.stringify(sessions)}`);
+  if (trees.some((t) => t.length !== 2)) fail(`each player should hold exactly their own 2 beats: ${JSON.stringify(trees)}`);
   if (errors.length) fail(`page errors: ${errors.join('; ')}`);
+  await second.close();
   await browser.close();
   cleanup();
   console.log('PASS');
