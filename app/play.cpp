@@ -71,7 +71,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
   struct Opts {
     std::string model, server, story = "sakuragaoka", save, scripted, profile, host = "127.0.0.1", tts_cmd,
         access_key;
-    std::vector<std::string> allowed_hosts;
+    std::vector<std::string> allowed_hosts, servers;
     int port = 8765, delay_ms = 30, max_regen = 3, players = 1;
     uint64_t seed = 1;
     bool open = false, tui = false, fresh = false, no_wait = false, no_tts = false, voices = false, sound = false;
@@ -81,7 +81,9 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
   auto o = std::make_shared<Opts>();
   cli.add_option("--model", o->model,
                  "GGUF narrator: a path or a pulled model (vn26b, owner/repo:QUANT); default: the demo narrator");
-  cli.add_option("--server", o->server, "Narrate through a llama-server-compatible URL instead of a local model");
+  cli.add_option("--server", o->servers,
+                 "Narrate through a llama-server-compatible URL instead of a local model (repeatable with --players: "
+                 "each player stays on one of them, player k on URL k mod n, so its prompt cache stays warm)");
   cli.add_option("--scripted", o->scripted, "Replay beats from a JSONL fixture ({\"beat\": ...} per line)");
   cli.add_option("--story", o->story, "Story id (looked up in $FABULA_STORIES, then stories/) or path to a story.json")->capture_default_str();
   cli.add_option("--profile", o->profile, "Narrator profile (demo, vn26b; default: the model's own)");
@@ -115,6 +117,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
   cli.add_flag("--sound", o->sound, "--tui: play the sound effects through the system player");
   return [o] {
     using namespace fabula;
+    o->server = o->servers.empty() ? "" : o->servers.front();
     auto story = engine::load_story(o->story);
     if (!story) return app::report_error(story.error(), "try --story sakuragaoka or a path to a story.json");
 
@@ -165,7 +168,10 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
         auto n = backend::make_narrator(spec);
         if (!n) return app::report_error(n.error(), "use --scripted FIXTURE.jsonl to play without a model");
         narrator = std::move(*n);
-        if (several) player_narrator = [spec](int) { return backend::make_narrator(spec); };
+        if (several)
+          player_narrator = [spec, servers = o->servers](int player) {
+            return backend::make_player_narrator(spec, servers, player);
+          };
       }
       if (!o->server.empty()) default_profile = "vn26b";
     }

@@ -21,4 +21,10 @@ Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec
   return make_local_narrator(model, spec.load);
 }
 
+Result<std::unique_ptr<engine::Narrator>> make_player_narrator(NarratorSpec spec, const std::vector<std::string>& servers,
+                                                               int player) {
+  if (!servers.empty()) spec.server = servers[static_cast<size_t>(player) % servers.size()];
+  return make_narrator(spec);
+}
+
 }  // namespace fabula::backend

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "backend/remote_narrator.h"
@@ -18,6 +19,10 @@ struct NarratorSpec {
 };
 
 Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec);
+// Several players over remote servers: player k narrates through servers[k % n], always the same one, so that the
+// server's prompt cache keeps that player's story warm (sessions pin to a backend). Empty servers: make_narrator.
+Result<std::unique_ptr<engine::Narrator>> make_player_narrator(NarratorSpec spec, const std::vector<std::string>& servers,
+                                                               int player);
 // The local model make_narrator loads: spec.model, else the demo narrator found near the binary.
 Result<std::string> narrator_model_path(const NarratorSpec& spec);
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <thread>
 
+#include "backend/narrators.h"
 #include "backend/remote_narrator.h"
 #include "server_test_util.h"
 
@@ -321,6 +322,16 @@ TEST(RemoteNarrator, RefusesConstrainedDecodingAndPhraseBansInsteadOfIgnoringThe
   r = remote.write(req, [](std::string_view) { return true; });
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kUnsupported);
+}
+
+TEST(RemoteNarrator, EachPlayerStaysOnOneServer) {
+  const std::vector<std::string> servers = {"http://a.example:8080", "http://b.example:8080"};
+  for (int player = 0; player < 5; ++player) {
+    auto n = backend::make_player_narrator(backend::NarratorSpec{}, servers, player);
+    ASSERT_TRUE(n.ok()) << n.error().to_string();
+    const std::string want = servers[static_cast<size_t>(player) % 2];
+    EXPECT_NE((*n)->describe().find(want), std::string::npos) << (*n)->describe();
+  }
 }
 
 }  // namespace
