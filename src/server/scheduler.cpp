@@ -217,7 +217,8 @@ void Scheduler::step() {
   items_.clear();
   item_slots_.clear();
   int64_t budget = options_.n_batch;
-  std::vector<int> prompts;
+  std::vector<int>& prompts = prompt_slots_;
+  prompts.clear();
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = *slots_[i];
     if (!s.task || s.gen->pending().empty()) continue;

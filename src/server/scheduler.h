@@ -135,6 +135,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<BatchItem> items_;  // the step being built, and the slot of each item
   std::vector<int> item_slots_;
+  std::vector<int> prompt_slots_;  // slots still in their prompt, oldest first
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Task>> queue_;

@@ -7,6 +7,7 @@
 
 #include "model_test_util.h"
 #include "tensor/matmul.h"
+#include "tools/quantize.h"
 
 namespace fabula {
 namespace {
@@ -104,6 +105,27 @@ TEST(Batch, DemoNarratorGreedyIdsAndLogitsMatchEachSequenceAlone) {
   expect_batch_invariant(**m, opt, /*n_batch=*/24, {5, 23, 40, 1});
   // Long chunks (the GEMM path alone) join steps of single decode tokens (the row-by-row path alone).
   ASSERT_LE(matmul_gemm_min_tokens(), 40);
+  opt.n_ubatch = 64;
+  expect_batch_invariant(**m, opt, /*n_batch=*/96, {5, 23, 40, 70});
+}
+
+// The demo narrator quantized as the big narrators ship (Q4_K_M: Q4_K / Q6_K rows, fallbacks where a row holds no
+// 256-block): the K-quant products, alone and batched.
+TEST(Batch, DemoNarratorQ4KMMatchesEachSequenceAlone) {
+  ScratchDir dir("batch-q4km");
+  auto in = GgufFile::open(kDemoModel);
+  ASSERT_TRUE(in.ok()) << in.error().to_string();
+  auto plan = plan_quantization(quant_inputs(*in), QuantFtype::kQ4_K_M, quant_model_info(*in));
+  ASSERT_TRUE(plan.ok()) << plan.error().to_string();
+  QuantizeOptions qo;
+  qo.n_threads = 2;
+  qo.progress = false;
+  qo.log = [](const std::string&) {};
+  ASSERT_TRUE(quantize_gguf(*in, *plan, dir / "demo-q4km.gguf", qo).ok());
+  auto m = Model::load(dir / "demo-q4km.gguf");
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  SessionOptions opt;
+  opt.n_ctx = 160;
   opt.n_ubatch = 64;
   expect_batch_invariant(**m, opt, /*n_batch=*/96, {5, 23, 40, 70});
 }
