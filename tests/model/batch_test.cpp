@@ -74,11 +74,11 @@ std::vector<int32_t> random_prompt(size_t n, int64_t n_vocab, uint32_t seed) {
   return p;
 }
 
-// Sequence i joins at round {0, 0, 3, 5}[i] with a prompt of lengths[i] tokens.
-void expect_batch_invariant(const Model& model, SessionOptions opt, int64_t n_batch, std::vector<size_t> lengths) {
+// Sequence i joins at round start[i] with a prompt of lengths[i] tokens.
+void expect_batch_invariant(const Model& model, SessionOptions opt, int64_t n_batch, std::vector<size_t> lengths,
+                            std::vector<int> start = {0, 0, 3, 5}) {
   std::vector<std::vector<int32_t>> prompts;
   for (size_t i = 0; i < lengths.size(); ++i) prompts.push_back(random_prompt(lengths[i], model.n_vocab(), 1 + i));
-  const std::vector<int> start = {0, 0, 3, 5};
   const int n_gen = 12;
   const std::vector<Run> batched = run_batched(model, prompts, start, n_gen, opt, n_batch);
   double worst = 0;
@@ -107,6 +107,8 @@ TEST(Batch, DemoNarratorGreedyIdsAndLogitsMatchEachSequenceAlone) {
   ASSERT_LE(matmul_gemm_min_tokens(), 40);
   opt.n_ubatch = 64;
   expect_batch_invariant(**m, opt, /*n_batch=*/96, {5, 23, 40, 70});
+  // Four long prompts at once, with decode tokens joining.
+  expect_batch_invariant(**m, opt, /*n_batch=*/256, {40, 50, 70, 35}, {0, 0, 0, 2});
 }
 
 // The demo narrator quantized as the big narrators ship (Q4_K_M: Q4_K / Q6_K rows, fallbacks where a row holds no
@@ -128,6 +130,7 @@ TEST(Batch, DemoNarratorQ4KMMatchesEachSequenceAlone) {
   opt.n_ctx = 160;
   opt.n_ubatch = 64;
   expect_batch_invariant(**m, opt, /*n_batch=*/96, {5, 23, 40, 70});
+  expect_batch_invariant(**m, opt, /*n_batch=*/256, {40, 50, 70, 35}, {0, 0, 0, 2});
 }
 
 class BatchTiny : public ::testing::TestWithParam<std::string> {};

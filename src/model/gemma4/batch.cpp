@@ -28,7 +28,7 @@ class Gemma4Batch final : public BatchState {
   Status decode(std::span<const BatchItem> items) override;
 
  private:
-  // One forward step over the items whose share of this round (Item::taken) passes `include`.
+  // One forward step over the items whose share of this round (Item::taken) passes include(index, taken).
   template <typename Include>
   void run_step(std::span<const BatchItem> items, Include include);
 
@@ -53,7 +53,7 @@ void Gemma4Batch::run_step(std::span<const BatchItem> items, Include include) {
   outs_.clear();
   for (size_t i = 0; i < work_.size(); ++i) {
     const Item& it = work_[i];
-    if (it.taken == 0 || !include(it.taken)) continue;
+    if (it.taken == 0 || !include(i, it.taken)) continue;
     const BatchItem& item = items[i];
     const int64_t size = static_cast<int64_t>(item.tokens.size());
     for (int64_t t = 0; t < it.taken; ++t) {
@@ -74,8 +74,9 @@ void Gemma4Batch::run_step(std::span<const BatchItem> items, Include include) {
     std::memcpy(outs_[o].first->logits.data() + outs_[o].second * V, r.logits.data() + static_cast<int64_t>(o) * V,
                 static_cast<size_t>(V) * sizeof(float));
   }
-  for (Item& it : work_) {
-    if (it.taken == 0 || !include(it.taken)) continue;
+  for (size_t i = 0; i < work_.size(); ++i) {
+    Item& it = work_[i];
+    if (it.taken == 0 || !include(i, it.taken)) continue;
     it.seq->n_past += it.taken;
     it.done += it.taken;
   }
@@ -100,26 +101,27 @@ Status Gemma4Batch::decode(std::span<const BatchItem> items) {
   if (r.scores.size() < threads * static_cast<size_t>(max_cap)) r.scores.resize(threads * static_cast<size_t>(max_cap));
 
   // Products of at least matmul_gemm_min_tokens() rows take the int8 GEMM, fewer take the row-by-row tiles, and
-  // the two differ in the last bits. A sequence alone decodes its tokens one at a time (tiles) and its prompt in
-  // chunks of up to n_ubatch (the GEMM when long): so a step that would mix short items (decode tokens, short
-  // prompts) with a long chunk runs as two steps, and every row takes the path it takes alone (batch invariance;
-  // the extra pass only comes with a long prompt chunk, whose cost is its compute anyway).
+  // the two differ in the last bits; so does a routed expert, by how many rows chose it. A sequence alone decodes
+  // its tokens one at a time (tiles) and its prompt in chunks of up to n_ubatch (the GEMM when long). So the short
+  // items of a round (decode tokens, short prompt chunks) run as one step and each long chunk as a step of its own:
+  // every row then takes the path it takes alone, and every expert sees the rows it sees alone (batch invariance).
+  // The extra steps come only with long prompt chunks, whose cost is their compute anyway.
   const int64_t gemm_min = matmul_gemm_min_tokens();
+  auto is_long = [gemm_min](int64_t taken) { return gemm_min > 0 && taken >= gemm_min; };
   for (;;) {
-    int64_t n_short = 0, n_long = 0;
+    int64_t n = 0;
+    bool any_short = false;
     for (size_t i = 0; i < work_.size(); ++i) {
       Item& it = work_[i];
       const int64_t size = static_cast<int64_t>(items[i].tokens.size());
-      it.taken = std::min({size - it.done, it.seq->opt.n_ubatch, n_batch_ - n_short - n_long});
-      (gemm_min > 0 && it.taken >= gemm_min ? n_long : n_short) += it.taken;
+      it.taken = std::min({size - it.done, it.seq->opt.n_ubatch, n_batch_ - n});
+      n += it.taken;
+      any_short |= it.taken > 0 && !is_long(it.taken);
     }
-    if (n_short + n_long == 0) break;
-    if (n_long > 0 && n_short > 0) {
-      run_step(items, [&](int64_t taken) { return taken < gemm_min; });
-      run_step(items, [&](int64_t taken) { return taken >= gemm_min; });
-    } else {
-      run_step(items, [](int64_t) { return true; });
-    }
+    if (n == 0) break;
+    if (any_short) run_step(items, [&](size_t, int64_t taken) { return !is_long(taken); });
+    for (size_t i = 0; i < work_.size(); ++i)
+      if (is_long(work_[i].taken)) run_step(items, [i](size_t j, int64_t) { return j == i; });
   }
   return ok_status();
 }
