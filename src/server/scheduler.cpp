@@ -234,11 +234,19 @@ void Scheduler::step() {
     item_slots_.push_back(static_cast<int>(i));
     budget -= n;
   }
+  const int64_t after_generating = budget;
   std::sort(prompts.begin(), prompts.end(), [&](int a, int b) { return slots_[a]->last_used < slots_[b]->last_used; });
   for (int i : prompts) {
     Slot& s = *slots_[i];
     const std::span<const int32_t> ids = s.gen->pending();
-    const int64_t n = std::min<int64_t>({static_cast<int64_t>(ids.size()), budget, options_.n_ubatch});
+    // A prompt goes in the chunks it would take alone (n_ubatch each), so its results do not depend on who else
+    // is running (batch invariance): a chunk that does not fit what older prompts left waits for a later step;
+    // one that would not fit even beside the generating slots alone takes what is left.
+    int64_t n = std::min<int64_t>(static_cast<int64_t>(ids.size()), options_.n_ubatch);
+    if (n > budget) {
+      if (n <= after_generating) continue;
+      n = budget;
+    }
     if (n <= 0) break;
     items_.push_back({s.session.get(), ids.first(static_cast<size_t>(n)),
                       n == static_cast<int64_t>(ids.size()) ? LogitsMode::kLast : LogitsMode::kNone});

@@ -44,9 +44,10 @@ class SchedulerTest : public ::testing::Test {
   }
 
   // The reference: the same request through a Generator on a fresh session of its own.
-  static GenerationResult alone(const std::vector<int32_t>& ids, const GenerationParams& p) {
+  static GenerationResult alone(const std::vector<int32_t>& ids, const GenerationParams& p, int64_t n_ubatch = 8) {
     SessionOptions so;
     so.n_ctx = 512;
+    so.n_ubatch = n_ubatch;  // as the scheduler's slots
     Session session(*model_, so);
     Generator gen(*tok_, session);
     auto r = gen.generate(ids, p);
@@ -94,6 +95,28 @@ TEST_F(SchedulerTest, BatchedRequestsGiveWhatEachGivesAlone) {
   EXPECT_GT(m.step_sequences_total, m.steps_total);             // steps held several sequences
   EXPECT_EQ(m.queue_waits_total, 4u);
   EXPECT_EQ(m.requests_total, 4u);
+}
+
+TEST_F(SchedulerTest, LongPromptsArrivingTogetherGiveWhatEachGivesAlone) {
+  // Prompts long enough for the GEMM path, submitted at once: each is still chunked as it would be alone.
+  std::vector<std::vector<int32_t>> prompts;
+  const char* texts[] = {"the lanterns swayed over the river ", "Mika laughed and ran up the stairs ",
+                         "a letter lay on the desk, unopened ", "rain fell on the school roof all afternoon "};
+  for (size_t i = 0; i < 4; ++i) {
+    std::string text;
+    for (size_t k = 0; k < 4 + 2 * i; ++k) text += texts[(i + k) % 4];
+    prompts.push_back(prompt(text));
+    ASSERT_GE(prompts.back().size(), 40u);
+  }
+  Scheduler sched(*model_, *tok_, SchedulerOptions{4, 512, 0, /*n_batch=*/128, /*n_ubatch=*/48});
+  std::vector<std::shared_ptr<Task>> tasks;
+  for (const auto& p : prompts) tasks.push_back(task(p, greedy(16)));
+  for (auto& t : tasks) sched.submit(t);
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    auto r = tasks[i]->wait_result();
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r->tokens, alone(prompts[i], greedy(16), 48).tokens) << "request " << i;
+  }
 }
 
 TEST_F(SchedulerTest, PhraseBanRewindInOneSlotLeavesTheOtherAlone) {
