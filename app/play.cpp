@@ -202,11 +202,6 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     // Several players: each player's saves in a file of their own, named by their player id.
     const std::filesystem::path players_dir =
         std::filesystem::path(save).parent_path() / (std::filesystem::path(save).stem().string() + "-players");
-    if (several) {
-      std::error_code ec;
-      std::filesystem::create_directories(players_dir, ec);
-      if (ec) return app::report_error(make_error(ErrorCode::kIo, "cannot create {}: {}", players_dir.string(), ec.message()));
-    }
     FABULA_LOG_INFO("story {} · narrator {} · profile {} · saves {}", story->id, narrator->describe(),
                     go.engine.profile, several ? players_dir.string() + "/PLAYER.sqlite" : save);
     if (auto st = voice::check_story_audio(story->raw, story->root, story->music, story->sounds); !st)
@@ -245,6 +240,9 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
       engine::Game& game() override { return *play; }
     };
     auto make_player = [&](const std::string& id) -> Result<std::unique_ptr<server::PlayerGame>> {
+      std::error_code ec;
+      std::filesystem::create_directories(players_dir, ec);  // on the first player, not before the server starts
+      if (ec) return make_error(ErrorCode::kIo, "cannot create {}: {}", players_dir.string(), ec.message());
       auto p = std::make_unique<OnePlayer>();
       FABULA_ASSIGN(p->narrator, player_narrator(joined++));
       FABULA_ASSIGN(p->store, engine::SaveStore::open((players_dir / (id + ".sqlite")).string()));
@@ -256,7 +254,9 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
                         : std::make_unique<server::GameServer>(*single_game, web_root, so);
     http->set_speech(speech->get());
     auto port = http->bind(o->host, o->port);
-    if (!port) return app::report_error(port.error(), "pick another --port");
+    if (!port)
+      return port.error().code == ErrorCode::kInvalidArgument ? app::report_error(port.error())
+                                                               : app::report_error(port.error(), "pick another --port");
     // The link carries the access token: a page without it (another site, another user) gets 401.
     std::string url = http->player_url();
     std::printf("fabula play: %s\n", url.c_str());
