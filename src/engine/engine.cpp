@@ -26,6 +26,7 @@ Result<BeatOutcome> Engine::play_beat(const SceneState& scene, const std::vector
     BeatOutcome cur;
     cur.state = scene;
     cur.seed = attempt_seed;
+    cur.prompt = req.messages;
     ApplyLog log;
     protocol::LineSplitter splitter;
     bool done = false, has_prose = false;

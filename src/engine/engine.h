@@ -34,6 +34,7 @@ struct BeatOutcome {
   bool fallback = false;                // every attempt was invalid: the engine offered fallback_choice
   uint64_t seed = 0;                    // seed of the attempt used
   int attempts = 0;
+  std::vector<ChatMessage> prompt;      // the messages the narrator received for the attempt used
   std::vector<std::string> notes;       // repairs, cast-lock actions, regeneration reasons
   int cast_lock_violations = 0;
 };

@@ -32,6 +32,20 @@ Error busy() { return Error{ErrorCode::kInvalidArgument, kBusy}; }
 
 }  // namespace
 
+Result<BeatContext> beat_context(SaveStore& store, const Story& story, const SessionInfo& session, int64_t parent_id,
+                                 const std::string& player_choice) {
+  BeatContext out;
+  if (!parent_id) {
+    FABULA_ASSIGN(out.scene, SceneState::from_json(session.initial_state));
+    return out;
+  }
+  FABULA_ASSIGN(auto path, store.path_to(parent_id));
+  FABULA_ASSIGN(SceneState last, SceneState::from_json(path.back().state));
+  for (const auto& b : path) out.history.push_back({b.state.value("place", ""), b.player_choice, b.events});
+  out.scene = advance_scene(story, last, player_choice);
+  return out;
+}
+
 Game::Game(const Story& story, Narrator& narrator, SaveStore& store, GameOptions options)
     : story_(story), narrator_(narrator), store_(store), options_(options), engine_(story, narrator, options.engine) {}
 
@@ -177,22 +191,15 @@ Status Game::start_beat(int64_t parent_id, const std::string& choice, int choice
   join_worker();
   std::lock_guard<std::mutex> lock(mu_);
   FABULA_ASSIGN(SessionInfo s, store_.session(session_id_));
-  SceneState last;
-  std::vector<MemoryBeat> history;
-  if (parent_id) {
-    FABULA_ASSIGN(auto path, store_.path_to(parent_id));
-    FABULA_ASSIGN(last, SceneState::from_json(path.back().state));
-    for (const auto& b : path) history.push_back({b.state.value("place", ""), b.player_choice, b.events});
-  } else {
-    FABULA_ASSIGN(last, SceneState::from_json(s.initial_state));
-  }
-  SceneState scene = parent_id ? advance_scene(story_, last, choice) : last;
+  FABULA_ASSIGN(BeatContext context, beat_context(store_, story_, s, parent_id, choice));
   // Seeds differ per beat and per branch, so a regenerated beat never repeats its sibling.
-  uint64_t seed = options_.seed + 16 * static_cast<uint64_t>(s.beat_count) + 7 * static_cast<uint64_t>(history.size());
+  uint64_t seed =
+      options_.seed + 16 * static_cast<uint64_t>(s.beat_count) + 7 * static_cast<uint64_t>(context.history.size());
   writing_ = true;
   cancel_ = false;
-  publish(BeatStartEvent{parent_id, choice, scene});
-  worker_ = std::thread(&Game::run_beat, this, parent_id, choice, choice_index, scene, std::move(history), seed);
+  publish(BeatStartEvent{parent_id, choice, context.scene});
+  worker_ = std::thread(&Game::run_beat, this, parent_id, choice, choice_index, context.scene,
+                        std::move(context.history), seed);
   return ok_status();
 }
 
@@ -225,6 +232,10 @@ void Game::run_beat(int64_t parent_id, std::string choice, int choice_index, Sce
     rec.fallback = outcome->fallback;
     rec.seed = outcome->seed;
     rec.attempts = outcome->attempts;
+    rec.prompt = outcome->prompt;
+    rec.sampling = sampling_to_json(options_.engine.sampling);
+    rec.model = narrator_.describe();
+    rec.profile = options_.engine.profile;
     auto id = store_.add_beat(rec);
     if (!id) {
       last_error_ = id.error().to_string();

@@ -19,6 +19,15 @@
 
 namespace fabula::engine {
 
+// What the prompt of a beat of a saved session is built from: the scene it plays in (the parent's state moved on by
+// the player's choice, or the session's opening state for a root beat) and the beats before it (memory).
+struct BeatContext {
+  SceneState scene;
+  std::vector<MemoryBeat> history;
+};
+Result<BeatContext> beat_context(SaveStore& store, const Story& story, const SessionInfo& session, int64_t parent_id,
+                                 const std::string& player_choice);
+
 struct GameOptions {
   EngineOptions engine;
   uint64_t seed = 1;       // base seed; beat k of a session uses seed + 16 * k (+ attempt)

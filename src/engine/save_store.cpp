@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+
+#include <fmt/format.h>
 
 #include "base/json_view.h"
 #include "engine/scene_state.h"
@@ -37,7 +40,11 @@ CREATE TABLE IF NOT EXISTS beats (
   fallback INTEGER NOT NULL,
   seed INTEGER NOT NULL,
   attempts INTEGER NOT NULL,
-  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  prompt TEXT,
+  sampling TEXT,
+  model TEXT,
+  profile TEXT
 );
 CREATE INDEX IF NOT EXISTS beats_by_parent ON beats(session_id, parent_id);
 CREATE TABLE IF NOT EXISTS choices (
@@ -130,7 +137,13 @@ json parse_or_null(const std::string& text) {
 
 constexpr const char* kBeatColumns =
     "b.id, b.session_id, b.parent_id, b.player_choice, b.choice_index, b.text, b.events, b.ended, b.fallback, "
-    "b.seed, b.attempts, b.created_at, s.state";
+    "b.seed, b.attempts, b.created_at, s.state, b.prompt, b.sampling, b.model, b.profile";
+
+// Columns schema 2 added to beats (NULL in beats written before).
+constexpr const char* kRequestColumns[] = {"prompt", "sampling", "model", "profile"};
+
+// Shortest decimal that reads back as the same float, so 1.1f is saved as 1.1, not 1.100000023841858.
+double float_for_json(float v) { return std::stod(fmt::format("{}", v)); }
 
 }  // namespace
 
@@ -148,7 +161,68 @@ Result<std::unique_ptr<SaveStore>> SaveStore::open(const std::string& path) {
   // FULL sync in WAL mode makes each commit durable, not just atomic: a completed beat survives power loss too.
   FABULA_TRY(store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
   FABULA_TRY(store->exec(kSchema));
+  FABULA_TRY(store->migrate());
   return store;
+}
+
+Status SaveStore::migrate() {
+  int64_t version = 0;
+  {
+    Stmt v(db_, "PRAGMA user_version");
+    if (!v.ok() || v.step() != SQLITE_ROW) return v.error("read schema version");
+    version = v.i64(0);
+  }
+  if (version > kSaveSchemaVersion)
+    return make_error(ErrorCode::kUnsupported,
+                      "save: the file has schema version {}, written by a newer fabula; this one reads up to {}",
+                      version, kSaveSchemaVersion);
+  if (version == kSaveSchemaVersion) return ok_status();
+  std::set<std::string> have;
+  {
+    Stmt cols(db_, "PRAGMA table_info(beats)");
+    if (!cols.ok()) return cols.error("read beats columns");
+    while (cols.step() == SQLITE_ROW) have.insert(cols.text(1));
+  }
+  Transaction tx(db_);
+  FABULA_TRY(tx.begin());
+  for (const char* column : kRequestColumns) {
+    if (have.count(column)) continue;
+    opened_version_ = 1;  // a file from before prompts were recorded (a new file has every column already)
+    FABULA_TRY(exec(fmt::format("ALTER TABLE beats ADD COLUMN {} TEXT", column).c_str()));  // tx rolls back
+  }
+  FABULA_TRY(exec(fmt::format("PRAGMA user_version = {}", kSaveSchemaVersion).c_str()));
+  return tx.commit();
+}
+
+json sampling_to_json(const Sampling& s) {
+  return json{{"temperature", float_for_json(s.temperature)},
+              {"top_p", float_for_json(s.top_p)},
+              {"top_k", s.top_k},
+              {"min_p", float_for_json(s.min_p)},
+              {"repeat_penalty", float_for_json(s.repeat_penalty)},
+              {"max_tokens", s.max_tokens},
+              {"stop", s.stop},
+              {"constrained", s.constrained},
+              {"banned_phrases", s.banned_phrases ? s.banned_phrases->size() : 0}};
+}
+
+json messages_to_json(const std::vector<ChatMessage>& messages) {
+  json out = json::array();
+  for (const auto& m : messages) out.push_back({{"role", m.role}, {"content", m.content}});
+  return out;
+}
+
+Result<std::vector<ChatMessage>> messages_from_json(const json& j) {
+  if (!j.is_array()) return make_error(ErrorCode::kParse, "messages: expected an array of {{\"role\", \"content\"}}");
+  std::vector<ChatMessage> out;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const json& m = j[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+        !m["content"].is_string())
+      return make_error(ErrorCode::kParse, "messages[{}]: expected {{\"role\": string, \"content\": string}}", i);
+    out.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  }
+  return out;
 }
 
 SaveStore::~SaveStore() { sqlite3_close(db_); }
@@ -219,13 +293,18 @@ Result<int64_t> SaveStore::add_beat(const BeatRecord& b) {
   FABULA_TRY(tx.begin());
   Stmt st(db_,
           "INSERT INTO beats(session_id, parent_id, player_choice, choice_index, text, events, ended, fallback, "
-          "seed, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-          "COALESCE(NULLIF(?, ''), strftime('%Y-%m-%dT%H:%M:%fZ','now')))");
+          "seed, attempts, created_at, prompt, sampling, model, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "COALESCE(NULLIF(?, ''), strftime('%Y-%m-%dT%H:%M:%fZ','now')), ?, ?, ?, ?)");
   st.bind(1, b.session_id);
   if (b.parent_id) st.bind(2, b.parent_id); else st.bind_null(2);
   st.bind(3, b.player_choice).bind(4, int64_t{b.choice_index}).bind(5, b.text).bind(6, to_json(b.events).dump());
   st.bind(7, int64_t{b.ended}).bind(8, int64_t{b.fallback}).bind(9, static_cast<int64_t>(b.seed));
   st.bind(10, int64_t{b.attempts}).bind(11, b.created_at);
+  // A beat without a recorded request (an import of an old export) keeps NULLs, as a migrated file does.
+  if (b.has_request()) st.bind(12, messages_to_json(b.prompt).dump()); else st.bind_null(12);
+  if (!b.sampling.is_null()) st.bind(13, b.sampling.dump()); else st.bind_null(13);
+  if (!b.model.empty()) st.bind(14, b.model); else st.bind_null(14);
+  if (!b.profile.empty()) st.bind(15, b.profile); else st.bind_null(15);
   if (!st.ok() || st.step() != SQLITE_DONE) return st.error("insert beat");  // tx rolls back
   int64_t id = sqlite3_last_insert_rowid(db_);
   for (size_t i = 0; i < b.choices.size(); ++i) {
@@ -263,6 +342,14 @@ Result<BeatRecord> SaveStore::read_beat_row(void* raw, bool with_text) {
   b.attempts = static_cast<int>(st.i64(10));
   b.created_at = st.text(11);
   b.state = parse_or_null(st.text(12));
+  if (with_text && !st.is_null(13)) {
+    auto prompt = messages_from_json(parse_or_null(st.text(13)));
+    if (!prompt) return make_error(ErrorCode::kCorrupt, "save: beat {}: prompt: {}", b.id, prompt.error().message);
+    b.prompt = std::move(*prompt);
+  }
+  if (!st.is_null(14)) b.sampling = parse_or_null(st.text(14));
+  b.model = st.text(15);
+  b.profile = st.text(16);
   Stmt c(db_, "SELECT text FROM choices WHERE beat_id = ? ORDER BY idx");
   c.bind(1, b.id);
   while (c.step() == SQLITE_ROW) b.choices.push_back(c.text(0));
@@ -362,6 +449,10 @@ Result<json> SaveStore::export_session(int64_t session_id) {
                           {"events", to_json(b.events)}, {"state", b.state}, {"choices", b.choices},
                           {"ended", b.ended}, {"fallback", b.fallback}, {"seed", b.seed}, {"attempts", b.attempts},
                           {"created_at", b.created_at}});
+    if (b.has_request()) beats_json.back()["prompt"] = messages_to_json(b.prompt);
+    if (!b.sampling.is_null()) beats_json.back()["sampling"] = b.sampling;
+    if (!b.model.empty()) beats_json.back()["model"] = b.model;
+    if (!b.profile.empty()) beats_json.back()["profile"] = b.profile;
   }
   FABULA_ASSIGN(auto sl, slots(session_id));
   std::sort(sl.begin(), sl.end());
@@ -414,6 +505,17 @@ Result<ImportedBeat> read_beat(const JsonView& b) {
   FABULA_ASSIGN(int64_t attempts, b.integer_or("attempts", 1, 1, 1 << 20));
   r.attempts = static_cast<int>(attempts);
   FABULA_ASSIGN(r.created_at, b.string_or("created_at", ""));
+  if (auto prompt = b.find("prompt")) {
+    auto messages = messages_from_json(prompt->raw());
+    if (!messages) return prompt->error(ErrorCode::kParse, "{}", messages.error().message);
+    r.prompt = std::move(*messages);
+  }
+  if (auto sampling = b.find("sampling")) {
+    FABULA_TRY(sampling->expect_object());
+    r.sampling = sampling->raw();
+  }
+  FABULA_ASSIGN(r.model, b.string_or("model", ""));
+  FABULA_ASSIGN(r.profile, b.string_or("profile", ""));
   return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "base/result.h"
 #include "engine/events.h"
+#include "engine/narrator.h"
 
 struct sqlite3;
 
@@ -43,12 +44,32 @@ struct BeatRecord {
   uint64_t seed = 0;
   int attempts = 1;
   std::string created_at;         // "" when adding: now
+  // What the narrator was given (schema 2; saves written before it have none, and say so through has_request()):
+  std::vector<ChatMessage> prompt;  // the chat messages of the attempt used, before the model's chat template
+  nlohmann::json sampling;          // sampling_to_json() of the settings used; null when not recorded
+  std::string model;                // the narrator's describe() ("local: fabula-demo-v1.gguf", ...)
+  std::string profile;              // the story narrator profile that built the prompt ("demo", "vn26b")
+
+  bool has_request() const { return !prompt.empty(); }
 };
+
+// The sampling settings as a save records them: {"temperature", "top_p", "top_k", "min_p", "repeat_penalty",
+// "max_tokens", "stop", "constrained", "banned_phrases" (how many)}. Floats are written as their shortest decimal.
+nlohmann::json sampling_to_json(const Sampling& sampling);
+nlohmann::json messages_to_json(const std::vector<ChatMessage>& messages);  // [{"role", "content"}, ...]
+// kParse naming the problem for anything but an array of {"role": string, "content": string}.
+Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::json& j);
+
+// The save file's schema version (PRAGMA user_version). 1: beats without their prompt; 2: prompt, sampling,
+// model and profile per beat. Older files are migrated in place when opened (the new columns stay empty).
+inline constexpr int kSaveSchemaVersion = 2;
 
 class SaveStore {
  public:
-  // Opens (creating if needed) a save file; ":memory:" for tests.
+  // Opens (creating if needed) a save file; ":memory:" for tests. A file of an older schema is migrated.
   static Result<std::unique_ptr<SaveStore>> open(const std::string& path);
+  // The schema version the file had when it was opened (before migration).
+  int opened_schema_version() const { return opened_version_; }
   ~SaveStore();
   SaveStore(const SaveStore&) = delete;
   SaveStore& operator=(const SaveStore&) = delete;
@@ -86,8 +107,10 @@ class SaveStore {
  private:
   explicit SaveStore(sqlite3* db) : db_(db) {}
   Status exec(const char* sql);
+  Status migrate();
   Result<BeatRecord> read_beat_row(void* stmt, bool with_text);
   sqlite3* db_;
+  int opened_version_ = kSaveSchemaVersion;
 };
 
 }  // namespace fabula::engine

@@ -2,6 +2,7 @@
 #include <filesystem>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "engine/game.h"
 #include "engine/scripted_narrator.h"
@@ -194,6 +195,98 @@ TEST_F(GameFixture, PlayRollbackRegenerateAndSwitchBranches) {
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(event_type(events.front().second), "beat_start");
   for (size_t i = 1; i < events.size(); ++i) EXPECT_EQ(events[i].first, events[i - 1].first + 1);
+}
+
+TEST_F(GameFixture, EveryBeatRecordsTheRequestTheNarratorReceived) {
+  ScriptedNarrator narrator({kBeat1, kBeat2, kBeat2b}, ScriptedOptions{});
+  GameOptions options;
+  options.engine.sampling.temperature = 0.7f;
+  options.engine.sampling.top_k = 40;
+  Game game(story, narrator, *store, options);
+  ASSERT_TRUE(game.open().ok());
+  ASSERT_TRUE(game.start().ok());
+  game.wait_idle();
+  ASSERT_TRUE(game.choose(0).ok());
+  game.wait_idle();
+  ASSERT_TRUE(game.regenerate().ok());  // a regenerated branch records its own request too
+  game.wait_idle();
+  auto beats = store->beats(game.session_id());
+  ASSERT_TRUE(beats.ok());
+  ASSERT_EQ(beats->size(), 3u);
+  ASSERT_EQ(narrator.requests().size(), 3u);
+  for (size_t i = 0; i < beats->size(); ++i) {
+    auto b = store->beat((*beats)[i].id);
+    ASSERT_TRUE(b.ok()) << b.error().to_string();
+    const NarratorRequest& sent = narrator.requests()[i];
+    ASSERT_TRUE(b->has_request());
+    ASSERT_EQ(b->prompt.size(), sent.messages.size());
+    for (size_t m = 0; m < sent.messages.size(); ++m) {
+      EXPECT_EQ(b->prompt[m].role, sent.messages[m].role);
+      EXPECT_EQ(b->prompt[m].content, sent.messages[m].content);
+    }
+    EXPECT_EQ(b->seed, sent.seed);
+    EXPECT_EQ(b->sampling["temperature"], 0.7);  // the shortest decimal of 0.7f
+    EXPECT_EQ(b->sampling["top_k"], 40);
+    EXPECT_EQ(b->model, narrator.describe());
+    EXPECT_EQ(b->profile, "demo");
+  }
+  // Export and import keep the request.
+  auto doc = store->export_session(game.session_id());
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ((*doc)["beats"][2]["prompt"][1]["content"], narrator.requests()[2].messages[1].content);
+  auto imported = store->import_session(*doc);
+  ASSERT_TRUE(imported.ok()) << imported.error().to_string();
+  auto again = store->export_session(*imported);
+  ASSERT_TRUE(again.ok());
+  for (const char* key : {"prompt", "sampling", "model", "profile"})
+    EXPECT_EQ((*again)["beats"][2][key], (*doc)["beats"][2][key]) << key;
+}
+
+TEST(SaveStore, OpensASaveOfTheFirstSchemaAndMigratesIt) {
+  // tests/data/engine/save_v1.sqlite: written before beats recorded their prompt (make_save_v1.py beside it).
+  std::string path = testing::TempDir() + "/fabula_save_v1.sqlite";
+  std::filesystem::copy_file(std::string(FABULA_TEST_DATA) + "/engine/save_v1.sqlite", path,
+                             std::filesystem::copy_options::overwrite_existing);
+  {
+    auto store = SaveStore::open(path);
+    ASSERT_TRUE(store.ok()) << store.error().to_string();
+    EXPECT_EQ((*store)->opened_schema_version(), 1);
+    auto beats = (*store)->beats(1);
+    ASSERT_TRUE(beats.ok());
+    ASSERT_EQ(beats->size(), 3u);
+    auto b = (*store)->beat(3);
+    ASSERT_TRUE(b.ok()) << b.error().to_string();
+    EXPECT_FALSE(b->has_request());  // what it lacks, said plainly
+    EXPECT_TRUE(b->sampling.is_null());
+    EXPECT_EQ(b->model, "");
+    ASSERT_EQ(b->events.size(), 2u);
+    EXPECT_EQ(std::get<DialogueEvent>(b->events[0]).text, "It is the view from the roof.");
+    // New beats in the migrated file record their request.
+    BeatRecord next = make_beat(1, 3, "Continue", "park");
+    next.prompt = {{"system", "s"}, {"user", "u"}};
+    next.model = "scripted";
+    int64_t id = *(*store)->add_beat(next);
+    EXPECT_TRUE((*store)->beat(id)->has_request());
+  }
+  auto reopened = SaveStore::open(path);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->opened_schema_version(), kSaveSchemaVersion);
+  EXPECT_EQ((*reopened)->beats(1)->size(), 4u);
+}
+
+TEST(SaveStore, RefusesASaveFromANewerSchema) {
+  std::string path = testing::TempDir() + "/fabula_save_future.sqlite";
+  std::filesystem::remove(path);
+  { ASSERT_TRUE(SaveStore::open(path).ok()); }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto store = SaveStore::open(path);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().message.find("schema version 99"), std::string::npos) << store.error().message;
 }
 
 TEST_F(GameFixture, ResumesTheLatestSessionOfTheStory) {
