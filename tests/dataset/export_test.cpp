@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "backend/loaded_model.h"
@@ -404,6 +405,24 @@ TEST_F(PlayedSaves, CliExportsAndEvalRunsOnTheHeldOutScenes) {
   EXPECT_EQ(beats->size(), scenes->size());
   for (const auto& b : *beats) EXPECT_EQ(b.profile, "demo");
   EXPECT_TRUE(std::filesystem::exists(eval_out + "/report.json"));
+
+  // An eval run is an input too: its prompts are rebuilt from the scenes file it ran.
+  log = run_cli("dataset export '" + eval_out + "' -o '" + (dir_ / "from-eval") + "' --format chat", &status);
+  EXPECT_EQ(status, 1) << log;
+  EXPECT_NE(log.find("pass --scenes"), std::string::npos) << log;
+  log = run_cli("dataset export '" + eval_out + "' --scenes '" + out + "/heldout-scenes.jsonl' -o '" +
+                    (dir_ / "from-eval") + "' --format chat --min-words 0 --held-out 0",
+                &status);
+  ASSERT_EQ(status, 0) << log;
+  EXPECT_NE(log.find(fmt::format("eval, {} rows", beats->size())), std::string::npos) << log;
+  auto rows = read_jsonl(dir_ / "from-eval/train.jsonl");
+  std::set<std::string> choices;
+  for (const auto& sc : *scenes) choices.insert(sc.player_choice);
+  for (const auto& r : rows) {
+    EXPECT_EQ(r["meta"]["prompt_source"], "re-rendered");
+    EXPECT_TRUE(choices.count(r["meta"]["player_choice"].get<std::string>()));
+    EXPECT_TRUE(check_chat_row(r).ok()) << r;
+  }
 }
 
 TEST(DatasetExport, AnOldSaveSaysWhatItLacksAndCanBeReRendered) {
