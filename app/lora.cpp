@@ -12,6 +12,7 @@ FABULA_COMMAND(lora, "Merge a PEFT LoRA adapter into an HF checkpoint, or plan a
     std::string base, adapter, out, shape = "gemma4-26b-a4b", config, targets = "experts,attention,mlp";
     uint32_t rank = 16;
     int threads = 0;
+    bool list = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* merge = cli.add_subcommand("merge", "W + (alpha/r)·B·A in f32, rounded once to the base dtype");
@@ -25,6 +26,8 @@ FABULA_COMMAND(lora, "Merge a PEFT LoRA adapter into an HF checkpoint, or plan a
   plan->add_option("--config", a->config, "HF config.json instead of a built-in shape");
   plan->add_option("--rank", a->rank, "LoRA rank r")->capture_default_str();
   plan->add_option("--targets", a->targets, "Comma-separated: experts, attention, mlp")->capture_default_str();
+  plan->add_flag("--list", a->list, "Print the target modules instead (one per line: name, in features, out "
+                                    "features; the names a PEFT adapter's target_modules and tensors use)");
   cli.require_subcommand(1);
   return [=]() -> int {
     using namespace fabula;
@@ -49,6 +52,12 @@ FABULA_COMMAND(lora, "Merge a PEFT LoRA adapter into an HF checkpoint, or plan a
       if (!t.empty()) targets.push_back(t);
     auto modules = lora_modules(*shape, targets);
     if (!modules.ok()) return app::report_error(modules.error());
+    if (a->list) {
+      for (const auto& m : *modules)
+        std::printf("%s\t%llu\t%llu\n", m.name.c_str(), static_cast<unsigned long long>(m.in),
+                    static_cast<unsigned long long>(m.out));
+      return 0;
+    }
     const LoraPlan p = lora_plan(*modules, a->rank);
     std::printf("LoRA plan: %s, rank %u, targets %s\n", (a->config.empty() ? a->shape : a->config).c_str(), a->rank,
                 a->targets.c_str());

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -192,6 +194,30 @@ TEST(Lora, RejectsModulesThatMatchNothing) {
   auto st = lora_merge(dir / "base", dir / "adapter", dir / "out");
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("model.layers.2.self_attn.v_proj"), std::string::npos) << st.error().message;
+}
+
+// `fabula lora plan --list`: the module names an adapter's target_modules use, with in/out features, one a line.
+TEST(Lora, PlanListsTheTargetModulesOfAConfig) {
+  const char* env = std::getenv("FABULA_BINARY");
+  const std::string cmd = std::string("'") + (env ? env : FABULA_BINARY) + "' lora plan --config '" +
+                          FABULA_TEST_DATA + "/demo/config.json' --targets experts --list 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+  ASSERT_EQ(::pclose(p), 0) << out;
+  std::vector<std::string> lines;
+  for (size_t pos = 0, end; pos < out.size(); pos = end + 1) {
+    end = out.find('\n', pos);
+    if (end == std::string::npos) end = out.size();
+    lines.push_back(out.substr(pos, end - pos));
+  }
+  // The demo narrator: 6 layers x 8 experts x (gate_up 256 -> 2 x 128, down 128 -> 256).
+  ASSERT_EQ(lines.size(), 6u * 8 * 2);
+  EXPECT_EQ(lines[0], "model.layers.0.experts.gate_up.0\t256\t256");
+  EXPECT_EQ(lines[8], "model.layers.0.experts.down.0\t128\t256");
+  EXPECT_EQ(lines.back(), "model.layers.5.experts.down.7\t128\t256");
 }
 
 TEST(Lora, Plan26bCountsModules) {
