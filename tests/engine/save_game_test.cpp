@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "base/file.h"
 #include "engine/game.h"
 #include "engine/scripted_narrator.h"
 
@@ -272,6 +273,42 @@ TEST(SaveStore, OpensASaveOfTheFirstSchemaAndMigratesIt) {
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ((*reopened)->opened_schema_version(), kSaveSchemaVersion);
   EXPECT_EQ((*reopened)->beats(1)->size(), 4u);
+}
+
+// The seeds of fuzz_save_import: each imports, and export -> import -> export gives the same document.
+TEST(SaveStore, FuzzSeedsImportAndRoundTrip) {
+  int seen = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(FABULA_SOURCE_DIR) + "/fuzz/corpus/save_import")) {
+    ++seen;
+    auto text = read_file_text(entry.path().string());
+    ASSERT_TRUE(text.ok());
+    auto store = SaveStore::open(":memory:");
+    ASSERT_TRUE(store.ok());
+    auto sid = (*store)->import_session(json::parse(*text));
+    ASSERT_TRUE(sid.ok()) << entry.path() << ": " << sid.error().to_string();
+    auto first = (*store)->export_session(*sid);
+    ASSERT_TRUE(first.ok());
+    auto again = (*store)->import_session(*first);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ((*store)->export_session(*again)->dump(), first->dump()) << entry.path();
+    EXPECT_EQ((*first)["beats"][0]["prompt"][1]["content"], "Cast: Hana, Mio. Place: classroom.");
+    EXPECT_FALSE((*first)["beats"][1].contains("prompt"));  // a beat saved before prompts were recorded
+  }
+  EXPECT_GE(seen, 1);
+}
+
+TEST(SaveStore, ImportRefusesAPromptThatIsNotMessages) {
+  auto store = SaveStore::open(":memory:");
+  ASSERT_TRUE(store.ok());
+  auto text = read_file_text(std::string(FABULA_SOURCE_DIR) + "/fuzz/corpus/save_import/session.json");
+  ASSERT_TRUE(text.ok());
+  json doc = json::parse(*text);
+  doc["beats"][0]["prompt"] = json::array({{{"role", "user"}}});
+  auto sid = (*store)->import_session(doc);
+  ASSERT_FALSE(sid.ok());
+  EXPECT_NE(sid.error().message.find("prompt"), std::string::npos) << sid.error().message;
+  EXPECT_TRUE((*store)->sessions()->empty());  // nothing half-imported
 }
 
 TEST(SaveStore, RefusesASaveFromANewerSchema) {
