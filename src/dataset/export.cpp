@@ -154,7 +154,7 @@ Result<std::vector<FilteredRow>> filter_turns(std::vector<TurnRow> turns, const 
         reject(Reject::kDuplicate);
         f.duplicate_of = it->second;
         f.similarity = 1.0;
-      } else {
+      } else if (!shingles.empty()) {  // a beat without a prose trigram cannot be judged similar
         for (const auto& [other, index] : kept_shingles) {
           double j = jaccard(shingles, other);
           if (j >= options.near_duplicate) {
@@ -167,7 +167,7 @@ Result<std::vector<FilteredRow>> filter_turns(std::vector<TurnRow> turns, const 
       }
       if (!f.rejected) {
         first_with_text.emplace(text, t.id);
-        kept_shingles.emplace_back(std::move(shingles), out.size());
+        if (!shingles.empty()) kept_shingles.emplace_back(std::move(shingles), out.size());
       }
     }
     if (!f.rejected || (*f.rejected != Reject::kInvalid && *f.rejected != Reject::kCast)) f.errors.clear();

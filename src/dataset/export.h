@@ -27,7 +27,8 @@ enum class Reject {
   kShort,          // "short": fewer prose words than --min-words
   kSlop,           // "slop": tell matches per 1,000 prose words above --max-slop
   kDuplicate,      // "duplicate": the same beat text as an earlier row
-  kNearDuplicate,  // "near_duplicate": prose trigram shingles this close (Jaccard) to an earlier row's
+  kNearDuplicate,  // "near_duplicate": prose trigram shingles this close (Jaccard) to an earlier row's (beats
+                   // with no prose trigram are never near duplicates)
 };
 inline constexpr int kRejectKinds = 8;
 std::string_view reject_name(Reject reason);

@@ -470,6 +470,27 @@ TEST(DatasetExport, SplitHoldsOutAShareOfScenesStably) {
   EXPECT_TRUE(held_out_scenes(scenes, 0.0, 1).empty());
 }
 
+TEST(DatasetExport, BeatsWithoutProseTrigramsAreNotNearDuplicates) {
+  StoryCache stories;
+  auto tells = eval::load_default_tells();
+  ASSERT_TRUE(tells.ok());
+  std::vector<TurnRow> turns(2);
+  const char* beats[] = {"[Hana]: \"Hi there.\"\n[TOOL: choices choices='[\"Wave\", \"Wait\"]']",
+                         "[Mio]: \"Okay.\"\n[TOOL: choices choices='[\"Nod\", \"Leave\"]']"};
+  for (int i = 0; i < 2; ++i) {
+    turns[i].id = "t" + std::to_string(i);
+    turns[i].story = "sakuragaoka";
+    turns[i].cast = {"Hana", "Mio"};
+    turns[i].messages = {{"system", "s"}, {"user", "u"}};
+    turns[i].beat = beats[i];
+  }
+  FilterOptions options;
+  options.min_words = 0;
+  auto judged = filter_turns(turns, stories.lookup(), *tells, options);
+  ASSERT_TRUE(judged.ok()) << judged.error().to_string();
+  for (const auto& f : *judged) EXPECT_FALSE(f.rejected.has_value()) << f.turn.id << ": " << f.errors.size();
+}
+
 TEST(DatasetExport, ShinglesAndJaccard) {
   auto a = prose_shingles("[Hana]: \"one two three four\"\nfive six seven.");
   EXPECT_EQ(a, (std::vector<std::string>{"five six seven", "one two three", "two three four"}));
