@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "base/json_view.h"
 #include "command.h"
 #include "story_args.h"
 #include "eval/metrics.h"
@@ -71,7 +72,7 @@ FABULA_COMMAND(metrics, "Compute protocol validity, slop density, TTR, trigram r
     }
     eval::MetricsReport r = eval::compute_metrics(*rows, manifest, *tells);
     if (opts->json) {
-      std::printf("%s\n", report_json(r, *tells).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      std::printf("%s\n", dump_json(report_json(r, *tells)).c_str());
       return 0;
     }
     std::printf("scenes %lld, prose words %lld, tells %s (%zu patterns)\n", static_cast<long long>(r.scenes),

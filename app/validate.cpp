@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "base/json_view.h"
 #include "command.h"
 #include "story_args.h"
 #include "protocol/manifest.h"
@@ -32,8 +33,8 @@ bool looks_like_jsonl(const std::string& path, const std::string& text) {
   size_t start = text.find_first_not_of(" \t\r\n");
   if (start == std::string::npos || text[start] != '{') return false;
   size_t end = text.find('\n', start);
-  auto j = nlohmann::json::parse(text.substr(start, end == std::string::npos ? std::string::npos : end - start), nullptr, false);
-  return !j.is_discarded() && j.is_object() && j.contains("beat");
+  auto j = parse_json(std::string_view(text).substr(start, end == std::string::npos ? std::string::npos : end - start), path);
+  return j.ok() && JsonView(*j, path).has("beat");
 }
 
 Result<std::vector<BeatInput>> read_inputs(const std::string& path) {
@@ -52,23 +53,18 @@ Result<std::vector<BeatInput>> read_inputs(const std::string& path) {
     ++line_no;
     pos = end + 1;
     if (line.empty()) continue;
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return make_error(ErrorCode::kParse, "{}:{}: not a JSON object", path, line_no);
-    if (!j.contains("beat") || !j["beat"].is_string()) {
-      return make_error(ErrorCode::kParse, "{}:{}: missing string field \"beat\"", path, line_no);
-    }
+    const std::string at = fmt::format("{}:{}", path, line_no);
+    FABULA_ASSIGN(nlohmann::json doc, parse_json(line, at));
+    JsonView j(doc, at);
+    FABULA_TRY(j.expect_object());
     BeatInput in;
-    in.beat = j["beat"].get<std::string>();
-    if (j.contains("id") && j["id"].is_string()) in.id = j["id"].get<std::string>();
-    else if (j.contains("id") && j["id"].is_number()) in.id = j["id"].dump();
-    else in.id = fmt::format("{}:{}", path, line_no);
-    if (j.contains("cast")) {
-      if (!j["cast"].is_array()) return make_error(ErrorCode::kParse, "{}:{}: \"cast\" must be an array of names", path, line_no);
-      for (const auto& c : j["cast"]) {
-        if (!c.is_string()) return make_error(ErrorCode::kParse, "{}:{}: \"cast\" must be an array of names", path, line_no);
-        in.cast.push_back(c.get<std::string>());
-      }
+    FABULA_ASSIGN(in.beat, j.string("beat"));
+    if (auto id = j.find("id"); id && id->is_number()) {
+      in.id = dump_json(id->raw());
+    } else {
+      FABULA_ASSIGN(in.id, j.string_or("id", at));
     }
+    FABULA_ASSIGN(in.cast, j.strings_or_empty("cast"));
     out.push_back(std::move(in));
   }
   return out;
@@ -118,7 +114,7 @@ FABULA_COMMAND(validate, "Validate beats against the VN protocol (strict)") {
                               {"valid", report.valid},
                               {"errors", diagnostics_json(report.errors)},
                               {"warnings", diagnostics_json(report.warnings)}};
-        std::printf("%s\n", row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        std::printf("%s\n", dump_json(row).c_str());
         continue;
       }
       std::printf("%s: %s\n", in.id.c_str(),

@@ -4,9 +4,12 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <limits>
 #include <thread>
 
 #include <nlohmann/json.hpp>
+
+#include "base/json_view.h"
 
 namespace fabula::backend {
 
@@ -129,16 +132,16 @@ Status RemoteNarrator::resolve_api() {
     auto res = cli.Get((ep.prefix + "/props").c_str());
     if (res && res->status == 200) {
       // llama-server and fabula serve report the model's chat template and eos token here.
-      const json props = json::parse(res->body, nullptr, false);
+      auto parsed = parse_json(res->body, "/props");
+      const json props = parsed ? std::move(*parsed) : json();
+      JsonView view(props, "/props");
       std::string why = "its /props reports no chat_template";
-      if (props.is_object() && props.contains("chat_template") && props["chat_template"].is_string()) {
-        auto detected = ChatTemplate::detect(props["chat_template"].get<std::string>());
+      if (auto tmpl = view.string_or("chat_template", ""); tmpl.ok() && !tmpl->empty()) {
+        auto detected = ChatTemplate::detect(*tmpl);
         if (detected.ok()) {
           template_ = *detected;
           model_stops_ = {std::string(template_->end_of_turn())};
-          if (props.contains("eos_token") && props["eos_token"].is_string() &&
-              !props["eos_token"].get<std::string>().empty())
-            model_stops_.push_back(props["eos_token"].get<std::string>());
+          if (auto eos = view.string_or("eos_token", ""); eos.ok() && !eos->empty()) model_stops_.push_back(*eos);
           options_.api = RemoteApi::kCompletion;
           return ok_status();
         }
@@ -193,14 +196,14 @@ Result<engine::NarratorResult> RemoteNarrator::write(const engine::NarratorReque
     path = ep.prefix + (ends_with(ep.prefix, "/v1") ? "/chat/completions" : "/v1/chat/completions");
   } else {
     // The server's own chat template, thinking off (the engine wants the beat, not a thought).
-    FABULA_ASSIGN(body["prompt"], template_->render(request.messages));
+    FABULA_ASSIGN(body["prompt"], template_->render(request.messages));  // json-ok: a write
     std::vector<std::string> stop = s.stop;
     stop.insert(stop.end(), model_stops_.begin(), model_stops_.end());
     body["stop"] = stop;
     body["n_predict"] = s.max_tokens;
     path = ep.prefix + "/completion";
   }
-  const std::string payload = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string payload = dump_json(body);
 
   for (int attempt = 0;; ++attempt) {
     engine::NarratorResult result;
@@ -221,29 +224,41 @@ Result<engine::NarratorResult> RemoteNarrator::write(const engine::NarratorReque
         finished = true;
         return false;
       }
-      json j = json::parse(data, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) return true;
-      if (j.contains("error")) {
-        const json& e = j["error"];
-        error_message = e.is_object() && e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>() : e.dump();
+      auto parsed = parse_json(data, "stream");
+      if (!parsed || !parsed->is_object()) return true;
+      // A reply's fields are read leniently: one of the wrong type counts as absent.
+      JsonView j(*parsed, "stream");
+      auto text_of = [](const std::optional<JsonView>& v, std::string_view key) {
+        auto s = v ? v->string_or(key, "") : Result<std::string>(std::string());
+        return s ? *s : std::string();
+      };
+      auto count_of = [](const std::optional<JsonView>& v, std::string_view key, int fallback) {
+        auto n = v ? v->integer_or(key, fallback, 0, std::numeric_limits<int>::max()) : Result<int64_t>(fallback);
+        return n ? static_cast<int>(*n) : fallback;
+      };
+      if (auto e = j.find("error")) {
+        error_message = text_of(e, "message");
+        if (error_message.empty()) error_message = dump_json(e->raw());
         return false;
       }
       std::string piece;
       std::string reason;
       if (chat) {
-        if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty()) {
-          const json& c = j["choices"][0];
-          if (c.contains("delta") && c["delta"].is_object() && c["delta"].contains("content") && c["delta"]["content"].is_string())
-            piece = c["delta"]["content"].get<std::string>();
-          if (c.contains("finish_reason") && c["finish_reason"].is_string()) reason = c["finish_reason"].get<std::string>();
+        auto choices = j.find("choices");
+        auto items = choices ? choices->elements() : Result<std::vector<JsonView>>(std::vector<JsonView>());
+        if (items && !items->empty()) {
+          const JsonView& c = items->front();
+          piece = text_of(c.find("delta"), "content");
+          reason = text_of(c, "finish_reason");
         }
-        if (j.contains("usage") && j["usage"].is_object() && j["usage"].contains("completion_tokens") && j["usage"]["completion_tokens"].is_number_integer())
-          result.tokens = j["usage"]["completion_tokens"].get<int>();
+        result.tokens = count_of(j.find("usage"), "completion_tokens", result.tokens);
       } else {
-        if (j.contains("content") && j["content"].is_string()) piece = j["content"].get<std::string>();
-        if (j.contains("stop") && j["stop"].is_boolean() && j["stop"].get<bool>()) {
-          reason = j.contains("stop_type") && j["stop_type"].is_string() ? j["stop_type"].get<std::string>() : "stop";
-          if (j.contains("tokens_predicted") && j["tokens_predicted"].is_number_integer()) result.tokens = j["tokens_predicted"].get<int>();
+        piece = text_of(j, "content");
+        auto stop = j.boolean_or("stop", false);
+        if (stop && *stop) {
+          reason = text_of(j, "stop_type");
+          if (reason.empty()) reason = "stop";
+          result.tokens = count_of(j, "tokens_predicted", result.tokens);
         }
       }
       if (!piece.empty()) {

@@ -25,7 +25,7 @@ std::string found(const json& v) {
     case json::value_t::array: return "an array";
     case json::value_t::boolean: return fmt::format("the boolean {}", v.dump());
     case json::value_t::string: {
-      std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+      std::string s = dump_json(v);
       if (s.size() > 42) s = s.substr(0, 40) + "\u2026\"";
       return "the string " + s;
     }
@@ -59,6 +59,8 @@ Result<json> parse_json(std::string_view text, std::string_view where, int max_d
   return j;
 }
 
+std::string dump_json(const json& j, int indent) { return j.dump(indent, ' ', false, json::error_handler_t::replace); }
+
 std::string JsonView::describe() const { return path_.empty() ? where_ : where_ + ": " + path_; }
 
 Error JsonView::type_error(std::string_view expected) const {
@@ -71,7 +73,7 @@ JsonView JsonView::child(const json& value, std::string_view key) const {
     if (!path.empty()) path += '.';
     path += key;
   } else {
-    path += json(std::string(key)).dump(-1, ' ', false, json::error_handler_t::replace).insert(0, "[") + "]";
+    path += "[" + dump_json(std::string(key)) + "]";
   }
   return JsonView(value, where_, std::move(path));
 }
@@ -156,7 +158,7 @@ Result<int64_t> JsonView::integer(int64_t lo, int64_t hi) const {
   } else {
     return type_error("an integer");
   }
-  if (v < lo || v > hi) return error(ErrorCode::kOutOfRange, "{} is outside [{}, {}]", v, lo, hi);
+  if (v < lo || v > hi) return error(ErrorCode::kInvalidArgument, "{} is outside [{}, {}]", v, lo, hi);
   return v;
 }
 

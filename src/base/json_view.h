@@ -22,6 +22,8 @@ namespace fabula {
 // Parses text as JSON without throwing; the error gives the position. Nesting deeper than max_depth is refused
 // (deep nesting would overflow the stack of the recursive writers and comparisons).
 Result<nlohmann::json> parse_json(std::string_view text, std::string_view where, int max_depth = 128);
+// Serialises without throwing: bytes that are not UTF-8 (a model's or a file's) become U+FFFD.
+std::string dump_json(const nlohmann::json& j, int indent = -1);
 
 class JsonView {
  public:

@@ -25,6 +25,12 @@ Result<BeatSummary> summary_of(const BeatRecord& b) {
   return summary_of(b, std::move(*state));
 }
 
+// The place of a saved scene state ("" when it names none).
+std::string place_of(const json& state) {
+  auto place = JsonView(state, "save").string_or("place", "");
+  return place ? *place : std::string();
+}
+
 constexpr size_t kMaxEvents = 4096;  // live log kept for late SSE subscribers
 
 constexpr const char* kBusy = "a beat is being written; try again when it is done";
@@ -41,7 +47,7 @@ Result<BeatContext> beat_context(SaveStore& store, const Story& story, const Ses
   }
   FABULA_ASSIGN(auto path, store.path_to(parent_id));
   FABULA_ASSIGN(SceneState last, SceneState::from_json(path.back().state));
-  for (const auto& b : path) out.history.push_back({b.state.value("place", ""), b.player_choice, b.events});
+  for (const auto& b : path) out.history.push_back({place_of(b.state), b.player_choice, b.events});
   out.scene = advance_scene(story, last, player_choice);
   return out;
 }
@@ -349,7 +355,7 @@ json Game::snapshot() {
     }
     out["path"].push_back(to_json(*summary));
   }
-  out["beat"] = out["path"].back();
+  out["beat"] = out["path"].back();  // json-ok: the path built just above has a beat
   // Branch counter of the deepest branch point on the path.
   for (auto it = path->rbegin(); it != path->rend(); ++it) {
     auto sib = store_.siblings(it->id);
@@ -373,7 +379,7 @@ json Game::tree() {
       for (const auto& b : *p) on_path.push_back(b.id);
   for (const auto& b : *all)
     out.push_back({{"id", b.id}, {"parent_id", b.parent_id}, {"player_choice", b.player_choice},
-                   {"place", b.state.value("place", "")}, {"current", b.id == s->head_beat},
+                   {"place", place_of(b.state)}, {"current", b.id == s->head_beat},
                    {"on_path", std::find(on_path.begin(), on_path.end(), b.id) != on_path.end()}});
   return out;
 }

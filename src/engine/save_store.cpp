@@ -131,8 +131,8 @@ class Transaction {
 };
 
 json parse_or_null(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? json() : j;
+  auto j = parse_json(text, "save");
+  return j ? std::move(*j) : json();
 }
 
 constexpr const char* kBeatColumns =
@@ -243,7 +243,7 @@ Result<int64_t> SaveStore::create_session(const std::string& story, const std::s
   Stmt st(db_,
           "INSERT INTO sessions(story, title, narrator, initial_state, created_at) "
           "VALUES (?, ?, ?, ?, COALESCE(NULLIF(?, ''), strftime('%Y-%m-%dT%H:%M:%fZ','now')))");
-  st.bind(1, story).bind(2, title).bind(3, narrator).bind(4, initial_state.dump()).bind(5, created_at);
+  st.bind(1, story).bind(2, title).bind(3, narrator).bind(4, dump_json(initial_state)).bind(5, created_at);
   if (!st.ok() || st.step() != SQLITE_DONE) return st.error("create session");
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
 }
@@ -297,7 +297,7 @@ Result<int64_t> SaveStore::add_beat(const BeatRecord& b) {
           "COALESCE(NULLIF(?, ''), strftime('%Y-%m-%dT%H:%M:%fZ','now')), ?, ?, ?, ?)");
   st.bind(1, b.session_id);
   if (b.parent_id) st.bind(2, b.parent_id); else st.bind_null(2);
-  st.bind(3, b.player_choice).bind(4, int64_t{b.choice_index}).bind(5, b.text).bind(6, to_json(b.events).dump());
+  st.bind(3, b.player_choice).bind(4, int64_t{b.choice_index}).bind(5, b.text).bind(6, dump_json(to_json(b.events)));
   st.bind(7, int64_t{b.ended}).bind(8, int64_t{b.fallback}).bind(9, static_cast<int64_t>(b.seed));
   st.bind(10, int64_t{b.attempts}).bind(11, b.created_at);
   // A beat without a recorded request (an import of an old export) keeps NULLs, as a migrated file does.
@@ -313,7 +313,7 @@ Result<int64_t> SaveStore::add_beat(const BeatRecord& b) {
     if (!c.ok() || c.step() != SQLITE_DONE) return c.error("insert choice");  // tx rolls back
   }
   Stmt snap(db_, "INSERT INTO snapshots(beat_id, state) VALUES (?, ?)");
-  snap.bind(1, id).bind(2, b.state.dump());
+  snap.bind(1, id).bind(2, dump_json(b.state));
   if (!snap.ok() || snap.step() != SQLITE_DONE) return snap.error("insert snapshot");  // tx rolls back
   Stmt head(db_, "UPDATE sessions SET head_beat = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?");
   head.bind(1, id).bind(2, b.session_id);

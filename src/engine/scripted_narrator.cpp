@@ -5,9 +5,11 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "base/json_view.h"
 
 namespace fabula::engine {
 
@@ -21,11 +23,13 @@ Result<std::unique_ptr<ScriptedNarrator>> ScriptedNarrator::load(const std::stri
   while (std::getline(in, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos || line.rfind("//", 0) == 0) continue;
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("beat") || !j["beat"].is_string())
-      return make_error(ErrorCode::kParse, "{}: line {}: expected {{\"beat\": \"...\"}}", path, line_no);
-    beats.push_back(j["beat"].get<std::string>());
-    delays.push_back(j.contains("delay_ms") && j["delay_ms"].is_number_integer() ? j["delay_ms"].get<int>() : -1);
+    const std::string at = fmt::format("{}: line {}", path, line_no);
+    FABULA_ASSIGN(nlohmann::json doc, parse_json(line, at));
+    JsonView j(doc, at);
+    FABULA_ASSIGN(std::string beat, j.string("beat"));
+    FABULA_ASSIGN(int64_t delay, j.integer_or("delay_ms", -1, -1, 600000));
+    beats.push_back(std::move(beat));
+    delays.push_back(static_cast<int>(delay));
   }
   if (beats.empty()) return make_error(ErrorCode::kParse, "{}: no beats", path);
   auto n = std::make_unique<ScriptedNarrator>(std::move(beats), options, path);

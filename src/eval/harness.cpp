@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -14,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "base/file.h"
+#include "base/json_view.h"
 #include "base/progress.h"
 #include "engine/prompt.h"
 #include "engine/scene.h"
@@ -25,26 +27,6 @@ namespace fabula::eval {
 using nlohmann::json;
 
 namespace {
-
-Result<std::vector<std::string>> string_list(const json& j, const char* field, const std::string& where) {
-  std::vector<std::string> out;
-  if (!j.contains(field)) return out;
-  if (!j[field].is_array()) return make_error(ErrorCode::kParse, "{}: \"{}\" must be an array of strings", where, field);
-  for (const auto& v : j[field]) {
-    if (!v.is_string()) return make_error(ErrorCode::kParse, "{}: \"{}\" must be an array of strings", where, field);
-    out.push_back(v.get<std::string>());
-  }
-  return out;
-}
-
-Result<std::string> string_field(const json& j, const char* field, const std::string& where, bool required) {
-  if (!j.contains(field)) {
-    if (required) return make_error(ErrorCode::kParse, "{}: missing string field \"{}\"", where, field);
-    return std::string();
-  }
-  if (!j[field].is_string()) return make_error(ErrorCode::kParse, "{}: \"{}\" must be a string", where, field);
-  return j[field].get<std::string>();
-}
 
 // Calls fn(line_view, line_no) for each non-blank line.
 template <typename Fn>
@@ -71,17 +53,18 @@ Result<std::vector<EvalScene>> parse_eval_scenes(std::string_view jsonl, const s
   std::set<std::string> ids;
   FABULA_TRY(for_each_line(jsonl, [&](std::string_view line, int line_no, bool) -> Status {
     std::string at = fmt::format("{}:{}", where, line_no);
-    auto j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return make_error(ErrorCode::kParse, "{}: not a JSON object", at);
+    FABULA_ASSIGN(json doc, parse_json(line, at));
+    JsonView j(doc, at);
+    FABULA_TRY(j.expect_object());
     EvalScene s;
-    FABULA_ASSIGN(s.id, string_field(j, "id", at, true));
-    FABULA_ASSIGN(std::string story, string_field(j, "story", at, false));
+    FABULA_ASSIGN(s.id, j.string("id"));
+    FABULA_ASSIGN(std::string story, j.string_or("story", ""));
     if (!story.empty()) s.story = story;
-    FABULA_ASSIGN(s.place, string_field(j, "place", at, true));
-    FABULA_ASSIGN(s.time, string_field(j, "time", at, true));
-    FABULA_ASSIGN(s.player_choice, string_field(j, "player_choice", at, true));
-    FABULA_ASSIGN(s.cast, string_list(j, "cast", at));
-    FABULA_ASSIGN(s.tags, string_list(j, "tags", at));
+    FABULA_ASSIGN(s.place, j.string("place"));
+    FABULA_ASSIGN(s.time, j.string("time"));
+    FABULA_ASSIGN(s.player_choice, j.string("player_choice"));
+    FABULA_ASSIGN(s.cast, j.strings_or_empty("cast"));
+    FABULA_ASSIGN(s.tags, j.strings_or_empty("tags"));
     if (s.cast.empty()) return make_error(ErrorCode::kParse, "{}: scene \"{}\" needs a non-empty \"cast\"", at, s.id);
     if (!ids.insert(s.id).second) return make_error(ErrorCode::kParse, "{}: duplicate scene id \"{}\"", at, s.id);
     out.push_back(std::move(s));
@@ -134,28 +117,29 @@ json beat_row_json(const BeatRow& r) {
   return j;
 }
 
-Result<BeatRow> beat_row_from_json(const json& j, const std::string& where) {
-  if (!j.is_object()) return make_error(ErrorCode::kParse, "{}: not a JSON object", where);
+Result<BeatRow> beat_row_from_json(const json& doc, const std::string& where) {
+  JsonView j(doc, where);
+  FABULA_TRY(j.expect_object());
   BeatRow r;
-  FABULA_ASSIGN(r.narrator, string_field(j, "narrator", where, true));
-  FABULA_ASSIGN(r.scene, string_field(j, "scene", where, true));
-  FABULA_ASSIGN(r.beat, string_field(j, "beat", where, true));
-  FABULA_ASSIGN(r.id, string_field(j, "id", where, false));
-  FABULA_ASSIGN(r.profile, string_field(j, "profile", where, false));
-  FABULA_ASSIGN(r.stop_reason, string_field(j, "stop_reason", where, false));
-  if (!j.contains("seed") || !j["seed"].is_number_unsigned()) {
-    return make_error(ErrorCode::kParse, "{}: \"seed\" must be a non-negative integer", where);
-  }
-  r.seed = j["seed"].get<uint64_t>();
-  FABULA_ASSIGN(r.cast, string_list(j, "cast", where));
-  FABULA_ASSIGN(r.tags, string_list(j, "tags", where));
-  FABULA_ASSIGN(r.errors, string_list(j, "errors", where));
-  r.valid = j.value("valid", false);
-  r.repaired = j.value("repaired", false);
-  r.tokens = j.value("tokens", 0);
-  r.ms = j.value("ms", 0.0);
-  r.tok_s = j.value("tok_s", 0.0);
-  r.backtracks = j.value("backtracks", 0);
+  FABULA_ASSIGN(r.narrator, j.string("narrator"));
+  FABULA_ASSIGN(r.scene, j.string("scene"));
+  FABULA_ASSIGN(r.beat, j.string("beat"));
+  FABULA_ASSIGN(r.id, j.string_or("id", ""));
+  FABULA_ASSIGN(r.profile, j.string_or("profile", ""));
+  FABULA_ASSIGN(r.stop_reason, j.string_or("stop_reason", ""));
+  FABULA_ASSIGN(JsonView seed, j.field("seed"));
+  FABULA_ASSIGN(r.seed, seed.unsigned_integer());
+  FABULA_ASSIGN(r.cast, j.strings_or_empty("cast"));
+  FABULA_ASSIGN(r.tags, j.strings_or_empty("tags"));
+  FABULA_ASSIGN(r.errors, j.strings_or_empty("errors"));
+  FABULA_ASSIGN(r.valid, j.boolean_or("valid", false));
+  FABULA_ASSIGN(r.repaired, j.boolean_or("repaired", false));
+  FABULA_ASSIGN(int64_t tokens, j.integer_or("tokens", 0, 0, std::numeric_limits<int>::max()));
+  r.tokens = static_cast<int>(tokens);
+  FABULA_ASSIGN(r.ms, j.number_or("ms", 0.0));
+  FABULA_ASSIGN(r.tok_s, j.number_or("tok_s", 0.0));
+  FABULA_ASSIGN(int64_t backtracks, j.integer_or("backtracks", 0, 0, std::numeric_limits<int>::max()));
+  r.backtracks = static_cast<int>(backtracks);
   return r;
 }
 
@@ -166,11 +150,11 @@ Result<std::vector<BeatRow>> read_beat_rows(const std::string& path) {
   FABULA_ASSIGN(std::string text, read_file_text(path));
   FABULA_TRY(for_each_line(text, [&](std::string_view line, int line_no, bool last) -> Status {
     std::string at = fmt::format("{}:{}", path, line_no);
-    auto j = json::parse(line, nullptr, false);
+    auto j = parse_json(line, at);
     // A run killed while writing leaves at most one torn line, at the end; it is regenerated.
-    if (j.is_discarded() && last) return ok_status();
-    if (j.is_discarded()) return make_error(ErrorCode::kParse, "{}: not a JSON object", at);
-    FABULA_ASSIGN(BeatRow row, beat_row_from_json(j, at));
+    if (!j && last) return ok_status();
+    if (!j) return j.take_error();
+    FABULA_ASSIGN(BeatRow row, beat_row_from_json(*j, at));
     rows.push_back(std::move(row));
     return ok_status();
   }));
@@ -251,7 +235,7 @@ Result<HarnessStats> run_harness(const std::map<std::string, engine::Story>& sto
         size_t k = next.fetch_add(1);
         if (k >= todo[i].size()) return;
         const Job& job = todo[i][k];
-        const engine::Story& story = stories.at(job.scene->story);
+        const engine::Story& story = stories.find(job.scene->story)->second;  // loaded above for every scene
         auto profile = story.profile(n.profile);  // checked above
         engine::SceneState state;
         state.place = job.scene->place;
@@ -284,7 +268,7 @@ Result<HarnessStats> run_harness(const std::map<std::string, engine::Story>& sto
         row.stop_reason = res->stop_reason;
         row.backtracks = res->backtracks;
         judge_beat(row, story.manifest);
-        std::string line = beat_row_json(row).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+        std::string line = dump_json(beat_row_json(row)) + "\n";
         if (std::fwrite(line.data(), 1, line.size(), out) != line.size() || std::fflush(out) != 0) {
           write_status = make_error(ErrorCode::kIo, "{}: write failed", options.beats_path);
           return;

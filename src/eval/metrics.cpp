@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "base/json_view.h"
 #include "protocol/unicode.h"
 #include "protocol/validator.h"
 
@@ -237,27 +238,21 @@ Result<std::vector<SceneSample>> parse_scene_rows(std::string_view jsonl, const 
     ++line_no;
     pos = end + 1;
     if (line.empty()) continue;
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return make_error(ErrorCode::kParse, "{}:{}: not a JSON object", where, line_no);
+    const std::string at = fmt::format("{}:{}", where, line_no);
+    FABULA_ASSIGN(nlohmann::json doc, parse_json(line, at));
+    JsonView j(doc, at);
+    FABULA_TRY(j.expect_object());
     SceneSample s;
-    if (!j.contains("beat") || !j["beat"].is_string()) {
-      return make_error(ErrorCode::kParse, "{}:{}: missing string field \"beat\"", where, line_no);
+    FABULA_ASSIGN(s.beat, j.string("beat"));
+    FABULA_ASSIGN(JsonView scene, j.field("scene"));
+    if (scene.raw().is_number_integer()) {
+      FABULA_ASSIGN(int64_t n, scene.integer());
+      s.scene = std::to_string(n);
+    } else {
+      FABULA_ASSIGN(s.scene, scene.string());
     }
-    s.beat = j["beat"].get<std::string>();
-    if (j.contains("scene") && j["scene"].is_string()) s.scene = j["scene"].get<std::string>();
-    else if (j.contains("scene") && j["scene"].is_number_integer()) s.scene = j["scene"].dump();
-    else return make_error(ErrorCode::kParse, "{}:{}: missing field \"scene\" (string)", where, line_no);
-    if (j.contains("seed")) {
-      if (!j["seed"].is_number_integer()) return make_error(ErrorCode::kParse, "{}:{}: \"seed\" must be an integer", where, line_no);
-      s.seed = j["seed"].get<int64_t>();
-    }
-    if (j.contains("cast")) {
-      if (!j["cast"].is_array()) return make_error(ErrorCode::kParse, "{}:{}: \"cast\" must be an array of names", where, line_no);
-      for (const auto& c : j["cast"]) {
-        if (!c.is_string()) return make_error(ErrorCode::kParse, "{}:{}: \"cast\" must be an array of names", where, line_no);
-        s.cast.push_back(c.get<std::string>());
-      }
-    }
+    FABULA_ASSIGN(s.seed, j.integer_or("seed", s.seed));
+    FABULA_ASSIGN(s.cast, j.strings_or_empty("cast"));
     out.push_back(std::move(s));
   }
   return out;

@@ -17,8 +17,16 @@ Result<HfConfig> HfConfig::load(const std::string& path) {
 Result<HfConfig> HfConfig::parse(std::string_view text, std::string name) {
   HfConfig out;
   out.name_ = std::move(name);
-  out.json_ = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // Deep nesting would overflow the stack of the recursive writers and comparisons; no config needs it.
+  bool too_deep = false;
+  auto limit = [&](int depth, Json::parse_event_t event, Json&) {
+    bool opens = event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start;
+    too_deep |= opens && depth >= 128;
+    return !(opens && depth >= 128);
+  };
+  out.json_ = Json::parse(text, limit, /*allow_exceptions=*/false);
   if (out.json_.is_discarded()) return make_error(ErrorCode::kParse, "{}: not valid JSON", out.name_);
+  if (too_deep) return make_error(ErrorCode::kParse, "{}: JSON nested deeper than 128 levels", out.name_);
   if (!out.json_.is_object()) return make_error(ErrorCode::kParse, "{}: top level must be a JSON object", out.name_);
   return out;
 }

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "base/file.h"
+#include "base/json_view.h"
 #include "protocol/unicode.h"
 
 namespace fabula::protocol {
@@ -117,21 +118,13 @@ std::vector<ToolSpec> default_tools() {
 }
 
 // A value set from a story array: strings as they are; objects by "id", else "name".
-Result<std::vector<std::string>> read_set(const nlohmann::json& array, const std::string& where,
-                                          const std::string& key) {
+Result<std::vector<std::string>> read_set(const JsonView& array) {
+  FABULA_ASSIGN(auto items, array.elements());
   std::vector<std::string> out;
-  for (size_t i = 0; i < array.size(); ++i) {
-    const auto& item = array[i];
-    if (item.is_string()) {
-      out.push_back(item.get<std::string>());
-    } else if (item.is_object() && item.contains("id") && item["id"].is_string()) {
-      out.push_back(item["id"].get<std::string>());
-    } else if (item.is_object() && item.contains("name") && item["name"].is_string()) {
-      out.push_back(item["name"].get<std::string>());
-    } else {
-      return make_error(ErrorCode::kParse, "{}: {}[{}]: expected a string or an object with \"id\" or \"name\"",
-                        where, key, i);
-    }
+  for (const JsonView& item : items) {
+    auto id = item.is_string() ? item.string() : item.has("id") ? item.string("id") : item.string("name");
+    if (!id) return item.type_error("a string or an object with a string \"id\" or \"name\"");
+    out.push_back(std::move(*id));
   }
   return out;
 }
@@ -148,67 +141,50 @@ ToolRole infer_role(const ToolSpec& tool) {
   return ToolRole::kOther;
 }
 
-Result<ToolSpec> read_tool(const nlohmann::json& j, const std::string& where, size_t index) {
-  std::string at = fmt::format("{}: tools[{}]", where, index);
-  if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) {
-    return make_error(ErrorCode::kParse, "{}: expected an object with a string \"name\"", at);
+Result<ArgSpec> read_arg(const JsonView& aj) {
+  ArgSpec a;
+  FABULA_ASSIGN(a.name, aj.string("name"));
+  FABULA_ASSIGN(a.required, aj.boolean_or("required", false));
+  FABULA_ASSIGN(std::string kind, aj.string_or("kind", ""));
+  if (aj.has("values")) {
+    a.kind = ArgKind::kEnum;
+    FABULA_ASSIGN(a.value_set, aj.string("values"));
+  } else if (kind == "choices_json") {
+    a.kind = ArgKind::kChoicesJson;
+  } else if (kind == "text" || kind.empty()) {
+    a.kind = ArgKind::kText;
+  } else {
+    return aj.error(ErrorCode::kParse, "unknown \"kind\" \"{}\" (expected choices_json or text)", kind);
   }
+  FABULA_ASSIGN(auto also, aj.strings_or_empty("also"));
+  for (auto& v : also) a.also.push_back(nfc(v));
+  for (auto [key, field] : {std::pair{"min_items", &a.min_items}, std::pair{"max_items", &a.max_items},
+                            std::pair{"max_item_chars", &a.max_item_chars}}) {
+    FABULA_ASSIGN(int64_t v, aj.integer_or(key, *field, 0, 1 << 20));
+    *field = static_cast<int>(v);
+  }
+  return a;
+}
+
+Result<ToolSpec> read_tool(const JsonView& j) {
   ToolSpec tool;
-  tool.name = j["name"].get<std::string>();
-  if (j.contains("ends_beat")) {
-    if (!j["ends_beat"].is_boolean()) return make_error(ErrorCode::kParse, "{}: \"ends_beat\" must be a boolean", at);
-    tool.ends_beat = j["ends_beat"].get<bool>();
-  }
-  if (j.contains("args")) {
-    if (!j["args"].is_array()) return make_error(ErrorCode::kParse, "{}: \"args\" must be an array", at);
-    for (size_t k = 0; k < j["args"].size(); ++k) {
-      const auto& aj = j["args"][k];
-      std::string aat = fmt::format("{}.args[{}]", at, k);
-      if (!aj.is_object() || !aj.contains("name") || !aj["name"].is_string()) {
-        return make_error(ErrorCode::kParse, "{}: expected an object with a string \"name\"", aat);
-      }
-      ArgSpec a;
-      a.name = aj["name"].get<std::string>();
-      if (aj.contains("required") && !aj["required"].is_boolean()) {
-        return make_error(ErrorCode::kParse, "{}: \"required\" must be a boolean", aat);
-      }
-      a.required = aj.contains("required") && aj["required"].get<bool>();
-      std::string kind = aj.contains("kind") && aj["kind"].is_string() ? aj["kind"].get<std::string>() : "";
-      if (aj.contains("values")) {
-        if (!aj["values"].is_string()) return make_error(ErrorCode::kParse, "{}: \"values\" must be a set name", aat);
-        a.kind = ArgKind::kEnum;
-        a.value_set = aj["values"].get<std::string>();
-      } else if (kind == "choices_json") {
-        a.kind = ArgKind::kChoicesJson;
-      } else if (kind == "text" || kind.empty()) {
-        a.kind = ArgKind::kText;
-      } else {
-        return make_error(ErrorCode::kParse, "{}: unknown \"kind\" \"{}\" (expected choices_json or text)", aat, kind);
-      }
-      if (aj.contains("also")) {
-        if (!aj["also"].is_array()) return make_error(ErrorCode::kParse, "{}: \"also\" must be an array", aat);
-        for (const auto& v : aj["also"]) {
-          if (!v.is_string()) return make_error(ErrorCode::kParse, "{}: \"also\" items must be strings", aat);
-          a.also.push_back(nfc(v.get<std::string>()));
-        }
-      }
-      for (auto [key, field] : {std::pair{"min_items", &a.min_items}, std::pair{"max_items", &a.max_items},
-                                std::pair{"max_item_chars", &a.max_item_chars}}) {
-        if (!aj.contains(key)) continue;
-        if (!aj[key].is_number_integer()) return make_error(ErrorCode::kParse, "{}: \"{}\" must be an integer", aat, key);
-        *field = aj[key].get<int>();
-      }
+  FABULA_ASSIGN(tool.name, j.string("name"));
+  FABULA_ASSIGN(tool.ends_beat, j.boolean_or("ends_beat", false));
+  if (auto args = j.find("args")) {
+    FABULA_ASSIGN(auto items, args->elements());
+    for (const JsonView& aj : items) {
+      FABULA_ASSIGN(ArgSpec a, read_arg(aj));
       tool.args.push_back(std::move(a));
     }
   }
-  std::string role = j.contains("role") && j["role"].is_string() ? j["role"].get<std::string>() : "";
+  FABULA_ASSIGN(std::string role, j.string_or("role", ""));
   if (role == "show") tool.role = ToolRole::kShow;
   else if (role == "hide") tool.role = ToolRole::kHide;
   else if (role == "choices") tool.role = ToolRole::kChoices;
   else if (role == "end_scene") tool.role = ToolRole::kEndScene;
   else if (role.empty()) tool.role = infer_role(tool);
   else if (role == "other") tool.role = ToolRole::kOther;
-  else return make_error(ErrorCode::kParse, "{}: unknown \"role\" \"{}\"", at, role);
+  else return j.error(ErrorCode::kParse, "unknown \"role\" \"{}\"", role);
   return tool;
 }
 
@@ -230,25 +206,26 @@ Manifest Manifest::default_manifest() {
   return m;
 }
 
-Result<Manifest> Manifest::from_json(const nlohmann::json& story, const std::string& where) {
-  if (!story.is_object()) return make_error(ErrorCode::kParse, "{}: expected a JSON object", where);
+Result<Manifest> Manifest::from_json(const nlohmann::json& doc, const std::string& where) {
+  JsonView story(doc, where);
+  FABULA_ASSIGN(auto fields, story.members());
   Manifest m;
-  if (story.contains("id") && story["id"].is_string()) m.id_ = story["id"].get<std::string>();
-  if (story.contains("title") && story["title"].is_string()) m.title_ = story["title"].get<std::string>();
+  if (auto id = story.string_or("id", ""); id.ok()) m.id_ = *id;  // the story loader reports a wrong type
+  if (auto title = story.string_or("title", ""); title.ok()) m.title_ = *title;
   // Every top-level array of strings or {id|name} objects is a value set the tools may name.
-  for (auto it = story.begin(); it != story.end(); ++it) {
-    if (!it.value().is_array() || it.key() == "tools") continue;
-    auto set = read_set(it.value(), where, it.key());
+  for (const auto& [key, value] : fields) {
+    if (!value.is_array() || key == "tools") continue;
+    auto set = read_set(value);
     if (!set.ok()) {
-      if (it.key() == "cast" || it.key() == "locations") return set.take_error();
+      if (key == "cast" || key == "locations") return set.take_error();
       continue;  // not a value set (some other array); tools naming it fail below
     }
-    m.set_value_set(it.key(), std::move(set).value());
+    m.set_value_set(key, std::move(set).value());
   }
-  if (story.contains("tools")) {
-    if (!story["tools"].is_array()) return make_error(ErrorCode::kParse, "{}: \"tools\" must be an array", where);
-    for (size_t i = 0; i < story["tools"].size(); ++i) {
-      FABULA_ASSIGN(ToolSpec tool, read_tool(story["tools"][i], where, i));
+  if (auto tools = story.find("tools")) {
+    FABULA_ASSIGN(auto items, tools->elements());
+    for (const JsonView& t : items) {
+      FABULA_ASSIGN(ToolSpec tool, read_tool(t));
       m.add_tool(std::move(tool));
     }
   } else {
@@ -267,8 +244,7 @@ Result<Manifest> Manifest::from_json(const nlohmann::json& story, const std::str
 
 Result<Manifest> Manifest::load(const std::string& path) {
   FABULA_ASSIGN(std::string text, read_file_text(path));
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded()) return make_error(ErrorCode::kParse, "{}: not valid JSON", path);
+  FABULA_ASSIGN(nlohmann::json j, parse_json(text, path));
   return from_json(j, path);
 }
 

@@ -3,6 +3,7 @@
 
 #include <random>
 
+#include "base/json_view.h"
 #include "server/server_impl.h"
 
 namespace fabula::server {
@@ -17,55 +18,54 @@ struct ChatRequest {
   bool add_generation_prompt = true;
 };
 
-Result<ChatRequest> parse_chat(const json& body, const ChatTemplate& tmpl) {
+Result<ChatRequest> parse_chat(const json& doc, const ChatTemplate& tmpl) {
+  JsonView body(doc, "request");
   ChatRequest c;
-  auto msgs = body.find("messages");
-  if (msgs == body.end() || !msgs->is_array() || msgs->empty())
-    return make_error(ErrorCode::kInvalidArgument, "field 'messages': expected a non-empty array of messages");
-  for (size_t i = 0; i < msgs->size(); ++i) {
-    const json& m = (*msgs)[i];
-    const std::string where = fmt::format("messages[{}]", i);
-    if (!m.is_object()) return make_error(ErrorCode::kInvalidArgument, "{}: expected an object", where);
-    auto role = m.find("role");
-    if (role == m.end() || !role->is_string()) return make_error(ErrorCode::kInvalidArgument, "{}.role: expected a string", where);
+  FABULA_ASSIGN(JsonView msgs, body.field("messages"));
+  FABULA_ASSIGN(auto items, msgs.elements());
+  if (items.empty()) return msgs.error(ErrorCode::kInvalidArgument, "expected a non-empty array of messages");
+  for (const JsonView& m : items) {
     ChatMessage msg;
-    msg.role = role->get<std::string>();
+    FABULA_ASSIGN(msg.role, m.string("role"));
     auto content = m.find("content");
-    if (content == m.end() || content->is_null()) {
+    if (!content) {
       msg.content = "";
     } else if (content->is_string()) {
-      msg.content = content->get<std::string>();
+      FABULA_ASSIGN(msg.content, content->string());
     } else if (content->is_array()) {  // [{"type": "text", "text": "..."}]
-      for (const json& part : *content) {
-        if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") || !part["text"].is_string())
-          return make_error(ErrorCode::kInvalidArgument, "{}.content: only text parts ({{\"type\":\"text\",\"text\":...}}) are supported", where);
-        msg.content += part["text"].get<std::string>();
+      FABULA_ASSIGN(auto parts, content->elements());
+      for (const JsonView& part : parts) {
+        FABULA_ASSIGN(std::string type, part.string("type"));
+        if (type != "text")
+          return part.error(ErrorCode::kInvalidArgument, "only text parts ({{\"type\":\"text\",\"text\":...}}) are supported");
+        FABULA_ASSIGN(std::string text, part.string("text"));
+        msg.content += text;
       }
     } else {
-      return make_error(ErrorCode::kInvalidArgument, "{}.content: expected a string or an array of text parts", where);
+      return content->type_error("a string or an array of text parts");
     }
     c.messages.push_back(std::move(msg));
   }
-  if (auto tools = body.find("tools"); tools != body.end() && tools->is_array() && !tools->empty())
-    return make_error(ErrorCode::kUnsupported, "field 'tools': tool calling is not supported by fabula serve");
-  if (auto n = body.find("n"); n != body.end() && !(n->is_number_integer() && n->get<int64_t>() == 1))
-    return make_error(ErrorCode::kInvalidArgument, "field 'n': only 1 choice is supported");
-  if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
-    if (!rf->is_object() || !rf->contains("type") || (*rf)["type"] != "text")
-      return make_error(ErrorCode::kUnsupported, "field 'response_format': only {{\"type\":\"text\"}} is supported");
+  if (auto tools = body.find("tools"); tools && tools->size() > 0)
+    return tools->error(ErrorCode::kUnsupported, "tool calling is not supported by fabula serve");
+  if (auto n = body.find("n")) {
+    auto count = n->integer();
+    if (!count || *count != 1) return n->error(ErrorCode::kInvalidArgument, "only 1 choice is supported");
   }
-  if (auto effort = body.find("reasoning_effort"); effort != body.end() && !effort->is_null()) {
-    if (!effort->is_string()) return make_error(ErrorCode::kInvalidArgument, "field 'reasoning_effort': expected a string");
-    c.enable_thinking = effort->get<std::string>() != "none";
+  if (auto rf = body.find("response_format")) {
+    auto type = rf->string("type");
+    if (!type || *type != "text")
+      return rf->error(ErrorCode::kUnsupported, "only {{\"type\":\"text\"}} is supported");
   }
-  if (auto kw = body.find("chat_template_kwargs"); kw != body.end() && !kw->is_null()) {
-    if (!kw->is_object()) return make_error(ErrorCode::kInvalidArgument, "field 'chat_template_kwargs': expected an object");
-    if (auto et = kw->find("enable_thinking"); et != kw->end()) {
-      if (!et->is_boolean()) return make_error(ErrorCode::kInvalidArgument, "chat_template_kwargs.enable_thinking: expected a boolean");
-      c.enable_thinking = et->get<bool>();
-    }
+  if (auto effort = body.find("reasoning_effort")) {
+    FABULA_ASSIGN(std::string level, effort->string());
+    c.enable_thinking = level != "none";
   }
-  if (auto agp = body.find("add_generation_prompt"); agp != body.end() && agp->is_boolean()) c.add_generation_prompt = agp->get<bool>();
+  if (auto kw = body.find("chat_template_kwargs")) {
+    FABULA_TRY(kw->expect_object());
+    FABULA_ASSIGN(c.enable_thinking, kw->boolean_or("enable_thinking", c.enable_thinking));
+  }
+  FABULA_ASSIGN(c.add_generation_prompt, body.boolean_or("add_generation_prompt", c.add_generation_prompt));
   if (!tmpl.supports_thinking()) c.enable_thinking = false;
   return c;
 }

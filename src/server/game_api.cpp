@@ -20,7 +20,7 @@ namespace {
 
 void reply(httplib::Response& res, const json& body, int status = 200) {
   res.status = status;
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+  res.set_content(dump_json(body), "application/json");
 }
 
 // 400: the request is wrong (a field's type or range, an action the story does not allow now); 404: no such
@@ -275,7 +275,7 @@ void GameServer::routes() {
           auto events = game->events_after(after, 1000);
           std::string out;
           for (const auto& [seq, ev] : events) {
-            out += fmt::format("id: {}\ndata: {}\n\n", seq, engine::to_json(ev).dump());
+            out += fmt::format("id: {}\ndata: {}\n\n", seq, dump_json(engine::to_json(ev)));
             after = seq;
           }
           if (out.empty()) out = ": keep-alive\n\n";
@@ -325,8 +325,9 @@ void GameServer::routes() {
   };
   using Body = const JsonView&;
   post("/api/start", {}, [](engine::Game& game, Body, httplib::Response& res) {
-    json snap = game.snapshot();
-    if (!snap["beat"].is_null() || game.writing()) return reply(res, {{"ok", true}, {"started", false}});
+    // The title screen's Begin: once the story has begun (or while its first beat is written) it changes nothing.
+    auto session = game.store().session(game.session_id());
+    if (game.writing() || (session && session->head_beat)) return reply(res, {{"ok", true}, {"started", false}});
     reply_status(res, game.start());
   });
   post("/api/choose", {"index"}, [](engine::Game& game, Body body, httplib::Response& res) {

@@ -5,97 +5,72 @@
 #include <limits>
 #include <random>
 
+#include "base/json_view.h"
+
 namespace fabula::server {
 namespace {
 
-std::string type_of(const json& v) { return v.type_name(); }
-
-Error field_error(const std::string& field, const std::string& expected, const json& got) {
-  return make_error(ErrorCode::kInvalidArgument, "field '{}': expected {}, got {}", field, expected, type_of(got));
-}
+// Request bodies are read through JsonView: errors read "request: <field>: expected ..., got ...".
+JsonView body_view(const json& body) { return JsonView(body, "request"); }
 
 // Absent or null: keep the default.
 Status get_float(const json& body, const char* key, float& out) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return ok_status();
-  if (!it->is_number()) return field_error(key, "a number", *it);
-  const double v = it->get<double>();
-  if (!std::isfinite(v)) return make_error(ErrorCode::kInvalidArgument, "field '{}': not a finite number", key);
+  FABULA_ASSIGN(double v, body_view(body).number_or(key, out));
   out = static_cast<float>(v);
   return ok_status();
 }
 
 Status get_int(const json& body, const char* key, int64_t& out) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return ok_status();
-  if (it->is_number_integer()) {
-    out = it->get<int64_t>();
-    return ok_status();
-  }
-  if (it->is_number_float()) {  // 64.0 is fine, 64.5 is not
-    const double v = it->get<double>();
-    if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9e15) {
-      out = static_cast<int64_t>(v);
-      return ok_status();
-    }
-  }
-  return field_error(key, "an integer", *it);
+  FABULA_ASSIGN(out, body_view(body).integer_or(key, out));
+  return ok_status();
 }
 
 Status get_int32(const json& body, const char* key, int32_t& out, int64_t lo, int64_t hi) {
-  int64_t v = out;
-  FABULA_TRY(get_int(body, key, v));
-  if (v < lo || v > hi) return make_error(ErrorCode::kInvalidArgument, "field '{}': {} is outside [{}, {}]", key, v, lo, hi);
+  FABULA_ASSIGN(int64_t v, body_view(body).integer_or(key, out, lo, hi));
   out = static_cast<int32_t>(v);
   return ok_status();
 }
 
 Status get_bool(const json& body, const char* key, bool& out) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return ok_status();
-  if (!it->is_boolean()) return field_error(key, "a boolean", *it);
-  out = it->get<bool>();
+  FABULA_ASSIGN(out, body_view(body).boolean_or(key, out));
   return ok_status();
 }
 
 // Absent or null: empty. Empty strings are dropped.
 Status get_strings(const json& body, const char* key, std::vector<std::string>& out) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return ok_status();
-  if (!it->is_array()) return field_error(key, "an array of strings", *it);
-  for (const json& v : *it) {
-    if (!v.is_string()) return field_error(std::string(key) + "[]", "a string", v);
-    if (!v.get<std::string>().empty()) out.push_back(v.get<std::string>());
-  }
+  FABULA_ASSIGN(auto all, body_view(body).strings_or_empty(key));
+  for (auto& v : all)
+    if (!v.empty()) out.push_back(std::move(v));
   return ok_status();
 }
 
-Result<int32_t> checked_id(const json& v, int64_t n_vocab, const std::string& where) {
-  if (!v.is_number_integer()) return field_error(where, "a token id (integer)", v);
-  const int64_t id = v.get<int64_t>();
-  if (id < 0 || id >= n_vocab)
-    return make_error(ErrorCode::kInvalidArgument, "{}: token id {} is outside the vocabulary [0, {})", where, id, n_vocab);
+Result<int32_t> checked_id(const JsonView& v, int64_t n_vocab) {
+  if (!v.raw().is_number_integer()) return v.type_error("a token id (an integer)");
+  FABULA_ASSIGN(int64_t id, v.integer());
+  if (id < 0 || id >= n_vocab) return v.error(ErrorCode::kInvalidArgument, "token id {} is outside the vocabulary [0, {})", id, n_vocab);
   return static_cast<int32_t>(id);
 }
 
-Status add_bias(std::vector<std::pair<int32_t, float>>& out, const json& key, const json& bias, const Tokenizer& tok,
-                int64_t n_vocab) {
+// key: a token id or a text (every token of it is biased, as llama-server does); bias: a number or false (ban).
+Status add_bias(std::vector<std::pair<int32_t, float>>& out, const JsonView& key, const JsonView& bias,
+                const Tokenizer& tok, int64_t n_vocab) {
   float b = 0;
-  if (bias.is_boolean()) {
-    if (bias.get<bool>()) return make_error(ErrorCode::kInvalidArgument, "logit_bias: true is not a bias (false bans)");
+  if (bias.is_bool()) {
+    FABULA_ASSIGN(bool on, bias.boolean());
+    if (on) return bias.error(ErrorCode::kInvalidArgument, "true is not a bias (false bans the token)");
     b = -std::numeric_limits<float>::infinity();
   } else if (bias.is_number()) {
-    b = bias.get<float>();
-    if (std::isnan(b)) return make_error(ErrorCode::kInvalidArgument, "logit_bias: bias is NaN");
+    FABULA_ASSIGN(double v, bias.number());
+    b = static_cast<float>(v);
   } else {
-    return field_error("logit_bias", "a number or false as the bias", bias);
+    return bias.type_error("a number or false as the bias");
   }
   if (key.is_string()) {
-    // llama-server biases every token of the string.
-    for (int32_t id : tok.encode(key.get<std::string>(), false, false)) out.emplace_back(id, b);
+    FABULA_ASSIGN(std::string text, key.string());
+    for (int32_t id : tok.encode(text, false, false)) out.emplace_back(id, b);
     return ok_status();
   }
-  FABULA_ASSIGN(int32_t id, checked_id(key, n_vocab, "logit_bias"));
+  FABULA_ASSIGN(int32_t id, checked_id(key, n_vocab));
   out.emplace_back(id, b);
   return ok_status();
 }
@@ -106,27 +81,29 @@ Result<std::vector<std::pair<int32_t, float>>> parse_logit_bias(const json& valu
                                                                 int64_t n_vocab) {
   std::vector<std::pair<int32_t, float>> out;
   if (value.is_null()) return out;
-  if (value.is_array()) {
-    for (const json& pair : value) {
-      if (!pair.is_array() || pair.size() != 2)
-        return make_error(ErrorCode::kInvalidArgument, "logit_bias: each entry must be [token, bias]");
-      FABULA_TRY(add_bias(out, pair[0], pair[1], tokenizer, n_vocab));
+  JsonView v(value, "request", "logit_bias");
+  if (v.is_array()) {
+    FABULA_ASSIGN(auto pairs, v.elements());
+    for (const JsonView& pair : pairs) {
+      FABULA_ASSIGN(auto kv, pair.elements());
+      if (kv.size() != 2) return pair.error(ErrorCode::kInvalidArgument, "each entry must be [token, bias]");
+      FABULA_TRY(add_bias(out, kv[0], kv[1], tokenizer, n_vocab));
     }
     return out;
   }
-  if (value.is_object()) {
-    for (auto it = value.begin(); it != value.end(); ++it) {
-      const std::string& k = it.key();
+  if (v.is_object()) {
+    FABULA_ASSIGN(auto members, v.members());
+    for (const auto& [k, bias] : members) {
       // OpenAI style: keys are ids spelled as strings; anything else is text to tokenize.
       char* end = nullptr;
       const long long id = std::strtoll(k.c_str(), &end, 10);
       const bool numeric = !k.empty() && end != nullptr && *end == '\0';
-      if (numeric) FABULA_TRY(add_bias(out, json(id), it.value(), tokenizer, n_vocab));
-      else FABULA_TRY(add_bias(out, json(k), it.value(), tokenizer, n_vocab));
+      const json key = numeric ? json(id) : json(k);
+      FABULA_TRY(add_bias(out, JsonView(key, "request", bias.path()), bias, tokenizer, n_vocab));
     }
     return out;
   }
-  return field_error("logit_bias", "an array of [token, bias] pairs or an object", value);
+  return v.type_error("an array of [token, bias] pairs or an object");
 }
 
 Result<std::vector<int32_t>> parse_prompt(const json& prompt, const Tokenizer& tokenizer, int64_t n_vocab) {
@@ -137,31 +114,34 @@ Result<std::vector<int32_t>> parse_prompt(const json& prompt, const Tokenizer& t
     std::vector<int32_t> ids = tokenizer.encode(text, add_bos, true);
     out.insert(out.end(), ids.begin(), ids.end());
   };
+  JsonView v(prompt, "request", "prompt");
   std::vector<int32_t> out;
-  if (prompt.is_string()) {
-    encode_text(prompt.get<std::string>(), true, out);
-  } else if (prompt.is_array()) {
-    for (size_t i = 0; i < prompt.size(); ++i) {
-      const json& item = prompt[i];
-      if (item.is_string()) {
-        encode_text(item.get<std::string>(), i == 0, out);
-      } else if (item.is_number_integer()) {
-        FABULA_ASSIGN(int32_t id, checked_id(item, n_vocab, "prompt[" + std::to_string(i) + "]"));
+  if (v.is_string()) {
+    FABULA_ASSIGN(std::string text, v.string());
+    encode_text(text, true, out);
+  } else if (v.is_array()) {
+    FABULA_ASSIGN(auto items, v.elements());
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (items[i].is_string()) {
+        FABULA_ASSIGN(std::string text, items[i].string());
+        encode_text(text, i == 0, out);
+      } else if (items[i].raw().is_number_integer()) {
+        FABULA_ASSIGN(int32_t id, checked_id(items[i], n_vocab));
         out.push_back(id);
       } else {
-        return field_error("prompt[" + std::to_string(i) + "]", "a string or a token id", item);
+        return items[i].type_error("a string or a token id");
       }
     }
   } else {
-    return field_error("prompt", "a string or an array of token ids and strings", prompt);
+    return v.type_error("a string or an array of token ids and strings");
   }
-  if (out.empty()) return make_error(ErrorCode::kInvalidArgument, "field 'prompt': empty prompt");
+  if (out.empty()) return v.error(ErrorCode::kInvalidArgument, "empty prompt");
   return out;
 }
 
 Result<CompletionRequest> parse_completion_fields(const json& body, const Tokenizer& tokenizer, int64_t n_vocab,
                                                   bool openai) {
-  if (!body.is_object()) return make_error(ErrorCode::kInvalidArgument, "request body must be a JSON object");
+  FABULA_TRY(body_view(body).expect_object());
   CompletionRequest r;
   SamplerParams& s = r.gen.sampler;
   s = CompletionDefaults{}.sampler;
@@ -173,7 +153,7 @@ Result<CompletionRequest> parse_completion_fields(const json& body, const Tokeni
   FABULA_TRY(get_int32(body, "repeat_last_n", s.penalty_last_n, -1, std::numeric_limits<int32_t>::max()));
   FABULA_TRY(get_float(body, "presence_penalty", s.presence_penalty));
   FABULA_TRY(get_float(body, "frequency_penalty", s.frequency_penalty));
-  if (s.repeat_penalty <= 0) return make_error(ErrorCode::kInvalidArgument, "field 'repeat_penalty': must be > 0");
+  if (s.repeat_penalty <= 0) return make_error(ErrorCode::kInvalidArgument, "request: repeat_penalty: must be > 0");
 
   int64_t seed = -1;
   FABULA_TRY(get_int(body, "seed", seed));
@@ -202,23 +182,21 @@ Result<CompletionRequest> parse_completion_fields(const json& body, const Tokeni
   FABULA_TRY(get_float(body, "t_max_predict_ms", t_max));
   g.t_max_predict_ms = t_max;
 
-  if (auto it = body.find("stop"); it != body.end() && !it->is_null()) {
-    if (it->is_string() && openai) {
-      g.stop.push_back(it->get<std::string>());
-    } else if (it->is_array()) {
-      for (const json& v : *it) {
-        if (!v.is_string()) return field_error("stop[]", "a string", v);
-        if (!v.get<std::string>().empty()) g.stop.push_back(v.get<std::string>());
-      }
+  if (auto stop = body_view(body).find("stop")) {
+    if (stop->is_string() && openai) {
+      FABULA_ASSIGN(std::string text, stop->string());
+      g.stop.push_back(std::move(text));
+    } else if (stop->is_array()) {
+      FABULA_TRY(get_strings(body, "stop", g.stop));
     } else {
-      return field_error("stop", openai ? "a string or an array of strings" : "an array of strings", *it);
+      return stop->type_error(openai ? "a string or an array of strings" : "an array of strings");
     }
   }
   FABULA_TRY(get_bool(body, "vn_protocol", r.vn_protocol));
   FABULA_TRY(get_strings(body, "vn_cast", r.vn_cast));
   FABULA_TRY(get_strings(body, "banned_phrases", r.banned_phrases));
   if (!r.vn_cast.empty() && !r.vn_protocol)
-    return make_error(ErrorCode::kInvalidArgument, "field 'vn_cast': only meaningful with \"vn_protocol\": true");
+    return make_error(ErrorCode::kInvalidArgument, "request: vn_cast: only meaningful with \"vn_protocol\": true");
   if (auto it = body.find("logit_bias"); it != body.end()) {
     FABULA_ASSIGN(s.logit_bias, parse_logit_bias(*it, tokenizer, n_vocab));
   }

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "base/json_view.h"
 #include "base/log.h"
 #include "text/utf8.h"
 
@@ -33,8 +34,6 @@ bool is_public_path(const std::string& path) { return path == "/health" || path 
 
 }  // namespace
 
-std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
 void send_json(httplib::Response& res, const json& body, int status) {
   res.status = status;
   res.set_content(dump_json(body), "application/json; charset=utf-8");
@@ -58,16 +57,16 @@ void send_result_error(httplib::Response& res, const Error& error) {
 }
 
 json parse_body(const httplib::Request& req, httplib::Response& res) {
-  json j = json::parse(req.body, nullptr, false);
-  if (j.is_discarded()) {
-    send_error(res, 400, "request body is not valid JSON");
-    return j;
-  }
-  if (!j.is_object()) {
-    send_error(res, 400, fmt::format("request body must be a JSON object, got {}", j.type_name()));
+  auto j = parse_json(req.body, "request body");
+  if (!j) {
+    send_error(res, 400, j.error().message);
     return json::value_t::discarded;
   }
-  return j;
+  if (!j->is_object()) {
+    send_error(res, 400, fmt::format("request body must be a JSON object, got {}", j->type_name()));
+    return json::value_t::discarded;
+  }
+  return std::move(*j);
 }
 
 std::string sse_event(const json& j) { return "data: " + dump_json(j) + "\n\n"; }
@@ -350,18 +349,18 @@ void Server::Impl::register_routes() {
   http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     json body = parse_body(req, res);
     if (body.is_discarded()) return;
-    auto content = body.find("content");
-    if (content == body.end() || !content->is_string()) return send_error(res, 400, "field 'content': expected a string");
+    JsonView fields(body, "request");
+    auto content = fields.string("content");
+    if (!content) return send_result_error(res, content.error());
     bool add_special = false, parse_special = true, with_pieces = false;
     for (auto [key, out] : {std::pair{"add_special", &add_special}, std::pair{"parse_special", &parse_special},
                             std::pair{"with_pieces", &with_pieces}}) {
-      auto it = body.find(key);
-      if (it == body.end() || it->is_null()) continue;
-      if (!it->is_boolean()) return send_error(res, 400, fmt::format("field '{}': expected a boolean", key));
-      *out = it->get<bool>();
+      auto flag = fields.boolean_or(key, *out);
+      if (!flag) return send_result_error(res, flag.error());
+      *out = *flag;
     }
     const Tokenizer& tok = loaded->tokenizer;
-    std::vector<int32_t> ids = tok.encode(content->get<std::string>(), add_special && tok.add_bos(), parse_special);
+    std::vector<int32_t> ids = tok.encode(*content, add_special && tok.add_bos(), parse_special);
     json tokens = json::array();
     for (int32_t id : ids) {
       if (!with_pieces) {
@@ -385,14 +384,16 @@ void Server::Impl::register_routes() {
   http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
     json body = parse_body(req, res);
     if (body.is_discarded()) return;
-    auto tokens = body.find("tokens");
-    if (tokens == body.end() || !tokens->is_array()) return send_error(res, 400, "field 'tokens': expected an array of token ids");
+    auto tokens = JsonView(body, "request").field("tokens");
+    if (!tokens) return send_result_error(res, tokens.error());
+    auto items = tokens->elements();
+    if (!items) return send_result_error(res, items.error());
     std::vector<int32_t> ids;
     const int64_t n_vocab = loaded->model->n_vocab();
-    for (const json& t : *tokens) {
-      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= n_vocab)
-        return send_error(res, 400, fmt::format("field 'tokens': {} is not a token id in [0, {})", dump_json(t), n_vocab));
-      ids.push_back(t.get<int32_t>());
+    for (const JsonView& t : *items) {
+      auto id = t.integer(0, n_vocab - 1);
+      if (!id) return send_result_error(res, id.error());
+      ids.push_back(static_cast<int32_t>(*id));
     }
     send_json(res, json{{"content", loaded->tokenizer.decode(ids)}});
   });

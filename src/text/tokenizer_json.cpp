@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "base/file.h"
+#include "base/json_view.h"
 #include "base/log.h"
 #include "text/tokenizer_impl.h"
 
@@ -130,6 +131,8 @@ class TokenizerSax : public nlohmann::json_sax<json> {
     return true;
   }
   bool open(json v) {
+    // Deep nesting would overflow the stack of the recursive writers; no tokenizer.json needs it.
+    if (depth_ >= 128) return fail("JSON nested deeper than 128 levels");
     if (depth_ == 1) model_key_ = key_;
     stack_.push_back(place(std::move(v)));
     ++depth_;
@@ -151,53 +154,65 @@ class TokenizerSax : public nlohmann::json_sax<json> {
   std::string error_;
 };
 
-// A special-token field of tokenizer_config.json: "<bos>" or {"content": "<bos>", ...}.
-std::string token_name(const json& j) {
-  if (j.is_string()) return j.get<std::string>();
-  if (j.is_object() && j.contains("content") && j["content"].is_string()) return j["content"].get<std::string>();
-  return {};
+// A special-token field of tokenizer_config.json: "<bos>" or {"content": "<bos>", ...}; null or absent: "".
+Result<std::string> token_name(const JsonView& j) {
+  if (j.is_string()) return j.string();
+  if (j.is_object()) return j.string_or("content", "");
+  return j.type_error("a token (a string or an object with a string \"content\")");
+}
+
+Result<std::string> token_field(const JsonView& config, std::string_view key) {
+  if (auto f = config.find(key)) return token_name(*f);
+  return std::string();
 }
 
 constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
 
-Status apply_normalizer_one(const json& n, Tokenizer::Impl& m, const std::string& path) {
-  const std::string type = n.value("type", "");
+Status apply_normalizer_one(const JsonView& n, Tokenizer::Impl& m) {
+  FABULA_ASSIGN(std::string type, n.string("type"));
   if (type == "Replace") {
-    const json pat = n.value("pattern", json::object());
-    if (pat.value("String", "") == " " && n.value("content", "") == kSpaceMark) {
+    FABULA_ASSIGN(JsonView pattern, n.field("pattern"));
+    FABULA_ASSIGN(std::string literal, pattern.string_or("String", ""));
+    FABULA_ASSIGN(std::string content, n.string_or("content", ""));
+    if (literal == " " && content == kSpaceMark) {
       m.replace_space = true;
       return ok_status();
     }
   } else if (type == "Prepend") {
-    m.prepend = n.value("prepend", "");
+    FABULA_ASSIGN(m.prepend, n.string_or("prepend", ""));
     return ok_status();
   }
-  return make_error(ErrorCode::kUnsupported, "{}: normalizer {} is not supported (expected Replace(' ' -> U+2581))",
-                    path, n.dump());
+  return n.error(ErrorCode::kUnsupported, "normalizer {} is not supported (expected Replace(' ' -> U+2581))",
+                 dump_json(n.raw()));
 }
 
-Status apply_normalizer(const json& n, Tokenizer::Impl& m, const std::string& path) {
+Status apply_normalizer(const std::optional<JsonView>& n, Tokenizer::Impl& m) {
   m.replace_space = false;
-  if (n.is_null()) return ok_status();
-  if (n.value("type", "") == "Sequence" && n.contains("normalizers") && n["normalizers"].is_array()) {
-    for (const json& sub : n["normalizers"]) FABULA_TRY(apply_normalizer_one(sub, m, path));
+  if (!n) return ok_status();
+  FABULA_ASSIGN(std::string type, n->string("type"));
+  if (type == "Sequence") {
+    FABULA_ASSIGN(JsonView list, n->field("normalizers"));
+    FABULA_ASSIGN(auto items, list.elements());
+    for (const JsonView& sub : items) FABULA_TRY(apply_normalizer_one(sub, m));
     return ok_status();
   }
-  return apply_normalizer_one(n, m, path);
+  return apply_normalizer_one(*n, m);
 }
 
-Status apply_pre_tokenizer(const json& p, Tokenizer::Impl& m, const std::string& path) {
+Status apply_pre_tokenizer(const std::optional<JsonView>& p, Tokenizer::Impl& m) {
   m.pre_split = PreSplit::kNone;
-  if (p.is_null()) return ok_status();
-  const std::string type = p.value("type", "");
-  if (type == "Sequence" && p.contains("pretokenizers") && p["pretokenizers"].is_array() &&
-      p["pretokenizers"].size() == 1) {
-    return apply_pre_tokenizer(p["pretokenizers"][0], m, path);
+  if (!p) return ok_status();
+  FABULA_ASSIGN(std::string type, p->string("type"));
+  if (type == "Sequence") {
+    FABULA_ASSIGN(JsonView list, p->field("pretokenizers"));
+    FABULA_ASSIGN(auto items, list.elements());
+    if (items.size() == 1) return apply_pre_tokenizer(items[0], m);
   }
-  if (type == "Split" && !p.value("invert", false)) {
-    const json pat = p.value("pattern", json::object());
-    const std::string behavior = p.value("behavior", "");
-    if (pat.contains("String") && pat["String"].is_string()) {
+  FABULA_ASSIGN(bool invert, p->boolean_or("invert", false));
+  if (type == "Split" && !invert) {
+    FABULA_ASSIGN(JsonView pattern, p->field("pattern"));
+    FABULA_ASSIGN(std::string behavior, p->string_or("behavior", ""));
+    if (pattern.has("String")) {
       static const std::pair<const char*, SplitBehavior> kBehaviors[] = {
           {"Removed", SplitBehavior::kRemoved},
           {"Isolated", SplitBehavior::kIsolated},
@@ -207,15 +222,15 @@ Status apply_pre_tokenizer(const json& p, Tokenizer::Impl& m, const std::string&
       for (const auto& [name, b] : kBehaviors) {
         if (behavior == name) {
           m.pre_split = PreSplit::kLiteral;
-          m.split_literal = pat["String"].get<std::string>();
+          FABULA_ASSIGN(m.split_literal, pattern.string("String"));
           m.split_behavior = b;
           return ok_status();
         }
       }
     }
-    if (pat.contains("Regex") && pat["Regex"].is_string() && behavior == "Isolated") {
+    if (pattern.has("Regex") && behavior == "Isolated") {
       // No regex engine: the two patterns Gemma-style tokenizers use are hand-coded.
-      const std::string re = pat["Regex"].get<std::string>();
+      FABULA_ASSIGN(const std::string re, pattern.string("Regex"));
       if (re == std::string(kSpaceMark) + "*[^" + std::string(kSpaceMark) + "\n]+|" + std::string(kSpaceMark) +
                     "+|\n+") {
         m.pre_split = PreSplit::kSpaceWordRuns;
@@ -227,10 +242,10 @@ Status apply_pre_tokenizer(const json& p, Tokenizer::Impl& m, const std::string&
       }
     }
   }
-  return make_error(ErrorCode::kUnsupported,
-                    "{}: pre_tokenizer {} is not supported (expected none, a literal Split, or Split regex "
-                    "\"\u2581*[^\u2581\\n]+|\u2581+|\\n+\" / \"[^\\n]+|[\\n]+\" isolated)",
-                    path, p.dump());
+  return p->error(ErrorCode::kUnsupported,
+                  "pre_tokenizer {} is not supported (expected none, a literal Split, or Split regex "
+                  "\"\u2581*[^\u2581\\n]+|\u2581+|\\n+\" / \"[^\\n]+|[\\n]+\" isolated)",
+                  dump_json(p->raw()));
 }
 
 }  // namespace
@@ -243,16 +258,17 @@ Result<HfTokenizerJson> parse_tokenizer_json(const std::string& path) {
   if (!ok) {
     return make_error(ErrorCode::kParse, "{}: {}", path, sax.error().empty() ? "invalid JSON" : sax.error());
   }
-  if (!out.rest.is_object()) return make_error(ErrorCode::kParse, "{}: top level is not an object", path);
-  const json& added = out.rest.contains("added_tokens") ? out.rest["added_tokens"] : json::array();
-  if (!added.is_array()) return make_error(ErrorCode::kParse, "{}: added_tokens is not an array", path);
-  for (size_t i = 0; i < added.size(); ++i) {
-    const json& a = added[i];
-    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") ||
-        !a["content"].is_string()) {
-      return make_error(ErrorCode::kParse, "{}: added_tokens[{}] needs an integer id and a string content", path, i);
+  JsonView root(out.rest, path);
+  FABULA_TRY(root.expect_object());
+  if (auto added = root.find("added_tokens")) {
+    FABULA_ASSIGN(auto items, added->elements());
+    for (const JsonView& a : items) {
+      HfTokenizerJson::Added token;
+      FABULA_ASSIGN(token.id, a.integer("id", 0, (int64_t(1) << 24) - 1));
+      FABULA_ASSIGN(token.content, a.string("content"));
+      FABULA_ASSIGN(token.special, a.boolean_or("special", false));
+      out.added.push_back(std::move(token));
     }
-    out.added.push_back({a["id"].get<int64_t>(), a["content"].get<std::string>(), a.value("special", false)});
   }
   return out;
 }
@@ -269,35 +285,37 @@ Result<HfTokenizerConfig> read_tokenizer_config(const std::string& json_path, co
   }
   if (!path.empty()) {
     FABULA_ASSIGN(std::string text, read_file_text(path));
-    const json j = json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return make_error(ErrorCode::kParse, "{}: not a JSON object", path);
-    if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean()) {
+    FABULA_ASSIGN(const json doc, parse_json(text, path));
+    JsonView j(doc, path);
+    FABULA_TRY(j.expect_object());
+    if (auto f = j.find("add_bos_token")) {
       cfg.has_add_bos = true;
-      cfg.add_bos = j["add_bos_token"].get<bool>();
+      FABULA_ASSIGN(cfg.add_bos, f->boolean());
     }
-    if (j.contains("add_eos_token") && j["add_eos_token"].is_boolean()) {
+    if (auto f = j.find("add_eos_token")) {
       cfg.has_add_eos = true;
-      cfg.add_eos = j["add_eos_token"].get<bool>();
+      FABULA_ASSIGN(cfg.add_eos, f->boolean());
     }
     for (auto [field, dst] : {std::pair{"bos_token", &cfg.bos}, {"eos_token", &cfg.eos}, {"unk_token", &cfg.unk},
                               {"pad_token", &cfg.pad}, {"mask_token", &cfg.mask}}) {
-      if (j.contains(field)) *dst = token_name(j[field]);
+      FABULA_ASSIGN(*dst, token_field(j, field));
     }
-    if (j.contains("additional_special_tokens") && j["additional_special_tokens"].is_array()) {
-      for (const json& t : j["additional_special_tokens"]) {
-        std::string name = token_name(t);
+    if (auto extra = j.find("additional_special_tokens")) {
+      FABULA_ASSIGN(auto items, extra->elements());
+      for (const JsonView& t : items) {
+        FABULA_ASSIGN(std::string name, token_name(t));
         if (!name.empty()) cfg.extra_special.push_back(std::move(name));
       }
     }
-    if (j.contains("chat_template")) {
-      const json& ct = j["chat_template"];
-      if (ct.is_string()) {
-        cfg.chat_template = ct.get<std::string>();
-      } else if (ct.is_array()) {  // [{"name": "default", "template": ...}, ...]
-        for (const json& e : ct) {
-          if (e.is_object() && e.value("name", "") == "default" && e.contains("template") &&
-              e["template"].is_string()) {
-            cfg.chat_template = e["template"].get<std::string>();
+    if (auto ct = j.find("chat_template")) {
+      if (ct->is_string()) {
+        FABULA_ASSIGN(cfg.chat_template, ct->string());
+      } else {  // [{"name": "default", "template": ...}, ...]
+        FABULA_ASSIGN(auto items, ct->elements());
+        for (const JsonView& e : items) {
+          FABULA_ASSIGN(std::string name, e.string("name"));
+          if (name == "default") {
+            FABULA_ASSIGN(cfg.chat_template, e.string("template"));
           }
         }
       }
@@ -316,16 +334,13 @@ Result<HfTokenizerConfig> read_tokenizer_config(const std::string& json_path, co
 Result<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& path, const std::string& config_path) {
   FABULA_ASSIGN(HfTokenizerJson tj, parse_tokenizer_json(path));
   FABULA_ASSIGN(HfTokenizerConfig cfg, read_tokenizer_config(path, config_path));
-  const json model = tj.rest.value("model", json::object());
-  if (model.value("type", "") != "BPE") {
-    return make_error(ErrorCode::kUnsupported, "{}: model.type is '{}', only BPE is supported", path,
-                      model.value("type", ""));
-  }
-  if (!model.value("continuing_subword_prefix", json()).is_null() ||
-      !model.value("end_of_word_suffix", json()).is_null()) {
-    return make_error(ErrorCode::kUnsupported, "{}: continuing_subword_prefix / end_of_word_suffix are not supported",
-                      path);
-  }
+  JsonView root(tj.rest, path);
+  FABULA_ASSIGN(JsonView model, root.field("model"));
+  FABULA_ASSIGN(std::string model_type, model.string("type"));
+  if (model_type != "BPE")
+    return model.error(ErrorCode::kUnsupported, "type is '{}', only BPE is supported", model_type);
+  if (model.has("continuing_subword_prefix") || model.has("end_of_word_suffix"))
+    return model.error(ErrorCode::kUnsupported, "continuing_subword_prefix / end_of_word_suffix are not supported");
   auto m = std::make_shared<Tokenizer::Impl>();
   m->info.source = path;
   m->info.model = "BPE";
@@ -349,27 +364,30 @@ Result<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& path, const 
                                                                                : TokenType::kUserDefined;
     split_out.push_back(int32_t(a.id));
   }
-  FABULA_TRY(apply_normalizer(tj.rest.value("normalizer", json()), *m, path));
-  FABULA_TRY(apply_pre_tokenizer(tj.rest.value("pre_tokenizer", json()), *m, path));
-  m->byte_fallback = model.value("byte_fallback", false);
-  m->fuse_unk = model.value("fuse_unk", false);
-  m->ignore_merges = model.value("ignore_merges", false);
+  FABULA_TRY(apply_normalizer(root.find("normalizer"), *m));
+  FABULA_TRY(apply_pre_tokenizer(root.find("pre_tokenizer"), *m));
+  FABULA_ASSIGN(m->byte_fallback, model.boolean_or("byte_fallback", false));
+  FABULA_ASSIGN(m->fuse_unk, model.boolean_or("fuse_unk", false));
+  FABULA_ASSIGN(m->ignore_merges, model.boolean_or("ignore_merges", false));
   m->finish(split_out);
 
   auto id_of = [&](const std::string& name, const char* fallback) -> int32_t {
     const int32_t id = name.empty() ? -1 : m->lookup(name);
     return id >= 0 ? id : m->lookup(fallback);
   };
-  const json unk_name = model.value("unk_token", json());
-  m->unk = unk_name.is_string() ? m->lookup(unk_name.get<std::string>()) : -1;
+  FABULA_ASSIGN(std::string unk_name, model.string_or("unk_token", ""));
+  m->unk = unk_name.empty() ? -1 : m->lookup(unk_name);
   if (m->unk < 0 && !cfg.unk.empty()) m->unk = m->lookup(cfg.unk);
   m->bos = id_of(cfg.bos, "<bos>");
   m->eos = id_of(cfg.eos, "<eos>");
   m->pad = id_of(cfg.pad, "<pad>");
   m->mask = id_of(cfg.mask, "<mask>");
   // add_bos: the config's word, else whether the post-processor prepends a token.
-  const json post = tj.rest.value("post_processor", json());
-  m->add_bos = cfg.has_add_bos ? cfg.add_bos : (post.is_object() && post.value("type", "") == "TemplateProcessing");
+  std::string post_type;
+  if (auto post = root.find("post_processor")) {
+    FABULA_ASSIGN(post_type, post->string("type"));
+  }
+  m->add_bos = cfg.has_add_bos ? cfg.add_bos : post_type == "TemplateProcessing";
   m->chat_template = cfg.chat_template;
   m->build_eog();
 

@@ -85,14 +85,14 @@ TEST(Manifest, ErrorsNameTheField) {
     const char* needle;
   };
   for (const auto& c : std::vector<Case>{
-           {R"([1,2])", "expected a JSON object"},
+           {R"([1,2])", "expected an object, got an array"},
            {R"({"cast":[1]})", "cast[0]"},
-           {R"({"tools":{}})", "\"tools\" must be an array"},
+           {R"({"tools":{}})", "tools: expected an array, got an object"},
            {R"({"tools":[{"args":[]}]})", "tools[0]"},
            {R"({"tools":[{"name":"x","args":[{"name":"a","values":"nope"}]}]})", "value set \"nope\""},
            {R"({"tools":[{"name":"x","args":[{"name":"a","kind":"blob"}]}]})", "unknown \"kind\""},
-           {R"({"tools":[{"name":"x","args":[{"name":"a","required":"yes"}]}]})", "\"required\" must be a boolean"},
-           {R"({"tools":[{"name":"x","args":[{"name":"a","kind":"choices_json","max_items":"4"}]}]})", "max_items"},
+           {R"({"tools":[{"name":"x","args":[{"name":"a","required":"yes"}]}]})", "tools[0].args[0].required: expected a boolean"},
+           {R"({"tools":[{"name":"x","args":[{"name":"a","kind":"choices_json","max_items":"4"}]}]})", "tools[0].args[0].max_items: expected an integer, got the string \"4\""},
            {R"({"tools":[{"name":"x","role":"dance"}]})", "unknown \"role\""},
        }) {
     auto r = Manifest::from_json(nlohmann::json::parse(c.json), "s.json");

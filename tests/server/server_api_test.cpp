@@ -420,12 +420,12 @@ TEST_F(ServerApi, DecodingFieldsWithBadTypesAre400NamingTheField) {
     EXPECT_EQ(status, 400) << field << ": " << r.dump();
     EXPECT_NE(r["error"]["message"].get<std::string>().find(mentions), std::string::npos) << r.dump();
   };
-  expect_400("vn_protocol", "yes", "'vn_protocol'");
-  expect_400("vn_cast", "Hana", "'vn_cast'");
-  expect_400("vn_cast", json::array({"Hana", 3}), "'vn_cast[]'");
-  expect_400("vn_cast", json::array({"Nobody"}), "'vn_cast'");  // not in the story: refused, never unconstrained
-  expect_400("banned_phrases", "a b", "'banned_phrases'");
-  expect_400("banned_phrases", json::array({json::object()}), "'banned_phrases[]'");
+  expect_400("vn_protocol", "yes", "vn_protocol: expected a boolean");
+  expect_400("vn_cast", "Hana", "vn_cast: expected an array");
+  expect_400("vn_cast", json::array({"Hana", 3}), "vn_cast[1]: expected a string");
+  expect_400("vn_cast", json::array({"Nobody"}), "vn_cast");  // not in the story: refused, never unconstrained
+  expect_400("banned_phrases", "a b", "banned_phrases: expected an array");
+  expect_400("banned_phrases", json::array({json::object()}), "banned_phrases[0]: expected a string");
   int status = 0;
   json r = post_json(c, "/completion", json{{"prompt", "Hello"}, {"vn_cast", json::array({"Hana"})}}, &status);
   EXPECT_EQ(status, 400) << r.dump();  // a cast lock without the protocol constraint would be silently ignored

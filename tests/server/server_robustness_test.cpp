@@ -99,7 +99,7 @@ TEST_F(ServerRobust, MalformedJsonAndWrongTypesAre400WithTheField) {
       {"/completion", "{\"prompt\": \"x\", \"n_predict\": 1.5}", "n_predict"},
       {"/completion", "{\"prompt\": \"x\", \"n_predict\": -7}", "n_predict"},
       {"/completion", "{\"prompt\": \"x\", \"stop\": \"END\"}", "stop"},
-      {"/completion", "{\"prompt\": \"x\", \"stop\": [1]}", "stop[]"},
+      {"/completion", "{\"prompt\": \"x\", \"stop\": [1]}", "stop[0]"},
       {"/completion", "{\"prompt\": \"x\", \"stream\": \"yes\"}", "stream"},
       {"/completion", "{\"prompt\": \"x\", \"logit_bias\": 3}", "logit_bias"},
       {"/completion", "{\"prompt\": \"x\", \"logit_bias\": [[1]]}", "logit_bias"},

@@ -54,20 +54,15 @@ Result<Gemma4HParams> gemma4_hparams_from_hf(const HfConfig& c) {
   // Per-layer overrides: {"5": {"head_dim": 128, "num_key_value_heads": 1}} (keys may be zero-padded: "05").
   std::map<int64_t, std::pair<int64_t, int64_t>> overrides;  // layer -> (head_dim, kv heads); 0 = not given
   if (c.has("per_layer_config")) {
-    const auto& plc = c.json().at("per_layer_config");
-    if (!plc.is_object()) return config_error(c, "per_layer_config must be an object");
-    for (auto it = plc.begin(); it != plc.end(); ++it) {
+    FABULA_ASSIGN(const HfConfig plc, c.get_object("per_layer_config"));
+    for (const std::string& key : plc.keys()) {
       int64_t layer = -1;
-      const std::string& key = it.key();
       auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), layer);
       if (ec != std::errc() || end != key.data() + key.size()) layer = -1;
-      if (layer < 0 || layer >= hp.n_layer) return config_error(c, "per_layer_config: bad layer key '" + it.key() + "'");
-      const auto& v = it.value();
-      int64_t hd = 0, kv = 0;
-      if (v.is_object() && v.contains("head_dim") && v["head_dim"].is_number_integer()) hd = v["head_dim"].get<int64_t>();
-      if (v.is_object() && v.contains("num_key_value_heads") && v["num_key_value_heads"].is_number_integer()) {
-        kv = v["num_key_value_heads"].get<int64_t>();
-      }
+      if (layer < 0 || layer >= hp.n_layer) return config_error(c, "per_layer_config: bad layer key '" + key + "'");
+      FABULA_ASSIGN(const HfConfig layer_config, plc.get_object(key));
+      FABULA_ASSIGN(const int64_t hd, layer_config.get_int_or("head_dim", 0));
+      FABULA_ASSIGN(const int64_t kv, layer_config.get_int_or("num_key_value_heads", 0));
       overrides[layer] = {hd, kv};
     }
   }
