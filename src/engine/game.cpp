@@ -274,6 +274,7 @@ Status Game::go_to(int64_t beat_id) {
   join_worker();
   std::lock_guard<std::mutex> lock(mu_);
   auto beat = store_.beat(beat_id);
+  if (!beat && beat.error().code != ErrorCode::kNotFound) return beat.take_error();
   if (!beat || beat->session_id != session_id_)
     return make_error(ErrorCode::kInvalidArgument, "beat {} is not a beat of this session", beat_id);
   FABULA_TRY(store_.set_head(session_id_, beat_id));

@@ -78,7 +78,9 @@ class Stmt {
     return *this;
   }
   Stmt& bind_null(int i) { sqlite3_bind_null(s_, i); return *this; }
-  int step() { return sqlite3_step(s_); }
+  int step() { return step_rc_ = sqlite3_step(s_); }
+  // After step() returned no row: whether the rows ran out (not an error).
+  bool finished() const { return step_rc_ == SQLITE_DONE; }
   int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
   bool is_null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
   std::string text(int c) const {
@@ -92,6 +94,7 @@ class Stmt {
   sqlite3* db_;
   sqlite3_stmt* s_ = nullptr;
   int rc_;
+  int step_rc_ = SQLITE_OK;
 };
 
 // A transaction that nests: the outermost is BEGIN IMMEDIATE ... COMMIT, an inner one a savepoint. Dropped
@@ -270,7 +273,10 @@ Result<SessionInfo> SaveStore::session(int64_t id) {
   Stmt st(db_, FABULA_SESSION_SELECT "WHERE id = ?");
   st.bind(1, id);
   if (!st.ok()) return st.error("read session");
-  if (st.step() != SQLITE_ROW) return make_error(ErrorCode::kNotFound, "save: no session {}", id);
+  if (st.step() != SQLITE_ROW) {
+    if (!st.finished()) return st.error("read session");
+    return make_error(ErrorCode::kNotFound, "save: no session {}", id);
+  }
   return read_session(st);
 }
 
@@ -279,6 +285,7 @@ Result<std::vector<SessionInfo>> SaveStore::sessions() {
   if (!st.ok()) return st.error("list sessions");
   std::vector<SessionInfo> out;
   while (st.step() == SQLITE_ROW) out.push_back(read_session(st));
+  if (!st.finished()) return st.error("list sessions");
   return out;
 }
 
@@ -353,6 +360,7 @@ Result<BeatRecord> SaveStore::read_beat_row(void* raw, bool with_text) {
   Stmt c(db_, "SELECT text FROM choices WHERE beat_id = ? ORDER BY idx");
   c.bind(1, b.id);
   while (c.step() == SQLITE_ROW) b.choices.push_back(c.text(0));
+  if (!c.finished()) return c.error("read choices");
   return b;
 }
 
@@ -362,7 +370,10 @@ Result<BeatRecord> SaveStore::beat(int64_t id) {
   Stmt st(db_, sql.c_str());
   st.bind(1, id);
   if (!st.ok()) return st.error("read beat");
-  if (st.step() != SQLITE_ROW) return make_error(ErrorCode::kNotFound, "save: no beat {}", id);
+  if (st.step() != SQLITE_ROW) {
+    if (!st.finished()) return st.error("read beat");
+    return make_error(ErrorCode::kNotFound, "save: no beat {}", id);
+  }
   return read_beat_row(&st, true);
 }
 
@@ -389,6 +400,7 @@ Result<std::vector<BeatRecord>> SaveStore::beats(int64_t session_id) {
     FABULA_ASSIGN(BeatRecord b, read_beat_row(&st, false));
     out.push_back(std::move(b));
   }
+  if (!st.finished()) return st.error("list beats");
   return out;
 }
 
@@ -425,6 +437,7 @@ Result<std::vector<std::pair<std::string, int64_t>>> SaveStore::slots(int64_t se
   if (!st.ok()) return st.error("list slots");
   std::vector<std::pair<std::string, int64_t>> out;
   while (st.step() == SQLITE_ROW) out.emplace_back(st.text(0), st.i64(1));
+  if (!st.finished()) return st.error("list slots");
   return out;
 }
 
