@@ -12,64 +12,6 @@ using nlohmann::json;
 
 namespace {
 
-struct ChatRequest {
-  std::vector<ChatMessage> messages;
-  bool enable_thinking = false;
-  bool add_generation_prompt = true;
-};
-
-Result<ChatRequest> parse_chat(const json& doc, const ChatTemplate& tmpl) {
-  JsonView body(doc, "request");
-  ChatRequest c;
-  FABULA_ASSIGN(JsonView msgs, body.field("messages"));
-  FABULA_ASSIGN(auto items, msgs.elements());
-  if (items.empty()) return msgs.error(ErrorCode::kInvalidArgument, "expected a non-empty array of messages");
-  for (const JsonView& m : items) {
-    ChatMessage msg;
-    FABULA_ASSIGN(msg.role, m.string("role"));
-    auto content = m.find("content");
-    if (!content) {
-      msg.content = "";
-    } else if (content->is_string()) {
-      FABULA_ASSIGN(msg.content, content->string());
-    } else if (content->is_array()) {  // [{"type": "text", "text": "..."}]
-      FABULA_ASSIGN(auto parts, content->elements());
-      for (const JsonView& part : parts) {
-        FABULA_ASSIGN(std::string type, part.string("type"));
-        if (type != "text")
-          return part.error(ErrorCode::kInvalidArgument, "only text parts ({{\"type\":\"text\",\"text\":...}}) are supported");
-        FABULA_ASSIGN(std::string text, part.string("text"));
-        msg.content += text;
-      }
-    } else {
-      return content->type_error("a string or an array of text parts");
-    }
-    c.messages.push_back(std::move(msg));
-  }
-  if (auto tools = body.find("tools"); tools && tools->size() > 0)
-    return tools->error(ErrorCode::kUnsupported, "tool calling is not supported by fabula serve");
-  if (auto n = body.find("n")) {
-    auto count = n->integer();
-    if (!count || *count != 1) return n->error(ErrorCode::kInvalidArgument, "only 1 choice is supported");
-  }
-  if (auto rf = body.find("response_format")) {
-    auto type = rf->string("type");
-    if (!type || *type != "text")
-      return rf->error(ErrorCode::kUnsupported, "only {{\"type\":\"text\"}} is supported");
-  }
-  if (auto effort = body.find("reasoning_effort")) {
-    FABULA_ASSIGN(std::string level, effort->string());
-    c.enable_thinking = level != "none";
-  }
-  if (auto kw = body.find("chat_template_kwargs")) {
-    FABULA_TRY(kw->expect_object());
-    FABULA_ASSIGN(c.enable_thinking, kw->boolean_or("enable_thinking", c.enable_thinking));
-  }
-  FABULA_ASSIGN(c.add_generation_prompt, body.boolean_or("add_generation_prompt", c.add_generation_prompt));
-  if (!tmpl.supports_thinking()) c.enable_thinking = false;
-  return c;
-}
-
 Result<std::string> render_chat(const ChatRequest& c, const ChatTemplate& tmpl) {
   ChatRenderOptions o;
   o.add_generation_prompt = c.add_generation_prompt;

@@ -10,6 +10,7 @@
 
 #include "base/json_view.h"
 #include "base/log.h"
+#include "server/game_request.h"
 #include "server/hardened_http.h"
 
 namespace fabula::server {
@@ -46,13 +47,6 @@ void reply_error(httplib::Response& res, const Error& e, std::string_view field 
   }
   reply(res, body, status);
 }
-
-void reply_status(httplib::Response& res, const Status& st, std::string_view field = "") {
-  if (st.ok()) return reply(res, {{"ok", true}});
-  reply_error(res, st.error(), field);
-}
-
-std::string where_of(const httplib::Request& req) { return req.method + " " + req.path; }
 
 // Audio files a story package ships ("audio": {"music": {mood: file}, "sounds": {name: file}}), as URLs; the
 // player generates everything not listed.
@@ -301,78 +295,25 @@ void GameServer::routes() {
       return sink.write(wav->data() + offset, std::min(length, wav->size() - offset));
     });
   });
-  // A POST handler over the body's fields, on the request's player's game; a bad body or field is a 400 that
-  // names it.
-  auto post = [this, &h](const char* path, std::initializer_list<std::string_view> fields, auto handle) {
-    std::vector<std::string_view> known(fields);
-    h.Post(path, [this, known, handle](const httplib::Request& req, httplib::Response& res) {
+  // Every POST of the game API: the body read into a typed request (a bad body or field is a 400 that names it),
+  // applied to the request's player's game.
+  for (std::string_view path : game_request_paths()) {
+    h.Post(std::string(path), [this, path](const httplib::Request& req, httplib::Response& res) {
       auto player = player_of(req, res);
       if (!player) return;
-      auto doc = parse_json(req.body.empty() ? std::string_view("{}") : std::string_view(req.body), where_of(req));
-      if (!doc) return reply_error(res, doc.error());
-      JsonView body(*doc, where_of(req));
-      auto members = body.members();
-      if (!members) return reply_error(res, members.error());
-      for (const auto& [key, value] : *members)
-        if (std::find(known.begin(), known.end(), key) == known.end()) {
-          std::string list;
-          for (auto k : known) list += fmt::format("{}\"{}\"", list.empty() ? "" : ", ", k);
-          return reply_error(res, value.error(ErrorCode::kInvalidArgument, "unknown field (this request takes {})",
-                                              list.empty() ? std::string("no fields") : list), key);
-        }
-      handle(*player->game, body, res);
+      std::string field;
+      auto request = parse_game_request(path, req.body, &field);
+      if (!request) return reply_error(res, request.error(), field);
+      auto reply_body = apply_game_request(*player->game, *request);
+      if (!reply_body) return reply_error(res, reply_body.error(), game_request_field(request->action));
+      reply(res, *reply_body);
     });
-  };
-  using Body = const JsonView&;
-  post("/api/start", {}, [](engine::Game& game, Body, httplib::Response& res) {
-    // The title screen's Begin: once the story has begun (or while its first beat is written) it changes nothing.
-    auto session = game.store().session(game.session_id());
-    if (game.writing() || (session && session->head_beat)) return reply(res, {{"ok", true}, {"started", false}});
-    reply_status(res, game.start());
-  });
-  post("/api/choose", {"index"}, [](engine::Game& game, Body body, httplib::Response& res) {
-    auto index = body.integer("index");
-    if (!index) return reply_error(res, index.error(), "index");
-    reply_status(res, game.choose(*index), "index");
-  });
-  post("/api/regenerate", {}, [](engine::Game& game, Body, httplib::Response& res) { reply_status(res, game.regenerate()); });
-  post("/api/rollback", {"beat_id"}, [](engine::Game& game, Body body, httplib::Response& res) {
-    auto beat = body.integer("beat_id", 1);
-    if (!beat) return reply_error(res, beat.error(), "beat_id");
-    reply_status(res, game.go_to(*beat), "beat_id");
-  });
-  post("/api/branch", {"offset"}, [](engine::Game& game, Body body, httplib::Response& res) {
-    auto offset = body.integer_or("offset", 1);
-    if (!offset) return reply_error(res, offset.error(), "offset");
-    reply_status(res, game.switch_branch(*offset), "offset");
-  });
-  post("/api/save", {"name"}, [](engine::Game& game, Body body, httplib::Response& res) {
-    auto name = body.string_or("name", "Quick save");
-    if (!name) return reply_error(res, name.error(), "name");
-    reply_status(res, game.save_slot(*name), "name");
-  });
-  post("/api/load", {"name"}, [](engine::Game& game, Body body, httplib::Response& res) {
-    auto name = body.string_or("name", "Quick save");
-    if (!name) return reply_error(res, name.error(), "name");
-    auto r = game.load_slot(*name);
-    if (!r) return reply_error(res, r.error(), "name");
-    reply(res, {{"ok", true}, {"beat_id", *r}});
-  });
-  post("/api/new", {}, [](engine::Game& game, Body, httplib::Response& res) { reply_status(res, game.new_session()); });
+  }
   get("/api/export", [](engine::Game& game, const httplib::Request&, httplib::Response& res) {
     auto doc = game.store().export_session(game.session_id());
     if (!doc) return reply_error(res, doc.error());
     res.set_header("Content-Disposition", "attachment; filename=\"fabula-save.json\"");
     reply(res, *doc);
-  });
-  h.Post("/api/import", [this](const httplib::Request& req, httplib::Response& res) {
-    auto player = player_of(req, res);
-    if (!player) return;
-    auto doc = parse_json(req.body, "import");
-    if (!doc) return reply_error(res, doc.error());
-    auto id = player->game->import_session(*doc);
-    if (!id) return reply_error(res, id.error());
-    reply(res, {{"ok", true}, {"session", *id}});
   });
 }
 

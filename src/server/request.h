@@ -9,6 +9,7 @@
 
 #include "backend/generator.h"
 #include "base/result.h"
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 
 namespace fabula::server {
@@ -54,6 +55,14 @@ Result<std::vector<int32_t>> parse_prompt(const json& prompt, const Tokenizer& t
 // logit_bias: [[id|"text", bias|false], ...] or {"id": bias|false, "text": bias}; false bans the token.
 Result<std::vector<std::pair<int32_t, float>>> parse_logit_bias(const json& value, const Tokenizer& tokenizer,
                                                                 int64_t n_vocab);
+
+// /v1/chat/completions: the messages (text parts only) and the template switches. Errors name the field.
+struct ChatRequest {
+  std::vector<ChatMessage> messages;
+  bool enable_thinking = false;
+  bool add_generation_prompt = true;
+};
+Result<ChatRequest> parse_chat(const json& body, const ChatTemplate& tmpl);
 
 // The settings echoed back as "generation_settings" (and /props "params").
 json generation_settings_json(const GenerationParams& gen, int64_t seed_requested);
