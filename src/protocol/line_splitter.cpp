@@ -16,8 +16,10 @@ void LineSplitter::end_line(std::vector<LogicalLine>& out) {
 void LineSplitter::feed(std::string_view bytes, std::vector<LogicalLine>& out) {
   for (char c : bytes) {
     if (c == '\n') {
-      // Inside brackets (or a string/JSON value opened inside them) the newline is part of the line.
-      bool hold = tracking_ && (depth_ > 0 || in_single_);
+      // Inside a string, a single-quoted JSON value or a bracket opened inside the line's own, the newline is
+      // part of the line. With only the line's own '[' open, the line ends here: an unclosed [TOOL: is one
+      // broken line, not the rest of the beat (a '{' line keeps going until it balances).
+      bool hold = tracking_ && depth_ > 0 && (in_single_ || in_string_ || opener_ == '{' || depth_ > 1);
       // Recovery: a tool value like track="calm] whose quote never closed would swallow the rest of
       // the beat; if the open string already holds the ']' that closes the tool, end the line here.
       if (hold && in_string_ && !in_single_ && string_saw_close_) hold = false;
@@ -36,6 +38,7 @@ void LineSplitter::feed(std::string_view bytes, std::vector<LogicalLine>& out) {
       if (blank) continue;
       at_start_ = false;
       tracking_ = c == '[' || c == '{';
+      opener_ = c;
     }
     if (!tracking_) continue;
     if (in_single_) {

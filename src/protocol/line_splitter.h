@@ -45,6 +45,7 @@ class LineSplitter {
   int start_line_ = 1;    // physical line where current_ started
   bool at_start_ = true;  // only blanks seen so far on this logical line
   bool tracking_ = false; // line starts with [ or {
+  char opener_ = 0;       // that first byte
   int depth_ = 0;
   bool in_string_ = false;
   bool escape_ = false;

@@ -11,6 +11,16 @@
 
 namespace fabula::protocol {
 
+const std::vector<std::string>& narration_labels() {
+  static const std::vector<std::string> labels = {
+      "note",    "time",      "place",     "scene",   "setting",  "location", "chapter",  "act",      "day",
+      "date",    "later",     "meanwhile", "morning", "afternoon", "evening", "night",    "music",    "sound",
+      "mood",    "narrator",  "narration", "choice",  "choices",  "prompt",   "summary",  "title",    "sign",
+      "caption", "flashback", "warning",   "monday",  "tuesday",  "wednesday", "thursday", "friday", "saturday",
+      "sunday"};
+  return labels;
+}
+
 std::string_view code_name(Code code) {
   switch (code) {
     case Code::kToolSyntax: return "E_TOOL_SYNTAX";
@@ -136,7 +146,15 @@ bool looks_like_name(std::string_view s) {
   return words >= 1 && words <= 3;
 }
 
-// A name a narration line attributes speech to: `Name: "..."` or `[Name] ...`; empty if none.
+bool is_exempt_label(std::string_view name) {
+  const std::string folded = fold(std::string(trim(name)));
+  for (const auto& label : narration_labels())
+    if (folded == label) return true;
+  return false;
+}
+
+// A name a narration line attributes speech to: `Name: "..."`, `Name: words` or `[Name] ...` (a capitalised
+// name of 1-3 words, not one of the exempt labels); empty if none.
 std::string narration_speaker(std::string_view text, bool bracket_line) {
   text = trim(text);
   if (bracket_line && !text.empty() && text[0] == '[') {
@@ -149,10 +167,9 @@ std::string narration_speaker(std::string_view text, bool bracket_line) {
   size_t colon = text.find(':');
   if (colon == std::string_view::npos || colon == 0) return "";
   std::string_view after = trim(text.substr(colon + 1));
-  bool quote = !after.empty() && (after[0] == '"' || after[0] == '\'' || after.substr(0, 3) == "\xE2\x80\x9C" ||
-                                  after.substr(0, 3) == "\xE3\x80\x8C");
-  if (!quote || !looks_like_name(text.substr(0, colon))) return "";
-  return nfc(trim(text.substr(0, colon)));
+  std::string_view name = text.substr(0, colon);
+  if (after.empty() || !looks_like_name(name) || is_exempt_label(name)) return "";
+  return nfc(trim(name));
 }
 
 struct Checker {

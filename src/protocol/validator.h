@@ -81,4 +81,8 @@ ChoicesCheck check_choices(std::string_view json_text, const ArgSpec& spec);
 // pronoun (I, I'm, I've, I'd, I'll, me, my, mine, myself) outside quoted speech.
 bool is_first_person(std::string_view narration);
 
+// Labels (lower case) a narration line may open with before a ':' without naming a speaker ("Time: dusk"); any
+// other capitalised 1-3 word name there must be in the locked cast (E_CAST_LOCK). docs/PROTOCOL.md §3.
+const std::vector<std::string>& narration_labels();
+
 }  // namespace fabula::protocol

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <climits>
 
+#include "protocol/validator.h"
+
 namespace fabula {
 
 namespace {
@@ -60,6 +62,8 @@ struct ProtocolRecognizer::Grammar {
   std::vector<List> lists;
   std::vector<Tool> tools;
   int bracket = -1, tools_all = -1, tools_noend = -1;
+  std::vector<uint64_t> speakers;  // FNV-1a of each locked-cast name: may open a narration line with ':'
+  std::vector<uint64_t> labels;    // FNV-1a of each exempt narration label, lower case
 
   int add(ListKind kind, std::vector<Entry> entries) {
     std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.text < b.text; });
@@ -84,6 +88,13 @@ Result<ProtocolRecognizer> ProtocolRecognizer::create(const protocol::Manifest& 
     }
   }
   if (cast.empty()) return make_error(ErrorCode::kInvalidArgument, "constrained decoding: the story has no cast");
+  auto fnv = [](std::string_view text) {
+    uint64_t h = kFnvBasis;
+    for (char c : text) h = (h ^ static_cast<uint8_t>(c)) * kFnvPrime;
+    return h;
+  };
+  for (const auto& name : cast) g->speakers.push_back(fnv(name));
+  for (const auto& label : protocol::narration_labels()) g->labels.push_back(fnv(label));
   if (manifest.tools().empty()) return make_error(ErrorCode::kInvalidArgument, "constrained decoding: the manifest has no tools");
 
   auto quotable = [](std::string_view v) {
@@ -223,6 +234,43 @@ bool ProtocolRecognizer::feed_byte(ProtocolState& s, uint8_t b) const {
   return mode_byte(s, b);
 }
 
+// The would-be speaker name of a narration line, byte by byte (as protocol::narration_speaker reads it, but
+// stricter: any non-ASCII byte may be a capital or a letter, so such a name must be a cast member).
+void ProtocolRecognizer::track_speaker(ProtocolState& s, uint8_t b) const {
+  if (s.speaker == kSpeakerNo) return;
+  const bool space_before = s.speaker & kSpeakerSpace;
+  const uint8_t words = s.speaker & ~kSpeakerSpace;
+  if (b == ' ' || b == '\t') {
+    if (words > 0) s.speaker = static_cast<uint8_t>(words | kSpeakerSpace);
+    return;
+  }
+  const bool letter = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || b >= 0x80;
+  if (space_before || words == 0) {  // a word starts: a capital
+    if (!((b >= 'A' && b <= 'Z') || b >= 0x80) || words >= 3) {
+      s.speaker = kSpeakerNo;
+      return;
+    }
+    if (words > 0) {
+      s.speaker_hash = (s.speaker_hash ^ ' ') * kFnvPrime;
+      s.speaker_lower = (s.speaker_lower ^ ' ') * kFnvPrime;
+    }
+    s.speaker = static_cast<uint8_t>(words + 1);
+  } else if (!letter && b != '\'' && b != '-' && b != '.') {
+    s.speaker = kSpeakerNo;
+    return;
+  }
+  const uint8_t lower = b >= 'A' && b <= 'Z' ? static_cast<uint8_t>(b + 32) : b;
+  s.speaker_hash = (s.speaker_hash ^ b) * kFnvPrime;
+  s.speaker_lower = (s.speaker_lower ^ lower) * kFnvPrime;
+}
+
+bool ProtocolRecognizer::speaker_allowed(const ProtocolState& s) const {
+  if (s.speaker == kSpeakerNo || (s.speaker & ~kSpeakerSpace) == 0) return true;  // not a name
+  const auto& g = *g_;
+  return std::find(g.speakers.begin(), g.speakers.end(), s.speaker_hash) != g.speakers.end() ||
+         std::find(g.labels.begin(), g.labels.end(), s.speaker_lower) != g.labels.end();
+}
+
 bool ProtocolRecognizer::mode_byte(ProtocolState& s, uint8_t b) const {
   const Grammar& g = *g_;
   switch (s.mode) {
@@ -233,6 +281,8 @@ bool ProtocolRecognizer::mode_byte(ProtocolState& s, uint8_t b) const {
       s.mode = kNarration;
       s.has_prose = 1;
       s.sub = 0;
+      s.speaker = kSpeakerSpace;
+      s.speaker_hash = s.speaker_lower = kFnvBasis;
       return mode_byte(s, b);
     case kNarration:
       if (b == '\n') {
@@ -246,7 +296,14 @@ bool ProtocolRecognizer::mode_byte(ProtocolState& s, uint8_t b) const {
         if (b == '"' || b == '\'' || b == 0xE2 || b == 0xE3) return false;
         s.sub = 0;
       }
-      if (b == ':') s.sub = 1;
+      if (b == ':') {
+        // `Name: words` names a speaker the validator checks against the locked cast (labels like "Time" aside).
+        if (!speaker_allowed(s)) return false;
+        s.speaker = kSpeakerNo;
+        s.sub = 1;
+        return true;
+      }
+      track_speaker(s, b);
       return true;
     case kChoice: {
       const auto& list = g.lists[static_cast<size_t>(s.list)];

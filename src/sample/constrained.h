@@ -17,6 +17,9 @@ namespace fabula {
 
 // The recogniser's whole state: small and trivially copyable, so a copy per simulated token and a snapshot per
 // generated token (for rewinding) are cheap.
+inline constexpr uint8_t kSpeakerNo = 0xFF;    // ProtocolState::speaker: the line is no speaker name
+inline constexpr uint8_t kSpeakerSpace = 0x40; // ProtocolState::speaker: a blank ended the last word
+
 struct ProtocolState {
   uint8_t mode = 0;
   uint8_t has_prose = 0;   // a narration or dialogue line exists (an ending tool may follow)
@@ -33,6 +36,9 @@ struct ProtocolState {
   int16_t items = 0;       // choices items closed so far
   int16_t cps = 0;         // code points in the current item
   uint64_t hash = 0;       // FNV-1a of the current item
+  // Narration: is the line so far a would-be speaker name (1-3 capitalised words) before its first ':'?
+  uint8_t speaker = 0;     // words so far; kSpeakerNo: not a name; kSpeakerSpace: a blank ended the last word
+  uint64_t speaker_hash = 0, speaker_lower = 0;  // FNV-1a of the name (blanks collapsed), as written and lowered
   uint64_t item_hash[8] = {};  // closed items (uniqueness)
 };
 
@@ -68,6 +74,8 @@ class ProtocolRecognizer {
  private:
   explicit ProtocolRecognizer(std::shared_ptr<const Grammar> g) : g_(std::move(g)) {}
   bool mode_byte(ProtocolState& s, uint8_t b) const;  // feed_byte after the UTF-8 check
+  void track_speaker(ProtocolState& s, uint8_t b) const;
+  bool speaker_allowed(const ProtocolState& s) const;
   bool enter_choice(ProtocolState& s, int list, uint32_t exclude) const;
   bool done_choice(ProtocolState& s, int payload) const;
   std::shared_ptr<const Grammar> g_;

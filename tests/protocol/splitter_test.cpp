@@ -69,15 +69,30 @@ TEST(Splitter, MissingQuoteWithClosingBracketRecovers) {
   EXPECT_EQ(texts(split_lines("[TOOL: music track=\"calm]\nThe room.")), (V{"[TOOL: music track=\"calm]", "The room."}));
 }
 
-TEST(Splitter, UnclosedBracketHoldsUntilFinish) {
+TEST(Splitter, UnclosedToolEndsAtTheLineBreak) {
+  // Only the tool's own '[' is open: one broken line, and the rest of the beat reads as it was written.
   LineSplitter sp;
   auto out = sp.feed("[TOOL: music track=\"calm\"\nmore\n");
-  EXPECT_TRUE(out.empty());
-  EXPECT_EQ(sp.pending(), "[TOOL: music track=\"calm\"\nmore\n");
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].text, "[TOOL: music track=\"calm\"");
+  EXPECT_EQ(out[1].text, "more");
+  EXPECT_EQ(out[1].line, 2);
+  EXPECT_FALSE(sp.finish().has_value());
+}
+
+TEST(Splitter, AnOpenQuoteOrJsonBracketHoldsTheLine) {
+  EXPECT_EQ(texts(split_lines("[TOOL: choices choices='[\"Sit\",\n\"Walk\"]']\nNext")),
+            (V{"[TOOL: choices choices='[\"Sit\",\n\"Walk\"]']", "Next"}));
+  EXPECT_EQ(texts(split_lines("[TOOL: choices prompt=\"Two\nlines\" choices='[\"a\", \"b\"]']\nNext")),
+            (V{"[TOOL: choices prompt=\"Two\nlines\" choices='[\"a\", \"b\"]']", "Next"}));
+  // A line that opens with '{' keeps going until it balances.
+  EXPECT_EQ(texts(split_lines("{\"a\":\n1}\nNext")), (V{"{\"a\":\n1}", "Next"}));
+  // A held line still ends at the finish.
+  LineSplitter sp;
+  EXPECT_TRUE(sp.feed("[TOOL: choices choices='[\"Sit\",\n").empty());
   auto last = sp.finish();
   ASSERT_TRUE(last.has_value());
-  EXPECT_EQ(last->text, "[TOOL: music track=\"calm\"\nmore\n");
-  EXPECT_FALSE(sp.finish().has_value());
+  EXPECT_EQ(last->text, "[TOOL: choices choices='[\"Sit\",\n");
 }
 
 TEST(Splitter, EmitsEachLineAsSoonAsComplete) {
