@@ -43,7 +43,7 @@ Json expected_json(const GgufValue& v) {
 TEST(GgufInterop, NodeLlamaCppReadsOurFile) {
   const std::string root = FABULA_SOURCE_DIR;
   if (!std::filesystem::exists(root + "/node_modules/node-llama-cpp/package.json") || std::system("node --version >/dev/null 2>&1") != 0) {
-    GTEST_SKIP() << "node or node_modules/node-llama-cpp missing (scripts/setup installs them)";
+    FAIL() << "node or node_modules/node-llama-cpp missing (scripts/setup installs them)";
   }
   GgufWriter w;
   w.set("general.architecture", GgufValue::string("gemma4"));

@@ -63,7 +63,7 @@ struct Demo {
 };
 
 TEST(PhraseBanDemo, PhraseTheModelWritesIsRewoundAndNeverStreamed) {
-  if (!std::filesystem::exists(kDemoModel)) GTEST_SKIP() << "no " << kDemoModel;
+  if (!std::filesystem::exists(kDemoModel)) FAIL() << "no " << kDemoModel;
   auto demo = Demo::load();
   ASSERT_NE(demo, nullptr);
   SessionOptions so;
@@ -105,7 +105,7 @@ TEST(PhraseBanDemo, PhraseTheModelWritesIsRewoundAndNeverStreamed) {
 }
 
 TEST(PhraseBanDemo, ConstrainedWithTellBansStaysValid) {
-  if (!std::filesystem::exists(kDemoModel)) GTEST_SKIP() << "no " << kDemoModel;
+  if (!std::filesystem::exists(kDemoModel)) FAIL() << "no " << kDemoModel;
   auto demo = Demo::load();
   ASSERT_NE(demo, nullptr);
   SessionOptions so;
@@ -148,7 +148,7 @@ std::string run_cli(const std::string& args) {
 }
 
 TEST(PhraseBanDemo, RunCommandBanList) {
-  if (!std::filesystem::exists(kDemoModel)) GTEST_SKIP() << "no " << kDemoModel;
+  if (!std::filesystem::exists(kDemoModel)) FAIL() << "no " << kDemoModel;
   const std::string common = "-m " + kDemoModel + " --chat 'Cast: Hana, Mio. Place: rooftop. Time: after school.\n"
                              "The player chose: \"Look around\".\nWrite the next beat.' --temp 1.0 --seed 7 -n 160 -t 2";
   const std::string plain = run_cli(common);

@@ -12,7 +12,7 @@ const path = require('path');
 const [bin, src, outDir] = process.argv.slice(2);
 const { chromium } = require(path.join(src, 'node_modules/playwright-core'));
 const chromiumPath = '/usr/bin/chromium';
-if (!fs.existsSync(chromiumPath)) { console.log('SKIP: no /usr/bin/chromium'); process.exit(77); }
+if (!fs.existsSync(chromiumPath)) { console.log('FAIL: no /usr/bin/chromium (scripts/setup installs it)'); process.exit(1); }
 
 function fail(msg) { console.error(`FAIL: ${msg}`); cleanup(); process.exit(1); }
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fabula-browser-'));

@@ -3,7 +3,7 @@
 # Usage: tui_tmux_test.sh FABULA_BINARY SOURCE_DIR OUT_DIR
 set -euo pipefail
 bin=$1 src=$2 out=$3
-command -v tmux >/dev/null || { echo "SKIP: no tmux"; exit 77; }
+command -v tmux >/dev/null || { echo "FAIL: no tmux (scripts/setup installs it)"; exit 1; }
 tmp=$(mktemp -d)
 sock="fabula-tui-$$"
 cleanup() { tmux -L "$sock" kill-server 2>/dev/null || true; rm -rf "$tmp"; }

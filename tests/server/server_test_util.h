@@ -22,8 +22,8 @@ inline bool have_demo_model() { return std::filesystem::exists(demo_model()); }
 
 #define FABULA_REQUIRE_DEMO_MODEL()                                                                         \
   if (!::fabula::server_test::have_demo_model())                                                            \
-  GTEST_SKIP() << "models/fabula-demo-v1.gguf is missing (it is committed with the repository; or run "     \
-                  "`fabula convert` on the demo narrator) - skipping server tests that need a model"
+  FAIL() << "models/fabula-demo-v1.gguf is missing (it is committed with the repository; or run "     \
+                  "`fabula convert` on the demo narrator)"
 
 // A server on a free loopback port with the demo model, started once per test suite.
 struct RunningServer {

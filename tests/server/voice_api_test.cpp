@@ -48,7 +48,7 @@ struct VoiceServer {
 };
 
 TEST(VoiceApi, SpeaksEachLineOnceAndReplaysFromTheCache) {
-  if (!voice::espeak_compiled_in()) GTEST_SKIP() << "built without libespeak-ng";
+  if (!voice::espeak_compiled_in()) FAIL() << "built without libespeak-ng: install libespeak-ng-dev and espeak-ng-data (scripts/setup does) and rebuild";
   VoiceServer s(true);
   auto first = s.get("Hana", "Race you to the gate!");
   ASSERT_TRUE(first);

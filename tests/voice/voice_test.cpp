@@ -90,7 +90,7 @@ StoryVoices two_voices() {
 }
 
 TEST(EspeakTts, SpeaksALineAsWav) {
-  if (!espeak_compiled_in()) GTEST_SKIP() << "built without libespeak-ng";
+  if (!espeak_compiled_in()) FAIL() << "built without libespeak-ng: install libespeak-ng-dev and espeak-ng-data (scripts/setup does) and rebuild";
   auto engine = make_espeak_tts();
   ASSERT_TRUE(engine.ok()) << engine.error().to_string();
   auto wav = (*engine)->synthesize("Hey! You're finally here.", two_voices().cast["Hana"], "Hana");
@@ -114,7 +114,7 @@ TEST(EspeakTts, SpeaksALineAsWav) {
 }
 
 TEST(SpeechService, CachesEachLineAndReplaysFromTheCache) {
-  if (!espeak_compiled_in()) GTEST_SKIP() << "built without libespeak-ng";
+  if (!espeak_compiled_in()) FAIL() << "built without libespeak-ng: install libespeak-ng-dev and espeak-ng-data (scripts/setup does) and rebuild";
   auto engine = make_espeak_tts();
   ASSERT_TRUE(engine.ok()) << engine.error().to_string();
   SpeechService svc(std::move(*engine), two_voices());

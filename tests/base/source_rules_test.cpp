@@ -1,4 +1,4 @@
-// The rule that keeps outside JSON from throwing: the files that read story packages, tokenizer and model
+// Source rules checked as tests. First, the rule that keeps outside JSON from throwing: the files that read story packages, tokenizer and model
 // configs, saves and imports, HTTP bodies, eval scenes, beat JSONL and remote servers' replies never call one of
 // nlohmann's throwing accessors; they go through JsonView (src/base/json_view.h) or HfConfig
 // (src/format/hf_config.h), which check the type first and return a Result naming the JSON path.
@@ -9,6 +9,7 @@
 //   json::parse(                                         throws on bad text (parse_json does not)
 //   .dump() / .dump(N)                                   throws on invalid UTF-8 (dump_json does not)
 // A line may opt out with "// json-ok: <why>" when the value is known to have the type (say, built just above).
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -135,6 +136,26 @@ TEST(JsonReaders, TheRuleSeesThrowingAccessors) {
   std::ostringstream report;
   for (const auto& v : found) report << v << "\n";
   EXPECT_EQ(found.size(), 7u) << report.str();
+}
+
+// A test that needs a committed asset (or a tool scripts/setup installs) fails when it is missing; GTEST_SKIP
+// stays only where the machine or the build lacks a feature, marked "// skip-ok: <why>" on the line.
+TEST(TestRules, NoSilentSkipForAMissingAsset) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> found;
+  for (const auto& e : fs::recursive_directory_iterator(std::string(FABULA_SOURCE_DIR) + "/tests")) {
+    if (!e.is_regular_file()) continue;
+    const std::string ext = e.path().extension().string();
+    if (ext != ".cpp" && ext != ".h") continue;
+    std::ifstream in(e.path());
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n)
+      if (code_of(line).find("GTEST_SKIP") != std::string::npos && line.find("// skip-ok:") == std::string::npos)
+        found.push_back(e.path().filename().string() + ":" + std::to_string(n) + ": " + line);
+  }
+  std::ostringstream report;
+  for (const auto& f : found) report << f << "\n";
+  EXPECT_TRUE(found.empty()) << "use FAIL() naming the missing asset and how to get it:\n" << report.str();
 }
 
 }  // namespace
