@@ -216,14 +216,15 @@ json messages_to_json(const std::vector<ChatMessage>& messages) {
 }
 
 Result<std::vector<ChatMessage>> messages_from_json(const json& j) {
-  if (!j.is_array()) return make_error(ErrorCode::kParse, "messages: expected an array of {{\"role\", \"content\"}}");
+  JsonView v(j, "messages");
+  if (!v.is_array()) return v.type_error("an array of {\"role\", \"content\"}");
+  FABULA_ASSIGN(auto items, v.elements());
   std::vector<ChatMessage> out;
-  for (size_t i = 0; i < j.size(); ++i) {
-    const json& m = j[i];
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
-        !m["content"].is_string())
-      return make_error(ErrorCode::kParse, "messages[{}]: expected {{\"role\": string, \"content\": string}}", i);
-    out.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  for (const JsonView& m : items) {
+    auto role = m.string("role");
+    auto content = m.string("content");
+    if (!role || !content) return m.error(ErrorCode::kParse, "expected {{\"role\": string, \"content\": string}}");
+    out.push_back({std::move(*role), std::move(*content)});
   }
   return out;
 }
@@ -308,8 +309,8 @@ Result<int64_t> SaveStore::add_beat(const BeatRecord& b) {
   st.bind(7, int64_t{b.ended}).bind(8, int64_t{b.fallback}).bind(9, static_cast<int64_t>(b.seed));
   st.bind(10, int64_t{b.attempts}).bind(11, b.created_at);
   // A beat without a recorded request (an import of an old export) keeps NULLs, as a migrated file does.
-  if (b.has_request()) st.bind(12, messages_to_json(b.prompt).dump()); else st.bind_null(12);
-  if (!b.sampling.is_null()) st.bind(13, b.sampling.dump()); else st.bind_null(13);
+  if (b.has_request()) st.bind(12, dump_json(messages_to_json(b.prompt))); else st.bind_null(12);
+  if (!b.sampling.is_null()) st.bind(13, dump_json(b.sampling)); else st.bind_null(13);
   if (!b.model.empty()) st.bind(14, b.model); else st.bind_null(14);
   if (!b.profile.empty()) st.bind(15, b.profile); else st.bind_null(15);
   if (!st.ok() || st.step() != SQLITE_DONE) return st.error("insert beat");  // tx rolls back
