@@ -3,6 +3,7 @@
 // tg = n single-token decodes with full logits, one warm-up run, mean ± sd over r repetitions.
 #include <sys/resource.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,7 @@
 
 #include "command.h"
 #include "model/model.h"
+#include "model/step_profile.h"
 #include "tensor/thread_pool.h"
 
 namespace {
@@ -30,6 +32,7 @@ struct BenchArgs {
   int threads = 0;
   bool json = false;
   bool no_warmup = false;
+  bool profile = false;
   uint32_t seed = 1234;
   double bandwidth_gbs = 0;  // > 0: also print tg as a fraction of the read bound
 };
@@ -40,6 +43,7 @@ struct TestResult {
   std::vector<double> ns;  // per repetition
   double mean_ts = 0, sd_ts = 0;
   std::vector<double> samples_ts;
+  std::array<int64_t, static_cast<size_t>(fabula::StepPhase::kCount)> phase_ns{};  // --profile: all repetitions
 };
 
 double now_s() {
@@ -104,6 +108,26 @@ double decode_bytes_per_token(const fabula::Model& m) {
   return bytes;
 }
 
+// --profile: each phase's wall time per generated token (tg) or per prompt run (pp), and its share of the run.
+void print_profile(const std::vector<TestResult>& results, int reps) {
+  using fabula::StepPhase;
+  for (const auto& r : results) {
+    double run_ns = 0;
+    for (double ns : r.ns) run_ns += ns;
+    const double per = r.n_gen > 0 ? static_cast<double>(r.n_gen) * reps : reps;
+    std::printf("\n%s: ms per %s by phase\n", r.name.c_str(), r.n_gen > 0 ? "token" : "run");
+    double timed = 0;
+    for (size_t i = 0; i < r.phase_ns.size(); ++i) {
+      const double ns = static_cast<double>(r.phase_ns[i]);
+      timed += ns;
+      std::printf("  %-28s %9.3f ms  %5.1f%%\n", std::string(fabula::step_phase_name(static_cast<StepPhase>(i))).c_str(),
+                  ns / per / 1e6, run_ns > 0 ? 100 * ns / run_ns : 0.0);
+    }
+    std::printf("  %-28s %9.3f ms  %5.1f%%\n", "(outside the phases)", (run_ns - timed) / per / 1e6,
+                run_ns > 0 ? 100 * (run_ns - timed) / run_ns : 0.0);
+  }
+}
+
 }  // namespace
 
 FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-bench method)") {
@@ -116,6 +140,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
   cli.add_option("--seed", args->seed, "Seed of the random tokens")->capture_default_str();
   cli.add_flag("--json", args->json, "Print JSON instead of the table");
   cli.add_flag("--no-warmup", args->no_warmup, "Skip the warm-up run");
+  cli.add_flag("--profile", args->profile,
+               "Also print the wall time of each phase of the forward pass (per token for tg, per run for pp)");
   cli.add_option("--bandwidth", args->bandwidth_gbs,
                  "Memory read bandwidth in GB/s (bench_membw's best read): prints tg against the bound "
                  "bandwidth / weight bytes per token");
@@ -179,11 +205,15 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         auto w = run_pp(args->n_prompt);
         if (!w.ok()) return app::report_error(w.error());
       }
+      StepProfile::reset();
+      StepProfile::set_enabled(args->profile);
       for (int i = 0; i < args->reps; ++i) {
         auto ns = run_pp(args->n_prompt);
         if (!ns.ok()) return app::report_error(ns.error());
         r.ns.push_back(*ns);
       }
+      StepProfile::set_enabled(false);
+      r.phase_ns = StepProfile::totals();
       finish(r, args->n_prompt);
       results.push_back(std::move(r));
     }
@@ -193,11 +223,15 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         auto w = run_tg(1);
         if (!w.ok()) return app::report_error(w.error());
       }
+      StepProfile::reset();
+      StepProfile::set_enabled(args->profile);
       for (int i = 0; i < args->reps; ++i) {
         auto ns = run_tg(args->n_gen);
         if (!ns.ok()) return app::report_error(ns.error());
         r.ns.push_back(*ns);
       }
+      StepProfile::set_enabled(false);
+      r.phase_ns = StepProfile::totals();
       finish(r, args->n_gen);
       results.push_back(std::move(r));
     }
@@ -258,6 +292,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       }
     }
     std::printf("\n");
+    if (args->profile) print_profile(results, args->reps);
     return 0;
   };
 }

@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 #include <hwy/targets.h>
 
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -109,6 +110,31 @@ void BM_Gemv(benchmark::State& state, GgmlType type) {
                                                               std::to_string(threads) + " threads");
 }
 
+// Decode's memory traffic: y = W x for one token over a 2816-column matrix of about 512 MB (far beyond any L3), so
+// every weight byte comes from DRAM as in a decode step. Bytes/s against bench_membw's read bandwidth is how close
+// a type's kernel comes to the bound. range(0) = threads, range(1) = columns (704: a routed expert's down rows).
+void BM_GemvStream(benchmark::State& state, GgmlType type) {
+  const int64_t cols = state.range(1);
+  const size_t rb = row_bytes(type, cols);
+  const int64_t rows = static_cast<int64_t>((size_t{512} << 20) / rb) / 16 * 16;
+  std::vector<uint8_t> one(rb);
+  quantize_row(type, gaussian(cols, 7).data(), one.data(), cols);  // every row the same: speed only
+  std::vector<uint8_t> w(rb * static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(w.data() + static_cast<size_t>(r) * rb, one.data(), rb);
+  const MatrixView view{type, w.data(), cols, rows, rb};
+  const auto x = gaussian(cols, 6);
+  std::vector<float> y(static_cast<size_t>(rows));
+  QuantizedActivations xq;
+  ThreadPool pool(static_cast<int>(state.range(0)));
+  for (auto _ : state) {
+    matmul(view, x.data(), 1, y.data(), xq, &pool);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));
+  state.SetLabel(std::string(best_kernels().target) + ", " + std::to_string(state.range(0)) + " threads, " +
+                 std::to_string(cols) + " columns");
+}
+
 // One tile kernel call per weight row of a 32 x 2816 matrix (L2-resident) against `nt` activation rows: the
 // prefill inner loop without threads or memory traffic. MACs/s = items/s. Compares the best table with AVX2's.
 void BM_Tile(benchmark::State& state, GgmlType type, bool best) {
@@ -175,6 +201,14 @@ int register_all() {
       const std::string name = std::string("Tile/") + std::string(type_name(t)) + (best ? "/best" : "/avx2");
       benchmark::RegisterBenchmark(name.c_str(), BM_Tile, t, best)->Arg(1)->Arg(4)->Arg(8);
     }
+  }
+  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
+    const std::string name = std::string("GemvStream/") + std::string(type_name(t));
+    const bool short_rows = type_traits(t).block_size == 32;  // 704 is no multiple of a K-quant's 256
+    benchmark::RegisterBenchmark(name.c_str(), BM_GemvStream, t)
+        ->ArgsProduct({{1, 2}, short_rows ? std::vector<int64_t>{kN, 704} : std::vector<int64_t>{kN}})
+        ->UseRealTime()
+        ->MinTime(1.0);
   }
   for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ8_0}) {
     const std::string name = std::string("Gemv2816/") + std::string(type_name(t));

@@ -122,6 +122,12 @@ void MappedFile::advise_hugepages() const {
 #endif
 }
 
+void MappedFile::prefault() const {
+#ifdef MADV_POPULATE_READ
+  if (data_ != nullptr) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_POPULATE_READ);
+#endif
+}
+
 Status MappedFile::lock() const {
   if (data_ == nullptr) return ok_status();
   if (::mlock(data_, size_) != 0) {

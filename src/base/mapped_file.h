@@ -33,6 +33,10 @@ class MappedFile {
   // Ask for transparent huge pages on the mapping (fewer TLB misses while streaming weights); silently nothing
   // where the kernel or file system cannot back a file mapping with them.
   void advise_hugepages() const;
+  // Maps every page now (MADV_POPULATE_READ; llama.cpp maps with MAP_POPULATE): a decode step never stops on a
+  // page fault, or a disk read, for a weight it touches first (a routed expert), and load time shows the real cost
+  // of a cold page cache. Silently nothing where the kernel lacks it (before Linux 5.14) or for read() copies.
+  void prefault() const;
   // Pins the bytes in RAM (llama.cpp's --mlock) so the kernel never pages them out; the error says how to raise
   // RLIMIT_MEMLOCK when the limit is too low.
   Status lock() const;

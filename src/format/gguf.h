@@ -119,6 +119,7 @@ class GgufFile {
   std::vector<std::string> shard_paths() const;
   uint64_t total_file_bytes() const;  // every shard together
   void advise_hugepages() const;
+  void prefault() const;  // MappedFile::prefault on every shard
   Status lock_memory() const;  // --mlock: pins every shard
 
  private:

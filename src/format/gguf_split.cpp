@@ -136,6 +136,11 @@ void GgufFile::advise_hugepages() const {
   for (const auto& s : shards_) s.advise_hugepages();
 }
 
+void GgufFile::prefault() const {
+  file_.prefault();
+  for (const auto& s : shards_) s.prefault();
+}
+
 Status GgufFile::lock_memory() const {
   FABULA_TRY(file_.lock());
   for (const auto& s : shards_) FABULA_TRY(s.lock());

@@ -11,6 +11,7 @@ namespace fabula {
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelLoadOptions& options) {
   FABULA_ASSIGN(GgufFile file, GgufFile::open(path, GgufOpenOptions{options.no_mmap}));
   file.advise_hugepages();
+  file.prefault();
   if (options.mlock) {
     if (auto locked = file.lock_memory(); !locked.ok()) FABULA_LOG_WARN("--mlock: {}", locked.error().message);
   }

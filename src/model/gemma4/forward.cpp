@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "model/gemma4/ops.h"
 #include "model/gemma4/session_state.h"
+#include "model/step_profile.h"
 #include "tensor/activations.h"
 
 namespace fabula {
@@ -17,12 +19,14 @@ void Gemma4Session::forward_step(const int32_t* tokens, int64_t n, float* logits
 
   // x = embed_tokens[token] * sqrt(E)                                       x: [n][E]
   const float embed_scale = std::sqrt(static_cast<float>(E));
+  std::optional<PhaseTimer> timer(std::in_place, StepPhase::kEmbed);
   for (int64_t t = 0; t < n; ++t) {
     const uint8_t* row = w->token_embd.data + static_cast<size_t>(tokens[t]) * w->token_embd.row_stride;
     float* xt = x.data() + t * E;
     dequantize_row(w->token_embd.type, row, xt, E);
     for (int64_t i = 0; i < E; ++i) xt[i] *= embed_scale;
   }
+  timer.reset();
   if (hook) hook(0, n_past, x.data(), n, E);
 
   for (int l = 0; l < h.n_layer; ++l) {
@@ -33,6 +37,7 @@ void Gemma4Session::forward_step(const int32_t* tokens, int64_t n, float* logits
 
   // Final norm and tied output projection, only for the rows whose logits are wanted (gathered into rows 0..m-1).
   const int64_t m = static_cast<int64_t>(logit_rows.size());
+  const PhaseTimer head_timer(StepPhase::kHead);
   if (hook) {
     ops::rmsnorm_rows(x.data(), w->output_norm.data(), a.data(), n, E, eps);
     hook(static_cast<int>(h.n_layer) + 1, n_past, a.data(), n, E);
@@ -73,6 +78,7 @@ void Gemma4Session::attention_block(int l, int64_t n) {
   const float* inv_freq = sliding ? inv_freq_swa.data() : inv_freq_full.data();
 
   // a = input_layernorm(x)                                                  a: [n][E]
+  std::optional<PhaseTimer> timer(std::in_place, StepPhase::kAttnQkv);
   ops::rmsnorm_rows(x.data(), L.attn_norm.data(), a.data(), n, E, eps);
 
   // q = a Wq^T: [n][H][hd];  k = a Wk^T: [n][KV][hd];  v = a Wv^T, or the raw k on K=V layers
@@ -87,6 +93,7 @@ void Gemma4Session::attention_block(int l, int64_t n) {
   if (L.attn_v.data == nullptr) std::memcpy(v.data(), k.data(), static_cast<size_t>(n * KD) * sizeof(float));
 
   // Per-head norms: q_norm and k_norm with weights, v_norm without; then RoPE on q and k (never v).
+  timer.emplace(StepPhase::kAttention);
   for (int64_t t = 0; t < n; ++t) {
     const int64_t pos = row_pos[static_cast<size_t>(t)];
     LayerKvCache& c = row_cache[static_cast<size_t>(t)][l];
@@ -130,6 +137,7 @@ void Gemma4Session::attention_block(int l, int64_t n) {
   });
 
   // o = post_attention_layernorm(attn Wo^T); x = x + o                       o: [n][E]
+  timer.emplace(StepPhase::kAttnOut);
   acts.set(attn.data(), n, QD);
   matmul(L.attn_output, acts.for_weight(L.attn_output.type, pool), o.data(), pool);
   ops::rmsnorm_rows(o.data(), L.post_attention_norm.data(), o.data(), n, E, eps);
@@ -146,6 +154,7 @@ void Gemma4Session::ffn_block(int l, int64_t n) {
   // streams weights with both threads and no barrier between products that do not depend on each other):
   //   1. dense gate and up, and the router;   2. dense down, and every chosen expert's gate_up;   3. expert downs.
   // Dense MLP: o = down(gelu(gate(a)) * up(a)), a = pre_feedforward_layernorm(x)   gate, up: [n][F]; o: [n][E]
+  std::optional<PhaseTimer> timer(std::in_place, StepPhase::kFfnGateUp);
   ops::rmsnorm_rows(x.data(), L.ffn_norm.data(), a.data(), n, E, eps);
   acts.set(a.data(), n, E);
   moe_jobs.clear();
@@ -154,6 +163,7 @@ void Gemma4Session::ffn_block(int l, int64_t n) {
   if (L.has_moe) router_input(l, n);
   matmul_jobs(moe_jobs, pool);
 
+  timer.emplace(StepPhase::kFfnDown);
   gelu_tanh_mul(gate.data(), up.data(), gate.data(), n * F);
   acts.set(gate.data(), n, F);
   moe_jobs.clear();
@@ -161,6 +171,7 @@ void Gemma4Session::ffn_block(int l, int64_t n) {
   if (L.has_moe) route_experts(l, n);
   matmul_jobs(moe_jobs, pool);
 
+  timer.emplace(StepPhase::kExpertDown);
   if (L.has_moe) {
     // o = post_feedforward_layernorm_1(o) + post_feedforward_layernorm_2(experts(x))
     ops::rmsnorm_rows(o.data(), L.post_ffw_norm_1.data(), o.data(), n, E, eps);

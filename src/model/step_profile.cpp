@@ -1,0 +1,40 @@
+#include "model/step_profile.h"
+
+#include <atomic>
+
+namespace fabula {
+namespace {
+std::atomic<bool> g_enabled{false};
+std::array<std::atomic<int64_t>, static_cast<size_t>(StepPhase::kCount)> g_ns{};
+}  // namespace
+
+std::string_view step_phase_name(StepPhase phase) {
+  switch (phase) {
+    case StepPhase::kEmbed: return "embed";
+    case StepPhase::kAttnQkv: return "attn q/k/v";
+    case StepPhase::kAttention: return "attention";
+    case StepPhase::kAttnOut: return "attn output";
+    case StepPhase::kFfnGateUp: return "ffn gate/up + router";
+    case StepPhase::kFfnDown: return "ffn down + experts gate_up";
+    case StepPhase::kExpertDown: return "experts down";
+    case StepPhase::kHead: return "output head";
+    case StepPhase::kCount: break;
+  }
+  return "?";
+}
+
+bool StepProfile::enabled() { return g_enabled.load(std::memory_order_relaxed); }
+void StepProfile::set_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
+void StepProfile::reset() {
+  for (auto& ns : g_ns) ns.store(0, std::memory_order_relaxed);
+}
+void StepProfile::add(StepPhase phase, int64_t ns) {
+  g_ns[static_cast<size_t>(phase)].fetch_add(ns, std::memory_order_relaxed);
+}
+std::array<int64_t, static_cast<size_t>(StepPhase::kCount)> StepProfile::totals() {
+  std::array<int64_t, static_cast<size_t>(StepPhase::kCount)> out{};
+  for (size_t i = 0; i < out.size(); ++i) out[i] = g_ns[i].load(std::memory_order_relaxed);
+  return out;
+}
+
+}  // namespace fabula
