@@ -1,6 +1,9 @@
-// `fabula bench --model F [-p 512] [-n 128] [-r 5] [-t T] [--json]`: llama-bench's method:
-// random tokens (BOS first), fresh KV per run, pp = p tokens in one batch with logits for the last token only,
-// tg = n single-token decodes with full logits, one warm-up run, mean ± sd over r repetitions.
+// `fabula bench --model F [-p 512] [-n 128] [-r 5] [-t T] [-d DEPTH] [--cache-type-k T,...] [--cache-type-v T,...] [--json]`:
+// llama-bench's method: random tokens (BOS first), fresh KV per run, pp = p tokens in one batch with logits for
+// the last token only, tg = n single-token decodes with full logits, one warm-up run, mean ± sd over r
+// repetitions. -d: the tests run after DEPTH random tokens already in the cache (decoded once per cache type,
+// rolled back to after each run), as llama-bench's -d. Every listed KV cache type runs in turn, side by side.
+// --kv-memory and --kv-quality measure the cache types instead (bench_kv.h).
 #include <sys/resource.h>
 
 #include <array>
@@ -17,6 +20,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bench_kv.h"
 #include "command.h"
 #include "model/model.h"
 #include "model/step_profile.h"
@@ -35,7 +39,36 @@ struct BenchArgs {
   bool profile = false;
   uint32_t seed = 1234;
   double bandwidth_gbs = 0;  // > 0: also print tg as a fraction of the read bound
+  int n_depth = 0;           // tokens already in the cache when each test runs (llama-bench -d)
+  std::vector<std::string> cache_type_k, cache_type_v;  // lists, as llama-bench's -ctk / -ctv
+  bool kv_memory = false, kv_quality = false;
+  std::string shape = "gemma4-26b-a4b";
+  std::vector<int64_t> contexts = {8192, 32768};
+  fabula::app::KvQualityArgs quality;
 };
+
+// --cache-type-k / --cache-type-v lists as type pairs: V follows K where -ctv is not given, else every K with every V.
+fabula::Result<std::vector<fabula::KvCacheTypes>> cache_type_pairs(const BenchArgs& a) {
+  using namespace fabula;
+  auto parse = [](const std::vector<std::string>& names) -> Result<std::vector<KvType>> {
+    std::vector<KvType> out;
+    for (const auto& n : names) {
+      auto t = kv_type_from_name(n);
+      if (!t) return make_error(ErrorCode::kInvalidArgument, "unknown KV cache type '{}' (known: {})", n, kv_type_list());
+      out.push_back(*t);
+    }
+    return out;
+  };
+  FABULA_ASSIGN(auto ks, parse(a.cache_type_k));
+  FABULA_ASSIGN(auto vs, parse(a.cache_type_v));
+  if (ks.empty()) ks.push_back(KvType::kF32);
+  std::vector<KvCacheTypes> out;
+  for (KvType k : ks) {
+    if (vs.empty()) out.push_back({k, k});
+    for (KvType v : vs) out.push_back({k, v});
+  }
+  return out;
+}
 
 struct TestResult {
   std::string name;  // "pp512" / "tg128"
@@ -43,6 +76,8 @@ struct TestResult {
   std::vector<double> ns;  // per repetition
   double mean_ts = 0, sd_ts = 0;
   std::vector<double> samples_ts;
+  fabula::KvCacheTypes types;
+  int n_depth = 0;
   std::array<int64_t, static_cast<size_t>(fabula::StepPhase::kCount)> phase_ns{};  // --profile: all repetitions
 };
 
@@ -132,7 +167,7 @@ void print_profile(const std::vector<TestResult>& results, int reps) {
 
 FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-bench method)") {
   auto args = std::make_shared<BenchArgs>();
-  cli.add_option("-m,--model", args->model, "GGUF model")->required();
+  cli.add_option("-m,--model", args->model, "GGUF model");
   cli.add_option("-p,--n-prompt", args->n_prompt, "Prompt tokens, one batch (0: skip pp)")->capture_default_str();
   cli.add_option("-n,--n-gen", args->n_gen, "Generated tokens, one at a time (0: skip tg)")->capture_default_str();
   cli.add_option("-r,--repetitions", args->reps, "Repetitions per test")->capture_default_str();
@@ -145,8 +180,38 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
   cli.add_option("--bandwidth", args->bandwidth_gbs,
                  "Memory read bandwidth in GB/s (bench_membw's best read): prints tg against the bound "
                  "bandwidth / weight bytes per token");
+  cli.add_option("-d,--n-depth", args->n_depth, "Tokens already in the KV cache when each test runs (llama-bench -d)")
+      ->capture_default_str();
+  cli.add_option("--cache-type-k", args->cache_type_k,
+                 "KV cache K types to run side by side, comma-separated: " + fabula::kv_type_list() + " (default f32)")
+      ->delimiter(',');
+  cli.add_option("--cache-type-v", args->cache_type_v, "KV cache V types (default: the K type of each run)")
+      ->delimiter(',');
+  cli.add_flag("--kv-memory", args->kv_memory,
+               "Print KV cache bytes per token per layer kind and totals for every type (--shape, --contexts)");
+  cli.add_option("--shape", args->shape, "--kv-memory: a preset shape or a GGUF file")->capture_default_str();
+  cli.add_option("--contexts", args->contexts, "--kv-memory: contexts to total")->delimiter(',')->capture_default_str();
+  cli.add_flag("--kv-quality", args->kv_quality,
+               "Compare the KV cache types with f32 on --model: max |dlogit|, KL, greedy agreement, beat NLL");
+  cli.add_option("--prompt-file", args->quality.prompt_file, "--kv-quality: the prompt the held-out beats follow");
+  cli.add_option("--beats", args->quality.beats_file, "--kv-quality: held-out beats, {\"beat\": ...} per line");
+  cli.add_option("--positions", args->quality.positions, "--kv-quality: decoded positions compared")->capture_default_str();
+  cli.add_option("--greedy", args->quality.greedy, "--kv-quality: greedy tokens compared")->capture_default_str();
   return [args]() -> int {
     using namespace fabula;
+    auto pairs = cache_type_pairs(*args);
+    if (!pairs.ok()) return app::report_error(pairs.error());
+    if (args->kv_memory) return app::print_kv_memory(args->model.empty() ? args->shape : args->model, args->contexts, args->json);
+    if (args->model.empty()) return app::report_error(make_error(ErrorCode::kInvalidArgument, "bench needs --model (or --kv-memory)"));
+    if (args->kv_quality) {
+      app::KvQualityArgs q = args->quality;
+      q.model = args->model;
+      q.threads = args->threads;
+      q.seed = args->seed;
+      q.json = args->json;
+      if (!args->cache_type_k.empty()) q.types = *pairs;
+      return app::print_kv_quality(q);
+    }
     const double t_load0 = now_s();
     auto model = Model::load(args->model);
     if (!model.ok()) return app::report_error(model.error());
@@ -167,73 +232,95 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         fmt::format("{} {:.2f}B {}", m.info().architecture, static_cast<double>(params) / 1e9, ftype_name(ftype));
 
     ThreadPool pool(args->threads);
-    SessionOptions so;
-    so.n_ctx = std::max(1, args->n_prompt + args->n_gen + 1);
-    so.n_ubatch = std::max(1, args->n_prompt);
-    so.n_threads = pool.size();
-    Session session(m, so, &pool);
-
     std::mt19937 rng(args->seed);
     std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(m.n_vocab() - 1));
     const int32_t bos = static_cast<int32_t>(u64_or("tokenizer.ggml.bos_token_id", 2));
-
-    auto run_pp = [&](int n) -> Result<double> {
-      std::vector<int32_t> tokens(static_cast<size_t>(n));
-      for (auto& t : tokens) t = dist(rng);
-      tokens[0] = bos;
-      session.reset();
-      const auto t0 = std::chrono::steady_clock::now();
-      FABULA_TRY(session.decode(tokens, LogitsMode::kLast));
-      return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
-    };
-    auto run_tg = [&](int n) -> Result<double> {
-      session.reset();
-      int32_t tok = bos;
-      const auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < n; ++i) {
-        FABULA_TRY(session.decode(std::span<const int32_t>(&tok, 1), LogitsMode::kLast));
-        tok = dist(rng);
-      }
-      return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
-    };
+    const int depth = std::max(0, args->n_depth);
 
     std::vector<TestResult> results;
     const double load_avg_start = load_average();
-    if (args->n_prompt > 0) {
-      TestResult r{fmt::format("pp{}", args->n_prompt), args->n_prompt, 0, {}, 0, 0, {}};
-      if (!args->no_warmup) {
-        auto w = run_pp(args->n_prompt);
-        if (!w.ok()) return app::report_error(w.error());
+    for (const KvCacheTypes& types : *pairs) {
+      SessionOptions so;
+      so.n_ctx = std::max(1, depth + args->n_prompt + args->n_gen + 1);
+      // Each run is rolled back to the depth afterwards: the sliding ring must hold a whole run beyond its window.
+      so.n_ubatch = std::max({1, args->n_prompt, depth > 0 ? args->n_gen + 1 : 1});
+      so.n_threads = pool.size();
+      so.cache_type = types;
+      Session session(m, so, &pool);
+      // The depth: random tokens (BOS first) decoded once, in n_ubatch chunks, without logits.
+      if (depth > 0) {
+        std::vector<int32_t> ctx(static_cast<size_t>(depth));
+        for (auto& t : ctx) t = dist(rng);
+        ctx[0] = bos;
+        std::fprintf(stderr, "bench: %d tokens of depth into the %s/%s cache...\n", depth,
+                     std::string(kv_type_name(types.k)).c_str(), std::string(kv_type_name(types.v)).c_str());
+        if (auto st = session.decode(ctx, LogitsMode::kNone); !st.ok()) return app::report_error(st.error());
       }
-      StepProfile::reset();
-      StepProfile::set_enabled(args->profile);
-      for (int i = 0; i < args->reps; ++i) {
-        auto ns = run_pp(args->n_prompt);
-        if (!ns.ok()) return app::report_error(ns.error());
-        r.ns.push_back(*ns);
+      auto rewind = [&]() -> Status {
+        if (depth == 0) {
+          session.reset();
+          return ok_status();
+        }
+        return session.truncate(depth);
+      };
+
+      auto run_pp = [&](int n) -> Result<double> {
+        std::vector<int32_t> tokens(static_cast<size_t>(n));
+        for (auto& t : tokens) t = dist(rng);
+        if (depth == 0) tokens[0] = bos;
+        FABULA_TRY(rewind());
+        const auto t0 = std::chrono::steady_clock::now();
+        FABULA_TRY(session.decode(tokens, LogitsMode::kLast));
+        return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+      };
+      auto run_tg = [&](int n) -> Result<double> {
+        FABULA_TRY(rewind());
+        int32_t tok = depth == 0 ? bos : dist(rng);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < n; ++i) {
+          FABULA_TRY(session.decode(std::span<const int32_t>(&tok, 1), LogitsMode::kLast));
+          tok = dist(rng);
+        }
+        return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+      };
+
+      const std::string at = depth > 0 ? fmt::format(" @ d{}", depth) : "";
+      if (args->n_prompt > 0) {
+        TestResult r{fmt::format("pp{}{}", args->n_prompt, at), args->n_prompt, 0, {}, 0, 0, {}, types, depth};
+        if (!args->no_warmup) {
+          auto w = run_pp(args->n_prompt);
+          if (!w.ok()) return app::report_error(w.error());
+        }
+        StepProfile::reset();
+        StepProfile::set_enabled(args->profile);
+        for (int i = 0; i < args->reps; ++i) {
+          auto ns = run_pp(args->n_prompt);
+          if (!ns.ok()) return app::report_error(ns.error());
+          r.ns.push_back(*ns);
+        }
+        StepProfile::set_enabled(false);
+        r.phase_ns = StepProfile::totals();
+        finish(r, args->n_prompt);
+        results.push_back(std::move(r));
       }
-      StepProfile::set_enabled(false);
-      r.phase_ns = StepProfile::totals();
-      finish(r, args->n_prompt);
-      results.push_back(std::move(r));
-    }
-    if (args->n_gen > 0) {
-      TestResult r{fmt::format("tg{}", args->n_gen), 0, args->n_gen, {}, 0, 0, {}};
-      if (!args->no_warmup) {
-        auto w = run_tg(1);
-        if (!w.ok()) return app::report_error(w.error());
+      if (args->n_gen > 0) {
+        TestResult r{fmt::format("tg{}{}", args->n_gen, at), 0, args->n_gen, {}, 0, 0, {}, types, depth};
+        if (!args->no_warmup) {
+          auto w = run_tg(1);
+          if (!w.ok()) return app::report_error(w.error());
+        }
+        StepProfile::reset();
+        StepProfile::set_enabled(args->profile);
+        for (int i = 0; i < args->reps; ++i) {
+          auto ns = run_tg(args->n_gen);
+          if (!ns.ok()) return app::report_error(ns.error());
+          r.ns.push_back(*ns);
+        }
+        StepProfile::set_enabled(false);
+        r.phase_ns = StepProfile::totals();
+        finish(r, args->n_gen);
+        results.push_back(std::move(r));
       }
-      StepProfile::reset();
-      StepProfile::set_enabled(args->profile);
-      for (int i = 0; i < args->reps; ++i) {
-        auto ns = run_tg(args->n_gen);
-        if (!ns.ok()) return app::report_error(ns.error());
-        r.ns.push_back(*ns);
-      }
-      StepProfile::set_enabled(false);
-      r.phase_ns = StepProfile::totals();
-      finish(r, args->n_gen);
-      results.push_back(std::move(r));
     }
     const double load_avg_end = load_average();
     rusage ru{};
@@ -256,6 +343,9 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
                        {"test", r.name},
                        {"n_prompt", r.n_prompt},
                        {"n_gen", r.n_gen},
+                       {"n_depth", r.n_depth},
+                       {"type_k", fabula::kv_type_name(r.types.k)},
+                       {"type_v", fabula::kv_type_name(r.types.v)},
                        {"reps", args->reps},
                        {"avg_ts", r.mean_ts},
                        {"stddev_ts", r.sd_ts},
@@ -271,15 +361,17 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       std::printf("%s\n", out.dump(2).c_str());
       return 0;
     }
-    std::printf("| %-30s | %10s | %8s | %7s | %7s | %10s | %20s |\n", "model", "size", "params", "backend", "threads",
-                "test", "t/s");
-    std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", std::string(30, '-').c_str(), std::string(10, '-').c_str(),
-                std::string(8, '-').c_str(), std::string(7, '-').c_str(), std::string(7, '-').c_str(),
-                std::string(10, '-').c_str(), std::string(20, '-').c_str());
+    std::printf("| %-30s | %10s | %8s | %7s | %7s | %5s | %5s | %16s | %20s |\n", "model", "size", "params", "backend",
+                "threads", "type_k", "type_v", "test", "t/s");
+    std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", std::string(30, '-').c_str(),
+                std::string(10, '-').c_str(), std::string(8, '-').c_str(), std::string(7, '-').c_str(),
+                std::string(7, '-').c_str(), std::string(6, '-').c_str(), std::string(6, '-').c_str(),
+                std::string(16, '-').c_str(), std::string(20, '-').c_str());
     for (const auto& r : results) {
-      std::printf("| %-30s | %6.2f GiB | %6.2f B | %7s | %7d | %10s | %20s |\n", desc.c_str(),
+      std::printf("| %-30s | %6.2f GiB | %6.2f B | %7s | %7d | %6s | %6s | %16s | %20s |\n", desc.c_str(),
                   static_cast<double>(size) / (1024.0 * 1024.0 * 1024.0), static_cast<double>(params) / 1e9, "CPU",
-                  pool.size(), r.name.c_str(), fmt::format("{:.2f} ± {:.2f}", r.mean_ts, r.sd_ts).c_str());
+                  pool.size(), std::string(kv_type_name(r.types.k)).c_str(), std::string(kv_type_name(r.types.v)).c_str(),
+                  r.name.c_str(), fmt::format("{:.2f} ± {:.2f}", r.mean_ts, r.sd_ts).c_str());
     }
     std::printf("\nload %.2f s, peak RSS %.2f GiB, load average %.2f -> %.2f\n", load_s,
                 peak_rss / (1024.0 * 1024.0 * 1024.0), load_avg_start, load_avg_end);

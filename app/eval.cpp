@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -109,6 +110,7 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
     std::vector<std::string> models, servers;
     std::string scenes, out, tells;
     CommonOptions common;
+    KvCacheTypes cache_type;
   };
   auto o = std::make_shared<Options>();
   cli.add_option("--model", o->models, "GGUF narrator, repeatable; PATH[@label=x,temp=0.8,seeds=1-3,profile=demo,...]");
@@ -125,6 +127,7 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
   cli.add_option("--profile", o->common.profile, "Prompt profile for all narrators (default: demo for the demo model, else vn26b)");
   cli.add_option("--tells", o->tells, "Slop-tell list (default: data/slop-tells-v1.txt)");
   app::add_decoding_flags(cli, o->common.decoding);
+  app::add_cache_type_flags(cli, o->cache_type);
   return [o] {
     if (o->models.empty() && o->servers.empty()) {
       std::fprintf(stderr, "error: eval needs --model M (repeatable) or --server URL\n");
@@ -172,6 +175,7 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
     };
     std::vector<std::unique_ptr<engine::Narrator>> owned;
     std::vector<eval::EvalNarrator> narrators;
+    std::set<std::string> local_labels;
     for (const auto& spec : o->models) {
       auto split = split_spec(spec);
       if (!split) return app::report_error(split.error());
@@ -181,10 +185,11 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
       const std::string& path = choice->path;
       eval::EvalNarrator n = base(std::filesystem::path(path).stem().string(), app::narrator_profile_for(*choice));
       if (auto st = apply_overrides(n, split->second); !st) return app::report_error(st.error());
-      auto made = backend::make_narrator({path, "", {}});
+      auto made = backend::make_narrator({path, "", {}, o->cache_type});
       if (!made) return app::report_error(made.error());
       owned.push_back(std::move(*made));
       n.workers.push_back(owned.back().get());
+      local_labels.insert(n.label);
       narrators.push_back(std::move(n));
     }
     if (!o->servers.empty()) {
@@ -224,6 +229,10 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
     for (const auto& n : narrators) order.push_back(n.label);
     const auto& manifest = stories.at(scenes->front().story).manifest;
     eval::EvalReport report = eval::build_report(*rows, order, manifest, *tells);
+    for (auto& s : report.narrators) {  // the KV cache of the in-process narrators (a server's is its own)
+      if (local_labels.count(s.label))
+        s.kv_cache = fmt::format("{}/{}", kv_type_name(o->cache_type.k), kv_type_name(o->cache_type.v));
+    }
     std::string md = eval::report_markdown(report);
     auto json_text = eval::report_to_json(report).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     for (auto [name, text] : {std::pair<const char*, const std::string*>{"report.json", &json_text},

@@ -131,12 +131,12 @@ const hub::RegistryEntry* registry_entry_for(const hub::Registry& registry, cons
 
 }  // namespace
 
-std::string model_memory_warning(const ModelChoice& model, int64_t n_ctx) {
+std::string model_memory_warning(const ModelChoice& model, int64_t n_ctx, KvCacheTypes cache_type) {
   auto available = backend::available_memory();
   if (!available) return "";
   auto file = GgufFile::open(model.path);  // a mapping: nothing is read but the header
   if (!file.ok()) return "";                 // the loader reports it
-  auto plan = backend::plan_memory(*file, n_ctx, *available);
+  auto plan = backend::plan_memory(*file, n_ctx, *available, cache_type);
   if (!plan.ok()) return "";
   const hub::RegistryEntry* entry = nullptr;
   auto registry = hub::load_registry();
@@ -151,10 +151,23 @@ std::string model_memory_warning(const ModelChoice& model, int64_t n_ctx) {
   return text;
 }
 
-std::string warn_if_model_would_page(const ModelChoice& model, int64_t n_ctx) {
-  std::string text = model_memory_warning(model, n_ctx);
+std::string warn_if_model_would_page(const ModelChoice& model, int64_t n_ctx, KvCacheTypes cache_type) {
+  std::string text = model_memory_warning(model, n_ctx, cache_type);
   if (!text.empty()) std::fprintf(stderr, "warning: %s\n", text.c_str());
   return text;
+}
+
+void add_cache_type_flags(CLI::App& cli, KvCacheTypes& types) {
+  std::vector<std::string> names;
+  for (KvType t : kAllKvTypes) names.emplace_back(kv_type_name(t));
+  auto add = [&](const char* flags, KvType& type, const char* what) {
+    cli.add_option_function<std::string>(
+           flags, [&type](const std::string& name) { type = *kv_type_from_name(name); },
+           fmt::format("KV cache type for {} (docs/KV_CACHE.md): {} (default f32)", what, kv_type_list()))
+        ->check(CLI::IsMember(names, CLI::ignore_case));
+  };
+  add("--cache-type-k", types.k, "K");
+  add("--cache-type-v", types.v, "V");
 }
 
 void add_load_flags(CLI::App& cli, ModelLoadOptions& options) {

@@ -37,11 +37,15 @@ std::string narrator_profile_for(const ModelChoice& model);
 // Prints a warning on stderr when the model's weights plus KV cache at n_ctx exceed the available memory, with
 // the figures and the smaller quant (and its pull command when the model came from the registry).
 // Returns the warning text ("" when it fits or cannot be judged).
-std::string warn_if_model_would_page(const ModelChoice& model, int64_t n_ctx);
+std::string warn_if_model_would_page(const ModelChoice& model, int64_t n_ctx, KvCacheTypes cache_type = {});
 // The same text without printing ("" when it fits or cannot be judged).
-std::string model_memory_warning(const ModelChoice& model, int64_t n_ctx);
+std::string model_memory_warning(const ModelChoice& model, int64_t n_ctx, KvCacheTypes cache_type = {});
 
 // --no-mmap and --mlock, as llama.cpp spells them.
 void add_load_flags(CLI::App& cli, ModelLoadOptions& options);
+
+// --cache-type-k and --cache-type-v (llama.cpp's names; its -ctk / -ctv short forms are not CLI11 names): f32, f16,
+// q8_0, q4_0, tq4, tq3.
+void add_cache_type_flags(CLI::App& cli, KvCacheTypes& types);
 
 }  // namespace fabula::app

@@ -77,6 +77,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     bool open = false, tui = false, fresh = false, no_wait = false, no_tts = false, voices = false, sound = false;
     fabula::app::DecodingArgs decoding;
     fabula::ModelLoadOptions load;
+    fabula::KvCacheTypes cache_type;
   };
   auto o = std::make_shared<Opts>();
   cli.add_option("--model", o->model,
@@ -105,6 +106,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
   cli.add_option("--scripted-delay-ms", o->delay_ms, "Pause between scripted chunks")->capture_default_str();
   fabula::app::add_decoding_flags(cli, o->decoding);
   fabula::app::add_load_flags(cli, o->load);
+  fabula::app::add_cache_type_flags(cli, o->cache_type);
   cli.add_flag("--open", o->open, "Open the player in a browser");
   cli.add_flag("--tui", o->tui, "Play in the terminal");
   cli.add_flag("--new", o->fresh, "Start a new session instead of resuming the latest");
@@ -141,14 +143,14 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
       narrator = std::move(*n);
       if (several) player_narrator = [load](int) { return load(); };
     } else {
-      backend::NarratorSpec spec{o->model, o->server, o->load};
+      backend::NarratorSpec spec{o->model, o->server, o->load, o->cache_type};
       if (o->server.empty()) {
         // The model picks its profile (prompt, memory): the demo narrator its own, vn26b and the rest vn26b's.
         auto choice = app::resolve_model_arg(o->model);
         if (!choice) return app::report_error(choice.error());
         if (!o->model.empty()) spec.model = choice->path;
         default_profile = app::narrator_profile_for(*choice);
-        app::warn_if_model_would_page(*choice, backend::LocalNarratorOptions{}.n_ctx * o->players);
+        app::warn_if_model_would_page(*choice, backend::LocalNarratorOptions{}.n_ctx * o->players, o->cache_type);
       }
       if (several && o->server.empty()) {
         auto path = backend::narrator_model_path(spec);
@@ -157,6 +159,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
         sno.players = o->players;
         sno.n_ctx = backend::LocalNarratorOptions{}.n_ctx;
         sno.load = o->load;
+        sno.cache_type = o->cache_type;
         auto s = server::SharedNarrator::load(*path, sno);
         if (!s) return app::report_error(s.error(), "use --scripted FIXTURE.jsonl to play without a model");
         shared = std::move(*s);

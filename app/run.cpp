@@ -41,6 +41,7 @@ struct RunArgs {
   fabula::app::DecodingArgs decoding;  // --constrained, --ban-list, --ban-tells
   std::string story, cast;
   fabula::ModelLoadOptions load;
+  fabula::KvCacheTypes cache_type;
 };
 
 }  // namespace
@@ -65,6 +66,7 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
   cli.add_option("-c,--ctx", a->ctx, "Context size (default: prompt + n-predict)");
   fabula::app::add_decoding_flags(cli, a->decoding);
   fabula::app::add_load_flags(cli, a->load);
+  fabula::app::add_cache_type_flags(cli, a->cache_type);
   cli.add_option("--story", a->story, "Story whose manifest constrains (default: sakuragaoka)");
   cli.add_option("--cast", a->cast, "Locked cast for --constrained: A,B (default: the story's cast)");
   return [a] {
@@ -75,7 +77,7 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
     const std::string profile = app::narrator_profile_for(*choice);
     FABULA_LOG_DEBUG("model {} · profile {}", path, profile);
     // The context the run needs is known only after tokenizing; the check uses --ctx or a typical beat's worth.
-    app::warn_if_model_would_page(*choice, a->ctx > 0 ? a->ctx : 4096);
+    app::warn_if_model_would_page(*choice, a->ctx > 0 ? a->ctx : 4096, a->cache_type);
     auto loaded = backend::load_model(path, {.require_tokenizer = false, .model = a->load});
     if (!loaded.ok()) return app::report_error(loaded.error());
     const Model& model = *loaded->model;
@@ -138,6 +140,7 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
     SessionOptions so;
     so.n_ctx = a->ctx > 0 ? a->ctx : static_cast<int64_t>(prompt.size()) + std::max(a->n_predict, 0) + 1;
     so.n_threads = a->threads;
+    so.cache_type = a->cache_type;
     Session session(model, so);
     Generator gen(tok, session);
 

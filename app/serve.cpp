@@ -31,6 +31,7 @@ FABULA_COMMAND(serve, "Serve the model over HTTP (llama-server API: /completion,
   cli.add_option("--ssl-cert", o->ssl_cert, "Serve HTTPS with this PEM certificate chain (with --ssl-key)");
   cli.add_option("--ssl-key", o->ssl_key, "The PEM private key of --ssl-cert");
   cli.add_option("-t,--threads", o->n_threads, "Inference threads (default: physical cores)");
+  fabula::app::add_cache_type_flags(cli, o->cache_type);
   cli.add_option("--max-body", *max_body, "Largest request body in bytes (413 above)")->capture_default_str()->check(CLI::Range(int64_t{1024}, int64_t{1} << 30));
   cli.add_option("--timeout", o->timeout_s, "Request time limit in seconds (generation stops, stop_type limit)")->capture_default_str()->check(CLI::Range(1, 86400));
   cli.add_option("--read-timeout", o->read_timeout_s, "Socket read/write timeout in seconds")->capture_default_str()->check(CLI::Range(1, 3600));
@@ -47,7 +48,7 @@ FABULA_COMMAND(serve, "Serve the model over HTTP (llama-server API: /completion,
     auto choice = app::resolve_model_arg(o->model_path);
     if (!choice) return app::report_error(choice.error());
     o->model_path = choice->path;
-    app::warn_if_model_would_page(*choice, o->n_ctx * o->n_parallel);
+    app::warn_if_model_would_page(*choice, o->n_ctx * o->n_parallel, o->cache_type);
     o->max_body = static_cast<size_t>(*max_body);
     // SIGINT/SIGTERM are taken by a watcher thread (blocked here so every later thread inherits the mask).
     sigset_t set;

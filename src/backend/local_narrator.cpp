@@ -17,6 +17,7 @@ Result<std::unique_ptr<LocalNarrator>> LocalNarrator::load(const std::string& gg
   SessionOptions so;
   so.n_ctx = options.n_ctx;
   so.n_threads = options.n_threads;
+  so.cache_type = options.cache_type;
   n->session_ = std::make_unique<Session>(*n->loaded_.model, so);
   n->generator_ = std::make_unique<Generator>(n->loaded_.tokenizer, *n->session_);
   return n;
@@ -68,9 +69,11 @@ Result<engine::NarratorResult> LocalNarrator::write(const engine::NarratorReques
 }
 
 Result<std::unique_ptr<engine::Narrator>> make_local_narrator(const std::string& model_path,
-                                                               const ModelLoadOptions& load) {
+                                                               const ModelLoadOptions& load,
+                                                               KvCacheTypes cache_type) {
   LocalNarratorOptions options;
   options.load = load;
+  options.cache_type = cache_type;
   FABULA_ASSIGN(auto n, LocalNarrator::load(model_path, options));
   return std::unique_ptr<engine::Narrator>(std::move(n));
 }

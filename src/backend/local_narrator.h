@@ -16,6 +16,7 @@ struct LocalNarratorOptions {
   int64_t n_ctx = 4096;
   int n_threads = 0;  // <= 0: physical cores
   ModelLoadOptions load;
+  KvCacheTypes cache_type;
 };
 
 // One beat request as generation parameters on a loaded model: the request's sampling and seed, its stops plus the

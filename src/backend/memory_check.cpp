@@ -8,6 +8,7 @@
 
 #include "format/gguf_split.h"
 #include "model/gemma4/hparams.h"
+#include "model/gemma4/kv_layout.h"
 
 namespace fabula::backend {
 
@@ -41,19 +42,15 @@ constexpr QuantStep kLadder[] = {
 
 }  // namespace
 
-Result<MemoryPlan> plan_memory(const GgufFile& file, int64_t n_ctx, uint64_t available) {
+Result<MemoryPlan> plan_memory(const GgufFile& file, int64_t n_ctx, uint64_t available, KvCacheTypes cache_type) {
   FABULA_ASSIGN(Gemma4HParams hp, gemma4_hparams_from_gguf(file));
   MemoryPlan plan;
   plan.available = available;
   plan.n_ctx = n_ctx;
   for (const auto& t : file.tensors()) plan.weights += t.n_bytes();
-  // The session keeps K and V as f32: full layers hold n_ctx positions, sliding ones their window plus a ubatch.
+  // Full layers hold n_ctx positions, sliding ones their window plus a ubatch, in the cache's types.
   constexpr int64_t kUbatch = 256;
-  for (int64_t l = 0; l < hp.n_layer; ++l) {
-    const int64_t row = hp.n_kv(l) * hp.head_dim(l);
-    const int64_t cap = hp.is_sliding(l) ? std::min(n_ctx, hp.sliding_window - 1 + kUbatch) : n_ctx;
-    plan.kv_cache += static_cast<uint64_t>(2 * cap * row) * sizeof(float);
-  }
+  plan.kv_cache = gemma4_kv_cache_bytes(hp, n_ctx, kUbatch, cache_type.k, cache_type.v);
   // Activations, logits and thread scratch: small next to the weights; 2% plus 64 MiB covers what we allocate.
   plan.scratch = plan.weights / 50 + (64ull << 20);
   if (const GgufValue* ft = file.find("general.file_type"); ft != nullptr && ft->as_u64()) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "format/gguf.h"
+#include "tensor/kv_types.h"
 
 namespace fabula::backend {
 
@@ -27,7 +28,7 @@ struct MemoryPlan {
 std::optional<uint64_t> available_memory();
 
 // Weights and KV for `file` at `n_ctx` positions; an error when its hyper-parameters cannot be read.
-Result<MemoryPlan> plan_memory(const GgufFile& file, int64_t n_ctx, uint64_t available);
+Result<MemoryPlan> plan_memory(const GgufFile& file, int64_t n_ctx, uint64_t available, KvCacheTypes cache_type = {});
 
 // "would page" warning with the figures and the largest smaller quant that would fit ("" when the plan fits).
 // `offered`: the quants the model is published in (its registry entry); empty = any of llama.cpp's ladder.

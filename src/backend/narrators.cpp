@@ -6,7 +6,8 @@
 namespace fabula::backend {
 
 Result<std::unique_ptr<engine::Narrator>> make_local_narrator(const std::string& model_path,
-                                                               const ModelLoadOptions& load);  // local_narrator.cpp
+                                                               const ModelLoadOptions& load,
+                                                               KvCacheTypes cache_type);  // local_narrator.cpp
 
 Result<std::string> narrator_model_path(const NarratorSpec& spec) {
   if (!spec.model.empty()) return spec.model;
@@ -18,7 +19,7 @@ Result<std::string> narrator_model_path(const NarratorSpec& spec) {
 Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec) {
   if (!spec.server.empty()) return std::unique_ptr<engine::Narrator>(std::make_unique<RemoteNarrator>(spec.server));
   FABULA_ASSIGN(std::string model, narrator_model_path(spec));
-  return make_local_narrator(model, spec.load);
+  return make_local_narrator(model, spec.load, spec.cache_type);
 }
 
 Result<std::unique_ptr<engine::Narrator>> make_player_narrator(NarratorSpec spec, const std::vector<std::string>& servers,

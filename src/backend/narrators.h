@@ -16,6 +16,7 @@ struct NarratorSpec {
   std::string model;   // GGUF path; empty: models/fabula-demo-v1.gguf found near the binary
   std::string server;  // llama-server-compatible base URL (http://host:port); wins over model
   ModelLoadOptions load;  // --no-mmap / --mlock for the local model
+  KvCacheTypes cache_type;  // the local model's KV cache (--cache-type-k / --cache-type-v)
 };
 
 Result<std::unique_ptr<engine::Narrator>> make_narrator(const NarratorSpec& spec);

@@ -161,6 +161,7 @@ json report_to_json(const EvalReport& report) {
                          {"ms", s.ms},
                          {"tok_s", s.tok_s},
                          {"backtracks", s.backtracks},
+                         {"kv_cache", s.kv_cache},
                          {"metrics", metrics_json(s.metrics)},
                          {"by_tag", by_tag}});
   }
@@ -178,11 +179,13 @@ std::string report_markdown(const EvalReport& report) {
   Row mattr50{"MATTR-50 ↑", {}}, mattr100{"MATTR-100 ↑", {}}, mtld{"MTLD ↑", {}}, rep3{"Rep-3 ↓", {}};
   Row variety{"Choice variety ↑", {}}, stances{"Choices: open up / deflect / stay silent", {}};
   Row pov{"POV-slip rate (first person) ↓", {}}, repair{"Repaired by the lenient parser ↓", {}};
-  Row speed{"Tokens/s ↑", {}}, backtracks{"Phrase-ban backtracks", {}};
-  bool any_backtracks = false;
+  Row speed{"Tokens/s ↑", {}}, backtracks{"Phrase-ban backtracks", {}}, kv{"KV cache (K/V)", {}};
+  bool any_backtracks = false, any_kv = false;
   for (const auto& s : report.narrators) {
     backtracks.cells.push_back(std::to_string(s.backtracks));
     any_backtracks = any_backtracks || s.backtracks > 0;
+    kv.cells.push_back(s.kv_cache.empty() ? "server" : s.kv_cache);
+    any_kv = any_kv || !s.kv_cache.empty();
     const MetricsReport& m = s.metrics;
     mattr50.cells.push_back(fmt::format("{:.3f}", m.mattr50));
     mattr100.cells.push_back(fmt::format("{:.3f}", m.mattr100));
@@ -197,6 +200,7 @@ std::string report_markdown(const EvalReport& report) {
   }
   for (auto* r : {&mattr50, &mattr100, &mtld, &rep3, &variety, &stances, &pov, &repair, &speed}) rows.push_back(*r);
   if (any_backtracks) rows.push_back(backtracks);  // only runs with phrase bans have any
+  if (any_kv) rows.push_back(kv);
 
   std::string out = "# Eval report\n\n";
   out += table(columns, rows);

@@ -22,6 +22,7 @@ struct NarratorSummary {
   double ms = 0;     // summed generation wall time
   double tok_s = 0;  // tokens / summed seconds (prompt processing included)
   int64_t backtracks = 0;  // phrase-ban rewinds over all beats
+  std::string kv_cache;    // "K/V" cache types of an in-process narrator ("q8_0/q8_0"); "" for a server
 };
 
 struct EvalReport {

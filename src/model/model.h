@@ -12,6 +12,7 @@
 
 #include "base/result.h"
 #include "format/gguf.h"
+#include "tensor/kv_types.h"
 #include "tensor/thread_pool.h"
 
 namespace fabula {
@@ -26,6 +27,8 @@ struct SessionOptions {
   int64_t n_ctx = 4096;    // positions the session can hold (KV cache of full layers)
   int64_t n_ubatch = 256;  // tokens per forward step of a prompt (scratch buffers and sliding ring size)
   int n_threads = 0;       // used when no pool is given; <= 0: physical cores
+  // KV cache storage (llama.cpp's --cache-type-k / --cache-type-v; docs/KV_CACHE.md). f32 is exact.
+  KvCacheTypes cache_type;
 };
 
 enum class LogitsMode { kLast, kAll, kNone };

@@ -57,6 +57,7 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, SchedulerOp
   so.n_ctx = options_.n_ctx;
   so.n_threads = options_.n_threads;
   so.n_ubatch = std::max<int64_t>(1, options_.n_ubatch);
+  so.cache_type = options_.cache_type;
   batch_ = std::make_unique<Batch>(model, BatchOptions{options_.n_batch, options_.n_threads}, pool_.get());
   for (int i = 0; i < options_.n_slots; ++i) {
     auto slot = std::make_unique<Slot>();

@@ -212,14 +212,15 @@ void Server::Impl::load() {
   options.n_ctx = n_ctx;
   l->scheduler = std::make_unique<Scheduler>(*l->model, l->tokenizer,
                                              SchedulerOptions{options.n_parallel, n_ctx, options.n_threads,
-                                                              options.n_batch, options.n_ubatch});
+                                                              options.n_batch, options.n_ubatch, options.cache_type});
   {
     std::lock_guard lk(load_mu);
     loaded = std::move(l);
     state = ServerState::kReady;
   }
   load_cv.notify_all();
-  FABULA_LOG_INFO("serve: model {} ready ({} slots, ctx {})", options.model_path, options.n_parallel, n_ctx);
+  FABULA_LOG_INFO("serve: model {} ready ({} slots, ctx {}, KV cache {}/{})", options.model_path, options.n_parallel,
+                  n_ctx, kv_type_name(options.cache_type.k), kv_type_name(options.cache_type.v));
 }
 
 bool Server::Impl::admit_request(const httplib::Request& req, httplib::Response& res) {
@@ -316,6 +317,8 @@ void Server::Impl::register_routes() {
     settings["seed"] = -1;
     send_json(res, json{{"default_generation_settings", {{"n_ctx", loaded->scheduler->n_ctx()}, {"params", settings}}},
                         {"total_slots", loaded->scheduler->n_slots()},
+                        {"cache_type_k", std::string(kv_type_name(options.cache_type.k))},
+                        {"cache_type_v", std::string(kv_type_name(options.cache_type.v))},
                         {"model_path", options.model_path},
                         {"model_alias", alias},
                         {"chat_template", loaded->chat_template_text},

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "tensor/kv_types.h"
 
 namespace fabula::server {
 
@@ -20,6 +21,7 @@ struct ServerOptions {
   int n_threads = 0;          // inference threads (<= 0: physical cores)
   int64_t n_batch = 512;      // tokens per forward step, all slots together (continuous batching)
   int64_t n_ubatch = 256;     // most tokens of one slot per step (prompts are chunked to this)
+  KvCacheTypes cache_type;    // the slots' KV cache (--cache-type-k / --cache-type-v)
   std::string api_key;        // "" : no key; else required on every route but /health
   // Web pages at these origins ("http://host:port") may call the API: they get Access-Control-Allow-Origin.
   // "*" allows every origin and needs api_key. Any other page's request (its Origin header) gets 403.

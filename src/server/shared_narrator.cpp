@@ -65,6 +65,7 @@ Result<std::unique_ptr<SharedNarrator>> SharedNarrator::load(const std::string& 
   so.n_slots = std::max(1, options.players);
   so.n_ctx = options.n_ctx;
   so.n_threads = options.n_threads;
+  so.cache_type = options.cache_type;
   n->scheduler_ = std::make_unique<Scheduler>(*n->loaded_.model, n->loaded_.tokenizer, so);
   return n;
 }

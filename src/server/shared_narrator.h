@@ -18,6 +18,7 @@ struct SharedNarratorOptions {
   int64_t n_ctx = 4096;   // per player
   int n_threads = 0;      // <= 0: physical cores
   ModelLoadOptions load;
+  KvCacheTypes cache_type;
 };
 
 class SharedNarrator {

@@ -98,6 +98,37 @@ TEST_F(ModelCli, DemoChatIsReproducibleWithASeedAndStopsAtTheTurnEnd) {
   EXPECT_NE(text.text.find("[TOOL:"), std::string::npos) << text.text;  // it drives the stage, as trained
 }
 
+// --cache-type-k / --cache-type-v: every type runs (f32 gives the golden ids), an unknown one is refused; bench
+// runs the types side by side at a depth and prints the memory table.
+TEST_F(ModelCli, CacheTypesRunAndUnknownOnesAreRefused) {
+  const auto ids = golden_["sequences"][0].get<std::vector<int32_t>>();
+  for (const char* t : {"f32", "f16", "q8_0", "q4_0", "tq4", "tq3"}) {
+    const Output out = run_cli("run --model " + (dir_ / "tiny.gguf") + " --tokens " + join(ids) +
+                               " -n 8 --temp 0 --ids --cache-type-k " + t + " --cache-type-v " + t);
+    ASSERT_EQ(out.status, 0) << t;
+    auto got = nlohmann::json::parse(out.text, nullptr, false);
+    ASSERT_FALSE(got.is_discarded()) << out.text;
+    EXPECT_EQ(got.size(), 8u) << t;
+    if (std::string(t) == "f32") {
+      auto want = golden_["greedy"][0].get<std::vector<int32_t>>();
+      want.resize(8);
+      EXPECT_EQ(got.get<std::vector<int32_t>>(), want);
+    }
+  }
+  EXPECT_NE(run_cli("run --model " + (dir_ / "tiny.gguf") + " --tokens 1,2 --cache-type-k q5_1").status, 0);
+  const Output bench = run_cli("bench --model " + (dir_ / "tiny.gguf") +
+                               " -p 8 -n 4 -r 1 -d 20 --cache-type-k f16,tq3 --json");
+  ASSERT_EQ(bench.status, 0);
+  auto rows = nlohmann::json::parse(bench.text, nullptr, false);
+  ASSERT_TRUE(rows.is_array()) << bench.text;
+  ASSERT_EQ(rows.size(), 4u);  // pp and tg for each type
+  EXPECT_EQ(rows[3]["type_k"], "tq3");
+  EXPECT_EQ(rows[3]["n_depth"], 20);
+  const Output mem = run_cli("bench --kv-memory --contexts 8192");
+  ASSERT_EQ(mem.status, 0);
+  EXPECT_NE(mem.text.find("| tq4 | 4.5 | 2304 | 1152 |"), std::string::npos) << mem.text;
+}
+
 TEST_F(ModelCli, ErrorsExitNonZero) {
   EXPECT_NE(run_cli("run --model " + (dir_ / "missing.gguf") + " --tokens 1,2").status, 0);
   EXPECT_NE(run_cli("run --model " + (dir_ / "tiny.gguf") + " --tokens 1,x").status, 0);

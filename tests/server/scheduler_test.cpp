@@ -44,10 +44,12 @@ class SchedulerTest : public ::testing::Test {
   }
 
   // The reference: the same request through a Generator on a fresh session of its own.
-  static GenerationResult alone(const std::vector<int32_t>& ids, const GenerationParams& p, int64_t n_ubatch = 8) {
+  static GenerationResult alone(const std::vector<int32_t>& ids, const GenerationParams& p, int64_t n_ubatch = 8,
+                                KvCacheTypes cache_type = {}) {
     SessionOptions so;
     so.n_ctx = 512;
     so.n_ubatch = n_ubatch;  // as the scheduler's slots
+    so.cache_type = cache_type;
     Session session(*model_, so);
     Generator gen(*tok_, session);
     auto r = gen.generate(ids, p);
@@ -95,6 +97,36 @@ TEST_F(SchedulerTest, BatchedRequestsGiveWhatEachGivesAlone) {
   EXPECT_GT(m.step_sequences_total, m.steps_total);             // steps held several sequences
   EXPECT_EQ(m.queue_waits_total, 4u);
   EXPECT_EQ(m.requests_total, 4u);
+}
+
+// Every slot's cache in a compressed type (the rotated 4-bit K, 3-bit V): batched requests, and a second request
+// reusing the first one's cached prompt, give what each gives alone on a session with the same cache.
+TEST_F(SchedulerTest, CompressedCachesGiveWhatEachGivesAlone) {
+  const KvCacheTypes types{KvType::kTq4, KvType::kTq3};
+  SchedulerOptions so{2, 512, 0, /*n_batch=*/12, /*n_ubatch=*/8};
+  so.cache_type = types;
+  Scheduler sched(*model_, *tok_, so);
+  const std::vector<std::vector<int32_t>> prompts = {prompt("The rain over Sakuragaoka"),
+                                                     prompt("Mika opened the door of the club room and saw")};
+  std::vector<std::shared_ptr<Task>> tasks;
+  for (const auto& p : prompts) tasks.push_back(task(p, greedy(16)));
+  for (auto& t : tasks) sched.submit(t);
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    auto r = tasks[i]->wait_result();
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r->tokens, alone(prompts[i], greedy(16), 8, types).tokens) << "request " << i;
+  }
+  // The same prompt again, plus more: the slot keeps its compressed prefix and decodes only the rest.
+  std::vector<int32_t> longer = prompts[0];
+  const auto more = tok_->encode(" and the lanterns", false);
+  longer.insert(longer.end(), more.begin(), more.end());
+  auto again = task(longer, greedy(16));
+  again->params.cache_prompt = true;
+  sched.submit(again);
+  auto r = again->wait_result();
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->tokens, alone(longer, greedy(16), 8, types).tokens);
+  EXPECT_GT(sched.metrics().cache_tokens_total, 0u);
 }
 
 TEST_F(SchedulerTest, LongPromptsArrivingTogetherGiveWhatEachGivesAlone) {

@@ -45,6 +45,8 @@ TEST_F(ServerApi, HealthPropsModelsSlots) {
   ASSERT_TRUE(p);
   json props = json::parse(p->body);
   EXPECT_EQ(props["total_slots"], 2);
+  EXPECT_EQ(props["cache_type_k"], "f32");  // --cache-type-k / --cache-type-v (docs/KV_CACHE.md)
+  EXPECT_EQ(props["cache_type_v"], "f32");
   EXPECT_EQ(props["default_generation_settings"]["n_ctx"], 1024);
   EXPECT_NE(props["chat_template"].get<std::string>().find("<|turn>"), std::string::npos);
   auto m = c.Get("/v1/models");

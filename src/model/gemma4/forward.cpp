@@ -10,6 +10,7 @@
 #include "model/gemma4/session_state.h"
 #include "model/step_profile.h"
 #include "tensor/activations.h"
+#include "tensor/kv_attention.h"
 
 namespace fabula {
 void Gemma4Session::forward_step(const int32_t* tokens, int64_t n, float* logits_out) {
@@ -92,30 +93,34 @@ void Gemma4Session::attention_block(int l, int64_t n) {
   }
   if (L.attn_v.data == nullptr) std::memcpy(v.data(), k.data(), static_cast<size_t>(n * KD) * sizeof(float));
 
-  // Per-head norms: q_norm and k_norm with weights, v_norm without; then RoPE on q and k (never v).
+  // Per-head norms: q_norm and k_norm with weights, v_norm without; then RoPE on q and k (never v). Each row then
+  // goes into its cache in the cache's types (quantising is per head, so rows run in parallel).
   timer.emplace(StepPhase::kAttention);
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t pos = row_pos[static_cast<size_t>(t)];
-    LayerKvCache& c = row_cache[static_cast<size_t>(t)][l];
-    for (int64_t hh = 0; hh < H; ++hh) {
-      float* qh = q.data() + t * QD + hh * hd;
-      ops::rmsnorm(qh, L.attn_q_norm.data(), qh, hd, eps);
-      ops::rope_neox(qh, n_rot, inv_freq, pos);
+  pool->parallel_for(n, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t pos = row_pos[static_cast<size_t>(t)];
+      LayerKvCache& c = row_cache[static_cast<size_t>(t)][l];
+      for (int64_t hh = 0; hh < H; ++hh) {
+        float* qh = q.data() + t * QD + hh * hd;
+        ops::rmsnorm(qh, L.attn_q_norm.data(), qh, hd, eps);
+        ops::rope_neox(qh, n_rot, inv_freq, pos);
+      }
+      for (int64_t g = 0; g < KV; ++g) {
+        float* kh = k.data() + t * KD + g * hd;
+        float* vh = v.data() + t * KD + g * hd;
+        ops::rmsnorm(kh, L.attn_k_norm.data(), kh, hd, eps);
+        ops::rope_neox(kh, n_rot, inv_freq, pos);
+        ops::rmsnorm(vh, nullptr, vh, hd, eps);
+        // The cache keeps k and v of every position (sliding layers: a ring of the last capacity positions).
+        kv_quantize_head(c.k_type, kh, hd, c.k_slot(pos) + g * c.k_head);
+        kv_quantize_head(c.v_type, vh, hd, c.v_slot(pos) + g * c.v_head);
+      }
     }
-    for (int64_t g = 0; g < KV; ++g) {
-      float* kh = k.data() + t * KD + g * hd;
-      float* vh = v.data() + t * KD + g * hd;
-      ops::rmsnorm(kh, L.attn_k_norm.data(), kh, hd, eps);
-      ops::rope_neox(kh, n_rot, inv_freq, pos);
-      ops::rmsnorm(vh, nullptr, vh, hd, eps);
-    }
-    // The cache keeps k and v of every position (sliding layers: a ring of the last capacity positions).
-    std::memcpy(c.k_slot(pos), k.data() + t * KD, static_cast<size_t>(KD) * sizeof(float));
-    std::memcpy(c.v_slot(pos), v.data() + t * KD, static_cast<size_t>(KD) * sizeof(float));
-  }
+  });
 
-  // attn[t][hh] = softmax(q·k * 1.0 over visible keys) v; query head hh reads kv head hh / group.
-  // Full layers see positions 0..pos; sliding layers pos - window + 1 .. pos, of the row's own sequence.
+  // attn[t][hh] = softmax(q·k * 1.0 over visible keys) v; query head hh reads kv head hh / group, straight from
+  // the cache's blocks (tensor/kv_attention.h). Full layers see positions 0..pos; sliding layers
+  // pos - window + 1 .. pos, of the row's own sequence.
   const int64_t window = h.sliding_window;
   const size_t score_stride = scores.size() / static_cast<size_t>(pool->size());
   pool->parallel_for(n * H, [&](int64_t begin, int64_t end, int thread) {
@@ -125,14 +130,15 @@ void Gemma4Session::attention_block(int l, int64_t n) {
       LayerKvCache& c = row_cache[static_cast<size_t>(t)][l];
       const int64_t lo = sliding ? std::max<int64_t>(0, pos - window + 1) : 0;
       // Keys lo..pos sit at ring slots j % capacity: at most two contiguous runs of cache rows.
-      CacheRun runs[2];
+      KvRun runs[2];
       int n_runs = 0;
       for (int64_t j = lo; j <= pos;) {
         const int64_t len = std::min(pos - j + 1, c.capacity - j % c.capacity);
-        runs[n_runs++] = {c.k_slot(j) + g * hd, c.v_slot(j) + g * hd, len};
+        runs[n_runs++] = {c.k_slot(j) + g * c.k_head, c.v_slot(j) + g * c.v_head, len};
         j += len;
       }
-      attend_head(q.data() + t * QD + hh * hd, runs, n_runs, c.row, hd, sc, attn.data() + t * QD + hh * hd);
+      const KvHeadFormat format{c.k_type, c.v_type, c.k_row, c.v_row};
+      attend_head_kv(q.data() + t * QD + hh * hd, runs, n_runs, format, hd, sc, attn.data() + t * QD + hh * hd);
     }
   });
 

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/check.h"
 #include "base/log.h"
+#include "model/gemma4/kv_layout.h"
 #include "model/gemma4/session_state.h"
 #include "tensor/fp16.h"
+#include "tensor/kv_attention.h"
 
 namespace fabula {
 
@@ -77,17 +80,22 @@ Gemma4Session::Gemma4Session(const Gemma4Model& model, SessionOptions options, T
   s.cache.resize(static_cast<size_t>(hp.n_layer));
   for (int64_t l = 0; l < hp.n_layer; ++l) {
     LayerKvCache& c = s.cache[static_cast<size_t>(l)];
-    c.row = hp.n_kv(l) * hp.head_dim(l);
-    // A sliding query at p reads p - window + 1 .. p; a step writes U positions before reading, so the ring
-    // must hold window - 1 + U slots.
-    c.capacity = hp.is_sliding(l) ? std::min(options.n_ctx, hp.sliding_window - 1 + U) : options.n_ctx;
+    const int64_t hd = hp.head_dim(l), n_kv = hp.n_kv(l);
+    FABULA_CHECK(hd <= kKvMaxHeadDim);
+    c.capacity = gemma4_kv_capacity(hp, l, options.n_ctx, U);
+    c.k_type = options.cache_type.k;
+    c.v_type = options.cache_type.v;
+    c.k_head = kv_head_bytes(c.k_type, hd);
+    c.v_head = kv_head_bytes(c.v_type, hd);
+    c.k_row = n_kv * static_cast<int64_t>(c.k_head);
+    c.v_row = n_kv * static_cast<int64_t>(c.v_head);
     if (with_cache) {
-      c.k.assign(static_cast<size_t>(c.capacity * c.row), 0.0f);
-      c.v.assign(static_cast<size_t>(c.capacity * c.row), 0.0f);
+      c.k.assign(static_cast<size_t>(c.capacity * c.k_row), 0);
+      c.v.assign(static_cast<size_t>(c.capacity * c.v_row), 0);
       max_cap = std::max(max_cap, c.capacity);
     }
-    qd = std::max(qd, hp.n_head * hp.head_dim(l));
-    kd = std::max(kd, c.row);
+    qd = std::max(qd, hp.n_head * hd);
+    kd = std::max(kd, n_kv * hd);
   }
   s.inv_freq_full = inverse_frequencies(hp.n_rot_full, hp.rope_base_full, s.w->rope_freqs, hp.rope_inv_freq_bf16);
   s.inv_freq_swa = inverse_frequencies(hp.n_rot_swa, hp.rope_base_swa, {}, hp.rope_inv_freq_bf16);

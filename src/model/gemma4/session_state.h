@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/gemma4/model.h"
+#include "tensor/kv_types.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
 
@@ -36,14 +37,17 @@ class SharedActivations {
   std::array<Slot, 4> slots_;
 };
 
-// One layer's KV cache: `capacity` slots of [n_kv][head_dim] f32 each for K and V; position p lives in slot
-// p % capacity (full layers: capacity = n_ctx, so slot = p).
+// One layer's KV cache: `capacity` slots, each holding the n_kv heads of one position for K and for V in the
+// session's cache types (tensor/kv_types.h: whole blocks per head, so each position owns its bytes); position p
+// lives in slot p % capacity (full layers: capacity = n_ctx, so slot = p).
 struct LayerKvCache {
   int64_t capacity = 0;
-  int64_t row = 0;  // floats per slot = n_kv * head_dim
-  std::vector<float> k, v;
-  float* k_slot(int64_t pos) { return k.data() + (pos % capacity) * row; }
-  float* v_slot(int64_t pos) { return v.data() + (pos % capacity) * row; }
+  KvType k_type = KvType::kF32, v_type = KvType::kF32;
+  size_t k_head = 0, v_head = 0;  // bytes of one head
+  int64_t k_row = 0, v_row = 0;   // bytes of one slot = n_kv heads
+  std::vector<uint8_t> k, v;
+  uint8_t* k_slot(int64_t pos) { return k.data() + (pos % capacity) * k_row; }
+  uint8_t* v_slot(int64_t pos) { return v.data() + (pos % capacity) * v_row; }
 };
 
 struct Gemma4Session final : SessionState {

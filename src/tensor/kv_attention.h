@@ -1,0 +1,51 @@
+// One attention head read straight from a KV cache of any tensor/kv_types.h type: scores are dot products with
+// the stored blocks and the value sum accumulates the stored blocks, each dequantised in registers; no
+// full-precision copy of the cache is made. For the rotated types the query is rotated once (the rotation is
+// orthogonal, so q·k = (Rq)·(Rk)) and a rotated V is summed in the rotated domain and rotated back once.
+// SIMD with Highway dynamic dispatch; each kernel has a scalar reference (tests/tensor/kv_attention_test.cpp
+// compares them on every target).
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/kv_types.h"
+
+namespace fabula {
+
+constexpr int64_t kKvMaxHeadDim = 1024;
+
+// Contiguous cache rows: position j of the run has its key head at k + j * k_stride bytes, its value head at
+// v + j * v_stride.
+struct KvRun {
+  const uint8_t* k;
+  const uint8_t* v;
+  int64_t n_rows;
+};
+
+struct KvHeadFormat {
+  KvType k_type = KvType::kF32;
+  KvType v_type = KvType::kF32;
+  int64_t k_stride = 0;  // bytes from one position's row to the next
+  int64_t v_stride = 0;
+};
+
+// scores = q · k_j over the d dims of the head, softmax over all rows of the runs (a ring buffer gives at most
+// two), out[0..d) = Σ_j softmax_j v_j. scores: scratch for the total number of rows. d <= kKvMaxHeadDim.
+void attend_head_kv(const float* q, const KvRun* runs, int n_runs, const KvHeadFormat& format, int64_t d,
+                    float* scores, float* out);
+void attend_head_kv_ref(const float* q, const KvRun* runs, int n_runs, const KvHeadFormat& format, int64_t d,
+                        float* scores, float* out);
+
+// The two kernels behind it, on the stored domain. q: kv_stored_dim(type, d) floats (rotated for tq types);
+// scores[j] = q · decode(row j).
+void kv_dot_rows(KvType type, const float* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
+                 float* scores);
+void kv_dot_rows_ref(KvType type, const float* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
+                     float* scores);
+// out[0..kv_stored_dim(type, d)) += Σ_j weights[j] * decode(row j).
+void kv_add_rows(KvType type, const float* weights, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
+                 float* out);
+void kv_add_rows_ref(KvType type, const float* weights, const uint8_t* rows, int64_t stride, int64_t n_rows,
+                     int64_t d, float* out);
+
+}  // namespace fabula

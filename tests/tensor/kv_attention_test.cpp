@@ -1,0 +1,137 @@
+// Attention on the compressed KV cache (tensor/kv_attention.h): each SIMD kernel against its scalar reference on
+// every Highway target the CPU supports, for every K and V type; and the reference against plain f32 attention
+// over the dequantised cache (the query rotation and the rotated value sum give the same head output).
+#include <gtest/gtest.h>
+
+#include <hwy/targets.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "tensor/activations.h"
+#include "tensor/kernels.h"
+#include "tensor/kv_attention.h"
+
+namespace fabula {
+namespace {
+
+std::vector<float> random_values(int64_t n, float scale, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = g(rng);
+  return v;
+}
+
+template <typename Fn>
+void on_every_target(Fn fn) {
+  const auto targets = kernel_targets();
+  ASSERT_FALSE(targets.empty());
+  for (int64_t target : targets) {
+    hwy::SetSupportedTargetsForTest(target);
+    hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+    SCOPED_TRACE(hwy::TargetName(target));
+    fn();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+}
+
+void expect_close(const float* got, const float* want, int64_t n, float tol) {
+  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(got[i], want[i], tol * (1.0f + std::fabs(want[i]))) << i;
+}
+
+// A cache of n_rows positions, each slot holding two heads of d (the head under test is the second, so rows sit
+// at a stride wider than the head), quantised to `type`.
+struct QuantCache {
+  std::vector<uint8_t> bytes;
+  int64_t stride = 0;
+  size_t head = 0;  // offset of the head under test in a slot
+  QuantCache(KvType type, const std::vector<float>& values, int64_t n_rows, int64_t d) {
+    head = kv_head_bytes(type, d);
+    stride = static_cast<int64_t>(2 * head);
+    bytes.assign(static_cast<size_t>(stride * n_rows), 0);
+    for (int64_t j = 0; j < n_rows; ++j)
+      for (int64_t h = 0; h < 2; ++h)
+        kv_quantize_head(type, values.data() + (j * 2 + h) * d, d, bytes.data() + j * stride + h * head);
+  }
+  const uint8_t* row(int64_t j) const { return bytes.data() + j * stride + head; }
+};
+
+TEST(KvAttention, KernelsMatchTheReference) {
+  on_every_target([] {
+    for (int64_t d : {16, 80, 256, 512}) {
+      const int64_t n_rows = 19;
+      const auto values = random_values(2 * n_rows * d, 1.0f, static_cast<uint32_t>(d));
+      const auto weights = random_values(n_rows, 0.3f, 5);
+      for (KvType t : kAllKvTypes) {
+        SCOPED_TRACE(std::string(kv_type_name(t)) + " d=" + std::to_string(d));
+        const QuantCache c(t, values, n_rows, d);
+        const int64_t dp = kv_stored_dim(t, d);
+        const auto q = random_values(dp, 1.0f, 3);
+        std::vector<float> want(static_cast<size_t>(n_rows)), got(want.size());
+        kv_dot_rows_ref(t, q.data(), c.row(0), c.stride, n_rows, d, want.data());
+        kv_dot_rows(t, q.data(), c.row(0), c.stride, n_rows, d, got.data());
+        expect_close(got.data(), want.data(), n_rows, 2e-5f * std::sqrt(static_cast<float>(d)));
+        std::vector<float> acc_want(static_cast<size_t>(dp), 0.5f), acc_got(acc_want);
+        kv_add_rows_ref(t, weights.data(), c.row(0), c.stride, n_rows, d, acc_want.data());
+        kv_add_rows(t, weights.data(), c.row(0), c.stride, n_rows, d, acc_got.data());
+        expect_close(acc_got.data(), acc_want.data(), dp, 2e-5f);
+      }
+    }
+  });
+}
+
+// Every pair of K and V types, the keys in two runs (a ring buffer that wrapped).
+TEST(KvAttention, HeadMatchesTheReferenceForEveryTypePair) {
+  on_every_target([] {
+    for (int64_t d : {16, 64, 512}) {
+      const int64_t n_rows = 23, split = 9;
+      const auto keys = random_values(2 * n_rows * d, 1.0f, static_cast<uint32_t>(d) + 1);
+      const auto vals = random_values(2 * n_rows * d, 1.0f, static_cast<uint32_t>(d) + 2);
+      const auto q = random_values(d, 0.4f, 17);
+      for (KvType kt : kAllKvTypes) {
+        for (KvType vt : kAllKvTypes) {
+          SCOPED_TRACE(std::string(kv_type_name(kt)) + "/" + std::string(kv_type_name(vt)) + " d=" + std::to_string(d));
+          const QuantCache k(kt, keys, n_rows, d), v(vt, vals, n_rows, d);
+          const KvRun runs[2] = {{k.row(split), v.row(split), n_rows - split}, {k.row(0), v.row(0), split}};
+          const KvHeadFormat f{kt, vt, k.stride, v.stride};
+          std::vector<float> sw(static_cast<size_t>(n_rows)), sg(sw.size());
+          std::vector<float> want(static_cast<size_t>(d)), got(want.size());
+          attend_head_kv_ref(q.data(), runs, 2, f, d, sw.data(), want.data());
+          attend_head_kv(q.data(), runs, 2, f, d, sg.data(), got.data());
+          expect_close(got.data(), want.data(), d, 1e-4f);
+          expect_close(sg.data(), sw.data(), n_rows, 1e-4f);
+        }
+      }
+    }
+  });
+}
+
+// The reference on a quantised cache equals f32 attention over the dequantised cache: rotating the query and
+// un-rotating the value sum is exact up to rounding.
+TEST(KvAttention, CompressedHeadEqualsAttentionOverTheDequantisedCache) {
+  const int64_t d = 256, n_rows = 31;
+  const auto keys = random_values(2 * n_rows * d, 1.0f, 41);
+  const auto vals = random_values(2 * n_rows * d, 1.0f, 42);
+  const auto q = random_values(d, 0.2f, 43);
+  for (KvType t : kAllKvTypes) {
+    SCOPED_TRACE(kv_type_name(t));
+    const QuantCache k(t, keys, n_rows, d), v(t, vals, n_rows, d);
+    std::vector<float> dk(static_cast<size_t>(n_rows * d)), dv(dk.size());
+    for (int64_t j = 0; j < n_rows; ++j) {
+      kv_dequantize_head(t, k.row(j), d, dk.data() + j * d);
+      kv_dequantize_head(t, v.row(j), d, dv.data() + j * d);
+    }
+    const CacheRun run{dk.data(), dv.data(), n_rows};
+    std::vector<float> s0(static_cast<size_t>(n_rows)), s1(s0.size()), want(static_cast<size_t>(d)), got(want.size());
+    attend_head_ref(q.data(), &run, 1, d, d, s0.data(), want.data());
+    const KvRun kr{k.row(0), v.row(0), n_rows};
+    attend_head_kv_ref(q.data(), &kr, 1, KvHeadFormat{t, t, k.stride, v.stride}, d, s1.data(), got.data());
+    expect_close(got.data(), want.data(), d, 1e-4f);
+  }
+}
+
+}  // namespace
+}  // namespace fabula
