@@ -243,7 +243,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       SessionOptions so;
       so.n_ctx = std::max(1, depth + args->n_prompt + args->n_gen + 1);
       // Each run is rolled back to the depth afterwards: the sliding ring must hold a whole run beyond its window.
-      so.n_ubatch = std::max({1, args->n_prompt, depth > 0 ? args->n_gen + 1 : 1});
+      // The depth itself goes in chunks of at least 512 (the prefill GEMM), not in tg-sized ones.
+      so.n_ubatch = std::max({1, args->n_prompt, depth > 0 ? std::max(args->n_gen + 1, 512) : 1});
       so.n_threads = pool.size();
       so.cache_type = types;
       Session session(m, so, &pool);
