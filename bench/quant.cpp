@@ -1,5 +1,6 @@
 // Google Benchmark of the tensor kernels: dequantize, activation quantize and the one-token dot per type (scalar
-// reference vs the dispatched SIMD table), and matmul GEMV for a 2816x2816 Q4_K / Q8_0 weight (Gemma 4's n_embd).
+// reference vs the dispatched SIMD table), and matmul GEMV for a 2816x2816 Q4_K / Q8_0 weight (Gemma 4's n_embd);
+// the prefill inner loops, Tile and Gemm, for the best table and AVX2's.
 #include <benchmark/benchmark.h>
 #include <hwy/targets.h>
 
@@ -135,18 +136,23 @@ void BM_GemvStream(benchmark::State& state, GgmlType type) {
                  std::to_string(cols) + " columns");
 }
 
-// One tile kernel call per weight row of a 32 x 2816 matrix (L2-resident) against `nt` activation rows: the
-// prefill inner loop without threads or memory traffic. MACs/s = items/s. Compares the best table with AVX2's.
-void BM_Tile(benchmark::State& state, GgmlType type, bool best) {
-  const int64_t rows = 32, cols = kN;
-  const int nt = static_cast<int>(state.range(0));
+// The AVX2 target's table (what an AVX2-only CPU runs), for comparison with the best one.
+const KernelTable& avx2_kernels() {
   static const KernelTable avx2 = [] {
     hwy::SetSupportedTargetsForTest(HWY_AVX2);
     KernelTable t = kernels_for_current_target();
     hwy::SetSupportedTargetsForTest(0);
     return t;
   }();
-  const KernelTable& kt = best ? best_kernels() : avx2;
+  return avx2;
+}
+
+// One tile kernel call per weight row of a 32 x 2816 matrix (L2-resident) against `nt` activation rows: the
+// prefill inner loop without threads or memory traffic. MACs/s = items/s. Compares the best table with AVX2's.
+void BM_Tile(benchmark::State& state, GgmlType type, bool best) {
+  const int64_t rows = 32, cols = kN;
+  const int nt = static_cast<int>(state.range(0));
+  const KernelTable& kt = best ? best_kernels() : avx2_kernels();
   const TileFn tile = kt.tile[kernel_slot(type)];
   if (tile == nullptr || nt > kt.tile_tokens) {
     state.SkipWithError("no tile kernel for this type / token count");
@@ -169,6 +175,43 @@ void BM_Tile(benchmark::State& state, GgmlType type, bool best) {
   }
   state.SetItemsProcessed(state.iterations() * rows * cols * nt);
   state.SetLabel(kt.target);
+}
+
+// One GEMM call per row tile of a 32 x 2816 matrix (repacked once, outside the timing: prefill repacks a tile once
+// per matmul and passes every token group over it) against the table's gemm_tokens activation rows. MACs/s =
+// items/s, to compare with Tile at the same token count. Compares the best table with AVX2's.
+void BM_Gemm(benchmark::State& state, GgmlType type, bool best) {
+  const int64_t rows = 32, cols = kN;
+  const KernelTable& kt = best ? best_kernels() : avx2_kernels();
+  const int nt = kt.gemm_tokens;
+  if (kt.gemm[kernel_slot(type)] == nullptr) {
+    state.SkipWithError("no GEMM kernel for this type");
+    return;
+  }
+  const size_t rb = row_bytes(type, cols);
+  std::vector<uint8_t> w(rb * rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(type, gaussian(cols, static_cast<uint32_t>(r)).data(), w.data() + r * rb, cols);
+  }
+  const auto x = gaussian(cols * nt, 99);
+  QuantizedActivations xq;
+  xq.quantize(vec_dot_type(type), x.data(), nt, cols);
+  const size_t astride = nt > 1 ? static_cast<size_t>(xq.row(1) - xq.row(0)) : 0;
+  const GemmActs act{xq.row(0), astride, xq.block_scales(0), xq.block_sums(0)};
+  const int tiles = static_cast<int>(rows / kt.gemm_rows);
+  std::vector<std::vector<uint8_t>> packed(tiles, std::vector<uint8_t>(kt.gemm_tile_bytes(type, cols)));
+  for (int i = 0; i < tiles; ++i) {
+    kt.repack[kernel_slot(type)](cols, w.data() + i * kt.gemm_rows * rb, rb, kt.gemm_rows, packed[i].data());
+  }
+  std::vector<float> y(static_cast<size_t>(rows * nt));
+  const GemmFn gemm = kt.gemm[kernel_slot(type)];
+  for (auto _ : state) {
+    for (int i = 0; i < tiles; ++i) gemm(cols, packed[i].data(), act, nt, y.data() + i * kt.gemm_rows, rows);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * rows * cols * nt);
+  state.SetLabel(std::string(kt.target) + ", " + std::to_string(kt.gemm_rows) + " rows x " + std::to_string(nt) +
+                 " tokens");
 }
 
 const GgmlType kDotTypes[] = {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ8_0, GgmlType::kQ4_K,
@@ -200,6 +243,12 @@ int register_all() {
     for (bool best : {false, true}) {
       const std::string name = std::string("Tile/") + std::string(type_name(t)) + (best ? "/best" : "/avx2");
       benchmark::RegisterBenchmark(name.c_str(), BM_Tile, t, best)->Arg(1)->Arg(4)->Arg(8);
+    }
+  }
+  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
+    for (bool best : {false, true}) {
+      const std::string name = std::string("Gemm/") + std::string(type_name(t)) + (best ? "/best" : "/avx2");
+      benchmark::RegisterBenchmark(name.c_str(), BM_Gemm, t, best);
     }
   }
   for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {

@@ -140,6 +140,8 @@ inline void quantize_act_q8_K(const float* x, void* yv, int64_t n) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
 #define FABULA_TILES_AVX2 1
 #include "tensor/tiles_avx2-inl.h"
+#define FABULA_GEMM_AVX2 1
+#include "tensor/gemm_avx2-inl.h"
 #if HWY_TARGET <= HWY_AVX3
 #define FABULA_TILES_AVX512 1
 #include "tensor/tiles_avx512-inl.h"
@@ -160,6 +162,10 @@ inline void fill_simd_kernels(KernelTable* t) {
 #ifdef FABULA_TILES_AVX2
   fill_avx2_tiles(t);
 #undef FABULA_TILES_AVX2
+#endif
+#ifdef FABULA_GEMM_AVX2
+  fill_avx2_gemm(t);  // AVX3_DL replaces it with the VNNI GEMM below
+#undef FABULA_GEMM_AVX2
 #endif
 #ifdef FABULA_TILES_AVX512
   fill_avx512_tiles(t);

@@ -1,0 +1,400 @@
+// 256-bit int8 GEMM for prefill (kernels.h RepackFn / GemmFn) for x86 targets without AVX-512 VNNI, included by
+// quant-inl.h inside each x86 target namespace after tiles_avx2-inl.h (AVX3_DL overrides it with
+// gemm_avx512-inl.h). No include guard on purpose.
+//
+// The structure of gemm_avx512-inl.h in 256 bits: 8 weight rows are converted into a row-interleaved tile, 4
+// consecutive weights of each of the 8 rows per 32-byte vector, so one multiply-add with the token's 4 activation
+// bytes broadcast serves 8 rows, and each weight vector is reused by kGemmTokensAvx2 tokens. 8 rows x 4 tokens:
+// per token an int32 block sum, an int16 partial sum and an f32 accumulator (12 ymm) plus the weight vector and
+// scale fit the 16 ymm registers; 8 tokens would spill.
+//
+// Without VNNI the u8 x s8 products go through pmaddubsw, which adds two products into a saturating int16, then
+// pmaddwd. Every formulation here stays exactly inside int16 (activations are Q8_0/Q8_K, |a| <= 127):
+// - K-quants: weights are unsigned (Q4_K <= 15, Q5_K <= 31, Q6_K <= 63), one pmaddubsw lane is at most
+//   2 * 63 * 127 = 16002; kChunk lanes of consecutive steps are added in int16 before pmaddwd applies the sub-block
+//   scale (8 x 3810, 4 x 7874, 2 x 16002 all < 32767).
+// - Q4_0 / Q5_0: stored as q + 8 / q + 16 (unsigned <= 15 / <= 31, the same bounds as Q4_K / Q5_K); the offset is
+//   removed with the activation block sums, -128 * Σa scaled by 8/128 or 16/128 (exact: a multiple of 128).
+// - Q8_0: q + 128 (<= 255) would reach 2 * 255 * 127 = 64770 and saturate, so Q8_0 keeps signed weights and uses
+//   the sign trick of the tiles: |w| (<= 128) as u8 times a * sign(w), at most 2 * 128 * 127 = 32512.
+// Integer sums are exact; only the f32 order differs from the references (tests/tensor/gemm_test.cpp).
+
+constexpr int kGemmRowsAvx2 = 8;
+constexpr int kGemmTokensAvx2 = 4;
+constexpr size_t kGemmTileHeaderAvx2 = 32;  // the tile's row count, then the blocks
+
+HWY_INLINE __m256i bcast_i32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// y[t * ldy + r] = acc[t][r] for the tile's rows r < rows.
+template <int NT>
+HWY_INLINE void store_rows_avx2(float* y, int64_t ldy, const __m256 (&acc)[NT], int rows) {
+  const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  for (int t = 0; t < NT; ++t) _mm256_maskstore_ps(y + t * ldy, keep, acc[t]);
+}
+
+// r[g] = row g (8 dwords) -> r[g] = dword g of the 8 rows.
+HWY_INLINE void transpose_8x8_epi32(__m256i r[8]) {
+  __m256i t[8], s[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // s[4i + c], 128-bit lane L: rows 4i..4i+3 of dword 4L + c.
+  for (int i = 0; i < 2; ++i) {
+    s[4 * i + 0] = _mm256_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
+    s[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
+    s[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    s[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2x128_si256(s[c], s[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2x128_si256(s[c], s[4 + c], 0x31);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ K-quants
+// Tile of 8 rows per 256-weight block: q[k/4][row][4] unsigned; each group's integer scale per row as an int16
+// pair (pmaddwd with the int16 partial sums); the offsets per 16 weights as int16 pairs (pmaddwd with the Q8_K
+// bsums); d, dm per row: w = d * scale_g * q - dm * offset_16.
+struct GemmKBlockAvx2 {
+  uint8_t q[64][kGemmRowsAvx2][4];
+  int16_t scale[16][kGemmRowsAvx2][2];
+  int16_t offset[8][kGemmRowsAvx2][2];
+  float d[kGemmRowsAvx2];
+  float dm[kGemmRowsAvx2];
+};
+
+// One row block -> 8 vectors of 32 unsigned weights (vector k = weights 32k..32k+31, as the tiles), the scales
+// (per 32; Q6_K per 16), the offsets per 16, d and dm.
+template <GgmlType kType>
+HWY_INLINE void unpack_k_block_avx2(const uint8_t* blk, __m256i q[8], int16_t scale[16], int16_t offset[16],
+                                    float* d, float* dm) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  if constexpr (kType == GgmlType::kQ6_K) {
+    const BlockQ6_K* x = reinterpret_cast<const BlockQ6_K*>(blk);
+    const __m256i m2 = _mm256_set1_epi8(0x30);
+    for (int h = 0; h < 2; ++h) {  // as tile_q6_K_avx2_n
+      const uint8_t* ql = x->ql + 64 * h;
+      const __m256i qh = load256(x->qh + 32 * h);
+      const __m256i lo1 = load256(ql), lo2 = load256(ql + 32);
+      q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(lo1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2));
+      q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(lo2, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2));
+      q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m4), _mm256_and_si256(qh, m2));
+      q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m4),
+                                     _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2));
+    }
+    for (int g = 0; g < 16; ++g) {
+      scale[g] = x->scales[g];
+      offset[g] = static_cast<int16_t>(32 * x->scales[g]);
+    }
+    *d = h2f_fast(x->d);
+    *dm = *d;
+  } else {
+    using Block = std::conditional_t<kType == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>;
+    const Block* x = reinterpret_cast<const Block*>(blk);
+    __m256i hbits = _mm256_setzero_si256();
+    if constexpr (kType == GgmlType::kQ5_K) hbits = load256(x->qh);
+    for (int j = 0; j < 4; ++j) {  // as tile_qk_avx2
+      const __m256i bits = load256(x->qs + 32 * j);
+      q[2 * j] = _mm256_and_si256(bits, m4);
+      q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      if constexpr (kType == GgmlType::kQ5_K) {
+        const __m256i one = _mm256_set1_epi8(1);
+        q[2 * j] = _mm256_or_si256(q[2 * j], _mm256_slli_epi16(_mm256_and_si256(hbits, one), 4));
+        q[2 * j + 1] =
+            _mm256_or_si256(q[2 * j + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), one), 4));
+        hbits = _mm256_srli_epi16(hbits, 2);
+      }
+    }
+    uint32_t utmp[4];
+    unpack_k_scales(x->scales, utmp);
+    const uint8_t* sc = reinterpret_cast<const uint8_t*>(utmp);
+    for (int j = 0; j < 8; ++j) {
+      scale[j] = sc[j];
+      offset[2 * j] = offset[2 * j + 1] = sc[8 + j];
+    }
+    *d = h2f_fast(x->d);
+    *dm = h2f_fast(x->dmin);
+  }
+}
+
+template <GgmlType kType>
+inline void repack_k_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
+  const size_t block_bytes = type_traits(kType).block_bytes;
+  GemmKBlockAvx2* out = reinterpret_cast<GemmKBlockAvx2*>(tile);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    GemmKBlockAvx2& o = out[b];
+    int16_t scale[kGemmRowsAvx2][16] = {};
+    int16_t offset[kGemmRowsAvx2][16] = {};
+    __m256i q[kGemmRowsAvx2][8];
+    for (int r = 0; r < kGemmRowsAvx2; ++r) {
+      if (r < rows) {
+        unpack_k_block_avx2<kType>(w + r * row_stride + b * block_bytes, q[r], scale[r], offset[r], &o.d[r],
+                                   &o.dm[r]);
+      } else {
+        for (auto& v : q[r]) v = _mm256_setzero_si256();
+        o.d[r] = o.dm[r] = 0.0f;
+      }
+    }
+    for (int k = 0; k < 8; ++k) {
+      __m256i v[kGemmRowsAvx2];
+      for (int r = 0; r < kGemmRowsAvx2; ++r) v[r] = q[r][k];
+      transpose_8x8_epi32(v);
+      for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q[8 * k + g]), v[g]);
+    }
+    for (int g = 0; g < 16; ++g) {
+      for (int r = 0; r < kGemmRowsAvx2; ++r) o.scale[g][r][0] = o.scale[g][r][1] = scale[r][g];
+    }
+    for (int p = 0; p < 8; ++p) {
+      for (int r = 0; r < kGemmRowsAvx2; ++r) {
+        o.offset[p][r][0] = offset[r][2 * p];
+        o.offset[p][r][1] = offset[r][2 * p + 1];
+      }
+    }
+  }
+}
+
+// 8 rows x NT tokens of Q8_K activations. kGroup: weights per integer scale (32: Q4_K/Q5_K, 16: Q6_K); kChunk:
+// 4-weight steps whose pmaddubsw results add up in int16 exactly (see the top of the file).
+template <int kGroup, int kChunk, int NT>
+HWY_INLINE void gemm_k_avx2(int64_t n, const void* tile, const GemmActs& a, float* y, int64_t ldy, int rows) {
+  static_assert(kGroup / 4 % kChunk == 0);
+  const GemmKBlockAvx2* blk = static_cast<const GemmKBlockAvx2*>(tile);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const GemmKBlockAvx2& o = blk[b];
+    const BlockQ8_K* ab[NT];
+    __m256i sumi[NT];
+    for (int t = 0; t < NT; ++t) {
+      ab[t] = reinterpret_cast<const BlockQ8_K*>(a.rows + t * a.stride) + b;
+      sumi[t] = _mm256_setzero_si256();
+    }
+    for (int k0 = 0; k0 < kQK_K / 4; k0 += kChunk) {
+      __m256i part[NT];
+      for (int t = 0; t < NT; ++t) part[t] = _mm256_setzero_si256();
+      for (int k4 = k0; k4 < k0 + kChunk; ++k4) {
+        const __m256i wv = load256(o.q[k4]);
+        for (int t = 0; t < NT; ++t) {
+          part[t] = _mm256_add_epi16(part[t], _mm256_maddubs_epi16(wv, bcast_i32(ab[t]->qs + 4 * k4)));
+        }
+      }
+      const __m256i sc = load256(o.scale[k0 * 4 / kGroup]);
+      for (int t = 0; t < NT; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(part[t], sc));
+    }
+    const __m256 d = _mm256_loadu_ps(o.d), dm = _mm256_loadu_ps(o.dm);
+    for (int t = 0; t < NT; ++t) {
+      __m256i mins = _mm256_setzero_si256();
+      for (int p = 0; p < 8; ++p) {
+        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[p]), bcast_i32(ab[t]->bsums + 2 * p)));
+      }
+      const __m256 da = _mm256_set1_ps(ab[t]->d);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, da), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dm, da), _mm256_cvtepi32_ps(mins), acc[t]);
+    }
+  }
+  store_rows_avx2(y, ldy, acc, rows);
+}
+
+// ------------------------------------------------------------------------------------------ the Q8_0 family
+// Tile of 8 rows per 32-weight block: q[k/4][row][4] (Q8_0 signed, Q5_0 / Q4_0 + 16 / + 8 unsigned) and each
+// row's block scale.
+struct GemmQ8BlockAvx2 {
+  uint8_t q[8][kGemmRowsAvx2][4];
+  float d[kGemmRowsAvx2];
+};
+
+template <GgmlType kType>
+constexpr int kQ8LikeBias = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 16 : 8;
+
+template <GgmlType kType>
+inline void repack_q8_0_like_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
+  using Block = std::conditional_t<kType == GgmlType::kQ8_0, BlockQ8_0,
+                                   std::conditional_t<kType == GgmlType::kQ5_0, BlockQ5_0, BlockQ4_0>>;
+  GemmQ8BlockAvx2* out = reinterpret_cast<GemmQ8BlockAvx2*>(tile);
+  const __m256i bias = _mm256_set1_epi8(kQ8LikeBias<kType>);
+  for (int64_t b = 0; b < n / kQK8_0; ++b) {
+    __m256i v[kGemmRowsAvx2];
+    for (int r = 0; r < kGemmRowsAvx2; ++r) {
+      if (r >= rows) {
+        v[r] = _mm256_setzero_si256();
+        out[b].d[r] = 0.0f;
+        continue;
+      }
+      const uint8_t* bp = w + r * row_stride + b * sizeof(Block);
+      v[r] = _mm256_add_epi8(q8_0_like_weights<kType>(bp), bias);
+      uint16_t dh;
+      std::memcpy(&dh, bp, 2);  // d leads all three block types
+      out[b].d[r] = h2f_fast(dh);
+    }
+    transpose_8x8_epi32(v);
+    for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q[g]), v[g]);
+  }
+}
+
+// 8 rows x NT tokens of Q8_0 activations, per block one int32 sum per token and one f32 FMA.
+template <GgmlType kType, int NT>
+HWY_INLINE void gemm_q8_0_like_avx2(int64_t n, const void* tile, const GemmActs& a, float* y, int64_t ldy,
+                                    int rows) {
+  constexpr int kBias = kQ8LikeBias<kType>;
+  const GemmQ8BlockAvx2* blk = static_cast<const GemmQ8BlockAvx2*>(tile);
+  const int64_t nb = n / kQK8_0;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const GemmQ8BlockAvx2& o = blk[b];
+    __m256i sumi[NT];
+    const int8_t* qa[NT];
+    for (int t = 0; t < NT; ++t) {
+      if constexpr (kBias == 0) {
+        sumi[t] = _mm256_setzero_si256();
+      } else {  // -bias * Σa = sums * bias / 128, exact as sums = -128 * Σa
+        sumi[t] = _mm256_set1_epi32(a.sums[t * nb + b] / (128 / kBias));
+      }
+      qa[t] = reinterpret_cast<const BlockQ8_0*>(a.rows + t * a.stride)[b].qs;
+    }
+    if constexpr (kBias == 0) {  // the sign trick, one pmaddwd per step
+      for (int k4 = 0; k4 < 8; ++k4) {
+        const __m256i wv = load256(o.q[k4]);
+        const __m256i aw = _mm256_sign_epi8(wv, wv);
+        for (int t = 0; t < NT; ++t) {
+          const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast_i32(qa[t] + 4 * k4), wv));
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, ones));
+        }
+      }
+    } else {  // unsigned weights: 8 (Q4_0) or 4 (Q5_0) steps add up in int16
+      constexpr int kChunk = kBias == 8 ? 8 : 4;
+      for (int k0 = 0; k0 < 8; k0 += kChunk) {
+        __m256i part[NT];
+        for (int t = 0; t < NT; ++t) part[t] = _mm256_setzero_si256();
+        for (int k4 = k0; k4 < k0 + kChunk; ++k4) {
+          const __m256i wv = load256(o.q[k4]);
+          for (int t = 0; t < NT; ++t) {
+            part[t] = _mm256_add_epi16(part[t], _mm256_maddubs_epi16(wv, bcast_i32(qa[t] + 4 * k4)));
+          }
+        }
+        for (int t = 0; t < NT; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(part[t], ones));
+      }
+    }
+    const __m256 d = _mm256_loadu_ps(o.d);
+    for (int t = 0; t < NT; ++t) {
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(a.scales[t * nb + b])), _mm256_cvtepi32_ps(sumi[t]),
+                               acc[t]);
+    }
+  }
+  store_rows_avx2(y, ldy, acc, rows);
+}
+
+// ---------------------------------------------------------------------------------------------- F16 / BF16
+// Tile of 8 rows: the weights widened to f32, w[k][row]; the activations are the widened f32 rows, as on AVX-512.
+template <bool kBf16>
+inline void repack_half_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
+  float* out = reinterpret_cast<float*>(tile);
+  for (int64_t k0 = 0; k0 < n; k0 += 8) {
+    const int64_t len = std::min<int64_t>(8, n - k0);
+    __m256i v[kGemmRowsAvx2];
+    for (int r = 0; r < kGemmRowsAvx2; ++r) {
+      uint16_t h[8] = {};
+      if (r < rows) std::memcpy(h, w + r * row_stride + 2 * k0, static_cast<size_t>(len) * 2);
+      const __m128i hv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h));
+      v[r] = kBf16 ? _mm256_slli_epi32(_mm256_cvtepu16_epi32(hv), 16) : _mm256_castps_si256(_mm256_cvtph_ps(hv));
+    }
+    transpose_8x8_epi32(v);
+    for (int64_t k = 0; k < len; ++k) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + (k0 + k) * kGemmRowsAvx2), v[k]);
+    }
+  }
+}
+
+template <int NT>
+HWY_INLINE void gemm_f32_avx2(int64_t n, const void* tile, const GemmActs& a, float* y, int64_t ldy, int rows) {
+  const float* w = static_cast<const float*>(tile);
+  const float* x[NT];
+  for (int t = 0; t < NT; ++t) x[t] = reinterpret_cast<const float*>(a.rows + t * a.stride);
+  __m256 acc[NT], acc2[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = acc2[t] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 2 <= n; k += 2) {  // two chains per token: FMA latency x 2 covers a small NT
+    const __m256 w0 = _mm256_loadu_ps(w + k * kGemmRowsAvx2), w1 = _mm256_loadu_ps(w + (k + 1) * kGemmRowsAvx2);
+    for (int t = 0; t < NT; ++t) {
+      acc[t] = _mm256_fmadd_ps(w0, _mm256_broadcast_ss(x[t] + k), acc[t]);
+      acc2[t] = _mm256_fmadd_ps(w1, _mm256_broadcast_ss(x[t] + k + 1), acc2[t]);
+    }
+  }
+  for (; k < n; ++k) {
+    const __m256 w0 = _mm256_loadu_ps(w + k * kGemmRowsAvx2);
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_fmadd_ps(w0, _mm256_broadcast_ss(x[t] + k), acc[t]);
+  }
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_add_ps(acc[t], acc2[t]);
+  store_rows_avx2(y, ldy, acc, rows);
+}
+
+template <GgmlType kType>
+inline void repack_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
+  std::memcpy(tile, &rows, sizeof(rows));
+  uint8_t* body = tile + kGemmTileHeaderAvx2;
+  if constexpr (kType == GgmlType::kQ4_K || kType == GgmlType::kQ5_K || kType == GgmlType::kQ6_K) {
+    repack_k_avx2<kType>(n, w, row_stride, rows, body);
+  } else if constexpr (kType == GgmlType::kF16 || kType == GgmlType::kBF16) {
+    repack_half_avx2<kType == GgmlType::kBF16>(n, w, row_stride, rows, body);
+  } else {
+    repack_q8_0_like_avx2<kType>(n, w, row_stride, rows, body);
+  }
+}
+
+template <GgmlType kType>
+inline void gemm_avx2(int64_t n, const uint8_t* tile, const GemmActs& a, int nt, float* y, int64_t ldy) {
+  int rows;
+  std::memcpy(&rows, tile, sizeof(rows));
+  const uint8_t* body = tile + kGemmTileHeaderAvx2;
+  with_token_count<kGemmTokensAvx2>(nt, [&](auto k) {
+    constexpr int NT = decltype(k)::value;
+    if constexpr (kType == GgmlType::kQ6_K) {
+      gemm_k_avx2<16, 2, NT>(n, body, a, y, ldy, rows);
+    } else if constexpr (kType == GgmlType::kQ5_K) {
+      gemm_k_avx2<32, 4, NT>(n, body, a, y, ldy, rows);
+    } else if constexpr (kType == GgmlType::kQ4_K) {
+      gemm_k_avx2<32, 8, NT>(n, body, a, y, ldy, rows);
+    } else if constexpr (kType == GgmlType::kF16 || kType == GgmlType::kBF16) {
+      gemm_f32_avx2<NT>(n, body, a, y, ldy, rows);
+    } else {
+      gemm_q8_0_like_avx2<kType, NT>(n, body, a, y, ldy, rows);
+    }
+  });
+}
+
+inline size_t gemm_tile_bytes_avx2(GgmlType type, int64_t n) {
+  switch (type) {
+    case GgmlType::kQ4_K: case GgmlType::kQ5_K: case GgmlType::kQ6_K:
+      return kGemmTileHeaderAvx2 + static_cast<size_t>(n / kQK_K) * sizeof(GemmKBlockAvx2);
+    case GgmlType::kQ8_0: case GgmlType::kQ5_0: case GgmlType::kQ4_0:
+      return kGemmTileHeaderAvx2 + static_cast<size_t>(n / kQK8_0) * sizeof(GemmQ8BlockAvx2);
+    case GgmlType::kF16: case GgmlType::kBF16:
+      return kGemmTileHeaderAvx2 + static_cast<size_t>(n) * kGemmRowsAvx2 * sizeof(float);
+    default:
+      return 0;
+  }
+}
+
+inline void fill_avx2_gemm(KernelTable* t) {
+  auto set = [t](GgmlType type, RepackFn r, GemmFn g) {
+    t->repack[kernel_slot(type)] = r;
+    t->gemm[kernel_slot(type)] = g;
+  };
+  set(GgmlType::kQ4_K, repack_avx2<GgmlType::kQ4_K>, gemm_avx2<GgmlType::kQ4_K>);
+  set(GgmlType::kQ5_K, repack_avx2<GgmlType::kQ5_K>, gemm_avx2<GgmlType::kQ5_K>);
+  set(GgmlType::kQ6_K, repack_avx2<GgmlType::kQ6_K>, gemm_avx2<GgmlType::kQ6_K>);
+  set(GgmlType::kQ8_0, repack_avx2<GgmlType::kQ8_0>, gemm_avx2<GgmlType::kQ8_0>);
+  set(GgmlType::kQ5_0, repack_avx2<GgmlType::kQ5_0>, gemm_avx2<GgmlType::kQ5_0>);
+  set(GgmlType::kQ4_0, repack_avx2<GgmlType::kQ4_0>, gemm_avx2<GgmlType::kQ4_0>);
+  set(GgmlType::kF16, repack_avx2<GgmlType::kF16>, gemm_avx2<GgmlType::kF16>);
+  set(GgmlType::kBF16, repack_avx2<GgmlType::kBF16>, gemm_avx2<GgmlType::kBF16>);
+  t->gemm_tile_bytes = gemm_tile_bytes_avx2;
+  t->gemm_tokens = kGemmTokensAvx2;
+  t->gemm_rows = kGemmRowsAvx2;
+}
