@@ -33,8 +33,9 @@ warm() { step "warm the page cache: $1"; cat "$1" > /dev/null; }
 
 step "memory bandwidth"
 "$build/bench/bench_membw" | tee "$work/membw.txt"
-# The decode bound: the best read bandwidth with all threads, of the two read methods (the AVX-512 sum and the plain
-# loop; on Zen 4 the plain loop often reads faster) / bytes read per generated token (`fabula bench` prints them).
+# The decode bound: the best read bandwidth with all threads of every read method (the AVX-512 sum and the plain loop,
+# each with and without software prefetch as the decode kernels use it) / bytes read per generated token
+# (`fabula bench` prints them).
 bw=$(sed -n 's/^BM_Read[A-Za-z]*\/'"$threads"'\/.*best_GB\/s=\([0-9.]*\).*/\1/p' "$work/membw.txt" | sort -g | tail -1)
 echo "read bandwidth for the decode bound: ${bw:-?} GB/s" | tee -a "$work/membw.txt"
 step "tile kernels"
