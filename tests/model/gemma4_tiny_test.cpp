@@ -226,5 +226,25 @@ TEST(Gemma4Rope, ProportionalRopeLeavesTheUnrotatedDimsAlone) {
   }
 }
 
+// The forward pass computes a row's RoPE angles once for all its heads: the same floats as rope_neox, per head.
+TEST(Gemma4Rope, SharedAnglesRotateExactlyAsRopeNeox) {
+  for (int64_t n_rot : {int64_t{256}, int64_t{512}}) {
+    std::vector<float> inv(static_cast<size_t>(n_rot / 2));
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] = static_cast<float>(std::pow(1e4, -2.0 * i / n_rot));
+    std::vector<float> cs(static_cast<size_t>(n_rot));
+    for (int64_t pos : {0, 1, 17, 1000, 200000}) {
+      ops::rope_angles(n_rot, inv.data(), pos, cs.data());
+      for (int head = 0; head < 3; ++head) {
+        std::vector<float> x(static_cast<size_t>(n_rot));
+        for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i) + head) + 0.1f;
+        std::vector<float> want = x;
+        ops::rope_neox(want.data(), n_rot, inv.data(), pos);
+        ops::rope_neox_cs(x.data(), n_rot, cs.data());
+        for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], want[i]) << "n_rot " << n_rot << " pos " << pos << " dim " << i;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fabula

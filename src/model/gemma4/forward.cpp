@@ -96,20 +96,22 @@ void Gemma4Session::attention_block(int l, int64_t n) {
   // Per-head norms: q_norm and k_norm with weights, v_norm without; then RoPE on q and k (never v). Each row then
   // goes into its cache in the cache's types (quantising is per head, so rows run in parallel).
   timer.emplace(StepPhase::kAttention);
-  pool->parallel_for(n, [&](int64_t t0, int64_t t1, int) {
+  pool->parallel_for(n, [&](int64_t t0, int64_t t1, int thread) {
+    float* cs = rope_cs.data() + static_cast<size_t>(thread) * (rope_cs.size() / static_cast<size_t>(pool->size()));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t pos = row_pos[static_cast<size_t>(t)];
       LayerKvCache& c = row_cache[static_cast<size_t>(t)][l];
+      ops::rope_angles(n_rot, inv_freq, pos, cs);  // the row's angles, shared by its q and k heads
       for (int64_t hh = 0; hh < H; ++hh) {
         float* qh = q.data() + t * QD + hh * hd;
         ops::rmsnorm(qh, L.attn_q_norm.data(), qh, hd, eps);
-        ops::rope_neox(qh, n_rot, inv_freq, pos);
+        ops::rope_neox_cs(qh, n_rot, cs);
       }
       for (int64_t g = 0; g < KV; ++g) {
         float* kh = k.data() + t * KD + g * hd;
         float* vh = v.data() + t * KD + g * hd;
         ops::rmsnorm(kh, L.attn_k_norm.data(), kh, hd, eps);
-        ops::rope_neox(kh, n_rot, inv_freq, pos);
+        ops::rope_neox_cs(kh, n_rot, cs);
         ops::rmsnorm(vh, nullptr, vh, hd, eps);
         // The cache keeps k and v of every position (sliding layers: a ring of the last capacity positions).
         kv_quantize_head(c.k_type, kh, hd, c.k_slot(pos) + g * c.k_head);

@@ -12,14 +12,21 @@ namespace fabula::ops {
 
 // y = x / sqrt(mean(x^2) + eps) * w  (Gemma 4: plain w, not 1 + w; eps inside the sqrt). w == nullptr: no weight.
 // y may alias x.
+// The sum of squares runs in 8 independent double lanes (perf: one chain of dependent adds took ~3 us per 2816
+// values, on the decode's serial path 8 times a layer).
 inline void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  double lane[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) lane[k] += static_cast<double>(x[i + k]) * x[i + k];
+  }
+  double ss = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  for (; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
   const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
   if (w != nullptr) {
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * w[i];
+    for (i = 0; i < n; ++i) y[i] = x[i] * inv * w[i];
   } else {
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv;
+    for (i = 0; i < n; ++i) y[i] = x[i] * inv;
   }
 }
 
@@ -35,6 +42,29 @@ inline void rope_neox(float* x, int64_t n_rot, const float* inv_freq, int64_t po
   for (int64_t i = 0; i < half; ++i) {
     const float theta = static_cast<float>(pos) * inv_freq[i];
     const float c = std::cos(theta), s = std::sin(theta);
+    const float a = x[i], b = x[i + half];
+    x[i] = a * c - b * s;
+    x[i + half] = b * c + a * s;
+  }
+}
+
+// rope_neox split in two, since its angles depend on the position only: rope_angles writes cos and sin of
+// pos * inv_freq[i] for i < n_rot / 2 to cs[i] and cs[n_rot / 2 + i] once per row, and rope_neox_cs rotates each
+// head with them (perf: one sin/cos per angle instead of one per head and angle, 24 heads on the 26B). Results equal
+// rope_neox's.
+inline void rope_angles(int64_t n_rot, const float* inv_freq, int64_t pos, float* cs) {
+  const int64_t half = n_rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float theta = static_cast<float>(pos) * inv_freq[i];
+    cs[i] = std::cos(theta);
+    cs[half + i] = std::sin(theta);
+  }
+}
+
+inline void rope_neox_cs(float* x, int64_t n_rot, const float* cs) {
+  const int64_t half = n_rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float c = cs[i], s = cs[half + i];
     const float a = x[i], b = x[i + half];
     x[i] = a * c - b * s;
     x[i + half] = b * c + a * s;

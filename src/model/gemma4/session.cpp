@@ -126,6 +126,7 @@ Gemma4Session::Gemma4Session(const Gemma4Model& model, SessionOptions options, T
   s.eout.resize(sz(U * K, E));
   s.moe_jobs.reserve(static_cast<size_t>(2 * NE + 3));  // experts' gate and up, plus the dense products
   s.scores.resize(sz(pool->size(), max_cap));
+  s.rope_cs.resize(sz(pool->size(), std::max(hp.n_rot_full, hp.n_rot_swa)));
   s.logits.resize(static_cast<size_t>(hp.n_vocab));
   s.row_pos.resize(static_cast<size_t>(U));
   s.row_cache.resize(static_cast<size_t>(U));

@@ -88,6 +88,7 @@ struct Gemma4Session final : SessionState {
   std::vector<float> eout;     // [U * n_expert_used][E]
   std::vector<MatmulJob> moe_jobs;  // reused (no allocation per step once grown)
   std::vector<float> scores;   // [threads][max cache capacity] attention scores
+  std::vector<float> rope_cs;  // [threads][max n_rot] one row's RoPE cos | sin (ops::rope_angles)
   SharedActivations acts, acts2;
 
   // Where the rows of a step belong: each row's position and its sequence's per-layer caches (this session's own,
