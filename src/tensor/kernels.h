@@ -20,6 +20,13 @@ using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
 using TileFn = void (*)(int64_t n, const void* weight_row, const uint8_t* act, size_t act_stride,
                         const float* act_scales, int nt, float* y, int64_t y_stride);
 
+// Decode: one activation row against `rows` weight rows w + r * row_stride, y[r] = dot, equal bit for bit to
+// tile(nt = 1) on each row (so a token gets the same numbers alone and in a batch). For Q8_0 activations only:
+// act_scales and act_sums as QuantizedActivations::block_scales / block_sums. nullptr in the table: matmul calls
+// the tile once per row.
+using GemvFn = void (*)(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                        const float* act_scales, const int32_t* act_sums, float* y);
+
 // Prefill GEMM (a batch of at least kMinGemmTokens tokens): repack converts gemm_rows (<= 16) weight rows into a
 // row-interleaved 8-bit tile of gemm_tile_bytes(type, n) bytes, once per matmul; gemm multiplies the tile with nt
 // (1..gemm_tokens) activation rows, y[t * y_stride + r] for the tile's rows r.
@@ -40,6 +47,7 @@ struct KernelTable {
   QuantizeFn quantize_act[kKernelTypeSlots] = {};  // activation quantizer (Q8_0 rounds half to even, as x86 ggml)
   TileFn tile[kKernelTypeSlots] = {};              // indexed by the weight type; every type with a dot product
   int tile_tokens = 1;                             // the most tokens one tile call takes
+  GemvFn gemv[kKernelTypeSlots] = {};              // one token, many rows; nullptr: the tile serves
   RepackFn repack[kKernelTypeSlots] = {};          // nullptr: this type has no GEMM here (the tiles serve)
   GemmFn gemm[kKernelTypeSlots] = {};
   size_t (*gemm_tile_bytes)(GgmlType type, int64_t n) = nullptr;

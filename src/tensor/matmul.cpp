@@ -53,10 +53,18 @@ ActRows act_rows(const QuantizedActivations& xq, int64_t begin, int64_t count) {
 }
 
 // y[t][r] for r in [r0, r1), all tokens. Each weight row is unpacked once per group of up to tile_tokens tokens,
-// and a tile of kRowTile rows stays in L1/L2 while the token groups pass over it.
+// and a tile of kRowTile rows stays in L1/L2 while the token groups pass over it. One token goes through the type's
+// gemv kernel where it has one (the same numbers as the tile, one call for all rows).
 void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, TileFn tile, int tile_tokens,
                  int64_t r0, int64_t r1) {
   const int64_t n_tokens = xq.n_tokens;
+  if (n_tokens == 1 && xq.scales0 != nullptr && xq.sums0 != nullptr) {
+    if (const GemvFn gemv = best_kernels().gemv[kernel_slot(w.type)]; gemv != nullptr) {
+      gemv(w.cols, w.data + static_cast<size_t>(r0) * w.row_stride, w.row_stride, r1 - r0, xq.row(0), xq.scales0,
+           xq.sums0, y + r0);
+      return;
+    }
+  }
   for (int64_t rt = r0; rt < r1; rt += kRowTile) {
     const int64_t rt_end = std::min(r1, rt + kRowTile);
     for (int64_t t0 = 0; t0 < n_tokens; t0 += tile_tokens) {

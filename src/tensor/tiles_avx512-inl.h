@@ -237,6 +237,84 @@ HWY_INLINE void tile_q8_0_like_512(int64_t n, const void* wv, const uint8_t* act
   for (int t = 0; t < NT; ++t) y[t * ldy] = hsum_f32x8(acc[t]) + tail[t];
 }
 
+// One token (decode) against `rows` rows of Q8_0 / Q5_0 / Q4_0: y[r] equals tile_q8_0_like_512<.., 1>'s result for
+// row r bit for bit. The weights go to vpdpbusd as unsigned bytes u = w + c (Q8_0: c = 128, the sign bit flipped;
+// Q5_0: c = 16, the 5-bit value before its offset, the fifth bit from a mask register; Q4_0: c = 8, the nibble),
+// and c * Σa comes off each block's sum from the activation's precomputed block sums (act_sums = -128 * Σa), so no
+// per-row sign work remains: the block sums are the same integers as the tile's, and the f32 steps are the tile's
+// in the same order. One call covers all rows (no indirect call and setup per 704-column expert row).
+// Without VNNI only Q5_0 / Q4_0 (u < 32): maddubs would saturate on u up to 255.
+template <GgmlType kType>
+HWY_INLINE __m512i q8_0_like_unsigned_pair(const uint8_t* b0, const uint8_t* b1) {
+  if constexpr (kType == GgmlType::kQ8_0) {
+    const __m512i w = join256(load256(reinterpret_cast<const BlockQ8_0*>(b0)->qs),
+                              load256(reinterpret_cast<const BlockQ8_0*>(b1)->qs));
+    return _mm512_xor_si512(w, _mm512_set1_epi8(static_cast<char>(0x80)));
+  } else {
+    using Block = std::conditional_t<kType == GgmlType::kQ5_0, BlockQ5_0, BlockQ4_0>;
+    const Block* x0 = reinterpret_cast<const Block*>(b0);
+    const Block* x1 = reinterpret_cast<const Block*>(b1);
+    // 128-bit lanes [x0.qs, x1.qs, x0.qs >> 4, x1.qs >> 4] -> [x0 low, x0 high, x1 low, x1 high] nibbles.
+    auto load128 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+    const __m256i qs = _mm256_inserti128_si256(_mm256_castsi128_si256(load128(x0->qs)), load128(x1->qs), 1);
+    const __m512i both = join256(qs, _mm256_srli_epi16(qs, 4));
+    const __m512i nib = _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)),
+                                         _mm512_set1_epi8(0x0F));
+    if constexpr (kType == GgmlType::kQ5_0) {
+      uint32_t h0, h1;
+      std::memcpy(&h0, x0->qh, 4);
+      std::memcpy(&h1, x1->qh, 4);
+      const __mmask64 fifth = _cvtu64_mask64(static_cast<uint64_t>(h0) | static_cast<uint64_t>(h1) << 32);
+      return _mm512_mask_add_epi8(nib, fifth, nib, _mm512_set1_epi8(0x10));
+    } else {
+      return nib;
+    }
+  }
+}
+
+template <GgmlType kType, typename Block>
+HWY_INLINE void gemv_q8_0_like_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                   const float* act_scales, const int32_t* act_sums, float* y) {
+  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
+  const int64_t nb = n / kQK8_0;
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  const BlockQ8_0* yb = reinterpret_cast<const BlockQ8_0*>(act);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* x = w + static_cast<size_t>(r) * row_stride;
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= nb; i += 8) {
+      prefetch_weights(x + i * sizeof(Block), 8 * sizeof(Block));
+      __m512i s[4];
+      for (int p = 0; p < 4; ++p) {
+        const uint8_t* b0 = x + (i + 2 * p) * sizeof(Block);
+        const __m512i a = join256(load256(yb[i + 2 * p].qs), load256(yb[i + 2 * p + 1].qs));
+        s[p] = dp_u8s8_512(_mm512_setzero_si512(), q8_0_like_unsigned_pair<kType>(b0, b0 + sizeof(Block)), a);
+      }
+      // The weight scales (d leads all three block types) in the reduced lane order, inserted lane by lane (eight
+      // 2-byte stores read back as one vector would stall on store forwarding).
+      auto d_of = [&](int b) {
+        uint16_t h;
+        std::memcpy(&h, x + (i + b) * sizeof(Block), 2);
+        return static_cast<short>(h);
+      };
+      const __m256 dw =
+          _mm256_cvtph_ps(_mm_setr_epi16(d_of(0), d_of(2), d_of(4), d_of(6), d_of(1), d_of(3), d_of(5), d_of(7)));
+      const __m256 da = _mm256_permutexvar_ps(order, _mm256_loadu_ps(act_scales + i));
+      const __m256i c =
+          _mm256_permutexvar_epi32(order, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act_sums + i)));
+      const __m256i sums = _mm256_add_epi32(reduce_block_pairs(s[0], s[1], s[2], s[3]), _mm256_srai_epi32(c, kShift));
+      acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc);
+    }
+    float tail = 0;
+    if (i < nb) {
+      tile_q8_0_like_avx2<kType, Block, 1>((nb - i) * kQK8_0, x + i * sizeof(Block), act + i * sizeof(BlockQ8_0), 0,
+                                           nullptr, &tail, 1);
+    }
+    y[r] = hsum_f32x8(acc) + tail;
+  }
+}
+
 // 16 f16 or bf16 values -> 16 f32.
 template <bool kBf16>
 HWY_INLINE __m512 halves16_to_ps(const uint16_t* p) {
@@ -286,6 +364,12 @@ FABULA_TILE_ENTRY(tile_q4_0_avx512, kTileTokensAvx512, tile_q8_0_like_512, GgmlT
 FABULA_TILE_ENTRY(tile_f16_avx512, kTileTokensAvx512, tile_half_512, false, )
 FABULA_TILE_ENTRY(tile_bf16_avx512, kTileTokensAvx512, tile_half_512, true, )
 
+template <GgmlType kType, typename Block>
+void gemv_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                           const float* act_scales, const int32_t* act_sums, float* y) {
+  gemv_q8_0_like_512<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
+}
+
 inline void fill_avx512_tiles(KernelTable* t) {
   t->tile[kernel_slot(GgmlType::kQ4_K)] = tile_q4_K_avx512;
   t->tile[kernel_slot(GgmlType::kQ5_K)] = tile_q5_K_avx512;
@@ -296,4 +380,9 @@ inline void fill_avx512_tiles(KernelTable* t) {
   t->tile[kernel_slot(GgmlType::kF16)] = tile_f16_avx512;
   t->tile[kernel_slot(GgmlType::kBF16)] = tile_bf16_avx512;
   t->tile_tokens = kTileTokensAvx512;
+#if HWY_TARGET == HWY_AVX3_DL
+  t->gemv[kernel_slot(GgmlType::kQ8_0)] = gemv_q8_0_like_avx512<GgmlType::kQ8_0, BlockQ8_0>;
+#endif
+  t->gemv[kernel_slot(GgmlType::kQ5_0)] = gemv_q8_0_like_avx512<GgmlType::kQ5_0, BlockQ5_0>;
+  t->gemv[kernel_slot(GgmlType::kQ4_0)] = gemv_q8_0_like_avx512<GgmlType::kQ4_0, BlockQ4_0>;
 }

@@ -240,7 +240,9 @@ TEST(Gemma4Rope, SharedAnglesRotateExactlyAsRopeNeox) {
         std::vector<float> want = x;
         ops::rope_neox(want.data(), n_rot, inv.data(), pos);
         ops::rope_neox_cs(x.data(), n_rot, cs.data());
-        for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], want[i]) << "n_rot " << n_rot << " pos " << pos << " dim " << i;
+        for (size_t i = 0; i < x.size(); ++i) {
+          ASSERT_EQ(x[i], want[i]) << "n_rot " << n_rot << " pos " << pos << " dim " << i;
+        }
       }
     }
   }

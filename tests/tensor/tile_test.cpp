@@ -140,6 +140,56 @@ TEST(Tile, EveryTargetMatchesTheScalarReference) {
 #endif
 }
 
+// The one-token kernels (KernelTable::gemv) against the same target's tile with one token, bit for bit (a token's
+// numbers must not depend on whether it runs alone or in a batch), and against the scalar reference; several rows
+// per call at a 2-byte-aligned stride, block counts with and without a remainder of < 8 blocks.
+TEST(Gemv, EveryTargetEqualsItsTileForOneToken) {
+  const KernelTable ref = scalar_kernels();
+  std::mt19937 rng(11);
+  int tested = 0;
+  for (int64_t target : kernel_targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    const KernelTable table = kernels_for_current_target();
+    SCOPED_TRACE(hwy::TargetName(target));
+    for (GgmlType type : kTileTypes) {
+      const GemvFn gemv = table.gemv[kernel_slot(type)];
+      if (gemv == nullptr) continue;
+      SCOPED_TRACE(std::string(type_name(type)));
+      ASSERT_EQ(vec_dot_type(type), GgmlType::kQ8_0);
+      ++tested;
+      for (int64_t n : {int64_t{96}, int64_t{256}, int64_t{704}, int64_t{800}, int64_t{2112}, int64_t{2816}}) {
+        const int64_t rows = 5;
+        const size_t stride = row_bytes(type, n) + 2;
+        std::vector<uint8_t> wbuf(stride * rows + 2);
+        uint8_t* w = wbuf.data() + 2;
+        for (int64_t r = 0; r < rows; ++r) random_weights(type, n, w + stride * r, rng);
+        const std::vector<uint8_t> act = random_activations(GgmlType::kQ8_0, n, 1, rng);
+        const std::vector<float> scales = block_scales_f32(GgmlType::kQ8_0, n, 1, act);
+        std::vector<int32_t> sums;  // as QuantizedActivations::block_sums: -128 * the sum of each block's qs
+        for (int64_t b = 0; b < n / 32; ++b) {
+          int32_t sum = 0;
+          for (int8_t v : reinterpret_cast<const BlockQ8_0*>(act.data())[b].qs) sum += v;
+          sums.push_back(-128 * sum);
+        }
+        std::vector<float> y(rows + 1, -1.0f);
+        gemv(n, w, stride, rows, act.data(), scales.data(), sums.data(), y.data());
+        for (int64_t r = 0; r < rows; ++r) {
+          float tile = 0, want = 0;
+          table.tile[kernel_slot(type)](n, w + stride * r, act.data(), 0, scales.data(), 1, &tile, 1);
+          ref.tile[kernel_slot(type)](n, w + stride * r, act.data(), 0, nullptr, 1, &want, 1);
+          EXPECT_EQ(y[r], tile) << "n " << n << " row " << r;
+          EXPECT_NEAR(y[r], want, 1e-4f * (1.0f + std::fabs(want))) << "n " << n << " row " << r;
+        }
+        EXPECT_EQ(y[rows], -1.0f);  // nothing written past the last row
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  if (best_kernels().gemv[kernel_slot(GgmlType::kQ5_0)] != nullptr) {
+    EXPECT_GT(tested, 0);
+  }
+}
+
 TEST(Tile, MatmulWithAndWithoutTilesAgree) {
   std::mt19937 rng(7);
   std::normal_distribution<float> g(0.0f, 1.0f);
