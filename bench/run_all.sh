@@ -30,6 +30,10 @@ q8=$work/synth-26b-q8.gguf
 with_q8=${Q8:-1}
 [ "$with_q8" = 0 ] || [ -f "$q8" ] || "$build/fabula" synth --shape gemma4-26b-a4b --type Q8_0 -o "$q8"
 warm() { step "warm the page cache: $1"; cat "$1" > /dev/null; }
+# Once: drop the 26B's cached pages (unless a process maps them) and read the file back, so that its page cache is in
+# large folios (readahead builds them; pages written by `fabula synth` or faulted in one by one stay 4 KiB). Both
+# engines then read the same, TLB-friendly pages.
+fresh() { step "re-read into large folios: $1"; dd if="$1" iflag=nocache count=0 status=none; cat "$1" > /dev/null; }
 
 step "memory bandwidth"
 "$build/bench/bench_membw" | tee "$work/membw.txt"
@@ -43,7 +47,7 @@ step "tile kernels"
 step "demo: time to the first beat line"
 "$build/bench/bench_first_line" --benchmark_repetitions=5 | tee "$work/first_line.txt"
 vs demo models/fabula-demo-v1.gguf -p 512 -n 128 -r 5 --rounds 2
-warm "$q4"
+fresh "$q4"
 vs 26b-q4km "$q4" -p 512 -n 128 -r 3 --rounds 2
 step "fabula decode vs the read bound, by phase (26B-A4B Q4_K_M)"
 "$build/fabula" bench -m "$q4" -p 0 -n 128 -r 3 -t "$threads" --profile ${bw:+--bandwidth "$bw"} | tee "$work/bound-26b-q4km.txt"
