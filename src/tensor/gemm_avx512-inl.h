@@ -120,14 +120,19 @@ inline void repack_k(int64_t n, const uint8_t* w, size_t row_stride, int rows, u
   GemmKBlock* out = reinterpret_cast<GemmKBlock*>(tile);
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     GemmKBlock& o = out[b];
-    int32_t scale[kGemmRows][16] = {};
-    int16_t offset[kGemmRows][16] = {};
-    __m512i q[kGemmRows][4];
+    // Per row: the 16 integer scales (Q4_K/Q5_K fill 8) and the 8 offset pairs as dwords; transposed to per-row
+    // lanes below like the weights (perf: the scalar transposes took about as long as the weights').
+    __m512i q[kGemmRows][4], scales[kGemmRows], offsets[kGemmRows];
     for (int r = 0; r < kGemmRows; ++r) {
       if (r < rows) {
-        unpack_k_block<kType>(w + r * row_stride + b * block_bytes, q[r], scale[r], offset[r], &o.d[r], &o.dm[r]);
+        alignas(64) int32_t scale[16] = {};
+        alignas(32) int16_t offset[16] = {};
+        unpack_k_block<kType>(w + r * row_stride + b * block_bytes, q[r], scale, offset, &o.d[r], &o.dm[r]);
+        scales[r] = _mm512_load_si512(scale);
+        offsets[r] = _mm512_zextsi256_si512(_mm256_load_si256(reinterpret_cast<const __m256i*>(offset)));
       } else {
         for (auto& v : q[r]) v = _mm512_setzero_si512();
+        scales[r] = offsets[r] = _mm512_setzero_si512();
         o.d[r] = o.dm[r] = 0.0f;
       }
     }
@@ -137,15 +142,10 @@ inline void repack_k(int64_t n, const uint8_t* w, size_t row_stride, int rows, u
       transpose_16x16_epi32(v);
       for (int g = 0; g < 16; ++g) _mm512_storeu_si512(o.q[16 * j + g], v[g]);
     }
-    for (int g = 0; g < 16; ++g) {
-      for (int r = 0; r < kGemmRows; ++r) o.scale[g][r] = scale[r][g];
-    }
-    for (int p = 0; p < 8; ++p) {
-      for (int r = 0; r < kGemmRows; ++r) {
-        o.offset[p][r][0] = offset[r][2 * p];
-        o.offset[p][r][1] = offset[r][2 * p + 1];
-      }
-    }
+    transpose_16x16_epi32(scales);
+    for (int g = 0; g < 16; ++g) _mm512_storeu_si512(o.scale[g], scales[g]);
+    transpose_16x16_epi32(offsets);  // dword p of a row: its offsets 2p and 2p + 1
+    for (int p = 0; p < 8; ++p) _mm512_storeu_si512(o.offset[p], offsets[p]);
   }
 }
 

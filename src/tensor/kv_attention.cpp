@@ -3,9 +3,13 @@
 #define HWY_TARGET_INCLUDE "tensor/kv_attention.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/aligned_allocator.h>
+#include <hwy/contrib/math/math-inl.h>
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <vector>
 
 #include "base/check.h"
 #include "tensor/activations.h"
@@ -209,6 +213,236 @@ void kv_add_rows_simd(KvType type, const float* w, const uint8_t* rows, int64_t 
   }
 }
 
+
+// ---- Blocks of query rows against one KV head (attend_rows_kv) ----
+
+// Query rows per pass: two vectors of lanes. Scores are laid out key-major, [key][row], so the softmax and the
+// masks work on all rows of a key at once.
+constexpr size_t kPassRows = 2 * kLanes;
+constexpr int64_t kKeyChunk = 64;                        // keys per online-softmax step
+constexpr int kQkKeys = kLanes >= 16 ? 8 : 4;             // keys per register tile of the scores
+constexpr int kPvRows = kPassRows >= 4 ? 4 : static_cast<int>(kPassRows);  // rows per register tile of the sum
+constexpr int kPvVecs = kLanes >= 16 ? 4 : 2;             // value vectors per register tile of the sum
+
+// One cache row decoded to floats (the stored domain: rotated for tq types), kv_stored_dim(T, d) of them.
+template <KvType T>
+void decode_row(const uint8_t* r, int64_t d, float* out) {
+  const DF df;
+  const int64_t blocks = kv_stored_dim(T, d) / kKvBlock;
+  for (int64_t b = 0; b < blocks; ++b) {
+    VF c[kVecsPerBlock];
+    const VF s = hn::Set(df, load_block<T>(r + b * block_bytes<T>(), c));
+    for (size_t i = 0; i < kVecsPerBlock; ++i)
+      hn::StoreU(kv_type_blocked(T) ? hn::Mul(c[i], s) : c[i], df, out + b * kKvBlock + i * kLanes);
+  }
+  if constexpr (!kv_type_blocked(T)) {
+    for (int64_t i = blocks * kKvBlock; i < d; ++i) out[i] = tail_value<T>(r, i);
+  }
+}
+
+void decode_rows(KvType type, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d, float* out,
+                 int64_t out_stride) {
+  for (int64_t j = 0; j < n_rows; ++j) {
+    const uint8_t* r = rows + j * stride;
+    float* o = out + j * out_stride;
+    switch (type) {
+      case KvType::kF32: decode_row<KvType::kF32>(r, d, o); break;
+      case KvType::kF16: decode_row<KvType::kF16>(r, d, o); break;
+      case KvType::kQ8_0: decode_row<KvType::kQ8_0>(r, d, o); break;
+      case KvType::kQ4_0: decode_row<KvType::kQ4_0>(r, d, o); break;
+      case KvType::kTq4: decode_row<KvType::kTq4>(r, d, o); break;
+      case KvType::kTq3: decode_row<KvType::kTq3>(r, d, o); break;
+    }
+  }
+}
+
+// s[k][0..kPassRows) = qt^T · key k for KEYS keys: qt is [c][row], each key value is broadcast against a vector of
+// rows (no horizontal sums).
+template <int KEYS>
+HWY_INLINE void qk_tile(const float* qt, const float* keys, int64_t key_stride, int64_t dk, float* s) {
+  const DF df;
+  VF acc0[KEYS], acc1[KEYS];
+  for (int k = 0; k < KEYS; ++k) acc0[k] = acc1[k] = hn::Zero(df);
+  for (int64_t c = 0; c < dk; ++c) {
+    const VF q0 = hn::Load(df, qt + c * kPassRows), q1 = hn::Load(df, qt + c * kPassRows + kLanes);
+    for (int k = 0; k < KEYS; ++k) {
+      const VF b = hn::Set(df, keys[k * key_stride + c]);
+      acc0[k] = hn::MulAdd(q0, b, acc0[k]);
+      acc1[k] = hn::MulAdd(q1, b, acc1[k]);
+    }
+  }
+  for (int k = 0; k < KEYS; ++k) {
+    hn::Store(acc0[k], df, s + k * kPassRows);
+    hn::Store(acc1[k], df, s + k * kPassRows + kLanes);
+  }
+}
+
+// o[row][c0..) = o * alpha[row] + Σ_k p[k][row] v_k for ROWS rows from i0 and VECS vectors of values from c0.
+template <int ROWS, int VECS>
+HWY_INLINE void pv_tile(const float* p, const float* vals, int64_t val_stride, int64_t nk, const float* alpha,
+                        float* o, int64_t o_stride, int64_t i0, int64_t c0) {
+  const DF df;
+  VF acc[ROWS][VECS];
+  for (int r = 0; r < ROWS; ++r) {
+    const VF a = hn::Set(df, alpha[i0 + r]);
+    for (int v = 0; v < VECS; ++v) acc[r][v] = hn::Mul(hn::Load(df, o + (i0 + r) * o_stride + c0 + v * kLanes), a);
+  }
+  for (int64_t k = 0; k < nk; ++k) {
+    VF vv[VECS];
+    for (int v = 0; v < VECS; ++v) vv[v] = hn::LoadU(df, vals + k * val_stride + c0 + v * kLanes);
+    for (int r = 0; r < ROWS; ++r) {
+      const VF pk = hn::Set(df, p[k * kPassRows + i0 + r]);
+      for (int v = 0; v < VECS; ++v) acc[r][v] = hn::MulAdd(pk, vv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < ROWS; ++r)
+    for (int v = 0; v < VECS; ++v) hn::Store(acc[r][v], df, o + (i0 + r) * o_stride + c0 + v * kLanes);
+}
+
+// Up to kPassRows rows.
+void attend_pass(const float* const* q, const int64_t* first, const int64_t* last, int64_t m, const KvRing& ring,
+                 const KvHeadFormat& f, int64_t d, float* const* out) {
+  const DF df;
+  const hn::RebindToSigned<DF> di;
+  const int64_t dk = kv_stored_dim(f.k_type, d), dv = kv_stored_dim(f.v_type, d);
+  const int64_t dvp = (dv + kLanes - 1) / kLanes * kLanes;  // o and decoded values: whole vectors per row
+  // f32 rows are read in place; the keys only by broadcasts, the values by vectors (so d must fill them).
+  const bool keys_in_place = f.k_type == KvType::kF32 && f.k_stride % sizeof(float) == 0;
+  const bool vals_in_place = f.v_type == KvType::kF32 && f.v_stride % sizeof(float) == 0 && dv == dvp;
+
+  thread_local hwy::AlignedFreeUniquePtr<float[]> buf;
+  thread_local size_t buf_size = 0;
+  const size_t n_qt = static_cast<size_t>(dk) * kPassRows, n_o = kPassRows * static_cast<size_t>(dvp),
+               n_s = static_cast<size_t>(kKeyChunk) * kPassRows,
+               n_k = keys_in_place ? 0 : static_cast<size_t>(kKeyChunk * dk),
+               n_v = vals_in_place ? 0 : static_cast<size_t>(kKeyChunk * dvp);
+  const size_t need = n_qt + n_o + n_s + n_k + n_v + kPassRows;
+  if (buf_size < need) {
+    buf = hwy::AllocateAligned<float>(need);
+    buf_size = need;
+  }
+  float* qt = buf.get();
+  float* o = qt + n_qt;
+  float* s = o + n_o;
+  float* kbuf = s + n_s;
+  float* vbuf = kbuf + n_k;
+  float* alpha = vbuf + n_v;
+  std::fill(o, o + n_o, 0.0f);
+
+  // The queries in the key's stored domain, transposed: qt[c][i]. Unused lanes hold zeros and see no key.
+  int64_t lo = first[0], hi = last[0];
+  for (int64_t i = 1; i < m; ++i) lo = std::min(lo, first[i]), hi = std::max(hi, last[i]);
+  alignas(64) int32_t rel_first[kPassRows], rel_last[kPassRows];
+  float qrow[kKvMaxHeadDim];
+  for (size_t i = 0; i < kPassRows; ++i) {
+    if (static_cast<int64_t>(i) < m) {
+      std::copy(q[i], q[i] + d, qrow);
+      std::fill(qrow + d, qrow + dk, 0.0f);
+      if (kv_type_rotated(f.k_type)) tq_rotate_blocks(qrow, dk);
+      rel_first[i] = static_cast<int32_t>(first[i] - lo);
+      rel_last[i] = static_cast<int32_t>(last[i] - lo);
+    } else {
+      std::fill(qrow, qrow + dk, 0.0f);
+      rel_first[i] = 1;
+      rel_last[i] = 0;
+    }
+    for (int64_t c = 0; c < dk; ++c) qt[c * kPassRows + i] = qrow[c];
+  }
+  const auto first0 = hn::Load(di, rel_first), first1 = hn::Load(di, rel_first + kLanes);
+  const auto last0 = hn::Load(di, rel_last), last1 = hn::Load(di, rel_last + kLanes);
+
+  const VF neg_inf = hn::Set(df, -std::numeric_limits<float>::infinity());
+  VF run_max0 = neg_inf, run_max1 = neg_inf, sum0 = hn::Zero(df), sum1 = hn::Zero(df);
+  for (int64_t j0 = lo; j0 <= hi;) {
+    const int64_t slot = j0 % ring.capacity;
+    const int64_t nk = std::min({kKeyChunk, hi - j0 + 1, ring.capacity - slot});  // never across the ring's end
+    const uint8_t* krows = ring.k + slot * f.k_stride;
+    const uint8_t* vrows = ring.v + slot * f.v_stride;
+    const float* keys = reinterpret_cast<const float*>(krows);
+    int64_t key_stride = f.k_stride / static_cast<int64_t>(sizeof(float));
+    if (!keys_in_place) {
+      decode_rows(f.k_type, krows, f.k_stride, nk, d, kbuf, dk);
+      keys = kbuf;
+      key_stride = dk;
+    }
+    const float* vals = reinterpret_cast<const float*>(vrows);
+    int64_t val_stride = f.v_stride / static_cast<int64_t>(sizeof(float));
+    if (!vals_in_place) {
+      decode_rows(f.v_type, vrows, f.v_stride, nk, d, vbuf, dvp);
+      for (int64_t k = 0; k < nk; ++k) std::fill(vbuf + k * dvp + dv, vbuf + (k + 1) * dvp, 0.0f);  // whole vectors
+      vals = vbuf;
+      val_stride = dvp;
+    }
+
+    int64_t k = 0;
+    for (; k + kQkKeys <= nk; k += kQkKeys) qk_tile<kQkKeys>(qt, keys + k * key_stride, key_stride, dk, s + k * kPassRows);
+    for (; k < nk; ++k) qk_tile<1>(qt, keys + k * key_stride, key_stride, dk, s + k * kPassRows);
+
+    // Masks (a key outside a row's range scores -inf), the chunk's max, the rescale of what came before, exp.
+    VF max0 = neg_inf, max1 = neg_inf;
+    const int32_t base = static_cast<int32_t>(j0 - lo);
+    for (k = 0; k < nk; ++k) {
+      const auto pos = hn::Set(di, base + static_cast<int32_t>(k));
+      float* sk = s + k * kPassRows;
+      // Highway 1.0 has no signed >=: a key is hidden when first > pos or pos > last.
+      const VF s0 = hn::IfThenElse(hn::RebindMask(df, hn::Or(hn::Gt(first0, pos), hn::Gt(pos, last0))), neg_inf,
+                                   hn::Load(df, sk));
+      const VF s1 = hn::IfThenElse(hn::RebindMask(df, hn::Or(hn::Gt(first1, pos), hn::Gt(pos, last1))), neg_inf,
+                                   hn::Load(df, sk + kLanes));
+      hn::Store(s0, df, sk);
+      hn::Store(s1, df, sk + kLanes);
+      max0 = hn::Max(max0, s0);
+      max1 = hn::Max(max1, s1);
+    }
+    max0 = hn::Max(max0, run_max0);
+    max1 = hn::Max(max1, run_max1);
+    // Exp gives 0 for -inf and for NaN (-inf - -inf: a row that has seen no key yet).
+    const VF alpha0 = hn::Exp(df, hn::Sub(run_max0, max0)), alpha1 = hn::Exp(df, hn::Sub(run_max1, max1));
+    run_max0 = max0;
+    run_max1 = max1;
+    VF add0 = hn::Zero(df), add1 = hn::Zero(df);
+    for (k = 0; k < nk; ++k) {
+      float* sk = s + k * kPassRows;
+      const VF p0 = hn::Exp(df, hn::Sub(hn::Load(df, sk), max0)), p1 = hn::Exp(df, hn::Sub(hn::Load(df, sk + kLanes), max1));
+      hn::Store(p0, df, sk);
+      hn::Store(p1, df, sk + kLanes);
+      add0 = hn::Add(add0, p0);
+      add1 = hn::Add(add1, p1);
+    }
+    sum0 = hn::MulAdd(sum0, alpha0, add0);
+    sum1 = hn::MulAdd(sum1, alpha1, add1);
+    hn::StoreU(alpha0, df, alpha);
+    hn::StoreU(alpha1, df, alpha + kLanes);
+
+    for (int64_t i0 = 0; i0 < m; i0 += kPvRows) {
+      int64_t c0 = 0;
+      for (; c0 + kPvVecs * static_cast<int64_t>(kLanes) <= dvp; c0 += kPvVecs * kLanes)
+        pv_tile<kPvRows, kPvVecs>(s, vals, val_stride, nk, alpha, o, dvp, i0, c0);
+      for (; c0 < dvp; c0 += kLanes) pv_tile<kPvRows, 1>(s, vals, val_stride, nk, alpha, o, dvp, i0, c0);
+    }
+    j0 += nk;
+  }
+
+  alignas(64) float sums[kPassRows];
+  hn::Store(sum0, df, sums);
+  hn::Store(sum1, df, sums + kLanes);
+  for (int64_t i = 0; i < m; ++i) {
+    float* oi = o + i * dvp;
+    const float inv = 1.0f / sums[i];
+    for (int64_t c = 0; c < dv; ++c) oi[c] *= inv;
+    if (kv_type_rotated(f.v_type)) tq_unrotate_blocks(oi, dv);
+    std::copy(oi, oi + d, out[i]);
+  }
+}
+
+void attend_rows_simd(const float* const* q, const int64_t* first, const int64_t* last, int64_t m,
+                      const KvRing& ring, const KvHeadFormat& f, int64_t d, float* const* out) {
+  for (int64_t i = 0; i < m; i += kPassRows) {
+    const int64_t rows = std::min<int64_t>(kPassRows, m - i);
+    attend_pass(q + i, first + i, last + i, rows, ring, f, d, out + i);
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace fabula
 HWY_AFTER_NAMESPACE();
@@ -218,6 +452,7 @@ namespace fabula {
 
 HWY_EXPORT(kv_dot_rows_simd);
 HWY_EXPORT(kv_add_rows_simd);
+HWY_EXPORT(attend_rows_simd);
 
 void kv_dot_rows(KvType type, const float* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
                  float* scores) {
@@ -298,6 +533,29 @@ void attend_head_kv(const float* q, const KvRun* runs, int n_runs, const KvHeadF
 void attend_head_kv_ref(const float* q, const KvRun* runs, int n_runs, const KvHeadFormat& f, int64_t d,
                         float* scores, float* out) {
   attend_head_with(q, runs, n_runs, f, d, scores, out, kv_dot_rows_ref, kv_add_rows_ref, softmax_rows_ref);
+}
+
+void attend_rows_kv(const float* const* q, const int64_t* first, const int64_t* last, int64_t m, const KvRing& ring,
+                    const KvHeadFormat& f, int64_t d, float* const* out) {
+  FABULA_CHECK(d <= kKvMaxHeadDim && m <= kKvMaxBlockRows);
+  HWY_DYNAMIC_DISPATCH(attend_rows_simd)(q, first, last, m, ring, f, d, out);
+}
+
+void attend_rows_kv_ref(const float* const* q, const int64_t* first, const int64_t* last, int64_t m,
+                        const KvRing& ring, const KvHeadFormat& f, int64_t d, float* const* out) {
+  std::vector<float> scores;
+  for (int64_t i = 0; i < m; ++i) {
+    // Positions first..last sit at ring slots j % capacity: at most two contiguous runs.
+    KvRun runs[2];
+    int n_runs = 0;
+    for (int64_t j = first[i]; j <= last[i];) {
+      const int64_t slot = j % ring.capacity, len = std::min(last[i] - j + 1, ring.capacity - slot);
+      runs[n_runs++] = {ring.k + slot * f.k_stride, ring.v + slot * f.v_stride, len};
+      j += len;
+    }
+    scores.resize(static_cast<size_t>(last[i] - first[i] + 1));
+    attend_head_kv_ref(q[i], runs, n_runs, f, d, scores.data(), out[i]);
+  }
 }
 
 }  // namespace fabula

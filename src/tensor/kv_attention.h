@@ -48,4 +48,24 @@ void kv_add_rows(KvType type, const float* weights, const uint8_t* rows, int64_t
 void kv_add_rows_ref(KvType type, const float* weights, const uint8_t* rows, int64_t stride, int64_t n_rows,
                      int64_t d, float* out);
 
+// The cache slots of one KV head as a ring: position j has its key head at k + (j % capacity) * k_stride bytes and
+// its value head at v + (j % capacity) * v_stride (KvHeadFormat's strides).
+struct KvRing {
+  const uint8_t* k;
+  const uint8_t* v;
+  int64_t capacity;
+};
+
+// Many query rows that read one KV head (prefill: the query heads of a group for a run of tokens of one sequence).
+// Row i has the query q[i] (d floats), sees the keys of positions first[i]..last[i], and gets attend_head_kv over
+// them, up to rounding, in out[i] (d floats). All positions of a call lie within one capacity:
+// max(last) - min(first) < ring.capacity. The SIMD kernel holds a block of rows in the lanes (the queries
+// transposed), so each key is read once per block instead of once per row; the softmax runs online over chunks of
+// keys. m <= kKvMaxBlockRows.
+constexpr int64_t kKvMaxBlockRows = 64;
+void attend_rows_kv(const float* const* q, const int64_t* first, const int64_t* last, int64_t m, const KvRing& ring,
+                    const KvHeadFormat& format, int64_t d, float* const* out);
+void attend_rows_kv_ref(const float* const* q, const int64_t* first, const int64_t* last, int64_t m,
+                        const KvRing& ring, const KvHeadFormat& format, int64_t d, float* const* out);
+
 }  // namespace fabula

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "base/check.h"
@@ -188,6 +189,49 @@ void QuantizedActivations::quantize(GgmlType type, const float* x, int64_t n_tok
     run_all(0, total_blocks, 0);
   } else {
     pool->parallel_for(total_blocks, run_all);
+  }
+}
+
+void QuantizedActivations::gather(const QuantizedActivations& src, std::span<const int32_t> rows, ThreadPool* pool) {
+  type_ = src.type_;
+  cols_ = src.cols_;
+  row_bytes_ = src.row_bytes_;
+  n_tokens_ = static_cast<int64_t>(rows.size());
+  const int64_t blocks_per_row = cols_ / 32;  // Q8_0: scales and sums per row
+  const bool with_scales = !src.scales_.empty();
+  const bool widen = (type_ == GgmlType::kF16 || type_ == GgmlType::kBF16) && matmul_gemm_min_tokens() > 0 &&
+                     n_tokens_ >= matmul_gemm_min_tokens();
+  if (buffer_.size() < row_bytes_ * static_cast<size_t>(n_tokens_)) buffer_.resize(row_bytes_ * n_tokens_);
+  if (!with_scales) {
+    scales_.clear();
+    sums_.clear();
+  } else if (scales_.size() < static_cast<size_t>(n_tokens_ * blocks_per_row)) {
+    scales_.resize(n_tokens_ * blocks_per_row);
+    sums_.resize(n_tokens_ * blocks_per_row);
+  }
+  if (!widen) widened_.clear();
+  else if (widened_.size() < static_cast<size_t>(n_tokens_ * cols_)) widened_.resize(n_tokens_ * cols_);
+  const DequantizeFn widen_fn = best_kernels().dequantize[kernel_slot(type_)];
+  auto run = [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t r = rows[static_cast<size_t>(i)];
+      FABULA_CHECK(r >= 0 && r < src.n_tokens_);
+      std::memcpy(buffer_.data() + i * row_bytes_, src.buffer_.data() + r * row_bytes_, row_bytes_);
+      if (with_scales) {
+        std::copy_n(src.scales_.data() + r * blocks_per_row, blocks_per_row, scales_.data() + i * blocks_per_row);
+        std::copy_n(src.sums_.data() + r * blocks_per_row, blocks_per_row, sums_.data() + i * blocks_per_row);
+      }
+      if (widen && !src.widened_.empty()) {
+        std::copy_n(src.widened_.data() + r * cols_, cols_, widened_.data() + i * cols_);
+      } else if (widen) {  // the source had too few rows for the GEMM: widen the copied row
+        widen_fn(buffer_.data() + i * row_bytes_, widened_.data() + i * cols_, cols_);
+      }
+    }
+  };
+  if (pool == nullptr || pool->size() == 1 || n_tokens_ * cols_ < kMinParallelQuantize) {
+    run(0, n_tokens_, 0);
+  } else {
+    pool->parallel_for(n_tokens_, run);
   }
 }
 

@@ -30,6 +30,10 @@ class QuantizedActivations {
   // once it has grown to the largest size seen).
   void quantize(GgmlType type, const float* x, int64_t n_tokens, int64_t cols, ThreadPool* pool = nullptr);
 
+  // Row i = row rows[i] of src, with its scales, sums and widened row (the same type and columns): the routed
+  // experts' inputs, each token quantized once and copied to every expert that chose it.
+  void gather(const QuantizedActivations& src, std::span<const int32_t> rows, ThreadPool* pool = nullptr);
+
   GgmlType type() const { return type_; }
   int64_t n_tokens() const { return n_tokens_; }
   int64_t cols() const { return cols_; }

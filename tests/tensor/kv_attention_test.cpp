@@ -109,6 +109,55 @@ TEST(KvAttention, HeadMatchesTheReferenceForEveryTypePair) {
   });
 }
 
+// Blocks of query rows (attend_rows_kv) against the per-row reference: every pair of K and V types, a ring that
+// wraps inside the block's keys, sliding windows (each row its own first key) and causal rows from position 0,
+// row counts that do not fill the SIMD lanes.
+TEST(KvAttention, RowBlocksMatchTheReferenceForEveryTypePair) {
+  struct Case {
+    int64_t capacity, first_pos, tokens, heads, window;  // window 0: every row sees positions 0..pos
+  };
+  const Case cases[] = {{40, 73, 9, 4, 31}, {40, 73, 1, 3, 31}, {100, 50, 5, 8, 0}, {100, 6, 17, 2, 0}};
+  on_every_target([&] {
+    for (int64_t d : {16, 64, 256, 512}) {
+      for (const Case& cs : cases) {
+        const auto keys = random_values(2 * cs.capacity * d, 1.0f, static_cast<uint32_t>(d) + 5);
+        const auto vals = random_values(2 * cs.capacity * d, 1.0f, static_cast<uint32_t>(d) + 6);
+        const auto qv = random_values(cs.tokens * cs.heads * d, 0.4f, 19);
+        std::vector<const float*> q;
+        std::vector<int64_t> first, last;
+        for (int64_t t = 0; t < cs.tokens; ++t) {
+          for (int64_t h = 0; h < cs.heads; ++h) {
+            const int64_t pos = cs.first_pos + t;
+            q.push_back(qv.data() + (t * cs.heads + h) * d);
+            first.push_back(cs.window > 0 ? std::max<int64_t>(0, pos - cs.window + 1) : 0);
+            last.push_back(pos);
+          }
+        }
+        const int64_t m = static_cast<int64_t>(q.size());
+        for (KvType kt : kAllKvTypes) {
+          for (KvType vt : kAllKvTypes) {
+            if (d != 64 && kt != vt && kt != KvType::kF32) continue;  // every pair at one width, the diagonal at all
+            SCOPED_TRACE(std::string(kv_type_name(kt)) + "/" + std::string(kv_type_name(vt)) + " d=" +
+                         std::to_string(d) + " rows=" + std::to_string(m));
+            const QuantCache k(kt, keys, cs.capacity, d), v(vt, vals, cs.capacity, d);
+            const KvHeadFormat f{kt, vt, k.stride, v.stride};
+            const KvRing ring{k.row(0), v.row(0), cs.capacity};
+            std::vector<float> want(static_cast<size_t>(m * d)), got(want.size(), -1.0f);
+            std::vector<float*> want_rows, got_rows;
+            for (int64_t i = 0; i < m; ++i) {
+              want_rows.push_back(want.data() + i * d);
+              got_rows.push_back(got.data() + i * d);
+            }
+            attend_rows_kv_ref(q.data(), first.data(), last.data(), m, ring, f, d, want_rows.data());
+            attend_rows_kv(q.data(), first.data(), last.data(), m, ring, f, d, got_rows.data());
+            expect_close(got.data(), want.data(), m * d, 1e-4f);
+          }
+        }
+      }
+    }
+  });
+}
+
 // The reference on a quantised cache equals f32 attention over the dequantised cache: rotating the query and
 // un-rotating the value sum is exact up to rounding.
 TEST(KvAttention, CompressedHeadEqualsAttentionOverTheDequantisedCache) {

@@ -188,5 +188,43 @@ TEST(Matmul, ActivationBufferIsReused) {
   EXPECT_EQ(xq.row(1) - xq.row(0), static_cast<ptrdiff_t>(row_bytes(GgmlType::kQ8_K, 512)));
 }
 
+// gather (the routed experts' inputs) equals quantizing the gathered f32 rows: the same bytes, block scales and
+// sums, and widened rows for the GEMM (also when the source had too few rows to be widened).
+TEST(Matmul, GatheredActivationsEqualQuantizingTheGatheredRows) {
+  const int64_t cols = 512, n_src = 5;
+  const std::vector<int32_t> rows = {3, 0, 3, 4, 1, 1, 2, 4, 0, 2, 3, 3};
+  const auto x = random_input(n_src * cols, 11);
+  std::vector<float> gathered;
+  for (int32_t r : rows) gathered.insert(gathered.end(), x.begin() + r * cols, x.begin() + (r + 1) * cols);
+  const int64_t saved_min = matmul_gemm_min_tokens();
+  set_matmul_gemm_min_tokens(8);  // the source (5 rows) is not widened, the gathered rows (12) are
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ8_K, GgmlType::kF16, GgmlType::kBF16, GgmlType::kF32}) {
+    SCOPED_TRACE(std::string(type_name(type)));
+    QuantizedActivations src, got, want;
+    src.quantize(type, x.data(), n_src, cols);
+    got.gather(src, rows, &pool);
+    want.quantize(type, gathered.data(), static_cast<int64_t>(rows.size()), cols);
+    ASSERT_EQ(got.type(), type);
+    ASSERT_EQ(got.n_tokens(), static_cast<int64_t>(rows.size()));
+    ASSERT_EQ(got.cols(), cols);
+    for (int64_t i = 0; i < got.n_tokens(); ++i) {
+      EXPECT_EQ(std::memcmp(got.row(i), want.row(i), row_bytes(type, cols)), 0) << i;
+      ASSERT_EQ(got.block_scales(i) == nullptr, want.block_scales(i) == nullptr);
+      if (want.block_scales(i) != nullptr) {
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          EXPECT_EQ(got.block_scales(i)[b], want.block_scales(i)[b]);
+          EXPECT_EQ(got.block_sums(i)[b], want.block_sums(i)[b]);
+        }
+      }
+      ASSERT_EQ(got.widened(i) == nullptr, want.widened(i) == nullptr);
+      if (want.widened(i) != nullptr) {
+        EXPECT_EQ(std::memcmp(got.widened(i), want.widened(i), cols * sizeof(float)), 0) << i;
+      }
+    }
+  }
+  set_matmul_gemm_min_tokens(saved_min);
+}
+
 }  // namespace
 }  // namespace fabula

@@ -6,13 +6,42 @@
 #include <cstring>
 #include <optional>
 
+#include "base/check.h"
 #include "model/gemma4/ops.h"
 #include "model/gemma4/session_state.h"
 #include "model/step_profile.h"
 #include "tensor/activations.h"
 #include "tensor/kv_attention.h"
+#include "tensor/thread_pool.h"
 
 namespace fabula {
+namespace {
+
+// Below this many elements a row operation stays on the calling thread: waking the workers costs more.
+constexpr int64_t kMinParallelElems = 32768;
+
+// fn(t0, t1) over rows [0, n), split across the pool when the rows are big enough (perf: the norms, GELU and
+// residual steps were serial passes between the parallel products). Each row is computed the same way wherever
+// it runs.
+template <typename Fn>
+void for_row_ranges(ThreadPool* pool, int64_t n, int64_t row_elems, const Fn& fn) {
+  if (n < 2 || n * row_elems < kMinParallelElems) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  pool->parallel_for(n, [&](int64_t t0, int64_t t1, int) { fn(t0, t1); });
+}
+
+// fn(t) for every row t < n, as for_row_ranges.
+template <typename Fn>
+void for_each_row(ThreadPool* pool, int64_t n, int64_t row_elems, const Fn& fn) {
+  for_row_ranges(pool, n, row_elems, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) fn(t);
+  });
+}
+
+}  // namespace
+
 void Gemma4Session::forward_step(const int32_t* tokens, int64_t n, float* logits_out) {
   const Gemma4HParams& h = *hp;
   const int64_t E = h.n_embd;
@@ -40,7 +69,7 @@ void Gemma4Session::forward_step(const int32_t* tokens, int64_t n, float* logits
   const int64_t m = static_cast<int64_t>(logit_rows.size());
   const PhaseTimer head_timer(StepPhase::kHead);
   if (hook) {
-    ops::rmsnorm_rows(x.data(), w->output_norm.data(), a.data(), n, E, eps);
+    for_each_row(pool, n, E, [&](int64_t t) { ops::rmsnorm(x.data() + t * E, w->output_norm.data(), a.data() + t * E, E, eps); });
     hook(static_cast<int>(h.n_layer) + 1, n_past, a.data(), n, E);
   }
   if (m > 0) {
@@ -72,7 +101,7 @@ void Gemma4Session::attention_block(int l, int64_t n) {
   const Gemma4HParams& h = *hp;
   const Gemma4LayerWeights& L = w->layers[static_cast<size_t>(l)];
   const int64_t E = h.n_embd, H = h.n_head, KV = h.n_kv(l), hd = h.head_dim(l);
-  const int64_t QD = H * hd, KD = KV * hd, group = H / KV;
+  const int64_t QD = H * hd, KD = KV * hd;
   const float eps = static_cast<float>(h.rms_eps);
   const bool sliding = h.is_sliding(l);
   const int64_t n_rot = h.n_rot(l);
@@ -80,7 +109,7 @@ void Gemma4Session::attention_block(int l, int64_t n) {
 
   // a = input_layernorm(x)                                                  a: [n][E]
   std::optional<PhaseTimer> timer(std::in_place, StepPhase::kAttnQkv);
-  ops::rmsnorm_rows(x.data(), L.attn_norm.data(), a.data(), n, E, eps);
+  for_each_row(pool, n, E, [&](int64_t t) { ops::rmsnorm(x.data() + t * E, L.attn_norm.data(), a.data() + t * E, E, eps); });
 
   // q = a Wq^T: [n][H][hd];  k = a Wk^T: [n][KV][hd];  v = a Wv^T, or the raw k on K=V layers
   // (one parallel region for the three products; perf)
@@ -123,33 +152,96 @@ void Gemma4Session::attention_block(int l, int64_t n) {
   // attn[t][hh] = softmax(q·k * 1.0 over visible keys) v; query head hh reads kv head hh / group, straight from
   // the cache's blocks (tensor/kv_attention.h). Full layers see positions 0..pos; sliding layers
   // pos - window + 1 .. pos, of the row's own sequence.
-  const int64_t window = h.sliding_window;
-  const size_t score_stride = scores.size() / static_cast<size_t>(pool->size());
-  pool->parallel_for(n * H, [&](int64_t begin, int64_t end, int thread) {
-    float* sc = scores.data() + static_cast<size_t>(thread) * score_stride;
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / H, hh = i % H, g = hh / group, pos = row_pos[static_cast<size_t>(t)];
-      LayerKvCache& c = row_cache[static_cast<size_t>(t)][l];
-      const int64_t lo = sliding ? std::max<int64_t>(0, pos - window + 1) : 0;
-      // Keys lo..pos sit at ring slots j % capacity: at most two contiguous runs of cache rows.
-      KvRun runs[2];
-      int n_runs = 0;
-      for (int64_t j = lo; j <= pos;) {
-        const int64_t len = std::min(pos - j + 1, c.capacity - j % c.capacity);
-        runs[n_runs++] = {c.k_slot(j) + g * c.k_head, c.v_slot(j) + g * c.v_head, len};
-        j += len;
-      }
-      const KvHeadFormat format{c.k_type, c.v_type, c.k_row, c.v_row};
-      attend_head_kv(q.data() + t * QD + hh * hd, runs, n_runs, format, hd, sc, attn.data() + t * QD + hh * hd);
-    }
-  });
+  attend(l, n);
 
   // o = post_attention_layernorm(attn Wo^T); x = x + o                       o: [n][E]
   timer.emplace(StepPhase::kAttnOut);
   acts.set(attn.data(), n, QD);
   matmul(L.attn_output, acts.for_weight(L.attn_output.type, pool), o.data(), pool);
-  ops::rmsnorm_rows(o.data(), L.post_attention_norm.data(), o.data(), n, E, eps);
-  for (int64_t i = 0; i < n * E; ++i) x[static_cast<size_t>(i)] += o[static_cast<size_t>(i)];
+  for_each_row(pool, n, E, [&](int64_t t) {
+    float* ot = o.data() + t * E;
+    float* xt = x.data() + t * E;
+    ops::rmsnorm(ot, L.post_attention_norm.data(), ot, E, eps);
+    for (int64_t i = 0; i < E; ++i) xt[i] += ot[i];
+  });
+}
+
+// Consecutive tokens of one sequence go in blocks: a block is up to kAttnBlockRows query rows (its tokens' heads of
+// one kv group) that read each key once (attend_rows_kv: prefill reads the cache once per block instead of once
+// per query head). A token alone (decode, or one row of a sequence in a batched step) takes the per-head kernel.
+// Blocks are split between threads by their cost (rows times keys: later tokens of a causal prompt see more).
+void Gemma4Session::attend(int l, int64_t n) {
+  const Gemma4HParams& h = *hp;
+  const int64_t H = h.n_head, KV = h.n_kv(l), hd = h.head_dim(l), QD = H * hd, group = H / KV;
+  const int64_t window = h.sliding_window;
+  const bool sliding = h.is_sliding(l);
+  auto first_key = [&](int64_t pos) { return sliding ? std::max<int64_t>(0, pos - window + 1) : int64_t{0}; };
+  const int64_t block_tokens = std::max<int64_t>(1, kAttnBlockRows / group);
+  const bool blocked = group <= kKvMaxBlockRows;
+
+  attn_blocks.clear();
+  int64_t total = 0;
+  for (int64_t t0 = 0; t0 < n;) {
+    const LayerKvCache& c = row_cache[static_cast<size_t>(t0)][l];
+    const int64_t lo = first_key(row_pos[static_cast<size_t>(t0)]);
+    int64_t t1 = t0 + 1;
+    while (blocked && t1 < n && t1 - t0 < block_tokens && row_cache[static_cast<size_t>(t1)] == row_cache[static_cast<size_t>(t0)] &&
+           row_pos[static_cast<size_t>(t1)] == row_pos[static_cast<size_t>(t1 - 1)] + 1 &&
+           row_pos[static_cast<size_t>(t1)] - lo < c.capacity) {  // every key of the block in the ring at once
+      ++t1;
+    }
+    const int64_t cost = (t1 - t0) * group * (row_pos[static_cast<size_t>(t1 - 1)] - lo + 1);
+    for (int64_t g = 0; g < KV; ++g) {
+      attn_blocks.push_back({t0, t1, g, total});
+      total += cost;
+    }
+    t0 = t1;
+  }
+
+  const size_t score_stride = scores.size() / static_cast<size_t>(pool->size());
+  auto run_block = [&](const AttnBlock& b, int thread) {
+    LayerKvCache& c = row_cache[static_cast<size_t>(b.t0)][l];
+    const KvHeadFormat format{c.k_type, c.v_type, c.k_row, c.v_row};
+    if (b.t1 - b.t0 > 1) {
+      const float* qs[kKvMaxBlockRows];
+      float* outs[kKvMaxBlockRows];
+      int64_t first[kKvMaxBlockRows], last[kKvMaxBlockRows];
+      int64_t m = 0;
+      for (int64_t t = b.t0; t < b.t1; ++t) {
+        const int64_t pos = row_pos[static_cast<size_t>(t)];
+        for (int64_t hh = b.g * group; hh < (b.g + 1) * group; ++hh, ++m) {
+          qs[m] = q.data() + t * QD + hh * hd;
+          outs[m] = attn.data() + t * QD + hh * hd;
+          first[m] = first_key(pos);
+          last[m] = pos;
+        }
+      }
+      const KvRing ring{c.k.data() + b.g * c.k_head, c.v.data() + b.g * c.v_head, c.capacity};
+      attend_rows_kv(qs, first, last, m, ring, format, hd, outs);
+      return;
+    }
+    const int64_t t = b.t0, pos = row_pos[static_cast<size_t>(t)], lo = first_key(pos);
+    // Keys lo..pos sit at ring slots j % capacity: at most two contiguous runs of cache rows.
+    KvRun runs[2];
+    int n_runs = 0;
+    for (int64_t j = lo; j <= pos;) {
+      const int64_t len = std::min(pos - j + 1, c.capacity - j % c.capacity);
+      runs[n_runs++] = {c.k_slot(j) + b.g * c.k_head, c.v_slot(j) + b.g * c.v_head, len};
+      j += len;
+    }
+    float* sc = scores.data() + static_cast<size_t>(thread) * score_stride;
+    for (int64_t hh = b.g * group; hh < (b.g + 1) * group; ++hh) {
+      attend_head_kv(q.data() + t * QD + hh * hd, runs, n_runs, format, hd, sc, attn.data() + t * QD + hh * hd);
+    }
+  };
+  // Thread i takes the blocks whose cost starts in [total * i / nth, total * (i + 1) / nth).
+  const int nth = pool->size();
+  pool->run_on_all([&](int thread) {
+    const int64_t c0 = total * thread / nth, c1 = total * (thread + 1) / nth;
+    for (const AttnBlock& b : attn_blocks) {
+      if (b.cost_before >= c0 && b.cost_before < c1) run_block(b, thread);
+    }
+  });
 }
 
 void Gemma4Session::ffn_block(int l, int64_t n) {
@@ -163,7 +255,7 @@ void Gemma4Session::ffn_block(int l, int64_t n) {
   //   1. dense gate and up, and the router;   2. dense down, and every chosen expert's gate_up;   3. expert downs.
   // Dense MLP: o = down(gelu(gate(a)) * up(a)), a = pre_feedforward_layernorm(x)   gate, up: [n][F]; o: [n][E]
   std::optional<PhaseTimer> timer(std::in_place, StepPhase::kFfnGateUp);
-  ops::rmsnorm_rows(x.data(), L.ffn_norm.data(), a.data(), n, E, eps);
+  for_each_row(pool, n, E, [&](int64_t t) { ops::rmsnorm(x.data() + t * E, L.ffn_norm.data(), a.data() + t * E, E, eps); });
   acts.set(a.data(), n, E);
   moe_jobs.clear();
   moe_jobs.push_back({L.ffn_gate, &acts.for_weight(L.ffn_gate.type, pool), gate.data()});
@@ -172,7 +264,7 @@ void Gemma4Session::ffn_block(int l, int64_t n) {
   matmul_jobs(moe_jobs, pool);
 
   timer.emplace(StepPhase::kFfnDown);
-  gelu_tanh_mul(gate.data(), up.data(), gate.data(), n * F);
+  for_each_row(pool, n, F, [&](int64_t t) { gelu_tanh_mul(gate.data() + t * F, up.data() + t * F, gate.data() + t * F, F); });
   acts.set(gate.data(), n, F);
   moe_jobs.clear();
   moe_jobs.push_back({L.ffn_down, &acts.for_weight(L.ffn_down.type, pool), o.data()});
@@ -182,17 +274,22 @@ void Gemma4Session::ffn_block(int l, int64_t n) {
   timer.emplace(StepPhase::kExpertDown);
   if (L.has_moe) {
     // o = post_feedforward_layernorm_1(o) + post_feedforward_layernorm_2(experts(x))
-    ops::rmsnorm_rows(o.data(), L.post_ffw_norm_1.data(), o.data(), n, E, eps);
+    for_each_row(pool, n, E, [&](int64_t t) { ops::rmsnorm(o.data() + t * E, L.post_ffw_norm_1.data(), o.data() + t * E, E, eps); });
     expert_downs(l, n);
-    for (int64_t i = 0; i < n * E; ++i) o[static_cast<size_t>(i)] += moe[static_cast<size_t>(i)];
   }
 
-  // x = (x + post_feedforward_layernorm(o)) * layer_scalar
-  ops::rmsnorm_rows(o.data(), L.post_ffw_norm.data(), o.data(), n, E, eps);
+  // x = (x + post_feedforward_layernorm(o + moe)) * layer_scalar
   const float scale = L.layer_output_scale;
-  for (int64_t i = 0; i < n * E; ++i) {
-    x[static_cast<size_t>(i)] = (x[static_cast<size_t>(i)] + o[static_cast<size_t>(i)]) * scale;
-  }
+  for_each_row(pool, n, E, [&](int64_t t) {
+    float* ot = o.data() + t * E;
+    float* xt = x.data() + t * E;
+    if (L.has_moe) {
+      const float* mt = moe.data() + t * E;
+      for (int64_t i = 0; i < E; ++i) ot[i] += mt[i];
+    }
+    ops::rmsnorm(ot, L.post_ffw_norm.data(), ot, E, eps);
+    for (int64_t i = 0; i < E; ++i) xt[i] = (xt[i] + ot[i]) * scale;
+  });
 }
 
 void Gemma4Session::router_input(int l, int64_t n) {
@@ -203,11 +300,11 @@ void Gemma4Session::router_input(int l, int64_t n) {
 
   // Router (fp32): r = rmsnorm_noscale(x) * router.scale * E^-0.5; p = softmax(r Wr^T)     router: [n][NE]
   const float root = 1.0f / std::sqrt(static_cast<float>(E));
-  for (int64_t t = 0; t < n; ++t) {
+  for_each_row(pool, n, E, [&](int64_t t) {
     float* zt = z.data() + t * E;
     ops::rmsnorm(x.data() + t * E, nullptr, zt, E, eps);
     for (int64_t i = 0; i < E; ++i) zt[i] = zt[i] * L.ffn_gate_inp_scale[static_cast<size_t>(i)] * root;
-  }
+  });
   acts2.set(z.data(), n, E);
   moe_jobs.push_back({L.ffn_gate_inp, &acts2.for_weight(L.ffn_gate_inp.type, pool), router.data()});
 }
@@ -254,6 +351,7 @@ void Gemma4Session::route_experts(int l, int64_t n) {
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t j = 0; j < K; ++j) {
       const int32_t e = sel[static_cast<size_t>(t * K + j)];
+      exp_pos[static_cast<size_t>(t * K + j)] = start[static_cast<size_t>(e)];
       exp_rows[static_cast<size_t>(start[static_cast<size_t>(e)]++)] = static_cast<int32_t>(t * K + j);
     }
   }
@@ -261,40 +359,47 @@ void Gemma4Session::route_experts(int l, int64_t n) {
   std::copy(exp_count.begin(), exp_count.end(), exp_end.begin());
 
   // z = pre_feedforward_layernorm_2(x): the expert input, from the residual stream      z: [n][E]
-  ops::rmsnorm_rows(x.data(), L.pre_ffw_norm_2.data(), z.data(), n, E, eps);
-  std::fill(moe.begin(), moe.begin() + n * E, 0.0f);
+  for_each_row(pool, n, E, [&](int64_t t) { ops::rmsnorm(x.data() + t * E, L.pre_ffw_norm_2.data(), z.data() + t * E, E, eps); });
 
   // Row r of the expert buffers is the (token, slot) pair exp_rows[r]; rows are grouped by expert, so each expert
   // is one product over its contiguous rows. All experts' gate_up join the caller's parallel region (with the dense
-  // down), then all downs run in one (perf: one wake-up per phase instead of one per expert; inputs quantized once
-  // for all experts).
+  // down), then all downs run in one (perf: one wake-up per phase instead of one per expert). Each token's input is
+  // quantized once (acts2), then copied to the rows of every expert it chose.
   const int64_t R = n * K;
-  const QuantizedActivations* xq = nullptr;
-  if (n == 1) {  // one token: every expert reads the same input row
-    acts2.set(z.data(), 1, E);
-  } else {  // ez = z of each row's token: [R][E]
-    for (int64_t r = 0; r < R; ++r) {
-      std::memcpy(ez.data() + r * E, z.data() + (exp_rows[static_cast<size_t>(r)] / K) * E,
-                  static_cast<size_t>(E) * sizeof(float));
+  acts2.set(z.data(), n, E);
+  for (int64_t r = 0; r < R; ++r) exp_token[static_cast<size_t>(r)] = exp_rows[static_cast<size_t>(r)] / static_cast<int32_t>(K);
+  for (GatheredInput& g : expert_in) g.valid = false;
+  auto input = [&](GgmlType weight_type) -> const QuantizedActivations& {
+    const QuantizedActivations& per_token = acts2.for_weight(weight_type, pool);
+    if (n == 1) return per_token;  // one token: every expert reads the same input row
+    for (GatheredInput& g : expert_in) {
+      if (g.valid && g.q.type() == per_token.type()) return g.q;
     }
-    acts2.set(ez.data(), R, E);
-  }
+    for (GatheredInput& g : expert_in) {
+      if (!g.valid) {
+        g.q.gather(per_token, std::span<const int32_t>(exp_token.data(), static_cast<size_t>(R)), pool);
+        g.valid = true;
+        return g.q;
+      }
+    }
+    FABULA_CHECK(false && "route_experts: more than two activation types for the experts' gate and up");
+    return per_token;
+  };
   int32_t run_begin = 0;
   for (int64_t e = 0; e < NE; ++e) {
     const int32_t run_end = start[static_cast<size_t>(e)];
     const int64_t cnt = run_end - run_begin;
     if (cnt == 0) continue;
-    // egu = [gate | up] = ez W_gate_up[e]^T: [cnt][2 FE]
+    // egu = [gate | up] = z W_gate_up[e]^T over the expert's rows: [cnt][2 FE]
     float* y = egu.data() + static_cast<int64_t>(run_begin) * 2 * FE;
     const int64_t tb = n == 1 ? 0 : run_begin;
     if (L.fused_gate_up) {
       const MatrixView wgu = L.gate_up_exps.expert(e);
-      xq = &acts2.for_weight(wgu.type, pool);
-      moe_jobs.push_back({wgu, xq, y, 2 * FE, tb, cnt});
+      moe_jobs.push_back({wgu, &input(wgu.type), y, 2 * FE, tb, cnt});
     } else {
       const MatrixView wg = L.gate_exps.expert(e), wu = L.up_exps.expert(e);
-      moe_jobs.push_back({wg, &acts2.for_weight(wg.type, pool), y, 2 * FE, tb, cnt});
-      moe_jobs.push_back({wu, &acts2.for_weight(wu.type, pool), y + FE, 2 * FE, tb, cnt});
+      moe_jobs.push_back({wg, &input(wg.type), y, 2 * FE, tb, cnt});
+      moe_jobs.push_back({wu, &input(wu.type), y + FE, 2 * FE, tb, cnt});
     }
     run_begin = run_end;
   }
@@ -309,7 +414,10 @@ void Gemma4Session::expert_downs(int l, int64_t n) {
   const int64_t R = n * K;
 
   // eact = gelu(gate) * up: [R][FE]
-  gelu_tanh_mul_rows(egu.data(), egu.data() + FE, 2 * FE, eact.data(), FE, R, FE);
+  for_row_ranges(pool, R, FE, [&](int64_t r0, int64_t r1) {
+    gelu_tanh_mul_rows(egu.data() + r0 * 2 * FE, egu.data() + r0 * 2 * FE + FE, 2 * FE, eact.data() + r0 * FE, FE,
+                       r1 - r0, FE);
+  });
   // eout = eact W_down[e]^T: [R][E]
   acts.set(eact.data(), R, FE);
   moe_jobs.clear();
@@ -325,17 +433,22 @@ void Gemma4Session::expert_downs(int l, int64_t n) {
   }
   matmul_jobs(moe_jobs, pool);
 
-  // moe[t] += weight * eout
-  for (int64_t r = 0; r < R; ++r) {
-    const int32_t pair = exp_rows[static_cast<size_t>(r)];
-    const float wt = sel_w[static_cast<size_t>(pair)];
-    float* dst = moe.data() + (pair / K) * E;
-    const float* src = eout.data() + r * E;
-    for (int64_t i = 0; i < E; ++i) dst[i] += wt * src[i];
-  }
-
-  // moe = post_feedforward_layernorm_2(moe)
-  ops::rmsnorm_rows(moe.data(), L.post_ffw_norm_2.data(), moe.data(), n, E, eps);
+  // moe[t] = post_feedforward_layernorm_2(Σ weight * eout) over the token's rows, in row order
+  for_each_row(pool, n, K * E, [&](int64_t t) {
+    int32_t rows[kMaxExpertsUsed];
+    FABULA_CHECK(K <= kMaxExpertsUsed);
+    std::copy_n(exp_pos.data() + t * K, K, rows);
+    std::sort(rows, rows + K);
+    float* dst = moe.data() + t * E;
+    std::fill(dst, dst + E, 0.0f);
+    for (int64_t j = 0; j < K; ++j) {
+      const int32_t r = rows[j];
+      const float wt = sel_w[static_cast<size_t>(exp_rows[static_cast<size_t>(r)])];
+      const float* src = eout.data() + static_cast<int64_t>(r) * E;
+      for (int64_t i = 0; i < E; ++i) dst[i] += wt * src[i];
+    }
+    ops::rmsnorm(dst, L.post_ffw_norm_2.data(), dst, E, eps);
+  });
 }
 
 }  // namespace fabula

@@ -30,11 +30,6 @@ inline void rmsnorm(const float* x, const float* w, float* y, int64_t n, float e
   }
 }
 
-// rmsnorm applied to each of `rows` rows of n (rows contiguous, stride n).
-inline void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps) {
-  for (int64_t r = 0; r < rows; ++r) rmsnorm(x + r * n, w, y + r * n, n, eps);
-}
-
 // NeoX rotation (transformers' rotate_half): dim i pairs with dim i + n_rot/2, angle pos * inv_freq[i].
 // Dims >= n_rot pass through.
 inline void rope_neox(float* x, int64_t n_rot, const float* inv_freq, int64_t pos) {

@@ -120,13 +120,15 @@ Gemma4Session::Gemma4Session(const Gemma4Model& model, SessionOptions options, T
   s.exp_rows.resize(sz(U, K));
   s.exp_count.resize(static_cast<size_t>(NE));
   s.exp_end.resize(static_cast<size_t>(NE));
-  s.ez.resize(sz(U * K, E));
+  s.exp_token.resize(sz(U, K));
+  s.exp_pos.resize(sz(U, K));
   s.egu.resize(sz(U * K, 2 * FE));
   s.eact.resize(sz(U * K, FE));
   s.eout.resize(sz(U * K, E));
   s.moe_jobs.reserve(static_cast<size_t>(2 * NE + 3));  // experts' gate and up, plus the dense products
   s.scores.resize(sz(pool->size(), max_cap));
   s.rope_cs.resize(sz(pool->size(), std::max(hp.n_rot_full, hp.n_rot_swa)));
+  s.attn_blocks.reserve(sz(U, hp.n_head));  // at most one block per token and kv head
   s.logits.resize(static_cast<size_t>(hp.n_vocab));
   s.row_pos.resize(static_cast<size_t>(U));
   s.row_cache.resize(static_cast<size_t>(U));

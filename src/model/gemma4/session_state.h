@@ -82,13 +82,28 @@ struct Gemma4Session final : SessionState {
   std::vector<int32_t> exp_rows;  // [U * n_expert_used] (token, slot) pairs grouped by expert
   std::vector<int32_t> exp_count; // [n_expert]
   std::vector<int32_t> exp_end;   // [n_expert] end of each expert's run of rows in exp_rows
-  std::vector<float> ez;       // [U * n_expert_used][E] gathered expert inputs, rows grouped by expert
+  std::vector<int32_t> exp_token; // [U * n_expert_used] the token of each row of exp_rows
+  std::vector<int32_t> exp_pos;   // [U * n_expert_used] the row of each (token, slot) pair: exp_rows inverted
+  static constexpr int64_t kMaxExpertsUsed = 64;
+  // The expert input quantized per token, copied to the rows grouped by expert (one per activation type).
+  struct GatheredInput {
+    QuantizedActivations q;
+    bool valid = false;
+  };
+  std::array<GatheredInput, 2> expert_in;
   std::vector<float> egu;      // [U * n_expert_used][2 * FE] expert gate|up
   std::vector<float> eact;     // [U * n_expert_used][FE]
   std::vector<float> eout;     // [U * n_expert_used][E]
   std::vector<MatmulJob> moe_jobs;  // reused (no allocation per step once grown)
   std::vector<float> scores;   // [threads][max cache capacity] attention scores
   std::vector<float> rope_cs;  // [threads][max n_rot] one row's RoPE cos | sin (ops::rope_angles)
+  // Attention work of one layer: query rows of tokens t0..t1-1 (one sequence) with kv head g; cost_before is the
+  // cost (rows times keys) of the blocks before it, for the split between threads.
+  struct AttnBlock {
+    int64_t t0, t1, g, cost_before;
+  };
+  static constexpr int64_t kAttnBlockRows = 32;
+  std::vector<AttnBlock> attn_blocks;
   SharedActivations acts, acts2;
 
   // Where the rows of a step belong: each row's position and its sequence's per-layer caches (this session's own,
@@ -100,6 +115,7 @@ struct Gemma4Session final : SessionState {
   // One step of n rows as described by row_pos / row_cache / logit_rows; logits go to logits_out [rows][n_vocab].
   void forward_step(const int32_t* tokens, int64_t n, float* logits_out);
   void attention_block(int layer, int64_t n);
+  void attend(int layer, int64_t n);  // attn from q and the caches (after this step's k and v are stored)
   void ffn_block(int layer, int64_t n);
   // The routed experts in three steps, so their products share parallel regions with the dense MLP's:
   // router_input adds the router product to moe_jobs; route_experts picks each token's experts, groups the rows by
