@@ -36,6 +36,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       start = i + 1;
     }
   }
+  // The same bytes as the JSON of a Hub listing, a registry and a cache manifest.
+  (void)hub::parse_repo_listing(text, "fuzz");
+  (void)hub::parse_registry(text, "fuzz");
+  (void)hub::parse_manifest(text, "fuzz");
   hub::ModelRef any;
   any.repo = "o/r";
   (void)hub::choose_files(any, listing);

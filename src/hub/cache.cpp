@@ -5,8 +5,11 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "base/json_view.h"
 
 namespace fabula::hub {
 
@@ -43,7 +46,7 @@ Status save_manifest(const CachedModel& m) {
   const fs::path tmp = path.string() + ".tmp";
   {
     std::ofstream out(tmp);
-    out << j.dump(2) << "\n";
+    out << dump_json(j, 2) << "\n";
     if (!out) return make_error(ErrorCode::kIo, "{}: cannot write the cache manifest", tmp.string());
   }
   std::error_code ec;
@@ -52,30 +55,43 @@ Status save_manifest(const CachedModel& m) {
   return ok_status();
 }
 
+Result<CachedModel> parse_manifest(const std::string& text, const std::string& where) {
+  FABULA_ASSIGN(json j, parse_json(text, where));
+  JsonView root(j, where);
+  FABULA_TRY(root.expect_object());
+  CachedModel m;
+  FABULA_ASSIGN(m.ref, root.string_or("ref", ""));
+  FABULA_ASSIGN(m.repo, root.string_or("repo", ""));
+  FABULA_ASSIGN(m.revision, root.string_or("revision", ""));
+  FABULA_ASSIGN(m.commit, root.string_or("commit", ""));
+  FABULA_ASSIGN(m.quant, root.string_or("quant", ""));
+  FABULA_ASSIGN(m.profile, root.string_or("profile", ""));
+  FABULA_ASSIGN(m.source, root.string_or("source", ""));
+  FABULA_ASSIGN(m.pulled_at, root.string_or("pulled_at", ""));
+  FABULA_ASSIGN(JsonView files, root.field("files"));
+  FABULA_ASSIGN(std::vector<JsonView> entries, files.elements());
+  if (entries.empty()) return files.error(ErrorCode::kParse, "names no file");
+  for (const JsonView& f : entries) {
+    CachedFile file;
+    FABULA_ASSIGN(file.name, f.string("name"));
+    FABULA_ASSIGN(file.size, f.unsigned_or("size", 0));
+    FABULA_ASSIGN(file.sha256, f.string_or("sha256", ""));
+    FABULA_ASSIGN(file.verified, f.boolean_or("verified", false));
+    m.files.push_back(std::move(file));
+  }
+  return m;
+}
+
 namespace {
 
+// A manifest that cannot be read, or whose files are gone, lists nothing: `fabula pull` writes it again.
 std::optional<CachedModel> read_manifest(const fs::path& manifest, const fs::path& repo_dir) {
   std::ifstream in(manifest);
-  json j = json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("files") || !j["files"].is_array() || j["files"].empty())
-    return std::nullopt;
-  CachedModel m;
-  try {
-    m.ref = j.value("ref", "");
-    m.repo = j.value("repo", "");
-    m.revision = j.value("revision", "");
-    m.commit = j.value("commit", "");
-    m.quant = j.value("quant", "");
-    m.profile = j.value("profile", "");
-    m.source = j.value("source", "");
-    m.pulled_at = j.value("pulled_at", "");
-    for (const auto& f : j["files"]) {
-      m.files.push_back(CachedFile{f.at("name").get<std::string>(), f.value("size", uint64_t{0}),
-                                   f.value("sha256", ""), f.value("verified", false)});
-    }
-  } catch (const json::exception&) {
-    return std::nullopt;
-  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto parsed = parse_manifest(text.str(), manifest.string());
+  if (!parsed.ok()) return std::nullopt;
+  CachedModel m = std::move(*parsed);
   m.dir = repo_dir;
   std::error_code ec;
   for (const auto& f : m.files) {

@@ -43,6 +43,8 @@ struct CachedModel {
 Status save_manifest(const CachedModel& model);
 // Every model in the cache whose manifest parses and whose files are all present (newest first by name).
 std::vector<CachedModel> list_cached_models();
+// A manifest's text (`where`: its path, for the message); a wrongly typed field is an error naming it.
+Result<CachedModel> parse_manifest(const std::string& text, const std::string& where);
 // The cached model a reference names: its file, or for owner/repo[:QUANT] the quant (default Q4_K_M, else the
 // only one cached).
 std::optional<CachedModel> find_cached(const ModelRef& ref);

@@ -6,9 +6,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "base/json_view.h"
 #include "protocol/manifest.h"
 
 namespace fabula::hub {
@@ -30,37 +32,41 @@ bool valid_repo_part(std::string_view part) {
 
 }  // namespace
 
-Result<Registry> load_registry_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(ErrorCode::kNotFound, "{}: cannot open the model registry", path);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("models") || !j["models"].is_object()) {
-    return make_error(ErrorCode::kParse, "{}: expected {{\"models\": {{NAME: {{\"repo\": ..., \"files\": ...}}}}}}",
-                      path);
-  }
+Result<Registry> parse_registry(std::string_view text, const std::string& where) {
+  FABULA_ASSIGN(nlohmann::json j, parse_json(text, where));
+  JsonView root(j, where);
+  FABULA_TRY(root.expect_object());
+  FABULA_ASSIGN(JsonView models, root.field("models"));
+  FABULA_ASSIGN(auto entries, models.members());
   Registry out;
-  for (const auto& [name, m] : j["models"].items()) {
+  for (const auto& [name, m] : entries) {
+    FABULA_TRY(m.expect_object());
     RegistryEntry e;
     e.name = name;
-    if (!m.is_object() || !m.value("repo", nlohmann::json()).is_string() || !m.contains("files") ||
-        !m["files"].is_object() || m["files"].empty()) {
-      return make_error(ErrorCode::kParse, "{}: models.{}: needs \"repo\" and a non-empty \"files\" object", path,
-                        name);
+    FABULA_ASSIGN(e.repo, m.string("repo"));
+    FABULA_ASSIGN(JsonView files, m.field("files"));
+    FABULA_ASSIGN(auto quants, files.members());
+    if (quants.empty()) return files.error(ErrorCode::kParse, "expected at least one QUANT: file name");
+    for (const auto& [quant, file] : quants) {
+      FABULA_ASSIGN(e.files[upper(quant)], file.string());
     }
-    e.repo = m["repo"].get<std::string>();
-    for (const auto& [quant, file] : m["files"].items()) {
-      if (!file.is_string()) return make_error(ErrorCode::kParse, "{}: models.{}.files.{}: expected a file name", path, name, quant);
-      e.files[upper(quant)] = file.get<std::string>();
-    }
-    e.default_quant = upper(m.value("default", e.files.begin()->first));
-    if (e.files.count(e.default_quant) == 0) {
-      return make_error(ErrorCode::kParse, "{}: models.{}: default \"{}\" is not in files", path, name, e.default_quant);
-    }
-    e.profile = m.value("profile", "");
-    e.description = m.value("description", "");
+    FABULA_ASSIGN(std::string default_quant, m.string_or("default", e.files.begin()->first));
+    e.default_quant = upper(default_quant);
+    if (e.files.count(e.default_quant) == 0)
+      return m.error(ErrorCode::kParse, "default \"{}\" is not in files", e.default_quant);
+    FABULA_ASSIGN(e.profile, m.string_or("profile", ""));
+    FABULA_ASSIGN(e.description, m.string_or("description", ""));
     out.push_back(std::move(e));
   }
   return out;
+}
+
+Result<Registry> load_registry_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return make_error(ErrorCode::kNotFound, "{}: cannot open the model registry", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_registry(text.str(), path);
 }
 
 Result<Registry> load_registry() {

@@ -26,6 +26,8 @@ using Registry = std::vector<RegistryEntry>;
 // models/registry.json of the source tree (or $FABULA_REGISTRY); an empty registry when neither exists.
 Result<Registry> load_registry();
 Result<Registry> load_registry_file(const std::string& path);
+// {"models": {NAME: {"repo", "files": {QUANT: file}, "default", "profile", "description"}}}; `where` names the source.
+Result<Registry> parse_registry(std::string_view text, const std::string& where);
 const RegistryEntry* find_registry_entry(const Registry& registry, std::string_view name);
 
 struct ModelRef {

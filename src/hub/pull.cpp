@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json_view.h"
 #include "base/progress.h"
 #include "format/gguf_split.h"
 #include "hub/http.h"
@@ -298,19 +299,24 @@ Result<std::vector<RepoFile>> list_repo_files(const HubConfig& hub, const std::s
   get.url = fmt::format("{}/api/models/{}/tree/{}?recursive=true", hub.endpoint, repo, percent_encode_path(revision));
   FABULA_ASSIGN(HttpResponse r, request_following(get, hub));
   if (r.status != 200) return status_error(r, hub, repo, "");
-  nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
-  if (j.is_discarded() || !j.is_array()) {
-    return make_error(ErrorCode::kParse, "{}: the file listing from {} is not a JSON array", repo, hub.endpoint);
-  }
+  return parse_repo_listing(r.body, fmt::format("the file listing of {} from {}", repo, hub.endpoint));
+}
+
+Result<std::vector<RepoFile>> parse_repo_listing(std::string_view body, const std::string& where) {
+  FABULA_ASSIGN(nlohmann::json j, parse_json(body, where));
+  FABULA_ASSIGN(std::vector<JsonView> entries, JsonView(j, where).elements());
   std::vector<RepoFile> out;
-  for (const auto& e : j) {
-    if (!e.is_object() || e.value("type", "file") != "file" || !e.contains("path") || !e["path"].is_string()) continue;
+  for (const JsonView& e : entries) {
+    FABULA_TRY(e.expect_object());
+    FABULA_ASSIGN(std::string type, e.string_or("type", "file"));
+    if (type != "file") continue;  // "directory"
     RepoFile f;
-    f.path = e["path"].get<std::string>();
-    f.size = e.value("size", uint64_t{0});
-    if (e.contains("lfs") && e["lfs"].is_object()) {
-      f.sha256 = e["lfs"].value("oid", "");
-      f.size = e["lfs"].value("size", f.size);
+    FABULA_ASSIGN(f.path, e.string("path"));
+    FABULA_ASSIGN(f.size, e.unsigned_or("size", 0));
+    if (std::optional<JsonView> lfs = e.find("lfs")) {
+      FABULA_TRY(lfs->expect_object());
+      FABULA_ASSIGN(f.sha256, lfs->string_or("oid", ""));
+      FABULA_ASSIGN(f.size, lfs->unsigned_or("size", f.size));
     }
     out.push_back(std::move(f));
   }

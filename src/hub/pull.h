@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -29,6 +30,9 @@ struct RepoFile {
 // GET /api/models/{repo}/tree/{revision}?recursive=true: every file of the repository.
 Result<std::vector<RepoFile>> list_repo_files(const HubConfig& hub, const std::string& repo,
                                               const std::string& revision);
+// The body of that reply: a JSON array of entries; directories are skipped, a file's LFS oid and size win over
+// the plain ones. A wrongly typed field is an error naming it (`where`: the reply's origin, for the message).
+Result<std::vector<RepoFile>> parse_repo_listing(std::string_view body, const std::string& where);
 
 // The files a reference names: one, or every part of a split model, in order. For owner/repo[:QUANT] the
 // listing picks the quant (Q4_K_M when none is given and the repo has it).

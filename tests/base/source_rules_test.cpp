@@ -41,6 +41,9 @@ const char* kReaders[] = {
     "app/metrics.cpp",                  // beat JSONL
     "app/validate.cpp",                 // beat JSONL
     "src/backend/remote_narrator.cpp",  // a remote server's replies
+    "src/hub/pull.cpp",                 // the Hub's file listings
+    "src/hub/model_ref.cpp",            // the model registry
+    "src/hub/cache.cpp",                // model cache manifests
 };
 
 struct Rule {

@@ -130,5 +130,63 @@ TEST(ChooseFiles, PicksTheQuantAndEverySplitPart) {
   EXPECT_NE(missing.error().message.find("m-Q8_0-00002-of-00002.gguf is missing"), std::string::npos);
 }
 
+
+// Outside JSON (the Hub's listing, a registry file, a cache manifest) with a wrongly typed field is an error naming
+// the field, never an exception.
+TEST(HubJson, ListingReadsFilesAndLfsAndNamesABadField) {
+  auto ok = parse_repo_listing(
+      R"([{"type":"directory","path":"d"},
+          {"type":"file","path":"a.gguf","size":7,"lfs":{"oid":"abc","size":99}},
+          {"path":"b.txt","size":3}])",
+      "listing");
+  ASSERT_TRUE(ok.ok()) << ok.error().to_string();
+  ASSERT_EQ(ok->size(), 2u);
+  EXPECT_EQ((*ok)[0].path, "a.gguf");
+  EXPECT_EQ((*ok)[0].size, 99u);  // the LFS size wins over the pointer's
+  EXPECT_EQ((*ok)[0].sha256, "abc");
+  EXPECT_EQ((*ok)[1].size, 3u);
+  EXPECT_EQ((*ok)[1].sha256, "");
+
+  auto bad_size = parse_repo_listing(R"([{"path":"a.gguf","size":"big"}])", "listing");
+  ASSERT_FALSE(bad_size.ok());
+  EXPECT_NE(bad_size.error().message.find("[0].size"), std::string::npos) << bad_size.error().message;
+  auto bad_oid = parse_repo_listing(R"([{"path":"a.gguf","lfs":{"oid":5}}])", "listing");
+  ASSERT_FALSE(bad_oid.ok());
+  EXPECT_NE(bad_oid.error().message.find("lfs.oid"), std::string::npos) << bad_oid.error().message;
+  EXPECT_FALSE(parse_repo_listing(R"({"path":"a"})", "listing").ok());  // not an array
+  EXPECT_FALSE(parse_repo_listing("[{", "listing").ok());
+}
+
+TEST(HubJson, RegistryErrorsNameTheField) {
+  auto ok = parse_registry(R"({"models":{"m":{"repo":"o/r","files":{"q8_0":"m.gguf"},"profile":"p"}}})", "reg");
+  ASSERT_TRUE(ok.ok()) << ok.error().to_string();
+  EXPECT_EQ((*ok)[0].default_quant, "Q8_0");  // the only file is the default, upper-cased
+  EXPECT_EQ((*ok)[0].files.at("Q8_0"), "m.gguf");
+  auto bad_default = parse_registry(R"({"models":{"m":{"repo":"o/r","files":{"Q8_0":"m.gguf"},"default":8}}})", "reg");
+  ASSERT_FALSE(bad_default.ok());
+  EXPECT_NE(bad_default.error().message.find("models.m.default"), std::string::npos) << bad_default.error().message;
+  auto unknown_default =
+      parse_registry(R"({"models":{"m":{"repo":"o/r","files":{"Q8_0":"m.gguf"},"default":"Q4_K_M"}}})", "reg");
+  ASSERT_FALSE(unknown_default.ok());
+  EXPECT_NE(unknown_default.error().message.find("not in files"), std::string::npos);
+  auto no_files = parse_registry(R"({"models":{"m":{"repo":"o/r","files":{}}}})", "reg");
+  ASSERT_FALSE(no_files.ok());
+  EXPECT_NE(no_files.error().message.find("models.m.files"), std::string::npos) << no_files.error().message;
+  EXPECT_FALSE(parse_registry(R"({"models":{"m":{"repo":1,"files":{"Q8_0":"m"}}}})", "reg").ok());
+}
+
+TEST(HubJson, ManifestErrorsNameTheField) {
+  auto ok = parse_manifest(R"({"repo":"o/r","files":[{"name":"m.gguf","size":5,"verified":true}]})", "m.json");
+  ASSERT_TRUE(ok.ok()) << ok.error().to_string();
+  EXPECT_EQ(ok->repo, "o/r");
+  ASSERT_EQ(ok->files.size(), 1u);
+  EXPECT_EQ(ok->files[0].size, 5u);
+  EXPECT_TRUE(ok->files[0].verified);
+  auto bad = parse_manifest(R"({"files":[{"name":"m.gguf","verified":"yes"}]})", "m.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("files[0].verified"), std::string::npos) << bad.error().message;
+  EXPECT_FALSE(parse_manifest(R"({"files":[]})", "m.json").ok());
+}
+
 }  // namespace
 }  // namespace fabula::hub
