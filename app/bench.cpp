@@ -13,6 +13,7 @@
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -180,7 +181,9 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
   cli.add_option("--bandwidth", args->bandwidth_gbs,
                  "Memory read bandwidth in GB/s (bench_membw's best read): prints tg against the bound "
                  "bandwidth / weight bytes per token");
-  cli.add_option("-d,--n-depth", args->n_depth, "Tokens already in the KV cache when each test runs (llama-bench -d)")
+  cli.add_option("-d,--n-depth", args->n_depth,
+                 "Tokens already in the KV cache when each test runs (llama-bench -d; filled once, then converted "
+                 "to each cache type)")
       ->capture_default_str();
   cli.add_option("--cache-type-k", args->cache_type_k,
                  "KV cache K types to run side by side, comma-separated: " + fabula::kv_type_list() + " (default f32)")
@@ -239,23 +242,32 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
 
     std::vector<TestResult> results;
     const double load_avg_start = load_average();
+    SessionOptions base;
+    base.n_ctx = std::max(1, depth + args->n_prompt + args->n_gen + 1);
+    // Each run is rolled back to the depth afterwards: the sliding ring must hold a whole run beyond its window.
+    // The depth itself goes in chunks of at least 512 (the prefill GEMM), not in tg-sized ones.
+    base.n_ubatch = std::max({1, args->n_prompt, depth > 0 ? std::max(args->n_gen + 1, 512) : 1});
+    base.n_threads = pool.size();
+    // The depth: random tokens (BOS first) decoded once, in n_ubatch chunks, without logits, into an f32 cache that
+    // every cache type then converts into its own (a prefill of 8192 tokens takes minutes; what a test then
+    // measures depends on the cache's length and type, not on how its values were made).
+    std::optional<Session> depth_source;
+    if (depth > 0) {
+      SessionOptions so = base;
+      so.cache_type = {KvType::kF32, KvType::kF32};
+      depth_source.emplace(m, so, &pool);
+      std::vector<int32_t> ctx(static_cast<size_t>(depth));
+      for (auto& t : ctx) t = dist(rng);
+      ctx[0] = bos;
+      std::fprintf(stderr, "bench: %d tokens of depth (filled once in f32, converted to each cache type)...\n", depth);
+      if (auto st = depth_source->decode(ctx, LogitsMode::kNone); !st.ok()) return app::report_error(st.error());
+    }
     for (const KvCacheTypes& types : *pairs) {
-      SessionOptions so;
-      so.n_ctx = std::max(1, depth + args->n_prompt + args->n_gen + 1);
-      // Each run is rolled back to the depth afterwards: the sliding ring must hold a whole run beyond its window.
-      // The depth itself goes in chunks of at least 512 (the prefill GEMM), not in tg-sized ones.
-      so.n_ubatch = std::max({1, args->n_prompt, depth > 0 ? std::max(args->n_gen + 1, 512) : 1});
-      so.n_threads = pool.size();
+      SessionOptions so = base;
       so.cache_type = types;
       Session session(m, so, &pool);
-      // The depth: random tokens (BOS first) decoded once, in n_ubatch chunks, without logits.
-      if (depth > 0) {
-        std::vector<int32_t> ctx(static_cast<size_t>(depth));
-        for (auto& t : ctx) t = dist(rng);
-        ctx[0] = bos;
-        std::fprintf(stderr, "bench: %d tokens of depth into the %s/%s cache...\n", depth,
-                     std::string(kv_type_name(types.k)).c_str(), std::string(kv_type_name(types.v)).c_str());
-        if (auto st = session.decode(ctx, LogitsMode::kNone); !st.ok()) return app::report_error(st.error());
+      if (depth_source) {
+        if (auto st = session.copy_cache_from(*depth_source); !st.ok()) return app::report_error(st.error());
       }
       auto rewind = [&]() -> Status {
         if (depth == 0) {

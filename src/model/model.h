@@ -43,6 +43,9 @@ struct SessionState {
   virtual ~SessionState() = default;
   virtual Status decode(std::span<const int32_t> tokens, LogitsMode mode) = 0;
   virtual Status truncate(int64_t n) = 0;
+  // Takes over `other`'s positions (same model, same n_ctx and n_ubatch), converting each stored key and value to
+  // this session's cache types. Lets a benchmark fill a long context once and measure every cache type on it.
+  virtual Status copy_cache_from(const SessionState& other) = 0;
 
   int64_t n_ctx = 0;
   int64_t n_past = 0;
@@ -128,6 +131,7 @@ class Session {
   // Forgets positions >= n (rollback). Fails if a sliding layer's ring has already overwritten positions
   // that queries at n would need.
   Status truncate(int64_t n) { return s_->truncate(n); }
+  Status copy_cache_from(const Session& other) { return s_->copy_cache_from(*other.s_); }
 
   void set_hidden_hook(HiddenHook hook) { s_->hook = std::move(hook); }
   const Model& model() const { return *model_; }

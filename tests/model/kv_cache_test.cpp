@@ -153,6 +153,56 @@ TEST(KvCache, RollbackAndReuseMatchAFreshSessionForEveryType) {
   }
 }
 
+// A context filled once and converted into each cache type (what `fabula bench -d` measures on): an f32 copy
+// continues exactly as the original; a conversion is exact when the types are equal and costs each type its own
+// rounding otherwise; the ring's wrapped slots come along.
+TEST(KvCache, CopyCacheFromConvertsEveryType) {
+  ScratchDir dir("kv-copy");
+  auto m = Model::load(convert_tiny(dir, "f32"));
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  const Model& model = **m;
+  const auto a = random_tokens(29, model.n_vocab(), 8), c = random_tokens(5, model.n_vocab(), 9);
+  SessionOptions opt;
+  opt.n_ctx = 64;
+  opt.n_ubatch = 8;
+  Session source(model, opt);
+  ASSERT_TRUE(source.decode(a, LogitsMode::kNone).ok());
+  std::vector<int32_t> ac = a;
+  ac.insert(ac.end(), c.begin(), c.end());
+  const auto full = all_logits(model, ac, opt);
+  const std::span<const float> want = std::span<const float>(full).subspan(a.size() * static_cast<size_t>(model.n_vocab()));
+
+  std::map<KvType, double> error;
+  for (KvType t : kAllKvTypes) {
+    SCOPED_TRACE(std::string(kv_type_name(t)));
+    SessionOptions typed = opt;
+    typed.cache_type = {t, t};
+    Session converted(model, typed), again(model, typed);
+    ASSERT_TRUE(converted.copy_cache_from(source).ok());
+    ASSERT_TRUE(again.copy_cache_from(converted).ok());  // same type: the bytes as they are
+    EXPECT_EQ(converted.n_past(), static_cast<int64_t>(a.size()));
+    ASSERT_TRUE(converted.decode(c, LogitsMode::kAll).ok());
+    ASSERT_TRUE(again.decode(c, LogitsMode::kAll).ok());
+    EXPECT_EQ(max_abs_diff(again.logits(), converted.logits()), 0.0);
+    error[t] = max_abs_diff(converted.logits(), want);
+  }
+  EXPECT_EQ(error[KvType::kF32], 0.0);
+  for (KvType t : kAllKvTypes) {
+    if (t != KvType::kF32) {
+      EXPECT_GT(error[t], 0.0) << kv_type_name(t) << " was not converted";
+    }
+  }
+  EXPECT_LT(error[KvType::kF16], error[KvType::kQ8_0]);
+  EXPECT_LT(error[KvType::kQ8_0], error[KvType::kQ4_0]);
+
+  SessionOptions shorter = opt;
+  shorter.n_ctx = 32;
+  Session mismatched(model, shorter);
+  auto st = mismatched.copy_cache_from(source);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("n_ctx"), std::string::npos) << st.error().message;
+}
+
 TEST(KvCache, BatchedStepsMatchEachSequenceAloneWithCompressedCaches) {
   auto m = Model::load(kDemoModel);
   ASSERT_TRUE(m.ok()) << m.error().to_string();

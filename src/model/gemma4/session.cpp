@@ -2,6 +2,7 @@
 // scratch allocation, token stepping, rollback.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "base/check.h"
 #include "base/log.h"
@@ -189,6 +190,38 @@ Status Gemma4Session::truncate(int64_t n) {
     }
   }
   s.n_past = n;
+  return ok_status();
+}
+
+Status Gemma4Session::copy_cache_from(const SessionState& other) {
+  const auto* src = dynamic_cast<const Gemma4Session*>(&other);
+  if (src == nullptr || src->hp != hp) return make_error(ErrorCode::kInvalidArgument, "copy_cache_from: another model");
+  if (src->n_ctx != n_ctx || src->opt.n_ubatch != opt.n_ubatch || src->cache.size() != cache.size())
+    return make_error(ErrorCode::kInvalidArgument, "copy_cache_from: the sessions differ in n_ctx or n_ubatch");
+  std::vector<float> values(static_cast<size_t>(kKvMaxHeadDim));
+  auto convert = [&](KvType from, const uint8_t* in, size_t in_head, KvType to, uint8_t* out, size_t out_head,
+                     int64_t heads, int64_t d) {
+    if (from == to) {  // the bytes as they are (a rotated type would not survive a second rounding unchanged)
+      std::memcpy(out, in, static_cast<size_t>(heads) * in_head);
+      return;
+    }
+    for (int64_t h = 0; h < heads; ++h) {
+      kv_dequantize_head(from, in + h * in_head, d, values.data());
+      kv_quantize_head(to, values.data(), d, out + h * out_head);
+    }
+  };
+  for (int64_t l = 0; l < hp->n_layer; ++l) {
+    const LayerKvCache& a = src->cache[static_cast<size_t>(l)];
+    LayerKvCache& b = cache[static_cast<size_t>(l)];
+    if (a.k.empty() || b.k.empty() || a.capacity != b.capacity)
+      return make_error(ErrorCode::kInvalidArgument, "copy_cache_from: layer {} has no cache of the same size", l);
+    const int64_t slots = std::min(src->n_past, a.capacity), heads = hp->n_kv(l), d = hp->head_dim(l);
+    for (int64_t slot = 0; slot < slots; ++slot) {
+      convert(a.k_type, a.k.data() + slot * a.k_row, a.k_head, b.k_type, b.k.data() + slot * b.k_row, b.k_head, heads, d);
+      convert(a.v_type, a.v.data() + slot * a.v_row, a.v_head, b.v_type, b.v.data() + slot * b.v_row, b.v_head, heads, d);
+    }
+  }
+  n_past = src->n_past;
   return ok_status();
 }
 

@@ -55,6 +55,7 @@ struct Gemma4Session final : SessionState {
   Gemma4Session(const Gemma4Model& model, SessionOptions options, ThreadPool* pool, bool with_cache = true);
   Status decode(std::span<const int32_t> tokens, LogitsMode mode) override;
   Status truncate(int64_t n) override;
+  Status copy_cache_from(const SessionState& other) override;
 
   const Gemma4HParams* hp = nullptr;
   const Gemma4Weights* w = nullptr;
