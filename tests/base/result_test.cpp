@@ -1,4 +1,6 @@
 // Result<T>, the FABULA_TRY/ASSIGN macros, atomic file writes and MappedFile.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -32,7 +34,7 @@ TEST(Result, CarriesValueOrError) {
 }
 
 TEST(File, AtomicWriteThenMap) {
-  auto dir = std::filesystem::temp_directory_path() / "fabula_base_test";
+  auto dir = std::filesystem::temp_directory_path() / ("fabula_base_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::string path = (dir / "x.bin").string();
   ASSERT_TRUE(write_file_atomic(path, std::string("hello")).ok());

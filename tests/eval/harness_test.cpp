@@ -6,6 +6,8 @@
 #include <set>
 #include <string>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "backend/local_narrator.h"
@@ -58,8 +60,10 @@ class HarnessTest : public ::testing::Test {
     auto tells = load_default_tells();
     ASSERT_TRUE(tells.ok()) << tells.error().message;
     tells_ = *tells;
+    // The process id too: two checkouts (or two suites) may run the same test at the same moment.
     dir_ = std::filesystem::temp_directory_path() /
-           ("fabula-harness-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("fabula-harness-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
+            std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
   }

@@ -1,4 +1,6 @@
 // Tokenizer acceptance: HF ids for 186 strings (Gemma 3 npm tokenizer.json), the demo prompt, GGUF round trips.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -17,6 +19,11 @@
 
 namespace fabula {
 namespace {
+
+// A file in the temp folder, the process id in its name: two suites may run this test at the same moment.
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "_" + name)).string();
+}
 
 const std::string kData = FABULA_TEST_DATA;
 const std::string kNpmTokenizer =
@@ -120,7 +127,7 @@ Result<Tokenizer> via_gguf(const std::string& json_path, const std::string& name
   GgufWriter w;
   w.set("general.architecture", GgufValue::string("gemma4"));
   for (auto& [k, v] : md) w.set(k, std::move(v));
-  const std::string path = (std::filesystem::temp_directory_path() / (name + ".gguf")).string();
+  const std::string path = temp_path(name + ".gguf");
   FABULA_TRY(w.write(path));
   FABULA_ASSIGN(auto g, GgufFile::open(path));
   auto tok = Tokenizer::from_gguf(g);
@@ -219,7 +226,7 @@ TEST(Tokenizer, GgufMetadataFollowsLlamaCppGemma4Layout) {
 TEST(Tokenizer, GgufErrorsNameTheKey) {
   auto md = tokenizer_gguf_metadata(kData + "/demo/tokenizer.json");
   ASSERT_TRUE(md.ok());
-  const std::string path = (std::filesystem::temp_directory_path() / "fabula_test_bad_tok.gguf").string();
+  const std::string path = temp_path("fabula_test_bad_tok.gguf");
   auto write_without = [&](const std::string& drop, const GgufValue* replace_model) {
     GgufWriter w;
     for (const auto& [k, v] : *md) {
@@ -316,7 +323,7 @@ TEST(Tokenizer, ErrorsNameTheFile) {
   auto r = Tokenizer::from_tokenizer_json(kData + "/demo/does-not-exist.json");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("does-not-exist.json"), std::string::npos);
-  const std::string bad = (std::filesystem::temp_directory_path() / "fabula_bad_tokenizer.json").string();
+  const std::string bad = temp_path("fabula_bad_tokenizer.json");
   { std::ofstream(bad) << "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[\"a\"]]}}"; }
   r = Tokenizer::from_tokenizer_json(bad);
   ASSERT_FALSE(r.ok());
