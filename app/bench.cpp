@@ -3,7 +3,9 @@
 // the last token only, tg = n single-token decodes with full logits, one warm-up run, mean ± sd over r
 // repetitions. -d: the tests run after DEPTH random tokens already in the cache (decoded once per cache type,
 // rolled back to after each run), as llama-bench's -d. Every listed KV cache type runs in turn, side by side.
-// --kv-memory and --kv-quality measure the cache types instead (bench_kv.h).
+// --parallel N: tg decodes N sequences together, one token of each per forward step (model/model.h Batch, as
+// `serve --parallel N`), and t/s counts all their tokens. --kv-memory and --kv-quality measure the cache types
+// instead (bench_kv.h).
 #include <sys/resource.h>
 
 #include <array>
@@ -41,6 +43,7 @@ struct BenchArgs {
   uint32_t seed = 1234;
   double bandwidth_gbs = 0;  // > 0: also print tg as a fraction of the read bound
   int n_depth = 0;           // tokens already in the cache when each test runs (llama-bench -d)
+  int parallel = 1;          // tg: sequences decoding one token each per forward step (Batch)
   std::vector<std::string> cache_type_k, cache_type_v;  // lists, as llama-bench's -ctk / -ctv
   bool kv_memory = false, kv_quality = false;
   std::string shape = "gemma4-26b-a4b";
@@ -151,7 +154,7 @@ void print_profile(const std::vector<TestResult>& results, int reps) {
     double run_ns = 0;
     for (double ns : r.ns) run_ns += ns;
     const double per = r.n_gen > 0 ? static_cast<double>(r.n_gen) * reps : reps;
-    std::printf("\n%s: ms per %s by phase\n", r.name.c_str(), r.n_gen > 0 ? "token" : "run");
+    std::printf("\n%s: ms per %s by phase\n", r.name.c_str(), r.n_gen > 0 ? "step" : "run");
     double timed = 0;
     for (size_t i = 0; i < r.phase_ns.size(); ++i) {
       const double ns = static_cast<double>(r.phase_ns[i]);
@@ -181,6 +184,11 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
   cli.add_option("--bandwidth", args->bandwidth_gbs,
                  "Memory read bandwidth in GB/s (bench_membw's best read): prints tg against the bound "
                  "bandwidth / weight bytes per token");
+  cli.add_option("--parallel", args->parallel,
+                 "tg with N sequences, one token of each per forward step (continuous batching, as `serve "
+                 "--parallel N`); t/s counts the tokens of all of them")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   cli.add_option("-d,--n-depth", args->n_depth,
                  "Tokens already in the KV cache when each test runs (llama-bench -d; filled once, then converted "
                  "to each cache type)")
@@ -266,10 +274,20 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       SessionOptions so = base;
       so.cache_type = types;
       Session session(m, so, &pool);
+      // --parallel: the other sequences of tg, at the same depth.
+      std::vector<Session> others;
+      for (int i = 1; i < args->parallel; ++i) others.emplace_back(m, so, &pool);
+      Batch batch(m, BatchOptions{args->parallel, pool.size()}, &pool);
       if (depth_source) {
         if (auto st = session.copy_cache_from(*depth_source); !st.ok()) return app::report_error(st.error());
+        for (Session& o : others)
+          if (auto st = o.copy_cache_from(*depth_source); !st.ok()) return app::report_error(st.error());
       }
       auto rewind = [&]() -> Status {
+        for (Session& o : others) {
+          if (depth == 0) o.reset();
+          else FABULA_TRY(o.truncate(depth));
+        }
         if (depth == 0) {
           session.reset();
           return ok_status();
@@ -289,9 +307,19 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       auto run_tg = [&](int n) -> Result<double> {
         FABULA_TRY(rewind());
         int32_t tok = depth == 0 ? bos : dist(rng);
+        std::vector<int32_t> toks(others.size());
+        for (auto& t : toks) t = depth == 0 ? bos : dist(rng);
+        std::vector<BatchItem> items;
         const auto t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < n; ++i) {
-          FABULA_TRY(session.decode(std::span<const int32_t>(&tok, 1), LogitsMode::kLast));
+          if (others.empty()) {
+            FABULA_TRY(session.decode(std::span<const int32_t>(&tok, 1), LogitsMode::kLast));
+          } else {
+            items.assign(1, BatchItem{&session, std::span<const int32_t>(&tok, 1)});
+            for (size_t k = 0; k < others.size(); ++k) items.push_back({&others[k], std::span<const int32_t>(&toks[k], 1)});
+            FABULA_TRY(batch.decode(items));
+            for (auto& t : toks) t = dist(rng);
+          }
           tok = dist(rng);
         }
         return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
@@ -317,7 +345,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         results.push_back(std::move(r));
       }
       if (args->n_gen > 0) {
-        TestResult r{fmt::format("tg{}{}", args->n_gen, at), 0, args->n_gen, {}, 0, 0, {}, types, depth};
+        const std::string par = args->parallel > 1 ? fmt::format(" x{}", args->parallel) : "";
+        TestResult r{fmt::format("tg{}{}{}", args->n_gen, par, at), 0, args->n_gen, {}, 0, 0, {}, types, depth};
         if (!args->no_warmup) {
           auto w = run_tg(1);
           if (!w.ok()) return app::report_error(w.error());
@@ -331,7 +360,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         }
         StepProfile::set_enabled(false);
         r.phase_ns = StepProfile::totals();
-        finish(r, args->n_gen);
+        finish(r, args->n_gen * args->parallel);
         results.push_back(std::move(r));
       }
     }
