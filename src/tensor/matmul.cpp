@@ -31,6 +31,9 @@ constexpr int64_t kUnpackTokens = 2;
 // Fewest tokens of one product for the int8 GEMM: below it, repacking a weight tile costs more than it saves
 // (synth 2B Q4_K_M, 2 threads: pp32 31.6 t/s with tiles only, 32.0 from 16 tokens, 38.5 from 32 tokens).
 constexpr int64_t kDefaultGemmMinTokens = 32;
+// Weight rows per pass when a job's tokens take both paths: the GEMM, then the tiles, over rows still in L2
+// (64 rows of 2816 Q6_K columns: 148 KB).
+constexpr int64_t kMixedRows = 64;
 
 // Activation rows: act0 + t * astride for t < n_tokens, with their Q8_0 block scales and sums.
 struct ActRows {
@@ -291,11 +294,24 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
       const ActRows act = act_rows(*job.x, job.token_begin, nt);
       const int64_t ldy = job.y_stride > 0 ? job.y_stride : job.w.rows;
       const bool half = job.w.type == GgmlType::kF16 || job.w.type == GgmlType::kBF16;
-      if (gemm_min > 0 && nt >= gemm_min && kt.gemm[kernel_slot(job.w.type)] != nullptr &&
-          (!half || act.widened0 != nullptr)) {
+      const bool has_gemm = kt.gemm[kernel_slot(job.w.type)] != nullptr && (!half || act.widened0 != nullptr);
+      const int64_t n_gemm = !has_gemm            ? 0
+                             : job.gemm_tokens < 0 ? (gemm_min > 0 && nt >= gemm_min ? nt : 0)
+                                                   : std::min(job.gemm_tokens, nt);
+      const TileFn tile = kt.tile[kernel_slot(job.w.type)];
+      if (n_gemm == nt) {
         matmul_rows_gemm(job.w, act, job.y, ldy, kt, r0, r1);
+      } else if (n_gemm == 0) {
+        matmul_rows(job.w, act, job.y, ldy, tile, tile_tokens, r0, r1);
       } else {
-        matmul_rows(job.w, act, job.y, ldy, kt.tile[kernel_slot(job.w.type)], tile_tokens, r0, r1);
+        // Both paths over each group of rows while its weights are in cache (one read from memory).
+        const ActRows gemm_act = act_rows(*job.x, job.token_begin, n_gemm);
+        const ActRows tile_act = act_rows(*job.x, job.token_begin + n_gemm, nt - n_gemm);
+        for (int64_t rc = r0; rc < r1; rc += kMixedRows) {
+          const int64_t rc_end = std::min(r1, rc + kMixedRows);
+          matmul_rows_gemm(job.w, gemm_act, job.y, ldy, kt, rc, rc_end);
+          matmul_rows(job.w, tile_act, job.y + n_gemm * ldy, ldy, tile, tile_tokens, rc, rc_end);
+        }
       }
     }
   };

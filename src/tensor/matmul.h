@@ -89,6 +89,10 @@ struct MatmulJob {
   int64_t y_stride = 0;  // floats between token rows of y (0: w.rows)
   int64_t token_begin = 0;
   int64_t n_tokens = -1;
+  // -1: every token takes the path its count picks (the int8 GEMM from matmul_gemm_min_tokens() tokens, else the
+  // tiles). Else the first gemm_tokens tokens take the GEMM and the rest the tiles, whatever their counts: a batched
+  // step (model/model.h Batch) gives each sequence's rows the path they take alone, and reads the weight once.
+  int64_t gemm_tokens = -1;
 };
 constexpr size_t kMaxMatmulJobs = 512;
 

@@ -148,6 +148,25 @@ TEST_P(BatchTiny, GreedyIdsAndLogitsMatchEachSequenceAlone) {
   expect_batch_invariant(**m, opt, /*n_batch=*/64, {5, 23, 40, 70});
 }
 
+// With the GEMM from 8 rows on, chunks, routed experts and the step's short rows all cross the threshold: long
+// chunks whose rows pick an expert 8 times or more (the expert's GEMM alone) share it with rows that take its tiles,
+// and more than 8 decode tokens in one step still take the tiles, as each does alone.
+TEST_P(BatchTiny, EachSequenceKeepsItsPathsWhenTheStepCrossesTheGemmThreshold) {
+  ScratchDir dir("batch-tiny-gemm");
+  auto m = Model::load(convert_tiny(dir, GetParam()));
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  const int64_t saved = matmul_gemm_min_tokens();
+  set_matmul_gemm_min_tokens(8);
+  SessionOptions opt;
+  opt.n_ctx = 128;
+  opt.n_ubatch = 24;
+  expect_batch_invariant(**m, opt, /*n_batch=*/128, {5, 23, 40, 12, 9, 30}, {0, 0, 0, 1, 2, 2});
+  std::vector<size_t> lengths(12);
+  for (size_t i = 0; i < lengths.size(); ++i) lengths[i] = 2 + i % 5;
+  expect_batch_invariant(**m, opt, /*n_batch=*/128, lengths, std::vector<int>(lengths.size(), 0));
+  set_matmul_gemm_min_tokens(saved);
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, BatchTiny, ::testing::Values("f32", "q8_0"));
 
 TEST(Batch, AllLogitsRowsAndRollbackMatchTheSessionAlone) {

@@ -160,5 +160,45 @@ TEST(Gemm, MatmulThroughTheGemmAgreesWithTheTiles) {
   set_matmul_gemm_min_tokens(saved);
 }
 
+// A batched step gives each sequence's rows the path they take alone: MatmulJob::gemm_tokens sends the first tokens
+// through the GEMM and the rest through the tiles, each token exactly as a product of that path alone.
+TEST(Gemm, JobSplitBetweenGemmAndTilesEqualsEachPathAlone) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  ThreadPool pool(2);
+  const int64_t saved = matmul_gemm_min_tokens();
+  for (GgmlType type : kGemmTypes) {
+    SCOPED_TRACE(std::string(type_name(type)));
+    const int64_t cols = type_traits(type).block_size == kQK_K ? 512 : 704, rows = 150, tokens = 45, split = 33;
+    const size_t rb = row_bytes(type, cols);
+    std::vector<uint8_t> wdata(rb * rows);
+    for (int64_t r = 0; r < rows; ++r) random_row(type, cols, wdata.data() + rb * r, rng);
+    const MatrixView w{type, wdata.data(), cols, rows, rb};
+    std::vector<float> x(static_cast<size_t>(cols * tokens));
+    for (auto& v : x) v = g(rng);
+    set_matmul_gemm_min_tokens(32);
+    QuantizedActivations xq;
+    xq.quantize(vec_dot_type(type), x.data(), tokens, cols, &pool);
+    std::vector<float> mixed(static_cast<size_t>(rows * tokens)), gemm(mixed.size()), tiles(mixed.size());
+    for (int64_t gemm_tokens : {split, int64_t{0}, tokens}) {
+      const MatmulJob job{w, &xq, mixed.data(), 0, 0, -1, gemm_tokens};
+      matmul_jobs(std::span<const MatmulJob>(&job, 1), &pool);
+      set_matmul_gemm_min_tokens(1);
+      matmul(w, xq, gemm.data(), &pool);
+      set_matmul_gemm_min_tokens(0);
+      matmul(w, xq, tiles.data(), &pool);
+      set_matmul_gemm_min_tokens(32);
+      for (int64_t t = 0; t < tokens; ++t) {
+        const std::vector<float>& want = t < gemm_tokens ? gemm : tiles;
+        for (int64_t r = 0; r < rows; ++r) {
+          const size_t i = static_cast<size_t>(t * rows + r);
+          ASSERT_EQ(mixed[i], want[i]) << "gemm_tokens " << gemm_tokens << " token " << t << " row " << r;
+        }
+      }
+    }
+  }
+  set_matmul_gemm_min_tokens(saved);
+}
+
 }  // namespace
 }  // namespace fabula

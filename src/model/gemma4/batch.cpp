@@ -28,9 +28,8 @@ class Gemma4Batch final : public BatchState {
   Status decode(std::span<const BatchItem> items) override;
 
  private:
-  // One forward step over the items whose share of this round (Item::taken) passes include(index, taken).
-  template <typename Include>
-  void run_step(std::span<const BatchItem> items, Include include);
+  // One forward step over every item's share of this round (Item::taken).
+  void run_step(std::span<const BatchItem> items);
 
   Gemma4Session runner_;
   int64_t n_batch_;
@@ -41,19 +40,30 @@ class Gemma4Batch final : public BatchState {
     int64_t taken = 0;  // tokens in the current step
   };
   std::vector<Item> work_;
+  std::vector<size_t> order_;                             // items in row order: long chunks first
   std::vector<std::pair<Gemma4Session*, int64_t>> outs_;  // logits row i of a step -> (sequence, its logits row)
 };
 
-template <typename Include>
-void Gemma4Batch::run_step(std::span<const BatchItem> items, Include include) {
+void Gemma4Batch::run_step(std::span<const BatchItem> items) {
   Gemma4Session& r = runner_;
   const int64_t V = r.hp->n_vocab;
+  // Each item's rows are one segment. Products of at least matmul_gemm_min_tokens() rows take the int8 GEMM,
+  // fewer take the row-by-row tiles, and the two differ in the last bits; so does a routed expert, by how many rows
+  // chose it. The forward pass gives every segment the paths it takes alone (batch invariance) while each weight
+  // is read once for all rows; it wants the long segments first.
+  const int64_t gemm_min = matmul_gemm_min_tokens();
+  auto is_long = [gemm_min](int64_t taken) { return gemm_min > 0 && taken >= gemm_min; };
+  order_.clear();
+  for (size_t i = 0; i < work_.size(); ++i)
+    if (work_[i].taken > 0 && is_long(work_[i].taken)) order_.push_back(i);
+  for (size_t i = 0; i < work_.size(); ++i)
+    if (work_[i].taken > 0 && !is_long(work_[i].taken)) order_.push_back(i);
   int64_t n = 0;
   r.logit_rows.clear();
+  r.seg_end.clear();
   outs_.clear();
-  for (size_t i = 0; i < work_.size(); ++i) {
+  for (size_t i : order_) {
     const Item& it = work_[i];
-    if (it.taken == 0 || !include(i, it.taken)) continue;
     const BatchItem& item = items[i];
     const int64_t size = static_cast<int64_t>(item.tokens.size());
     for (int64_t t = 0; t < it.taken; ++t) {
@@ -67,6 +77,7 @@ void Gemma4Batch::run_step(std::span<const BatchItem> items, Include include) {
       }
       ++n;
     }
+    r.seg_end.push_back(n);
   }
   if (r.logits.size() < outs_.size() * static_cast<size_t>(V)) r.logits.resize(outs_.size() * static_cast<size_t>(V));
   r.forward_step(tokens_.data(), n, r.logits.data());
@@ -74,9 +85,7 @@ void Gemma4Batch::run_step(std::span<const BatchItem> items, Include include) {
     std::memcpy(outs_[o].first->logits.data() + outs_[o].second * V, r.logits.data() + static_cast<int64_t>(o) * V,
                 static_cast<size_t>(V) * sizeof(float));
   }
-  for (size_t i = 0; i < work_.size(); ++i) {
-    Item& it = work_[i];
-    if (it.taken == 0 || !include(i, it.taken)) continue;
+  for (Item& it : work_) {
     it.seq->n_past += it.taken;
     it.done += it.taken;
   }
@@ -100,28 +109,18 @@ Status Gemma4Batch::decode(std::span<const BatchItem> items) {
   const size_t threads = static_cast<size_t>(r.pool->size());
   if (r.scores.size() < threads * static_cast<size_t>(max_cap)) r.scores.resize(threads * static_cast<size_t>(max_cap));
 
-  // Products of at least matmul_gemm_min_tokens() rows take the int8 GEMM, fewer take the row-by-row tiles, and
-  // the two differ in the last bits; so does a routed expert, by how many rows chose it. A sequence alone decodes
-  // its tokens one at a time (tiles) and its prompt in chunks of up to n_ubatch (the GEMM when long). So the short
-  // items of a round (decode tokens, short prompt chunks) run as one step and each long chunk as a step of its own:
-  // every row then takes the path it takes alone, and every expert sees the rows it sees alone (batch invariance).
-  // The extra steps come only with long prompt chunks, whose cost is their compute anyway.
-  const int64_t gemm_min = matmul_gemm_min_tokens();
-  auto is_long = [gemm_min](int64_t taken) { return gemm_min > 0 && taken >= gemm_min; };
+  // Each round takes up to n_ubatch tokens of every item (a sequence alone decodes its prompt in such chunks),
+  // while the step has room.
   for (;;) {
     int64_t n = 0;
-    bool any_short = false;
     for (size_t i = 0; i < work_.size(); ++i) {
       Item& it = work_[i];
       const int64_t size = static_cast<int64_t>(items[i].tokens.size());
       it.taken = std::min({size - it.done, it.seq->opt.n_ubatch, n_batch_ - n});
       n += it.taken;
-      any_short |= it.taken > 0 && !is_long(it.taken);
     }
     if (n == 0) break;
-    if (any_short) run_step(items, [&](size_t, int64_t taken) { return !is_long(taken); });
-    for (size_t i = 0; i < work_.size(); ++i)
-      if (is_long(work_[i].taken)) run_step(items, [i](size_t j, int64_t) { return j == i; });
+    run_step(items);
   }
   return ok_status();
 }

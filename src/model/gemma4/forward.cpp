@@ -59,6 +59,18 @@ void Gemma4Session::forward_step(const int32_t* tokens, int64_t n, float* logits
   timer.reset();
   if (hook) hook(0, n_past, x.data(), n, E);
 
+  // Each segment's rows take the products' paths they take alone: the long segments (GEMM) lead.
+  const int64_t gemm_min = matmul_gemm_min_tokens();
+  gemm_rows = 0;
+  for (size_t sg = 0, row = 0; sg < seg_end.size(); ++sg) {
+    const int64_t begin = sg == 0 ? 0 : seg_end[sg - 1], len = seg_end[sg] - begin;
+    const bool long_seg = gemm_min > 0 && len >= gemm_min;
+    FABULA_CHECK(!long_seg || gemm_rows == begin);
+    if (long_seg) gemm_rows = seg_end[sg];
+    for (; static_cast<int64_t>(row) < seg_end[sg]; ++row) row_seg[row] = static_cast<int32_t>(sg);
+  }
+  FABULA_CHECK(!seg_end.empty() && seg_end.back() == n);
+
   for (int l = 0; l < h.n_layer; ++l) {
     attention_block(l, n);
     ffn_block(l, n);
@@ -115,9 +127,11 @@ void Gemma4Session::attention_block(int l, int64_t n) {
   // (one parallel region for the three products; perf)
   acts.set(a.data(), n, E);
   {
-    const MatmulJob jobs[3] = {{L.attn_q, &acts.for_weight(L.attn_q.type, pool), q.data()},
-                               {L.attn_k, &acts.for_weight(L.attn_k.type, pool), k.data()},
-                               {L.attn_v, L.attn_v.data ? &acts.for_weight(L.attn_v.type, pool) : nullptr, v.data()}};
+    const MatmulJob jobs[3] = {
+        dense_job(L.attn_q, acts.for_weight(L.attn_q.type, pool), q.data()),
+        dense_job(L.attn_k, acts.for_weight(L.attn_k.type, pool), k.data()),
+        dense_job(L.attn_v, L.attn_v.data ? acts.for_weight(L.attn_v.type, pool) : acts.for_weight(L.attn_k.type, pool),
+                  v.data())};
     matmul_jobs(std::span<const MatmulJob>(jobs, L.attn_v.data != nullptr ? 3 : 2), pool);
   }
   if (L.attn_v.data == nullptr) std::memcpy(v.data(), k.data(), static_cast<size_t>(n * KD) * sizeof(float));
@@ -157,7 +171,10 @@ void Gemma4Session::attention_block(int l, int64_t n) {
   // o = post_attention_layernorm(attn Wo^T); x = x + o                       o: [n][E]
   timer.emplace(StepPhase::kAttnOut);
   acts.set(attn.data(), n, QD);
-  matmul(L.attn_output, acts.for_weight(L.attn_output.type, pool), o.data(), pool);
+  {
+    const MatmulJob job = dense_job(L.attn_output, acts.for_weight(L.attn_output.type, pool), o.data());
+    matmul_jobs(std::span<const MatmulJob>(&job, 1), pool);
+  }
   for_each_row(pool, n, E, [&](int64_t t) {
     float* ot = o.data() + t * E;
     float* xt = x.data() + t * E;
@@ -258,8 +275,8 @@ void Gemma4Session::ffn_block(int l, int64_t n) {
   for_each_row(pool, n, E, [&](int64_t t) { ops::rmsnorm(x.data() + t * E, L.ffn_norm.data(), a.data() + t * E, E, eps); });
   acts.set(a.data(), n, E);
   moe_jobs.clear();
-  moe_jobs.push_back({L.ffn_gate, &acts.for_weight(L.ffn_gate.type, pool), gate.data()});
-  moe_jobs.push_back({L.ffn_up, &acts.for_weight(L.ffn_up.type, pool), up.data()});
+  moe_jobs.push_back(dense_job(L.ffn_gate, acts.for_weight(L.ffn_gate.type, pool), gate.data()));
+  moe_jobs.push_back(dense_job(L.ffn_up, acts.for_weight(L.ffn_up.type, pool), up.data()));
   if (L.has_moe) router_input(l, n);
   matmul_jobs(moe_jobs, pool);
 
@@ -267,7 +284,7 @@ void Gemma4Session::ffn_block(int l, int64_t n) {
   for_each_row(pool, n, F, [&](int64_t t) { gelu_tanh_mul(gate.data() + t * F, up.data() + t * F, gate.data() + t * F, F); });
   acts.set(gate.data(), n, F);
   moe_jobs.clear();
-  moe_jobs.push_back({L.ffn_down, &acts.for_weight(L.ffn_down.type, pool), o.data()});
+  moe_jobs.push_back(dense_job(L.ffn_down, acts.for_weight(L.ffn_down.type, pool), o.data()));
   if (L.has_moe) route_experts(l, n);
   matmul_jobs(moe_jobs, pool);
 
@@ -306,7 +323,7 @@ void Gemma4Session::router_input(int l, int64_t n) {
     for (int64_t i = 0; i < E; ++i) zt[i] = zt[i] * L.ffn_gate_inp_scale[static_cast<size_t>(i)] * root;
   });
   acts2.set(z.data(), n, E);
-  moe_jobs.push_back({L.ffn_gate_inp, &acts2.for_weight(L.ffn_gate_inp.type, pool), router.data()});
+  moe_jobs.push_back(dense_job(L.ffn_gate_inp, acts2.for_weight(L.ffn_gate_inp.type, pool), router.data()));
 }
 
 void Gemma4Session::route_experts(int l, int64_t n) {
@@ -357,6 +374,7 @@ void Gemma4Session::route_experts(int l, int64_t n) {
   }
   // start[e] is now the end of expert e's run; its beginning is the end of e - 1.
   std::copy(exp_count.begin(), exp_count.end(), exp_end.begin());
+  order_expert_rows(n);
 
   // z = pre_feedforward_layernorm_2(x): the expert input, from the residual stream      z: [n][E]
   for_each_row(pool, n, E, [&](int64_t t) { ops::rmsnorm(x.data() + t * E, L.pre_ffw_norm_2.data(), z.data() + t * E, E, eps); });
@@ -392,14 +410,14 @@ void Gemma4Session::route_experts(int l, int64_t n) {
     if (cnt == 0) continue;
     // egu = [gate | up] = z W_gate_up[e]^T over the expert's rows: [cnt][2 FE]
     float* y = egu.data() + static_cast<int64_t>(run_begin) * 2 * FE;
-    const int64_t tb = n == 1 ? 0 : run_begin;
+    const int64_t tb = n == 1 ? 0 : run_begin, gemm = exp_gemm[static_cast<size_t>(e)];
     if (L.fused_gate_up) {
       const MatrixView wgu = L.gate_up_exps.expert(e);
-      moe_jobs.push_back({wgu, &input(wgu.type), y, 2 * FE, tb, cnt});
+      moe_jobs.push_back({wgu, &input(wgu.type), y, 2 * FE, tb, cnt, gemm});
     } else {
       const MatrixView wg = L.gate_exps.expert(e), wu = L.up_exps.expert(e);
-      moe_jobs.push_back({wg, &input(wg.type), y, 2 * FE, tb, cnt});
-      moe_jobs.push_back({wu, &input(wu.type), y + FE, 2 * FE, tb, cnt});
+      moe_jobs.push_back({wg, &input(wg.type), y, 2 * FE, tb, cnt, gemm});
+      moe_jobs.push_back({wu, &input(wu.type), y + FE, 2 * FE, tb, cnt, gemm});
     }
     run_begin = run_end;
   }
@@ -428,7 +446,7 @@ void Gemma4Session::expert_downs(int l, int64_t n) {
     if (cnt == 0) continue;
     const MatrixView wd = L.down_exps.expert(e);
     moe_jobs.push_back({wd, &acts.for_weight(wd.type, pool), eout.data() + static_cast<int64_t>(run_begin) * E, E,
-                        run_begin, cnt});
+                        run_begin, cnt, exp_gemm[static_cast<size_t>(e)]});
     run_begin = run_end;
   }
   matmul_jobs(moe_jobs, pool);
@@ -449,6 +467,42 @@ void Gemma4Session::expert_downs(int l, int64_t n) {
     }
     ops::rmsnorm(dst, L.post_ffw_norm_2.data(), dst, E, eps);
   });
+}
+
+MatmulJob Gemma4Session::dense_job(const MatrixView& w, const QuantizedActivations& xq, float* y) const {
+  MatmulJob job{w, &xq, y};
+  job.gemm_tokens = gemm_rows;
+  return job;
+}
+
+void Gemma4Session::order_expert_rows(int64_t n) {
+  const int64_t NE = hp->n_expert, K = hp->n_expert_used, gemm_min = matmul_gemm_min_tokens();
+  std::fill(exp_gemm.begin(), exp_gemm.end(), 0);
+  if (gemm_min <= 0 || n < gemm_min) return;  // no segment is long enough for an expert's GEMM
+  // An expert's run holds its rows in token order, so each segment's rows are one stretch of it. The stretches of
+  // at least gemm_min rows (the GEMM alone) move to the front of the run, the others keep their order after them.
+  int32_t run_begin = 0;
+  for (int64_t e = 0; e < NE; ++e) {
+    const int32_t run_end = exp_end[static_cast<size_t>(e)];
+    int32_t n_gemm = 0, n_rest = 0;
+    for (int32_t r = run_begin; r < run_end;) {
+      const int32_t seg = row_seg[static_cast<size_t>(exp_rows[static_cast<size_t>(r)] / K)];
+      int32_t r_end = r + 1;
+      while (r_end < run_end && row_seg[static_cast<size_t>(exp_rows[static_cast<size_t>(r_end)] / K)] == seg) ++r_end;
+      if (r_end - r >= gemm_min) {
+        std::copy(exp_rows.begin() + r, exp_rows.begin() + r_end, exp_rows.begin() + run_begin + n_gemm);
+        n_gemm += r_end - r;
+      } else {
+        std::copy(exp_rows.begin() + r, exp_rows.begin() + r_end, exp_tmp.begin() + n_rest);
+        n_rest += r_end - r;
+      }
+      r = r_end;
+    }
+    std::copy(exp_tmp.begin(), exp_tmp.begin() + n_rest, exp_rows.begin() + run_begin + n_gemm);
+    exp_gemm[static_cast<size_t>(e)] = n_gemm;
+    for (int32_t r = run_begin; r < run_end; ++r) exp_pos[static_cast<size_t>(exp_rows[static_cast<size_t>(r)])] = r;
+    run_begin = run_end;
+  }
 }
 
 }  // namespace fabula

@@ -123,6 +123,9 @@ Gemma4Session::Gemma4Session(const Gemma4Model& model, SessionOptions options, T
   s.exp_end.resize(static_cast<size_t>(NE));
   s.exp_token.resize(sz(U, K));
   s.exp_pos.resize(sz(U, K));
+  s.exp_gemm.resize(static_cast<size_t>(NE));
+  s.exp_tmp.resize(sz(U, K));
+  s.row_seg.resize(static_cast<size_t>(U));
   s.egu.resize(sz(U * K, 2 * FE));
   s.eact.resize(sz(U * K, FE));
   s.eout.resize(sz(U * K, E));
@@ -167,6 +170,7 @@ Status Gemma4Session::decode(std::span<const int32_t> tokens, LogitsMode mode) {
       s.row_pos[static_cast<size_t>(t)] = s.n_past + t;
       s.row_cache[static_cast<size_t>(t)] = s.cache.data();
     }
+    s.seg_end.assign(1, step);
     s.forward_step(tokens.data() + begin, step, s.logits.data() + (mode == LogitsMode::kAll ? begin * V : 0));
     s.n_past += step;
   }

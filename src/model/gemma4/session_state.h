@@ -112,6 +112,15 @@ struct Gemma4Session final : SessionState {
   std::vector<int64_t> row_pos;             // [U]
   std::vector<LayerKvCache*> row_cache;     // [U]
   std::vector<int64_t> logit_rows;          // output row i = logits of step row logit_rows[i]
+  // The rows in segments, one per sequence's chunk (a session's own step is one): seg_end[s] is the end of segment
+  // s. Every product gives a segment's rows the path they take alone, where the int8 GEMM or the tiles is chosen by
+  // the segment's length (a routed expert: by how many of the segment's rows chose it; MatmulJob::gemm_tokens).
+  // Segments of at least matmul_gemm_min_tokens() rows come first: rows [0, gemm_rows) of the step.
+  std::vector<int64_t> seg_end;
+  std::vector<int32_t> row_seg;             // [U] segment of each row (forward_step)
+  int64_t gemm_rows = 0;                    // forward_step
+  std::vector<int32_t> exp_gemm;           // [n_expert] leading rows of each expert's run that take the GEMM
+  std::vector<int32_t> exp_tmp;             // [U * n_expert_used] route_experts' reordering
 
   // One step of n rows as described by row_pos / row_cache / logit_rows; logits go to logits_out [rows][n_vocab].
   void forward_step(const int32_t* tokens, int64_t n, float* logits_out);
@@ -125,6 +134,10 @@ struct Gemma4Session final : SessionState {
   void router_input(int layer, int64_t n);
   void route_experts(int layer, int64_t n);
   void expert_downs(int layer, int64_t n);
+  // A product over all n rows of the step, each segment on its own path.
+  MatmulJob dense_job(const MatrixView& w, const QuantizedActivations& xq, float* y) const;
+  // Within each expert's run of exp_rows, the rows of segments that take the GEMM alone go first (exp_gemm).
+  void order_expert_rows(int64_t n);
 };
 
 }  // namespace fabula
