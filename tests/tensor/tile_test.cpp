@@ -124,6 +124,11 @@ TEST(Tile, EveryTargetMatchesTheScalarReference) {
             EXPECT_NEAR(y[static_cast<size_t>(t) * 3], want, 1e-4f * (1.0f + std::fabs(want)))
                 << "n " << n << " nt " << nt << " t " << t;
             EXPECT_EQ(y[static_cast<size_t>(t) * 3 + 1], -1.0f);  // nothing written between outputs
+            // A token's result does not depend on the others in its tile (batched steps rely on it: a sequence's
+            // decode token gives the same logits in a step of many rows as alone).
+            float one = 0;
+            tile(n, w, act.data() + astride * (t + 1), astride, nullptr, 1, &one, 1);
+            EXPECT_EQ(y[static_cast<size_t>(t) * 3], one) << "n " << n << " nt " << nt << " t " << t;
           }
           if (!scales.empty()) {
             std::vector<float> ys(static_cast<size_t>(nt) * 3, -1.0f);
