@@ -156,6 +156,15 @@ function fabulaStream(port, prompt) {
   });
 }
 
+// The server's step counters (/metrics), to count the steps taken while the streams ran together.
+async function stepCounters(port) {
+  const metrics = await new Promise((resolve) => http.get({ host: "127.0.0.1", port, path: "/metrics", agent: false },
+    (res) => { let s = ""; res.on("data", (d) => { s += d; }); res.on("end", () => resolve(s)); }));
+  const metric = (name) => +(metrics.match(new RegExp(`\\nllamacpp:${name} ([0-9.e+-]+)`)) ?? [0, NaN])[1];
+  return { steps: metric("batch_steps_total"), sequences: metric("batch_sequences_total"),
+           tokens: metric("batch_tokens_total") };
+}
+
 async function runFabula() {
   const { p, port } = await startServe();
   try {
@@ -164,15 +173,17 @@ async function runFabula() {
     const bos = 2;
     await fabulaStream(port, prompts(vocab, bos, 999)[0].slice(0, 8));  // warm-up
     const out = { alone: [], together: [] };
+    const together = { steps: 0, sequences: 0, tokens: 0 };  // steps of the together runs only
     for (let rep = 0; rep < args.reps; ++rep) {
       const ps = prompts(vocab, bos, rep);
       out.alone.push(summarize([await fabulaStream(port, ps[0])]));
+      const before = await stepCounters(port);
       out.together.push(summarize(await Promise.all(ps.map((pr) => fabulaStream(port, pr)))));
+      const after = await stepCounters(port);
+      for (const k of Object.keys(together)) together[k] += after[k] - before[k];
     }
-    const metrics = await new Promise((resolve) => http.get({ host: "127.0.0.1", port, path: "/metrics", agent: false },
-      (res) => { let s = ""; res.on("data", (d) => { s += d; }); res.on("end", () => resolve(s)); }));
-    const metric = (name) => +(metrics.match(new RegExp(`\\nllamacpp:${name} ([0-9.e+-]+)`)) ?? [0, NaN])[1];
-    out.server = { batch_size_avg: metric("batch_size_avg"), tokens_per_step_avg: metric("tokens_per_step_avg") };
+    out.server = { batch_size_avg: together.sequences / together.steps, tokens_per_step_avg: together.tokens / together.steps,
+                   steps: together.steps };
     return out;
   } finally {
     p.kill("SIGTERM");
@@ -282,8 +293,8 @@ if (fa && ft) {
   console.log(`fabula ${args.streams} streams / 1 stream, aggregate t/s: ${f(ft.aggregate_ts / fa.aggregate_ts)}x (target >= 2.5x)`);
   console.log(`fabula p99 gap with ${args.streams} streams / median gap alone: ${f(ft.gap_p99_ms / fa.gap_median_ms)}x (target <= 2.5x)`);
   if (servers.length)
-    console.log(`fabula steps: ${f(median(servers.map((s) => s.batch_size_avg)))} sequences, ` +
-                `${f(median(servers.map((s) => s.tokens_per_step_avg)), 1)} tokens per step on average`);
+    console.log(`fabula steps while ${args.streams} streams ran together: ${f(median(servers.map((s) => s.batch_size_avg)))} ` +
+                `sequences, ${f(median(servers.map((s) => s.tokens_per_step_avg)), 1)} tokens per step on average`);
 }
 if (ft && lt) console.log(`fabula / llama.cpp with ${args.streams} streams, aggregate t/s: ${f(ft.aggregate_ts / lt.aggregate_ts)}x (target >= 1.5x)`);
 if (args.json) writeFileSync(args.json, JSON.stringify({ args, load, table, results, servers }, null, 2));
