@@ -20,7 +20,7 @@
 namespace fabula::app {
 namespace {
 
-constexpr int64_t kDefaultUbatch = 256;  // run and serve's n_ubatch: the sliding ring's headroom
+constexpr int64_t kDefaultUbatch = 256;  // serve's n_ubatch (run's is SessionOptions'): the sliding ring's headroom
 
 std::string mib(double bytes) { return fmt::format("{:.1f} MiB", bytes / (1024.0 * 1024.0)); }
 

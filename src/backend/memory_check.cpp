@@ -9,6 +9,7 @@
 #include "format/gguf_split.h"
 #include "model/gemma4/hparams.h"
 #include "model/gemma4/kv_layout.h"
+#include "model/model.h"
 
 namespace fabula::backend {
 
@@ -49,10 +50,18 @@ Result<MemoryPlan> plan_memory(const GgufFile& file, int64_t n_ctx, uint64_t ava
   plan.n_ctx = n_ctx;
   for (const auto& t : file.tensors()) plan.weights += t.n_bytes();
   // Full layers hold n_ctx positions, sliding ones their window plus a ubatch, in the cache's types.
-  constexpr int64_t kUbatch = 256;
-  plan.kv_cache = gemma4_kv_cache_bytes(hp, n_ctx, kUbatch, cache_type.k, cache_type.v);
-  // Activations, logits and thread scratch: small next to the weights; 2% plus 64 MiB covers what we allocate.
-  plan.scratch = plan.weights / 50 + (64ull << 20);
+  const int64_t ubatch = std::min(n_ctx, SessionOptions{}.n_ubatch);
+  plan.kv_cache = gemma4_kv_cache_bytes(hp, n_ctx, ubatch, cache_type.k, cache_type.v);
+  // Thread scratch and logits: 2% of the weights plus 64 MiB; and a step's activations, per token in floats: the
+  // residual, norm and output rows (5 E), q and the attention output, k and v, the dense gate and up, and for
+  // each chosen expert its gate|up, GELU and down rows, plus its quantized input (about E bytes).
+  const int64_t K = std::max<int64_t>(hp.n_expert_used, 1);
+  int64_t kv_dims = 0;
+  for (int64_t l = 0; l < hp.n_layer; ++l) kv_dims = std::max(kv_dims, hp.n_kv(l) * hp.head_dim(l));
+  const int64_t floats = 5 * hp.n_embd + 2 * hp.n_head * hp.max_head_dim() + 2 * kv_dims + 2 * hp.max_ff() +
+                         K * (3 * hp.n_ff_exp + hp.n_embd);
+  plan.scratch = plan.weights / 50 + (64ull << 20) +
+                 static_cast<uint64_t>(ubatch) * static_cast<uint64_t>(4 * floats + K * hp.n_embd);
   if (const GgufValue* ft = file.find("general.file_type"); ft != nullptr && ft->as_u64()) {
     for (const auto& q : kLadder)
       if (q.file_type == *ft->as_u64()) plan.file_type = q.name;

@@ -269,7 +269,7 @@ TEST_F(PullCli, TheMemoryCheckWarnsWithFiguresAndTheSmallerQuant) {
   e["FABULA_MEM_AVAILABLE"] = "21G";
   const CliResult small = run_fabula(work_, "inspect " + (work_ / "26b-Q8_0.gguf"), e);
   const std::string tail = small.out.substr(small.out.rfind("memory:"));
-  EXPECT_NE(tail.find("26.8 GB weights + 0.7 GB KV cache at ctx 4096"), std::string::npos) << tail;
+  EXPECT_NE(tail.find("26.8 GB weights + 1.2 GB KV cache at ctx 4096"), std::string::npos) << tail;
   EXPECT_NE(tail.find("21.0 GB of memory is available: it would page"), std::string::npos) << tail;
   EXPECT_NE(tail.find("Use the smaller Q5_K_M"), std::string::npos) << tail;
   e["FABULA_MEM_AVAILABLE"] = "18G";
