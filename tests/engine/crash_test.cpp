@@ -85,7 +85,8 @@ struct Player {
 };
 
 TEST(CrashTest, KillDuringABeatKeepsEveryCompletedBeat) {
-  std::string save = testing::TempDir() + "/fabula_crash_test.sqlite";
+  // Named by process: two checkouts running the suite at once would share one save.
+  std::string save = testing::TempDir() + "/fabula_crash_test_" + std::to_string(::getpid()) + ".sqlite";
   for (const char* ext : {"", "-wal", "-shm"}) std::filesystem::remove(save + ext);
 
   Player p;
@@ -150,7 +151,7 @@ std::string check_integrity(const std::string& path) {
 // the save passes its integrity and foreign-key checks and every beat completed before the kill comes back
 // identical, and play goes on.
 TEST(CrashTest, SlowTwoHundredKillsAtRandomMomentsLoseNoBeat) {
-  std::string save = testing::TempDir() + "/fabula_crash_200.sqlite";
+  std::string save = testing::TempDir() + "/fabula_crash_200_" + std::to_string(::getpid()) + ".sqlite";
   for (const char* ext : {"", "-wal", "-shm"}) std::filesystem::remove(save + ext);
   std::mt19937 rng(16);
   const int kRuns = 200;
