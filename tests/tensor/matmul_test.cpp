@@ -140,6 +140,9 @@ TEST(Matmul, JobsEqualSeparateProducts) {
   // matmul_jobs over several weights, token sub-ranges and strided outputs == one matmul per job.
   ThreadPool pool(2);
   const int64_t cols = 256, n_tokens = 9;
+  // Products of 9 and of 4 tokens on the same path (the tiles), so that the job's 4 tokens equal the whole product's.
+  const int64_t saved_min = matmul_gemm_min_tokens();
+  set_matmul_gemm_min_tokens(16);
   const Weights wa = random_weights(GgmlType::kQ4_K, 40, cols, 21), wb = random_weights(GgmlType::kQ8_0, 17, cols, 22);
   const auto x = random_input(n_tokens * cols, 23);
   QuantizedActivations xk, x8;
@@ -156,6 +159,7 @@ TEST(Matmul, JobsEqualSeparateProducts) {
     for (int64_t r = 0; r < 17; ++r) EXPECT_EQ(yb[t * 20 + r], rb[(t + 3) * 17 + r]);
     for (int64_t r = 17; r < 20; ++r) EXPECT_EQ(yb[t * 20 + r], -1.0f);
   }
+  set_matmul_gemm_min_tokens(saved_min);
 }
 
 TEST(Matmul, ExpertSliceOfA3DTensor) {
