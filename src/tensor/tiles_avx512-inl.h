@@ -180,61 +180,84 @@ HWY_INLINE __m256i reduce_block_pairs(__m512i s0, __m512i s1, __m512i s2, __m512
 // their |w| and sign masks, and the 8 block scales. Per token: the sign moves onto the activations (masked
 // negate; AVX-512 has no vpsignb), vpdpbusd gives 8 lanes per block, one shuffle tree reduces them to one lane per
 // block, and a single FMA applies the 8 weight x activation scales. The per-block f32 work of the 256-bit kernel
-// (convert, broadcast, multiply, FMA per block and token) drops to one vector op per 8 blocks. A remainder of
-// fewer than 8 blocks goes through the 256-bit kernel.
+// (convert, broadcast, multiply, FMA per block and token) drops to one vector op per 8 blocks.
+// A remainder of fewer than 8 blocks is one more step of the same kind (kCount < 8): a routed expert's 704-column
+// down rows are 22 blocks, 2 x 8 + 6, and in decode that remainder through the 256-bit kernel, unprefetched, made
+// them the slowest rows per byte. Blocks past the row's end are never read: their weights, activations and both
+// scales are zero, so they add exactly 0.
+template <GgmlType kType, typename Block, int NT, int kCount>
+HWY_INLINE void q8_0_like_step_512(const uint8_t* x, int64_t i, int64_t nb, const uint8_t* act, size_t act_stride,
+                                   const float* act_scales, __m256 (&acc)[NT]) {
+  auto here = [](int k) { return k < kCount; };  // known at compile time: no branches in the unrolled loops
+  prefetch_weights(x + i * sizeof(Block), kCount * sizeof(Block));
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  __m512i aw[4];
+  __mmask64 negative[4];
+  alignas(16) uint16_t dh[8] = {};  // weight scales in the reduced lane order; 0 for absent blocks
+  for (int p = 0; p < 4; ++p) {
+    const uint8_t* b0 = x + (i + 2 * p) * sizeof(Block);
+    const uint8_t* b1 = b0 + sizeof(Block);
+    const __m256i w0 = here(2 * p) ? q8_0_like_weights<kType>(b0) : _mm256_setzero_si256();
+    const __m256i w1 = here(2 * p + 1) ? q8_0_like_weights<kType>(b1) : _mm256_setzero_si256();
+    const __m512i w = join256(w0, w1);
+    negative[p] = _mm512_movepi8_mask(w);
+    aw[p] = _mm512_abs_epi8(w);
+    if (here(2 * p)) std::memcpy(&dh[p], b0, 2);  // d leads all three block types
+    if (here(2 * p + 1)) std::memcpy(&dh[4 + p], b1, 2);
+  }
+  const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh)));
+  for (int t = 0; t < NT; ++t) {
+    const BlockQ8_0* yb = reinterpret_cast<const BlockQ8_0*>(act + t * act_stride) + i;
+    __m512i s[4];
+    for (int p = 0; p < 4; ++p) {
+      const __m256i a0 = here(2 * p) ? load256(yb[2 * p].qs) : _mm256_setzero_si256();
+      const __m256i a1 = here(2 * p + 1) ? load256(yb[2 * p + 1].qs) : _mm256_setzero_si256();
+      const __m512i a = join256(a0, a1);
+      const __m512i sa = _mm512_mask_sub_epi8(a, negative[p], _mm512_setzero_si512(), a);
+      s[p] = dp_u8s8_512(_mm512_setzero_si512(), aw[p], sa);
+    }
+    __m256 da;
+    if (act_scales != nullptr) {
+      const float* as = act_scales + t * nb + i;
+      const __m256 raw =
+          kCount == 8 ? _mm256_loadu_ps(as) : _mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << kCount) - 1), as);
+      da = _mm256_permutexvar_ps(order, raw);
+    } else {
+      alignas(16) uint16_t ah[8] = {};
+      for (int p = 0; p < 4; ++p) {
+        if (here(2 * p)) std::memcpy(&ah[p], &yb[2 * p].d, 2);
+        if (here(2 * p + 1)) std::memcpy(&ah[4 + p], &yb[2 * p + 1].d, 2);
+      }
+      da = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(ah)));
+    }
+    const __m256i sums = reduce_block_pairs(s[0], s[1], s[2], s[3]);
+    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc[t]);
+  }
+}
+
 template <GgmlType kType, typename Block, int NT>
 HWY_INLINE void tile_q8_0_like_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride,
                                    const float* act_scales, float* y, int64_t ldy) {
   const uint8_t* x = static_cast<const uint8_t*>(wv);
   const int64_t nb = n / kQK8_0;
-  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 8 <= nb; i += 8) {
-    prefetch_weights(x + i * sizeof(Block), 8 * sizeof(Block));
-    __m512i aw[4];
-    __mmask64 negative[4];
-    alignas(16) uint16_t dh[8];  // weight scales in the reduced lane order
-    for (int p = 0; p < 4; ++p) {
-      const uint8_t* b0 = x + (i + 2 * p) * sizeof(Block);
-      const uint8_t* b1 = b0 + sizeof(Block);
-      const __m512i w = join256(q8_0_like_weights<kType>(b0), q8_0_like_weights<kType>(b1));
-      negative[p] = _mm512_movepi8_mask(w);
-      aw[p] = _mm512_abs_epi8(w);
-      std::memcpy(&dh[p], b0, 2);  // d leads all three block types
-      std::memcpy(&dh[4 + p], b1, 2);
-    }
-    const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh)));
-    for (int t = 0; t < NT; ++t) {
-      const BlockQ8_0* yb = reinterpret_cast<const BlockQ8_0*>(act + t * act_stride) + i;
-      __m512i s[4];
-      for (int p = 0; p < 4; ++p) {
-        const __m512i a = join256(load256(yb[2 * p].qs), load256(yb[2 * p + 1].qs));
-        const __m512i sa = _mm512_mask_sub_epi8(a, negative[p], _mm512_setzero_si512(), a);
-        s[p] = dp_u8s8_512(_mm512_setzero_si512(), aw[p], sa);
-      }
-      __m256 da;
-      if (act_scales != nullptr) {
-        da = _mm256_permutexvar_ps(order, _mm256_loadu_ps(act_scales + t * nb + i));
-      } else {
-        alignas(16) uint16_t ah[8];
-        for (int p = 0; p < 4; ++p) {
-          std::memcpy(&ah[p], &yb[2 * p].d, 2);
-          std::memcpy(&ah[4 + p], &yb[2 * p + 1].d, 2);
-        }
-        da = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(ah)));
-      }
-      const __m256i sums = reduce_block_pairs(s[0], s[1], s[2], s[3]);
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc[t]);
-    }
+  for (; i + 8 <= nb; i += 8) q8_0_like_step_512<kType, Block, NT, 8>(x, i, nb, act, act_stride, act_scales, acc);
+  auto last = [&](auto count) {
+    q8_0_like_step_512<kType, Block, NT, decltype(count)::value>(x, i, nb, act, act_stride, act_scales, acc);
+  };
+  switch (nb - i) {  // the remainder, 0..7 blocks
+    case 1: last(std::integral_constant<int, 1>()); break;
+    case 2: last(std::integral_constant<int, 2>()); break;
+    case 3: last(std::integral_constant<int, 3>()); break;
+    case 4: last(std::integral_constant<int, 4>()); break;
+    case 5: last(std::integral_constant<int, 5>()); break;
+    case 6: last(std::integral_constant<int, 6>()); break;
+    case 7: last(std::integral_constant<int, 7>()); break;
+    default: break;
   }
-  float tail[NT] = {};
-  if (i < nb) {
-    tile_q8_0_like_avx2<kType, Block, NT>((nb - i) * kQK8_0, x + i * sizeof(Block), act + i * sizeof(BlockQ8_0),
-                                          act_stride, nullptr, tail, 1);
-  }
-  for (int t = 0; t < NT; ++t) y[t * ldy] = hsum_f32x8(acc[t]) + tail[t];
+  for (int t = 0; t < NT; ++t) y[t * ldy] = hsum_f32x8(acc[t]);
 }
 
 // One token (decode) against `rows` rows of Q8_0 / Q5_0 / Q4_0: y[r] equals tile_q8_0_like_512<.., 1>'s result for
@@ -272,46 +295,79 @@ HWY_INLINE __m512i q8_0_like_unsigned_pair(const uint8_t* b0, const uint8_t* b1)
   }
 }
 
+// One block's 32 weights as gemv's unsigned bytes (the odd last block of a row; the pair function reads two).
+template <GgmlType kType>
+HWY_INLINE __m256i q8_0_like_unsigned_block(const uint8_t* blk) {
+  constexpr char kOffset = kType == GgmlType::kQ8_0 ? static_cast<char>(0x80) : kType == GgmlType::kQ5_0 ? 16 : 8;
+  return _mm256_add_epi8(q8_0_like_weights<kType>(blk), _mm256_set1_epi8(kOffset));  // 0x80: the sign bit flipped
+}
+
+// Blocks i .. i + kCount - 1 of one row into acc, as q8_0_like_step_512 with one token: absent blocks (kCount < 8,
+// a row's remainder) read nothing and add exactly 0, so the row's sum is the tile's bit for bit.
+template <GgmlType kType, typename Block, int kCount>
+HWY_INLINE __m256 gemv_q8_0_like_step_512(const uint8_t* x, int64_t i, const BlockQ8_0* yb, const float* act_scales,
+                                          const int32_t* act_sums, __m256 acc) {
+  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
+  constexpr auto here = [](int k) { return k < kCount; };
+  prefetch_weights(x + i * sizeof(Block), kCount * sizeof(Block));
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  __m512i s[4];
+  for (int p = 0; p < 4; ++p) {
+    const uint8_t* b0 = x + (i + 2 * p) * sizeof(Block);
+    if (!here(2 * p)) {
+      s[p] = _mm512_setzero_si512();
+    } else if (here(2 * p + 1)) {
+      const __m512i a = join256(load256(yb[i + 2 * p].qs), load256(yb[i + 2 * p + 1].qs));
+      s[p] = dp_u8s8_512(_mm512_setzero_si512(), q8_0_like_unsigned_pair<kType>(b0, b0 + sizeof(Block)), a);
+    } else {
+      const __m512i a = join256(load256(yb[i + 2 * p].qs), _mm256_setzero_si256());
+      const __m512i u = join256(q8_0_like_unsigned_block<kType>(b0), _mm256_setzero_si256());
+      s[p] = dp_u8s8_512(_mm512_setzero_si512(), u, a);
+    }
+  }
+  // The weight scales (d leads all three block types) in the reduced lane order, 0 for absent blocks, inserted lane
+  // by lane (eight 2-byte stores read back as one vector would stall on store forwarding).
+  auto d_of = [&](int b) {
+    uint16_t h = 0;
+    if (here(b)) std::memcpy(&h, x + (i + b) * sizeof(Block), 2);
+    return static_cast<short>(h);
+  };
+  const __m256 dw =
+      _mm256_cvtph_ps(_mm_setr_epi16(d_of(0), d_of(2), d_of(4), d_of(6), d_of(1), d_of(3), d_of(5), d_of(7)));
+  constexpr __mmask8 kPresent = static_cast<__mmask8>((1u << kCount) - 1);
+  const __m256 raw_da = kCount == 8 ? _mm256_loadu_ps(act_scales + i) : _mm256_maskz_loadu_ps(kPresent, act_scales + i);
+  const __m256i raw_c = kCount == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act_sums + i))
+                                    : _mm256_maskz_loadu_epi32(kPresent, act_sums + i);
+  const __m256 da = _mm256_permutexvar_ps(order, raw_da);
+  const __m256i c = _mm256_permutexvar_epi32(order, raw_c);
+  const __m256i sums = _mm256_add_epi32(reduce_block_pairs(s[0], s[1], s[2], s[3]), _mm256_srai_epi32(c, kShift));
+  return _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc);
+}
+
 template <GgmlType kType, typename Block>
 HWY_INLINE void gemv_q8_0_like_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                    const float* act_scales, const int32_t* act_sums, float* y) {
-  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
   const int64_t nb = n / kQK8_0;
-  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   const BlockQ8_0* yb = reinterpret_cast<const BlockQ8_0*>(act);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* x = w + static_cast<size_t>(r) * row_stride;
     __m256 acc = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 <= nb; i += 8) {
-      prefetch_weights(x + i * sizeof(Block), 8 * sizeof(Block));
-      __m512i s[4];
-      for (int p = 0; p < 4; ++p) {
-        const uint8_t* b0 = x + (i + 2 * p) * sizeof(Block);
-        const __m512i a = join256(load256(yb[i + 2 * p].qs), load256(yb[i + 2 * p + 1].qs));
-        s[p] = dp_u8s8_512(_mm512_setzero_si512(), q8_0_like_unsigned_pair<kType>(b0, b0 + sizeof(Block)), a);
-      }
-      // The weight scales (d leads all three block types) in the reduced lane order, inserted lane by lane (eight
-      // 2-byte stores read back as one vector would stall on store forwarding).
-      auto d_of = [&](int b) {
-        uint16_t h;
-        std::memcpy(&h, x + (i + b) * sizeof(Block), 2);
-        return static_cast<short>(h);
-      };
-      const __m256 dw =
-          _mm256_cvtph_ps(_mm_setr_epi16(d_of(0), d_of(2), d_of(4), d_of(6), d_of(1), d_of(3), d_of(5), d_of(7)));
-      const __m256 da = _mm256_permutexvar_ps(order, _mm256_loadu_ps(act_scales + i));
-      const __m256i c =
-          _mm256_permutexvar_epi32(order, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act_sums + i)));
-      const __m256i sums = _mm256_add_epi32(reduce_block_pairs(s[0], s[1], s[2], s[3]), _mm256_srai_epi32(c, kShift));
-      acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc);
+    for (; i + 8 <= nb; i += 8) acc = gemv_q8_0_like_step_512<kType, Block, 8>(x, i, yb, act_scales, act_sums, acc);
+    auto last = [&](auto count) {
+      acc = gemv_q8_0_like_step_512<kType, Block, decltype(count)::value>(x, i, yb, act_scales, act_sums, acc);
+    };
+    switch (nb - i) {  // the remainder, 0..7 blocks
+      case 1: last(std::integral_constant<int, 1>()); break;
+      case 2: last(std::integral_constant<int, 2>()); break;
+      case 3: last(std::integral_constant<int, 3>()); break;
+      case 4: last(std::integral_constant<int, 4>()); break;
+      case 5: last(std::integral_constant<int, 5>()); break;
+      case 6: last(std::integral_constant<int, 6>()); break;
+      case 7: last(std::integral_constant<int, 7>()); break;
+      default: break;
     }
-    float tail = 0;
-    if (i < nb) {
-      tile_q8_0_like_avx2<kType, Block, 1>((nb - i) * kQK8_0, x + i * sizeof(Block), act + i * sizeof(BlockQ8_0), 0,
-                                           nullptr, &tail, 1);
-    }
-    y[r] = hsum_f32x8(acc) + tail;
+    y[r] = hsum_f32x8(acc);
   }
 }
 

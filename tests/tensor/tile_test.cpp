@@ -98,12 +98,12 @@ TEST(Tile, EveryTargetMatchesTheScalarReference) {
       ++tested;
       const GgmlType at = vec_dot_type(type);
       // 2816: the 26B hidden size; 704 (22 blocks of 32) its expert width; 800 (25 blocks) an odd block count for
-      // the kernels that take two 32-blocks per step.
+      // the kernels that take two 32-blocks per step; 96 (3 blocks) a row shorter than one 8-block step.
       // Float types: 77 and 1000 exercise the 16-wide remainder and the element-by-element tail.
       const int64_t block = type_traits(type).block_size;
       const std::vector<int64_t> sizes = block == kQK_K ? std::vector<int64_t>{256, 768, 2816}
                                          : block == 1   ? std::vector<int64_t>{77, 1000, 2816}
-                                                        : std::vector<int64_t>{256, 704, 800, 2816};
+                                                        : std::vector<int64_t>{96, 256, 704, 800, 2816};
       for (int64_t n : sizes) {
         // +2: GGUF rows are only 2-byte aligned.
         std::vector<uint8_t> wbuf(row_bytes(type, n) + 2);
