@@ -109,14 +109,17 @@ Status Gemma4Batch::decode(std::span<const BatchItem> items) {
   const size_t threads = static_cast<size_t>(r.pool->size());
   if (r.scores.size() < threads * static_cast<size_t>(max_cap)) r.scores.resize(threads * static_cast<size_t>(max_cap));
 
-  // Each round takes up to n_ubatch tokens of every item (a sequence alone decodes its prompt in such chunks),
-  // while the step has room.
+  // Each round takes the next chunk of every item, n_ubatch tokens as a sequence alone decodes its prompt, while
+  // the step has room. A chunk is never cut to fit: its length picks its products' paths (the int8 GEMM from
+  // matmul_gemm_min_tokens() rows, else the tiles), and a cut chunk would round differently than alone. It waits
+  // for the next step instead, unless the step is empty (a chunk longer than the whole step).
   for (;;) {
     int64_t n = 0;
     for (size_t i = 0; i < work_.size(); ++i) {
       Item& it = work_[i];
       const int64_t size = static_cast<int64_t>(items[i].tokens.size());
-      it.taken = std::min({size - it.done, it.seq->opt.n_ubatch, n_batch_ - n});
+      const int64_t chunk = std::min(size - it.done, it.seq->opt.n_ubatch);
+      it.taken = chunk <= n_batch_ - n ? chunk : n == 0 ? std::min(chunk, n_batch_) : 0;
       n += it.taken;
     }
     if (n == 0) break;
