@@ -235,6 +235,22 @@ HWY_INLINE void q8_0_like_step_512(const uint8_t* x, int64_t i, int64_t nb, cons
   }
 }
 
+// A row's remainder of k = 0..7 blocks as one step whose block count is a compile-time constant:
+// step(std::integral_constant<int, k>()) for k > 0, nothing for 0.
+template <typename Step>
+HWY_INLINE void for_remainder_blocks(int64_t k, Step&& step) {
+  switch (k) {
+    case 1: step(std::integral_constant<int, 1>()); break;
+    case 2: step(std::integral_constant<int, 2>()); break;
+    case 3: step(std::integral_constant<int, 3>()); break;
+    case 4: step(std::integral_constant<int, 4>()); break;
+    case 5: step(std::integral_constant<int, 5>()); break;
+    case 6: step(std::integral_constant<int, 6>()); break;
+    case 7: step(std::integral_constant<int, 7>()); break;
+    default: break;
+  }
+}
+
 template <GgmlType kType, typename Block, int NT>
 HWY_INLINE void tile_q8_0_like_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride,
                                    const float* act_scales, float* y, int64_t ldy) {
@@ -244,19 +260,9 @@ HWY_INLINE void tile_q8_0_like_512(int64_t n, const void* wv, const uint8_t* act
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= nb; i += 8) q8_0_like_step_512<kType, Block, NT, 8>(x, i, nb, act, act_stride, act_scales, acc);
-  auto last = [&](auto count) {
+  for_remainder_blocks(nb - i, [&](auto count) {
     q8_0_like_step_512<kType, Block, NT, decltype(count)::value>(x, i, nb, act, act_stride, act_scales, acc);
-  };
-  switch (nb - i) {  // the remainder, 0..7 blocks
-    case 1: last(std::integral_constant<int, 1>()); break;
-    case 2: last(std::integral_constant<int, 2>()); break;
-    case 3: last(std::integral_constant<int, 3>()); break;
-    case 4: last(std::integral_constant<int, 4>()); break;
-    case 5: last(std::integral_constant<int, 5>()); break;
-    case 6: last(std::integral_constant<int, 6>()); break;
-    case 7: last(std::integral_constant<int, 7>()); break;
-    default: break;
-  }
+  });
   for (int t = 0; t < NT; ++t) y[t * ldy] = hsum_f32x8(acc[t]);
 }
 
@@ -354,19 +360,9 @@ HWY_INLINE void gemv_q8_0_like_512(int64_t n, const uint8_t* w, size_t row_strid
     __m256 acc = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= nb; i += 8) acc = gemv_q8_0_like_step_512<kType, Block, 8>(x, i, yb, act_scales, act_sums, acc);
-    auto last = [&](auto count) {
+    for_remainder_blocks(nb - i, [&](auto count) {
       acc = gemv_q8_0_like_step_512<kType, Block, decltype(count)::value>(x, i, yb, act_scales, act_sums, acc);
-    };
-    switch (nb - i) {  // the remainder, 0..7 blocks
-      case 1: last(std::integral_constant<int, 1>()); break;
-      case 2: last(std::integral_constant<int, 2>()); break;
-      case 3: last(std::integral_constant<int, 3>()); break;
-      case 4: last(std::integral_constant<int, 4>()); break;
-      case 5: last(std::integral_constant<int, 5>()); break;
-      case 6: last(std::integral_constant<int, 6>()); break;
-      case 7: last(std::integral_constant<int, 7>()); break;
-      default: break;
-    }
+    });
     y[r] = hsum_f32x8(acc);
   }
 }
