@@ -66,19 +66,11 @@ std::vector<Run> run_batched(const Model& model, const std::vector<std::vector<i
   return out;
 }
 
-std::vector<int32_t> random_prompt(size_t n, int64_t n_vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> pick(1, static_cast<int32_t>(n_vocab - 1));
-  std::vector<int32_t> p(n);
-  for (auto& id : p) id = pick(rng);
-  return p;
-}
-
 // Sequence i joins at round start[i] with a prompt of lengths[i] tokens.
 void expect_batch_invariant(const Model& model, SessionOptions opt, int64_t n_batch, std::vector<size_t> lengths,
                             std::vector<int> start = {0, 0, 3, 5}) {
   std::vector<std::vector<int32_t>> prompts;
-  for (size_t i = 0; i < lengths.size(); ++i) prompts.push_back(random_prompt(lengths[i], model.n_vocab(), 1 + i));
+  for (size_t i = 0; i < lengths.size(); ++i) prompts.push_back(random_tokens(lengths[i], model.n_vocab(), 1 + i));
   const int n_gen = 12;
   const std::vector<Run> batched = run_batched(model, prompts, start, n_gen, opt, n_batch);
   double worst = 0;
@@ -177,7 +169,7 @@ TEST(Batch, AllLogitsRowsAndRollbackMatchTheSessionAlone) {
   SessionOptions opt;
   opt.n_ctx = 64;
   opt.n_ubatch = 8;
-  const auto a = random_prompt(19, model.n_vocab(), 7), b = random_prompt(6, model.n_vocab(), 8);
+  const auto a = random_tokens(19, model.n_vocab(), 7), b = random_tokens(6, model.n_vocab(), 8);
   Session alone(model, opt);
   ASSERT_TRUE(alone.decode(a, LogitsMode::kAll).ok());
   const std::vector<float> want(alone.logits().begin(), alone.logits().end());

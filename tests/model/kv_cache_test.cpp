@@ -21,14 +21,6 @@ using namespace model_test;
 
 const std::string kDemoModel = std::string(FABULA_SOURCE_DIR) + "/models/fabula-demo-v1.gguf";
 
-std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> pick(1, static_cast<int32_t>(n_vocab - 1));
-  std::vector<int32_t> p(n);
-  for (auto& id : p) id = pick(rng);
-  return p;
-}
-
 std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids, SessionOptions opt) {
   Session s(m, opt);
   auto st = s.decode(ids, LogitsMode::kAll);

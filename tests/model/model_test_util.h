@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,15 @@ inline std::string convert_tiny(const ScratchDir& dir, const std::string& outtyp
   auto report = convert_hf_to_gguf(opt);
   EXPECT_TRUE(report.ok()) << (report.ok() ? "" : report.error().to_string());
   return opt.output;
+}
+
+// n token ids drawn uniformly from 1 .. n_vocab - 1 (no id 0), reproducible by seed.
+inline std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> pick(1, static_cast<int32_t>(n_vocab - 1));
+  std::vector<int32_t> p(n);
+  for (auto& id : p) id = pick(rng);
+  return p;
 }
 
 inline nlohmann::json read_json(const std::string& path) {

@@ -12,37 +12,18 @@
 
 #include "tensor/activations.h"
 #include "tensor/kernels.h"
+#include "kernel_test_util.h"
 
 namespace fabula {
 namespace {
 
-std::vector<float> random_values(int64_t n, float scale, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = g(rng);
-  return v;
-}
+using kernel_test::on_every_target;
+using kernel_test::random_values;
 
 // Relative error with an absolute floor: Highway's Tanh/Exp are within a few ULP.
 void expect_close(const std::vector<float>& got, const std::vector<float>& want, float tol = 2e-6f) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol * (1.0f + std::fabs(want[i]))) << i;
-}
-
-// Runs fn() once per attainable target, with the dispatch forced to it.
-template <typename Fn>
-void on_every_target(Fn fn) {
-  const auto targets = kernel_targets();
-  ASSERT_FALSE(targets.empty());
-  for (int64_t target : targets) {
-    hwy::SetSupportedTargetsForTest(target);
-    hwy::GetChosenTarget().Update(hwy::SupportedTargets());
-    SCOPED_TRACE(hwy::TargetName(target));
-    fn();
-  }
-  hwy::SetSupportedTargetsForTest(0);
-  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
 }
 
 TEST(Activations, GeluTanhMulMatchesTheReference) {

@@ -11,32 +11,14 @@
 
 #include "tensor/activations.h"
 #include "tensor/kernels.h"
+#include "kernel_test_util.h"
 #include "tensor/kv_attention.h"
 
 namespace fabula {
 namespace {
 
-std::vector<float> random_values(int64_t n, float scale, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = g(rng);
-  return v;
-}
-
-template <typename Fn>
-void on_every_target(Fn fn) {
-  const auto targets = kernel_targets();
-  ASSERT_FALSE(targets.empty());
-  for (int64_t target : targets) {
-    hwy::SetSupportedTargetsForTest(target);
-    hwy::GetChosenTarget().Update(hwy::SupportedTargets());
-    SCOPED_TRACE(hwy::TargetName(target));
-    fn();
-  }
-  hwy::SetSupportedTargetsForTest(0);
-  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
-}
+using kernel_test::on_every_target;
+using kernel_test::random_values;
 
 void expect_close(const float* got, const float* want, int64_t n, float tol) {
   for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(got[i], want[i], tol * (1.0f + std::fabs(want[i]))) << i;
