@@ -51,6 +51,10 @@ fresh "$q4"
 vs 26b-q4km "$q4" -p 512 -n 128 -r 3 --rounds 2
 step "fabula decode vs the read bound, by phase (26B-A4B Q4_K_M)"
 "$build/fabula" bench -m "$q4" -p 0 -n 128 -r 3 -t "$threads" --profile ${bw:+--bandwidth "$bw"} | tee "$work/bound-26b-q4km.txt"
+# The bound drifts within minutes on a VM: the figure for the issue is this alternating one (each decode run between
+# two bandwidth runs, divided by the higher), not the single bandwidth run at the start.
+step "fabula decode vs the read bound, alternating (26B-A4B Q4_K_M)"
+THREADS="$threads" bench/decode_bound.sh "$build" "$q4" 3 128 | tee "$work/decode-bound.txt"
 step "decode streaming per weight type (GEMV over 512 MB, all threads)"
 "$build/bench/bench_quant" --benchmark_filter="GemvStream/.*/$threads/" | tee "$work/gemv_stream.txt"
 # The first beat's prompt length, then fabula's time to the first line on a real vn26b prompt of that length.
