@@ -68,25 +68,12 @@ struct GemmKBlockAvx2 {
   float dm[kGemmRowsAvx2];
 };
 
-// One row block -> 8 vectors of 32 unsigned weights (vector k = weights 32k..32k+31, as the tiles), the scales
-// (per 32; Q6_K per 16), the offsets per 16, d and dm.
-template <GgmlType kType>
-HWY_INLINE void unpack_k_block_avx2(const uint8_t* blk, __m256i q[8], int16_t scale[16], int16_t offset[16],
-                                    float* d, float* dm) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
+// The integer scales (per 32 weights; Q6_K per 16), the offsets per 16 weights, d and dm of one K-quant row block:
+// w = d * scale_g * q - dm * offset_16. Scale is int16_t here (pmaddwd) and int32_t on AVX-512 (vpmulld).
+template <GgmlType kType, typename Scale>
+HWY_INLINE void unpack_k_block_scales(const uint8_t* blk, Scale scale[16], int16_t offset[16], float* d, float* dm) {
   if constexpr (kType == GgmlType::kQ6_K) {
     const BlockQ6_K* x = reinterpret_cast<const BlockQ6_K*>(blk);
-    const __m256i m2 = _mm256_set1_epi8(0x30);
-    for (int h = 0; h < 2; ++h) {  // as tile_q6_K_avx2_n
-      const uint8_t* ql = x->ql + 64 * h;
-      const __m256i qh = load256(x->qh + 32 * h);
-      const __m256i lo1 = load256(ql), lo2 = load256(ql + 32);
-      q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(lo1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2));
-      q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(lo2, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2));
-      q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m4), _mm256_and_si256(qh, m2));
-      q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m4),
-                                     _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2));
-    }
     for (int g = 0; g < 16; ++g) {
       scale[g] = x->scales[g];
       offset[g] = static_cast<int16_t>(32 * x->scales[g]);
@@ -96,20 +83,6 @@ HWY_INLINE void unpack_k_block_avx2(const uint8_t* blk, __m256i q[8], int16_t sc
   } else {
     using Block = std::conditional_t<kType == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>;
     const Block* x = reinterpret_cast<const Block*>(blk);
-    __m256i hbits = _mm256_setzero_si256();
-    if constexpr (kType == GgmlType::kQ5_K) hbits = load256(x->qh);
-    for (int j = 0; j < 4; ++j) {  // as tile_qk_avx2
-      const __m256i bits = load256(x->qs + 32 * j);
-      q[2 * j] = _mm256_and_si256(bits, m4);
-      q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      if constexpr (kType == GgmlType::kQ5_K) {
-        const __m256i one = _mm256_set1_epi8(1);
-        q[2 * j] = _mm256_or_si256(q[2 * j], _mm256_slli_epi16(_mm256_and_si256(hbits, one), 4));
-        q[2 * j + 1] =
-            _mm256_or_si256(q[2 * j + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), one), 4));
-        hbits = _mm256_srli_epi16(hbits, 2);
-      }
-    }
     uint32_t utmp[4];
     unpack_k_scales(x->scales, utmp);
     const uint8_t* sc = reinterpret_cast<const uint8_t*>(utmp);
@@ -120,6 +93,20 @@ HWY_INLINE void unpack_k_block_avx2(const uint8_t* blk, __m256i q[8], int16_t sc
     *d = h2f_fast(x->d);
     *dm = h2f_fast(x->dmin);
   }
+}
+
+// One row block -> 8 vectors of 32 unsigned weights (vector k = weights 32k..32k+31, as the tiles), the scales
+// (per 32; Q6_K per 16), the offsets per 16, d and dm.
+template <GgmlType kType>
+HWY_INLINE void unpack_k_block_avx2(const uint8_t* blk, __m256i q[8], int16_t scale[16], int16_t offset[16],
+                                    float* d, float* dm) {
+  if constexpr (kType == GgmlType::kQ6_K) {
+    unpack_q6_K_weights_avx2(*reinterpret_cast<const BlockQ6_K*>(blk), q);
+  } else {
+    using Block = std::conditional_t<kType == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>;
+    unpack_qk_weights_avx2<kType == GgmlType::kQ5_K>(*reinterpret_cast<const Block*>(blk), q);
+  }
+  unpack_k_block_scales<kType>(blk, scale, offset, d, dm);
 }
 
 template <GgmlType kType>
@@ -213,8 +200,7 @@ constexpr int kQ8LikeBias = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ
 
 template <GgmlType kType>
 inline void repack_q8_0_like_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
-  using Block = std::conditional_t<kType == GgmlType::kQ8_0, BlockQ8_0,
-                                   std::conditional_t<kType == GgmlType::kQ5_0, BlockQ5_0, BlockQ4_0>>;
+  using Block = Q8_0LikeBlock<kType>;
   GemmQ8BlockAvx2* out = reinterpret_cast<GemmQ8BlockAvx2*>(tile);
   const __m256i bias = _mm256_set1_epi8(kQ8LikeBias<kType>);
   for (int64_t b = 0; b < n / kQK8_0; ++b) {
@@ -227,9 +213,7 @@ inline void repack_q8_0_like_avx2(int64_t n, const uint8_t* w, size_t row_stride
       }
       const uint8_t* bp = w + r * row_stride + b * sizeof(Block);
       v[r] = _mm256_add_epi8(q8_0_like_weights<kType>(bp), bias);
-      uint16_t dh;
-      std::memcpy(&dh, bp, 2);  // d leads all three block types
-      out[b].d[r] = h2f_fast(dh);
+      out[b].d[r] = q8_0_like_scale(bp);
     }
     transpose_8x8_epi32(v);
     for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q[g]), v[g]);

@@ -81,12 +81,6 @@ HWY_INLINE void unpack_k_block(const uint8_t* blk, __m512i q[4], int32_t scale[1
       q[2 * h] = _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_and_si512(hi_a, m2));
       q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), m4), _mm512_and_si512(hi_b, m2));
     }
-    for (int g = 0; g < 16; ++g) {
-      scale[g] = x->scales[g];
-      offset[g] = static_cast<int16_t>(32 * x->scales[g]);
-    }
-    *d = h2f_fast(x->d);
-    *dm = *d;
   } else {
     using Block = std::conditional_t<kType == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>;
     const Block* x = reinterpret_cast<const Block*>(blk);
@@ -102,16 +96,8 @@ HWY_INLINE void unpack_k_block(const uint8_t* blk, __m512i q[4], int32_t scale[1
         hbits = _mm256_srli_epi16(hbits, 2);
       }
     }
-    uint32_t utmp[4];
-    unpack_k_scales(x->scales, utmp);
-    const uint8_t* sc = reinterpret_cast<const uint8_t*>(utmp);
-    for (int j = 0; j < 8; ++j) {
-      scale[j] = sc[j];
-      offset[2 * j] = offset[2 * j + 1] = sc[8 + j];
-    }
-    *d = h2f_fast(x->d);
-    *dm = h2f_fast(x->dmin);
   }
+  unpack_k_block_scales<kType>(blk, scale, offset, d, dm);
 }
 
 template <GgmlType kType>
@@ -193,8 +179,7 @@ struct GemmQ8Block {
 
 template <GgmlType kType>
 inline void repack_q8_0_like(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
-  using Block = std::conditional_t<kType == GgmlType::kQ8_0, BlockQ8_0,
-                                   std::conditional_t<kType == GgmlType::kQ5_0, BlockQ5_0, BlockQ4_0>>;
+  using Block = Q8_0LikeBlock<kType>;
   GemmQ8Block* out = reinterpret_cast<GemmQ8Block*>(tile);
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   const int64_t nb = n / kQK8_0;
@@ -211,9 +196,7 @@ inline void repack_q8_0_like(int64_t n, const uint8_t* w, size_t row_stride, int
       for (int k = 0; k < pair; ++k) {
         const uint8_t* bp = w + r * row_stride + (b0 + k) * sizeof(Block);
         half[k] = _mm256_xor_si256(q8_0_like_weights<kType>(bp), bias);  // q + 128
-        uint16_t dh;
-        std::memcpy(&dh, bp, 2);  // d leads all three block types
-        out[b0 + k].d[r] = h2f_fast(dh);
+        out[b0 + k].d[r] = q8_0_like_scale(bp);
       }
       v[r] = join256(half[0], half[1]);
     }

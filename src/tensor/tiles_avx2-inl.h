@@ -95,6 +95,44 @@ HWY_INLINE void with_token_count(int nt, const Fn& fn) {
     });                                                                                                        \
   }
 
+// Q4_K / Q5_K row block -> 8 vectors of 32 unsigned weights, vector k = weights 32k..32k+31 (kHighBits: Q5_K's
+// fifth bit plane qh). Shared by the tiles and the AVX2 GEMM's repack.
+template <bool kHighBits, typename Block>
+HWY_INLINE void unpack_qk_weights_avx2(const Block& x, __m256i q[8]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256i hbits = _mm256_setzero_si256();
+  if constexpr (kHighBits) hbits = load256(x.qh);
+  for (int j = 0; j < 4; ++j) {
+    const __m256i bits = load256(x.qs + 32 * j);
+    q[2 * j] = _mm256_and_si256(bits, m4);
+    q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+    if constexpr (kHighBits) {  // bit 2j of qh is the fifth bit of chunk j's low nibbles, bit 2j+1 of its high
+      const __m256i one = _mm256_set1_epi8(1);
+      q[2 * j] = _mm256_or_si256(q[2 * j], _mm256_slli_epi16(_mm256_and_si256(hbits, one), 4));
+      q[2 * j + 1] =
+          _mm256_or_si256(q[2 * j + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), one), 4));
+      hbits = _mm256_srli_epi16(hbits, 2);
+    }
+  }
+}
+
+// Q6_K row block -> 8 vectors of 32 unsigned 6-bit weights (0..63, the -32 offset left to the caller), vector k =
+// weights 32k..32k+31. Shared by the tiles and the AVX2 GEMM's repack.
+HWY_INLINE void unpack_q6_K_weights_avx2(const BlockQ6_K& x, __m256i q[8]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m2 = _mm256_set1_epi8(0x30);
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* ql = x.ql + 64 * h;
+    const __m256i qh = load256(x.qh + 32 * h);
+    const __m256i lo1 = load256(ql), lo2 = load256(ql + 32);
+    q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(lo1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2));
+    q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(lo2, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2));
+    q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m4), _mm256_and_si256(qh, m2));
+    q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2));
+  }
+}
+
 // Q4_K / Q5_K x Q8_K (kHighBits: Q5_K's fifth bit plane qh). Per block and row: 8 vectors of 32 weights
 // (sub-block k = elements 32k..32k+31) and the 8 scales; per token: maddubs(q, a) then the 6-bit scale via
 // vpdpwssd, one f32 FMA per block, and the min term from bsums.
@@ -102,7 +140,6 @@ template <bool kHighBits, typename Block, int NT>
 HWY_INLINE void tile_qk_avx2(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, const float*,
                              float* y, int64_t ldy) {
   const Block* x = static_cast<const Block*>(wv);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc[NT];
   __m128 accm[NT];
   for (int t = 0; t < NT; ++t) {
@@ -115,20 +152,7 @@ HWY_INLINE void tile_qk_avx2(int64_t n, const void* wv, const uint8_t* act, size
     const uint8_t* sc = reinterpret_cast<const uint8_t*>(utmp);
     const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8)));
     __m256i q[8], s[8];
-    __m256i hbits = _mm256_setzero_si256();
-    if constexpr (kHighBits) hbits = load256(x[i].qh);
-    for (int j = 0; j < 4; ++j) {
-      const __m256i bits = load256(x[i].qs + 32 * j);
-      q[2 * j] = _mm256_and_si256(bits, m4);
-      q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      if constexpr (kHighBits) {  // bit 2j of qh is the fifth bit of chunk j's low nibbles, bit 2j+1 of its high
-        const __m256i one = _mm256_set1_epi8(1);
-        q[2 * j] = _mm256_or_si256(q[2 * j], _mm256_slli_epi16(_mm256_and_si256(hbits, one), 4));
-        q[2 * j + 1] =
-            _mm256_or_si256(q[2 * j + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), one), 4));
-        hbits = _mm256_srli_epi16(hbits, 2);
-      }
-    }
+    unpack_qk_weights_avx2<kHighBits>(x[i], q);
     for (int k = 0; k < 8; ++k) s[k] = _mm256_set1_epi16(sc[k]);
     const float d = h2f_fast(x[i].d), dmin = h2f_fast(x[i].dmin);
     for (int t = 0; t < NT; ++t) {
@@ -150,23 +174,12 @@ template <int NT>
 HWY_INLINE void tile_q6_K_avx2_n(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, const float*,
                                float* y, int64_t ldy) {
   const BlockQ6_K* x = static_cast<const BlockQ6_K*>(wv);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m2 = _mm256_set1_epi8(0x30);
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     __m256i q[8], s[8];
     const int8_t* sc = x[i].scales;
-    for (int h = 0; h < 2; ++h) {
-      const uint8_t* ql = x[i].ql + 64 * h;
-      const __m256i qh = load256(x[i].qh + 32 * h);
-      const __m256i lo1 = load256(ql), lo2 = load256(ql + 32);
-      q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(lo1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2));
-      q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(lo2, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2));
-      q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m4), _mm256_and_si256(qh, m2));
-      q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m4),
-                                     _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2));
-    }
+    unpack_q6_K_weights_avx2(x[i], q);
     // q[k] covers elements 32k..32k+31: scales 2k (first 16) and 2k+1 (last 16).
     for (int k = 0; k < 8; ++k) s[k] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
@@ -181,6 +194,17 @@ HWY_INLINE void tile_q6_K_avx2_n(int64_t n, const void* wv, const uint8_t* act, 
     }
   }
   for (int t = 0; t < NT; ++t) y[t * ldy] = hsum_f32x8(acc[t]);
+}
+
+template <GgmlType kType>
+using Q8_0LikeBlock = std::conditional_t<kType == GgmlType::kQ8_0, BlockQ8_0,
+                                         std::conditional_t<kType == GgmlType::kQ5_0, BlockQ5_0, BlockQ4_0>>;
+
+// Q8_0 / Q5_0 / Q4_0: one block's scale d, which leads all three block types.
+HWY_INLINE float q8_0_like_scale(const uint8_t* blk) {
+  uint16_t dh;
+  std::memcpy(&dh, blk, 2);
+  return h2f_fast(dh);
 }
 
 // Q8_0 / Q5_0 / Q4_0: one block's 32 weights as signed int8.
@@ -210,9 +234,7 @@ HWY_INLINE void tile_q8_0_like_avx2(int64_t n, const void* wv, const uint8_t* ac
     const uint8_t* blk = x + i * sizeof(Block);
     const __m256i w = q8_0_like_weights<kType>(blk);
     const __m256i aw = _mm256_sign_epi8(w, w);
-    uint16_t dh;
-    std::memcpy(&dh, blk, 2);  // d leads all three block types
-    const __m256 dw = _mm256_set1_ps(h2f_fast(dh));
+    const __m256 dw = _mm256_set1_ps(q8_0_like_scale(blk));
     for (int t = 0; t < NT; ++t) {
       const BlockQ8_0* yb = reinterpret_cast<const BlockQ8_0*>(act + t * act_stride) + i;
       const __m256i sumi = dp_u8s8(_mm256_setzero_si256(), aw, _mm256_sign_epi8(load256(yb->qs), w));
