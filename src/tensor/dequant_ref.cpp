@@ -79,37 +79,22 @@ void dequantize_row_q8_1_ref(const BlockQ8_1* x, float* y, int64_t n) {
   }
 }
 
-void dequantize_row_q4_K_ref(const BlockQ4_K* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n / kQK_K; ++i) {
-    const uint8_t* q = x[i].qs;
-    const float d = h2f(x[i].d);
-    const float min = h2f(x[i].dmin);
-    int is = 0;
-    uint8_t sc, m;
-    for (int j = 0; j < kQK_K; j += 64) {
-      get_scale_min_k4(is + 0, x[i].scales, &sc, &m);
-      const float d1 = d * sc;
-      const float m1 = min * m;
-      get_scale_min_k4(is + 1, x[i].scales, &sc, &m);
-      const float d2 = d * sc;
-      const float m2 = min * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
-      q += 32;
-      is += 2;
-    }
-  }
-}
+namespace {
 
-void dequantize_row_q5_K_ref(const BlockQ5_K* x, float* y, int64_t n) {
+// Q4_K and Q5_K; kHighBits: Q5_K's fifth bit of every weight, from qh.
+template <bool kHighBits, typename Block>
+void dequantize_row_qk_ref(const Block* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     const uint8_t* ql = x[i].qs;
-    const uint8_t* qh = x[i].qh;
     const float d = h2f(x[i].d);
     const float min = h2f(x[i].dmin);
     int is = 0;
     uint8_t sc, m;
     uint8_t u1 = 1, u2 = 2;
+    auto high = [&](int l, uint8_t u) {
+      if constexpr (kHighBits) return x[i].qh[l] & u ? 16 : 0;
+      return 0;
+    };
     for (int j = 0; j < kQK_K; j += 64) {
       get_scale_min_k4(is + 0, x[i].scales, &sc, &m);
       const float d1 = d * sc;
@@ -117,8 +102,8 @@ void dequantize_row_q5_K_ref(const BlockQ5_K* x, float* y, int64_t n) {
       get_scale_min_k4(is + 1, x[i].scales, &sc, &m);
       const float d2 = d * sc;
       const float m2 = min * m;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * ((ql[l] & 0xF) + high(l, u1)) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * ((ql[l] >> 4) + high(l, u2)) - m2;
       ql += 32;
       is += 2;
       u1 = static_cast<uint8_t>(u1 << 2);
@@ -126,6 +111,12 @@ void dequantize_row_q5_K_ref(const BlockQ5_K* x, float* y, int64_t n) {
     }
   }
 }
+
+}  // namespace
+
+void dequantize_row_q4_K_ref(const BlockQ4_K* x, float* y, int64_t n) { dequantize_row_qk_ref<false>(x, y, n); }
+
+void dequantize_row_q5_K_ref(const BlockQ5_K* x, float* y, int64_t n) { dequantize_row_qk_ref<true>(x, y, n); }
 
 void dequantize_row_q6_K_ref(const BlockQ6_K* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK_K; ++i) {

@@ -203,6 +203,31 @@ void quantize_k_superblock(const float* x, Block& y, int nmax, float rmin, int n
   }
 }
 
+// The value of largest magnitude in x[0..n), the first on ties (0 when all are 0), as ggml's references pick it.
+float largest_magnitude(const float* x, int n) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
+struct MinMax {
+  float min = FLT_MAX, max = -FLT_MAX;
+};
+
+MinMax min_max(const float* x, int n) {
+  MinMax r;
+  for (int j = 0; j < n; ++j) {
+    if (x[j] < r.min) r.min = x[j];
+    if (x[j] > r.max) r.max = x[j];
+  }
+  return r;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------ quantize
@@ -210,15 +235,7 @@ void quantize_k_superblock(const float* x, Block& y, int nmax, float rmin, int n
 void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n) {
   constexpr int qk = kQK4_0;
   for (int64_t i = 0; i < n / qk; ++i) {
-    float amax = 0.0f;
-    float max = 0.0f;
-    for (int j = 0; j < qk; ++j) {
-      const float v = x[i * qk + j];
-      if (amax < std::fabs(v)) {
-        amax = std::fabs(v);
-        max = v;
-      }
-    }
+    const float max = largest_magnitude(x + i * qk, qk);
     const float d = max / -8;
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = f2h(d);
@@ -235,13 +252,7 @@ void quantize_row_q4_0_ref(const float* x, BlockQ4_0* y, int64_t n) {
 void quantize_row_q4_1_ref(const float* x, BlockQ4_1* y, int64_t n) {
   constexpr int qk = kQK4_1;
   for (int64_t i = 0; i < n / qk; ++i) {
-    float min = FLT_MAX;
-    float max = -FLT_MAX;
-    for (int j = 0; j < qk; ++j) {
-      const float v = x[i * qk + j];
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
+    const auto [min, max] = min_max(x + i * qk, qk);
     const float d = (max - min) / ((1 << 4) - 1);
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = f2h(d);
@@ -259,15 +270,7 @@ void quantize_row_q4_1_ref(const float* x, BlockQ4_1* y, int64_t n) {
 void quantize_row_q5_0_ref(const float* x, BlockQ5_0* y, int64_t n) {
   constexpr int qk = kQK5_0;
   for (int64_t i = 0; i < n / qk; ++i) {
-    float amax = 0.0f;
-    float max = 0.0f;
-    for (int j = 0; j < qk; ++j) {
-      const float v = x[i * qk + j];
-      if (amax < std::fabs(v)) {
-        amax = std::fabs(v);
-        max = v;
-      }
-    }
+    const float max = largest_magnitude(x + i * qk, qk);
     const float d = max / -16;
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = f2h(d);
@@ -288,13 +291,7 @@ void quantize_row_q5_0_ref(const float* x, BlockQ5_0* y, int64_t n) {
 void quantize_row_q5_1_ref(const float* x, BlockQ5_1* y, int64_t n) {
   constexpr int qk = kQK5_1;
   for (int64_t i = 0; i < n / qk; ++i) {
-    float min = FLT_MAX;
-    float max = -FLT_MAX;
-    for (int j = 0; j < qk; ++j) {
-      const float v = x[i * qk + j];
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
+    const auto [min, max] = min_max(x + i * qk, qk);
     const float d = (max - min) / ((1 << 5) - 1);
     const float id = d ? 1.0f / d : 0.0f;
     y[i].d = f2h(d);
@@ -446,16 +443,8 @@ void quantize_row_q6_K_ref(const float* x, BlockQ6_K* y, int64_t n) {
 
 void quantize_row_q8_K_ref(const float* x, BlockQ8_K* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK_K; ++i, x += kQK_K) {
-    float max = 0;
-    float amax = 0;
-    for (int j = 0; j < kQK_K; ++j) {
-      const float ax = std::fabs(x[j]);
-      if (ax > amax) {
-        amax = ax;
-        max = x[j];
-      }
-    }
-    if (!amax) {
+    const float max = largest_magnitude(x, kQK_K);
+    if (!max) {
       y[i].d = 0;
       std::memset(y[i].qs, 0, kQK_K);
       std::memset(y[i].bsums, 0, sizeof(y[i].bsums));  // ggml leaves them stale; zero is what they would sum to

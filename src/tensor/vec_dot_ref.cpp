@@ -109,7 +109,11 @@ float vec_dot_q8_0_q8_0_ref(int64_t n, const BlockQ8_0* x, const BlockQ8_0* y) {
   return sumf;
 }
 
-float vec_dot_q4_K_q8_K_ref(int64_t n, const BlockQ4_K* x, const BlockQ8_K* y) {
+namespace {
+
+// Q4_K and Q5_K x Q8_K; kHighBits: Q5_K's fifth bit of every weight, from qh.
+template <bool kHighBits, typename Block>
+float vec_dot_qk_q8_K_ref(int64_t n, const Block* x, const BlockQ8_K* y) {
   int8_t aux8[kQK_K];
   int32_t aux32[8];
   float sums[8] = {};
@@ -117,11 +121,18 @@ float vec_dot_q4_K_q8_K_ref(int64_t n, const BlockQ4_K* x, const BlockQ8_K* y) {
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     const uint8_t* q4 = x[i].qs;
     int8_t* a = aux8;
+    uint8_t m = 1;
+    auto high = [&](int l) {
+      if constexpr (kHighBits) return x[i].qh[l] & m ? 16 : 0;
+      return 0;
+    };
     for (int j = 0; j < kQK_K / 64; ++j) {
-      for (int l = 0; l < 32; ++l) a[l] = static_cast<int8_t>(q4[l] & 0xF);
+      for (int l = 0; l < 32; ++l) a[l] = static_cast<int8_t>((q4[l] & 0xF) + high(l));
       a += 32;
-      for (int l = 0; l < 32; ++l) a[l] = static_cast<int8_t>(q4[l] >> 4);
+      m = static_cast<uint8_t>(m << 1);
+      for (int l = 0; l < 32; ++l) a[l] = static_cast<int8_t>((q4[l] >> 4) + high(l));
       a += 32;
+      m = static_cast<uint8_t>(m << 1);
       q4 += 32;
     }
     uint32_t utmp[4];
@@ -142,41 +153,14 @@ float vec_dot_q4_K_q8_K_ref(int64_t n, const BlockQ4_K* x, const BlockQ8_K* y) {
   return sumf;
 }
 
+}  // namespace
+
+float vec_dot_q4_K_q8_K_ref(int64_t n, const BlockQ4_K* x, const BlockQ8_K* y) {
+  return vec_dot_qk_q8_K_ref<false>(n, x, y);
+}
+
 float vec_dot_q5_K_q8_K_ref(int64_t n, const BlockQ5_K* x, const BlockQ8_K* y) {
-  int8_t aux8[kQK_K];
-  int32_t aux32[8];
-  float sums[8] = {};
-  float sumf = 0;
-  for (int64_t i = 0; i < n / kQK_K; ++i) {
-    const uint8_t* q4 = x[i].qs;
-    const uint8_t* hm = x[i].qh;
-    int8_t* a = aux8;
-    uint8_t m = 1;
-    for (int j = 0; j < kQK_K / 64; ++j) {
-      for (int l = 0; l < 32; ++l) a[l] = static_cast<int8_t>((q4[l] & 0xF) + (hm[l] & m ? 16 : 0));
-      a += 32;
-      m = static_cast<uint8_t>(m << 1);
-      for (int l = 0; l < 32; ++l) a[l] = static_cast<int8_t>((q4[l] >> 4) + (hm[l] & m ? 16 : 0));
-      a += 32;
-      m = static_cast<uint8_t>(m << 1);
-      q4 += 32;
-    }
-    uint32_t utmp[4];
-    unpack_k_scales(x[i].scales, utmp);
-    const uint8_t* scales = reinterpret_cast<const uint8_t*>(&utmp[0]);
-    const uint8_t* mins = reinterpret_cast<const uint8_t*>(&utmp[2]);
-    int sumi = 0;
-    for (int j = 0; j < kQK_K / 16; ++j) sumi += y[i].bsums[j] * mins[j / 2];
-    int32_t sc[8];
-    for (int j = 0; j < 8; ++j) sc[j] = scales[j];
-    k_block_lanes<32>(aux8, y[i].qs, sc, aux32);
-    const float d = h2f(x[i].d) * y[i].d;
-    for (int l = 0; l < 8; ++l) sums[l] += d * aux32[l];
-    const float dmin = h2f(x[i].dmin) * y[i].d;
-    sumf -= dmin * sumi;
-  }
-  for (int l = 0; l < 8; ++l) sumf += sums[l];
-  return sumf;
+  return vec_dot_qk_q8_K_ref<true>(n, x, y);
 }
 
 float vec_dot_q6_K_q8_K_ref(int64_t n, const BlockQ6_K* x, const BlockQ8_K* y) {
