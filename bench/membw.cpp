@@ -61,13 +61,17 @@ const uint64_t* read_buffer() {
 }
 
 #if defined(__x86_64__)
-// 8 independent 512-bit accumulators, 512 bytes per iteration. [p, p + bytes) with bytes % 512 == 0.
+// 8 independent 512-bit accumulators, 512 bytes per iteration. [p, p + bytes) with bytes % 512 == 0. kDistance > 0:
+// a prefetch of every line that many bytes ahead (prefetching past the end of a thread's range is harmless: a
+// prefetch never faults).
+template <size_t kDistance>
 __attribute__((target("avx512f"))) uint64_t sum_avx512(const uint64_t* p, size_t bytes) {
   __m512i acc[8];
   for (auto& a : acc) a = _mm512_setzero_si512();
   const char* c = reinterpret_cast<const char*>(p);
   for (size_t off = 0; off < bytes; off += 512) {
     for (int k = 0; k < 8; ++k) {
+      if constexpr (kDistance > 0) _mm_prefetch(c + off + kDistance + 64 * k, _MM_HINT_T0);
       acc[k] = _mm512_add_epi64(acc[k], _mm512_load_si512(reinterpret_cast<const void*>(c + off + 64 * k)));
     }
   }
@@ -79,51 +83,17 @@ __attribute__((target("avx512f"))) uint64_t sum_avx512(const uint64_t* p, size_t
   return s;
 }
 
-// The same with 256-bit loads, for CPUs without AVX-512.
+// The same with 256-bit loads, for CPUs without AVX-512 (a prefetch per 128 bytes: two per iteration).
+template <size_t kDistance>
 __attribute__((target("avx2"))) uint64_t sum_avx2(const uint64_t* p, size_t bytes) {
   __m256i acc[8];
   for (auto& a : acc) a = _mm256_setzero_si256();
   const char* c = reinterpret_cast<const char*>(p);
   for (size_t off = 0; off < bytes; off += 256) {
-    for (int k = 0; k < 8; ++k) {
-      acc[k] = _mm256_add_epi64(acc[k], _mm256_load_si256(reinterpret_cast<const __m256i*>(c + off + 32 * k)));
+    if constexpr (kDistance > 0) {
+      _mm_prefetch(c + off + kDistance, _MM_HINT_T0);
+      _mm_prefetch(c + off + kDistance + 128, _MM_HINT_T0);
     }
-  }
-  for (int k = 1; k < 8; ++k) acc[0] = _mm256_add_epi64(acc[0], acc[k]);
-  alignas(32) uint64_t lanes[4];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[0]);
-  return lanes[0] + lanes[1] + lanes[2] + lanes[3];
-}
-
-// sum_avx512 / sum_avx2 with a prefetch of every line `distance` bytes ahead (prefetching past the end of a
-// thread's range is harmless: a prefetch never faults).
-template <size_t kDistance>
-__attribute__((target("avx512f"))) uint64_t sum_avx512_prefetch(const uint64_t* p, size_t bytes) {
-  __m512i acc[8];
-  for (auto& a : acc) a = _mm512_setzero_si512();
-  const char* c = reinterpret_cast<const char*>(p);
-  for (size_t off = 0; off < bytes; off += 512) {
-    for (int k = 0; k < 8; ++k) {
-      _mm_prefetch(c + off + kDistance + 64 * k, _MM_HINT_T0);
-      acc[k] = _mm512_add_epi64(acc[k], _mm512_load_si512(reinterpret_cast<const void*>(c + off + 64 * k)));
-    }
-  }
-  for (int k = 1; k < 8; ++k) acc[0] = _mm512_add_epi64(acc[0], acc[k]);
-  alignas(64) uint64_t lanes[8];
-  _mm512_store_si512(reinterpret_cast<void*>(lanes), acc[0]);
-  uint64_t s = 0;
-  for (uint64_t v : lanes) s += v;
-  return s;
-}
-
-template <size_t kDistance>
-__attribute__((target("avx2"))) uint64_t sum_avx2_prefetch(const uint64_t* p, size_t bytes) {
-  __m256i acc[8];
-  for (auto& a : acc) a = _mm256_setzero_si256();
-  const char* c = reinterpret_cast<const char*>(p);
-  for (size_t off = 0; off < bytes; off += 256) {
-    _mm_prefetch(c + off + kDistance, _MM_HINT_T0);
-    _mm_prefetch(c + off + kDistance + 128, _MM_HINT_T0);
     for (int k = 0; k < 8; ++k) {
       acc[k] = _mm256_add_epi64(acc[k], _mm256_load_si256(reinterpret_cast<const __m256i*>(c + off + 32 * k)));
     }
@@ -155,30 +125,22 @@ uint64_t sum_plain_prefetch(const uint64_t* p, size_t bytes) {
 
 using SumFn = uint64_t (*)(const uint64_t*, size_t);
 
+// The widest sum this CPU has; kDistance > 0: with prefetches that far ahead (the plain loop's are fixed 4 KiB).
+template <size_t kDistance = 0>
 SumFn widest_sum() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return sum_avx512;
-  if (__builtin_cpu_supports("avx2")) return sum_avx2;
+  if (__builtin_cpu_supports("avx512f")) return sum_avx512<kDistance>;
+  if (__builtin_cpu_supports("avx2")) return sum_avx2<kDistance>;
 #endif
-  return sum_plain;
-}
-
-template <size_t kDistance>
-SumFn widest_sum_prefetch() {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return sum_avx512_prefetch<kDistance>;
-  if (__builtin_cpu_supports("avx2")) return sum_avx2_prefetch<kDistance>;
-#endif
-  return sum_plain_prefetch;
+  return kDistance > 0 ? sum_plain_prefetch : sum_plain;
 }
 
 const char* widest_sum_name() {
   const SumFn f = widest_sum();
 #if defined(__x86_64__)
-  if (f == sum_avx512) return "avx512";
-  if (f == sum_avx2) return "avx2";
+  if (f == sum_avx512<0>) return "avx512";
+  if (f == sum_avx2<0>) return "avx2";
 #endif
   return "plain";
 }
@@ -230,10 +192,10 @@ void BM_ReadPrefetch(benchmark::State& state) {
   state.SetLabel(std::string(widest_sum_name()) + " + prefetch " + std::to_string(state.range(1)) + " B ahead");
   SumFn sum = nullptr;
   switch (state.range(1)) {
-    case 1024: sum = widest_sum_prefetch<1024>(); break;
-    case 2048: sum = widest_sum_prefetch<2048>(); break;
-    case 4096: sum = widest_sum_prefetch<4096>(); break;
-    case 8192: sum = widest_sum_prefetch<8192>(); break;
+    case 1024: sum = widest_sum<1024>(); break;
+    case 2048: sum = widest_sum<2048>(); break;
+    case 4096: sum = widest_sum<4096>(); break;
+    case 8192: sum = widest_sum<8192>(); break;
     default: state.SkipWithError("no kernel for this prefetch distance"); return;
   }
   read_best_of(state, sum);
@@ -278,10 +240,16 @@ void BM_Triad(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kElements * 3 * sizeof(double)));
 }
 
-void thread_counts(benchmark::internal::Benchmark* b) {
-  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+int hardware_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+// 1 thread, and all of them where there are more.
+void one_and_all_threads(benchmark::internal::Benchmark* b) {
   b->Arg(1);
-  if (hw > 1) b->Arg(hw);
+  if (hardware_threads() > 1) b->Arg(hardware_threads());
+}
+
+void thread_counts(benchmark::internal::Benchmark* b) {
+  one_and_all_threads(b);
   b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
@@ -290,15 +258,13 @@ void read_settings(benchmark::internal::Benchmark* b) {
 }
 
 void read_thread_counts(benchmark::internal::Benchmark* b) {
-  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  b->Arg(1);
-  if (hw > 1) b->Arg(hw);
+  one_and_all_threads(b);
   read_settings(b);
 }
 
 // Threads x prefetch distance.
 void read_prefetch_args(benchmark::internal::Benchmark* b) {
-  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int hw = hardware_threads();
   for (int distance : {1024, 2048, 4096, 8192}) {
     b->Args({1, distance});
     if (hw > 1) b->Args({hw, distance});
