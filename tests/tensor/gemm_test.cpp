@@ -18,6 +18,7 @@
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
 #include "tensor/thread_pool.h"
+#include "kernel_test_util.h"
 
 namespace fabula {
 namespace {
@@ -25,34 +26,9 @@ namespace {
 const GgmlType kGemmTypes[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0,
                                GgmlType::kQ5_0, GgmlType::kQ4_0, GgmlType::kF16,  GgmlType::kBF16};
 
-bool is_half(GgmlType t) { return t == GgmlType::kF16 || t == GgmlType::kBF16; }
+using kernel_test::random_weight_row;
 
-// Random bytes with a small positive fp16 scale in every block's d (and dmin) field.
-void random_row(GgmlType type, int64_t n, uint8_t* dst, std::mt19937& rng) {
-  if (is_half(type)) {
-    std::normal_distribution<float> g(0.0f, 1.0f);
-    for (int64_t i = 0; i < n; ++i) {
-      const uint16_t h = type == GgmlType::kF16 ? fp32_to_fp16(g(rng)) : fp32_to_bf16(g(rng));
-      std::memcpy(dst + 2 * i, &h, 2);
-    }
-    return;
-  }
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::uniform_real_distribution<float> sc(0.001f, 0.05f);
-  const TypeTraits& tr = type_traits(type);
-  const size_t bytes = row_bytes(type, static_cast<uint64_t>(n));
-  for (size_t i = 0; i < bytes; ++i) dst[i] = static_cast<uint8_t>(byte(rng));
-  for (int64_t b = 0; b < n / tr.block_size; ++b) {
-    uint8_t* blk = dst + b * tr.block_bytes;
-    const uint16_t d = fp32_to_fp16(sc(rng)), dmin = fp32_to_fp16(sc(rng));
-    if (type == GgmlType::kQ6_K) {
-      std::memcpy(&reinterpret_cast<BlockQ6_K*>(blk)->d, &d, 2);
-    } else {
-      std::memcpy(blk, &d, 2);
-      if (type == GgmlType::kQ4_K || type == GgmlType::kQ5_K) std::memcpy(blk + 2, &dmin, 2);
-    }
-  }
-}
+bool is_half(GgmlType t) { return t == GgmlType::kF16 || t == GgmlType::kBF16; }
 
 TEST(Gemm, EveryTargetMatchesTheScalarReference) {
   const KernelTable ref = scalar_kernels();
@@ -82,7 +58,7 @@ TEST(Gemm, EveryTargetMatchesTheScalarReference) {
         const int max_rows = table.gemm_rows;
         std::vector<uint8_t> wbuf(rb * max_rows + 2);
         uint8_t* w = wbuf.data() + 2;
-        for (int r = 0; r < max_rows; ++r) random_row(type, n, w + r * rb, rng);
+        for (int r = 0; r < max_rows; ++r) random_weight_row(type, n, w + r * rb, rng);
         const int tokens = table.gemm_tokens;
         std::vector<float> x(static_cast<size_t>(n * tokens));
         for (auto& v : x) v = g(rng);
@@ -136,7 +112,7 @@ TEST(Gemm, MatmulThroughTheGemmAgreesWithTheTiles) {
     set_matmul_gemm_min_tokens(1);
     const size_t rb = row_bytes(type, cols);
     std::vector<uint8_t> wdata(rb * rows);
-    for (int64_t r = 0; r < rows; ++r) random_row(type, cols, wdata.data() + rb * r, rng);
+    for (int64_t r = 0; r < rows; ++r) random_weight_row(type, cols, wdata.data() + rb * r, rng);
     const MatrixView w{type, wdata.data(), cols, rows, rb};
     std::vector<float> x(static_cast<size_t>(cols * tokens));
     for (auto& v : x) v = g(rng);
@@ -172,7 +148,7 @@ TEST(Gemm, JobSplitBetweenGemmAndTilesEqualsEachPathAlone) {
     const int64_t cols = type_traits(type).block_size == kQK_K ? 512 : 704, rows = 150, tokens = 45, split = 33;
     const size_t rb = row_bytes(type, cols);
     std::vector<uint8_t> wdata(rb * rows);
-    for (int64_t r = 0; r < rows; ++r) random_row(type, cols, wdata.data() + rb * r, rng);
+    for (int64_t r = 0; r < rows; ++r) random_weight_row(type, cols, wdata.data() + rb * r, rng);
     const MatrixView w{type, wdata.data(), cols, rows, rb};
     std::vector<float> x(static_cast<size_t>(cols * tokens));
     for (auto& v : x) v = g(rng);

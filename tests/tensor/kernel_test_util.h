@@ -1,4 +1,4 @@
-// Shared by the kernel tests: random inputs, and a loop that runs a check once per Highway target the CPU supports.
+// Shared by the kernel tests: random inputs and weights, and a loop that runs a check once per Highway target the CPU supports.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -6,10 +6,14 @@
 #include <hwy/targets.h>
 
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
+#include "tensor/blocks.h"
+#include "tensor/fp16.h"
 #include "tensor/kernels.h"
+#include "tensor/types.h"
 
 namespace fabula::kernel_test {
 
@@ -20,6 +24,42 @@ inline std::vector<float> random_values(int64_t n, float scale, uint32_t seed) {
   std::vector<float> v(static_cast<size_t>(n));
   for (auto& x : v) x = g(rng);
   return v;
+}
+
+// One weight row of n: random bytes with a small positive fp16 scale in every block's d (and dmin) field; F32,
+// F16, BF16: random normal values.
+inline void random_weight_row(GgmlType type, int64_t n, uint8_t* dst, std::mt19937& rng) {
+  if (type == GgmlType::kF32) {
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = g(rng);
+      std::memcpy(dst + 4 * i, &v, 4);
+    }
+    return;
+  }
+  if (type == GgmlType::kF16 || type == GgmlType::kBF16) {
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      const uint16_t h = type == GgmlType::kF16 ? fp32_to_fp16(g(rng)) : fp32_to_bf16(g(rng));
+      std::memcpy(dst + 2 * i, &h, 2);
+    }
+    return;
+  }
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> sc(0.001f, 0.05f);
+  const TypeTraits& tr = type_traits(type);
+  const size_t bytes = row_bytes(type, static_cast<uint64_t>(n));
+  for (size_t i = 0; i < bytes; ++i) dst[i] = static_cast<uint8_t>(byte(rng));
+  for (int64_t b = 0; b < n / tr.block_size; ++b) {
+    uint8_t* blk = dst + b * tr.block_bytes;
+    const uint16_t d = fp32_to_fp16(sc(rng)), dmin = fp32_to_fp16(sc(rng));
+    if (type == GgmlType::kQ6_K) {
+      std::memcpy(&reinterpret_cast<BlockQ6_K*>(blk)->d, &d, 2);
+    } else {
+      std::memcpy(blk, &d, 2);
+      if (type == GgmlType::kQ4_K || type == GgmlType::kQ5_K) std::memcpy(blk + 2, &dmin, 2);
+    }
+  }
 }
 
 // Runs fn() once per attainable target, with the dispatch forced to it.

@@ -17,48 +17,16 @@
 #include "tensor/quant.h"
 #include "tensor/quant_ref.h"
 #include "tensor/thread_pool.h"
+#include "kernel_test_util.h"
 
 namespace fabula {
 namespace {
 
+using kernel_test::random_weight_row;
+
 const GgmlType kTileTypes[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0,
                                GgmlType::kQ5_0, GgmlType::kQ4_0, GgmlType::kF16,  GgmlType::kBF16,
                                GgmlType::kF32};
-
-// Random bytes with a positive fp16 scale in every block's d (and dmin) field; F16/BF16: random normal values.
-void random_weights(GgmlType type, int64_t n, uint8_t* dst, std::mt19937& rng) {
-  if (type == GgmlType::kF32) {
-    std::normal_distribution<float> g(0.0f, 1.0f);
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = g(rng);
-      std::memcpy(dst + 4 * i, &v, 4);
-    }
-    return;
-  }
-  if (type == GgmlType::kF16 || type == GgmlType::kBF16) {
-    std::normal_distribution<float> g(0.0f, 1.0f);
-    for (int64_t i = 0; i < n; ++i) {
-      const uint16_t h = type == GgmlType::kF16 ? fp32_to_fp16(g(rng)) : fp32_to_bf16(g(rng));
-      std::memcpy(dst + 2 * i, &h, 2);
-    }
-    return;
-  }
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::uniform_real_distribution<float> sc(0.001f, 0.05f);
-  const TypeTraits& tr = type_traits(type);
-  const size_t bytes = row_bytes(type, static_cast<uint64_t>(n));
-  for (size_t i = 0; i < bytes; ++i) dst[i] = static_cast<uint8_t>(byte(rng));
-  for (int64_t b = 0; b < n / tr.block_size; ++b) {
-    uint8_t* blk = dst + b * tr.block_bytes;
-    const uint16_t d = fp32_to_fp16(sc(rng)), dmin = fp32_to_fp16(sc(rng));
-    if (type == GgmlType::kQ6_K) {
-      std::memcpy(&reinterpret_cast<BlockQ6_K*>(blk)->d, &d, 2);
-    } else {
-      std::memcpy(blk, &d, 2);
-      if (type == GgmlType::kQ4_K || type == GgmlType::kQ5_K) std::memcpy(blk + 2, &dmin, 2);
-    }
-  }
-}
 
 // Activations quantized by the scalar reference (Q8_K / Q8_0), `rows` rows of n.
 std::vector<uint8_t> random_activations(GgmlType act_type, int64_t n, int rows, std::mt19937& rng) {
@@ -108,7 +76,7 @@ TEST(Tile, EveryTargetMatchesTheScalarReference) {
         // +2: GGUF rows are only 2-byte aligned.
         std::vector<uint8_t> wbuf(row_bytes(type, n) + 2);
         uint8_t* w = wbuf.data() + 2;
-        random_weights(type, n, w, rng);
+        random_weight_row(type, n, w, rng);
         const int rows = table.tile_tokens + 1;
         const std::vector<uint8_t> act = random_activations(at, n, rows, rng);
         const size_t astride = row_bytes(at, n);
@@ -167,7 +135,7 @@ TEST(Gemv, EveryTargetEqualsItsTileForOneToken) {
         const size_t stride = row_bytes(type, n) + 2;
         std::vector<uint8_t> wbuf(stride * rows + 2);
         uint8_t* w = wbuf.data() + 2;
-        for (int64_t r = 0; r < rows; ++r) random_weights(type, n, w + stride * r, rng);
+        for (int64_t r = 0; r < rows; ++r) random_weight_row(type, n, w + stride * r, rng);
         const std::vector<uint8_t> act = random_activations(GgmlType::kQ8_0, n, 1, rng);
         const std::vector<float> scales = block_scales_f32(GgmlType::kQ8_0, n, 1, act);
         std::vector<int32_t> sums;  // as QuantizedActivations::block_sums: -128 * the sum of each block's qs
@@ -204,7 +172,7 @@ TEST(Tile, MatmulWithAndWithoutTilesAgree) {
     const int64_t cols = 512, rows = 37, tokens = 11;
     const size_t rb = row_bytes(type, cols);
     std::vector<uint8_t> wdata(rb * rows);
-    for (int64_t r = 0; r < rows; ++r) random_weights(type, cols, wdata.data() + rb * r, rng);
+    for (int64_t r = 0; r < rows; ++r) random_weight_row(type, cols, wdata.data() + rb * r, rng);
     MatrixView w{type, wdata.data(), cols, rows, rb};
     std::vector<float> x(static_cast<size_t>(cols * tokens));
     for (auto& v : x) v = g(rng);
