@@ -8,7 +8,7 @@
 //   together:  N streams started at the same moment.
 // Reported per engine: aggregate tokens/s (generated tokens of all streams / wall time from the first request to the
 // last token), the generation-only rate (from each stream's first token), and the inter-token gaps (time between
-// consecutive tokens of one stream): median and p99. Then the ratios the issue asks for:
+// consecutive tokens of one stream): median and p99. Then the ratios that say whether serving many players pays:
 //   fabula together / fabula alone (aggregate t/s),  fabula together / llama.cpp together (aggregate t/s),
 //   fabula p99 gap together / fabula median gap alone.
 // The engines run one after the other (never both models resident), in alternating order per round.

@@ -12,8 +12,8 @@
 
 namespace {
 
-// Issue #16: "memory": "yes" in a profile ended `fabula play` with "terminate called after throwing an instance
-// of nlohmann::...::type_error".
+// A wrong-typed field is a clear error, not a crash: "memory": "yes" in a profile once ended `fabula play` with
+// "terminate called after throwing an instance of nlohmann::...::type_error".
 TEST(PlayCli, AStoryWithAWrongTypedFieldIsAClearError) {
   fabula::test_support::ScratchDir dir("play_cli");
   std::ifstream in(std::string(FABULA_SOURCE_DIR) + "/stories/sakuragaoka/story.json");

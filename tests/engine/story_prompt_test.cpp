@@ -62,7 +62,8 @@ TEST(Story, ErrorsNameTheFieldAndFile) {
   EXPECT_FALSE(load_story("/nonexistent/story").ok());
 }
 
-// Issue #16: a profile's "memory": "yes" ended `fabula play` with an uncaught nlohmann type_error.
+// A wrong-typed field is an error naming its JSON path: a profile's "memory": "yes" once ended `fabula play` with
+// an uncaught nlohmann type_error.
 TEST(Story, WrongTypesAreErrorsNamingTheJsonPath) {
   struct Case {
     const char* pointer;

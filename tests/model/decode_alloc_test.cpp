@@ -1,5 +1,6 @@
 // The decode loop allocates nothing once the session is warm: every buffer is sized at construction or on the
-// first batch (issue 7). Counts global operator new calls, on every thread, during single-token decodes.
+// first batch, so a long game never pays for the allocator mid-token. Counts global operator new calls, on every
+// thread, during single-token decodes.
 #include <gtest/gtest.h>
 
 #include <atomic>

@@ -84,8 +84,8 @@ class GameApiErrors : public testing::Test {
   int port_ = 0;
 };
 
-// The two requests of issue #16: a string index was a 500 with an empty body; {"choice": 5} before any choice
-// was open was a 200.
+// Two requests that once slipped through: a string index was a 500 with an empty body; {"choice": 5} before any
+// choice was open was a 200.
 TEST_F(GameApiErrors, ChooseWithAStringIndexIs400NamingIndex) {
   play_first_beat();
   Reply r = post("/api/choose", R"({"index": "x"})");
