@@ -33,7 +33,7 @@ struct SessionOptions {
   int64_t n_ubatch = 1536;
   int n_threads = 0;       // used when no pool is given; <= 0: physical cores
   // KV cache storage (llama.cpp's --cache-type-k / --cache-type-v; docs/KV_CACHE.md). f32 is exact.
-  KvCacheTypes cache_type;
+  KvCacheTypes cache_type{};
 };
 
 enum class LogitsMode { kLast, kAll, kNone };

@@ -66,7 +66,7 @@ struct SchedulerOptions {
   int n_threads = 0;      // <= 0: physical cores
   int64_t n_batch = 512;  // tokens per forward step, all slots together (a prompt is chunked to what is left)
   int64_t n_ubatch = 256; // most tokens of one slot in one step (its sliding-window ring holds this much extra)
-  KvCacheTypes cache_type; // every slot's KV cache
+  KvCacheTypes cache_type{};  // every slot's KV cache
 };
 
 // Totals for /metrics (monotonic counters plus the current queue state).
