@@ -40,7 +40,6 @@ class ThoughtStripper {
   // End of stream: releases held-back text (see above for the unclosed-channel fallback).
   void finish(std::string& out);
   const std::string& reasoning() const { return reasoning_; }
-  bool in_channel() const { return in_channel_; }
 
  private:
   std::string held_;

@@ -29,7 +29,6 @@ void ProgressBar::set(uint64_t done) {
   }
 }
 
-void ProgressBar::set_label(std::string label) { label_ = std::move(label); }
 
 void ProgressBar::finish() {
   if (finished_) return;

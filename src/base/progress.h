@@ -16,7 +16,6 @@ class ProgressBar {
 
   void advance(uint64_t units = 1);
   void set(uint64_t done);
-  void set_label(std::string label);
   void finish();
 
   static std::string format_eta(double seconds);

@@ -424,17 +424,6 @@ Result<std::vector<int64_t>> GgufFile::get_i64_array(const std::string& key) con
                     describe_type(*v));
 }
 
-Result<std::vector<double>> GgufFile::get_f64_array(const std::string& key) const {
-  FABULA_GGUF_LOOKUP(v, key);
-  if (v->type == GgufValueType::kArray) {
-    if (const auto* d = std::get_if<std::vector<double>>(&v->data)) return *d;
-    if (const auto* s = std::get_if<std::vector<int64_t>>(&v->data)) return std::vector<double>(s->begin(), s->end());
-    if (const auto* u = std::get_if<std::vector<uint64_t>>(&v->data)) return std::vector<double>(u->begin(), u->end());
-  }
-  return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, expected an array of numbers", name_, key,
-                    describe_type(*v));
-}
-
 #undef FABULA_GGUF_LOOKUP
 
 }  // namespace fabula

@@ -109,7 +109,6 @@ class GgufFile {
   // Array lookups: the element type must match (any integer type for the integer forms).
   Result<std::vector<std::string>> get_strings(const std::string& key) const;
   Result<std::vector<int64_t>> get_i64_array(const std::string& key) const;
-  Result<std::vector<double>> get_f64_array(const std::string& key) const;
 
   const std::string& name() const { return name_; }   // the path, or the name given to from_bytes
   std::span<const uint8_t> bytes() const { return bytes_; }  // the whole file

@@ -120,17 +120,6 @@ Result<std::vector<int64_t>> HfConfig::get_int_array(std::string_view key) const
   return out;
 }
 
-Result<std::vector<double>> HfConfig::get_double_array(std::string_view key) const {
-  FABULA_ASSIGN(const Json* v, require(key));
-  if (!v->is_array()) return wrong_type(key, *v, "an array of numbers");
-  std::vector<double> out;
-  for (size_t i = 0; i < v->size(); ++i) {
-    if (!(*v)[i].is_number()) return wrong_type(fmt::format("{}[{}]", key, i), (*v)[i], "a number");
-    out.push_back((*v)[i].get<double>());
-  }
-  return out;
-}
-
 Result<std::vector<std::string>> HfConfig::get_string_array(std::string_view key) const {
   FABULA_ASSIGN(const Json* v, require(key));
   if (!v->is_array()) return wrong_type(key, *v, "an array of strings");

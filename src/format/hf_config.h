@@ -27,7 +27,6 @@ class HfConfig {
   Result<bool> get_bool(std::string_view key) const;
   Result<std::string> get_string(std::string_view key) const;
   Result<std::vector<int64_t>> get_int_array(std::string_view key) const;
-  Result<std::vector<double>> get_double_array(std::string_view key) const;
   Result<std::vector<std::string>> get_string_array(std::string_view key) const;
   Result<HfConfig> get_object(std::string_view key) const;  // a nested object as its own config (e.g. "text_config")
   std::vector<std::string> keys() const;                     // top-level keys, in file order

@@ -127,7 +127,6 @@ class ProtocolConstraint final : public TokenConstraint {
   // Which ids are allowed now (1 = allowed); filled by apply(), also usable directly (tests).
   const std::vector<uint8_t>& allowed();
   bool complete() const { return rec_.complete(); }
-  const ProtocolRecognizer& recognizer() const { return rec_; }
 
  private:
   void compute_allowed();

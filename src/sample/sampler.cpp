@@ -192,11 +192,6 @@ void Sampler::clear_history() {
   history_pos_ = 0;
 }
 
-void Sampler::set_seed(uint64_t seed) {
-  params_.seed = seed;
-  rng_.seed(seed);
-}
-
 int32_t Sampler::sample(std::span<const float> logits) {
   cand_.fill(logits.size() <= n_vocab_ ? logits : logits.first(n_vocab_));
   for (const auto& [id, bias] : params_.logit_bias) {

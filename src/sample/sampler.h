@@ -62,10 +62,8 @@ class Sampler {
   void reset();
   // Forgets the accepted ids but keeps the random stream (a rewinding loop re-accepts what it kept).
   void clear_history();
-  void set_seed(uint64_t seed);
 
   const SamplerParams& params() const { return params_; }
-  const CandidateSet& last_candidates() const { return cand_; }  // what the last sample() drew from
 
  private:
   SamplerParams params_;

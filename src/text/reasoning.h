@@ -35,7 +35,6 @@ class ReasoningSplitter {
   // End of generation: releases held-back text.
   ReasoningDelta finish();
 
-  bool in_reasoning() const { return state_ != State::kContent; }
   bool unclosed() const { return finished_unclosed_; }
   int32_t channel_open_id() const { return open_id_; }
   int32_t channel_close_id() const { return close_id_; }

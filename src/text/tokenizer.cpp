@@ -441,11 +441,6 @@ TokenType Tokenizer::token_type(int32_t id) const {
   return impl_->types[size_t(id)];
 }
 
-float Tokenizer::token_score(int32_t id) const {
-  if (!impl_ || id < 0 || size_t(id) >= impl_->scores.size()) return 0.0f;
-  return impl_->scores[size_t(id)];
-}
-
 std::string Tokenizer::token_bytes(int32_t id, bool render_control) const {
   const std::string_view t = token_text(id);
   switch (token_type(id)) {
@@ -495,8 +490,6 @@ const std::vector<int32_t>& Tokenizer::eog_ids() const {
 
 int32_t Tokenizer::bos_id() const { return impl_ ? impl_->bos : -1; }
 int32_t Tokenizer::eos_id() const { return impl_ ? impl_->eos : -1; }
-int32_t Tokenizer::unk_id() const { return impl_ ? impl_->unk : -1; }
-int32_t Tokenizer::pad_id() const { return impl_ ? impl_->pad : -1; }
 bool Tokenizer::add_bos() const { return impl_ && impl_->add_bos; }
 
 const std::string& Tokenizer::chat_template() const {

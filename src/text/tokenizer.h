@@ -63,16 +63,12 @@ class Tokenizer {
 
   size_t n_tokens() const;
   TokenType token_type(int32_t id) const;
-  float token_score(int32_t id) const;
-  bool is_control(int32_t id) const { return token_type(id) == TokenType::kControl; }
   // Ends generation: <eos>, <turn|>, <end_of_turn>, <|tool_response>, ... (llama.cpp's EOG set), plus eos_id().
   bool is_eog(int32_t id) const;
   const std::vector<int32_t>& eog_ids() const;
 
   int32_t bos_id() const;
   int32_t eos_id() const;
-  int32_t unk_id() const;
-  int32_t pad_id() const;
   bool add_bos() const;
   const std::string& chat_template() const;  // "" if the source has none
   const TokenizerInfo& info() const;

@@ -113,12 +113,6 @@ GgmlType quant_ftype_default_type(QuantFtype ftype) {
   return GgmlType::kF32;
 }
 
-std::vector<QuantFtype> quant_ftypes() {
-  std::vector<QuantFtype> out;
-  for (const auto& f : kFtypes) out.push_back(f.ftype);
-  return out;
-}
-
 GgmlType quant_fallback_type(GgmlType wanted) {
   switch (wanted) {
     case GgmlType::kQ4_K: return GgmlType::kQ5_0;

@@ -140,12 +140,6 @@ ValueSpec value_spec(const TensorSpec& t) {
 using GgufMetaEntry = std::pair<std::string, GgufValue>;
 Result<std::vector<GgufMetaEntry>> hparams_metadata(const Gemma4HParams& hp);
 
-std::vector<std::string> synth_shape_names() {
-  std::vector<std::string> names = gemma4_preset_names();
-  names.insert(names.begin() + 1, "gemma4-mini");
-  return names;
-}
-
 Result<Gemma4HParams> synth_hparams(std::string_view name) {
   if (name != "gemma4-mini") return gemma4_preset(name);
   // The first 6 layers of 26B-A4B (5 sliding, 1 full) with 32 of its experts.

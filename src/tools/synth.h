@@ -17,9 +17,8 @@
 
 namespace fabula {
 
-// The shapes synth knows: every gemma4_preset_names() entry plus "gemma4-mini" (26B-A4B's dimensions and vocab,
-// 6 layers — 5 sliding + 1 full — and 32 experts, top-8: a ~1.5 GB Q4_K_M file for quick runs).
-std::vector<std::string> synth_shape_names();
+// A gemma4_preset_names() entry, or "gemma4-mini" (26B-A4B's dimensions and vocab, 6 layers — 5 sliding + 1 full —
+// and 32 experts, top-8: a ~1.5 GB Q4_K_M file for quick runs).
 Result<Gemma4HParams> synth_hparams(std::string_view shape_name);
 
 // A synthetic tokenizer.ggml.* block in llama.cpp's gemma4 layout: n_vocab tokens = specials at Gemma 4's ids

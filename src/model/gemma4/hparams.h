@@ -53,7 +53,6 @@ struct Gemma4HParams {
   int64_t head_dim(int64_t layer) const { return is_sliding(layer) ? head_dim_swa : head_dim_full; }
   int64_t n_kv(int64_t layer) const { return n_head_kv[static_cast<size_t>(layer)]; }
   int64_t n_rot(int64_t layer) const { return is_sliding(layer) ? n_rot_swa : n_rot_full; }
-  double rope_base(int64_t layer) const { return is_sliding(layer) ? rope_base_swa : rope_base_full; }
   int64_t max_head_dim() const { return head_dim_full > head_dim_swa ? head_dim_full : head_dim_swa; }
   int64_t max_ff() const;
 
