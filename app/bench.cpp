@@ -25,6 +25,7 @@
 
 #include "bench_kv.h"
 #include "command.h"
+#include "model_args.h"
 #include "model/model.h"
 #include "model/step_profile.h"
 #include "tensor/thread_pool.h"
@@ -49,6 +50,7 @@ struct BenchArgs {
   std::string shape = "gemma4-26b-a4b";
   std::vector<int64_t> contexts = {8192, 32768};
   fabula::app::KvQualityArgs quality;
+  fabula::ModelLoadOptions load;  // --no-mmap / --mlock
 };
 
 // --cache-type-k / --cache-type-v lists as type pairs: V follows K where -ctv is not given, else every K with every V.
@@ -176,6 +178,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
   cli.add_option("-n,--n-gen", args->n_gen, "Generated tokens, one at a time (0: skip tg)")->capture_default_str();
   cli.add_option("-r,--repetitions", args->reps, "Repetitions per test")->capture_default_str();
   cli.add_option("-t,--threads", args->threads, "Threads (0: physical cores)");
+  fabula::app::add_load_flags(cli, args->load);
   cli.add_option("--seed", args->seed, "Seed of the random tokens")->capture_default_str();
   cli.add_flag("--json", args->json, "Print JSON instead of the table");
   cli.add_flag("--no-warmup", args->no_warmup, "Skip the warm-up run");
@@ -224,7 +227,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       return app::print_kv_quality(q);
     }
     const double t_load0 = now_s();
-    auto model = Model::load(args->model);
+    auto model = Model::load(args->model, args->load);
     if (!model.ok()) return app::report_error(model.error());
     const double load_s = now_s() - t_load0;
     const Model& m = **model;
