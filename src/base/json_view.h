@@ -2,7 +2,7 @@
 // Every accessor returns a Result whose error names where the JSON came from and the path of the bad field
 // ("story.json: profiles.vn26b.memory: expected a boolean, got the string \"yes\""). Readers of untrusted JSON
 // use only this; nlohmann's throwing accessors (.at, .get<T>, .value, operator[] on a const value) stay inside
-// json_view.cpp, after the type has been checked (tests/base/json_readers_test.cpp enforces it).
+// json_view.cpp, after the type has been checked (tests/base/source_rules_test.cpp enforces it).
 #pragma once
 
 #include <cstdint>

@@ -28,7 +28,7 @@ uint64_t gguf_file_size(const std::vector<std::pair<std::string, GgufValue>>& me
                         uint32_t alignment = 32);
 
 // The dry-run report: tensor count and bytes per type, the fallback count and the output size.
-// `metadata_note` says whether the size includes the file's metadata.
+// `size_note` says whether the size includes the file's metadata.
 std::string format_quant_plan(const QuantPlan& plan, const std::string& source, uint64_t output_bytes,
                               const std::string& size_note);
 
