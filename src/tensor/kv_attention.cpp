@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "base/check.h"
@@ -189,28 +190,27 @@ void add_rows(const float* w, const uint8_t* rows, int64_t stride, int64_t n_row
   }
 }
 
+// fn(std::integral_constant<KvType, T>()) for the runtime type: one instantiation of a kernel per KV type.
+template <typename Fn>
+HWY_INLINE void with_kv_type(KvType type, const Fn& fn) {
+  switch (type) {
+    case KvType::kF32: return fn(std::integral_constant<KvType, KvType::kF32>());
+    case KvType::kF16: return fn(std::integral_constant<KvType, KvType::kF16>());
+    case KvType::kQ8_0: return fn(std::integral_constant<KvType, KvType::kQ8_0>());
+    case KvType::kQ4_0: return fn(std::integral_constant<KvType, KvType::kQ4_0>());
+    case KvType::kTq4: return fn(std::integral_constant<KvType, KvType::kTq4>());
+    case KvType::kTq3: return fn(std::integral_constant<KvType, KvType::kTq3>());
+  }
+}
+
 void kv_dot_rows_simd(KvType type, const float* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
                       float* scores) {
-  switch (type) {
-    case KvType::kF32: return dot_rows<KvType::kF32>(q, rows, stride, n_rows, d, scores);
-    case KvType::kF16: return dot_rows<KvType::kF16>(q, rows, stride, n_rows, d, scores);
-    case KvType::kQ8_0: return dot_rows<KvType::kQ8_0>(q, rows, stride, n_rows, d, scores);
-    case KvType::kQ4_0: return dot_rows<KvType::kQ4_0>(q, rows, stride, n_rows, d, scores);
-    case KvType::kTq4: return dot_rows<KvType::kTq4>(q, rows, stride, n_rows, d, scores);
-    case KvType::kTq3: return dot_rows<KvType::kTq3>(q, rows, stride, n_rows, d, scores);
-  }
+  with_kv_type(type, [&](auto t) { dot_rows<decltype(t)::value>(q, rows, stride, n_rows, d, scores); });
 }
 
 void kv_add_rows_simd(KvType type, const float* w, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
                       float* out) {
-  switch (type) {
-    case KvType::kF32: return add_rows<KvType::kF32>(w, rows, stride, n_rows, d, out);
-    case KvType::kF16: return add_rows<KvType::kF16>(w, rows, stride, n_rows, d, out);
-    case KvType::kQ8_0: return add_rows<KvType::kQ8_0>(w, rows, stride, n_rows, d, out);
-    case KvType::kQ4_0: return add_rows<KvType::kQ4_0>(w, rows, stride, n_rows, d, out);
-    case KvType::kTq4: return add_rows<KvType::kTq4>(w, rows, stride, n_rows, d, out);
-    case KvType::kTq3: return add_rows<KvType::kTq3>(w, rows, stride, n_rows, d, out);
-  }
+  with_kv_type(type, [&](auto t) { add_rows<decltype(t)::value>(w, rows, stride, n_rows, d, out); });
 }
 
 
@@ -242,18 +242,9 @@ void decode_row(const uint8_t* r, int64_t d, float* out) {
 
 void decode_rows(KvType type, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d, float* out,
                  int64_t out_stride) {
-  for (int64_t j = 0; j < n_rows; ++j) {
-    const uint8_t* r = rows + j * stride;
-    float* o = out + j * out_stride;
-    switch (type) {
-      case KvType::kF32: decode_row<KvType::kF32>(r, d, o); break;
-      case KvType::kF16: decode_row<KvType::kF16>(r, d, o); break;
-      case KvType::kQ8_0: decode_row<KvType::kQ8_0>(r, d, o); break;
-      case KvType::kQ4_0: decode_row<KvType::kQ4_0>(r, d, o); break;
-      case KvType::kTq4: decode_row<KvType::kTq4>(r, d, o); break;
-      case KvType::kTq3: decode_row<KvType::kTq3>(r, d, o); break;
-    }
-  }
+  with_kv_type(type, [&](auto t) {
+    for (int64_t j = 0; j < n_rows; ++j) decode_row<decltype(t)::value>(rows + j * stride, d, out + j * out_stride);
+  });
 }
 
 // s[k][0..kPassRows) = qt^T · key k for KEYS keys: qt is [c][row], each key value is broadcast against a vector of
