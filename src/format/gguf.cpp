@@ -347,6 +347,11 @@ std::string describe_type(const GgufValue& v) {
   return fmt::format("array of {}", gguf_value_type_name(v.array_type));
 }
 
+Error wrong_type(const std::string& file, const std::string& key, const GgufValue& v, std::string_view expected) {
+  return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, expected {}", file, key, describe_type(v),
+                    expected);
+}
+
 }  // namespace
 
 #define FABULA_GGUF_LOOKUP(var, key)                                                       \
@@ -355,53 +360,38 @@ std::string describe_type(const GgufValue& v) {
 
 Result<uint64_t> GgufFile::get_u64(const std::string& key) const {
   FABULA_GGUF_LOOKUP(v, key);
-  if (v->type == GgufValueType::kArray || !v->as_u64()) {
-    return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, expected a non-negative integer", name_, key,
-                      describe_type(*v));
-  }
+  if (v->type == GgufValueType::kArray || !v->as_u64()) return wrong_type(name_, key, *v, "a non-negative integer");
   return *v->as_u64();
 }
 
 Result<int64_t> GgufFile::get_i64(const std::string& key) const {
   FABULA_GGUF_LOOKUP(v, key);
-  if (v->type == GgufValueType::kArray || !v->as_i64()) {
-    return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, expected an integer", name_, key,
-                      describe_type(*v));
-  }
+  if (v->type == GgufValueType::kArray || !v->as_i64()) return wrong_type(name_, key, *v, "an integer");
   return *v->as_i64();
 }
 
 Result<double> GgufFile::get_f64(const std::string& key) const {
   FABULA_GGUF_LOOKUP(v, key);
-  if (v->type == GgufValueType::kArray || !v->as_f64()) {
-    return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, expected a number", name_, key,
-                      describe_type(*v));
-  }
+  if (v->type == GgufValueType::kArray || !v->as_f64()) return wrong_type(name_, key, *v, "a number");
   return *v->as_f64();
 }
 
 Result<bool> GgufFile::get_bool(const std::string& key) const {
   FABULA_GGUF_LOOKUP(v, key);
-  if (v->type != GgufValueType::kBool) {
-    return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, expected bool", name_, key, describe_type(*v));
-  }
+  if (v->type != GgufValueType::kBool) return wrong_type(name_, key, *v, "bool");
   return std::get<bool>(v->data);
 }
 
 Result<std::string> GgufFile::get_string(const std::string& key) const {
   FABULA_GGUF_LOOKUP(v, key);
-  if (v->type != GgufValueType::kString) {
-    return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, expected string", name_, key,
-                      describe_type(*v));
-  }
+  if (v->type != GgufValueType::kString) return wrong_type(name_, key, *v, "string");
   return std::get<std::string>(v->data);
 }
 
 Result<std::vector<std::string>> GgufFile::get_strings(const std::string& key) const {
   FABULA_GGUF_LOOKUP(v, key);
   if (v->type != GgufValueType::kArray || v->array_type != GgufValueType::kString) {
-    return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, expected array of string", name_, key,
-                      describe_type(*v));
+    return wrong_type(name_, key, *v, "array of string");
   }
   return std::get<std::vector<std::string>>(v->data);
 }
@@ -420,8 +410,7 @@ Result<std::vector<int64_t>> GgufFile::get_i64_array(const std::string& key) con
       if (out.size() == u->size()) return out;
     }
   }
-  return make_error(ErrorCode::kCorrupt, "{}: metadata key '{}' is {}, expected an array of integers", name_, key,
-                    describe_type(*v));
+  return wrong_type(name_, key, *v, "an array of integers");
 }
 
 #undef FABULA_GGUF_LOOKUP
