@@ -42,6 +42,17 @@ size_t find_ci(std::string_view s, std::string_view needle) {
   return std::string_view::npos;
 }
 
+// s[pos] is '"': the index of the '"' that closes it (a backslash escapes the next character), s.size() if none.
+size_t closing_quote(std::string_view s, size_t pos) {
+  bool escape = false;
+  for (size_t i = pos + 1; i < s.size(); ++i) {
+    if (escape) escape = false;
+    else if (s[i] == '\\') escape = true;
+    else if (s[i] == '"') return i;
+  }
+  return s.size();
+}
+
 // s[pos] is '[' or '{': returns one past the bracket that closes it, tracking "..." JSON strings so
 // brackets and apostrophes inside strings don't count; npos if it never closes.
 size_t scan_json(std::string_view s, size_t pos) {
@@ -163,13 +174,7 @@ Result<Tool> parse_tool(std::string_view t, int line, std::vector<Repair>& repai
     if (pos >= t.size()) return line_error(line, fmt::format("argument \"{}\" has no value", arg.key));
     char c = t[pos];
     if (c == '"') {
-      size_t i = pos + 1;
-      bool escape = false;
-      for (; i < t.size(); ++i) {
-        if (escape) escape = false;
-        else if (t[i] == '\\') escape = true;
-        else if (t[i] == '"') break;
-      }
+      const size_t i = closing_quote(t, pos);
       if (i < t.size()) {
         arg.value = unescape_dq(t.substr(pos + 1, i - pos - 1));
         pos = i + 1;
@@ -345,13 +350,7 @@ std::string python_to_json(std::string_view s, bool& python, bool& typographic) 
   while (i < s.size()) {
     char c = s[i];
     if (c == '"') {
-      size_t k = i + 1;
-      bool escape = false;
-      for (; k < s.size(); ++k) {
-        if (escape) escape = false;
-        else if (s[k] == '\\') escape = true;
-        else if (s[k] == '"') break;
-      }
+      const size_t k = closing_quote(s, i);
       out.append(s.substr(i, std::min(k + 1, s.size()) - i));
       i = k + 1;
     } else if (c == '\'' || starts_with_at(s, i, kLeftSq) || starts_with_at(s, i, kLeftDq)) {
