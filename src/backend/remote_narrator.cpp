@@ -40,10 +40,6 @@ Endpoint split_url(std::string url) {
   return {url.substr(0, path), url.substr(path)};
 }
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 }  // namespace
 
 void ThoughtStripper::feed(std::string_view text, std::string& out) {
@@ -120,7 +116,7 @@ std::string RemoteNarrator::describe() const {
 Status RemoteNarrator::resolve_api() {
   if (options_.api == RemoteApi::kChat || template_) return ok_status();
   const Endpoint ep = split_url(options_.url);
-  if (options_.api == RemoteApi::kAuto && ends_with(ep.prefix, "/v1")) {
+  if (options_.api == RemoteApi::kAuto && ep.prefix.ends_with("/v1")) {
     options_.api = RemoteApi::kChat;
     return ok_status();
   }
@@ -193,7 +189,7 @@ Result<engine::NarratorResult> RemoteNarrator::write(const engine::NarratorReque
     body["model"] = options_.model.empty() ? "default" : options_.model;
     body["max_tokens"] = s.max_tokens;
     body["chat_template_kwargs"] = {{"enable_thinking", false}};
-    path = ep.prefix + (ends_with(ep.prefix, "/v1") ? "/chat/completions" : "/v1/chat/completions");
+    path = ep.prefix + (ep.prefix.ends_with("/v1") ? "/chat/completions" : "/v1/chat/completions");
   } else {
     // The server's own chat template, thinking off (the engine wants the beat, not a thought).
     FABULA_ASSIGN(body["prompt"], template_->render(request.messages));  // json-ok: a write

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "base/ascii.h"
 namespace fabula::engine {
 namespace {
 
@@ -21,15 +22,10 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // Word-boundary, case-insensitive containment.
 bool mentions(const std::string& text, const std::string& word) {
   if (word.empty()) return false;
-  std::string t = lower(text), w = lower(word);
+  std::string t = ascii_lower(text), w = ascii_lower(word);
   for (size_t pos = 0; (pos = t.find(w, pos)) != std::string::npos; ++pos) {
     bool left = pos == 0 || !std::isalnum(static_cast<unsigned char>(t[pos - 1]));
     size_t end = pos + w.size();

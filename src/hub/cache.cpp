@@ -2,13 +2,13 @@
 #include "hub/cache.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "base/ascii.h"
 #include "base/json_view.h"
 
 namespace fabula::hub {
@@ -129,17 +129,11 @@ std::vector<CachedModel> list_cached_models() {
 
 namespace {
 
-std::string upper(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::toupper(c); });
-  return out;
-}
-
 }  // namespace
 
 bool file_has_quant(std::string_view file, std::string_view quant) {
-  const std::string base = upper(fs::path(file).filename().string());
-  const std::string q = upper(quant);
+  const std::string base = ascii_upper(fs::path(file).filename().string());
+  const std::string q = ascii_upper(quant);
   for (size_t at = base.find(q); at != std::string::npos; at = base.find(q, at + 1)) {
     const bool start_ok = at == 0 || base[at - 1] == '-' || base[at - 1] == '.' || base[at - 1] == '_';
     const size_t end = at + q.size();

@@ -3,10 +3,10 @@
 
 #include <curl/curl.h>
 
-#include <algorithm>
-#include <cctype>
 #include <cstdlib>
 #include <mutex>
+
+#include "base/ascii.h"
 
 namespace fabula::hub {
 
@@ -35,8 +35,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   }
   const size_t colon = line.find(':');
   if (colon == std::string_view::npos) return size * n;
-  std::string name(line.substr(0, colon));
-  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string name = ascii_lower(line.substr(0, colon));
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
@@ -128,8 +127,7 @@ std::string url_origin(std::string_view url) {
   if (scheme == std::string_view::npos) return std::string(url);
   size_t end = url.find_first_of("/?#", scheme + 3);
   if (end == std::string_view::npos) end = url.size();
-  std::string origin(url.substr(0, end));
-  std::transform(origin.begin(), origin.end(), origin.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::string origin = ascii_lower(url.substr(0, end));
   // Default ports are the same origin as no port.
   auto strip = [&](std::string_view scheme_name, std::string_view port) {
     if (origin.rfind(scheme_name, 0) == 0 && origin.size() > port.size() &&

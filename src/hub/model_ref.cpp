@@ -10,18 +10,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/ascii.h"
 #include "base/json_view.h"
 #include "protocol/manifest.h"
 
 namespace fabula::hub {
 
 namespace {
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::toupper(c); });
-  return out;
-}
 
 bool valid_repo_part(std::string_view part) {
   if (part.empty() || part.size() > 96 || part == "." || part == "..") return false;
@@ -48,10 +43,10 @@ Result<Registry> parse_registry(std::string_view text, const std::string& where)
     FABULA_ASSIGN(auto quants, files.members());
     if (quants.empty()) return files.error(ErrorCode::kParse, "expected at least one QUANT: file name");
     for (const auto& [quant, file] : quants) {
-      FABULA_ASSIGN(e.files[upper(quant)], file.string());
+      FABULA_ASSIGN(e.files[ascii_upper(quant)], file.string());
     }
     FABULA_ASSIGN(std::string default_quant, m.string_or("default", e.files.begin()->first));
-    e.default_quant = upper(default_quant);
+    e.default_quant = ascii_upper(default_quant);
     if (e.files.count(e.default_quant) == 0)
       return m.error(ErrorCode::kParse, "default \"{}\" is not in files", e.default_quant);
     FABULA_ASSIGN(e.profile, m.string_or("profile", ""));
@@ -100,7 +95,7 @@ Result<ModelRef> parse_model_ref(std::string_view text, const Registry& registry
   std::string_view body = text;
   // ':QUANT' suffix (never inside a file path form).
   if (const size_t colon = body.rfind(':'); colon != std::string_view::npos) {
-    ref.quant = upper(body.substr(colon + 1));
+    ref.quant = ascii_upper(body.substr(colon + 1));
     body = body.substr(0, colon);
     if (ref.quant.empty()) return bad("nothing after ':'");
     if (!std::all_of(ref.quant.begin(), ref.quant.end(),

@@ -2,10 +2,10 @@
 #include "tensor/kv_types.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstring>
 
+#include "base/ascii.h"
 #include "tensor/fp16.h"
 #include "tensor/quant_ref.h"
 
@@ -141,11 +141,7 @@ std::string_view kv_type_name(KvType type) { return info(type).name; }
 
 std::optional<KvType> kv_type_from_name(std::string_view name) {
   for (const KvTypeInfo& i : kInfo) {
-    if (i.name.size() != name.size()) continue;
-    bool same = true;
-    for (size_t c = 0; c < name.size(); ++c)
-      same &= std::tolower(static_cast<unsigned char>(name[c])) == i.name[c];
-    if (same) return i.type;
+    if (ascii_iequals(i.name, name)) return i.type;
   }
   return std::nullopt;
 }

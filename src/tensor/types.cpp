@@ -2,9 +2,9 @@
 #include "tensor/types.h"
 
 #include <array>
-#include <cctype>
 
 #include "base/check.h"
+#include "base/ascii.h"
 
 namespace fabula {
 namespace {
@@ -32,13 +32,6 @@ constexpr std::array<TypeTraits, 20> kTraits = {{
     {GgmlType::kBF16, "bf16", 1, 2, false},
 }};
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -61,7 +54,7 @@ std::string_view type_name(GgmlType type) { return type_traits(type).name; }
 
 std::optional<GgmlType> type_from_name(std::string_view name) {
   for (const auto& t : kTraits) {
-    if (iequals(t.name, name)) return t.type;
+    if (ascii_iequals(t.name, name)) return t.type;
   }
   return std::nullopt;
 }

@@ -11,8 +11,6 @@ constexpr std::string_view kClose = "<channel|>";
 constexpr std::string_view kLabel = "thought\n";
 constexpr std::string_view kLabelWord = "thought";
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-
 // Length of the longest tail of `s` that is a proper prefix of `marker`.
 size_t partial_tail(std::string_view s, std::string_view marker) {
   const size_t max_len = std::min(s.size(), marker.size() - 1);
@@ -63,11 +61,11 @@ void ReasoningSplitter::process(ReasoningDelta& out, bool final) {
   while (true) {
     const std::string_view buf = buffer_;
     if (state_ == State::kLabel) {
-      if (starts_with(buf, kLabel)) {
+      if (buf.starts_with(kLabel)) {
         buffer_.erase(0, kLabel.size());
-      } else if (!final && buf.size() < kLabel.size() && starts_with(kLabel, buf)) {
+      } else if (!final && buf.size() < kLabel.size() && kLabel.starts_with(buf)) {
         return;  // could still become "thought\n"
-      } else if (starts_with(buf, kLabelWord) && (buf.size() == kLabelWord.size() || buf[kLabelWord.size()] == '<')) {
+      } else if (buf.starts_with(kLabelWord) && (buf.size() == kLabelWord.size() || buf[kLabelWord.size()] == '<')) {
         buffer_.erase(0, kLabelWord.size());  // "<|channel>thought<channel|>": an empty, label-only channel
       }
       state_ = State::kReasoning;

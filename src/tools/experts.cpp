@@ -50,10 +50,6 @@ const std::vector<FusedForm>& fused_forms() {
   return forms;
 }
 
-bool ends_with(std::string_view s, std::string_view tail) {
-  return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
-}
-
 // One tensor in a format-neutral form: bytes come from one or more borrowed parts (concatenated).
 struct Item {
   std::string name;
@@ -258,7 +254,7 @@ Result<ExpertsStats> convert_directory(const fs::path& in, const fs::path& out, 
 
 std::optional<std::string> expert_unfused_name(std::string_view fused, int e) {
   for (const auto& f : fused_forms()) {
-    if (fused.size() > f.fused_suffix.size() && ends_with(fused, f.fused_suffix)) {
+    if (fused.size() > f.fused_suffix.size() && fused.ends_with(f.fused_suffix)) {
       std::string prefix(fused.substr(0, fused.size() - f.fused_suffix.size()));
       return prefix + f.stem + std::to_string(e) + std::string(kTail);
     }
@@ -271,7 +267,7 @@ std::optional<ExpertRef> expert_parse_unfused(std::string_view name) {
     const size_t pos = name.rfind(f.stem);
     if (pos == std::string_view::npos || pos == 0) continue;
     std::string_view rest = name.substr(pos + f.stem.size());
-    if (!ends_with(rest, kTail)) continue;
+    if (!rest.ends_with(kTail)) continue;
     std::string_view digits = rest.substr(0, rest.size() - kTail.size());
     int e = -1;
     auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), e);
@@ -290,9 +286,9 @@ Result<ExpertsStats> experts_convert(const std::string& in, const std::string& o
   ExpertsStats stats;
   if (fs::is_directory(in, ec)) {
     FABULA_ASSIGN(stats, convert_directory(in, out, op));
-  } else if (ends_with(in, ".gguf")) {
+  } else if (in.ends_with(".gguf")) {
     FABULA_ASSIGN(stats, convert_gguf(in, out, op));
-  } else if (ends_with(in, ".safetensors")) {
+  } else if (in.ends_with(".safetensors")) {
     FABULA_ASSIGN(stats, convert_safetensors_file(in, out, op, nullptr));
   } else {
     return make_error(ErrorCode::kInvalidArgument, "{}: expected a .gguf or .safetensors file or an HF directory", in);

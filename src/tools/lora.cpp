@@ -25,15 +25,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-bool ends_with(std::string_view s, std::string_view t) {
-  return s.size() >= t.size() && s.substr(s.size() - t.size()) == t;
-}
-
 // Checkpoints of Gemma4ForConditionalGeneration say "model.language_model.", Gemma4ForCausalLM says "model.":
 // adapters trained on either apply to both.
 std::string normalize(std::string_view name) {
-  if (starts_with(name, "model.language_model.")) return "model." + std::string(name.substr(21));
+  if (name.starts_with("model.language_model.")) return "model." + std::string(name.substr(21));
   return std::string(name);
 }
 
@@ -62,7 +57,7 @@ Result<std::optional<double>> pattern_value(const nlohmann::json& config, const 
                         field, key);
     if (!value.is_number())
       return make_error(ErrorCode::kParse, "{}: {}['{}'] is not a number", path, field, key);
-    if (module == key || ends_with(module, "." + key)) return std::optional<double>(value.get<double>());
+    if (module == key || module.ends_with("." + key)) return std::optional<double>(value.get<double>());
   }
   return std::optional<double>();
 }
@@ -90,13 +85,13 @@ Result<std::unique_ptr<Adapter>> load_adapter(const fs::path& dir) {
   const std::string path = adapter->file.name();
   for (const auto& t : adapter->file.tensors()) {
     std::string name = t.name;
-    if (!starts_with(name, "base_model.model."))
+    if (!name.starts_with("base_model.model."))
       return make_error(ErrorCode::kCorrupt, "{}: tensor '{}' does not start with 'base_model.model.'", path, name);
     name = name.substr(17);
     bool is_a = false;
     std::string module;
     for (const char* tail : {".lora_A.weight", ".lora_A.default.weight", ".lora_B.weight", ".lora_B.default.weight"}) {
-      if (ends_with(name, tail)) {
+      if (name.ends_with(tail)) {
         module = name.substr(0, name.size() - std::strlen(tail));
         is_a = std::string_view(tail).find("lora_A") != std::string_view::npos;
       }
@@ -221,7 +216,7 @@ Result<std::vector<LoraModuleSpec>> lora_modules(const Gemma4HParams& hp, const 
     if (t.shape.size() == 3) {  // an expert stack: one module per expert, named as `fabula experts unfuse` does
       for (uint64_t e = 0; e < t.shape[2]; ++e) {
         std::string name = expert_unfused_name(hf, static_cast<int>(e)).value_or(hf);
-        if (ends_with(name, kWeight)) name.resize(name.size() - kWeight.size());
+        if (name.ends_with(kWeight)) name.resize(name.size() - kWeight.size());
         out.push_back({name, group, t.shape[0], t.shape[1]});
       }
     } else {
@@ -264,7 +259,7 @@ Result<LoraMergeStats> lora_merge(const std::string& base_dir, const std::string
       const auto& t = f.tensors()[i];
       unfused_base = unfused_base || expert_parse_unfused(t.name).has_value();
       std::vector<std::pair<int, std::string>> candidates;
-      if (ends_with(t.name, ".weight") && t.shape.size() == 2)
+      if (t.name.ends_with(".weight") && t.shape.size() == 2)
         candidates.emplace_back(-1, t.name.substr(0, t.name.size() - 7));
       if (t.shape.size() == 3 && expert_unfused_name(t.name, 0)) {
         for (uint64_t e = 0; e < t.shape[0]; ++e) {

@@ -2,11 +2,11 @@
 // it may touch.
 #include "tools/quant_recipe.h"
 
-#include <cctype>
 #include <cstdio>
 
 #include <fmt/format.h>
 
+#include "base/ascii.h"
 namespace fabula {
 namespace {
 
@@ -23,17 +23,7 @@ constexpr FtypeInfo kFtypes[] = {
     {QuantFtype::kBF16, "BF16", GgmlType::kBF16},     {QuantFtype::kF32, "F32", GgmlType::kF32},
 };
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
-
 bool contains(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
-bool ends_with(const std::string& s, std::string_view tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
 
 int n_dims(const std::vector<uint64_t>& shape) {
   int n = static_cast<int>(shape.size());
@@ -43,7 +33,7 @@ int n_dims(const std::vector<uint64_t>& shape) {
 
 // llama.cpp's tensor_allows_quantization, for the tensors a gemma4 file has.
 bool allows_quantization(const QuantTensorIn& t) {
-  if (!ends_with(t.name, "weight")) return false;  // ffn_gate_inp.scale, ffn_down_exps.scale
+  if (!t.name.ends_with("weight")) return false;  // ffn_gate_inp.scale, ffn_down_exps.scale
   if (n_dims(t.shape) < 2) return false;           // norms, rope_freqs, layer_output_scale
   if (contains(t.name, "_norm.weight")) return false;
   if (contains(t.name, "ffn_gate_inp.weight")) return false;  // the MoE router stays F32
@@ -95,7 +85,7 @@ GgmlType mixture_type(const QuantTensorIn& t, QuantFtype ftype, GgmlType type, c
 
 Result<QuantFtype> quant_ftype_from_name(std::string_view name) {
   for (const auto& f : kFtypes)
-    if (iequals(f.name, name)) return f.ftype;
+    if (ascii_iequals(f.name, name)) return f.ftype;
   std::string known;
   for (const auto& f : kFtypes) known += (known.empty() ? "" : ", ") + std::string(f.name);
   return make_error(ErrorCode::kInvalidArgument, "unknown quantization type '{}' (known: {})", name, known);
