@@ -17,6 +17,7 @@
 #include "base/file.h"
 #include "base/json_view.h"
 #include "base/progress.h"
+#include "eval/lines.h"
 #include "engine/prompt.h"
 #include "engine/scene.h"
 #include "protocol/unicode.h"
@@ -25,28 +26,6 @@
 namespace fabula::eval {
 
 using nlohmann::json;
-
-namespace {
-
-// Calls fn(line_view, line_no) for each non-blank line.
-template <typename Fn>
-Status for_each_line(std::string_view text, Fn&& fn) {
-  size_t pos = 0;
-  int line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = protocol::trim(text.substr(pos, end - pos));
-    ++line_no;
-    bool last = end == text.size();
-    pos = end + 1;
-    if (line.empty()) continue;
-    FABULA_TRY(fn(line, line_no, last));
-  }
-  return ok_status();
-}
-
-}  // namespace
 
 Result<std::vector<EvalScene>> parse_eval_scenes(std::string_view jsonl, const std::string& where) {
   std::vector<EvalScene> out;

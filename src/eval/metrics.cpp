@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "base/json_view.h"
+#include "eval/lines.h"
 #include "protocol/unicode.h"
 #include "protocol/validator.h"
 
@@ -229,15 +230,7 @@ MetricsReport compute_metrics(std::span<const SceneSample> scenes, const protoco
 
 Result<std::vector<SceneSample>> parse_scene_rows(std::string_view jsonl, const std::string& where) {
   std::vector<SceneSample> out;
-  size_t pos = 0;
-  int line_no = 0;
-  while (pos <= jsonl.size()) {
-    size_t end = jsonl.find('\n', pos);
-    if (end == std::string_view::npos) end = jsonl.size();
-    std::string_view line = protocol::trim(jsonl.substr(pos, end - pos));
-    ++line_no;
-    pos = end + 1;
-    if (line.empty()) continue;
+  FABULA_TRY(for_each_line(jsonl, [&](std::string_view line, int line_no, bool) -> Status {
     const std::string at = fmt::format("{}:{}", where, line_no);
     FABULA_ASSIGN(nlohmann::json doc, parse_json(line, at));
     JsonView j(doc, at);
@@ -254,7 +247,8 @@ Result<std::vector<SceneSample>> parse_scene_rows(std::string_view jsonl, const 
     FABULA_ASSIGN(s.seed, j.integer_or("seed", s.seed));
     FABULA_ASSIGN(s.cast, j.strings_or_empty("cast"));
     out.push_back(std::move(s));
-  }
+    return ok_status();
+  }));
   return out;
 }
 

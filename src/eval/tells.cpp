@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "base/file.h"
+#include "eval/lines.h"
 #include "eval/words.h"
 #include "protocol/manifest.h"
 #include "protocol/unicode.h"
@@ -70,19 +71,11 @@ long match_at(const std::vector<std::string>& tokens, size_t k, const std::vecto
 
 Result<TellList> TellList::parse(std::string_view text, const std::string& where) {
   TellList list;
-  size_t pos = 0;
-  int line_no = 0;
-  while (pos <= text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = protocol::trim(text.substr(pos, end - pos));
-    ++line_no;
-    pos = end + 1;
-    if (line.empty()) continue;
+  FABULA_TRY(for_each_line(text, [&](std::string_view line, int line_no, bool) -> Status {
     if (line[0] == '#') {
       std::string_view body = protocol::trim(line.substr(1));
       if (body.substr(0, 8) == "version:") list.version = std::string(protocol::trim(body.substr(8)));
-      continue;
+      return ok_status();
     }
     TellPattern p;
     p.source = std::string(line);
@@ -109,7 +102,8 @@ Result<TellList> TellList::parse(std::string_view text, const std::string& where
       if (!literal) return make_error(ErrorCode::kParse, "{}: a pattern needs at least one word: \"{}\"", at, line);
     }
     list.patterns.push_back(std::move(p));
-  }
+    return ok_status();
+  }));
   if (list.patterns.empty()) return make_error(ErrorCode::kParse, "{}: no patterns", where);
   return list;
 }
