@@ -16,8 +16,6 @@ constexpr ModelFamily kFamilies[] = {
 
 }  // namespace
 
-std::span<const ModelFamily> model_families() { return kFamilies; }
-
 Result<const ModelFamily*> model_family_of(const GgufFile& file) {
   const GgufValue* arch = file.find("general.architecture");
   if (arch == nullptr || arch->as_string() == nullptr) {

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <memory>
-#include <span>
 #include <string_view>
 
 #include "base/result.h"
@@ -19,8 +18,6 @@ struct ModelFamily {
   // Reads the family's metadata and binds its weights; the model keeps the file (weights borrow its mapping).
   Result<std::unique_ptr<Model>> (*load)(GgufFile file);
 };
-
-std::span<const ModelFamily> model_families();
 
 // The family of `file` by its general.architecture; the error names the file, the value and the known families.
 Result<const ModelFamily*> model_family_of(const GgufFile& file);

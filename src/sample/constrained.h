@@ -121,7 +121,6 @@ class ProtocolConstraint final : public TokenConstraint {
   // Sets forbidden ids to -inf. `logits` has one entry per vocabulary id.
   void apply(std::span<float> logits) override;
   Status accept(int32_t id) override;
-  size_t accepted() const override { return history_.size() - 1; }
   void rewind(size_t n_accepted) override;
 
   // Which ids are allowed now (1 = allowed); filled by apply(), also usable directly (tests).

@@ -18,8 +18,7 @@ class TokenConstraint {
   virtual void apply(std::span<float> logits) = 0;
   // Records a sampled id; an error if the id was forbidden (the caller sampled around the mask).
   virtual Status accept(int32_t id) = 0;
-  // Tokens accepted since reset(); rewind(n) forgets all but the first n.
-  virtual size_t accepted() const = 0;
+  // Forgets all but the first n tokens accepted since reset().
   virtual void rewind(size_t n_accepted) = 0;
 };
 

@@ -16,11 +16,6 @@ const std::string& StopMatcher::matched() const {
   return matched_ >= 0 ? stops_[size_t(matched_)] : kNone;
 }
 
-void StopMatcher::reset() {
-  held_.clear();
-  matched_ = -1;
-}
-
 bool StopMatcher::feed(std::string_view text, std::string& out) {
   if (matched_ >= 0) return true;
   held_.append(text);

@@ -29,7 +29,6 @@ class StopMatcher {
   // The stop string that matched ("" if none).
   const std::string& matched() const;
   const std::string& held() const { return held_; }
-  void reset();
 
  private:
   std::vector<std::string> stops_;

@@ -17,7 +17,7 @@
 
 namespace fabula {
 
-// A gemma4_preset_names() entry, or "gemma4-mini" (26B-A4B's dimensions and vocab, 6 layers — 5 sliding + 1 full —
+// A gemma4_preset() name, or "gemma4-mini" (26B-A4B's dimensions and vocab, 6 layers — 5 sliding + 1 full —
 // and 32 experts, top-8: a ~1.5 GB Q4_K_M file for quick runs).
 Result<Gemma4HParams> synth_hparams(std::string_view shape_name);
 

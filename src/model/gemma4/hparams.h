@@ -104,7 +104,6 @@ Result<Gemma4HParams> gemma4_hparams_from_hf(const HfConfig& text_config);
 
 // Named shapes: "gemma4-26b-a4b" (the real model), "gemma4-2b-a0.5b" (same structure, ~2 B parameters),
 // "gemma4-demo" (models/fabula-demo-v1), "gemma4-tiny-moe" (tests/data/gemma4-tiny; "gemma4-tiny" also works).
-std::vector<std::string> gemma4_preset_names();
 Result<Gemma4HParams> gemma4_preset(std::string_view name);
 
 // Writes general.architecture and every gemma4.* key, in llama.cpp's order.

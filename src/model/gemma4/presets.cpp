@@ -57,12 +57,6 @@ Gemma4HParams expand(const Preset& p) {
 
 }  // namespace
 
-std::vector<std::string> gemma4_preset_names() {
-  std::vector<std::string> names;
-  for (const Preset& p : kPresets) names.emplace_back(p.name);
-  return names;
-}
-
 Result<Gemma4HParams> gemma4_preset(std::string_view name) {
   if (name == "gemma4-tiny") name = "gemma4-tiny-moe";
   for (const Preset& p : kPresets) {
