@@ -135,6 +135,21 @@ void decode_tq3(const BlockTq3* b, float* y) {
   for (int j = 0; j < kKvBlock; ++j) y[j] = s * kTq3Levels[((lo >> (2 * j)) & 3u) | (((hi >> j) & 1u) << 2)];
 }
 
+// Cache bytes are not aligned for the block structs, so a block goes through a local copy.
+template <typename Block, typename Quantize>
+void quantize_into(uint8_t* out, Quantize quantize) {
+  Block q;
+  quantize(&q);
+  std::memcpy(out, &q, sizeof(q));
+}
+
+template <typename Block, typename Decode>
+void decode_from(const uint8_t* in, Decode decode) {
+  Block q;
+  std::memcpy(&q, in, sizeof(q));
+  decode(&q);
+}
+
 }  // namespace
 
 std::string_view kv_type_name(KvType type) { return info(type).name; }
@@ -204,30 +219,14 @@ void kv_quantize_head(KvType type, const float* x, int64_t d, uint8_t* dst) {
     std::memcpy(block, x + b, static_cast<size_t>(std::min<int64_t>(kKvBlock, d - b)) * sizeof(float));
     uint8_t* out = dst + static_cast<size_t>(b / kKvBlock) * bb;
     switch (type) {
-      case KvType::kQ8_0: {
-        BlockQ8_0 q;
-        quantize_row_q8_0_ref(block, &q, kKvBlock);
-        std::memcpy(out, &q, sizeof(q));
+      case KvType::kQ8_0:
+        quantize_into<BlockQ8_0>(out, [&](BlockQ8_0* q) { quantize_row_q8_0_ref(block, q, kKvBlock); });
         break;
-      }
-      case KvType::kQ4_0: {
-        BlockQ4_0 q;
-        quantize_row_q4_0_ref(block, &q, kKvBlock);
-        std::memcpy(out, &q, sizeof(q));
+      case KvType::kQ4_0:
+        quantize_into<BlockQ4_0>(out, [&](BlockQ4_0* q) { quantize_row_q4_0_ref(block, q, kKvBlock); });
         break;
-      }
-      case KvType::kTq4: {
-        BlockTq4 q;
-        quantize_tq4(block, &q);
-        std::memcpy(out, &q, sizeof(q));
-        break;
-      }
-      case KvType::kTq3: {
-        BlockTq3 q;
-        quantize_tq3(block, &q);
-        std::memcpy(out, &q, sizeof(q));
-        break;
-      }
+      case KvType::kTq4: quantize_into<BlockTq4>(out, [&](BlockTq4* q) { quantize_tq4(block, q); }); break;
+      case KvType::kTq3: quantize_into<BlockTq3>(out, [&](BlockTq3* q) { quantize_tq3(block, q); }); break;
       default: break;
     }
   }
@@ -251,30 +250,14 @@ void kv_decode_head(KvType type, const uint8_t* src, int64_t d, float* y) {
   for (int64_t b = 0; b < dp; b += kKvBlock) {
     const uint8_t* in = src + static_cast<size_t>(b / kKvBlock) * bb;
     switch (type) {
-      case KvType::kQ8_0: {
-        BlockQ8_0 q;
-        std::memcpy(&q, in, sizeof(q));
-        dequantize_row_q8_0_ref(&q, y + b, kKvBlock);
+      case KvType::kQ8_0:
+        decode_from<BlockQ8_0>(in, [&](const BlockQ8_0* q) { dequantize_row_q8_0_ref(q, y + b, kKvBlock); });
         break;
-      }
-      case KvType::kQ4_0: {
-        BlockQ4_0 q;
-        std::memcpy(&q, in, sizeof(q));
-        dequantize_row_q4_0_ref(&q, y + b, kKvBlock);
+      case KvType::kQ4_0:
+        decode_from<BlockQ4_0>(in, [&](const BlockQ4_0* q) { dequantize_row_q4_0_ref(q, y + b, kKvBlock); });
         break;
-      }
-      case KvType::kTq4: {
-        BlockTq4 q;
-        std::memcpy(&q, in, sizeof(q));
-        decode_tq4(&q, y + b);
-        break;
-      }
-      case KvType::kTq3: {
-        BlockTq3 q;
-        std::memcpy(&q, in, sizeof(q));
-        decode_tq3(&q, y + b);
-        break;
-      }
+      case KvType::kTq4: decode_from<BlockTq4>(in, [&](const BlockTq4* q) { decode_tq4(q, y + b); }); break;
+      case KvType::kTq3: decode_from<BlockTq3>(in, [&](const BlockTq3* q) { decode_tq3(q, y + b); }); break;
       default: break;
     }
   }
