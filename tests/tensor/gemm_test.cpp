@@ -26,6 +26,7 @@ namespace {
 const GgmlType kGemmTypes[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0,
                                GgmlType::kQ5_0, GgmlType::kQ4_0, GgmlType::kF16,  GgmlType::kBF16};
 
+using kernel_test::for_each_target;
 using kernel_test::random_weight_row;
 
 bool is_half(GgmlType t) { return t == GgmlType::kF16 || t == GgmlType::kBF16; }
@@ -35,10 +36,7 @@ TEST(Gemm, EveryTargetMatchesTheScalarReference) {
   std::mt19937 rng(5);
   std::normal_distribution<float> g(0.0f, 1.0f);
   int tested = 0;
-  for (int64_t target : kernel_targets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    const KernelTable table = kernels_for_current_target();
-    SCOPED_TRACE(hwy::TargetName(target));
+  for_each_target([&](const KernelTable& table, int64_t target) {
     for (GgmlType type : kGemmTypes) {
 #if HWY_ARCH_X86
       if (target == HWY_AVX2 || target == HWY_AVX3 || target == HWY_AVX3_DL) {
@@ -96,8 +94,7 @@ TEST(Gemm, EveryTargetMatchesTheScalarReference) {
         }
       }
     }
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
   std::printf("GEMM kernels tested: %d\n", tested);
 }
 

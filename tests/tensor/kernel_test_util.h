@@ -62,19 +62,27 @@ inline void random_weight_row(GgmlType type, int64_t n, uint8_t* dst, std::mt199
   }
 }
 
-// Runs fn() once per attainable target, with the dispatch forced to it.
+// Runs fn(table, target) once per attainable target, with the dispatch forced to it; table: that target's kernels.
 template <typename Fn>
-void on_every_target(Fn fn) {
+void for_each_target(Fn fn) {
   const auto targets = kernel_targets();
   ASSERT_FALSE(targets.empty());
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
     hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+    const KernelTable table = kernels_for_current_target();
+    EXPECT_STREQ(table.target, hwy::TargetName(target));
     SCOPED_TRACE(hwy::TargetName(target));
-    fn();
+    fn(table, target);
   }
   hwy::SetSupportedTargetsForTest(0);
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+}
+
+// Runs fn() once per attainable target, with the dispatch forced to it.
+template <typename Fn>
+void on_every_target(Fn fn) {
+  for_each_target([&](const KernelTable&, int64_t) { fn(); });
 }
 
 }  // namespace fabula::kernel_test

@@ -15,28 +15,16 @@
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 #include "tensor/quant_ref.h"
+#include "kernel_test_util.h"
 
 namespace fabula {
 namespace {
 
+using kernel_test::for_each_target;
+
 const GgmlType kDotTypes[] = {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ4_K,
                               GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF32,  GgmlType::kF16,
                               GgmlType::kBF16};
-
-// Runs fn(table) once per attainable target, with the target forced.
-template <typename Fn>
-void for_each_target(Fn fn) {
-  const auto targets = kernel_targets();
-  ASSERT_FALSE(targets.empty());
-  for (int64_t target : targets) {
-    hwy::SetSupportedTargetsForTest(target);
-    const KernelTable table = kernels_for_current_target();
-    EXPECT_STREQ(table.target, hwy::TargetName(target));
-    SCOPED_TRACE(hwy::TargetName(target));
-    fn(table);
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
 
 // Fills a row of `type` with random but valid content. `exact` uses unit scales and activations in [-4, 4], so
 // with at most 3 blocks every partial sum is an integer below 2^24: any summation order gives the same float,
@@ -122,7 +110,7 @@ double magnitude(GgmlType type, int64_t n, const uint8_t* w, const uint8_t* a) {
 
 TEST(QuantSimd, VecDotMatchesReferenceOnEveryTarget) {
   const KernelTable ref = scalar_kernels();
-  for_each_target([&](const KernelTable& k) {
+  for_each_target([&](const KernelTable& k, int64_t) {
     std::mt19937 rng(123);
     for (GgmlType type : kDotTypes) {
       const GgmlType act = vec_dot_type(type);
@@ -159,7 +147,7 @@ TEST(QuantSimd, VecDotMatchesReferenceOnEveryTarget) {
 
 TEST(QuantSimd, ActivationQuantizersAreBitExactOnEveryTarget) {
   const KernelTable ref = scalar_kernels();
-  for_each_target([&](const KernelTable& k) {
+  for_each_target([&](const KernelTable& k, int64_t) {
     std::mt19937 rng(7);
     std::normal_distribution<float> g(0.0f, 1.0f);
     std::uniform_int_distribution<int> small(-40, 40);

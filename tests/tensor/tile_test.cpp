@@ -22,6 +22,7 @@
 namespace fabula {
 namespace {
 
+using kernel_test::for_each_target;
 using kernel_test::random_weight_row;
 
 const GgmlType kTileTypes[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0,
@@ -53,12 +54,8 @@ std::vector<float> block_scales_f32(GgmlType act_type, int64_t n, int rows, cons
 TEST(Tile, EveryTargetMatchesTheScalarReference) {
   const KernelTable ref = scalar_kernels();
   std::mt19937 rng(42);
-  const auto targets = kernel_targets();
   int tested = 0;
-  for (int64_t target : targets) {
-    hwy::SetSupportedTargetsForTest(target);
-    const KernelTable table = kernels_for_current_target();
-    SCOPED_TRACE(hwy::TargetName(target));
+  for_each_target([&](const KernelTable& table, int64_t) {
     for (GgmlType type : kTileTypes) {
       const TileFn tile = table.tile[kernel_slot(type)];
       if (tile == nullptr) continue;
@@ -106,8 +103,7 @@ TEST(Tile, EveryTargetMatchesTheScalarReference) {
         }
       }
     }
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
 #if defined(__x86_64__)
   EXPECT_GT(tested, 0) << "no tile kernels on an x86-64 machine";
 #endif
@@ -120,10 +116,7 @@ TEST(Gemv, EveryTargetEqualsItsTileForOneToken) {
   const KernelTable ref = scalar_kernels();
   std::mt19937 rng(11);
   int tested = 0;
-  for (int64_t target : kernel_targets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    const KernelTable table = kernels_for_current_target();
-    SCOPED_TRACE(hwy::TargetName(target));
+  for_each_target([&](const KernelTable& table, int64_t) {
     for (GgmlType type : kTileTypes) {
       const GemvFn gemv = table.gemv[kernel_slot(type)];
       if (gemv == nullptr) continue;
@@ -156,8 +149,7 @@ TEST(Gemv, EveryTargetEqualsItsTileForOneToken) {
         EXPECT_EQ(y[rows], -1.0f);  // nothing written past the last row
       }
     }
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
   if (best_kernels().gemv[kernel_slot(GgmlType::kQ5_0)] != nullptr) {
     EXPECT_GT(tested, 0);
   }
