@@ -85,6 +85,7 @@ struct TestResult {
   fabula::KvCacheTypes types;
   int n_depth = 0;
   std::array<int64_t, static_cast<size_t>(fabula::StepPhase::kCount)> phase_ns{};  // --profile: all repetitions
+  double experts_per_layer = 0;  // --profile: distinct routed experts read per MoE layer and step
 };
 
 double now_s() {
@@ -166,6 +167,7 @@ void print_profile(const std::vector<TestResult>& results, int reps) {
     }
     std::printf("  %-28s %9.3f ms  %5.1f%%\n", "(outside the phases)", (run_ns - timed) / per / 1e6,
                 run_ns > 0 ? 100 * (run_ns - timed) / run_ns : 0.0);
+    if (r.experts_per_layer > 0) std::printf("  distinct experts read per MoE layer and step: %.2f\n", r.experts_per_layer);
   }
 }
 
@@ -344,6 +346,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         }
         StepProfile::set_enabled(false);
         r.phase_ns = StepProfile::totals();
+        if (StepProfile::expert_layers_total() > 0)
+          r.experts_per_layer = static_cast<double>(StepProfile::experts_total()) / StepProfile::expert_layers_total();
         finish(r, args->n_prompt);
         results.push_back(std::move(r));
       }
@@ -363,6 +367,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         }
         StepProfile::set_enabled(false);
         r.phase_ns = StepProfile::totals();
+        if (StepProfile::expert_layers_total() > 0)
+          r.experts_per_layer = static_cast<double>(StepProfile::experts_total()) / StepProfile::expert_layers_total();
         finish(r, args->n_gen * args->parallel);
         results.push_back(std::move(r));
       }

@@ -6,6 +6,7 @@ namespace fabula {
 namespace {
 std::atomic<bool> g_enabled{false};
 std::array<std::atomic<int64_t>, static_cast<size_t>(StepPhase::kCount)> g_ns{};
+std::atomic<int64_t> g_experts{0}, g_expert_layers{0};
 }  // namespace
 
 std::string_view step_phase_name(StepPhase phase) {
@@ -27,7 +28,16 @@ bool StepProfile::enabled() { return g_enabled.load(std::memory_order_relaxed); 
 void StepProfile::set_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
 void StepProfile::reset() {
   for (auto& ns : g_ns) ns.store(0, std::memory_order_relaxed);
+  g_experts.store(0, std::memory_order_relaxed);
+  g_expert_layers.store(0, std::memory_order_relaxed);
 }
+void StepProfile::add_experts(int64_t distinct) {
+  if (!enabled()) return;
+  g_experts.fetch_add(distinct, std::memory_order_relaxed);
+  g_expert_layers.fetch_add(1, std::memory_order_relaxed);
+}
+int64_t StepProfile::experts_total() { return g_experts.load(std::memory_order_relaxed); }
+int64_t StepProfile::expert_layers_total() { return g_expert_layers.load(std::memory_order_relaxed); }
 void StepProfile::add(StepPhase phase, int64_t ns) {
   g_ns[static_cast<size_t>(phase)].fetch_add(ns, std::memory_order_relaxed);
 }

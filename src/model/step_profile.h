@@ -32,6 +32,11 @@ class StepProfile {
   static void add(StepPhase phase, int64_t ns);
   // Accumulated nanoseconds per phase since the last reset.
   static std::array<int64_t, static_cast<size_t>(StepPhase::kCount)> totals();
+  // Distinct routed experts read per MoE layer (a step of several tokens reads each chosen expert once): the sum
+  // over layers and the number of layers since the last reset, when profiling is on.
+  static void add_experts(int64_t distinct);
+  static int64_t experts_total();
+  static int64_t expert_layers_total();
 };
 
 // Adds the wall time from construction to destruction to `phase` when profiling is on.

@@ -404,10 +404,12 @@ void Gemma4Session::route_experts(int l, int64_t n) {
     return per_token;
   };
   int32_t run_begin = 0;
+  int64_t distinct = 0;
   for (int64_t e = 0; e < NE; ++e) {
     const int32_t run_end = start[static_cast<size_t>(e)];
     const int64_t cnt = run_end - run_begin;
     if (cnt == 0) continue;
+    ++distinct;
     // egu = [gate | up] = z W_gate_up[e]^T over the expert's rows: [cnt][2 FE]
     float* y = egu.data() + static_cast<int64_t>(run_begin) * 2 * FE;
     const int64_t tb = n == 1 ? 0 : run_begin, gemm = exp_gemm[static_cast<size_t>(e)];
@@ -421,6 +423,7 @@ void Gemma4Session::route_experts(int l, int64_t n) {
     }
     run_begin = run_end;
   }
+  StepProfile::add_experts(distinct);
 }
 
 void Gemma4Session::expert_downs(int l, int64_t n) {
