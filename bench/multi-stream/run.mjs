@@ -15,8 +15,11 @@
 //
 //   node bench/multi-stream/run.mjs --model F.gguf [--fabula build/fabula] [--streams 4] [--tokens 64]
 //        [--prompt 32] [-t 2] [--reps 3] [--rounds 1] [--only fabula|llama] [--json OUT.json]
+//        [--serve-log FILE] [--serve-args "..."]
+// --serve-log runs the server with -v and writes its log there (one line per forward step: sequences, tokens,
+// distinct experts per layer, where the step's time went); --serve-args adds options to `fabula serve`.
 import { spawn } from "node:child_process";
-import { writeFileSync, readFileSync } from "node:fs";
+import { createWriteStream, writeFileSync, readFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -27,7 +30,7 @@ const repo = path.resolve(here, "../..");
 
 function parseArgs(argv) {
   const a = { model: "", fabula: path.join(repo, "build/fabula"), streams: 4, tokens: 64, prompt: 32, t: 2, reps: 3,
-              rounds: 1, only: "", json: "", seed: 1234 };
+              rounds: 1, only: "", json: "", seed: 1234, serveLog: "", serveArgs: "" };
   for (let i = 0; i < argv.length; ++i) {
     const k = argv[i], v = argv[i + 1];
     if (k === "--model" || k === "-m") { a.model = v; ++i; }
@@ -41,6 +44,8 @@ function parseArgs(argv) {
     else if (k === "--only") { a.only = v; ++i; }
     else if (k === "--json") { a.json = v; ++i; }
     else if (k === "--seed") { a.seed = +v; ++i; }
+    else if (k === "--serve-log") { a.serveLog = v; ++i; }
+    else if (k === "--serve-args") { a.serveArgs = v; ++i; }
     else throw new Error(`unknown argument ${k} (see the usage at the top of ${path.basename(fileURLToPath(import.meta.url))})`);
   }
   if (!a.model) throw new Error("--model is required");
@@ -100,9 +105,11 @@ function summarize(streams) {
 // ---- fabula: `fabula serve --parallel N`, /completion SSE streams ----
 
 function startServe() {
-  const a = ["serve", "--model", args.model, "--port", "0", "-t", `${args.t}`, "--parallel", `${args.streams}`,
-             "-c", `${Math.max(256, args.prompt + args.tokens + 64)}`];
+  const a = [...(args.serveLog ? ["-v"] : []), "serve", "--model", args.model, "--port", "0", "-t", `${args.t}`,
+             "--parallel", `${args.streams}`, "-c", `${Math.max(256, args.prompt + args.tokens + 64)}`,
+             ...args.serveArgs.split(" ").filter((x) => x)];
   const p = spawn(args.fabula, a, { stdio: ["ignore", "pipe", "pipe"] });
+  if (args.serveLog) p.stderr.pipe(createWriteStream(args.serveLog, { flags: "a" }));
   return new Promise((resolve, reject) => {
     let out = "", err = "", port = 0;
     p.stdout.on("data", (d) => {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "model/step_profile.h"
 
 namespace fabula::server {
 
@@ -52,11 +53,13 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, SchedulerOp
     : options_(options), tokenizer_(&tokenizer) {
   if (options_.n_slots < 1) options_.n_slots = 1;
   pool_ = std::make_unique<ThreadPool>(options_.n_threads);
-  options_.n_batch = std::max<int64_t>(1, options_.n_batch);
+  if (options_.n_ubatch <= 0)
+    options_.n_ubatch = options_.n_slots == 1 ? SchedulerOptions::kOneSlotUbatch : SchedulerOptions::kSharedUbatch;
+  if (options_.n_batch <= 0) options_.n_batch = options_.n_ubatch + options_.n_slots;
   SessionOptions so;
   so.n_ctx = options_.n_ctx;
   so.n_threads = options_.n_threads;
-  so.n_ubatch = std::max<int64_t>(1, options_.n_ubatch);
+  so.n_ubatch = options_.n_ubatch;
   so.cache_type = options_.cache_type;
   batch_ = std::make_unique<Batch>(model, BatchOptions{options_.n_batch, options_.n_threads}, pool_.get());
   for (int i = 0; i < options_.n_slots; ++i) {
@@ -68,6 +71,9 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, SchedulerOp
   }
   metrics_.n_slots = options_.n_slots;
   metrics_.n_ctx = options_.n_ctx;
+  // -v: one debug line per step with its phases (the step profile's timers cost a clock read per phase).
+  log_steps_ = log_level() <= LogLevel::kDebug;
+  if (log_steps_) StepProfile::set_enabled(true);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -102,6 +108,23 @@ std::vector<SlotInfo> Scheduler::slots() const {
   for (size_t i = 0; i < slots_.size(); ++i)
     out.push_back(SlotInfo{static_cast<int>(i), slots_[i]->task != nullptr, slots_[i]->n_cached.load()});
   return out;
+}
+
+void Scheduler::admit(std::vector<int>& started) {
+  const auto now = std::chrono::steady_clock::now();
+  while (!queue_.empty()) {
+    const int i = pick_slot(*queue_.front());
+    if (i < 0) break;
+    const double wait = std::chrono::duration<double>(now - queue_.front()->submitted).count();
+    metrics_.queue_wait_seconds_total += wait;
+    metrics_.queue_wait_seconds_max = std::max(metrics_.queue_wait_seconds_max, wait);
+    metrics_.queue_waits_total++;
+    slots_[i]->task = std::move(queue_.front());
+    slots_[i]->last_used = ++clock_;
+    queue_.pop_front();
+    metrics_.requests_processing++;
+    started.push_back(i);
+  }
 }
 
 int Scheduler::pick_slot(const Task& task) const {
@@ -163,19 +186,17 @@ void Scheduler::run() {
       };
       cv_.wait(lk, has_work);
       if (stop_) break;
-      const auto now = std::chrono::steady_clock::now();
-      while (!queue_.empty()) {
-        const int i = pick_slot(*queue_.front());
-        if (i < 0) break;
-        const double wait = std::chrono::duration<double>(now - queue_.front()->submitted).count();
-        metrics_.queue_wait_seconds_total += wait;
-        metrics_.queue_wait_seconds_max = std::max(metrics_.queue_wait_seconds_max, wait);
-        metrics_.queue_waits_total++;
-        slots_[i]->task = std::move(queue_.front());
-        slots_[i]->last_used = ++clock_;
-        queue_.pop_front();
-        metrics_.requests_processing++;
-        started.push_back(i);
+      const bool was_idle = std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->task != nullptr; });
+      admit(started);
+      // Requests sent together (players starting at once) reach the queue up to a millisecond apart (0.1-0.5 ms
+      // for 4 streams from one client), and a prompt step started on the first alone holds the cores for its whole
+      // chunk while the others wait, then holds the first one's next token back for theirs (a 1.1-1.7 s gap on the
+      // 26B). When nothing was generating, a moment's wait lets them share one step; nobody's tokens wait for it.
+      if (was_idle && !started.empty() && options_.gather_ms > 0) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.gather_ms);
+        auto free_slot = [&] { return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return !s->task; }); };
+        while (!stop_ && free_slot() && cv_.wait_until(lk, until, [&] { return stop_ || !queue_.empty(); }))
+          admit(started);
       }
       metrics_.requests_deferred = static_cast<int>(queue_.size());
     }
@@ -204,6 +225,8 @@ void Scheduler::run() {
 }
 
 void Scheduler::step() {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point t_begin = Clock::now();
   // Cancelled tasks (the client went away) give their slot back before the step is built.
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = *slots_[i];
@@ -255,6 +278,8 @@ void Scheduler::step() {
     budget -= n;
   }
 
+  const Clock::time_point t_built = Clock::now();
+  if (log_steps_) StepProfile::reset();
   if (!items_.empty()) {
     Status st = batch_->decode(items_);
     if (!st.ok()) {
@@ -276,6 +301,7 @@ void Scheduler::step() {
     }
     for (size_t k = 0; k < items_.size(); ++k) slots_[item_slots_[k]]->gen->decoded(items_[k].tokens.size());
   }
+  const Clock::time_point t_decoded = Clock::now();
 
   // Sample: each slot whose ids are all decoded picks its next token (queued for the next step) or ends. A
   // phrase-ban rewind truncates only its own session and queues its own ids again.
@@ -295,6 +321,26 @@ void Scheduler::step() {
     }
     if (s.gen->done() && s.gen->pending().empty()) finish(s, static_cast<int>(i), std::move(s.gen->result()));
   }
+  if (log_steps_ && !items_.empty()) log_step(t_begin, t_built, t_decoded, Clock::now());
+  last_step_end_ = Clock::now();
+}
+
+void Scheduler::log_step(std::chrono::steady_clock::time_point begin, std::chrono::steady_clock::time_point built,
+                         std::chrono::steady_clock::time_point decoded, std::chrono::steady_clock::time_point end) {
+  auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  int64_t tokens = 0;
+  for (const BatchItem& item : items_) tokens += static_cast<int64_t>(item.tokens.size());
+  const auto phases = StepProfile::totals();
+  std::string split;
+  for (size_t i = 0; i < phases.size(); ++i)
+    split += fmt::format("{}{} {:.1f}", i == 0 ? "" : ", ", step_phase_name(static_cast<StepPhase>(i)),
+                         static_cast<double>(phases[i]) / 1e6);
+  const int64_t layers = StepProfile::expert_layers_total();
+  FABULA_LOG_DEBUG("step: {} sequences, {} tokens, {:.1f} experts/layer; before {:.1f} ms, build {:.1f}, decode {:.1f}, "
+                   "sample {:.1f} ({})",
+                   items_.size(), tokens, layers > 0 ? static_cast<double>(StepProfile::experts_total()) / layers : 0.0,
+                   last_step_end_ == std::chrono::steady_clock::time_point{} ? 0.0 : ms(last_step_end_, begin),
+                   ms(begin, built), ms(built, decoded), ms(decoded, end), split);
 }
 
 }  // namespace fabula::server

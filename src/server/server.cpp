@@ -213,14 +213,16 @@ void Server::Impl::load() {
   l->scheduler = std::make_unique<Scheduler>(*l->model, l->tokenizer,
                                              SchedulerOptions{options.n_parallel, n_ctx, options.n_threads,
                                                               options.n_batch, options.n_ubatch, options.cache_type});
+  const int64_t n_batch = l->scheduler->n_batch(), n_ubatch = l->scheduler->n_ubatch();
   {
     std::lock_guard lk(load_mu);
     loaded = std::move(l);
     state = ServerState::kReady;
   }
   load_cv.notify_all();
-  FABULA_LOG_INFO("serve: model {} ready ({} slots, ctx {}, KV cache {}/{})", options.model_path, options.n_parallel,
-                  n_ctx, kv_type_name(options.cache_type.k), kv_type_name(options.cache_type.v));
+  FABULA_LOG_INFO("serve: model {} ready ({} slots, ctx {}, KV cache {}/{}, batch {}, ubatch {})", options.model_path,
+                  options.n_parallel, n_ctx, kv_type_name(options.cache_type.k), kv_type_name(options.cache_type.v),
+                  n_batch, n_ubatch);
 }
 
 bool Server::Impl::admit_request(const httplib::Request& req, httplib::Response& res) {

@@ -19,8 +19,8 @@ struct ServerOptions {
   int n_parallel = 1;         // slots
   int64_t n_ctx = 4096;       // per slot
   int n_threads = 0;          // inference threads (<= 0: physical cores)
-  int64_t n_batch = 512;      // tokens per forward step, all slots together (continuous batching)
-  int64_t n_ubatch = 256;     // most tokens of one slot per step (prompts are chunked to this)
+  int64_t n_batch = 0;        // tokens per forward step, all slots together (<= 0: SchedulerOptions' default)
+  int64_t n_ubatch = 0;       // most tokens of one slot per step (<= 0: SchedulerOptions' default)
   KvCacheTypes cache_type;    // the slots' KV cache (--cache-type-k / --cache-type-v)
   std::string api_key;        // "" : no key; else required on every route but /health
   // Web pages at these origins ("http://host:port") may call the API: they get Access-Control-Allow-Origin.

@@ -99,6 +99,29 @@ TEST_F(SchedulerTest, BatchedRequestsGiveWhatEachGivesAlone) {
   EXPECT_EQ(m.requests_total, 4u);
 }
 
+// Requests that reach an idle scheduler together share their first step: every step of the run holds all of them
+// (without the wait, the first prompt's step would start alone and hold the others back). The long window ends as
+// soon as every slot is taken, so the test does not wait for it.
+TEST_F(SchedulerTest, RequestsSentTogetherShareTheirFirstStep) {
+  SchedulerOptions so{3, 512, 0, /*n_batch=*/64, /*n_ubatch=*/32};
+  so.gather_ms = 5000;
+  Scheduler sched(*model_, *tok_, so);
+  const std::vector<std::vector<int32_t>> prompts = {prompt("The rain over Sakuragaoka"),
+                                                     prompt("Mika opened the door of the club room and saw"),
+                                                     prompt("A")};
+  std::vector<std::shared_ptr<Task>> tasks;
+  for (const auto& p : prompts) tasks.push_back(task(p, greedy(6)));
+  for (auto& t : tasks) sched.submit(t);
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    auto r = tasks[i]->wait_result();
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r->tokens, alone(prompts[i], greedy(6), 32).tokens) << "request " << i;
+  }
+  const SchedulerMetrics m = sched.metrics();
+  EXPECT_EQ(m.steps_total, 6u);  // the prompts with the first tokens, then one step per further token
+  EXPECT_EQ(m.step_sequences_total, 3 * m.steps_total);
+}
+
 // Every slot's cache in a compressed type (the rotated 4-bit K, 3-bit V): batched requests, and a second request
 // reusing the first one's cached prompt, give what each gives alone on a session with the same cache.
 TEST_F(SchedulerTest, CompressedCachesGiveWhatEachGivesAlone) {
