@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -36,6 +37,11 @@ constexpr int64_t kDefaultGemmMinTokens = 8;
 // Weight rows per pass when a job's tokens take both paths: the GEMM, then the tiles, over rows still in L2
 // (64 rows of 2816 Q6_K columns: 148 KB).
 constexpr int64_t kMixedRows = 64;
+// The most threads that share a decode product's rows by stealing (run_stealing); more take the static split.
+constexpr int kMaxStealThreads = 64;
+// Bytes of a thread's next chunk it prefetches when that chunk belongs to another product (the kernels' own
+// prefetch distance, tensor/tiles_avx512-inl.h).
+constexpr int64_t kPrefetchNextBytes = 4096;
 
 // Activation rows: act0 + t * astride for t < n_tokens, with their Q8_0 block scales and sums.
 struct ActRows {
@@ -240,6 +246,104 @@ void QuantizedActivations::gather(const QuantizedActivations& src, std::span<con
   }
 }
 
+namespace {
+
+// Decode (one token per product): the rows go in chunks of about kChunkBytes of weights. Each thread starts on its
+// share of the cost split (contiguous, so its stream stays one stream), and when its share is done it takes chunks
+// from the far end of the share with the most chunks left. So the threads finish together although their products
+// stream at different speeds per byte (the Q8_0 gemv is faster than the Q4_K tile, and the split counts bytes) and
+// a worker starts some µs after the caller; every row is still computed by one kernel call as before, so the
+// results do not depend on which thread takes it.
+constexpr int64_t kChunkBytes = int64_t{64} << 10;
+
+// Chunks [front, back) of one thread's share, packed in one word so that taking from either end is one CAS.
+struct alignas(64) ChunkRange {
+  std::atomic<uint64_t> front_back{0};  // front: low 32 bits, back: high 32 bits
+  void set(uint32_t front, uint32_t back) {
+    front_back.store(static_cast<uint64_t>(back) << 32 | front, std::memory_order_relaxed);
+  }
+  int64_t left() const {
+    const uint64_t v = front_back.load(std::memory_order_relaxed);
+    return static_cast<int64_t>(v >> 32) - static_cast<int64_t>(static_cast<uint32_t>(v));
+  }
+  // The next chunk from the front (the owner) or from the back (a thread that has finished its own), or -1.
+  int64_t take(bool from_front) {
+    uint64_t v = front_back.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint32_t f = static_cast<uint32_t>(v), b = static_cast<uint32_t>(v >> 32);
+      if (f >= b) return -1;
+      const uint64_t next = from_front ? (static_cast<uint64_t>(b) << 32 | (f + 1)) : (static_cast<uint64_t>(b - 1) << 32 | f);
+      if (front_back.compare_exchange_weak(v, next, std::memory_order_relaxed)) return from_front ? f : b - 1;
+    }
+  }
+};
+
+template <typename RunRows>
+void run_stealing(std::span<const MatmulJob> jobs, const std::array<int64_t, kMaxMatmulJobs>& row_costs,
+                  const std::array<int64_t, kMaxMatmulJobs + 1>& prefix, ThreadPool& pool, const RunRows& run_rows) {
+  // Job j's rows in chunks of chunk_rows[j] (whole row tiles); chunk c of the step is chunk c - first[j] of job j.
+  std::array<int64_t, kMaxMatmulJobs> chunk_rows{};
+  std::array<int64_t, kMaxMatmulJobs + 1> first{};
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const int64_t rows = row_costs[j] > 0 ? jobs[j].w.rows : 0;
+    const int64_t tiles = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, row_costs[j] * kRowTile));
+    chunk_rows[j] = tiles * kRowTile;
+    first[j + 1] = first[j] + (rows + chunk_rows[j] - 1) / chunk_rows[j];
+  }
+  const size_t n_jobs = jobs.size();
+  const int64_t n_chunks = first[n_jobs];
+  auto job_of = [&](int64_t c) {
+    return static_cast<size_t>(std::upper_bound(first.begin() + 1, first.begin() + n_jobs + 1, c) - first.begin() - 1);
+  };
+  // Thread i's share begins at the first chunk whose first row's cost is >= total * i / nth (the static split).
+  const int nth = pool.size();
+  const int64_t total = prefix[n_jobs];
+  std::array<ChunkRange, kMaxStealThreads> ranges;
+  auto chunk_at_cost = [&](int64_t c) -> int64_t {
+    if (c >= total) return n_chunks;
+    const size_t j = static_cast<size_t>(std::upper_bound(prefix.begin() + 1, prefix.begin() + n_jobs + 1, c) - prefix.begin() - 1);
+    const int64_t per_chunk = chunk_rows[j] * row_costs[j];
+    return std::min(first[j + 1], first[j] + (c - prefix[j] + per_chunk - 1) / per_chunk);
+  };
+  for (int i = 0; i < nth; ++i) {
+    ranges[static_cast<size_t>(i)].set(static_cast<uint32_t>(chunk_at_cost(total * i / nth)),
+                                       static_cast<uint32_t>(chunk_at_cost(total * (i + 1) / nth)));
+  }
+  auto run_chunk = [&](int64_t c) {
+    const size_t j = job_of(c);
+    const int64_t r0 = (c - first[j]) * chunk_rows[j];
+    run_rows(j, r0, std::min(jobs[j].w.rows, r0 + chunk_rows[j]));
+  };
+  pool.run_on_all([&](int thread) {
+    ChunkRange& own = ranges[static_cast<size_t>(thread)];
+    for (int64_t c = own.take(true); c >= 0; c = own.take(true)) {
+      // The kernels prefetch ahead within a job's rows; a next chunk of another job starts elsewhere in memory.
+      if (own.left() > 0 && job_of(c + 1) != job_of(c)) {
+        const size_t j = job_of(c + 1);
+        const uint8_t* next = jobs[j].w.data + static_cast<size_t>((c + 1 - first[j]) * chunk_rows[j]) * jobs[j].w.row_stride;
+        for (int64_t off = 0; off < kPrefetchNextBytes; off += 64) __builtin_prefetch(next + off);
+      }
+      run_chunk(c);
+    }
+    for (;;) {
+      ChunkRange* victim = nullptr;
+      int64_t most = 0;
+      for (int i = 0; i < nth; ++i) {
+        const int64_t left = ranges[static_cast<size_t>(i)].left();
+        if (i != thread && left > most) {
+          most = left;
+          victim = &ranges[static_cast<size_t>(i)];
+        }
+      }
+      if (victim == nullptr) break;
+      const int64_t c = victim->take(false);
+      if (c >= 0) run_chunk(c);
+    }
+  });
+}
+
+}  // namespace
+
 void matmul(const MatrixView& w, const QuantizedActivations& xq, float* y, ThreadPool* pool, int64_t y_stride) {
   const MatmulJob job{w, &xq, y, y_stride};
   matmul_jobs(std::span<const MatmulJob>(&job, 1), pool);
@@ -275,6 +379,34 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
   }
   const int64_t total = prefix[jobs.size()];
   if (total == 0) return;
+  // Rows [r0, r1) of job j on the calling thread.
+  auto run_rows = [&](size_t j, int64_t r0, int64_t r1) {
+    const MatmulJob& job = jobs[j];
+    const int64_t nt = job.n_tokens < 0 ? job.x->n_tokens() - job.token_begin : job.n_tokens;
+    if (nt == 0 || r0 >= r1) return;
+    const ActRows act = act_rows(*job.x, job.token_begin, nt);
+    const int64_t ldy = job.y_stride > 0 ? job.y_stride : job.w.rows;
+    const bool half = job.w.type == GgmlType::kF16 || job.w.type == GgmlType::kBF16;
+    const bool has_gemm = kt.gemm[kernel_slot(job.w.type)] != nullptr && (!half || act.widened0 != nullptr);
+    const int64_t n_gemm = !has_gemm            ? 0
+                           : job.gemm_tokens < 0 ? (gemm_min > 0 && nt >= gemm_min ? nt : 0)
+                                                 : std::min(job.gemm_tokens, nt);
+    const TileFn tile = kt.tile[kernel_slot(job.w.type)];
+    if (n_gemm == nt) {
+      matmul_rows_gemm(job.w, act, job.y, ldy, kt, r0, r1);
+    } else if (n_gemm == 0) {
+      matmul_rows(job.w, act, job.y, ldy, tile, tile_tokens, r0, r1);
+    } else {
+      // Both paths over each group of rows while its weights are in cache (one read from memory).
+      const ActRows gemm_act = act_rows(*job.x, job.token_begin, n_gemm);
+      const ActRows tile_act = act_rows(*job.x, job.token_begin + n_gemm, nt - n_gemm);
+      for (int64_t rc = r0; rc < r1; rc += kMixedRows) {
+        const int64_t rc_end = std::min(r1, rc + kMixedRows);
+        matmul_rows_gemm(job.w, gemm_act, job.y, ldy, kt, rc, rc_end);
+        matmul_rows(job.w, tile_act, job.y + n_gemm * ldy, ldy, tile, tile_tokens, rc, rc_end);
+      }
+    }
+  };
   // Thread `thread` of nth takes the cost range [total*thread/nth, total*(thread+1)/nth), mapped to whole rows:
   // row r of job j belongs to the thread whose range holds the row's first MAC. Every output row is computed by
   // exactly one thread, whatever nth.
@@ -282,41 +414,20 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
     const int64_t c0 = total * thread / nth, c1 = total * (thread + 1) / nth;
     for (size_t j = 0; j < jobs.size(); ++j) {
       if (prefix[j + 1] <= c0 || prefix[j] >= c1) continue;
-      const MatmulJob& job = jobs[j];
-      const int64_t nt = job.n_tokens < 0 ? job.x->n_tokens() - job.token_begin : job.n_tokens;
-      if (nt == 0 || job.w.rows == 0) continue;
       const int64_t row_cost = row_costs[j];
       auto first_row_at = [&](int64_t c) {  // first row whose start cost is >= c, rounded up to a whole tile
         if (c <= prefix[j]) return int64_t{0};
         const int64_t r = (c - prefix[j] + row_cost - 1) / row_cost;
-        return std::min(job.w.rows, (r + kRowTile - 1) / kRowTile * kRowTile);
+        return std::min(jobs[j].w.rows, (r + kRowTile - 1) / kRowTile * kRowTile);
       };
-      const int64_t r0 = first_row_at(c0), r1 = first_row_at(c1);
-      if (r0 >= r1) continue;
-      const ActRows act = act_rows(*job.x, job.token_begin, nt);
-      const int64_t ldy = job.y_stride > 0 ? job.y_stride : job.w.rows;
-      const bool half = job.w.type == GgmlType::kF16 || job.w.type == GgmlType::kBF16;
-      const bool has_gemm = kt.gemm[kernel_slot(job.w.type)] != nullptr && (!half || act.widened0 != nullptr);
-      const int64_t n_gemm = !has_gemm            ? 0
-                             : job.gemm_tokens < 0 ? (gemm_min > 0 && nt >= gemm_min ? nt : 0)
-                                                   : std::min(job.gemm_tokens, nt);
-      const TileFn tile = kt.tile[kernel_slot(job.w.type)];
-      if (n_gemm == nt) {
-        matmul_rows_gemm(job.w, act, job.y, ldy, kt, r0, r1);
-      } else if (n_gemm == 0) {
-        matmul_rows(job.w, act, job.y, ldy, tile, tile_tokens, r0, r1);
-      } else {
-        // Both paths over each group of rows while its weights are in cache (one read from memory).
-        const ActRows gemm_act = act_rows(*job.x, job.token_begin, n_gemm);
-        const ActRows tile_act = act_rows(*job.x, job.token_begin + n_gemm, nt - n_gemm);
-        for (int64_t rc = r0; rc < r1; rc += kMixedRows) {
-          const int64_t rc_end = std::min(r1, rc + kMixedRows);
-          matmul_rows_gemm(job.w, gemm_act, job.y, ldy, kt, rc, rc_end);
-          matmul_rows(job.w, tile_act, job.y + n_gemm * ldy, ldy, tile, tile_tokens, rc, rc_end);
-        }
-      }
+      run_rows(j, first_row_at(c0), first_row_at(c1));
     }
   };
+  if (single_token && pool != nullptr && pool->size() > 1 && pool->size() <= kMaxStealThreads &&
+      total >= kMinParallelMacs) {
+    run_stealing(jobs, row_costs, prefix, *pool, run_rows);
+    return;
+  }
   if (pool == nullptr || pool->size() == 1 || total < kMinParallelMacs) {
     run(0, 1);
     return;

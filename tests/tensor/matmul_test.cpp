@@ -162,6 +162,37 @@ TEST(Matmul, JobsEqualSeparateProducts) {
   set_matmul_gemm_min_tokens(saved_min);
 }
 
+TEST(Matmul, OneTokenJobsSplitByStealingEqualSeparateProducts) {
+  // Decode products go in chunks that threads take from each other's shares (matmul.cpp run_stealing): whoever
+  // computes a row, it equals the serial product's, with jobs of several types, sizes and output strides.
+  const int64_t cols = 256;
+  const auto x = random_input(cols, 31);
+  QuantizedActivations xk, x8;
+  xk.quantize(GgmlType::kQ8_K, x.data(), 1, cols);
+  x8.quantize(GgmlType::kQ8_0, x.data(), 1, cols);
+  const Weights wa = random_weights(GgmlType::kQ4_K, 3001, cols, 32), wb = random_weights(GgmlType::kQ8_0, 1000, cols, 33),
+                wc = random_weights(GgmlType::kQ6_K, 517, cols, 34), wd = random_weights(GgmlType::kQ8_0, 0, cols, 35);
+  std::vector<float> ya(3001), yb(1000 * 2, -1.0f), yc(517), yd(1);
+  std::vector<float> ra(ya.size()), rb(1000), rc(yc.size());
+  matmul(wa.view(), xk, ra.data());
+  matmul(wb.view(), x8, rb.data());
+  matmul(wc.view(), xk, rc.data());
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (int rep = 0; rep < 20; ++rep) {  // the steals race differently each time
+      const MatmulJob jobs[4] = {{wa.view(), &xk, ya.data()}, {wd.view(), &x8, yd.data()},
+                                 {wb.view(), &x8, yb.data(), 1000, 0, -1}, {wc.view(), &xk, yc.data()}};
+      std::fill(ya.begin(), ya.end(), 0.0f);
+      std::fill(yc.begin(), yc.end(), 0.0f);
+      matmul_jobs(jobs, &pool);
+      for (size_t i = 0; i < ra.size(); ++i) ASSERT_EQ(ya[i], ra[i]) << threads << " threads, row " << i;
+      for (size_t i = 0; i < rb.size(); ++i) ASSERT_EQ(yb[i], rb[i]) << threads << " threads, row " << i;
+      for (size_t i = 0; i < rb.size(); ++i) ASSERT_EQ(yb[1000 + i], -1.0f);
+      for (size_t i = 0; i < rc.size(); ++i) ASSERT_EQ(yc[i], rc[i]) << threads << " threads, row " << i;
+    }
+  }
+}
+
 TEST(Matmul, ExpertSliceOfA3DTensor) {
   // Expert weights are [cols, rows, n_expert]; expert e starts at data + e * nb2 with nb2 = rows * row_bytes.
   const int64_t rows = 24, cols = 64, n_expert = 4;
