@@ -36,6 +36,11 @@ inline float dot_f32(int64_t n, const void* wv, const void* av) {
   auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
   int64_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
+    // The MoE router is an f32 matrix streamed once per token: ask for the weights 4 KiB ahead, as the quantized
+    // kernels do (tiles_avx512-inl.h; the hardware prefetchers stop at page boundaries).
+    for (int64_t off = 0; off < 4 * N * static_cast<int64_t>(sizeof(float)); off += 64) {
+      __builtin_prefetch(reinterpret_cast<const char*>(w + i) + 4096 + off);
+    }
     s0 = hn::MulAdd(hn::LoadU(d, w + i), hn::LoadU(d, a + i), s0);
     s1 = hn::MulAdd(hn::LoadU(d, w + i + N), hn::LoadU(d, a + i + N), s1);
     s2 = hn::MulAdd(hn::LoadU(d, w + i + 2 * N), hn::LoadU(d, a + i + 2 * N), s2);
