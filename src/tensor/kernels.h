@@ -21,9 +21,9 @@ using TileFn = void (*)(int64_t n, const void* weight_row, const uint8_t* act, s
                         const float* act_scales, int nt, float* y, int64_t y_stride);
 
 // Decode: one activation row against `rows` weight rows w + r * row_stride, y[r] = dot, equal bit for bit to
-// tile(nt = 1) on each row (so a token gets the same numbers alone and in a batch). For Q8_0 activations only:
-// act_scales and act_sums as QuantizedActivations::block_scales / block_sums. nullptr in the table: matmul calls
-// the tile once per row.
+// tile(nt = 1) on each row (so a token gets the same numbers alone and in a batch). For Q8_0 activations:
+// act_scales and act_sums as QuantizedActivations::block_scales / block_sums (Q8_K activations: unused, nullptr).
+// nullptr in the table: matmul calls the tile once per row.
 using GemvFn = void (*)(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                         const float* act_scales, const int32_t* act_sums, float* y);
 

@@ -70,7 +70,8 @@ ActRows act_rows(const QuantizedActivations& xq, int64_t begin, int64_t count) {
 void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, TileFn tile, int tile_tokens,
                  int64_t r0, int64_t r1) {
   const int64_t n_tokens = xq.n_tokens;
-  if (n_tokens == 1 && xq.scales0 != nullptr && xq.sums0 != nullptr) {
+  const bool q8_0_sums = xq.scales0 != nullptr && xq.sums0 != nullptr;  // what the Q8_0 family's gemv reads
+  if (n_tokens == 1 && (q8_0_sums || vec_dot_type(w.type) != GgmlType::kQ8_0)) {
     if (const GemvFn gemv = best_kernels().gemv[kernel_slot(w.type)]; gemv != nullptr) {
       gemv(w.cols, w.data + static_cast<size_t>(r0) * w.row_stride, w.row_stride, r1 - r0, xq.row(0), xq.scales0,
            xq.sums0, y + r0);

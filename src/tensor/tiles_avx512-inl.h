@@ -439,6 +439,19 @@ void gemv_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64
   gemv_q8_0_like_512<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
 }
 
+// One token against `rows` rows of Q4_K / Q6_K: the one-token tile per row, inlined into one loop (the same
+// arithmetic bit for bit; the Q4_K tile is compute-bound at one token, and a call per 2816-column row spent about a
+// tenth of it on the call, the dispatch on the token count and the register set-up).
+template <GgmlType kType>
+void gemv_k_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act, const float*,
+                   const int32_t*, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = w + static_cast<size_t>(r) * row_stride;
+    if constexpr (kType == GgmlType::kQ4_K) tile_q4_K_512<1>(n, row, act, 0, nullptr, y + r, 1);
+    else tile_q6_K_512<1>(n, row, act, 0, nullptr, y + r, 1);
+  }
+}
+
 inline void fill_avx512_tiles(KernelTable* t) {
   t->tile[kernel_slot(GgmlType::kQ4_K)] = tile_q4_K_avx512;
   t->tile[kernel_slot(GgmlType::kQ5_K)] = tile_q5_K_avx512;
@@ -452,6 +465,8 @@ inline void fill_avx512_tiles(KernelTable* t) {
 #if HWY_TARGET == HWY_AVX3_DL
   t->gemv[kernel_slot(GgmlType::kQ8_0)] = gemv_q8_0_like_avx512<GgmlType::kQ8_0, BlockQ8_0>;
 #endif
+  t->gemv[kernel_slot(GgmlType::kQ4_K)] = gemv_k_avx512<GgmlType::kQ4_K>;
+  t->gemv[kernel_slot(GgmlType::kQ6_K)] = gemv_k_avx512<GgmlType::kQ6_K>;
   t->gemv[kernel_slot(GgmlType::kQ5_0)] = gemv_q8_0_like_avx512<GgmlType::kQ5_0, BlockQ5_0>;
   t->gemv[kernel_slot(GgmlType::kQ4_0)] = gemv_q8_0_like_avx512<GgmlType::kQ4_0, BlockQ4_0>;
 }

@@ -121,27 +121,30 @@ TEST(Gemv, EveryTargetEqualsItsTileForOneToken) {
       const GemvFn gemv = table.gemv[kernel_slot(type)];
       if (gemv == nullptr) continue;
       SCOPED_TRACE(std::string(type_name(type)));
-      ASSERT_EQ(vec_dot_type(type), GgmlType::kQ8_0);
+      const GgmlType act_type = vec_dot_type(type);
+      ASSERT_TRUE(act_type == GgmlType::kQ8_0 || act_type == GgmlType::kQ8_K);
       ++tested;
       for (int64_t n : {int64_t{96}, int64_t{256}, int64_t{704}, int64_t{800}, int64_t{2112}, int64_t{2816}}) {
+        if (n % type_traits(type).block_size != 0) continue;  // the K-quants: 256 and 2816
         const int64_t rows = 5;
         const size_t stride = row_bytes(type, n) + 2;
         std::vector<uint8_t> wbuf(stride * rows + 2);
         uint8_t* w = wbuf.data() + 2;
         for (int64_t r = 0; r < rows; ++r) random_weight_row(type, n, w + stride * r, rng);
-        const std::vector<uint8_t> act = random_activations(GgmlType::kQ8_0, n, 1, rng);
-        const std::vector<float> scales = block_scales_f32(GgmlType::kQ8_0, n, 1, act);
+        const std::vector<uint8_t> act = random_activations(act_type, n, 1, rng);
+        const std::vector<float> scales = block_scales_f32(act_type, n, 1, act);
         std::vector<int32_t> sums;  // as QuantizedActivations::block_sums: -128 * the sum of each block's qs
-        for (int64_t b = 0; b < n / 32; ++b) {
+        for (int64_t b = 0; act_type == GgmlType::kQ8_0 && b < n / 32; ++b) {
           int32_t sum = 0;
           for (int8_t v : reinterpret_cast<const BlockQ8_0*>(act.data())[b].qs) sum += v;
           sums.push_back(-128 * sum);
         }
         std::vector<float> y(rows + 1, -1.0f);
-        gemv(n, w, stride, rows, act.data(), scales.data(), sums.data(), y.data());
+        const float* act_scales = act_type == GgmlType::kQ8_0 ? scales.data() : nullptr;
+        gemv(n, w, stride, rows, act.data(), act_scales, act_type == GgmlType::kQ8_0 ? sums.data() : nullptr, y.data());
         for (int64_t r = 0; r < rows; ++r) {
           float tile = 0, want = 0;
-          table.tile[kernel_slot(type)](n, w + stride * r, act.data(), 0, scales.data(), 1, &tile, 1);
+          table.tile[kernel_slot(type)](n, w + stride * r, act.data(), 0, act_scales, 1, &tile, 1);
           ref.tile[kernel_slot(type)](n, w + stride * r, act.data(), 0, nullptr, 1, &want, 1);
           EXPECT_EQ(y[r], tile) << "n " << n << " row " << r;
           EXPECT_NEAR(y[r], want, 1e-4f * (1.0f + std::fabs(want))) << "n " << n << " row " << r;
