@@ -24,7 +24,8 @@ FABULA_COMMAND(serve, "Serve the model over HTTP (llama-server API: /completion,
   cli.add_option("--ubatch-size", o->n_ubatch,
                  "Most tokens of one slot in one step; a longer prompt takes several, and each holds the other "
                  "slots back for its step (default: 1536 with --parallel 1, a first beat in one step as in "
-                 "`fabula run`; 512 with more, 91% of that prompt speed on the 26B with a third of the wait)")
+                 "`fabula run`; 512 with more: 85% of that prompt speed on the 26B, and each chunk holds the "
+                 "others back a third as long)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 16));
   cli.add_option("-c,--ctx", o->n_ctx, "Context size per slot")->capture_default_str()->check(CLI::Range(16, 1 << 20));
   cli.add_option("--api-key", o->api_key, "Require this key (Authorization: Bearer K) on every route but /health")

@@ -62,9 +62,10 @@ class Task {
 
 struct SchedulerOptions {
   // Default chunk sizes, measured with a 1536-token prompt on the synth 26B-A4B Q4_K_M (2 threads, one window):
-  // one step of 1536 ran at 78.0 t/s, chunks of 512 at 70.8 t/s (6.8 s a step), chunks of 256 at 58.1 t/s (each
-  // chunk reads all the experts again). One slot keeps its prompt in one step, as `fabula run` and `play` do;
-  // with several, 512 keeps 91% of that speed while a new prompt holds the others back 7 s a chunk instead of 20.
+  // one step of 1536 ran at 96.4 t/s (15.9 s), chunks of 512 at 81.2-81.6 t/s (5.4-7.3 s a step), chunks of 256
+  // at 69.4-75.1 t/s (each chunk reads all the experts again). One slot keeps its prompt in one step, as
+  // `fabula run` and `play` do; with several, 512 keeps 85% of that speed while a new prompt holds the others back
+  // 5-7 s a chunk instead of 16.
   static constexpr int64_t kOneSlotUbatch = 1536;
   static constexpr int64_t kSharedUbatch = 512;
   int n_slots = 1;
