@@ -220,7 +220,9 @@ namespace {
 TEST(LineSpeaker, HandsTheLinesWavToTheSystemPlayer) {
   TempFolder tmp;
   std::string player = (tmp.path / "player.sh").string();
-  std::ofstream(player) << "#!/bin/sh\ncp \"$1\" '" << (tmp.path / "heard.wav").string() << "'\n";
+  // Copy, then rename: the test waits for heard.wav to exist, and cp creates it before it has written the bytes.
+  std::ofstream(player) << "#!/bin/sh\ncp \"$1\" '" << (tmp.path / "heard.tmp").string() << "' && mv '"
+                        << (tmp.path / "heard.tmp").string() << "' '" << (tmp.path / "heard.wav").string() << "'\n";
   fs::permissions(player, fs::perms::owner_all);
   auto engine = std::make_unique<CountingTts>();
   SpeechService svc(std::move(engine), two_voices());
