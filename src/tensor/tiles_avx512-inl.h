@@ -96,9 +96,13 @@ HWY_INLINE void tile_q4_K_512(int64_t n, const void* wv, const uint8_t* act, siz
       q[2 * h] = _mm512_and_si512(_mm512_shuffle_i64x2(bits, high, _MM_SHUFFLE(1, 0, 1, 0)), m4);
       q[2 * h + 1] = _mm512_and_si512(_mm512_shuffle_i64x2(bits, high, _MM_SHUFFLE(3, 2, 3, 2)), m4);
     }
-    const float d = h2f_fast(x[i].d), dmin = h2f_fast(x[i].dmin);
+    // d and dmin (adjacent halves) in lanes 0 and 1, converted together.
+    uint32_t d_dmin_bits;
+    std::memcpy(&d_dmin_bits, &x[i].d, 4);
+    const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits)));
     for (int t = 0; t < NT; ++t) {
       const BlockQ8_K* yb = reinterpret_cast<const BlockQ8_K*>(act + t * act_stride) + i;
+      const __m128 scale = _mm_mul_ps(d_dmin, _mm_set1_ps(yb->d));  // d * yd, dmin * yd
       // Two chains so that a single token (decode) is not bound by the vpdpwssd latency.
       __m512i sum_a = _mm512_maddubs_epi16(q[0], load512(yb->qs));
       __m512i sum_b = _mm512_maddubs_epi16(q[1], load512(yb->qs + 64));
@@ -106,9 +110,9 @@ HWY_INLINE void tile_q4_K_512(int64_t n, const void* wv, const uint8_t* act, siz
       sum_b = _mm512_madd_epi16(sum_b, s1);
       sum_a = dp_i16_512(sum_a, _mm512_maddubs_epi16(q[2], load512(yb->qs + 128)), s2);
       sum_b = dp_i16_512(sum_b, _mm512_maddubs_epi16(q[3], load512(yb->qs + 192)), s3);
-      acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * yb->d), _mm512_cvtepi32_ps(_mm512_add_epi32(sum_a, sum_b)), acc[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_broadcastss_ps(scale), _mm512_cvtepi32_ps(_mm512_add_epi32(sum_a, sum_b)), acc[t]);
       const __m256i mm = _mm256_madd_epi16(mins, load256(yb->bsums));
-      accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * yb->d), _mm256_cvtepi32_ps(mm), accm[t]);
+      accm[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(scale)), _mm256_cvtepi32_ps(mm), accm[t]);
     }
   }
   for (int t = 0; t < NT; ++t) y[t * ldy] = _mm512_reduce_add_ps(acc[t]) - hsum_f32x8(accm[t]);
