@@ -53,8 +53,10 @@ Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, SchedulerOp
     : options_(options), tokenizer_(&tokenizer) {
   if (options_.n_slots < 1) options_.n_slots = 1;
   pool_ = std::make_unique<ThreadPool>(options_.n_threads);
-  if (options_.n_ubatch <= 0)
+  if (options_.n_ubatch <= 0) {
     options_.n_ubatch = options_.n_slots == 1 ? SchedulerOptions::kOneSlotUbatch : SchedulerOptions::kSharedUbatch;
+    if (options_.n_batch > 0) options_.n_ubatch = std::min(options_.n_ubatch, options_.n_batch);  // a chunk fits a step
+  }
   if (options_.n_batch <= 0) options_.n_batch = options_.n_ubatch + options_.n_slots;
   SessionOptions so;
   so.n_ctx = options_.n_ctx;

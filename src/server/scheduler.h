@@ -75,7 +75,8 @@ struct SchedulerOptions {
   // slot, so a whole chunk fits beside every generating slot's next token.
   int64_t n_batch = 0;
   // Most tokens of one slot in one step (its sliding-window ring holds this much extra). <= 0: kOneSlotUbatch with
-  // one slot, kSharedUbatch with several (a prompt chunk holds every other slot back for its whole step).
+  // one slot, kSharedUbatch with several (a prompt chunk holds every other slot back for its whole step), at most
+  // a given n_batch.
   int64_t n_ubatch = 0;
   KvCacheTypes cache_type{};  // every slot's KV cache
   // When no slot is generating, how long the first new request waits for others sent with it, so their prompts

@@ -122,6 +122,22 @@ TEST_F(SchedulerTest, RequestsSentTogetherShareTheirFirstStep) {
   EXPECT_EQ(m.step_sequences_total, 3 * m.steps_total);
 }
 
+// The chunk sizes by default: one slot takes a first beat's prompt in one step, several take 512-token chunks, and
+// a step has room for a whole chunk beside every slot's next token; a given step size bounds the default chunk.
+TEST_F(SchedulerTest, DefaultChunkSizes) {
+  Scheduler one(*model_, *tok_, SchedulerOptions{1, 64});
+  EXPECT_EQ(one.n_ubatch(), SchedulerOptions::kOneSlotUbatch);
+  EXPECT_EQ(one.n_batch(), SchedulerOptions::kOneSlotUbatch + 1);
+  Scheduler four(*model_, *tok_, SchedulerOptions{4, 64});
+  EXPECT_EQ(four.n_ubatch(), SchedulerOptions::kSharedUbatch);
+  EXPECT_EQ(four.n_batch(), SchedulerOptions::kSharedUbatch + 4);
+  Scheduler small(*model_, *tok_, SchedulerOptions{4, 64, 0, /*n_batch=*/100});
+  EXPECT_EQ(small.n_ubatch(), 100);
+  EXPECT_EQ(small.n_batch(), 100);
+  Scheduler given(*model_, *tok_, SchedulerOptions{4, 64, 0, /*n_batch=*/0, /*n_ubatch=*/64});
+  EXPECT_EQ(given.n_batch(), 68);
+}
+
 // Every slot's cache in a compressed type (the rotated 4-bit K, 3-bit V): batched requests, and a second request
 // reusing the first one's cached prompt, give what each gives alone on a session with the same cache.
 TEST_F(SchedulerTest, CompressedCachesGiveWhatEachGivesAlone) {
