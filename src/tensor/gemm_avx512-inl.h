@@ -69,21 +69,12 @@ struct GemmKBlock {
 template <GgmlType kType>
 HWY_INLINE void unpack_k_block(const uint8_t* blk, __m512i q[4], int32_t scale[16], int16_t offset[16], float* d,
                                float* dm) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
   if constexpr (kType == GgmlType::kQ6_K) {
-    const BlockQ6_K* x = reinterpret_cast<const BlockQ6_K*>(blk);
-    const __m512i m2 = _mm512_set1_epi8(0x30);
-    for (int h = 0; h < 2; ++h) {  // as tile_q6_K_512
-      const __m512i lo = load512(x->ql + 64 * h);
-      const __m256i qh = load256(x->qh + 32 * h);
-      const __m512i hi_a = join256(_mm256_slli_epi16(qh, 4), _mm256_slli_epi16(qh, 2));
-      const __m512i hi_b = join256(qh, _mm256_srli_epi16(qh, 2));
-      q[2 * h] = _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_and_si512(hi_a, m2));
-      q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), m4), _mm512_and_si512(hi_b, m2));
-    }
+    unpack_q6_K_weights_512(*reinterpret_cast<const BlockQ6_K*>(blk), q);
   } else {
     using Block = std::conditional_t<kType == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>;
     const Block* x = reinterpret_cast<const Block*>(blk);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m256i hbits = _mm256_setzero_si256();
     if constexpr (kType == GgmlType::kQ5_K) hbits = load256(x->qh);
     for (int j = 0; j < 4; ++j) {

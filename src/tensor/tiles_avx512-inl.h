@@ -41,6 +41,23 @@ HWY_INLINE __m512i join256(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
+// Q6_K row block -> 4 vectors of 64 unsigned 6-bit weights (0..63, the -32 offset left to the caller). Shared by the
+// tiles and the VNNI GEMM.
+HWY_INLINE void unpack_q6_K_weights_512(const BlockQ6_K& x, __m512i q[4]) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i m2 = _mm512_set1_epi8(0x30);
+  for (int h = 0; h < 2; ++h) {
+    // Weights 128h + 0..63: low nibbles of ql[64h..64h+63] with qh bits 0-1 (first 32) and 2-3 (next 32);
+    // weights 128h + 64..127: the high nibbles with qh bits 4-5 and 6-7.
+    const __m512i lo = load512(x.ql + 64 * h);
+    const __m256i qh = load256(x.qh + 32 * h);
+    const __m512i hi_a = join256(_mm256_slli_epi16(qh, 4), _mm256_slli_epi16(qh, 2));
+    const __m512i hi_b = join256(qh, _mm256_srli_epi16(qh, 2));
+    q[2 * h] = _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_and_si512(hi_a, m2));
+    q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), m4), _mm512_and_si512(hi_b, m2));
+  }
+}
+
 // Index vectors for vpermw: int16 lane l of the result takes lane idx[l] of the source.
 // Q4_K: 64 weights = sub-blocks 2j and 2j+1; lanes 0..15 (weights 0..31) take scale 2j, lanes 16..31 take 2j+1.
 HWY_INLINE __m512i q4_K_scale_index(int j) {
@@ -135,8 +152,6 @@ template <int NT>
 HWY_INLINE void tile_q6_K_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, const float*,
                               float* y, int64_t ldy) {
   const BlockQ6_K* x = static_cast<const BlockQ6_K*>(wv);
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
-  const __m512i m2 = _mm512_set1_epi8(0x30);
   const __m512i idx0 = q6_K_scale_index(0), idx1 = q6_K_scale_index(1), idx2 = q6_K_scale_index(2),
                 idx3 = q6_K_scale_index(3);
   __m256 acc[NT];
@@ -144,16 +159,7 @@ HWY_INLINE void tile_q6_K_512(int64_t n, const void* wv, const uint8_t* act, siz
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     prefetch_weights(x + i, sizeof(*x));
     __m512i q[4];
-    for (int h = 0; h < 2; ++h) {
-      // Weights 128h + 0..63: low nibbles of ql[64h..64h+63] with qh bits 0-1 (first 32) and 2-3 (next 32);
-      // weights 128h + 64..127: the high nibbles with qh bits 4-5 and 6-7.
-      const __m512i lo = load512(x[i].ql + 64 * h);
-      const __m256i qh = load256(x[i].qh + 32 * h);
-      const __m512i hi_a = join256(_mm256_slli_epi16(qh, 4), _mm256_slli_epi16(qh, 2));
-      const __m512i hi_b = join256(qh, _mm256_srli_epi16(qh, 2));
-      q[2 * h] = _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_and_si512(hi_a, m2));
-      q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), m4), _mm512_and_si512(hi_b, m2));
-    }
+    unpack_q6_K_weights_512(x[i], q);
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales)));
     const __m512i sc512 = _mm512_castsi256_si512(sc16);
     const __m512i s0 = _mm512_permutexvar_epi16(idx0, sc512), s1 = _mm512_permutexvar_epi16(idx1, sc512),
