@@ -271,6 +271,9 @@ TEST(HardenedHttp, ConnectionCapsPerClientAndInTotal) {
   auto h = c.Get("/health");
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
+  // The /health connection counts until the server has seen it close; fill the server only after that, or one of
+  // the four below meets a full server and the count never reaches 8 (failed under load).
+  ASSERT_TRUE(TestServer::eventually([&] { return s.http.stats().open_connections == 4; }));
 
   // Fill the server: the next connection from anywhere gets 503.
   for (int i = 0; i < 4; ++i) held.push_back(connect_from(s.port, "127.0.0.3"));
