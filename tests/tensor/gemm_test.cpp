@@ -28,6 +28,7 @@ const GgmlType kGemmTypes[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K
 
 using kernel_test::for_each_target;
 using kernel_test::random_weight_row;
+using kernel_test::RandomMatrix;
 
 bool is_half(GgmlType t) { return t == GgmlType::kF16 || t == GgmlType::kBF16; }
 
@@ -107,10 +108,8 @@ TEST(Gemm, MatmulThroughTheGemmAgreesWithTheTiles) {
     SCOPED_TRACE(std::string(type_name(type)));
     const int64_t cols = type_traits(type).block_size == kQK_K ? 512 : 704, rows = 53, tokens = 37;
     set_matmul_gemm_min_tokens(1);
-    const size_t rb = row_bytes(type, cols);
-    std::vector<uint8_t> wdata(rb * rows);
-    for (int64_t r = 0; r < rows; ++r) random_weight_row(type, cols, wdata.data() + rb * r, rng);
-    const MatrixView w{type, wdata.data(), cols, rows, rb};
+    const RandomMatrix weights(type, cols, rows, rng);
+    const MatrixView w = weights.view();
     std::vector<float> x(static_cast<size_t>(cols * tokens));
     for (auto& v : x) v = g(rng);
     QuantizedActivations xq;
@@ -143,10 +142,8 @@ TEST(Gemm, JobSplitBetweenGemmAndTilesEqualsEachPathAlone) {
   for (GgmlType type : kGemmTypes) {
     SCOPED_TRACE(std::string(type_name(type)));
     const int64_t cols = type_traits(type).block_size == kQK_K ? 512 : 704, rows = 150, tokens = 45, split = 33;
-    const size_t rb = row_bytes(type, cols);
-    std::vector<uint8_t> wdata(rb * rows);
-    for (int64_t r = 0; r < rows; ++r) random_weight_row(type, cols, wdata.data() + rb * r, rng);
-    const MatrixView w{type, wdata.data(), cols, rows, rb};
+    const RandomMatrix weights(type, cols, rows, rng);
+    const MatrixView w = weights.view();
     std::vector<float> x(static_cast<size_t>(cols * tokens));
     for (auto& v : x) v = g(rng);
     set_matmul_gemm_min_tokens(32);

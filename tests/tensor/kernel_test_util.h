@@ -13,6 +13,7 @@
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
+#include "tensor/matmul.h"
 #include "tensor/types.h"
 
 namespace fabula::kernel_test {
@@ -61,6 +62,22 @@ inline void random_weight_row(GgmlType type, int64_t n, uint8_t* dst, std::mt199
     }
   }
 }
+
+// A dense rows x cols weight matrix of random_weight_row rows, for the matmul tests.
+struct RandomMatrix {
+  RandomMatrix(GgmlType type, int64_t cols, int64_t rows, std::mt19937& rng)
+      : type(type), cols(cols), rows(rows), row_stride(row_bytes(type, static_cast<uint64_t>(cols))),
+        bytes(row_stride * static_cast<size_t>(rows)) {
+    for (int64_t r = 0; r < rows; ++r) random_weight_row(type, cols, bytes.data() + row_stride * r, rng);
+  }
+  // Borrows bytes: valid while this matrix lives.
+  MatrixView view() const { return MatrixView{type, bytes.data(), cols, rows, row_stride}; }
+
+  GgmlType type;
+  int64_t cols, rows;
+  size_t row_stride;
+  std::vector<uint8_t> bytes;
+};
 
 // Runs fn(table, target) once per attainable target, with the dispatch forced to it; table: that target's kernels.
 template <typename Fn>

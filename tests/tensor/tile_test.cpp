@@ -24,6 +24,7 @@ namespace {
 
 using kernel_test::for_each_target;
 using kernel_test::random_weight_row;
+using kernel_test::RandomMatrix;
 
 const GgmlType kTileTypes[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0,
                                GgmlType::kQ5_0, GgmlType::kQ4_0, GgmlType::kF16,  GgmlType::kBF16,
@@ -165,10 +166,8 @@ TEST(Tile, MatmulWithAndWithoutTilesAgree) {
   for (GgmlType type : kTileTypes) {
     SCOPED_TRACE(std::string(type_name(type)));
     const int64_t cols = 512, rows = 37, tokens = 11;
-    const size_t rb = row_bytes(type, cols);
-    std::vector<uint8_t> wdata(rb * rows);
-    for (int64_t r = 0; r < rows; ++r) random_weight_row(type, cols, wdata.data() + rb * r, rng);
-    MatrixView w{type, wdata.data(), cols, rows, rb};
+    const RandomMatrix weights(type, cols, rows, rng);
+    const MatrixView w = weights.view();
     std::vector<float> x(static_cast<size_t>(cols * tokens));
     for (auto& v : x) v = g(rng);
     for (int64_t nt : {int64_t{1}, tokens}) {
