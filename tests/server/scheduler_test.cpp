@@ -57,6 +57,20 @@ class SchedulerTest : public ::testing::Test {
     return r.ok() ? std::move(*r) : GenerationResult{};
   }
 
+  // Submits every prompt at once, greedy for n tokens each, and expects each result to be what the same request
+  // gives alone on a session with the scheduler's chunk size and cache types.
+  static void expect_each_as_alone(Scheduler& sched, const std::vector<std::vector<int32_t>>& prompts, int n,
+                                   int64_t n_ubatch, KvCacheTypes cache_type = {}) {
+    std::vector<std::shared_ptr<Task>> tasks;
+    for (const auto& p : prompts) tasks.push_back(task(p, greedy(n)));
+    for (auto& t : tasks) sched.submit(t);
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      auto r = tasks[i]->wait_result();
+      ASSERT_TRUE(r.ok()) << r.error().to_string();
+      EXPECT_EQ(r->tokens, alone(prompts[i], greedy(n), n_ubatch, cache_type).tokens) << "request " << i;
+    }
+  }
+
   static GenerationParams greedy(int n) {
     GenerationParams p;
     p.sampler.temperature = 0;
@@ -109,14 +123,7 @@ TEST_F(SchedulerTest, RequestsSentTogetherShareTheirFirstStep) {
   const std::vector<std::vector<int32_t>> prompts = {prompt("The rain over Sakuragaoka"),
                                                      prompt("Mika opened the door of the club room and saw"),
                                                      prompt("A")};
-  std::vector<std::shared_ptr<Task>> tasks;
-  for (const auto& p : prompts) tasks.push_back(task(p, greedy(6)));
-  for (auto& t : tasks) sched.submit(t);
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    auto r = tasks[i]->wait_result();
-    ASSERT_TRUE(r.ok()) << r.error().to_string();
-    EXPECT_EQ(r->tokens, alone(prompts[i], greedy(6), 32).tokens) << "request " << i;
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_each_as_alone(sched, prompts, 6, 32));
   const SchedulerMetrics m = sched.metrics();
   EXPECT_EQ(m.steps_total, 6u);  // the prompts with the first tokens, then one step per further token
   EXPECT_EQ(m.step_sequences_total, 3 * m.steps_total);
@@ -147,14 +154,7 @@ TEST_F(SchedulerTest, CompressedCachesGiveWhatEachGivesAlone) {
   Scheduler sched(*model_, *tok_, so);
   const std::vector<std::vector<int32_t>> prompts = {prompt("The rain over Sakuragaoka"),
                                                      prompt("Mika opened the door of the club room and saw")};
-  std::vector<std::shared_ptr<Task>> tasks;
-  for (const auto& p : prompts) tasks.push_back(task(p, greedy(16)));
-  for (auto& t : tasks) sched.submit(t);
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    auto r = tasks[i]->wait_result();
-    ASSERT_TRUE(r.ok()) << r.error().to_string();
-    EXPECT_EQ(r->tokens, alone(prompts[i], greedy(16), 8, types).tokens) << "request " << i;
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_each_as_alone(sched, prompts, 16, 8, types));
   // The same prompt again, plus more: the slot keeps its compressed prefix and decodes only the rest.
   std::vector<int32_t> longer = prompts[0];
   const auto more = tok_->encode(" and the lanterns", false);
@@ -180,14 +180,7 @@ TEST_F(SchedulerTest, LongPromptsArrivingTogetherGiveWhatEachGivesAlone) {
     ASSERT_GE(prompts.back().size(), 40u);
   }
   Scheduler sched(*model_, *tok_, SchedulerOptions{4, 512, 0, /*n_batch=*/128, /*n_ubatch=*/48});
-  std::vector<std::shared_ptr<Task>> tasks;
-  for (const auto& p : prompts) tasks.push_back(task(p, greedy(16)));
-  for (auto& t : tasks) sched.submit(t);
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    auto r = tasks[i]->wait_result();
-    ASSERT_TRUE(r.ok()) << r.error().to_string();
-    EXPECT_EQ(r->tokens, alone(prompts[i], greedy(16), 48).tokens) << "request " << i;
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_each_as_alone(sched, prompts, 16, 48));
 }
 
 TEST_F(SchedulerTest, PhraseBanRewindInOneSlotLeavesTheOtherAlone) {
