@@ -20,7 +20,7 @@ best_read() {  # the best read figure (GB/s) of one bench_membw run with $thread
 }
 decode() {  # "t/s GB-per-token" of one fabula bench run
   local out
-  out=$("$build/fabula" bench -m "$model" -p 0 -n "$n_gen" -r 2 -t "$threads" --bandwidth 1 2>&1)
+  out=$("$build/fabula" bench -m "$model" -p 0 -n "$n_gen" -r 2 -t "$threads" 2>&1)
   local tps gb
   tps=$(sed -n "s/.*| *tg$n_gen *| *\([0-9.]*\) ±.*/\1/p" <<<"$out" | head -1)
   gb=$(sed -n 's/^decode reads \([0-9.]*\) GB of weights per token.*/\1/p' <<<"$out" | head -1)
