@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/ascii.h"
 #include "base/file.h"
 #include "base/json_view.h"
 #include "command.h"
@@ -49,7 +50,7 @@ Result<std::vector<BeatInput>> read_inputs(const std::string& path) {
   while (pos <= text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string::npos) end = text.size();
-    std::string_view line = protocol::trim(std::string_view(text).substr(pos, end - pos));
+    std::string_view line = ascii_trim(std::string_view(text).substr(pos, end - pos));
     ++line_no;
     pos = end + 1;
     if (line.empty()) continue;

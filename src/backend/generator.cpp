@@ -32,12 +32,17 @@ std::string_view stop_type_name(StopType type) {
   return "none";
 }
 
+namespace {
+
+// Longest common prefix length of two id sequences.
 size_t common_prefix_length(std::span<const int32_t> a, std::span<const int32_t> b) {
   const size_t n = std::min(a.size(), b.size());
   size_t i = 0;
   while (i < n && a[i] == b[i]) ++i;
   return i;
 }
+
+}  // namespace
 
 struct Generator::State {
   const Tokenizer* tok;

@@ -145,7 +145,4 @@ class Generator {
   std::unique_ptr<State> s_;
 };
 
-// Longest common prefix length of two id sequences.
-size_t common_prefix_length(std::span<const int32_t> a, std::span<const int32_t> b);
-
 }  // namespace fabula

@@ -1,4 +1,4 @@
-// ASCII case folding for names, keys, URLs and headers (never for story text, which is UTF-8).
+// ASCII case folding and trimming for names, keys, URLs and headers (never for story text, which is UTF-8).
 #pragma once
 
 #include <cctype>
@@ -17,6 +17,13 @@ inline std::string ascii_upper(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
+}
+
+// `s` without the characters of `space` at either end.
+inline std::string_view ascii_trim(std::string_view s, std::string_view space = " \t\r\n") {
+  const size_t b = s.find_first_not_of(space);
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(space) - b + 1);
 }
 
 inline bool ascii_iequals(std::string_view a, std::string_view b) {

@@ -3,6 +3,8 @@
 
 namespace fabula {
 
+namespace {
+
 std::string_view error_code_name(ErrorCode code) {
   switch (code) {
     case ErrorCode::kInvalidArgument: return "invalid argument";
@@ -17,6 +19,8 @@ std::string_view error_code_name(ErrorCode code) {
   }
   return "error";
 }
+
+}  // namespace
 
 std::string Error::to_string() const {
   return fmt::format("{}: {}", error_code_name(code), message);

@@ -23,8 +23,6 @@ enum class ErrorCode {
   kInternal,         // a bug: should not happen
 };
 
-std::string_view error_code_name(ErrorCode code);
-
 struct Error {
   ErrorCode code = ErrorCode::kInternal;
   std::string message;

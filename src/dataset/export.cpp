@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "base/ascii.h"
 #include "base/file.h"
 #include "eval/metrics.h"
 #include "eval/words.h"
@@ -18,11 +19,6 @@ namespace fabula::dataset {
 namespace {
 
 using nlohmann::json;
-
-std::string trimmed(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string_view::npos ? std::string() : std::string(s.substr(b, e - b + 1));
-}
 
 uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
@@ -142,7 +138,7 @@ Result<std::vector<FilteredRow>> filter_turns(std::vector<TurnRow> turns, const 
       eval::MetricsReport m = eval::compute_metrics(std::span(&sample, 1), story->manifest, tells);
       f.words = m.words;
       f.slop = m.slop_density;
-      const std::string text = trimmed(t.beat);
+      const std::string text(ascii_trim(t.beat));
       std::vector<std::string> shingles = prose_shingles(t.beat);
       if (!report.valid) {
         reject(only_cast ? Reject::kCast : Reject::kInvalid);
@@ -194,12 +190,18 @@ std::vector<std::string> held_out_scenes(const std::vector<std::string>& scenes,
   return distinct;
 }
 
+namespace {
+
+// The chat-messages row: {"messages": [system, user, {"role": "assistant", "content": beat}], "meta": {...}}.
 json chat_row(const TurnRow& t) {
   json messages = json::array();
-  for (const auto& m : t.messages) messages.push_back({{"role", m.role}, {"content", trimmed(m.content)}});
-  messages.push_back({{"role", "assistant"}, {"content", trimmed(t.beat)}});
+  for (const auto& m : t.messages)
+    messages.push_back({{"role", m.role}, {"content", std::string(ascii_trim(m.content))}});
+  messages.push_back({{"role", "assistant"}, {"content", std::string(ascii_trim(t.beat))}});
   return json{{"messages", messages}, {"meta", meta_of(t)}};
 }
+
+}  // namespace
 
 Status check_chat_row(const json& row) {
   if (!row.is_object() || !row.contains("messages") || !row["messages"].is_array() || row["messages"].empty())
@@ -223,12 +225,17 @@ Status check_chat_row(const json& row) {
   return ok_status();
 }
 
+namespace {
+
+// {"prompt": rendered, "completion": beat + end_of_turn, "text": prompt + completion, "meta": {...}}.
 Result<json> text_row(const TurnRow& t, const TextFormat& format) {
   FABULA_ASSIGN(std::string prompt, format.render(t.messages));
-  std::string completion = trimmed(t.beat) + format.end_of_turn;
+  std::string completion = std::string(ascii_trim(t.beat)) + format.end_of_turn;
   return json{{"prompt", prompt}, {"completion", completion}, {"text", prompt + completion}, {"meta", meta_of(t)}};
 }
 
+// The held-out rows as an eval scenes file (eval::parse_eval_scenes reads it): one scene per distinct (story, place,
+// time, cast, player choice), ids "<place>-<n>".
 std::string eval_scenes_jsonl(std::span<const TurnRow* const> rows) {
   std::set<std::tuple<std::string, std::string, std::string, std::vector<std::string>, std::string>> seen;
   std::map<std::string, int> per_place;
@@ -245,6 +252,8 @@ std::string eval_scenes_jsonl(std::span<const TurnRow* const> rows) {
   }
   return jsonl(out);
 }
+
+}  // namespace
 
 Result<ExportSummary> export_dataset(std::vector<TurnRow> turns, const StoryLookup& stories,
                                      const eval::TellList& tells, const ExportOptions& options) {

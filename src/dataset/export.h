@@ -63,8 +63,6 @@ double jaccard(const std::vector<std::string>& sorted_a, const std::vector<std::
 // and the share is above 0, chosen by a seeded hash so the choice is stable as rows are added.
 std::vector<std::string> held_out_scenes(const std::vector<std::string>& scenes, double share, uint64_t seed);
 
-// The chat-messages row: {"messages": [system, user, {"role": "assistant", "content": beat}], "meta": {...}}.
-nlohmann::json chat_row(const TurnRow& turn);
 // Checks a datasets-style row: "messages" of {role, content} strings, an optional system first, then user and
 // assistant alternating, ending with the assistant. kParse naming the first problem.
 Status check_chat_row(const nlohmann::json& row);
@@ -76,12 +74,6 @@ struct TextFormat {
   PromptRenderer render;
   std::string end_of_turn;  // appended to the beat: the marker the narrator stops on ("<turn|>")
 };
-// {"prompt": rendered, "completion": beat + end_of_turn, "text": prompt + completion, "meta": {...}}.
-Result<nlohmann::json> text_row(const TurnRow& turn, const TextFormat& format);
-
-// The held-out rows as an eval scenes file (eval::parse_eval_scenes reads it): one scene per distinct (story, place,
-// time, cast, player choice), ids "<place>-<n>".
-std::string eval_scenes_jsonl(std::span<const TurnRow* const> rows);
 
 struct SplitSummary {
   int64_t rows = 0, scenes = 0, words = 0;

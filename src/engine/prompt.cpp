@@ -48,6 +48,9 @@ const std::vector<std::string> kTimes = {"morning", "lunch break", "after school
 
 int estimate_tokens(std::string_view text) { return static_cast<int>((text.size() + 3) / 4); }
 
+namespace {
+
+// A beat rendered back into protocol text (dialogue and narration lines; stage tools omitted).
 std::string beat_transcript(const std::vector<SceneEvent>& events) {
   std::string out;
   for (const auto& e : events) {
@@ -56,6 +59,8 @@ std::string beat_transcript(const std::vector<SceneEvent>& events) {
   }
   return out;
 }
+
+}  // namespace
 
 static std::string summary_line(const MemoryBeat& b) {
   std::string line = fmt::format("- At the {}", replace_all(b.place, "_", " "));

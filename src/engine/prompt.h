@@ -32,9 +32,6 @@ struct Memory {
 Memory build_memory(const std::vector<MemoryBeat>& history, int budget_tokens, int summary_lines = 12);
 int estimate_tokens(std::string_view text);
 
-// A beat rendered back into protocol text (dialogue and narration lines; stage tools omitted).
-std::string beat_transcript(const std::vector<SceneEvent>& events);
-
 // The narrator request for the next beat: the profile's system and user texts with the scene, the player's choice
 // and (vn26b) memory filled in, as chat messages. Rendered through the demo model's template, the demo profile
 // gives the demo narrator's training prompt byte for byte (tests/engine/story_prompt_test.cpp pins both profiles).

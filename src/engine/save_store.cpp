@@ -209,12 +209,15 @@ json sampling_to_json(const Sampling& s) {
               {"banned_phrases", s.banned_phrases ? s.banned_phrases->size() : 0}};
 }
 
+namespace {
+
 json messages_to_json(const std::vector<ChatMessage>& messages) {
   json out = json::array();
   for (const auto& m : messages) out.push_back({{"role", m.role}, {"content", m.content}});
   return out;
 }
 
+// kParse naming the problem for anything but an array of {"role": string, "content": string}.
 Result<std::vector<ChatMessage>> messages_from_json(const json& j) {
   JsonView v(j, "messages");
   if (!v.is_array()) return v.type_error("an array of {\"role\", \"content\"}");
@@ -228,6 +231,8 @@ Result<std::vector<ChatMessage>> messages_from_json(const json& j) {
   }
   return out;
 }
+
+}  // namespace
 
 SaveStore::~SaveStore() { sqlite3_close(db_); }
 

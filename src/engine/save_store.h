@@ -56,9 +56,6 @@ struct BeatRecord {
 // The sampling settings as a save records them: {"temperature", "top_p", "top_k", "min_p", "repeat_penalty",
 // "max_tokens", "stop", "constrained", "banned_phrases" (how many)}. Floats are written as their shortest decimal.
 nlohmann::json sampling_to_json(const Sampling& sampling);
-nlohmann::json messages_to_json(const std::vector<ChatMessage>& messages);  // [{"role", "content"}, ...]
-// kParse naming the problem for anything but an array of {"role": string, "content": string}.
-Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::json& j);
 
 // The save file's schema version (PRAGMA user_version). 1: beats without their prompt; 2: prompt, sampling,
 // model and profile per beat. Older files are migrated in place when opened (the new columns stay empty).

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "base/ascii.h"
 #include "protocol/unicode.h"
 #include "protocol/validator.h"
 
@@ -49,14 +50,14 @@ ApplyResult apply_line(SceneState& s, const Story& story, const protocol::Line& 
   auto note = [&](std::string msg) { log.notes.push_back(fmt::format("line {}: {}", line_no, msg)); };
 
   if (const auto* n = std::get_if<protocol::Narration>(&line)) {
-    if (!protocol::trim(n->text).empty()) r.events.push_back(NarrationEvent{n->text, std::nullopt});
+    if (!ascii_trim(n->text).empty()) r.events.push_back(NarrationEvent{n->text, std::nullopt});
     return r;
   }
   if (const auto* d = std::get_if<protocol::Dialogue>(&line)) {
     std::string speaker = protocol::nfc(d->speaker);
     if (!contains(s.cast, speaker)) {
       ++log.cast_lock_violations;
-      if (protocol::trim(d->text).empty()) {
+      if (ascii_trim(d->text).empty()) {
         note(fmt::format("cast-lock: empty dialogue from {} (not in the scene's cast) dropped", speaker));
       } else {
         note(fmt::format("cast-lock: dialogue from {} (not in the scene's cast) became narration", speaker));
@@ -172,7 +173,7 @@ ApplyResult apply_line(SceneState& s, const Story& story, const protocol::Line& 
         note(fmt::format("choices: {}", check.error));
         std::vector<std::string> kept;
         for (auto& it : items) {
-          std::string t(protocol::trim(it));
+          std::string t(ascii_trim(it));
           if (!t.empty() && !contains(kept, t) && kept.size() < static_cast<size_t>(cs->max_items)) kept.push_back(t);
         }
         items = kept;

@@ -78,6 +78,10 @@ Result<NarratorProfile> Story::profile(std::string_view name) const {
   return it->second;
 }
 
+namespace {
+
+// The vn26b system prompt built in code when a profile gives none: teaches the protocol, the cast with
+// personalities and voices, places, expressions, music and sounds.
 std::string default_vn26b_system(const Story& s) {
   std::string out = fmt::format(
       "You are the narrator and director of \"{}\", an anime visual novel. {}\n"
@@ -114,6 +118,8 @@ std::string default_vn26b_system(const Story& s) {
                      join(s.expressions), join(s.positions), join(s.transitions), join(s.music), join(s.sounds));
   return out;
 }
+
+}  // namespace
 
 Result<Story> story_from_json(const json& doc, const std::string& root, const std::string& where) {
   JsonView j(doc, where);

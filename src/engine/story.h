@@ -69,8 +69,4 @@ Result<Story> load_story(std::string_view id_or_path);
 // From parsed JSON; `root` is the package directory (asset paths are relative to it).
 Result<Story> story_from_json(const nlohmann::json& j, const std::string& root, const std::string& where);
 
-// The vn26b system prompt built in code when a profile gives none: teaches the protocol, the cast with
-// personalities and voices, places, expressions, music and sounds.
-std::string default_vn26b_system(const Story& story);
-
 }  // namespace fabula::engine

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "base/ascii.h"
 #include "base/file.h"
 #include "base/json_view.h"
 #include "base/progress.h"
@@ -56,7 +57,7 @@ Result<std::vector<EvalScene>> parse_eval_scenes(std::string_view jsonl, const s
 Result<std::vector<uint64_t>> parse_seed_list(std::string_view text) {
   std::vector<uint64_t> out;
   auto number = [&](std::string_view s, uint64_t& v) {
-    s = protocol::trim(s);
+    s = ascii_trim(s);
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     return !s.empty() && ec == std::errc() && p == s.data() + s.size();
   };
@@ -140,6 +141,9 @@ Result<std::vector<BeatRow>> read_beat_rows(const std::string& path) {
   return rows;
 }
 
+namespace {
+
+// Judges one beat (strict validator with the scene's cast locked) into `row`.
 void judge_beat(BeatRow& row, const protocol::Manifest& manifest) {
   protocol::ValidateOptions vo;
   vo.locked_cast = row.cast;
@@ -151,8 +155,6 @@ void judge_beat(BeatRow& row, const protocol::Manifest& manifest) {
     row.errors.push_back(fmt::format("{} line {}: {}", protocol::code_name(e.code), e.line, e.message));
   }
 }
-
-namespace {
 
 struct Job {
   const EvalScene* scene;

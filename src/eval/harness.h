@@ -84,7 +84,4 @@ Result<HarnessStats> run_harness(const std::map<std::string, engine::Story>& sto
                                  const std::vector<EvalScene>& scenes, const std::vector<EvalNarrator>& narrators,
                                  const HarnessOptions& options);
 
-// Judges one beat (strict validator with the scene's cast locked) into `row`.
-void judge_beat(BeatRow& row, const protocol::Manifest& manifest);
-
 }  // namespace fabula::eval

@@ -3,8 +3,8 @@
 
 #include <string_view>
 
+#include "base/ascii.h"
 #include "base/result.h"
-#include "protocol/unicode.h"
 
 namespace fabula::eval {
 
@@ -17,7 +17,7 @@ Status for_each_line(std::string_view text, Fn&& fn) {
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string_view::npos) end = text.size();
-    std::string_view line = protocol::trim(text.substr(pos, end - pos));
+    std::string_view line = ascii_trim(text.substr(pos, end - pos));
     ++line_no;
     bool last = end == text.size();
     pos = end + 1;

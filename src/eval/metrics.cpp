@@ -96,6 +96,8 @@ double cross_scene_reuse(const std::vector<std::vector<std::string>>& scene_ngra
   return static_cast<double>(reused) / static_cast<double>(seen.size());
 }
 
+namespace {
+
 std::string_view stance_name(ChoiceStance stance) {
   switch (stance) {
     case ChoiceStance::kOpenUp: return "open_up";
@@ -105,6 +107,8 @@ std::string_view stance_name(ChoiceStance stance) {
   }
   return "other";
 }
+
+}  // namespace
 
 // The "open up / deflect / stay silent" reduction of a choice: keyword phrases over the choice's
 // words, checked in this order (the first family with a hit wins):

@@ -24,7 +24,6 @@ struct SceneSample {
 
 // "open up / deflect / stay silent": a keyword classifier of choice texts (see metrics.cpp).
 enum class ChoiceStance { kOpenUp, kDeflect, kStaySilent, kOther };
-std::string_view stance_name(ChoiceStance stance);  // "open_up", "deflect", "stay_silent", "other"
 ChoiceStance classify_choice(std::string_view text);
 
 struct MetricsReport {

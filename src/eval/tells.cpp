@@ -4,6 +4,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "base/ascii.h"
 #include "base/file.h"
 #include "eval/lines.h"
 #include "eval/words.h"
@@ -73,8 +74,8 @@ Result<TellList> TellList::parse(std::string_view text, const std::string& where
   TellList list;
   FABULA_TRY(for_each_line(text, [&](std::string_view line, int line_no, bool) -> Status {
     if (line[0] == '#') {
-      std::string_view body = protocol::trim(line.substr(1));
-      if (body.substr(0, 8) == "version:") list.version = std::string(protocol::trim(body.substr(8)));
+      std::string_view body = ascii_trim(line.substr(1));
+      if (body.substr(0, 8) == "version:") list.version = std::string(ascii_trim(body.substr(8)));
       return ok_status();
     }
     TellPattern p;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "base/ascii.h"
 #include "base/file.h"
 #include "base/json_view.h"
 #include "protocol/unicode.h"
@@ -54,7 +55,7 @@ bool Manifest::allows(const ArgSpec& arg, std::string_view value) const {
 }
 
 std::optional<std::string> Manifest::find_cast(std::string_view name) const {
-  std::string v = nfc(trim(name));
+  std::string v = nfc(ascii_trim(name));
   for (const auto& c : cast()) {
     if (c == v) return c;
   }

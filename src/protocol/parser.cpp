@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/ascii.h"
 #include "protocol/unicode.h"
 
 namespace fabula::protocol {
@@ -113,8 +114,8 @@ std::string_view cut_tool_fragment(std::string_view text, int line, std::vector<
   if (at == std::string_view::npos) return text;
   repairs.push_back(repair(RepairKind::kToolFragment, line,
                            fmt::format("a \"[TOOL\" fragment inside a non-tool line was cut off: \"{}\"",
-                                       trim(text.substr(at)).substr(0, 60))));
-  return trim(text.substr(0, at));
+                                       ascii_trim(text.substr(at)).substr(0, 60))));
+  return ascii_trim(text.substr(0, at));
 }
 
 // Scans a JSON value that starts at pos ('[' or '{') and is closed by `close` (empty: unquoted).
@@ -148,7 +149,7 @@ Result<Tool> parse_tool(std::string_view t, int line, std::vector<Repair>& repai
     pos = skip_blanks(t, pos);
     if (pos >= t.size()) return line_error(line, fmt::format("unbalanced brackets: tool \"{}\" has no closing ']'", tool.name));
     if (t[pos] == ']') {
-      std::string_view rest = trim(t.substr(pos + 1));
+      std::string_view rest = ascii_trim(t.substr(pos + 1));
       if (!rest.empty()) {
         size_t before = repairs.size();
         cut_tool_fragment(rest, line, repairs);
@@ -184,7 +185,7 @@ Result<Tool> parse_tool(std::string_view t, int line, std::vector<Repair>& repai
         if (close == std::string_view::npos || close <= pos) {
           return line_error(line, fmt::format("argument \"{}\": missing closing quote and ']'", arg.key));
         }
-        arg.value = unescape_dq(trim(t.substr(pos + 1, close - pos - 1)));
+        arg.value = unescape_dq(ascii_trim(t.substr(pos + 1, close - pos - 1)));
         repairs.push_back(repair(RepairKind::kMissingClosingQuote, line,
                                  fmt::format("argument \"{}\" has no closing '\"'", arg.key)));
         pos = close;
@@ -265,11 +266,11 @@ Result<Tool> parse_tool(std::string_view t, int line, std::vector<Repair>& repai
 std::optional<Dialogue> parse_dialogue(std::string_view t, int line, std::vector<Repair>& repairs) {
   size_t close = t.find(']');
   if (close == std::string_view::npos) return std::nullopt;
-  std::string_view name = trim(t.substr(1, close - 1));
+  std::string_view name = ascii_trim(t.substr(1, close - 1));
   if (name.empty() || name.size() > 64 || name.find_first_of("[\n\"") != std::string_view::npos) return std::nullopt;
   size_t pos = skip_blanks(t, close + 1);
   bool colon = pos < t.size() && t[pos] == ':';
-  std::string_view body = trim(t.substr(colon ? pos + 1 : pos));
+  std::string_view body = ascii_trim(t.substr(colon ? pos + 1 : pos));
   bool quoted = !body.empty() && (body[0] == '"' || starts_with_at(body, 0, kLeftDq));
   if (!colon && !quoted) return std::nullopt;  // [Name] narration: a bracket line, not dialogue
   Dialogue d;
@@ -288,7 +289,7 @@ std::optional<Dialogue> parse_dialogue(std::string_view t, int line, std::vector
                                fmt::format("dialogue of \"{}\" has no closing '\"'", d.speaker)));
     } else {
       text = body.substr(1, last - 1);
-      trailing = trim(body.substr(last + 1));
+      trailing = ascii_trim(body.substr(last + 1));
     }
   } else if (starts_with_at(body, 0, kLeftDq)) {
     repairs.push_back(repair(RepairKind::kTypographicQuotes, line,
@@ -301,7 +302,7 @@ std::optional<Dialogue> parse_dialogue(std::string_view t, int line, std::vector
                                fmt::format("dialogue of \"{}\" has no closing quote", d.speaker)));
     } else {
       text = inner.substr(0, last);
-      trailing = trim(inner.substr(last + kRightDq.size()));
+      trailing = ascii_trim(inner.substr(last + kRightDq.size()));
     }
   } else {
     text = body;
@@ -316,7 +317,7 @@ std::optional<Dialogue> parse_dialogue(std::string_view t, int line, std::vector
                                fmt::format("text after the closing quote was dropped: \"{}\"", trailing.substr(0, 60))));
     }
   }
-  d.text = unescape_dq(trim(text));
+  d.text = unescape_dq(ascii_trim(text));
   return d;
 }
 
@@ -456,7 +457,7 @@ Result<ParsedLine> parse_line(std::string_view text, int line_no) {
     src = cleaned;
     out.repairs.push_back(repair(RepairKind::kControlText, line_no, fmt::format("control text \"{}\" was stripped", token)));
   }
-  std::string_view t = trim(src);
+  std::string_view t = ascii_trim(src);
   if (t.empty()) {
     out.line = Blank{};
     return out;

@@ -79,11 +79,5 @@ size_t utf8_length(std::string_view text) {
   return n;
 }
 
-std::string_view trim(std::string_view text) {
-  size_t b = 0, e = text.size();
-  while (b < e && (text[b] == ' ' || text[b] == '\t' || text[b] == '\r' || text[b] == '\n')) ++b;
-  while (e > b && (text[e - 1] == ' ' || text[e - 1] == '\t' || text[e - 1] == '\r' || text[e - 1] == '\n')) --e;
-  return text.substr(b, e - b);
-}
 
 }  // namespace fabula::protocol

@@ -17,7 +17,5 @@ size_t utf8_length(std::string_view text);
 int32_t utf8_next(std::string_view text, size_t& pos);
 // Replaces invalid UTF-8 sequences with U+FFFD.
 std::string utf8_sanitize(std::string_view text);
-// ASCII blank trimming.
-std::string_view trim(std::string_view text);
 
 }  // namespace fabula::protocol

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <utf8proc.h>
 
+#include "base/ascii.h"
 #include "protocol/unicode.h"
 
 namespace fabula::protocol {
@@ -42,7 +43,11 @@ std::string_view code_name(Code code) {
   return "E_UNKNOWN";
 }
 
+namespace {
+
 bool code_is_error(Code code) { return code <= Code::kLeak; }
+
+}  // namespace
 
 bool BeatReport::needed_repair() const {
   for (const auto& l : lines) {
@@ -76,9 +81,9 @@ ChoicesCheck check_choices(std::string_view json_text, const ArgSpec& spec) {
     const auto& item = j[i];
     std::string text;
     if (item.is_string()) {
-      text = std::string(trim(item.get<std::string>()));
+      text = std::string(ascii_trim(item.get<std::string>()));
     } else if (item.is_object() && item.contains("text") && item["text"].is_string()) {
-      text = std::string(trim(item["text"].get<std::string>()));
+      text = std::string(ascii_trim(item["text"].get<std::string>()));
     } else {
       if (out.error.empty()) out.error = fmt::format("choice {} must be a string or an object with a string \"text\"", i + 1);
       continue;
@@ -123,7 +128,7 @@ std::string strip_quoted(std::string_view s) {
 
 // Does `s` look like a character name: 1-3 words, each starting with an upper-case or uncased letter?
 bool looks_like_name(std::string_view s) {
-  s = trim(s);
+  s = ascii_trim(s);
   if (s.empty() || utf8_length(s) > 40) return false;
   int words = 0;
   bool at_word_start = true;
@@ -147,7 +152,7 @@ bool looks_like_name(std::string_view s) {
 }
 
 bool is_exempt_label(std::string_view name) {
-  const std::string folded = fold(std::string(trim(name)));
+  const std::string folded = fold(std::string(ascii_trim(name)));
   for (const auto& label : narration_labels())
     if (folded == label) return true;
   return false;
@@ -156,20 +161,20 @@ bool is_exempt_label(std::string_view name) {
 // A name a narration line attributes speech to: `Name: "..."`, `Name: words` or `[Name] ...` (a capitalised
 // name of 1-3 words, not one of the exempt labels); empty if none.
 std::string narration_speaker(std::string_view text, bool bracket_line) {
-  text = trim(text);
+  text = ascii_trim(text);
   if (bracket_line && !text.empty() && text[0] == '[') {
     size_t close = text.find(']');
     if (close != std::string_view::npos && looks_like_name(text.substr(1, close - 1))) {
-      return nfc(trim(text.substr(1, close - 1)));
+      return nfc(ascii_trim(text.substr(1, close - 1)));
     }
     return "";
   }
   size_t colon = text.find(':');
   if (colon == std::string_view::npos || colon == 0) return "";
-  std::string_view after = trim(text.substr(colon + 1));
+  std::string_view after = ascii_trim(text.substr(colon + 1));
   std::string_view name = text.substr(0, colon);
   if (after.empty() || !looks_like_name(name) || is_exempt_label(name)) return "";
-  return nfc(trim(name));
+  return nfc(ascii_trim(name));
 }
 
 struct Checker {
@@ -391,7 +396,7 @@ BeatReport validate_beat(std::string_view beat, const Manifest& manifest, const 
       prose = true;
       bool bracket = std::any_of(bl.repairs.begin(), bl.repairs.end(),
                                  [](const Repair& r) { return r.kind == RepairKind::kBracketLine; });
-      std::string speaker = narration_speaker(bracket ? std::string_view(trim(bl.raw)) : std::string_view(n->text), bracket);
+      std::string speaker = narration_speaker(bracket ? ascii_trim(bl.raw) : std::string_view(n->text), bracket);
       if (!speaker.empty() && !checker.in_locked(speaker)) checker.check_cast(speaker, line, "narration names");
       if (is_first_person(n->text)) {
         checker.warn(Code::kPovSlip, line, "first-person narration (the narrator's POV is second person)");
@@ -406,7 +411,7 @@ BeatReport validate_beat(std::string_view beat, const Manifest& manifest, const 
     }
     int last = 1;
     for (const auto& l : report.lines) {
-      if (!trim(l.raw).empty()) last = l.line;
+      if (!ascii_trim(l.raw).empty()) last = l.line;
     }
     checker.error(Code::kFlow, last, fmt::format("the beat does not end with {}", fmt::join(enders, " or ")));
   }

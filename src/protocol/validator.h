@@ -32,7 +32,6 @@ enum class Code {
 };
 
 std::string_view code_name(Code code);  // "E_TOOL_SYNTAX", "W_POV_SLIP", ...
-bool code_is_error(Code code);
 
 struct Diagnostic {
   Code code;

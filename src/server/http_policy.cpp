@@ -11,21 +11,14 @@
 
 #include <fmt/format.h>
 
+#include "base/ascii.h"
+
 namespace fabula::server {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+// HTTP optional white space (RFC 9110 5.6.3).
+constexpr std::string_view kOws = " \t";
 
 bool all_digits(std::string_view s) {
   return !s.empty() && s.size() <= 5 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -42,7 +35,7 @@ struct Authority {
 
 // "name[:port]" or "[v6][:port]"; nullopt when malformed.
 std::optional<Authority> parse_authority(std::string_view s) {
-  s = trim(s);
+  s = ascii_trim(s, kOws);
   if (s.empty()) return std::nullopt;
   Authority a;
   std::string_view rest;
@@ -52,13 +45,13 @@ std::optional<Authority> parse_authority(std::string_view s) {
     std::string_view v6 = s.substr(1, close - 1);
     in6_addr addr{};
     if (inet_pton(AF_INET6, std::string(v6).c_str(), &addr) != 1) return std::nullopt;
-    a.host = lower(v6);
+    a.host = ascii_lower(v6);
     rest = s.substr(close + 1);
   } else {
     const size_t colon = s.find(':');
     std::string_view name = s.substr(0, colon);
     if (name.empty() || !std::all_of(name.begin(), name.end(), is_name_char)) return std::nullopt;
-    a.host = lower(name);
+    a.host = ascii_lower(name);
     rest = colon == std::string_view::npos ? std::string_view() : s.substr(colon);
   }
   if (!rest.empty()) {
@@ -77,10 +70,10 @@ std::string host_of(std::string_view host_header) {
 }
 
 std::optional<std::string> origin_authority(std::string_view origin) {
-  origin = trim(origin);
+  origin = ascii_trim(origin, kOws);
   std::string_view scheme;
   for (std::string_view s : {"http://", "https://"}) {
-    if (origin.size() > s.size() && lower(origin.substr(0, s.size())) == s) scheme = s;
+    if (origin.size() > s.size() && ascii_lower(origin.substr(0, s.size())) == s) scheme = s;
   }
   if (scheme.empty()) return std::nullopt;
   auto a = parse_authority(origin.substr(scheme.size()));
@@ -92,7 +85,7 @@ std::optional<std::string> origin_authority(std::string_view origin) {
 }
 
 bool is_loopback_host(std::string_view host) {
-  std::string h = lower(trim(host));
+  std::string h = ascii_lower(ascii_trim(host, kOws));
   if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
   if (h == "localhost" || h == "localhost.") return true;
   in_addr v4{};
@@ -103,14 +96,14 @@ bool is_loopback_host(std::string_view host) {
 }
 
 bool is_wildcard_host(std::string_view host) {
-  std::string h = lower(trim(host));
+  std::string h = ascii_lower(ascii_trim(host, kOws));
   return h.empty() || h == "0.0.0.0" || h == "::" || h == "[::]";
 }
 
 HostPolicy::HostPolicy(const std::string& bind_host, std::vector<std::string> extra_names) {
   names_ = {"localhost"};
   auto add = [this](std::string_view name) {
-    std::string h = name.find(':') != std::string_view::npos && name.front() != '[' ? lower(name) : host_of(name);
+    std::string h = name.find(':') != std::string_view::npos && name.front() != '[' ? ascii_lower(name) : host_of(name);
     if (!h.empty()) names_.push_back(h);
   };
   if (is_wildcard_host(bind_host)) {
@@ -135,7 +128,7 @@ HostPolicy::HostPolicy(const std::string& bind_host, std::vector<std::string> ex
 }
 
 bool HostPolicy::allows(std::string_view host_header) const {
-  if (trim(host_header).empty()) return true;
+  if (ascii_trim(host_header, kOws).empty()) return true;
   const std::string h = host_of(host_header);
   if (h.empty()) return false;
   if (is_loopback_host(h)) return true;  // "localhost" or a loopback address literal
@@ -182,9 +175,10 @@ std::string random_token() {
 std::string cookie_value(std::string_view cookie_header, std::string_view name) {
   while (!cookie_header.empty()) {
     const size_t semi = cookie_header.find(';');
-    std::string_view pair = trim(cookie_header.substr(0, semi));
+    std::string_view pair = ascii_trim(cookie_header.substr(0, semi), kOws);
     const size_t eq = pair.find('=');
-    if (eq != std::string_view::npos && trim(pair.substr(0, eq)) == name) return std::string(trim(pair.substr(eq + 1)));
+    if (eq != std::string_view::npos && ascii_trim(pair.substr(0, eq), kOws) == name)
+      return std::string(ascii_trim(pair.substr(eq + 1), kOws));
     if (semi == std::string_view::npos) break;
     cookie_header.remove_prefix(semi + 1);
   }
@@ -192,8 +186,8 @@ std::string cookie_value(std::string_view cookie_header, std::string_view name) 
 }
 
 bool is_json_content_type(std::string_view content_type) {
-  std::string_view media = trim(content_type.substr(0, content_type.find(';')));
-  return lower(media) == "application/json";
+  std::string_view media = ascii_trim(content_type.substr(0, content_type.find(';')), kOws);
+  return ascii_lower(media) == "application/json";
 }
 
 }  // namespace fabula::server

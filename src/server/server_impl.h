@@ -83,8 +83,6 @@ void send_json(httplib::Response& res, const nlohmann::json& body, int status = 
 nlohmann::json parse_body(const httplib::Request& req, httplib::Response& res);
 // "data: <json>\n\n"
 std::string sse_event(const nlohmann::json& j);
-// JSON-safe text: invalid UTF-8 replaced (the detokenizer never emits any, but token pieces may be partial).
-nlohmann::json safe_text(const std::string& s);
 // llama-server's probability entry for one token: {id, token, logprob, bytes, top_logprobs[]}.
 nlohmann::json probs_json(const Tokenizer& tok, int32_t id, float logprob, std::span<const TokenProb> top);
 

@@ -3,18 +3,14 @@
 
 #include <string>
 
+#include "base/ascii.h"
+
 namespace fabula {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  // Jinja's trim: Python str.strip() — whitespace at both ends.
-  const char* ws = " \t\n\r\f\v";
-  const size_t b = s.find_first_not_of(ws);
-  if (b == std::string_view::npos) return {};
-  const size_t e = s.find_last_not_of(ws);
-  return s.substr(b, e - b + 1);
-}
+// Jinja's trim is Python's str.strip(): whitespace at both ends.
+constexpr std::string_view kJinjaSpace = " \t\n\r\f\v";
 
 // The 26B template's strip_thinking macro: drop every <|channel>...<channel|> block, then trim.
 std::string strip_thinking(std::string_view text) {
@@ -29,7 +25,7 @@ std::string strip_thinking(std::string_view text) {
     if (close == std::string_view::npos) break;
     pos = close + std::string_view("<channel|>").size();
   }
-  return std::string(trim(out));
+  return std::string(ascii_trim(out, kJinjaSpace));
 }
 
 // Template text with the escape "\n" inside Jinja string literals turned into a newline, so a literal
@@ -69,7 +65,7 @@ Result<ChatTemplate> ChatTemplate::detect(std::string_view template_text) {
     ct.strip_thinking_ = false;
     return ct;
   }
-  if (trim(template_text).empty()) {
+  if (ascii_trim(template_text, kJinjaSpace).empty()) {
     return make_error(ErrorCode::kNotFound, "the model has no chat template (tokenizer.chat_template is empty)");
   }
   return make_error(ErrorCode::kUnsupported,
@@ -124,14 +120,14 @@ Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
     size_t first = 0;
     std::string prefix;
     if (role_of(messages[0].role) == "system") {
-      prefix = std::string(trim(messages[0].content)) + "\n\n";
+      prefix = std::string(ascii_trim(messages[0].content, kJinjaSpace)) + "\n\n";
       first = 1;
     }
     for (size_t i = first; i < messages.size(); ++i) {
       const std::string r = role_of(messages[i].role);
       out += "<start_of_turn>" + r + "\n";
       if (i == first) out += prefix;
-      out += trim(messages[i].content);
+      out += ascii_trim(messages[i].content, kJinjaSpace);
       out += "<end_of_turn>\n";
     }
     if (options.add_generation_prompt) out += generation_prompt(false);
@@ -145,7 +141,7 @@ Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
     out += "<|turn>system\n";
     if (thinking) out += think_newline_ ? "<|think|>\n" : "<|think|>";
     if (role_of(messages[0].role) == "system") {
-      out += trim(messages[0].content);
+      out += ascii_trim(messages[0].content, kJinjaSpace);
       first = 1;
     }
     out += "<turn|>\n";
@@ -159,7 +155,7 @@ Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
     if (r == "model" && strip_thinking_) {
       out += strip_thinking(messages[i].content);
     } else {
-      out += trim(messages[i].content);
+      out += ascii_trim(messages[i].content, kJinjaSpace);
     }
     out += "<turn|>\n";
     prev_role = r;

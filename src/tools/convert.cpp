@@ -104,8 +104,7 @@ uint32_t file_type_of(GgmlType t) {
   }
 }
 
-}  // namespace
-
+// Parses an --outtype spelling; "auto" gives nullopt-like kF32 with *is_auto = true.
 Result<GgmlType> parse_outtype(const std::string& text, bool* is_auto) {
   *is_auto = false;
   if (text == "auto") {
@@ -118,6 +117,8 @@ Result<GgmlType> parse_outtype(const std::string& text, bool* is_auto) {
   if (text == "q8_0") return GgmlType::kQ8_0;
   return make_error(ErrorCode::kInvalidArgument, "--outtype {}: expected f32, f16, bf16, q8_0 or auto", text);
 }
+
+}  // namespace
 
 Result<ConvertReport> convert_hf_to_gguf(const ConvertOptions& opt) {
   ConvertReport report;

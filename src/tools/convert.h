@@ -32,9 +32,6 @@ struct ConvertReport {
   std::string architecture;      // the HF architecture converted
 };
 
-// Parses an --outtype spelling; "auto" gives nullopt-like kF32 with *is_auto = true.
-Result<GgmlType> parse_outtype(const std::string& text, bool* is_auto);
-
 Result<ConvertReport> convert_hf_to_gguf(const ConvertOptions& options);
 
 }  // namespace fabula

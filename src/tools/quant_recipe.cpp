@@ -97,12 +97,17 @@ std::string_view quant_ftype_name(QuantFtype ftype) {
   return "?";
 }
 
+namespace {
+
 GgmlType quant_ftype_default_type(QuantFtype ftype) {
   for (const auto& f : kFtypes)
     if (f.ftype == ftype) return f.default_type;
   return GgmlType::kF32;
 }
 
+// The type substituted when a k-quant's block (256) does not divide the row length. llama.cpp uses
+// q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0; q5_1 is used when the tensor library can quantize it, else q8_0
+// (the nearest supported type that is no smaller).
 GgmlType quant_fallback_type(GgmlType wanted) {
   switch (wanted) {
     case GgmlType::kQ4_K: return GgmlType::kQ5_0;
@@ -115,6 +120,8 @@ GgmlType quant_fallback_type(GgmlType wanted) {
     default: return GgmlType::kF16;
   }
 }
+
+}  // namespace
 
 bool quant_use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 

@@ -25,12 +25,6 @@ enum class QuantFtype : uint32_t {
 
 Result<QuantFtype> quant_ftype_from_name(std::string_view name);  // "Q4_K_M", "q8_0", ... (case-insensitive)
 std::string_view quant_ftype_name(QuantFtype ftype);                // "Q4_K_M"
-GgmlType quant_ftype_default_type(QuantFtype ftype);               // Q4_K_M -> q4_K
-
-// The type substituted when a k-quant's block (256) does not divide the row length. llama.cpp uses
-// q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0; q5_1 is used when the tensor library can quantize it, else q8_0
-// (the nearest supported type that is no smaller; see quant_recipe.cpp).
-GgmlType quant_fallback_type(GgmlType wanted);
 
 struct QuantTensorIn {
   std::string name;

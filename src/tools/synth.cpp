@@ -140,6 +140,10 @@ ValueSpec value_spec(const TensorSpec& t) {
 using GgufMetaEntry = std::pair<std::string, GgufValue>;
 Result<std::vector<GgufMetaEntry>> hparams_metadata(const Gemma4HParams& hp);
 
+namespace {
+
+// A gemma4_preset() name, or "gemma4-mini" (26B-A4B's dimensions and vocab, 6 layers — 5 sliding + 1 full —
+// and 32 experts, top-8: a ~1.5 GB Q4_K_M file for quick runs).
 Result<Gemma4HParams> synth_hparams(std::string_view name) {
   if (name != "gemma4-mini") return gemma4_preset(name);
   // The first 6 layers of 26B-A4B (5 sliding, 1 full) with 32 of its experts.
@@ -151,6 +155,8 @@ Result<Gemma4HParams> synth_hparams(std::string_view name) {
   hp.n_expert = 32;
   return hp;
 }
+
+}  // namespace
 
 Status synth_fill_rows(GgmlType type, int64_t cols, int64_t first_row, int64_t n_rows, float stddev, uint64_t seed,
                        std::span<uint8_t> out) {

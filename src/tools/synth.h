@@ -17,10 +17,6 @@
 
 namespace fabula {
 
-// A gemma4_preset() name, or "gemma4-mini" (26B-A4B's dimensions and vocab, 6 layers — 5 sliding + 1 full —
-// and 32 experts, top-8: a ~1.5 GB Q4_K_M file for quick runs).
-Result<Gemma4HParams> synth_hparams(std::string_view shape_name);
-
 // A synthetic tokenizer.ggml.* block in llama.cpp's gemma4 layout: n_vocab tokens = specials at Gemma 4's ids
 // (<pad> <eos> <bos> <unk> <mask>, <|turn> <turn|>, <|channel> <channel|>, ...; a compact layout below 4096),
 // the 256 byte tokens <0x00>..<0xFF>, single characters, then generated pieces each made by one merge of two

@@ -37,6 +37,9 @@ std::string find_system_player() {
   return "";
 }
 
+namespace {
+
+// Starts the player on a WAV file (stdout/stderr to /dev/null); the pid, or -1 when it cannot start.
 int spawn_player(const std::string& player, const std::string& file) {
   // Quiet players: their progress output would garble the terminal.
   std::string prog = player, quiet = "-q", path = file;
@@ -53,6 +56,8 @@ int spawn_player(const std::string& player, const std::string& file) {
   posix_spawn_file_actions_destroy(&fa);
   return started ? pid : -1;
 }
+
+}  // namespace
 
 EffectPlayer::EffectPlayer(std::string player) : player_(std::move(player)), worker_([this] { run(); }) {}
 

@@ -15,9 +15,6 @@ namespace fabula::voice {
 // The first of paplay, pw-play, aplay found on PATH ("" when none: sound is then silently absent).
 std::string find_system_player();
 
-// Starts the player on a WAV file (stdout/stderr to /dev/null); the pid, or -1 when it cannot start.
-int spawn_player(const std::string& player, const std::string& file);
-
 // Plays sound effects in the background, each in its own player process (effects may overlap).
 class EffectPlayer {
  public:
