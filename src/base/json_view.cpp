@@ -73,7 +73,9 @@ JsonView JsonView::child(const json& value, std::string_view key) const {
     if (!path.empty()) path += '.';
     path += key;
   } else {
-    path += "[" + dump_json(std::string(key)) + "]";
+    path += '[';
+    path += dump_json(std::string(key));
+    path += ']';
   }
   return JsonView(value, where_, std::move(path));
 }

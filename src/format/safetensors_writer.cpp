@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace fabula {
@@ -80,7 +81,7 @@ std::string SafetensorsWriter::header() const {
   if (!metadata_.empty()) {
     h += "\"__metadata__\":{";
     for (size_t i = 0; i < metadata_.size(); ++i)
-      h += (i ? "," : "") + quoted(metadata_[i].first) + ":" + quoted(metadata_[i].second);
+      h += fmt::format("{}{}:{}", i ? "," : "", quoted(metadata_[i].first), quoted(metadata_[i].second));
     h += "}";
     first = false;
   }
@@ -89,7 +90,7 @@ std::string SafetensorsWriter::header() const {
     h += first ? "" : ",";
     first = false;
     h += quoted(t.name) + ":{\"dtype\":\"" + std::string(safetensors_dtype_name(t.dtype)) + "\",\"shape\":[";
-    for (size_t i = 0; i < t.shape.size(); ++i) h += (i ? "," : "") + std::to_string(t.shape[i]);
+    for (size_t i = 0; i < t.shape.size(); ++i) h += fmt::format("{}{}", i ? "," : "", t.shape[i]);
     const uint64_t end = offset + t.n_bytes();
     h += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(end) + "]}";
     offset = end;

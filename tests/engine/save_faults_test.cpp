@@ -118,7 +118,8 @@ std::vector<std::string> pragma(const std::string& path, const char* sql) {
       std::string row;
       for (int c = 0; c < sqlite3_column_count(st); ++c) {
         auto text = reinterpret_cast<const char*>(sqlite3_column_text(st, c));
-        row += (c ? "|" : "") + std::string(text ? text : "NULL");
+        row += c ? "|" : "";
+        row += text ? text : "NULL";
       }
       rows.push_back(row);
     }

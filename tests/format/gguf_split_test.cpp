@@ -1,5 +1,6 @@
 // Split GGUF files: names, sizes, and the errors of a broken set (missing part, wrong file, foreign part).
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 
 #include <filesystem>
 #include <vector>
@@ -43,7 +44,7 @@ std::vector<std::string> write_split(const ScratchDir& dir, const std::string& s
   const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(values.data()), values.size() * 4);
   GgufWriter w;
   w.set("general.name", GgufValue::string(stem));
-  for (int i = 0; i < 3; ++i) w.add_tensor("t" + std::to_string(i), GgmlType::kF32, {1024}, bytes);
+  for (int i = 0; i < 3; ++i) w.add_tensor(fmt::format("t{}", i), GgmlType::kF32, {1024}, bytes);
   w.set_split_max_bytes(4096);
   EXPECT_TRUE(w.write(dir / (stem + ".gguf")).ok());
   return w.written_paths();
@@ -92,7 +93,7 @@ TEST(GgufSplit, RejectsAPartOfAnotherModelAndARenamedFirstFile) {
   GgufWriter w;  // a two-part model whose part 2 is copied over a's
   static std::vector<float> values(1024, 1.0f);
   const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(values.data()), values.size() * 4);
-  for (int i = 0; i < 2; ++i) w.add_tensor("x" + std::to_string(i), GgmlType::kF32, {1024}, bytes);
+  for (int i = 0; i < 2; ++i) w.add_tensor(fmt::format("x{}", i), GgmlType::kF32, {1024}, bytes);
   w.set_split_max_bytes(4096);
   ASSERT_TRUE(w.write(other / "b.gguf").ok());
   std::filesystem::copy_file(w.written_paths()[1], a[1], std::filesystem::copy_options::overwrite_existing);
