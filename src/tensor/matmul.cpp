@@ -37,6 +37,10 @@ constexpr int64_t kDefaultGemmMinTokens = 8;
 // Weight rows per pass when a job's tokens take both paths: the GEMM, then the tiles, over rows still in L2
 // (64 rows of 2816 Q6_K columns: 148 KB).
 constexpr int64_t kMixedRows = 64;
+// The most tokens of one product for which a step is split by weight bytes, with stealing (run_stealing): a
+// batched decode step of 4 sequences gives each routed expert 1 or 2 tokens and the dense products 4, and split by
+// multiply-adds an expert with 2 tokens counted a third more than one with 1 for the same bytes.
+constexpr int64_t kMaxStreamTokens = 4;
 // The most threads that share a decode product's rows by stealing (run_stealing); more take the static split.
 constexpr int kMaxStealThreads = 64;
 // Bytes of a thread's next chunk it prefetches when that chunk belongs to another product (the kernels' own
@@ -354,28 +358,32 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
   const KernelTable& kt = best_kernels();
   const int tile_tokens = matmul_use_tiles() ? kt.tile_tokens : 1;
   const int64_t gemm_min = matmul_gemm_min_tokens();
-  // Cost of one output row of each job, and the prefix sums over whole jobs. With one token per job (decode) a
-  // row costs its bytes, since streaming the weights is the time (a Q6_K row is 1.46x a Q4_K row of the same
+  // Cost of one output row of each job, and the prefix sums over whole jobs. With at most kMaxStreamTokens tokens per job
+  // (decode, alone or batched) a row costs its bytes, since streaming the weights is the time (a Q6_K row is 1.46x a Q4_K row of the same
   // length: q/k/v split by MACs left one thread 20% more bytes); with more tokens it costs its MACs plus the
   // unpack of each tile group (MoE prefill: an expert gets 0 to 100+ tokens).
   std::array<int64_t, kMaxMatmulJobs + 1> prefix{};
   std::array<int64_t, kMaxMatmulJobs> row_costs{};
   FABULA_CHECK(jobs.size() <= kMaxMatmulJobs);
-  bool single_token = true;
+  int64_t max_tokens = 0;
   for (const MatmulJob& job : jobs) {
     FABULA_CHECK(job.x != nullptr && job.x->type() == vec_dot_type(job.w.type) && job.x->cols() == job.w.cols);
     FABULA_CHECK(job.w.row_stride >= row_bytes(job.w.type, static_cast<uint64_t>(job.w.cols)) || job.w.rows <= 1);
     FABULA_CHECK(kt.tile[kernel_slot(job.w.type)] != nullptr && "matmul: unsupported weight type");
     const int64_t nt = job.n_tokens < 0 ? job.x->n_tokens() - job.token_begin : job.n_tokens;
     FABULA_CHECK(job.token_begin >= 0 && job.token_begin + nt <= job.x->n_tokens());
-    single_token &= nt <= 1;
+    max_tokens = std::max(max_tokens, nt);
   }
+  // A decode step of up to kMaxStreamTokens tokens per product (one sequence, or one token of each of a few) reads
+  // every weight once: its time is the weights' bytes, whatever the number of tokens.
+  const bool streaming = max_tokens <= kMaxStreamTokens;
   for (size_t j = 0; j < jobs.size(); ++j) {
     const MatmulJob& job = jobs[j];
     const int64_t nt = job.n_tokens < 0 ? job.x->n_tokens() - job.token_begin : job.n_tokens;
     const int64_t groups = (nt + tile_tokens - 1) / tile_tokens;
-    row_costs[j] = single_token ? static_cast<int64_t>(row_bytes(job.w.type, static_cast<uint64_t>(job.w.cols))) * nt
-                                : job.w.cols * (nt + kUnpackTokens * groups);
+    row_costs[j] = streaming ? static_cast<int64_t>(row_bytes(job.w.type, static_cast<uint64_t>(job.w.cols))) *
+                                   std::min<int64_t>(nt, 1)
+                             : job.w.cols * (nt + kUnpackTokens * groups);
     prefix[j + 1] = prefix[j] + job.w.rows * row_costs[j];
   }
   const int64_t total = prefix[jobs.size()];
@@ -424,7 +432,7 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
       run_rows(j, first_row_at(c0), first_row_at(c1));
     }
   };
-  if (single_token && pool != nullptr && pool->size() > 1 && pool->size() <= kMaxStealThreads &&
+  if (streaming && pool != nullptr && pool->size() > 1 && pool->size() <= kMaxStealThreads &&
       total >= kMinParallelMacs) {
     run_stealing(jobs, row_costs, prefix, *pool, run_rows);
     return;

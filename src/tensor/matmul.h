@@ -97,9 +97,9 @@ struct MatmulJob {
 constexpr size_t kMaxMatmulJobs = 512;
 
 // Runs all jobs in ONE parallel region (one wake-up and one barrier instead of one per product): the cost of all
-// jobs (weight bytes when every job has one token, else MACs) is split evenly across the threads by whole output
-// rows; with one token per job (decode) a thread that finishes its share early takes chunks of rows from the end of
-// another's. For products that read inputs ready together:
+// jobs (weight bytes when every job has at most 4 tokens, else MACs) is split evenly across the threads by whole
+// output rows; in the first case (decode, alone or batched) a thread that finishes its share early takes chunks of
+// rows from the end of another's. For products that read inputs ready together:
 // q/k/v, gate/up, a layer's routed experts. Results equal matmul()'s for each job.
 void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool = nullptr);
 

@@ -193,6 +193,36 @@ TEST(Matmul, OneTokenJobsSplitByStealingEqualSeparateProducts) {
   }
 }
 
+TEST(Matmul, FewTokenJobsSplitByStealingEqualSeparateProducts) {
+  // A batched decode step (every job 4 tokens or fewer: one expert with 1 token, one with 2, the dense products with
+  // 4) is split by bytes with stealing too: each row still equals the serial product's.
+  const int64_t cols = 512, n_tokens = 4;
+  const auto x = random_input(n_tokens * cols, 41);
+  QuantizedActivations xk, x8;
+  xk.quantize(GgmlType::kQ8_K, x.data(), n_tokens, cols);
+  x8.quantize(GgmlType::kQ8_0, x.data(), n_tokens, cols);
+  const Weights wa = random_weights(GgmlType::kQ4_K, 1501, cols, 42), wb = random_weights(GgmlType::kQ8_0, 700, cols, 43),
+                wc = random_weights(GgmlType::kQ6_K, 333, cols, 44);
+  std::vector<float> ra(static_cast<size_t>(1501 * n_tokens)), rb(static_cast<size_t>(700 * n_tokens)),
+      rc(static_cast<size_t>(333 * n_tokens));
+  matmul(wa.view(), xk, ra.data());
+  matmul(wb.view(), x8, rb.data());
+  matmul(wc.view(), xk, rc.data());
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (int rep = 0; rep < 10; ++rep) {  // the steals race differently each time
+      std::vector<float> ya(ra.size(), -1.0f), yb(700 * 2, -1.0f), yc(333, -1.0f);
+      // wa over all 4 tokens, wb over tokens 1..2, wc over token 3 alone, and wb over no token.
+      const MatmulJob jobs[4] = {{wa.view(), &xk, ya.data()}, {wb.view(), &x8, yb.data(), 700, 1, 2},
+                                 {wb.view(), &x8, nullptr, 0, 0, 0}, {wc.view(), &xk, yc.data(), 0, 3, 1}};
+      matmul_jobs(jobs, &pool);
+      for (size_t i = 0; i < ra.size(); ++i) ASSERT_EQ(ya[i], ra[i]) << threads << " threads, " << i;
+      for (size_t i = 0; i < yb.size(); ++i) ASSERT_EQ(yb[i], rb[700 + i]) << threads << " threads, " << i;
+      for (size_t i = 0; i < yc.size(); ++i) ASSERT_EQ(yc[i], rc[3 * 333 + i]) << threads << " threads, " << i;
+    }
+  }
+}
+
 TEST(Matmul, ExpertSliceOfA3DTensor) {
   // Expert weights are [cols, rows, n_expert]; expert e starts at data + e * nb2 with nb2 = rows * row_bytes.
   const int64_t rows = 24, cols = 64, n_expert = 4;
