@@ -193,12 +193,23 @@ void Sampler::clear_history() {
 }
 
 int32_t Sampler::sample(std::span<const float> logits) {
-  cand_.fill(logits.size() <= n_vocab_ ? logits : logits.first(n_vocab_));
+  if (logits.size() > n_vocab_) logits = logits.first(n_vocab_);
+  const bool penalize = params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0.0f ||
+                        params_.presence_penalty != 0.0f;
+  if (params_.temperature <= 0.0f && params_.logit_bias.empty() && (!penalize || history_.empty())) {
+    // Plain greedy: the argmax of the logits as they are, without copying 262k candidates first (the server
+    // samples every slot of a batched step one after another). Same choice as sample_argmax: the first of equal
+    // maxima (the lowest id), and a NaN never wins.
+    size_t best = 0;
+    for (size_t i = 1; i < logits.size(); ++i) {
+      if (logits[i] > logits[best]) best = i;
+    }
+    return logits.empty() ? -1 : static_cast<int32_t>(best);
+  }
+  cand_.fill(logits);
   for (const auto& [id, bias] : params_.logit_bias) {
     if (id >= 0 && size_t(id) < cand_.size) cand_.items[size_t(id)].logit += bias;
   }
-  const bool penalize = params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0.0f ||
-                        params_.presence_penalty != 0.0f;
   if (penalize && !history_.empty()) {
     window_counts_.clear();
     for (int32_t id : history_) {

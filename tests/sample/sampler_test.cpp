@@ -30,6 +30,29 @@ TEST(Sampler, GreedyPicksArgmaxLowestIdOnTies) {
   EXPECT_EQ(s.sample(logits), 1);
 }
 
+TEST(Sampler, PlainGreedyPicksWhatTheCandidatePathPicks) {
+  // Greedy without bias or penalties skips the candidate copy (Sampler::sample): it must choose as sample_argmax
+  // over the candidates does, with ties, -inf and NaN anywhere (a NaN never wins, not even in first place).
+  const float nan = std::nanf(""), inf = INFINITY;
+  const std::vector<std::vector<float>> cases = {
+      {1.0f, 3.0f, 2.0f, 3.0f}, {nan, 1.0f, 2.0f, 2.0f}, {-inf, -inf, -inf}, {0.5f, nan, 0.5f, 7.0f},
+      {-inf, -2.0f, nan, -2.0f}, {inf, inf, 1.0f}, {nan, nan}, {4.0f}};
+  for (const std::vector<float>& logits : cases) {
+    SamplerParams p;
+    p.temperature = 0.0f;
+    Sampler s(p, logits.size());
+    CandidateSet c;
+    c.fill(logits);
+    EXPECT_EQ(s.sample(logits), c.items[sample_argmax(c)].id) << ::testing::PrintToString(logits);
+  }
+  // With a bias the candidates are built as before: the ban moves the choice.
+  SamplerParams biased;
+  biased.temperature = 0.0f;
+  biased.logit_bias = {{1, -INFINITY}};
+  Sampler s(biased, 4);
+  EXPECT_EQ(s.sample(std::vector<float>{1.0f, 3.0f, 2.0f, 3.0f}), 3);
+}
+
 TEST(Sampler, SameSeedSameSequence) {
   std::vector<float> logits(1000);
   for (size_t i = 0; i < logits.size(); ++i) logits[i] = float(std::sin(double(i)) * 2.0);
