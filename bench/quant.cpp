@@ -242,7 +242,7 @@ int register_all() {
   for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
     for (bool best : {false, true}) {
       const std::string name = std::string("Tile/") + std::string(type_name(t)) + (best ? "/best" : "/avx2");
-      benchmark::RegisterBenchmark(name.c_str(), BM_Tile, t, best)->Arg(1)->Arg(4)->Arg(8);
+      benchmark::RegisterBenchmark(name.c_str(), BM_Tile, t, best)->Arg(1)->Arg(2)->Arg(4)->Arg(8);
     }
   }
   for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
