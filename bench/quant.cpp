@@ -1,5 +1,5 @@
 // Google Benchmark of the tensor kernels: dequantize, activation quantize and the one-token dot per type (scalar
-// reference vs the dispatched SIMD table), and matmul GEMV for a 2816x2816 Q4_K / Q8_0 weight (Gemma 4's n_embd);
+// reference vs the dispatched SIMD table), and matmul GEMV for 2816 rows of 2816 or 704 columns (Gemma 4's n_embd, an expert's down rows), in cache;
 // the prefill inner loops, Tile and Gemm, for the best table and AVX2's.
 #include <benchmark/benchmark.h>
 #include <hwy/targets.h>
@@ -78,9 +78,10 @@ void BM_QuantizeActivations(benchmark::State& state, GgmlType type, bool simd) {
   state.SetLabel(table(simd).target);
 }
 
-// GEMV y = W x, W 2816x2816. range(0) = threads (0: scalar reference kernel, one thread).
-void BM_Gemv(benchmark::State& state, GgmlType type) {
-  const int64_t rows = kN, cols = kN;
+// GEMV y = W x, W 2816 rows of `cols` (2816: the hidden size; 704: a routed expert's down rows), a few MB that stay
+// in the caches: the kernel's speed without DRAM. range(0) = threads (0: scalar reference kernel, one thread).
+void BM_Gemv(benchmark::State& state, GgmlType type, int64_t cols) {
+  const int64_t rows = kN;
   std::vector<uint8_t> w(row_bytes(type, cols) * rows);
   std::mt19937 rng(5);
   std::normal_distribution<float> g(0.0f, 1.0f);
@@ -177,6 +178,35 @@ void BM_Tile(benchmark::State& state, GgmlType type, bool best) {
   state.SetLabel(kt.target);
 }
 
+// The one-token kernel alone (the table's gemv, or the tile once per row where a type has none) over 128 rows of
+// `cols` columns (L2-resident, at most 230 KB): decode's per-core compute speed per weight byte, without threads or
+// DRAM. Decode is memory-bound only while this stays well above what one core can stream from DRAM.
+void BM_GemvKernel(benchmark::State& state, GgmlType type, int64_t cols) {
+  const int64_t rows = 128;
+  const KernelTable& kt = best_kernels();
+  const size_t rb = row_bytes(type, cols);
+  std::vector<uint8_t> w(rb * rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(type, gaussian(cols, static_cast<uint32_t>(r)).data(), w.data() + r * rb, cols);
+  }
+  const auto x = gaussian(cols, 99);
+  QuantizedActivations xq;
+  xq.quantize(vec_dot_type(type), x.data(), 1, cols);
+  std::vector<float> y(static_cast<size_t>(rows));
+  const GemvFn gemv = kt.gemv[kernel_slot(type)];
+  const TileFn tile = kt.tile[kernel_slot(type)];
+  for (auto _ : state) {
+    if (gemv != nullptr) {
+      gemv(cols, w.data(), rb, rows, xq.row(0), xq.block_scales(0), xq.block_sums(0), y.data());
+    } else {
+      for (int64_t r = 0; r < rows; ++r) tile(cols, w.data() + r * rb, xq.row(0), 0, xq.block_scales(0), 1, &y[r], 1);
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));
+  state.SetLabel(std::string(kt.target) + (gemv != nullptr ? ", gemv" : ", tile per row"));
+}
+
 // One GEMM call per row tile of a 32 x 2816 matrix (repacked once, outside the timing: prefill repacks a tile once
 // per matmul and passes every token group over it) against the table's gemm_tokens activation rows. MACs/s =
 // items/s, to compare with Tile at the same token count. Compares the best table with AVX2's.
@@ -259,9 +289,20 @@ int register_all() {
         ->UseRealTime()
         ->MinTime(1.0);
   }
-  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ8_0}) {
+  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
     const std::string name = std::string("Gemv2816/") + std::string(type_name(t));
-    benchmark::RegisterBenchmark(name.c_str(), BM_Gemv, t)->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
+    benchmark::RegisterBenchmark(name.c_str(), BM_Gemv, t, kN)->Arg(0)->Arg(1)->Arg(2)->UseRealTime();
+  }
+  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0, GgmlType::kF32}) {
+    const bool short_rows = type_traits(t).block_size == 32;
+    for (int64_t cols : short_rows ? std::vector<int64_t>{kN, 704} : std::vector<int64_t>{kN}) {
+      const std::string name = "GemvKernel/" + std::string(type_name(t)) + "/" + std::to_string(cols);
+      benchmark::RegisterBenchmark(name.c_str(), BM_GemvKernel, t, cols);
+    }
+  }
+  for (GgmlType t : {GgmlType::kQ5_0, GgmlType::kQ8_0}) {
+    const std::string name = std::string("Gemv704/") + std::string(type_name(t));
+    benchmark::RegisterBenchmark(name.c_str(), BM_Gemv, t, int64_t{704})->Arg(1)->Arg(2)->UseRealTime();
   }
   return 0;
 }

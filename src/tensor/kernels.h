@@ -20,8 +20,9 @@ using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
 using TileFn = void (*)(int64_t n, const void* weight_row, const uint8_t* act, size_t act_stride,
                         const float* act_scales, int nt, float* y, int64_t y_stride);
 
-// Decode: one activation row against `rows` weight rows w + r * row_stride, y[r] = dot, equal bit for bit to
-// tile(nt = 1) on each row (so a token gets the same numbers alone and in a batch). For Q8_0 activations:
+// Decode: one activation row against `rows` weight rows w + r * row_stride, y[r] = dot: the same integer block sums
+// as tile(nt = 1) on each row, the f32 steps free to differ (decode is compute-bound on them when memory is fast;
+// a token alone and in a batch agree up to rounding, as the GEMM path already does). For Q8_0 activations:
 // act_scales and act_sums as QuantizedActivations::block_scales / block_sums (Q8_K activations: unused, nullptr).
 // nullptr in the table: matmul calls the tile once per row.
 using GemvFn = void (*)(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
