@@ -1,5 +1,6 @@
 // Google Benchmark of the tensor kernels: dequantize, activation quantize and the one-token dot per type (scalar
-// reference vs the dispatched SIMD table), and matmul GEMV for 2816 rows of 2816 or 704 columns (Gemma 4's n_embd, an expert's down rows), in cache;
+// reference vs the dispatched SIMD table), and matmul GEMV for 2816 rows of 2816 or 704 columns (Gemma 4's n_embd,
+// an expert's down rows), in cache;
 // the prefill inner loops, Tile and Gemm, for the best table and AVX2's.
 #include <benchmark/benchmark.h>
 #include <hwy/targets.h>

@@ -21,8 +21,8 @@ using TileFn = void (*)(int64_t n, const void* weight_row, const uint8_t* act, s
                         const float* act_scales, int nt, float* y, int64_t y_stride);
 
 // Decode: one activation row against `rows` weight rows w + r * row_stride, y[r] = dot: the same integer block sums
-// as tile(nt = 1) on each row, the f32 steps free to differ (decode is compute-bound on them when memory is fast;
-// a token alone and in a batch agree up to rounding, as the GEMM path already does). For Q8_0 activations:
+// as tile(nt = 1) on each row, and bit for bit its result unless gemv_every_token is set for the type (its f32 steps
+// differ: decode is compute-bound on them when memory is fast). For Q8_0 activations:
 // act_scales and act_sums as QuantizedActivations::block_scales / block_sums (Q8_K activations: unused, nullptr).
 // nullptr in the table: matmul calls the tile once per row.
 using GemvFn = void (*)(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
@@ -49,6 +49,9 @@ struct KernelTable {
   TileFn tile[kKernelTypeSlots] = {};              // indexed by the weight type; every type with a dot product
   int tile_tokens = 1;                             // the most tokens one tile call takes
   GemvFn gemv[kKernelTypeSlots] = {};              // one token, many rows; nullptr: the tile serves
+  // The gemv sums in another f32 order than the tile: every token of a product off the GEMM path takes the gemv
+  // (one call per token), so that a token gets the same numbers alone and in a batch.
+  bool gemv_every_token[kKernelTypeSlots] = {};
   RepackFn repack[kKernelTypeSlots] = {};          // nullptr: this type has no GEMM here (the tiles serve)
   GemmFn gemm[kKernelTypeSlots] = {};
   size_t (*gemm_tile_bytes)(GgmlType type, int64_t n) = nullptr;

@@ -75,12 +75,23 @@ void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, 
                  int64_t r0, int64_t r1) {
   const int64_t n_tokens = xq.n_tokens;
   const bool q8_0_sums = xq.scales0 != nullptr && xq.sums0 != nullptr;  // what the Q8_0 family's gemv reads
-  if (n_tokens == 1 && (q8_0_sums || vec_dot_type(w.type) != GgmlType::kQ8_0)) {
-    if (const GemvFn gemv = best_kernels().gemv[kernel_slot(w.type)]; gemv != nullptr) {
-      gemv(w.cols, w.data + static_cast<size_t>(r0) * w.row_stride, w.row_stride, r1 - r0, xq.row(0), xq.scales0,
-           xq.sums0, y + r0);
-      return;
+  const KernelTable& kt = best_kernels();
+  const GemvFn gemv = q8_0_sums || vec_dot_type(w.type) != GgmlType::kQ8_0 ? kt.gemv[kernel_slot(w.type)] : nullptr;
+  if (gemv != nullptr && n_tokens == 1) {
+    gemv(w.cols, w.data + static_cast<size_t>(r0) * w.row_stride, w.row_stride, r1 - r0, xq.row(0), xq.scales0,
+         xq.sums0, y + r0);
+    return;
+  }
+  if (gemv != nullptr && kt.gemv_every_token[kernel_slot(w.type)] && tile_tokens > 1) {
+    // Each token through the gemv over a block of rows still in L2 (one read from memory).
+    for (int64_t rb = r0; rb < r1; rb += kMixedRows) {
+      const int64_t rows = std::min(r1, rb + kMixedRows) - rb;
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        gemv(w.cols, w.data + static_cast<size_t>(rb) * w.row_stride, w.row_stride, rows, xq.row(t), xq.scales(t),
+             xq.sums(t), y + t * ldy + rb);
+      }
     }
+    return;
   }
   for (int64_t rt = r0; rt < r1; rt += kRowTile) {
     const int64_t rt_end = std::min(r1, rt + kRowTile);

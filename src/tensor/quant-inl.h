@@ -12,6 +12,7 @@
 
 #include <hwy/highway.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <type_traits>

@@ -377,19 +377,124 @@ HWY_INLINE __m256 gemv_q8_0_like_step_512(const uint8_t* x, int64_t i, const Blo
   return _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc);
 }
 
+#if HWY_TARGET == HWY_AVX3_DL
+// The same step with VBMI / BITALG (AVX3_DL), the same block sums and f32 steps (so bit-identical), in about half the
+// instructions: decode is compute-bound on this kernel when memory is fast, and most of the step above goes to
+// gathering bytes (two 16-byte nibble loads, the fifth bits through general registers, eight 2-byte scale loads).
+// Here one masked 64-byte load takes a whole pair of blocks (Q5_0: 44 bytes, Q4_0: 36; Q8_0's 68-byte pairs load
+// their first 64 for the scales), one vpermb places both blocks' nibbles in the tile's order, one vpshufbitqmb
+// turns the two qh words into the fifth-bit mask, and two vpermt2w pick the eight scales out of the four pairs.
+// `acts` is the activation's int8 values without their scales (q8_0_gemv_activation), one load per pair.
+template <GgmlType kType, typename Block, int kCount>
+HWY_INLINE __m256 gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const int8_t* acts, const float* act_scales,
+                                           const int32_t* act_sums, __m256 acc) {
+  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
+  constexpr int kBytes = static_cast<int>(sizeof(Block));
+  constexpr int kQs = kBytes - 16;  // offset of the packed nibbles in a Q5_0 / Q4_0 block
+  constexpr auto here = [](int k) { return k < kCount; };
+  prefetch_weights(x + i * kBytes, kCount * kBytes);
+  // Nibble byte j of the pair: chunks 0 and 1 (weights 0..15, 16..31 of the first block) take its qs bytes 0..15,
+  // chunks 2 and 3 the second block's; the high nibbles (chunks 1 and 3) are shifted down afterwards.
+  alignas(64) static constexpr auto kNibbleIndex = [] {
+    std::array<uint8_t, 64> idx{};
+    for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>((j < 32 ? 0 : kBytes) + kQs + j % 16);
+    return idx;
+  }();
+  // Qwords 0..3 of the fifth-bit source hold the first block's qh, 4..7 the second's (Q5_0: qh at byte 2); byte j
+  // of the pair's weights takes bit j % 32 of its block's qh.
+  alignas(64) static constexpr auto kHighIndex = [] {
+    std::array<uint8_t, 64> idx{};
+    for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>((j < 32 ? 0 : kBytes) + 2 + j % 4);
+    return idx;
+  }();
+  alignas(64) static constexpr auto kBitIndex = [] {
+    std::array<uint8_t, 64> idx{};
+    for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>(j % 32);
+    return idx;
+  }();
+  __m512i pair[4], s[4];
+  for (int p = 0; p < 4; ++p) {
+    const uint8_t* b0 = x + (i + 2 * p) * kBytes;
+    if (!here(2 * p)) {
+      pair[p] = s[p] = _mm512_setzero_si512();
+      continue;
+    }
+    // Only the blocks present are read (a row's remainder ends at the row's last byte): absent bytes are zero, so
+    // an absent second block has weights 0 and scale 0.
+    constexpr int kPairBytes = kType == GgmlType::kQ8_0 ? 64 : 2 * kBytes;
+    const __mmask64 load_mask = here(2 * p + 1) ? ~uint64_t{0} >> (64 - kPairBytes) : ~uint64_t{0} >> (64 - kBytes);
+    pair[p] = _mm512_maskz_loadu_epi8(load_mask, b0);
+    __m512i u;
+    if constexpr (kType == GgmlType::kQ8_0) {
+      const __m256i w1 = here(2 * p + 1) ? load256(b0 + kBytes + 2) : _mm256_setzero_si256();
+      u = _mm512_xor_si512(join256(load256(b0 + 2), w1), _mm512_set1_epi8(static_cast<char>(0x80)));
+    } else {
+      const __m512i placed = _mm512_permutexvar_epi8(_mm512_load_si512(kNibbleIndex.data()), pair[p]);
+      const __m512i nibbles = _mm512_srlv_epi64(placed, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+      if constexpr (kType == GgmlType::kQ5_0) {
+        const __m512i qh = _mm512_permutexvar_epi8(_mm512_load_si512(kHighIndex.data()), pair[p]);
+        const __mmask64 fifth = _mm512_bitshuffle_epi64_mask(qh, _mm512_load_si512(kBitIndex.data()));
+        const __m512i bit4 = _mm512_maskz_mov_epi8(fifth, _mm512_set1_epi8(0x10));
+        u = _mm512_ternarylogic_epi32(nibbles, _mm512_set1_epi8(0x0F), bit4, 0xEA);  // (nibbles & 0x0F) | bit4
+      } else {
+        u = _mm512_and_si512(nibbles, _mm512_set1_epi8(0x0F));
+      }
+    }
+    s[p] = dp_u8s8_512(_mm512_setzero_si512(), u, load512(acts + (i + 2 * p) * kQK8_0));
+  }
+  // The weight scales in the reduced lane order (blocks 0, 2, 4, 6, 1, 3, 5, 7): word 0 of each pair and word
+  // kBytes / 2 (the second block's d), from pairs 0-1 and 2-3.
+  constexpr short kH = kBytes / 2;
+  const __m512i d_index = _mm512_zextsi128_si512(_mm_setr_epi16(0, 32, 0, 32, kH, 32 + kH, kH, 32 + kH));
+  const __m512i d16 = _mm512_or_si512(_mm512_maskz_permutex2var_epi16(0x33, pair[0], d_index, pair[1]),
+                                      _mm512_maskz_permutex2var_epi16(0xCC, pair[2], d_index, pair[3]));
+  const __m256 dw = _mm256_cvtph_ps(_mm512_castsi512_si128(d16));
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  constexpr __mmask8 kPresent = static_cast<__mmask8>((1u << kCount) - 1);
+  const __m256 raw_da = kCount == 8 ? _mm256_loadu_ps(act_scales + i) : _mm256_maskz_loadu_ps(kPresent, act_scales + i);
+  const __m256i raw_c = kCount == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act_sums + i))
+                                    : _mm256_maskz_loadu_epi32(kPresent, act_sums + i);
+  const __m256 da = _mm256_permutexvar_ps(order, raw_da);
+  const __m256i c = _mm256_permutexvar_epi32(order, raw_c);
+  const __m256i sums = _mm256_add_epi32(reduce_block_pairs(s[0], s[1], s[2], s[3]), _mm256_srai_epi32(c, kShift));
+  return _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc);
+}
+
+// The activation's int8 values without their block scales, contiguous (one 64-byte load per pair of blocks), and
+// zero past the end (a remainder's absent block is read as zeros).
+HWY_INLINE const int8_t* q8_0_gemv_activation(const BlockQ8_0* x, int64_t blocks) {
+  thread_local std::vector<int8_t> out;  // grows once per thread to the widest row
+  const size_t need = static_cast<size_t>(blocks + 2) * kQK8_0;
+  if (out.size() < need) out.resize(need);
+  for (int64_t b = 0; b < blocks; ++b) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + b * kQK8_0), load256(x[b].qs));
+  }
+  _mm512_storeu_si512(out.data() + blocks * kQK8_0, _mm512_setzero_si512());
+  return out.data();
+}
+#endif
+
 template <GgmlType kType, typename Block>
 HWY_INLINE void gemv_q8_0_like_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                    const float* act_scales, const int32_t* act_sums, float* y) {
   const int64_t nb = n / kQK8_0;
   const BlockQ8_0* yb = reinterpret_cast<const BlockQ8_0*>(act);
+#if HWY_TARGET == HWY_AVX3_DL
+  const int8_t* acts = q8_0_gemv_activation(yb, nb);
+  auto step = [&](const uint8_t* x, int64_t i, auto count, __m256 acc) {
+    return gemv_q8_0_like_step_vbmi<kType, Block, decltype(count)::value>(x, i, acts, act_scales, act_sums, acc);
+  };
+#else
+  auto step = [&](const uint8_t* x, int64_t i, auto count, __m256 acc) {
+    return gemv_q8_0_like_step_512<kType, Block, decltype(count)::value>(x, i, yb, act_scales, act_sums, acc);
+  };
+#endif
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* x = w + static_cast<size_t>(r) * row_stride;
     __m256 acc = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 <= nb; i += 8) acc = gemv_q8_0_like_step_512<kType, Block, 8>(x, i, yb, act_scales, act_sums, acc);
-    for_remainder_blocks(nb - i, [&](auto count) {
-      acc = gemv_q8_0_like_step_512<kType, Block, decltype(count)::value>(x, i, yb, act_scales, act_sums, acc);
-    });
+    for (; i + 8 <= nb; i += 8) acc = step(x, i, std::integral_constant<int, 8>(), acc);
+    for_remainder_blocks(nb - i, [&](auto count) { acc = step(x, i, count, acc); });
     y[r] = hsum_f32x8(acc);
   }
 }
@@ -548,6 +653,7 @@ inline void fill_avx512_tiles(KernelTable* t) {
   t->gemv[kernel_slot(GgmlType::kQ8_0)] = gemv_q8_0_like_avx512<GgmlType::kQ8_0, BlockQ8_0>;
 #endif
   t->gemv[kernel_slot(GgmlType::kQ4_K)] = gemv_q4_K_avx512;
+  t->gemv_every_token[kernel_slot(GgmlType::kQ4_K)] = true;
   t->gemv[kernel_slot(GgmlType::kQ6_K)] = gemv_q6_K_avx512;
   t->gemv[kernel_slot(GgmlType::kQ5_0)] = gemv_q8_0_like_avx512<GgmlType::kQ5_0, BlockQ5_0>;
   t->gemv[kernel_slot(GgmlType::kQ4_0)] = gemv_q8_0_like_avx512<GgmlType::kQ4_0, BlockQ4_0>;
