@@ -208,6 +208,32 @@ void BM_GemvKernel(benchmark::State& state, GgmlType type, int64_t cols) {
   state.SetLabel(std::string(kt.target) + (gemv != nullptr ? ", gemv" : ", tile per row"));
 }
 
+// A product of a batched decode step on one core, in L2: `nt` tokens (one of each of nt sequences) against 128
+// rows of 2816 columns through matmul's row path (matmul_row_range: the multi-token gemv where the type has one,
+// else the tiles), as one thread's share of a step's product. MACs/s = items/s; bytes/s = the weights' bytes read
+// per second, to hold against what a core streams from DRAM.
+void BM_DecodeTokens(benchmark::State& state, GgmlType type) {
+  const int64_t rows = 128, cols = kN;
+  const int nt = static_cast<int>(state.range(0));
+  const size_t rb = row_bytes(type, cols);
+  std::vector<uint8_t> w(rb * rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(type, gaussian(cols, static_cast<uint32_t>(r)).data(), w.data() + r * rb, cols);
+  }
+  const auto x = gaussian(cols * nt, 99);
+  QuantizedActivations xq;
+  xq.quantize(vec_dot_type(type), x.data(), nt, cols);
+  std::vector<float> y(static_cast<size_t>(rows * nt));
+  const MatrixView view{type, w.data(), cols, rows, rb};
+  for (auto _ : state) {
+    matmul_row_range(view, xq, y.data(), 0, rows);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * rows * cols * nt);
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));
+  state.SetLabel(best_kernels().target);
+}
+
 // One GEMM call per row tile of a 32 x 2816 matrix (repacked once, outside the timing: prefill repacks a tile once
 // per matmul and passes every token group over it) against the table's gemm_tokens activation rows. MACs/s =
 // items/s, to compare with Tile at the same token count. Compares the best table with AVX2's.
@@ -300,6 +326,10 @@ int register_all() {
       const std::string name = "GemvKernel/" + std::string(type_name(t)) + "/" + std::to_string(cols);
       benchmark::RegisterBenchmark(name.c_str(), BM_GemvKernel, t, cols);
     }
+  }
+  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ8_0}) {
+    const std::string name = "DecodeTokens/" + std::string(type_name(t));
+    benchmark::RegisterBenchmark(name.c_str(), BM_DecodeTokens, t)->Arg(1)->Arg(2)->Arg(3)->Arg(4);
   }
   for (GgmlType t : {GgmlType::kQ5_0, GgmlType::kQ8_0}) {
     const std::string name = std::string("Gemv704/") + std::string(type_name(t));

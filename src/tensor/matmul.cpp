@@ -83,6 +83,21 @@ void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, 
     return;
   }
   if (gemv != nullptr && kt.gemv_every_token[kernel_slot(w.type)] && tile_tokens > 1) {
+    if (const GemvTokensFn gemv_tokens = kt.gemv_tokens[kernel_slot(w.type)]; gemv_tokens != nullptr) {
+      // Groups of tokens through the multi-token gemv (each weight block unpacked once per group); with more
+      // tokens than one call takes, over blocks of rows still in L2 (one read from memory).
+      const int max_nt = kt.gemv_tokens_max;
+      const int64_t block_rows = n_tokens <= max_nt ? r1 - r0 : kMixedRows;
+      for (int64_t rb = r0; rb < r1; rb += block_rows) {
+        const int64_t rows = std::min(r1, rb + block_rows) - rb;
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += max_nt) {
+          const int nt = static_cast<int>(std::min<int64_t>(max_nt, n_tokens - t0));
+          gemv_tokens(w.cols, w.data + static_cast<size_t>(rb) * w.row_stride, w.row_stride, rows, xq.row(t0),
+                      xq.astride, nt, y + t0 * ldy + rb, ldy);
+        }
+      }
+      return;
+    }
     // Each token through the gemv over a block of rows still in L2 (one read from memory).
     for (int64_t rb = r0; rb < r1; rb += kMixedRows) {
       const int64_t rows = std::min(r1, rb + kMixedRows) - rb;

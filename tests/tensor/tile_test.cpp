@@ -164,6 +164,50 @@ TEST(Gemv, EveryTargetMatchesItsTileForOneToken) {
   }
 }
 
+// The multi-token gemv (a batched decode step) against the same target's gemv called for each token alone, bit for
+// bit: a token's numbers must not depend on which tokens share its step. Every token count it takes, rows at a
+// 2-byte-aligned stride, outputs at a row stride wider than the rows.
+TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
+  std::mt19937 rng(12);
+  int tested = 0;
+  for_each_target([&](const KernelTable& table, int64_t) {
+    for (GgmlType type : kTileTypes) {
+      const GemvTokensFn gemv_tokens = table.gemv_tokens[kernel_slot(type)];
+      if (gemv_tokens == nullptr) continue;
+      SCOPED_TRACE(std::string(type_name(type)));
+      const GemvFn gemv = table.gemv[kernel_slot(type)];
+      ASSERT_NE(gemv, nullptr);
+      const GgmlType act_type = vec_dot_type(type);
+      ASSERT_EQ(act_type, GgmlType::kQ8_K);  // no per-block activation scales or sums to pass
+      ++tested;
+      for (int64_t n : {int64_t{256}, int64_t{2816}}) {
+        const int64_t rows = 5, ldy = rows + 3;
+        const size_t stride = row_bytes(type, n) + 2;
+        std::vector<uint8_t> wbuf(stride * rows + 2);
+        uint8_t* w = wbuf.data() + 2;
+        for (int64_t r = 0; r < rows; ++r) random_weight_row(type, n, w + stride * r, rng);
+        for (int nt = 1; nt <= table.gemv_tokens_max; ++nt) {
+          const std::vector<uint8_t> act = random_activations(act_type, n, nt, rng);
+          const size_t astride = row_bytes(act_type, n);
+          std::vector<float> y(static_cast<size_t>(nt * ldy), -1.0f);
+          gemv_tokens(n, w, stride, rows, act.data(), astride, nt, y.data(), ldy);
+          for (int t = 0; t < nt; ++t) {
+            std::vector<float> alone(rows);
+            gemv(n, w, stride, rows, act.data() + t * astride, nullptr, nullptr, alone.data());
+            for (int64_t r = 0; r < rows; ++r) {
+              EXPECT_EQ(y[t * ldy + r], alone[r]) << "n " << n << " nt " << nt << " t " << t << " row " << r;
+            }
+            for (int64_t r = rows; r < ldy; ++r) EXPECT_EQ(y[t * ldy + r], -1.0f);  // nothing written past the rows
+          }
+        }
+      }
+    }
+  });
+  if (best_kernels().gemv_tokens[kernel_slot(GgmlType::kQ4_K)] != nullptr) {
+    EXPECT_GT(tested, 0);
+  }
+}
+
 TEST(Tile, MatmulWithAndWithoutTilesAgree) {
   std::mt19937 rng(7);
   std::normal_distribution<float> g(0.0f, 1.0f);
