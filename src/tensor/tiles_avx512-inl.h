@@ -28,9 +28,10 @@ HWY_INLINE __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 // Weights stream from memory once per token in decode. The hardware prefetchers stop at 4 KiB page boundaries and
 // leave the core stalled between blocks, so each kernel asks for the cache line kPrefetchBytes ahead of the block
 // it is about to unpack (rows and experts are contiguous, so running past a row's end prefetches the next row).
-// 4 KiB: on the Zen 4 test machine decode of the 26B-A4B Q4_K_M went from 13.7 to 15.1 t/s against 1 KiB (2 KiB
-// 13.4, 8 KiB 14.8); a DRAM access takes about as long as the kernel needs for 4 KiB of weights.
-constexpr int kPrefetchBytes = 4096;
+// 8 KiB: a DRAM access takes about as long as the kernels need for 4-8 KiB of weights. With the faster gemv kernels
+// decode of the 26B-A4B Q4_K_M on the test machine (2 threads, alternating runs) reached 25.0-25.8 t/s with 8 KiB
+// against 22.3-23.9 with 4 KiB while memory read 73-76 GB/s, and the same at 47 GB/s (18.3-19.2 both).
+constexpr int kPrefetchBytes = 8192;
 HWY_INLINE void prefetch_weights(const void* p, size_t bytes) {
   for (size_t off = 0; off < bytes; off += 64) {
     _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes + off, _MM_HINT_T0);
