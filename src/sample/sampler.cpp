@@ -2,6 +2,7 @@
 #include "sample/sampler.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 
@@ -21,6 +22,42 @@ void partial_sort_top(CandidateSet& c, size_t k) {
   auto last = first + std::ptrdiff_t(c.size);
   if (k < c.size) std::nth_element(first, first + std::ptrdiff_t(k), last, better);
   std::sort(first, first + std::ptrdiff_t(k), better);
+}
+
+// The id sample_argmax picks over these logits: the first of equal maxima (the lowest id), and a NaN never wins
+// (nor loses its place when it comes first: nothing compares greater). Eight running maxima with their first ids,
+// then the best of them: one chain over 262k logits took 160-220 µs, eight 50-95.
+int32_t greedy_argmax(std::span<const float> logits) {
+  if (logits.empty()) return -1;
+  constexpr size_t kLanes = 8;
+  float lane_max[kLanes];
+  uint32_t lane_id[kLanes];
+  std::fill(lane_max, lane_max + kLanes, logits[0]);
+  std::fill(lane_id, lane_id + kLanes, 0u);
+  size_t i = 0;
+  for (; i + kLanes <= logits.size(); i += kLanes) {
+    for (size_t k = 0; k < kLanes; ++k) {
+      const float v = logits[i + k];
+      const bool greater = v > lane_max[k];
+      lane_max[k] = greater ? v : lane_max[k];
+      lane_id[k] = greater ? static_cast<uint32_t>(i + k) : lane_id[k];
+    }
+  }
+  float max = logits[0];
+  uint32_t id = 0;
+  for (size_t k = 0; k < kLanes; ++k) {
+    if (lane_max[k] > max || (lane_max[k] == max && lane_id[k] < id)) {
+      max = lane_max[k];
+      id = lane_id[k];
+    }
+  }
+  for (; i < logits.size(); ++i) {
+    if (logits[i] > max) {
+      max = logits[i];
+      id = static_cast<uint32_t>(i);
+    }
+  }
+  return static_cast<int32_t>(id);
 }
 
 }  // namespace
@@ -198,13 +235,8 @@ int32_t Sampler::sample(std::span<const float> logits) {
                         params_.presence_penalty != 0.0f;
   if (params_.temperature <= 0.0f && params_.logit_bias.empty() && (!penalize || history_.empty())) {
     // Plain greedy: the argmax of the logits as they are, without copying 262k candidates first (the server
-    // samples every slot of a batched step one after another). Same choice as sample_argmax: the first of equal
-    // maxima (the lowest id), and a NaN never wins.
-    size_t best = 0;
-    for (size_t i = 1; i < logits.size(); ++i) {
-      if (logits[i] > logits[best]) best = i;
-    }
-    return logits.empty() ? -1 : static_cast<int32_t>(best);
+    // samples every slot of a batched step one after another).
+    return greedy_argmax(logits);
   }
   cand_.fill(logits);
   for (const auto& [id, bias] : params_.logit_bias) {

@@ -34,9 +34,21 @@ TEST(Sampler, PlainGreedyPicksWhatTheCandidatePathPicks) {
   // Greedy without bias or penalties skips the candidate copy (Sampler::sample): it must choose as sample_argmax
   // over the candidates does, with ties, -inf and NaN anywhere (a NaN never wins, not even in first place).
   const float nan = std::nanf(""), inf = INFINITY;
-  const std::vector<std::vector<float>> cases = {
+  std::vector<std::vector<float>> cases = {
       {1.0f, 3.0f, 2.0f, 3.0f}, {nan, 1.0f, 2.0f, 2.0f}, {-inf, -inf, -inf}, {0.5f, nan, 0.5f, 7.0f},
-      {-inf, -2.0f, nan, -2.0f}, {inf, inf, 1.0f}, {nan, nan}, {4.0f}};
+      {-inf, -2.0f, nan, -2.0f}, {inf, inf, 1.0f}, {nan, nan}, {4.0f}, {-1.0f, -0.0f, 0.0f}, {-1.0f, 0.0f, -0.0f}};
+  // Longer rows reach the 8 running maxima: the largest value twice in different lanes, NaNs in others; and a NaN
+  // in first place before larger values.
+  std::vector<float> row(1003);
+  for (size_t i = 0; i < row.size(); ++i) row[i] = float(std::sin(double(i)) * 3.0);
+  row[517] = row[901] = 5.0f;
+  row[12] = row[600] = nan;
+  cases.push_back(row);
+  row[0] = nan;
+  cases.push_back(row);
+  row[0] = 1.0f;
+  row[1002] = 6.0f;  // the remainder past the last group of 8
+  cases.push_back(row);
   for (const std::vector<float>& logits : cases) {
     SamplerParams p;
     p.temperature = 0.0f;
