@@ -204,6 +204,19 @@ HWY_INLINE __m256i reduce_block_pairs(__m512i s0, __m512i s1, __m512i s2, __m512
   return _mm512_castsi512_si256(_mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(2, 0, 2, 0)));
 }
 
+// reduce_block_pairs when every lane fits in int16 (Q5_0 / Q4_0 gemv: 4 products of at most 31 x 128 per lane):
+// two levels of vpackssdw + vpmaddwd with ones add neighbouring lanes, fewer shuffles than the unpack tree; the
+// same totals in the same lane order.
+HWY_INLINE __m256i reduce_block_pairs_int16(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
+  const __m512i ones = _mm512_set1_epi16(1);
+  const __m512i t01 = _mm512_madd_epi16(_mm512_packs_epi32(s0, s1), ones);  // lanes: at most 2 x 15872
+  const __m512i t23 = _mm512_madd_epi16(_mm512_packs_epi32(s2, s3), ones);
+  // Chunk c of u: the totals of chunk c of s0, s1, s2, s3 (chunks 0-1 are block 2p, chunks 2-3 block 2p + 1).
+  const __m512i u = _mm512_madd_epi16(_mm512_packs_epi32(t01, t23), ones);
+  const __m512i v = _mm512_add_epi32(u, _mm512_shuffle_i32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_castsi512_si256(_mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(2, 0, 2, 0)));
+}
+
 // Q8_0 / Q5_0 / Q4_0 x Q8_0, eight blocks per step. Per row: the weights of block pairs become 64 signed int8,
 // their |w| and sign masks, and the 8 block scales. Per token: the sign moves onto the activations (masked
 // negate; AVX-512 has no vpsignb), vpdpbusd gives 8 lanes per block, one shuffle tree reduces them to one lane per
@@ -457,7 +470,9 @@ HWY_INLINE __m256 gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const in
                                     : _mm256_maskz_loadu_epi32(kPresent, act_sums + i);
   const __m256 da = _mm256_permutexvar_ps(order, raw_da);
   const __m256i c = _mm256_permutexvar_epi32(order, raw_c);
-  const __m256i sums = _mm256_add_epi32(reduce_block_pairs(s[0], s[1], s[2], s[3]), _mm256_srai_epi32(c, kShift));
+  const __m256i block_sums = kType == GgmlType::kQ8_0 ? reduce_block_pairs(s[0], s[1], s[2], s[3])
+                                                      : reduce_block_pairs_int16(s[0], s[1], s[2], s[3]);
+  const __m256i sums = _mm256_add_epi32(block_sums, _mm256_srai_epi32(c, kShift));
   return _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc);
 }
 
@@ -611,9 +626,18 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
     }
     for (int64_t i = 0; i < nb; ++i) {
       prefetch_weights(x + i, sizeof(*x));
+#if HWY_TARGET == HWY_AVX3_DL
+      // VBMI: each scale and min byte straight into its int16 lanes, zero-extended by the mask (one vpermb each;
+      // the index vectors' low bytes are the byte indices).
+      const __m128i scales_mins = unpack_k_scales_128(x[i].scales);
+      const __m512i scales = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index,
+                                                           _mm512_castsi128_si512(scales_mins));
+      const __m256i mins = _mm256_maskz_permutexvar_epi8(0x55555555U, min_index, _mm256_castsi128_si256(scales_mins));
+#else
       const __m256i sc16 = _mm256_cvtepu8_epi16(unpack_k_scales_128(x[i].scales));
       const __m512i scales = _mm512_permutexvar_epi16(scale_index, _mm512_castsi256_si512(sc16));
       const __m256i mins = _mm256_permutexvar_epi16(min_index, sc16);
+#endif
       const __m512i a = load512(x[i].qs), b = load512(x[i].qs + 64);
       const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
       const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
