@@ -10,6 +10,7 @@
 #define FABULA_TENSOR_QUANT_INL_H_
 #endif
 
+#include <hwy/aligned_allocator.h>
 #include <hwy/highway.h>
 
 #include <array>
