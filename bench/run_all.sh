@@ -17,6 +17,10 @@ threads=${THREADS:-$(nproc)}
 mkdir -p "$work"
 cmake --build "$build" --target fabula bench_membw bench_quant bench_first_line bench_first_beat >/dev/null
 step() { echo "== $(date -u +%H:%M:%S) $*  (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2; }
+cpuinfo() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'; }
+# The machine goes into every log: a VM's host (and so its CPU generation) can change between runs.
+step "machine: $(cpuinfo 'model name'), family $(cpuinfo 'cpu family') model $(cpuinfo model), $(nproc) CPUs," \
+  "$(cpuinfo flags | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|avx_vnni|avx512_bf16|avx512vbmi|gfni' | tr '\n' ' ')"
 vs() {  # vs NAME MODEL ARGS...
   local name=$1 model=$2; shift 2
   step "fabula vs llama.cpp: $name"
