@@ -209,11 +209,11 @@ void BM_GemvKernel(benchmark::State& state, GgmlType type, int64_t cols) {
 }
 
 // A product of a batched decode step on one core, in L2: `nt` tokens (one of each of nt sequences) against 128
-// rows of 2816 columns through matmul's row path (matmul_row_range: the multi-token gemv where the type has one,
+// rows of `cols` columns through matmul's row path (matmul_row_range: the multi-token gemv where the type has one,
 // else the tiles), as one thread's share of a step's product. MACs/s = items/s; bytes/s = the weights' bytes read
 // per second, to hold against what a core streams from DRAM.
-void BM_DecodeTokens(benchmark::State& state, GgmlType type) {
-  const int64_t rows = 128, cols = kN;
+void BM_DecodeTokens(benchmark::State& state, GgmlType type, int64_t cols) {
+  const int64_t rows = 128;
   const int nt = static_cast<int>(state.range(0));
   const size_t rb = row_bytes(type, cols);
   std::vector<uint8_t> w(rb * rows);
@@ -329,8 +329,10 @@ int register_all() {
   }
   for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ8_0}) {
     const std::string name = "DecodeTokens/" + std::string(type_name(t));
-    benchmark::RegisterBenchmark(name.c_str(), BM_DecodeTokens, t)->Arg(1)->Arg(2)->Arg(3)->Arg(4);
+    benchmark::RegisterBenchmark(name.c_str(), BM_DecodeTokens, t, kN)->Arg(1)->Arg(2)->Arg(3)->Arg(4);
   }
+  // A routed expert's down rows (704 columns), which get 1 or 2 tokens in a batched step of 4 sequences.
+  benchmark::RegisterBenchmark("DecodeTokens704/q8_0", BM_DecodeTokens, GgmlType::kQ8_0, int64_t{704})->Arg(1)->Arg(2);
   for (GgmlType t : {GgmlType::kQ5_0, GgmlType::kQ8_0}) {
     const std::string name = std::string("Gemv704/") + std::string(type_name(t));
     benchmark::RegisterBenchmark(name.c_str(), BM_Gemv, t, int64_t{704})->Arg(1)->Arg(2)->UseRealTime();
