@@ -27,11 +27,15 @@ using TileFn = void (*)(int64_t n, const void* weight_row, const uint8_t* act, s
 // nullptr in the table: matmul calls the tile once per row.
 using GemvFn = void (*)(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                         const float* act_scales, const int32_t* act_sums, float* y);
-// A batched decode step: nt (1..gemv_tokens_max) activation rows act + t * act_stride against `rows` weight rows,
-// y[t * y_stride + r] = dot, each weight block unpacked once for all nt tokens; every token's result equals gemv's
-// for it alone, bit for bit. Types with gemv_every_token only (Q8_K activations; nullptr: one gemv call per token).
+// A batched decode step: nt (1..kTokensPerGemvCall) activation rows act + t * act_stride against `rows` weight
+// rows, y[t * y_stride + r] = dot, each weight block unpacked once for all nt tokens; every token's result equals
+// gemv's for it alone, bit for bit. Q8_0 activations: act_scales and act_sums as for gemv, token t's at
+// + t * (n / 32) (QuantizedActivations' layout). nullptr: matmul calls gemv once per token (gemv_every_token) or
+// the tiles.
 using GemvTokensFn = void (*)(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
-                              size_t act_stride, int nt, float* y, int64_t y_stride);
+                              size_t act_stride, const float* act_scales, const int32_t* act_sums, int nt, float* y,
+                              int64_t y_stride);
+constexpr int kTokensPerGemvCall = 4;
 
 // Prefill GEMM (a batch of at least kMinGemmTokens tokens): repack converts gemm_rows (<= 16) weight rows into a
 // row-interleaved 8-bit tile of gemm_tile_bytes(type, n) bytes, once per matmul; gemm multiplies the tile with nt
@@ -58,7 +62,6 @@ struct KernelTable {
   // (one call per token), so that a token gets the same numbers alone and in a batch.
   bool gemv_every_token[kKernelTypeSlots] = {};
   GemvTokensFn gemv_tokens[kKernelTypeSlots] = {};
-  int gemv_tokens_max = 1;                         // the most tokens one gemv_tokens call takes
   RepackFn repack[kKernelTypeSlots] = {};          // nullptr: this type has no GEMM here (the tiles serve)
   GemmFn gemm[kKernelTypeSlots] = {};
   size_t (*gemm_tile_bytes)(GgmlType type, int64_t n) = nullptr;

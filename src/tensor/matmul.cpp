@@ -82,22 +82,25 @@ void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, 
          xq.sums0, y + r0);
     return;
   }
-  if (gemv != nullptr && kt.gemv_every_token[kernel_slot(w.type)] && tile_tokens > 1) {
-    if (const GemvTokensFn gemv_tokens = kt.gemv_tokens[kernel_slot(w.type)]; gemv_tokens != nullptr) {
-      // Groups of tokens through the multi-token gemv (each weight block unpacked once per group); with more
-      // tokens than one call takes, over blocks of rows still in L2 (one read from memory).
-      const int max_nt = kt.gemv_tokens_max;
-      const int64_t block_rows = n_tokens <= max_nt ? r1 - r0 : kMixedRows;
-      for (int64_t rb = r0; rb < r1; rb += block_rows) {
-        const int64_t rows = std::min(r1, rb + block_rows) - rb;
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += max_nt) {
-          const int nt = static_cast<int>(std::min<int64_t>(max_nt, n_tokens - t0));
-          gemv_tokens(w.cols, w.data + static_cast<size_t>(rb) * w.row_stride, w.row_stride, rows, xq.row(t0),
-                      xq.astride, nt, y + t0 * ldy + rb, ldy);
-        }
+  const bool every_token = gemv != nullptr && kt.gemv_every_token[kernel_slot(w.type)] && tile_tokens > 1;
+  const GemvTokensFn gemv_tokens = gemv != nullptr ? kt.gemv_tokens[kernel_slot(w.type)] : nullptr;
+  // The multi-token gemv: every product of a type whose gemv sums in its own order, and for the others (the same
+  // numbers as the tiles) a batched decode step's few tokens (prefill keeps the tiles, 8 tokens a call).
+  if (gemv_tokens != nullptr && tile_tokens > 1 && (every_token || n_tokens <= kTokensPerGemvCall)) {
+    // Groups of tokens (each weight block unpacked once per group); with more tokens than one call takes, over
+    // blocks of rows still in L2 (one read from memory).
+    const int64_t block_rows = n_tokens <= kTokensPerGemvCall ? r1 - r0 : kMixedRows;
+    for (int64_t rb = r0; rb < r1; rb += block_rows) {
+      const int64_t rows = std::min(r1, rb + block_rows) - rb;
+      for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokensPerGemvCall) {
+        const int nt = static_cast<int>(std::min<int64_t>(kTokensPerGemvCall, n_tokens - t0));
+        gemv_tokens(w.cols, w.data + static_cast<size_t>(rb) * w.row_stride, w.row_stride, rows, xq.row(t0),
+                    xq.astride, xq.scales(t0), xq.sums(t0), nt, y + t0 * ldy + rb, ldy);
       }
-      return;
     }
+    return;
+  }
+  if (every_token) {
     // Each token through the gemv over a block of rows still in L2 (one read from memory).
     for (int64_t rb = r0; rb < r1; rb += kMixedRows) {
       const int64_t rows = std::min(r1, rb + kMixedRows) - rb;

@@ -399,9 +399,12 @@ HWY_INLINE __m256 gemv_q8_0_like_step_512(const uint8_t* x, int64_t i, const Blo
 // their first 64 for the scales), one vpermb places both blocks' nibbles in the tile's order, one vpshufbitqmb
 // turns the two qh words into the fifth-bit mask, and two vpermt2w pick the eight scales out of the four pairs.
 // `acts` is the activation's int8 values without their scales (q8_0_gemv_activation), one load per pair.
-template <GgmlType kType, typename Block, int kCount>
-HWY_INLINE __m256 gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const int8_t* acts, const float* act_scales,
-                                           const int32_t* act_sums, __m256 acc) {
+// With NT tokens the weights are unpacked once and each token's arithmetic is the one-token step's (a batched decode
+// step: every token's numbers equal its numbers alone, bit for bit).
+template <GgmlType kType, typename Block, int kCount, int NT>
+HWY_INLINE void gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const int8_t* const (&acts)[NT],
+                                         const float* const (&act_scales)[NT], const int32_t* const (&act_sums)[NT],
+                                         __m256 (&acc)[NT]) {
   constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
   constexpr int kBytes = static_cast<int>(sizeof(Block));
   constexpr int kQs = kBytes - 16;  // offset of the packed nibbles in a Q5_0 / Q4_0 block
@@ -426,11 +429,11 @@ HWY_INLINE __m256 gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const in
     for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>(j % 32);
     return idx;
   }();
-  __m512i pair[4], s[4];
+  __m512i pair[4], u[4];
   for (int p = 0; p < 4; ++p) {
     const uint8_t* b0 = x + (i + 2 * p) * kBytes;
     if (!here(2 * p)) {
-      pair[p] = s[p] = _mm512_setzero_si512();
+      pair[p] = u[p] = _mm512_setzero_si512();
       continue;
     }
     // Only the blocks present are read (a row's remainder ends at the row's last byte): absent bytes are zero, so
@@ -438,10 +441,9 @@ HWY_INLINE __m256 gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const in
     constexpr int kPairBytes = kType == GgmlType::kQ8_0 ? 64 : 2 * kBytes;
     const __mmask64 load_mask = here(2 * p + 1) ? ~uint64_t{0} >> (64 - kPairBytes) : ~uint64_t{0} >> (64 - kBytes);
     pair[p] = _mm512_maskz_loadu_epi8(load_mask, b0);
-    __m512i u;
     if constexpr (kType == GgmlType::kQ8_0) {
       const __m256i w1 = here(2 * p + 1) ? load256(b0 + kBytes + 2) : _mm256_setzero_si256();
-      u = _mm512_xor_si512(join256(load256(b0 + 2), w1), _mm512_set1_epi8(static_cast<char>(0x80)));
+      u[p] = _mm512_xor_si512(join256(load256(b0 + 2), w1), _mm512_set1_epi8(static_cast<char>(0x80)));
     } else {
       const __m512i placed = _mm512_permutexvar_epi8(_mm512_load_si512(kNibbleIndex.data()), pair[p]);
       const __m512i nibbles = _mm512_srlv_epi64(placed, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
@@ -449,12 +451,11 @@ HWY_INLINE __m256 gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const in
         const __m512i qh = _mm512_permutexvar_epi8(_mm512_load_si512(kHighIndex.data()), pair[p]);
         const __mmask64 fifth = _mm512_bitshuffle_epi64_mask(qh, _mm512_load_si512(kBitIndex.data()));
         const __m512i bit4 = _mm512_maskz_mov_epi8(fifth, _mm512_set1_epi8(0x10));
-        u = _mm512_ternarylogic_epi32(nibbles, _mm512_set1_epi8(0x0F), bit4, 0xEA);  // (nibbles & 0x0F) | bit4
+        u[p] = _mm512_ternarylogic_epi32(nibbles, _mm512_set1_epi8(0x0F), bit4, 0xEA);  // (nibbles & 0x0F) | bit4
       } else {
-        u = _mm512_and_si512(nibbles, _mm512_set1_epi8(0x0F));
+        u[p] = _mm512_and_si512(nibbles, _mm512_set1_epi8(0x0F));
       }
     }
-    s[p] = dp_u8s8_512(_mm512_setzero_si512(), u, load512(acts + (i + 2 * p) * kQK8_0));
   }
   // The weight scales in the reduced lane order (blocks 0, 2, 4, 6, 1, 3, 5, 7): word 0 of each pair and word
   // kBytes / 2 (the second block's d), from pairs 0-1 and 2-3.
@@ -465,28 +466,33 @@ HWY_INLINE __m256 gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const in
   const __m256 dw = _mm256_cvtph_ps(_mm512_castsi512_si128(d16));
   const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   constexpr __mmask8 kPresent = static_cast<__mmask8>((1u << kCount) - 1);
-  const __m256 raw_da = kCount == 8 ? _mm256_loadu_ps(act_scales + i) : _mm256_maskz_loadu_ps(kPresent, act_scales + i);
-  const __m256i raw_c = kCount == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act_sums + i))
-                                    : _mm256_maskz_loadu_epi32(kPresent, act_sums + i);
-  const __m256 da = _mm256_permutexvar_ps(order, raw_da);
-  const __m256i c = _mm256_permutexvar_epi32(order, raw_c);
-  const __m256i block_sums = kType == GgmlType::kQ8_0 ? reduce_block_pairs(s[0], s[1], s[2], s[3])
-                                                      : reduce_block_pairs_int16(s[0], s[1], s[2], s[3]);
-  const __m256i sums = _mm256_add_epi32(block_sums, _mm256_srai_epi32(c, kShift));
-  return _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc);
+  for (int t = 0; t < NT; ++t) {
+    __m512i s[4];
+    for (int p = 0; p < 4; ++p) {
+      s[p] = here(2 * p) ? dp_u8s8_512(_mm512_setzero_si512(), u[p], load512(acts[t] + (i + 2 * p) * kQK8_0))
+                         : _mm512_setzero_si512();
+    }
+    const float* as = act_scales[t] + i;
+    const int32_t* ac = act_sums[t] + i;
+    const __m256 raw_da = kCount == 8 ? _mm256_loadu_ps(as) : _mm256_maskz_loadu_ps(kPresent, as);
+    const __m256i raw_c = kCount == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ac))
+                                      : _mm256_maskz_loadu_epi32(kPresent, ac);
+    const __m256 da = _mm256_permutexvar_ps(order, raw_da);
+    const __m256i c = _mm256_permutexvar_epi32(order, raw_c);
+    const __m256i block_sums = kType == GgmlType::kQ8_0 ? reduce_block_pairs(s[0], s[1], s[2], s[3])
+                                                        : reduce_block_pairs_int16(s[0], s[1], s[2], s[3]);
+    const __m256i sums = _mm256_add_epi32(block_sums, _mm256_srai_epi32(c, kShift));
+    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc[t]);
+  }
 }
 
 // The activation's int8 values without their block scales, contiguous (one 64-byte load per pair of blocks), and
-// zero past the end (a remainder's absent block is read as zeros).
-HWY_INLINE const int8_t* q8_0_gemv_activation(const BlockQ8_0* x, int64_t blocks) {
-  thread_local std::vector<int8_t> out;  // grows once per thread to the widest row
-  const size_t need = static_cast<size_t>(blocks + 2) * kQK8_0;
-  if (out.size() < need) out.resize(need);
+// zero past the end (a remainder's absent block is read as zeros): (blocks + 2) * 32 bytes at out.
+HWY_INLINE void q8_0_gemv_activation(const BlockQ8_0* x, int64_t blocks, int8_t* out) {
   for (int64_t b = 0; b < blocks; ++b) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + b * kQK8_0), load256(x[b].qs));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kQK8_0), load256(x[b].qs));
   }
-  _mm512_storeu_si512(out.data() + blocks * kQK8_0, _mm512_setzero_si512());
-  return out.data();
+  _mm512_storeu_si512(out + blocks * kQK8_0, _mm512_setzero_si512());
 }
 #endif
 
@@ -495,25 +501,59 @@ HWY_INLINE void gemv_q8_0_like_512(int64_t n, const uint8_t* w, size_t row_strid
                                    const float* act_scales, const int32_t* act_sums, float* y) {
   const int64_t nb = n / kQK8_0;
   const BlockQ8_0* yb = reinterpret_cast<const BlockQ8_0*>(act);
-#if HWY_TARGET == HWY_AVX3_DL
-  const int8_t* acts = q8_0_gemv_activation(yb, nb);
-  auto step = [&](const uint8_t* x, int64_t i, auto count, __m256 acc) {
-    return gemv_q8_0_like_step_vbmi<kType, Block, decltype(count)::value>(x, i, acts, act_scales, act_sums, acc);
-  };
-#else
-  auto step = [&](const uint8_t* x, int64_t i, auto count, __m256 acc) {
-    return gemv_q8_0_like_step_512<kType, Block, decltype(count)::value>(x, i, yb, act_scales, act_sums, acc);
-  };
-#endif
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* x = w + static_cast<size_t>(r) * row_stride;
     __m256 acc = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 <= nb; i += 8) acc = step(x, i, std::integral_constant<int, 8>(), acc);
-    for_remainder_blocks(nb - i, [&](auto count) { acc = step(x, i, count, acc); });
+    for (; i + 8 <= nb; i += 8) acc = gemv_q8_0_like_step_512<kType, Block, 8>(x, i, yb, act_scales, act_sums, acc);
+    for_remainder_blocks(nb - i, [&](auto count) {
+      acc = gemv_q8_0_like_step_512<kType, Block, decltype(count)::value>(x, i, yb, act_scales, act_sums, acc);
+    });
     y[r] = hsum_f32x8(acc);
   }
 }
+
+#if HWY_TARGET == HWY_AVX3_DL
+// NT tokens (activation rows act + t * act_stride, their block scales and sums at + t * (n / 32)) against `rows`
+// rows, y[t * ldy + r], each pair of weight blocks unpacked once for all of them (gemv_q8_0_like_step_vbmi): one in
+// decode, up to kGemvTokensQ8_0 in a batched step of a few sequences. The tokens' int8 values go to a 64-byte
+// aligned buffer (whole cache lines per load).
+constexpr int kGemvTokensQ8_0 = 4;
+template <GgmlType kType, typename Block, int NT>
+HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows,
+                                           const uint8_t* act, size_t act_stride, const float* act_scales,
+                                           const int32_t* act_sums, float* y, int64_t ldy) {
+  const int64_t nb = n / kQK8_0;
+  const size_t token_bytes = static_cast<size_t>(nb + 2) * kQK8_0;
+  thread_local hwy::AlignedFreeUniquePtr<int8_t[]> scratch;
+  thread_local size_t scratch_bytes = 0;
+  if (scratch_bytes < NT * token_bytes) {
+    scratch = hwy::AllocateAligned<int8_t>(NT * token_bytes);
+    scratch_bytes = NT * token_bytes;
+  }
+  const int8_t* acts[NT];
+  const float* scales[NT];
+  const int32_t* sums[NT];
+  for (int t = 0; t < NT; ++t) {
+    int8_t* out = scratch.get() + t * token_bytes;
+    q8_0_gemv_activation(reinterpret_cast<const BlockQ8_0*>(act + t * act_stride), nb, out);
+    acts[t] = out;
+    scales[t] = act_scales + t * nb;
+    sums[t] = act_sums + t * nb;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* x = w + static_cast<size_t>(r) * row_stride;
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= nb; i += 8) gemv_q8_0_like_step_vbmi<kType, Block, 8, NT>(x, i, acts, scales, sums, acc);
+    for_remainder_blocks(nb - i, [&](auto count) {
+      gemv_q8_0_like_step_vbmi<kType, Block, decltype(count)::value, NT>(x, i, acts, scales, sums, acc);
+    });
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = hsum_f32x8(acc[t]);
+  }
+}
+#endif
 
 // 16 f16 or bf16 values -> 16 f32.
 template <bool kBf16>
@@ -567,8 +607,24 @@ FABULA_TILE_ENTRY(tile_bf16_avx512, kTileTokensAvx512, tile_half_512, true, )
 template <GgmlType kType, typename Block>
 void gemv_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                            const float* act_scales, const int32_t* act_sums, float* y) {
+#if HWY_TARGET == HWY_AVX3_DL
+  gemv_q8_0_like_tokens_vbmi<kType, Block, 1>(n, w, row_stride, rows, act, 0, act_scales, act_sums, y, 0);
+#else
   gemv_q8_0_like_512<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
+#endif
 }
+
+#if HWY_TARGET == HWY_AVX3_DL
+template <GgmlType kType, typename Block>
+void gemv_tokens_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                  size_t act_stride, const float* act_scales, const int32_t* act_sums, int nt, float* y,
+                                  int64_t ldy) {
+  with_token_count<kGemvTokensQ8_0>(nt, [&](auto k) {
+    gemv_q8_0_like_tokens_vbmi<kType, Block, decltype(k)::value>(n, w, row_stride, rows, act, act_stride, act_scales,
+                                                                 act_sums, y, ldy);
+  });
+}
+#endif
 
 // The activation for gemv_q4_K_tokens_512: each 256-block's 16-byte chunks transposed as a 4 x 4 matrix, so that
 // vector k (bytes 64k..64k+63) holds the activation of weights 64c + 16k .. 64c + 16k + 15 in its chunk c.
@@ -684,7 +740,7 @@ inline void gemv_q4_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int
 }
 
 inline void gemv_tokens_q4_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
-                                    size_t act_stride, int nt, float* y, int64_t ldy) {
+                                    size_t act_stride, const float*, const int32_t*, int nt, float* y, int64_t ldy) {
   with_token_count<kGemvTokensQ4K>(nt, [&](auto k) {
     gemv_q4_K_tokens_512<decltype(k)::value>(n, w, row_stride, rows, act, act_stride, y, ldy);
   });
@@ -716,8 +772,14 @@ inline void fill_avx512_tiles(KernelTable* t) {
   t->gemv[kernel_slot(GgmlType::kQ4_K)] = gemv_q4_K_avx512;
   t->gemv_every_token[kernel_slot(GgmlType::kQ4_K)] = true;
   t->gemv_tokens[kernel_slot(GgmlType::kQ4_K)] = gemv_tokens_q4_K_avx512;
-  t->gemv_tokens_max = kGemvTokensQ4K;
+  static_assert(kGemvTokensQ4K == kTokensPerGemvCall);
   t->gemv[kernel_slot(GgmlType::kQ6_K)] = gemv_q6_K_avx512;
   t->gemv[kernel_slot(GgmlType::kQ5_0)] = gemv_q8_0_like_avx512<GgmlType::kQ5_0, BlockQ5_0>;
   t->gemv[kernel_slot(GgmlType::kQ4_0)] = gemv_q8_0_like_avx512<GgmlType::kQ4_0, BlockQ4_0>;
+#if HWY_TARGET == HWY_AVX3_DL
+  static_assert(kGemvTokensQ8_0 == kTokensPerGemvCall);
+  t->gemv_tokens[kernel_slot(GgmlType::kQ8_0)] = gemv_tokens_q8_0_like_avx512<GgmlType::kQ8_0, BlockQ8_0>;
+  t->gemv_tokens[kernel_slot(GgmlType::kQ5_0)] = gemv_tokens_q8_0_like_avx512<GgmlType::kQ5_0, BlockQ5_0>;
+  t->gemv_tokens[kernel_slot(GgmlType::kQ4_0)] = gemv_tokens_q8_0_like_avx512<GgmlType::kQ4_0, BlockQ4_0>;
+#endif
 }

@@ -165,8 +165,9 @@ TEST(Gemv, EveryTargetMatchesItsTileForOneToken) {
 }
 
 // The multi-token gemv (a batched decode step) against the same target's gemv called for each token alone, bit for
-// bit: a token's numbers must not depend on which tokens share its step. Every token count it takes, rows at a
-// 2-byte-aligned stride, outputs at a row stride wider than the rows.
+// bit: a token's numbers must not depend on which tokens share its step (and for types whose gemv equals the tile,
+// against the tile too). Every token count it takes, rows at a 2-byte-aligned stride with and without a remainder of
+// < 8 Q8_0-family blocks, outputs at a row stride wider than the rows.
 TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
   std::mt19937 rng(12);
   int tested = 0;
@@ -178,22 +179,42 @@ TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
       const GemvFn gemv = table.gemv[kernel_slot(type)];
       ASSERT_NE(gemv, nullptr);
       const GgmlType act_type = vec_dot_type(type);
-      ASSERT_EQ(act_type, GgmlType::kQ8_K);  // no per-block activation scales or sums to pass
       ++tested;
-      for (int64_t n : {int64_t{256}, int64_t{2816}}) {
+      for (int64_t n : {int64_t{256}, int64_t{704}, int64_t{800}, int64_t{2816}}) {
+        if (n % type_traits(type).block_size != 0) continue;  // the K-quants: 256 and 2816
         const int64_t rows = 5, ldy = rows + 3;
         const size_t stride = row_bytes(type, n) + 2;
         std::vector<uint8_t> wbuf(stride * rows + 2);
         uint8_t* w = wbuf.data() + 2;
         for (int64_t r = 0; r < rows; ++r) random_weight_row(type, n, w + stride * r, rng);
-        for (int nt = 1; nt <= table.gemv_tokens_max; ++nt) {
+        for (int nt = 1; nt <= kTokensPerGemvCall; ++nt) {
           const std::vector<uint8_t> act = random_activations(act_type, n, nt, rng);
           const size_t astride = row_bytes(act_type, n);
+          // Q8_0 activations: every block's f32 scale and -128 * the sum of its qs, as QuantizedActivations.
+          const std::vector<float> scales = block_scales_f32(act_type, n, nt, act);
+          std::vector<int32_t> sums;
+          for (int64_t b = 0; act_type == GgmlType::kQ8_0 && b < nt * n / 32; ++b) {
+            int32_t sum = 0;
+            for (int8_t v : reinterpret_cast<const BlockQ8_0*>(act.data())[b].qs) sum += v;
+            sums.push_back(-128 * sum);
+          }
+          const float* act_scales = scales.empty() ? nullptr : scales.data();
+          const int32_t* act_sums = sums.empty() ? nullptr : sums.data();
           std::vector<float> y(static_cast<size_t>(nt * ldy), -1.0f);
-          gemv_tokens(n, w, stride, rows, act.data(), astride, nt, y.data(), ldy);
+          gemv_tokens(n, w, stride, rows, act.data(), astride, act_scales, act_sums, nt, y.data(), ldy);
           for (int t = 0; t < nt; ++t) {
             std::vector<float> alone(rows);
-            gemv(n, w, stride, rows, act.data() + t * astride, nullptr, nullptr, alone.data());
+            const int64_t blocks = n / 32;
+            gemv(n, w, stride, rows, act.data() + t * astride, act_scales ? act_scales + t * blocks : nullptr,
+                 act_sums ? act_sums + t * blocks : nullptr, alone.data());
+            std::vector<float> tile(rows);
+            for (int64_t r = 0; r < rows; ++r) {
+              table.tile[kernel_slot(type)](n, w + stride * r, act.data() + t * astride, 0,
+                                            act_scales ? act_scales + t * blocks : nullptr, 1, &tile[r], 1);
+              if (!table.gemv_every_token[kernel_slot(type)]) {
+                EXPECT_EQ(alone[r], tile[r]) << "n " << n << " t " << t;
+              }
+            }
             for (int64_t r = 0; r < rows; ++r) {
               EXPECT_EQ(y[t * ldy + r], alone[r]) << "n " << n << " nt " << nt << " t " << t << " row " << r;
             }
@@ -204,7 +225,7 @@ TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
     }
   });
   if (best_kernels().gemv_tokens[kernel_slot(GgmlType::kQ4_K)] != nullptr) {
-    EXPECT_GT(tested, 0);
+    EXPECT_GT(tested, 1);  // Q4_K and the Q8_0 family
   }
 }
 
