@@ -148,7 +148,9 @@ HWY_INLINE __m512i q6_K_scale_index(int G) {
 }
 
 // Q6_K x Q8_K, up to 8 tokens. Unsigned 6-bit q (0..63) in 4 vectors of 64 weights; the -32 offset is
-// 32 * Σ_g sc_g * bsum_g per token, as in the 256-bit kernel.
+// 32 * Σ_g sc_g * bsum_g per token, as in the 256-bit kernel: the scales times -32 once per block, and per token one
+// more multiply-add of them with the bsums into lanes 0..7 (the upper 8 lanes add 0 x 0), where the fold below
+// leaves it. The same int32 per lane as subtracting the shifted Σ after the fold, one instruction instead of three.
 template <int NT>
 HWY_INLINE void tile_q6_K_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, const float*,
                               float* y, int64_t ldy) {
@@ -165,6 +167,8 @@ HWY_INLINE void tile_q6_K_512(int64_t n, const void* wv, const uint8_t* act, siz
     const __m512i sc512 = _mm512_castsi256_si512(sc16);
     const __m512i s0 = _mm512_permutexvar_epi16(idx0, sc512), s1 = _mm512_permutexvar_epi16(idx1, sc512),
                   s2 = _mm512_permutexvar_epi16(idx2, sc512), s3 = _mm512_permutexvar_epi16(idx3, sc512);
+    const __m512i offset_scales =
+        _mm512_zextsi256_si512(_mm256_slli_epi16(_mm256_sub_epi16(_mm256_setzero_si256(), sc16), 5));  // -32 sc
     const float d = h2f_fast(x[i].d);
     for (int t = 0; t < NT; ++t) {
       const BlockQ8_K* yb = reinterpret_cast<const BlockQ8_K*>(act + t * act_stride) + i;
@@ -172,10 +176,9 @@ HWY_INLINE void tile_q6_K_512(int64_t n, const void* wv, const uint8_t* act, siz
       __m512i sum_b = _mm512_madd_epi16(_mm512_maddubs_epi16(q[1], load512(yb->qs + 64)), s1);
       sum_a = dp_i16_512(sum_a, _mm512_maddubs_epi16(q[2], load512(yb->qs + 128)), s2);
       sum_b = dp_i16_512(sum_b, _mm512_maddubs_epi16(q[3], load512(yb->qs + 192)), s3);
+      sum_b = dp_i16_512(sum_b, offset_scales, _mm512_zextsi256_si512(load256(yb->bsums)));
       const __m512i sum = _mm512_add_epi32(sum_a, sum_b);
-      __m256i sumi = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
-      const __m256i off = _mm256_madd_epi16(sc16, load256(yb->bsums));  // Σ sc_g * bsum_g, 8 lanes
-      sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 5));
+      const __m256i sumi = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
       acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(sumi), acc[t]);
     }
   }
@@ -756,6 +759,19 @@ inline void gemv_q6_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int
   }
 }
 
+// A batched decode step's NT <= kGemvTokensQ6K tokens against `rows` rows: the tile per row, inlined into one loop
+// (each block unpacked once for all tokens, every token's arithmetic the one-token gemv's, bit for bit).
+constexpr int kGemvTokensQ6K = 4;
+inline void gemv_tokens_q6_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                    size_t act_stride, const float*, const int32_t*, int nt, float* y, int64_t ldy) {
+  with_token_count<kGemvTokensQ6K>(nt, [&](auto k) {
+    for (int64_t r = 0; r < rows; ++r) {
+      tile_q6_K_512<decltype(k)::value>(n, w + static_cast<size_t>(r) * row_stride, act, act_stride, nullptr, y + r,
+                                        ldy);
+    }
+  });
+}
+
 inline void fill_avx512_tiles(KernelTable* t) {
   t->tile[kernel_slot(GgmlType::kQ4_K)] = tile_q4_K_avx512;
   t->tile[kernel_slot(GgmlType::kQ5_K)] = tile_q5_K_avx512;
@@ -774,6 +790,8 @@ inline void fill_avx512_tiles(KernelTable* t) {
   t->gemv_tokens[kernel_slot(GgmlType::kQ4_K)] = gemv_tokens_q4_K_avx512;
   static_assert(kGemvTokensQ4K == kTokensPerGemvCall);
   t->gemv[kernel_slot(GgmlType::kQ6_K)] = gemv_q6_K_avx512;
+  t->gemv_tokens[kernel_slot(GgmlType::kQ6_K)] = gemv_tokens_q6_K_avx512;
+  static_assert(kGemvTokensQ6K == kTokensPerGemvCall);
   t->gemv[kernel_slot(GgmlType::kQ5_0)] = gemv_q8_0_like_avx512<GgmlType::kQ5_0, BlockQ5_0>;
   t->gemv[kernel_slot(GgmlType::kQ4_0)] = gemv_q8_0_like_avx512<GgmlType::kQ4_0, BlockQ4_0>;
 #if HWY_TARGET == HWY_AVX3_DL

@@ -170,7 +170,7 @@ TEST(Gemv, EveryTargetMatchesItsTileForOneToken) {
 // < 8 Q8_0-family blocks, outputs at a row stride wider than the rows.
 TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
   std::mt19937 rng(12);
-  int tested = 0;
+  int tested = 0, tested_q6_K = 0;
   for_each_target([&](const KernelTable& table, int64_t) {
     for (GgmlType type : kTileTypes) {
       const GemvTokensFn gemv_tokens = table.gemv_tokens[kernel_slot(type)];
@@ -180,6 +180,7 @@ TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
       ASSERT_NE(gemv, nullptr);
       const GgmlType act_type = vec_dot_type(type);
       ++tested;
+      tested_q6_K += type == GgmlType::kQ6_K;
       for (int64_t n : {int64_t{256}, int64_t{704}, int64_t{800}, int64_t{2816}}) {
         if (n % type_traits(type).block_size != 0) continue;  // the K-quants: 256 and 2816
         const int64_t rows = 5, ldy = rows + 3;
@@ -225,7 +226,8 @@ TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
     }
   });
   if (best_kernels().gemv_tokens[kernel_slot(GgmlType::kQ4_K)] != nullptr) {
-    EXPECT_GT(tested, 1);  // Q4_K and the Q8_0 family
+    EXPECT_GT(tested, 2);  // Q4_K, Q6_K and (AVX3_DL) the Q8_0 family
+    EXPECT_GT(tested_q6_K, 0);
   }
 }
 
