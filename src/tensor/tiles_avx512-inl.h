@@ -149,16 +149,21 @@ HWY_INLINE __m512i q6_K_scale_index(int G) {
 
 // Q6_K x Q8_K, up to 8 tokens. Unsigned 6-bit q (0..63) in 4 vectors of 64 weights; the -32 offset is
 // 32 * Σ_g sc_g * bsum_g per token, as in the 256-bit kernel: the scales times -32 once per block, and per token one
-// more multiply-add of them with the bsums into lanes 0..7 (the upper 8 lanes add 0 x 0), where the fold below
-// leaves it. The same int32 per lane as subtracting the shifted Σ after the fold, one instruction instead of three.
+// more multiply-add of them with the bsums into lanes 0..7 (the upper 8 lanes add 0 x 0). A token's 16 int32 lanes
+// fold into 8 (lane j + lane j + 8), which are scaled by d * yd into its 8 f32 accumulators. Two tokens share each
+// fold, conversion and FMA (one token in each 256-bit half); a lone token takes the same steps at 256 bits, so every
+// token's numbers are the same whatever NT (the integer lanes exact, the f32 steps lane for lane).
 template <int NT>
 HWY_INLINE void tile_q6_K_512(int64_t n, const void* wv, const uint8_t* act, size_t act_stride, const float*,
                               float* y, int64_t ldy) {
+  constexpr int kPairs = NT / 2;
   const BlockQ6_K* x = static_cast<const BlockQ6_K*>(wv);
   const __m512i idx0 = q6_K_scale_index(0), idx1 = q6_K_scale_index(1), idx2 = q6_K_scale_index(2),
                 idx3 = q6_K_scale_index(3);
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  __m512 acc2[kPairs > 0 ? kPairs : 1];  // tokens 2p (lanes 0..7) and 2p + 1 (lanes 8..15)
+  __m256 acc1 = _mm256_setzero_ps();    // the last token when NT is odd
+  for (int p = 0; p < kPairs; ++p) acc2[p] = _mm512_setzero_ps();
+  auto yb = [&](int t, int64_t i) { return reinterpret_cast<const BlockQ8_K*>(act + t * act_stride) + i; };
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     prefetch_weights(x + i, sizeof(*x));
     __m512i q[4];
@@ -169,20 +174,42 @@ HWY_INLINE void tile_q6_K_512(int64_t n, const void* wv, const uint8_t* act, siz
                   s2 = _mm512_permutexvar_epi16(idx2, sc512), s3 = _mm512_permutexvar_epi16(idx3, sc512);
     const __m512i offset_scales =
         _mm512_zextsi256_si512(_mm256_slli_epi16(_mm256_sub_epi16(_mm256_setzero_si256(), sc16), 5));  // -32 sc
-    const float d = h2f_fast(x[i].d);
-    for (int t = 0; t < NT; ++t) {
-      const BlockQ8_K* yb = reinterpret_cast<const BlockQ8_K*>(act + t * act_stride) + i;
-      __m512i sum_a = _mm512_madd_epi16(_mm512_maddubs_epi16(q[0], load512(yb->qs)), s0);
-      __m512i sum_b = _mm512_madd_epi16(_mm512_maddubs_epi16(q[1], load512(yb->qs + 64)), s1);
-      sum_a = dp_i16_512(sum_a, _mm512_maddubs_epi16(q[2], load512(yb->qs + 128)), s2);
-      sum_b = dp_i16_512(sum_b, _mm512_maddubs_epi16(q[3], load512(yb->qs + 192)), s3);
-      sum_b = dp_i16_512(sum_b, offset_scales, _mm512_zextsi256_si512(load256(yb->bsums)));
-      const __m512i sum = _mm512_add_epi32(sum_a, sum_b);
-      const __m256i sumi = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+    const __m512 d = _mm512_set1_ps(h2f_fast(x[i].d));
+    auto token_sum = [&](int t) {  // 16 int32 lanes
+      const BlockQ8_K* b = yb(t, i);
+      const __m512i bsums = _mm512_zextsi256_si512(load256(b->bsums));
+      __m512i sum = _mm512_madd_epi16(_mm512_maddubs_epi16(q[0], load512(b->qs)), s0);
+      if constexpr (NT == 1) {  // two chains, so that one token is not bound by the multiply-add latency
+        __m512i sum_b = _mm512_madd_epi16(_mm512_maddubs_epi16(q[1], load512(b->qs + 64)), s1);
+        sum = dp_i16_512(sum, _mm512_maddubs_epi16(q[2], load512(b->qs + 128)), s2);
+        sum_b = dp_i16_512(sum_b, _mm512_maddubs_epi16(q[3], load512(b->qs + 192)), s3);
+        return _mm512_add_epi32(sum, dp_i16_512(sum_b, offset_scales, bsums));
+      }
+      sum = dp_i16_512(sum, _mm512_maddubs_epi16(q[1], load512(b->qs + 64)), s1);
+      sum = dp_i16_512(sum, _mm512_maddubs_epi16(q[2], load512(b->qs + 128)), s2);
+      sum = dp_i16_512(sum, _mm512_maddubs_epi16(q[3], load512(b->qs + 192)), s3);
+      return dp_i16_512(sum, offset_scales, bsums);
+    };
+    for (int p = 0; p < kPairs; ++p) {
+      const __m512i a = token_sum(2 * p), b = token_sum(2 * p + 1);
+      const __m512i folded = _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                                              _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+      const __m512 yd = _mm512_mask_broadcastss_ps(_mm512_set1_ps(yb(2 * p, i)->d), 0xFF00,
+                                                   _mm_load_ss(&yb(2 * p + 1, i)->d));
+      acc2[p] = _mm512_fmadd_ps(_mm512_mul_ps(d, yd), _mm512_cvtepi32_ps(folded), acc2[p]);
+    }
+    if constexpr (NT % 2 == 1) {
+      const __m512i a = token_sum(NT - 1);
+      const __m256i folded = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+      const __m256 scale = _mm256_mul_ps(_mm512_castps512_ps256(d), _mm256_set1_ps(yb(NT - 1, i)->d));
+      acc1 = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(folded), acc1);
     }
   }
-  for (int t = 0; t < NT; ++t) y[t * ldy] = hsum_f32x8(acc[t]);
+  for (int p = 0; p < kPairs; ++p) {
+    y[2 * p * ldy] = hsum_f32x8(_mm512_castps512_ps256(acc2[p]));
+    y[(2 * p + 1) * ldy] = hsum_f32x8(_mm512_extractf32x8_ps(acc2[p], 1));
+  }
+  if constexpr (NT % 2 == 1) y[(NT - 1) * ldy] = hsum_f32x8(acc1);
 }
 
 // acc += Σ quads(u8 * s8), 512-bit (without VNNI through int16 pairs, which do not saturate for |w| <= 128 and
