@@ -2,8 +2,8 @@
 #include "sample/sampler.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 namespace fabula {

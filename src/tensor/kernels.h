@@ -30,8 +30,8 @@ using GemvFn = void (*)(int64_t n, const uint8_t* w, size_t row_stride, int64_t 
 // A batched decode step: nt (1..kTokensPerGemvCall) activation rows act + t * act_stride against `rows` weight
 // rows, y[t * y_stride + r] = dot, each weight block unpacked once for all nt tokens; every token's result equals
 // gemv's for it alone, bit for bit. Q8_0 activations: act_scales and act_sums as for gemv, token t's at
-// + t * (n / 32) (QuantizedActivations' layout). nullptr: matmul calls gemv once per token (gemv_every_token) or
-// the tiles.
+// + t * (n / 32) (QuantizedActivations' layout). nullptr: the tiles serve (a type with gemv_every_token must have
+// one).
 using GemvTokensFn = void (*)(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                               size_t act_stride, const float* act_scales, const int32_t* act_sums, int nt, float* y,
                               int64_t y_stride);

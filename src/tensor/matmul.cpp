@@ -84,6 +84,7 @@ void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, 
   }
   const bool every_token = gemv != nullptr && kt.gemv_every_token[kernel_slot(w.type)] && tile_tokens > 1;
   const GemvTokensFn gemv_tokens = gemv != nullptr ? kt.gemv_tokens[kernel_slot(w.type)] : nullptr;
+  FABULA_CHECK(!every_token || gemv_tokens != nullptr);  // the table gives such a type both
   // The multi-token gemv: every product of a type whose gemv sums in its own order, and for the others (the same
   // numbers as the tiles) a batched decode step's few tokens (prefill keeps the tiles, 8 tokens a call).
   if (gemv_tokens != nullptr && tile_tokens > 1 && (every_token || n_tokens <= kTokensPerGemvCall)) {
@@ -96,17 +97,6 @@ void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, 
         const int nt = static_cast<int>(std::min<int64_t>(kTokensPerGemvCall, n_tokens - t0));
         gemv_tokens(w.cols, w.data + static_cast<size_t>(rb) * w.row_stride, w.row_stride, rows, xq.row(t0),
                     xq.astride, xq.scales(t0), xq.sums(t0), nt, y + t0 * ldy + rb, ldy);
-      }
-    }
-    return;
-  }
-  if (every_token) {
-    // Each token through the gemv over a block of rows still in L2 (one read from memory).
-    for (int64_t rb = r0; rb < r1; rb += kMixedRows) {
-      const int64_t rows = std::min(r1, rb + kMixedRows) - rb;
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        gemv(w.cols, w.data + static_cast<size_t>(rb) * w.row_stride, w.row_stride, rows, xq.row(t), xq.scales(t),
-             xq.sums(t), y + t * ldy + rb);
       }
     }
     return;
@@ -387,10 +377,10 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
   const KernelTable& kt = best_kernels();
   const int tile_tokens = matmul_use_tiles() ? kt.tile_tokens : 1;
   const int64_t gemm_min = matmul_gemm_min_tokens();
-  // Cost of one output row of each job, and the prefix sums over whole jobs. With at most kMaxStreamTokens tokens per job
-  // (decode, alone or batched) a row costs its bytes, since streaming the weights is the time (a Q6_K row is 1.46x a Q4_K row of the same
-  // length: q/k/v split by MACs left one thread 20% more bytes); with more tokens it costs its MACs plus the
-  // unpack of each tile group (MoE prefill: an expert gets 0 to 100+ tokens).
+  // Cost of one output row of each job, and the prefix sums over whole jobs. With at most kMaxStreamTokens tokens
+  // per job (decode, alone or batched) a row costs its bytes, since streaming the weights is the time (a Q6_K row
+  // is 1.46x a Q4_K row of the same length: q/k/v split by MACs left one thread 20% more bytes); with more tokens it
+  // costs its MACs plus the unpack of each tile group (MoE prefill: an expert gets 0 to 100+ tokens).
   std::array<int64_t, kMaxMatmulJobs + 1> prefix{};
   std::array<int64_t, kMaxMatmulJobs> row_costs{};
   FABULA_CHECK(jobs.size() <= kMaxMatmulJobs);

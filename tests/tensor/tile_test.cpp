@@ -174,6 +174,8 @@ TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
   for_each_target([&](const KernelTable& table, int64_t) {
     for (GgmlType type : kTileTypes) {
       const GemvTokensFn gemv_tokens = table.gemv_tokens[kernel_slot(type)];
+      // matmul sends every token of such a type's batched products through gemv_tokens
+      EXPECT_TRUE(gemv_tokens != nullptr || !table.gemv_every_token[kernel_slot(type)]) << type_name(type);
       if (gemv_tokens == nullptr) continue;
       SCOPED_TRACE(std::string(type_name(type)));
       const GemvFn gemv = table.gemv[kernel_slot(type)];
