@@ -34,6 +34,16 @@ std::vector<uint8_t> quantized(GgmlType type, const std::vector<float>& x) {
   return q;
 }
 
+// `rows` rows of `cols` gaussian values (row r from seed r), quantized to `type` back to back.
+std::vector<uint8_t> gaussian_rows(GgmlType type, int64_t rows, int64_t cols) {
+  const size_t rb = row_bytes(type, cols);
+  std::vector<uint8_t> w(rb * rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(type, gaussian(cols, static_cast<uint32_t>(r)).data(), w.data() + r * rb, cols);
+  }
+  return w;
+}
+
 const KernelTable& table(bool simd) {
   static const KernelTable scalar = scalar_kernels();
   return simd ? best_kernels() : scalar;
@@ -186,10 +196,7 @@ void BM_GemvKernel(benchmark::State& state, GgmlType type, int64_t cols) {
   const int64_t rows = 128;
   const KernelTable& kt = best_kernels();
   const size_t rb = row_bytes(type, cols);
-  std::vector<uint8_t> w(rb * rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    quantize_row(type, gaussian(cols, static_cast<uint32_t>(r)).data(), w.data() + r * rb, cols);
-  }
+  const std::vector<uint8_t> w = gaussian_rows(type, rows, cols);
   const auto x = gaussian(cols, 99);
   QuantizedActivations xq;
   xq.quantize(vec_dot_type(type), x.data(), 1, cols);
@@ -216,10 +223,7 @@ void BM_DecodeTokens(benchmark::State& state, GgmlType type, int64_t cols) {
   const int64_t rows = 128;
   const int nt = static_cast<int>(state.range(0));
   const size_t rb = row_bytes(type, cols);
-  std::vector<uint8_t> w(rb * rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    quantize_row(type, gaussian(cols, static_cast<uint32_t>(r)).data(), w.data() + r * rb, cols);
-  }
+  const std::vector<uint8_t> w = gaussian_rows(type, rows, cols);
   const auto x = gaussian(cols * nt, 99);
   QuantizedActivations xq;
   xq.quantize(vec_dot_type(type), x.data(), nt, cols);
@@ -246,10 +250,7 @@ void BM_Gemm(benchmark::State& state, GgmlType type, bool best) {
     return;
   }
   const size_t rb = row_bytes(type, cols);
-  std::vector<uint8_t> w(rb * rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    quantize_row(type, gaussian(cols, static_cast<uint32_t>(r)).data(), w.data() + r * rb, cols);
-  }
+  const std::vector<uint8_t> w = gaussian_rows(type, rows, cols);
   const auto x = gaussian(cols * nt, 99);
   QuantizedActivations xq;
   xq.quantize(vec_dot_type(type), x.data(), nt, cols);
