@@ -9,7 +9,7 @@
 // shared machine only ever makes a pass slower.
 // ReadPlain: the cross-check, a plain `s += p[i]` loop over uint64 that the compiler vectorises on its own.
 // ReadPrefetch/<threads>/<distance>: the AVX-512 (or AVX2) sum asking for the line `distance` bytes ahead of every
-// line it loads, as the decode kernels do (tensor/tiles_avx512-inl.h, 4 KiB): the hardware prefetchers stop at each
+// line it loads, as the decode kernels do (tensor/tiles_avx512-inl.h, 8 KiB): the hardware prefetchers stop at each
 // 4 KiB page, so without it every page starts with stalls. ReadPlainPrefetch: the second method for the same figure,
 // the plain loop with one __builtin_prefetch per 64 bytes, 4 KiB ahead.
 // Copy and triad (STREAM-like) for reference: they also write, which decode does not.

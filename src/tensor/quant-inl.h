@@ -153,6 +153,7 @@ inline void quantize_act_q8_K(const float* x, void* yv, int64_t n) {
 #if HWY_TARGET <= HWY_AVX3
 #define FABULA_TILES_AVX512 1
 #include "tensor/tiles_avx512-inl.h"
+#include "tensor/gemv_avx512-inl.h"
 #if HWY_TARGET == HWY_AVX3_DL
 #define FABULA_GEMM_AVX512 1
 #include "tensor/gemm_avx512-inl.h"
@@ -177,6 +178,7 @@ inline void fill_simd_kernels(KernelTable* t) {
 #endif
 #ifdef FABULA_TILES_AVX512
   fill_avx512_tiles(t);
+  fill_avx512_gemv(t);
 #undef FABULA_TILES_AVX512
 #endif
 #ifdef FABULA_GEMM_AVX512

@@ -1,0 +1,432 @@
+// AVX-512 decode kernels (kernels.h GemvFn / GemvTokensFn): one token, or the few tokens of a batched decode step,
+// against many weight rows, for Q4_K, Q6_K and the Q8_0 family. Included by quant-inl.h inside the AVX3 and AVX3_DL
+// target namespaces after tiles_avx512-inl.h, whose helpers and tiles they use. No include guard on purpose.
+
+// One token (decode) against `rows` rows of Q8_0 / Q5_0 / Q4_0: y[r] equals tile_q8_0_like_512<.., 1>'s result for
+// row r bit for bit. The weights go to vpdpbusd as unsigned bytes u = w + c (Q8_0: c = 128, the sign bit flipped;
+// Q5_0: c = 16, the 5-bit value before its offset, the fifth bit from a mask register; Q4_0: c = 8, the nibble),
+// and c * Σa comes off each block's sum from the activation's precomputed block sums (act_sums = -128 * Σa), so no
+// per-row sign work remains: the block sums are the same integers as the tile's, and the f32 steps are the tile's
+// in the same order. One call covers all rows (no indirect call and setup per 704-column expert row).
+// Without VNNI only Q5_0 / Q4_0 (u < 32): maddubs would saturate on u up to 255.
+template <GgmlType kType>
+HWY_INLINE __m512i q8_0_like_unsigned_pair(const uint8_t* b0, const uint8_t* b1) {
+  if constexpr (kType == GgmlType::kQ8_0) {
+    const __m512i w = join256(load256(reinterpret_cast<const BlockQ8_0*>(b0)->qs),
+                              load256(reinterpret_cast<const BlockQ8_0*>(b1)->qs));
+    return _mm512_xor_si512(w, _mm512_set1_epi8(static_cast<char>(0x80)));
+  } else {
+    using Block = std::conditional_t<kType == GgmlType::kQ5_0, BlockQ5_0, BlockQ4_0>;
+    const Block* x0 = reinterpret_cast<const Block*>(b0);
+    const Block* x1 = reinterpret_cast<const Block*>(b1);
+    // 128-bit lanes [x0.qs, x1.qs, x0.qs >> 4, x1.qs >> 4] -> [x0 low, x0 high, x1 low, x1 high] nibbles.
+    auto load128 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+    const __m256i qs = _mm256_inserti128_si256(_mm256_castsi128_si256(load128(x0->qs)), load128(x1->qs), 1);
+    const __m512i both = join256(qs, _mm256_srli_epi16(qs, 4));
+    const __m512i nib = _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)),
+                                         _mm512_set1_epi8(0x0F));
+    if constexpr (kType == GgmlType::kQ5_0) {
+      uint32_t h0, h1;
+      std::memcpy(&h0, x0->qh, 4);
+      std::memcpy(&h1, x1->qh, 4);
+      const __mmask64 fifth = _cvtu64_mask64(static_cast<uint64_t>(h0) | static_cast<uint64_t>(h1) << 32);
+      return _mm512_mask_add_epi8(nib, fifth, nib, _mm512_set1_epi8(0x10));
+    } else {
+      return nib;
+    }
+  }
+}
+
+// One block's 32 weights as gemv's unsigned bytes (the odd last block of a row; the pair function reads two).
+template <GgmlType kType>
+HWY_INLINE __m256i q8_0_like_unsigned_block(const uint8_t* blk) {
+  constexpr char kOffset = kType == GgmlType::kQ8_0 ? static_cast<char>(0x80) : kType == GgmlType::kQ5_0 ? 16 : 8;
+  return _mm256_add_epi8(q8_0_like_weights<kType>(blk), _mm256_set1_epi8(kOffset));  // 0x80: the sign bit flipped
+}
+
+// Blocks i .. i + kCount - 1 of one row into acc, as q8_0_like_step_512 with one token: absent blocks (kCount < 8,
+// a row's remainder) read nothing and add exactly 0, so the row's sum is the tile's bit for bit.
+template <GgmlType kType, typename Block, int kCount>
+HWY_INLINE __m256 gemv_q8_0_like_step_512(const uint8_t* x, int64_t i, const BlockQ8_0* yb, const float* act_scales,
+                                          const int32_t* act_sums, __m256 acc) {
+  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
+  constexpr auto here = [](int k) { return k < kCount; };
+  prefetch_weights(x + i * sizeof(Block), kCount * sizeof(Block));
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  __m512i s[4];
+  for (int p = 0; p < 4; ++p) {
+    const uint8_t* b0 = x + (i + 2 * p) * sizeof(Block);
+    if (!here(2 * p)) {
+      s[p] = _mm512_setzero_si512();
+    } else if (here(2 * p + 1)) {
+      const __m512i a = join256(load256(yb[i + 2 * p].qs), load256(yb[i + 2 * p + 1].qs));
+      s[p] = dp_u8s8_512(_mm512_setzero_si512(), q8_0_like_unsigned_pair<kType>(b0, b0 + sizeof(Block)), a);
+    } else {
+      const __m512i a = join256(load256(yb[i + 2 * p].qs), _mm256_setzero_si256());
+      const __m512i u = join256(q8_0_like_unsigned_block<kType>(b0), _mm256_setzero_si256());
+      s[p] = dp_u8s8_512(_mm512_setzero_si512(), u, a);
+    }
+  }
+  // The weight scales (d leads all three block types) in the reduced lane order, 0 for absent blocks, inserted lane
+  // by lane (eight 2-byte stores read back as one vector would stall on store forwarding).
+  auto d_of = [&](int b) {
+    uint16_t h = 0;
+    if (here(b)) std::memcpy(&h, x + (i + b) * sizeof(Block), 2);
+    return static_cast<short>(h);
+  };
+  const __m256 dw =
+      _mm256_cvtph_ps(_mm_setr_epi16(d_of(0), d_of(2), d_of(4), d_of(6), d_of(1), d_of(3), d_of(5), d_of(7)));
+  constexpr __mmask8 kPresent = static_cast<__mmask8>((1u << kCount) - 1);
+  const __m256 raw_da = kCount == 8 ? _mm256_loadu_ps(act_scales + i) : _mm256_maskz_loadu_ps(kPresent, act_scales + i);
+  const __m256i raw_c = kCount == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act_sums + i))
+                                    : _mm256_maskz_loadu_epi32(kPresent, act_sums + i);
+  const __m256 da = _mm256_permutexvar_ps(order, raw_da);
+  const __m256i c = _mm256_permutexvar_epi32(order, raw_c);
+  const __m256i sums = _mm256_add_epi32(reduce_block_pairs(s[0], s[1], s[2], s[3]), _mm256_srai_epi32(c, kShift));
+  return _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc);
+}
+
+#if HWY_TARGET == HWY_AVX3_DL
+// The same step with VBMI / BITALG (AVX3_DL), the same block sums and f32 steps (so bit-identical), in about half the
+// instructions: decode is compute-bound on this kernel when memory is fast, and most of the step above goes to
+// gathering bytes (two 16-byte nibble loads, the fifth bits through general registers, eight 2-byte scale loads).
+// Here one masked 64-byte load takes a whole pair of blocks (Q5_0: 44 bytes, Q4_0: 36; Q8_0's 68-byte pairs load
+// their first 64 for the scales), one vpermb places both blocks' nibbles in the tile's order, one vpshufbitqmb
+// turns the two qh words into the fifth-bit mask, and two vpermt2w pick the eight scales out of the four pairs.
+// `acts` is the activation's int8 values without their scales (q8_0_gemv_activation), one load per pair.
+// With NT tokens the weights are unpacked once and each token's arithmetic is the one-token step's (a batched decode
+// step: every token's numbers equal its numbers alone, bit for bit).
+template <GgmlType kType, typename Block, int kCount, int NT>
+HWY_INLINE void gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const int8_t* const (&acts)[NT],
+                                         const float* const (&act_scales)[NT], const int32_t* const (&act_sums)[NT],
+                                         __m256 (&acc)[NT]) {
+  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
+  constexpr int kBytes = static_cast<int>(sizeof(Block));
+  constexpr int kQs = kBytes - 16;  // offset of the packed nibbles in a Q5_0 / Q4_0 block
+  constexpr auto here = [](int k) { return k < kCount; };
+  prefetch_weights(x + i * kBytes, kCount * kBytes);
+  // Nibble byte j of the pair: chunks 0 and 1 (weights 0..15, 16..31 of the first block) take its qs bytes 0..15,
+  // chunks 2 and 3 the second block's; the high nibbles (chunks 1 and 3) are shifted down afterwards.
+  alignas(64) static constexpr auto kNibbleIndex = [] {
+    std::array<uint8_t, 64> idx{};
+    for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>((j < 32 ? 0 : kBytes) + kQs + j % 16);
+    return idx;
+  }();
+  // Qwords 0..3 of the fifth-bit source hold the first block's qh, 4..7 the second's (Q5_0: qh at byte 2); byte j
+  // of the pair's weights takes bit j % 32 of its block's qh.
+  alignas(64) static constexpr auto kHighIndex = [] {
+    std::array<uint8_t, 64> idx{};
+    for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>((j < 32 ? 0 : kBytes) + 2 + j % 4);
+    return idx;
+  }();
+  alignas(64) static constexpr auto kBitIndex = [] {
+    std::array<uint8_t, 64> idx{};
+    for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>(j % 32);
+    return idx;
+  }();
+  __m512i pair[4], u[4];
+  for (int p = 0; p < 4; ++p) {
+    const uint8_t* b0 = x + (i + 2 * p) * kBytes;
+    if (!here(2 * p)) {
+      pair[p] = u[p] = _mm512_setzero_si512();
+      continue;
+    }
+    // Only the blocks present are read (a row's remainder ends at the row's last byte): absent bytes are zero, so
+    // an absent second block has weights 0 and scale 0.
+    constexpr int kPairBytes = kType == GgmlType::kQ8_0 ? 64 : 2 * kBytes;
+    const __mmask64 load_mask = here(2 * p + 1) ? ~uint64_t{0} >> (64 - kPairBytes) : ~uint64_t{0} >> (64 - kBytes);
+    pair[p] = _mm512_maskz_loadu_epi8(load_mask, b0);
+    if constexpr (kType == GgmlType::kQ8_0) {
+      const __m256i w1 = here(2 * p + 1) ? load256(b0 + kBytes + 2) : _mm256_setzero_si256();
+      u[p] = _mm512_xor_si512(join256(load256(b0 + 2), w1), _mm512_set1_epi8(static_cast<char>(0x80)));
+    } else {
+      const __m512i placed = _mm512_permutexvar_epi8(_mm512_load_si512(kNibbleIndex.data()), pair[p]);
+      const __m512i nibbles = _mm512_srlv_epi64(placed, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+      if constexpr (kType == GgmlType::kQ5_0) {
+        const __m512i qh = _mm512_permutexvar_epi8(_mm512_load_si512(kHighIndex.data()), pair[p]);
+        const __mmask64 fifth = _mm512_bitshuffle_epi64_mask(qh, _mm512_load_si512(kBitIndex.data()));
+        const __m512i bit4 = _mm512_maskz_mov_epi8(fifth, _mm512_set1_epi8(0x10));
+        u[p] = _mm512_ternarylogic_epi32(nibbles, _mm512_set1_epi8(0x0F), bit4, 0xEA);  // (nibbles & 0x0F) | bit4
+      } else {
+        u[p] = _mm512_and_si512(nibbles, _mm512_set1_epi8(0x0F));
+      }
+    }
+  }
+  // The weight scales in the reduced lane order (blocks 0, 2, 4, 6, 1, 3, 5, 7): word 0 of each pair and word
+  // kBytes / 2 (the second block's d), from pairs 0-1 and 2-3.
+  constexpr short kH = kBytes / 2;
+  const __m512i d_index = _mm512_zextsi128_si512(_mm_setr_epi16(0, 32, 0, 32, kH, 32 + kH, kH, 32 + kH));
+  const __m512i d16 = _mm512_or_si512(_mm512_maskz_permutex2var_epi16(0x33, pair[0], d_index, pair[1]),
+                                      _mm512_maskz_permutex2var_epi16(0xCC, pair[2], d_index, pair[3]));
+  const __m256 dw = _mm256_cvtph_ps(_mm512_castsi512_si128(d16));
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  constexpr __mmask8 kPresent = static_cast<__mmask8>((1u << kCount) - 1);
+  for (int t = 0; t < NT; ++t) {
+    __m512i s[4];
+    for (int p = 0; p < 4; ++p) {
+      s[p] = here(2 * p) ? dp_u8s8_512(_mm512_setzero_si512(), u[p], load512(acts[t] + (i + 2 * p) * kQK8_0))
+                         : _mm512_setzero_si512();
+    }
+    const float* as = act_scales[t] + i;
+    const int32_t* ac = act_sums[t] + i;
+    const __m256 raw_da = kCount == 8 ? _mm256_loadu_ps(as) : _mm256_maskz_loadu_ps(kPresent, as);
+    const __m256i raw_c = kCount == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ac))
+                                      : _mm256_maskz_loadu_epi32(kPresent, ac);
+    const __m256 da = _mm256_permutexvar_ps(order, raw_da);
+    const __m256i c = _mm256_permutexvar_epi32(order, raw_c);
+    const __m256i block_sums = kType == GgmlType::kQ8_0 ? reduce_block_pairs(s[0], s[1], s[2], s[3])
+                                                        : reduce_block_pairs_int16(s[0], s[1], s[2], s[3]);
+    const __m256i sums = _mm256_add_epi32(block_sums, _mm256_srai_epi32(c, kShift));
+    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc[t]);
+  }
+}
+
+// The activation's int8 values without their block scales, contiguous (one 64-byte load per pair of blocks), and
+// zero past the end (a remainder's absent block is read as zeros): (blocks + 2) * 32 bytes at out.
+HWY_INLINE void q8_0_gemv_activation(const BlockQ8_0* x, int64_t blocks, int8_t* out) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kQK8_0), load256(x[b].qs));
+  }
+  _mm512_storeu_si512(out + blocks * kQK8_0, _mm512_setzero_si512());
+}
+#endif
+
+template <GgmlType kType, typename Block>
+HWY_INLINE void gemv_q8_0_like_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                   const float* act_scales, const int32_t* act_sums, float* y) {
+  const int64_t nb = n / kQK8_0;
+  const BlockQ8_0* yb = reinterpret_cast<const BlockQ8_0*>(act);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* x = w + static_cast<size_t>(r) * row_stride;
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= nb; i += 8) acc = gemv_q8_0_like_step_512<kType, Block, 8>(x, i, yb, act_scales, act_sums, acc);
+    for_remainder_blocks(nb - i, [&](auto count) {
+      acc = gemv_q8_0_like_step_512<kType, Block, decltype(count)::value>(x, i, yb, act_scales, act_sums, acc);
+    });
+    y[r] = hsum_f32x8(acc);
+  }
+}
+
+#if HWY_TARGET == HWY_AVX3_DL
+// NT tokens (activation rows act + t * act_stride, their block scales and sums at + t * (n / 32)) against `rows`
+// rows, y[t * ldy + r], each pair of weight blocks unpacked once for all of them (gemv_q8_0_like_step_vbmi): one in
+// decode, up to kTokensPerGemvCall in a batched step of a few sequences. The tokens' int8 values go to a 64-byte
+// aligned buffer (whole cache lines per load).
+template <GgmlType kType, typename Block, int NT>
+HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows,
+                                           const uint8_t* act, size_t act_stride, const float* act_scales,
+                                           const int32_t* act_sums, float* y, int64_t ldy) {
+  const int64_t nb = n / kQK8_0;
+  const size_t token_bytes = static_cast<size_t>(nb + 2) * kQK8_0;
+  thread_local hwy::AlignedFreeUniquePtr<int8_t[]> scratch;
+  thread_local size_t scratch_bytes = 0;
+  if (scratch_bytes < NT * token_bytes) {
+    scratch = hwy::AllocateAligned<int8_t>(NT * token_bytes);
+    scratch_bytes = NT * token_bytes;
+  }
+  const int8_t* acts[NT];
+  const float* scales[NT];
+  const int32_t* sums[NT];
+  for (int t = 0; t < NT; ++t) {
+    int8_t* out = scratch.get() + t * token_bytes;
+    q8_0_gemv_activation(reinterpret_cast<const BlockQ8_0*>(act + t * act_stride), nb, out);
+    acts[t] = out;
+    scales[t] = act_scales + t * nb;
+    sums[t] = act_sums + t * nb;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* x = w + static_cast<size_t>(r) * row_stride;
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= nb; i += 8) gemv_q8_0_like_step_vbmi<kType, Block, 8, NT>(x, i, acts, scales, sums, acc);
+    for_remainder_blocks(nb - i, [&](auto count) {
+      gemv_q8_0_like_step_vbmi<kType, Block, decltype(count)::value, NT>(x, i, acts, scales, sums, acc);
+    });
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = hsum_f32x8(acc[t]);
+  }
+}
+#endif
+
+
+template <GgmlType kType, typename Block>
+void gemv_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                           const float* act_scales, const int32_t* act_sums, float* y) {
+#if HWY_TARGET == HWY_AVX3_DL
+  gemv_q8_0_like_tokens_vbmi<kType, Block, 1>(n, w, row_stride, rows, act, 0, act_scales, act_sums, y, 0);
+#else
+  gemv_q8_0_like_512<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
+#endif
+}
+
+#if HWY_TARGET == HWY_AVX3_DL
+template <GgmlType kType, typename Block>
+void gemv_tokens_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                  size_t act_stride, const float* act_scales, const int32_t* act_sums, int nt, float* y,
+                                  int64_t ldy) {
+  with_token_count<kTokensPerGemvCall>(nt, [&](auto k) {
+    gemv_q8_0_like_tokens_vbmi<kType, Block, decltype(k)::value>(n, w, row_stride, rows, act, act_stride, act_scales,
+                                                                 act_sums, y, ldy);
+  });
+}
+#endif
+
+// The activation for gemv_q4_K_tokens_512: each 256-block's 16-byte chunks transposed as a 4 x 4 matrix, so that
+// vector k (bytes 64k..64k+63) holds the activation of weights 64c + 16k .. 64c + 16k + 15 in its chunk c.
+HWY_INLINE void q4_K_gemv_activation(const BlockQ8_K* x, int64_t blocks, int8_t* out) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int8_t* q = x[b].qs;
+    const __m512i n0 = load512(q), n1 = load512(q + 64), n2 = load512(q + 128), n3 = load512(q + 192);
+    const __m512i t0 = _mm512_shuffle_i64x2(n0, n1, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i t1 = _mm512_shuffle_i64x2(n0, n1, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512i t2 = _mm512_shuffle_i64x2(n2, n3, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i t3 = _mm512_shuffle_i64x2(n2, n3, _MM_SHUFFLE(3, 2, 3, 2));
+    int8_t* o = out + b * kQK_K;
+    _mm512_storeu_si512(o, _mm512_shuffle_i64x2(t0, t2, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm512_storeu_si512(o + 64, _mm512_shuffle_i64x2(t0, t2, _MM_SHUFFLE(3, 1, 3, 1)));
+    _mm512_storeu_si512(o + 128, _mm512_shuffle_i64x2(t1, t3, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm512_storeu_si512(o + 192, _mm512_shuffle_i64x2(t1, t3, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+}
+
+// The Q4_K gemv: NT tokens (activation rows act + t * act_stride: one in decode, up to kTokensPerGemvCall in a
+// batched step of a few sequences) against `rows` rows, y[t * ldy + r]. Decode is compute-bound on this kernel when
+// memory is fast, so it spends fewer instructions per block than the tile: one vpdpbusd per 64 weights (the tile:
+// maddubs, then the scale by vpmaddwd), the scales applied once per block. For that each int32 lane must hold
+// weights of one sub-block only: with E = the 16-byte chunks 0, 2, 4, 6 of qs and O = chunks 1, 3, 5, 7, chunk c of
+// E's and O's low nibbles holds sub-block 2c (weights 64c + 0..31) and of their high nibbles sub-block 2c + 1, so
+// two vpdpbusd sum the even sub-blocks and two the odd ones, lane for lane, against the reordered activation. A
+// lane sums 8 products of at most 15 x 128, so one vpackssdw puts both into int16 lanes for one vpmaddwd with the
+// 6-bit scales. The integer sums per block are exact; the f32 steps differ from the tile's (tile_test.cpp compares
+// both with the reference). Each block's weights, scales and mins are unpacked once for all NT tokens, and every
+// token's arithmetic is the same whatever NT, so a token's numbers do not depend on the others' (bit for bit). On one
+// core in L2 (bench_quant DecodeTokens/q4_K) 2 tokens ran at 1.3x and 4 at 1.6x the multiply-adds per second of one
+// call per token, and 1.2x the tiles' with 2 or 4 tokens.
+template <int NT>
+HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                     size_t act_stride, float* y, int64_t ldy) {
+  const int64_t nb = n / kQK_K;
+  auto yb = [&](int t) { return reinterpret_cast<const BlockQ8_K*>(act + t * act_stride); };
+  // Per token, 64-byte aligned (read as whole cache lines: loads across two lines made the 4-token kernel 5-8%
+  // slower): the reordered activation (n bytes), then yd * the activation sum of each 32-weight sub-block (nb x 8
+  // floats), which the mins multiply (one FMA per block and token instead of widening the bsums against them).
+  const size_t token_bytes = static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float);
+  thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> scratch;
+  thread_local size_t scratch_bytes = 0;
+  if (scratch_bytes < NT * token_bytes) {
+    scratch = hwy::AllocateAligned<uint8_t>(NT * token_bytes);
+    scratch_bytes = NT * token_bytes;
+  }
+  auto reordered = [&](int t) { return reinterpret_cast<int8_t*>(scratch.get() + t * token_bytes); };
+  auto min_terms = [&](int t) { return reinterpret_cast<float*>(scratch.get() + t * token_bytes + n); };
+  for (int t = 0; t < NT; ++t) {
+    q4_K_gemv_activation(yb(t), nb, reordered(t));
+    for (int64_t i = 0; i < nb; ++i) {  // the bsums come per 16 weights: add them in pairs
+      const __m256i sub_sums = _mm256_madd_epi16(load256(yb(t)[i].bsums), _mm256_set1_epi16(1));
+      _mm256_store_ps(min_terms(t) + i * 8, _mm256_mul_ps(_mm256_set1_ps(yb(t)[i].d), _mm256_cvtepi32_ps(sub_sums)));
+    }
+  }
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  // After vpackssdw(even, odd), int16 lane j holds sub-block j / 4 (chunk c: 4 lanes of 2c, then 4 of 2c + 1).
+  const __m512i scale_index = _mm512_set_epi16(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2,
+                                               1, 1, 1, 1, 0, 0, 0, 0);  // lanes 31 down to 0
+  for (int64_t r = 0; r < rows; ++r) {
+    const BlockQ4_K* x = reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r) * row_stride);
+    __m512 acc[NT];
+    __m256 accm[NT];
+    for (int t = 0; t < NT; ++t) {
+      acc[t] = _mm512_setzero_ps();
+      accm[t] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; ++i) {
+      prefetch_weights(x + i, sizeof(*x));
+      // The scales into their int16 lanes: with VBMI one vpermb, zero-extended by the mask (the index vector's low
+      // bytes are the byte indices).
+      const __m128i scales_mins = unpack_k_scales_128(x[i].scales);
+#if HWY_TARGET == HWY_AVX3_DL
+      const __m512i scales = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index,
+                                                           _mm512_castsi128_si512(scales_mins));
+#else
+      const __m512i scales =
+          _mm512_permutexvar_epi16(scale_index, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scales_mins)));
+#endif
+      const __m512i a = load512(x[i].qs), b = load512(x[i].qs + 64);
+      const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+      const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+      const __m512i q0 = _mm512_and_si512(even_chunks, m4), q1 = _mm512_and_si512(odd_chunks, m4);
+      const __m512i q2 = _mm512_and_si512(_mm512_srli_epi16(even_chunks, 4), m4);
+      const __m512i q3 = _mm512_and_si512(_mm512_srli_epi16(odd_chunks, 4), m4);
+      uint32_t d_dmin_bits;  // d and dmin (adjacent halves) in lanes 0 and 1, converted together
+      std::memcpy(&d_dmin_bits, &x[i].d, 4);
+      const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits)));
+      const __m512 d = _mm512_broadcastss_ps(d_dmin);
+      // dmin * the min of each sub-block (bytes 8..15 of the unpacked scales), shared by every token.
+      const __m256 dmin_mins = _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d_dmin)),
+                                             _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8))));
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* ya = reordered(t) + i * kQK_K;
+        __m512i even = dp_u8s8_512(_mm512_setzero_si512(), q0, load512(ya));
+        even = dp_u8s8_512(even, q1, load512(ya + 64));
+        __m512i odd = dp_u8s8_512(_mm512_setzero_si512(), q2, load512(ya + 128));
+        odd = dp_u8s8_512(odd, q3, load512(ya + 192));
+        const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), scales);
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb(t)[i].d)), _mm512_cvtepi32_ps(sum), acc[t]);
+        accm[t] = _mm256_fmadd_ps(dmin_mins, _mm256_load_ps(min_terms(t) + i * 8), accm[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[t]) - hsum_f32x8(accm[t]);
+  }
+}
+
+inline void gemv_q4_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                             const float*, const int32_t*, float* y) {
+  gemv_q4_K_tokens_512<1>(n, w, row_stride, rows, act, 0, y, 0);
+}
+
+inline void gemv_tokens_q4_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                    size_t act_stride, const float*, const int32_t*, int nt, float* y, int64_t ldy) {
+  with_token_count<kTokensPerGemvCall>(nt, [&](auto k) {
+    gemv_q4_K_tokens_512<decltype(k)::value>(n, w, row_stride, rows, act, act_stride, y, ldy);
+  });
+}
+
+// One token against `rows` rows of Q6_K: the one-token tile per row, inlined into one loop (the same arithmetic
+// bit for bit; a call per 2816-column row spent about a tenth of the time on the call, the dispatch on the token
+// count and the register set-up).
+inline void gemv_q6_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                             const float*, const int32_t*, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    tile_q6_K_512<1>(n, w + static_cast<size_t>(r) * row_stride, act, 0, nullptr, y + r, 1);
+  }
+}
+
+// A batched decode step's NT <= kTokensPerGemvCall tokens against `rows` rows: the tile per row, inlined into one
+// loop (each block unpacked once for all tokens, every token's arithmetic the one-token gemv's, bit for bit).
+inline void gemv_tokens_q6_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                    size_t act_stride, const float*, const int32_t*, int nt, float* y, int64_t ldy) {
+  with_token_count<kTokensPerGemvCall>(nt, [&](auto k) {
+    for (int64_t r = 0; r < rows; ++r) {
+      tile_q6_K_512<decltype(k)::value>(n, w + static_cast<size_t>(r) * row_stride, act, act_stride, nullptr, y + r,
+                                        ldy);
+    }
+  });
+}
+
+inline void fill_avx512_gemv(KernelTable* t) {
+#if HWY_TARGET == HWY_AVX3_DL
+  t->gemv[kernel_slot(GgmlType::kQ8_0)] = gemv_q8_0_like_avx512<GgmlType::kQ8_0, BlockQ8_0>;
+#endif
+  t->gemv[kernel_slot(GgmlType::kQ4_K)] = gemv_q4_K_avx512;
+  t->gemv_every_token[kernel_slot(GgmlType::kQ4_K)] = true;
+  t->gemv_tokens[kernel_slot(GgmlType::kQ4_K)] = gemv_tokens_q4_K_avx512;
+  t->gemv[kernel_slot(GgmlType::kQ6_K)] = gemv_q6_K_avx512;
+  t->gemv_tokens[kernel_slot(GgmlType::kQ6_K)] = gemv_tokens_q6_K_avx512;
+  t->gemv[kernel_slot(GgmlType::kQ5_0)] = gemv_q8_0_like_avx512<GgmlType::kQ5_0, BlockQ5_0>;
+  t->gemv[kernel_slot(GgmlType::kQ4_0)] = gemv_q8_0_like_avx512<GgmlType::kQ4_0, BlockQ4_0>;
+#if HWY_TARGET == HWY_AVX3_DL
+  t->gemv_tokens[kernel_slot(GgmlType::kQ8_0)] = gemv_tokens_q8_0_like_avx512<GgmlType::kQ8_0, BlockQ8_0>;
+  t->gemv_tokens[kernel_slot(GgmlType::kQ5_0)] = gemv_tokens_q8_0_like_avx512<GgmlType::kQ5_0, BlockQ5_0>;
+  t->gemv_tokens[kernel_slot(GgmlType::kQ4_0)] = gemv_tokens_q8_0_like_avx512<GgmlType::kQ4_0, BlockQ4_0>;
+#endif
+}
