@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tensor/fp16.h"
+
 namespace fabula {
 
 namespace {
@@ -29,29 +31,6 @@ constexpr DtypeInfo kDtypes[] = {
 
 constexpr std::string_view kUnsupportedDtypes[] = {"U16", "U32", "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0",
                                                    "F4", "F6_E2M3", "F6_E3M2", "C64"};
-
-float from_bits(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-// IEEE binary16 -> f32, exact for every input (subnormals, infinities, NaN payloads).
-float half_to_float(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t mant = h & 0x3ff;
-  if (exp == 0x1f) return from_bits(sign | 0x7f800000u | (mant << 13));
-  if (exp == 0) {
-    if (mant == 0) return from_bits(sign);
-    // Subnormal: value = mant * 2^-24, exactly representable in f32.
-    float v = static_cast<float>(mant) * from_bits(0x33800000u);  // 2^-24
-    return sign ? -v : v;
-  }
-  return from_bits(sign | ((exp + 112) << 23) | (mant << 13));
-}
-
-float brain_to_float(uint16_t b) { return from_bits(static_cast<uint32_t>(b) << 16); }
 
 }  // namespace
 
@@ -225,13 +204,13 @@ const SafetensorsTensor* SafetensorsFile::find_tensor(const std::string& name) c
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-Status safetensors_to_f32(const SafetensorsTensor& tensor, std::span<float> out) {
-  const uint64_t n = tensor.n_elements();
-  if (out.size() != n) {
-    return make_error(ErrorCode::kInvalidArgument, "tensor '{}': output holds {} floats, tensor has {}", tensor.name,
-                      out.size(), n);
+Status safetensors_to_f32(const SafetensorsTensor& tensor, std::span<float> out, uint64_t first) {
+  const uint64_t n = out.size();
+  if (first > tensor.n_elements() || n > tensor.n_elements() - first) {
+    return make_error(ErrorCode::kInvalidArgument, "tensor '{}': {} floats from element {}, tensor has {}",
+                      tensor.name, n, first, tensor.n_elements());
   }
-  const uint8_t* p = tensor.data.data();
+  const uint8_t* p = tensor.data.data() + first * safetensors_dtype_size(tensor.dtype);
   switch (tensor.dtype) {
     case SafetensorsDtype::kF32:
       if (n != 0) std::memcpy(out.data(), p, n * 4);
@@ -242,7 +221,7 @@ Status safetensors_to_f32(const SafetensorsTensor& tensor, std::span<float> out)
       for (uint64_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, p + 2 * i, 2);
-        out[i] = brain ? brain_to_float(h) : half_to_float(h);
+        out[i] = brain ? bf16_to_fp32(h) : fp16_to_fp32(h);
       }
       return ok_status();
     }

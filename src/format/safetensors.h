@@ -61,9 +61,9 @@ class SafetensorsFile {
   friend Status parse_safetensors(SafetensorsFile& out);
 };
 
-// Converts an F32, F16 or BF16 tensor to f32 (what converters want); other dtypes are kUnsupported.
-// `out` must hold exactly n_elements() values.
-Status safetensors_to_f32(const SafetensorsTensor& tensor, std::span<float> out);
+// Converts out.size() values of an F32, F16 or BF16 tensor, from element `first` on, to f32 (what converters want);
+// other dtypes are kUnsupported.
+Status safetensors_to_f32(const SafetensorsTensor& tensor, std::span<float> out, uint64_t first = 0);
 Result<std::vector<float>> safetensors_read_f32(const SafetensorsTensor& tensor);
 
 }  // namespace fabula

@@ -15,7 +15,6 @@
 #include "format/safetensors.h"
 #include "model/gemma4/hparams.h"
 #include "model/gemma4/tensors.h"
-#include "tensor/fp16.h"
 #include "tensor/quant.h"
 #include "text/tokenizer.h"
 
@@ -62,27 +61,6 @@ struct PlannedTensor {
   int order_layer;                // -1 before the layers, n_layer after
   int order_kind;
 };
-
-// Reads a source row (F32/F16/BF16) as f32.
-void read_row_f32(const SafetensorsTensor& t, uint64_t row, uint64_t cols, float* out) {
-  const size_t es = safetensors_dtype_size(t.dtype);
-  const uint8_t* p = t.data.data() + row * cols * es;
-  switch (t.dtype) {
-    case SafetensorsDtype::kF32:
-      std::memcpy(out, p, cols * 4);
-      break;
-    case SafetensorsDtype::kF16:
-    case SafetensorsDtype::kBF16:
-      for (uint64_t i = 0; i < cols; ++i) {
-        uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        out[i] = t.dtype == SafetensorsDtype::kF16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
-      }
-      break;
-    default:
-      break;  // rejected before planning
-  }
-}
 
 std::optional<GgmlType> same_ggml_type(SafetensorsDtype d) {
   switch (d) {
@@ -305,7 +283,7 @@ Result<ConvertReport> convert_hf_to_gguf(const ConvertOptions& opt) {
       }
       std::vector<float> row(cols);
       for (uint64_t r = 0; r < rows; ++r) {
-        read_row_f32(t, r, cols, row.data());
+        FABULA_TRY(safetensors_to_f32(t, row, r * cols));
         quantize_row(pt->type, row.data(), out.data() + r * out_row, static_cast<int64_t>(cols));
       }
       return ok_status();
