@@ -1,7 +1,6 @@
 // Whole-file read and crash-safe write.
 #include "base/file.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,32 +20,50 @@ Result<std::string> read_file_text(const std::string& path) {
   return buffer.str();
 }
 
-Status write_file_atomic(const std::string& path, std::span<const uint8_t> bytes) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return make_error(ErrorCode::kIo, "{}: cannot create: {}", tmp, std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return make_error(ErrorCode::kIo, "{}: write failed: {}", tmp, std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    return make_error(ErrorCode::kIo, "{}: fsync/close failed: {}", tmp, std::strerror(errno));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return make_error(ErrorCode::kIo, "{}: rename to {} failed: {}", tmp, path, std::strerror(err));
+AtomicFile::~AtomicFile() {
+  if (f_ != nullptr) std::fclose(f_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+Status AtomicFile::open() {
+  f_ = std::fopen(tmp_.c_str(), "wbe");
+  if (f_ == nullptr) return make_error(ErrorCode::kIo, "{}: cannot create: {}", tmp_, std::strerror(errno));
+  std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
+  return ok_status();
+}
+
+Status AtomicFile::write(const void* p, size_t n) {
+  if (n != 0 && std::fwrite(p, 1, n, f_) != n) {
+    return make_error(ErrorCode::kIo, "{}: write failed: {}", tmp_, std::strerror(errno));
   }
   return ok_status();
+}
+
+Status AtomicFile::skip(uint64_t n, uint64_t end) {
+  if (std::fflush(f_) != 0 || ::fseeko(f_, static_cast<off_t>(n), SEEK_CUR) != 0 ||
+      ::ftruncate(::fileno(f_), static_cast<off_t>(end)) != 0) {
+    return make_error(ErrorCode::kIo, "{}: cannot extend: {}", tmp_, std::strerror(errno));
+  }
+  return ok_status();
+}
+
+Status AtomicFile::commit() {
+  bool ok = std::fflush(f_) == 0 && ::fsync(::fileno(f_)) == 0;
+  ok = std::fclose(f_) == 0 && ok;
+  f_ = nullptr;
+  if (!ok) return make_error(ErrorCode::kIo, "{}: fsync/close failed: {}", tmp_, std::strerror(errno));
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    return make_error(ErrorCode::kIo, "{}: rename to {} failed: {}", tmp_, path_, std::strerror(errno));
+  }
+  committed_ = true;
+  return ok_status();
+}
+
+Status write_file_atomic(const std::string& path, std::span<const uint8_t> bytes) {
+  AtomicFile out(path);
+  FABULA_TRY(out.open());
+  FABULA_TRY(out.write(bytes.data(), bytes.size()));
+  return out.commit();
 }
 
 Status write_file_atomic(const std::string& path, const std::string& text) {

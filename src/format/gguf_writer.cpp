@@ -1,12 +1,8 @@
 // The streaming GGUF writer: header into memory, then tensor data one tensor at a time into path.tmp, then rename.
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <limits>
 #include <set>
 
-#include <unistd.h>
-
+#include "base/file.h"
 #include "format/gguf.h"
 #include "format/gguf_internal.h"
 
@@ -168,52 +164,6 @@ Status put_value(Buffer& b, const std::string& key, const GgufValue& v) {
   return ok_status();
 }
 
-// A FILE* that unlinks its temp file unless committed.
-class TempFile {
- public:
-  explicit TempFile(std::string path) : path_(std::move(path)) {}
-  ~TempFile() {
-    if (f_ != nullptr) std::fclose(f_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  Status open() {
-    f_ = std::fopen(path_.c_str(), "wb");
-    if (f_ == nullptr) return make_error(ErrorCode::kIo, "{}: cannot create: {}", path_, std::strerror(errno));
-    std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
-    return ok_status();
-  }
-  Status write(const void* p, size_t n) {
-    if (n != 0 && std::fwrite(p, 1, n, f_) != n) {
-      return make_error(ErrorCode::kIo, "{}: write failed: {}", path_, std::strerror(errno));
-    }
-    return ok_status();
-  }
-  // Leaves a hole of n zero bytes (sparse on file systems that support it); `end` is the final file size.
-  Status skip(uint64_t n, uint64_t end) {
-    if (std::fflush(f_) != 0 || ::fseeko(f_, static_cast<off_t>(n), SEEK_CUR) != 0 ||
-        ::ftruncate(::fileno(f_), static_cast<off_t>(end)) != 0) {
-      return make_error(ErrorCode::kIo, "{}: cannot extend: {}", path_, std::strerror(errno));
-    }
-    return ok_status();
-  }
-  Status commit(const std::string& final_path) {
-    bool ok = std::fflush(f_) == 0 && ::fsync(::fileno(f_)) == 0;
-    ok = std::fclose(f_) == 0 && ok;
-    f_ = nullptr;
-    if (!ok) return make_error(ErrorCode::kIo, "{}: flush/close failed: {}", path_, std::strerror(errno));
-    if (::rename(path_.c_str(), final_path.c_str()) != 0) {
-      return make_error(ErrorCode::kIo, "{}: rename to {} failed: {}", path_, final_path, std::strerror(errno));
-    }
-    committed_ = true;
-    return ok_status();
-  }
-
- private:
-  std::string path_;
-  FILE* f_ = nullptr;
-  bool committed_ = false;
-};
-
 }  // namespace
 
 Status GgufWriter::write(const std::string& path, const std::function<void(uint64_t, uint64_t)>& progress) {
@@ -301,7 +251,7 @@ Status GgufWriter::write_one(const std::string& path, const std::function<void(u
   header.bytes.resize(pad_to(header.bytes.size(), alignment), 0);
   const uint64_t total = offset;
 
-  TempFile out(path + ".tmp");
+  AtomicFile out(path);
   FABULA_TRY(out.open());
   FABULA_TRY(out.write(header.bytes.data(), header.bytes.size()));
   std::vector<uint8_t> buffer;
@@ -310,7 +260,7 @@ Status GgufWriter::write_one(const std::string& path, const std::function<void(u
   if (sparse_data_) {  // every tensor all zeros, written as one hole
     FABULA_TRY(out.skip(total, header.bytes.size() + total));
     if (progress) progress(total, total);
-    return out.commit(path);
+    return out.commit();
   }
   for (size_t i = 0; i < tensors_.size(); ++i) {
     const PendingTensor& t = tensors_[i];
@@ -330,7 +280,7 @@ Status GgufWriter::write_one(const std::string& path, const std::function<void(u
     done += pad_to(sizes[i], alignment);
     if (progress) progress(done, total);
   }
-  return out.commit(path);
+  return out.commit();
 }
 
 void gguf_copy_into(const GgufFile& in, GgufWriter& writer) {

@@ -1,60 +1,15 @@
 // The streaming safetensors writer: header in memory, tensor bytes one tensor at a time into path.tmp, rename.
 #include "format/safetensors_writer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "base/file.h"
 
 namespace fabula {
 namespace {
 
 std::string quoted(const std::string& s) { return nlohmann::json(s).dump(); }
-
-// Closes the fd and removes the temporary file unless released (so errors leave nothing behind).
-class TempFile {
- public:
-  explicit TempFile(std::string path) : path_(std::move(path)) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  int fd() const { return fd_; }
-  const std::string& path() const { return path_; }
-  Status write_all(const uint8_t* p, size_t n) {
-    while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return make_error(ErrorCode::kIo, "{}: write failed: {}", path_, std::strerror(errno));
-      }
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-    return ok_status();
-  }
-  Status commit(const std::string& final_path) {
-    if (::fsync(fd_) != 0) return make_error(ErrorCode::kIo, "{}: fsync failed: {}", path_, std::strerror(errno));
-    ::close(fd_);
-    fd_ = -1;
-    if (::rename(path_.c_str(), final_path.c_str()) != 0)
-      return make_error(ErrorCode::kIo, "{}: rename to {} failed: {}", path_, final_path, std::strerror(errno));
-    committed_ = true;
-    return ok_status();
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
 
 }  // namespace
 
@@ -109,14 +64,14 @@ Status SafetensorsWriter::write(const std::string& path,
                         t.bytes.size(), t.n_bytes());
     total += t.n_bytes();
   }
-  TempFile out(path + ".tmp");
-  if (out.fd() < 0) return make_error(ErrorCode::kIo, "{}: cannot create: {}", out.path(), std::strerror(errno));
+  AtomicFile out(path);
+  FABULA_TRY(out.open());
   const std::string h = header();
   const uint64_t n = h.size();
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));  // little-endian u64
-  FABULA_TRY(out.write_all(len, 8));
-  FABULA_TRY(out.write_all(reinterpret_cast<const uint8_t*>(h.data()), h.size()));
+  FABULA_TRY(out.write(len, 8));
+  FABULA_TRY(out.write(reinterpret_cast<const uint8_t*>(h.data()), h.size()));
   uint64_t done = 0;
   std::vector<uint8_t> buffer;
   for (const auto& t : tensors_) {
@@ -124,14 +79,14 @@ Status SafetensorsWriter::write(const std::string& path,
       buffer.assign(t.n_bytes(), 0);
       Status st = t.producer(std::span<uint8_t>(buffer));
       if (!st.ok()) return st.take_error();
-      FABULA_TRY(out.write_all(buffer.data(), buffer.size()));
+      FABULA_TRY(out.write(buffer.data(), buffer.size()));
     } else {
-      FABULA_TRY(out.write_all(t.bytes.data(), t.bytes.size()));
+      FABULA_TRY(out.write(t.bytes.data(), t.bytes.size()));
     }
     done += t.n_bytes();
     if (progress) progress(done, total);
   }
-  return out.commit(path);
+  return out.commit();
 }
 
 std::vector<std::pair<std::string, std::string>> safetensors_metadata_of(const SafetensorsFile& file) {
