@@ -3,12 +3,11 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "base/ascii.h"
+#include "base/file.h"
 #include "base/json_view.h"
 
 namespace fabula::hub {
@@ -42,17 +41,7 @@ Status save_manifest(const CachedModel& m) {
   json j = {{"ref", m.ref},         {"repo", m.repo},     {"revision", m.revision}, {"commit", m.commit},
             {"quant", m.quant},     {"profile", m.profile}, {"source", m.source},   {"pulled_at", m.pulled_at},
             {"files", files}};
-  const fs::path path = m.manifest_path();
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << dump_json(j, 2) << "\n";
-    if (!out) return make_error(ErrorCode::kIo, "{}: cannot write the cache manifest", tmp.string());
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return make_error(ErrorCode::kIo, "{}: cannot rename into place: {}", path.string(), ec.message());
-  return ok_status();
+  return write_file_atomic(m.manifest_path().string(), dump_json(j, 2) + "\n");
 }
 
 Result<CachedModel> parse_manifest(const std::string& text, const std::string& where) {
@@ -86,10 +75,9 @@ namespace {
 
 // A manifest that cannot be read, or whose files are gone, lists nothing: `fabula pull` writes it again.
 std::optional<CachedModel> read_manifest(const fs::path& manifest, const fs::path& repo_dir) {
-  std::ifstream in(manifest);
-  std::ostringstream text;
-  text << in.rdbuf();
-  auto parsed = parse_manifest(text.str(), manifest.string());
+  auto text = read_file_text(manifest.string());
+  if (!text.ok()) return std::nullopt;
+  auto parsed = parse_manifest(*text, manifest.string());
   if (!parsed.ok()) return std::nullopt;
   CachedModel m = std::move(*parsed);
   m.dir = repo_dir;

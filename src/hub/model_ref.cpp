@@ -5,12 +5,11 @@
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "base/ascii.h"
+#include "base/file.h"
 #include "base/json_view.h"
 #include "protocol/manifest.h"
 
@@ -57,11 +56,9 @@ Result<Registry> parse_registry(std::string_view text, const std::string& where)
 }
 
 Result<Registry> load_registry_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(ErrorCode::kNotFound, "{}: cannot open the model registry", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_registry(text.str(), path);
+  auto text = read_file_text(path);
+  if (!text) return make_error(ErrorCode::kNotFound, "{}: cannot open the model registry", path);
+  return parse_registry(*text, path);
 }
 
 Result<Registry> load_registry() {
