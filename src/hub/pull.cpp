@@ -57,11 +57,7 @@ std::string strip_etag(std::string etag) {
   return etag;
 }
 
-std::string human_bytes(uint64_t n) {
-  if (n >= 1000ull * 1000 * 1000) return fmt::format("{:.2f} GB", static_cast<double>(n) / 1e9);
-  if (n >= 1000ull * 1000) return fmt::format("{:.1f} MB", static_cast<double>(n) / 1e6);
-  return fmt::format("{} bytes", n);
-}
+std::string human_bytes(uint64_t n) { return ProgressBar::format_bytes(static_cast<double>(n)); }
 
 bool is_redirect(long status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
