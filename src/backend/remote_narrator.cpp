@@ -10,22 +10,13 @@
 #include <nlohmann/json.hpp>
 
 #include "base/json_view.h"
+#include "text/reasoning.h"
 
 namespace fabula::backend {
 
 using nlohmann::json;
 
 namespace {
-
-constexpr std::string_view kOpen = "<|channel>";
-constexpr std::string_view kClose = "<channel|>";
-
-// Length of the longest suffix of `s` that is a proper prefix of `marker`.
-size_t partial_suffix(std::string_view s, std::string_view marker) {
-  for (size_t n = std::min(s.size(), marker.size() - 1); n > 0; --n)
-    if (s.substr(s.size() - n) == marker.substr(0, n)) return n;
-  return 0;
-}
 
 struct Endpoint {
   std::string origin;  // scheme://host:port
@@ -41,66 +32,6 @@ Endpoint split_url(std::string url) {
 }
 
 }  // namespace
-
-void ThoughtStripper::feed(std::string_view text, std::string& out) {
-  held_.append(text);
-  for (;;) {
-    if (!in_channel_) {
-      const size_t open = held_.find(kOpen);
-      const size_t close = held_.find(kClose);
-      const size_t at = std::min(open, close);
-      if (at == std::string::npos) {
-        const size_t keep = std::max(partial_suffix(held_, kOpen), partial_suffix(held_, kClose));
-        const size_t n = held_.size() - keep;
-        if (n > 0) {
-          out.append(held_, 0, n);
-          emitted_ = true;
-          held_.erase(0, n);
-        }
-        return;
-      }
-      if (at > 0) {
-        out.append(held_, 0, at);
-        emitted_ = true;
-      }
-      if (at == open) {
-        in_channel_ = true;
-        held_.erase(0, at + kOpen.size());
-      } else {
-        held_.erase(0, at + kClose.size());  // a stray closing marker: dropped
-      }
-    } else {
-      const size_t close = held_.find(kClose);
-      if (close == std::string::npos) {
-        const size_t keep = partial_suffix(held_, kClose);
-        reasoning_.append(held_, 0, held_.size() - keep);
-        held_.erase(0, held_.size() - keep);
-        return;
-      }
-      reasoning_.append(held_, 0, close);
-      held_.erase(0, close + kClose.size());
-      in_channel_ = false;
-    }
-  }
-}
-
-void ThoughtStripper::finish(std::string& out) {
-  if (in_channel_) {
-    reasoning_ += held_;
-    held_.clear();
-    if (!emitted_) {
-      // The whole reply sat in an unclosed thought channel (some servers never close it): use it rather than nothing.
-      std::string text = reasoning_;
-      if (text.rfind("thought\n", 0) == 0) text.erase(0, 8);
-      out += text;
-      emitted_ = !text.empty();
-    }
-    return;
-  }
-  out += held_;
-  if (!held_.empty()) emitted_ = true;
-  held_.clear();
-}
 
 RemoteNarrator::RemoteNarrator(std::string base_url) {
   options_.url = std::move(base_url);
@@ -203,8 +134,9 @@ Result<engine::NarratorResult> RemoteNarrator::write(const engine::NarratorReque
 
   for (int attempt = 0;; ++attempt) {
     engine::NarratorResult result;
-    ThoughtStripper stripper;
-    std::string buffer, out, error_message;
+    ReasoningSplitter splitter;  // a thought channel in the streamed text never reaches the beat
+    ReasoningDelta delta;
+    std::string reasoning, buffer, error_message;
     bool finished = false, sent_any = false;
     int chunks = 0;
     auto emit = [&](std::string& text) -> bool {
@@ -259,8 +191,10 @@ Result<engine::NarratorResult> RemoteNarrator::write(const engine::NarratorReque
       }
       if (!piece.empty()) {
         ++chunks;
-        stripper.feed(piece, out);
-        if (!emit(out)) {
+        splitter.feed_text(piece, delta);
+        reasoning += delta.reasoning;
+        delta.reasoning.clear();
+        if (!emit(delta.content)) {
           result.cancelled = true;
           return false;
         }
@@ -322,8 +256,10 @@ Result<engine::NarratorResult> RemoteNarrator::write(const engine::NarratorReque
     if (!ok && !finished && !result.cancelled)
       return make_error(ErrorCode::kIo, "narrator server {}: {}", options_.url, httplib::to_string(err));
     if (!result.cancelled) {
-      stripper.finish(out);
-      if (!emit(out)) result.cancelled = true;
+      ReasoningDelta last = splitter.finish();
+      // The whole reply sat in an unclosed thought channel (some servers never close it): use it rather than nothing.
+      if (splitter.unclosed() && result.text.empty() && last.content.empty()) last.content = reasoning + last.reasoning;
+      if (!emit(last.content)) result.cancelled = true;
     }
     if (result.cancelled) result.stop_reason = "cancelled";
     else if (result.stop_reason.empty()) result.stop_reason = "end";

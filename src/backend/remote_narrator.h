@@ -29,25 +29,6 @@ struct RemoteOptions {
   int read_timeout_s = 600;
 };
 
-// Removes Gemma 4 reasoning-channel text from a streamed reply (docs/PROTOCOL.md, "Reasoning channels"): a thought block
-// `<|channel>thought ... <channel|>` (also an empty one) goes to reasoning(), a stray `<channel|>` is dropped,
-// and markers split across chunks are held back until they resolve. If the whole reply stayed inside an unclosed
-// channel, finish() returns the reasoning as the text (better than an empty beat).
-class ThoughtStripper {
- public:
-  // Appends the text that is certainly content to `out`.
-  void feed(std::string_view text, std::string& out);
-  // End of stream: releases held-back text (see above for the unclosed-channel fallback).
-  void finish(std::string& out);
-  const std::string& reasoning() const { return reasoning_; }
-
- private:
-  std::string held_;
-  std::string reasoning_;
-  bool in_channel_ = false;
-  bool emitted_ = false;
-};
-
 class RemoteNarrator : public engine::Narrator {
  public:
   explicit RemoteNarrator(std::string base_url);

@@ -23,8 +23,7 @@ size_t partial_tail(std::string_view s, std::string_view marker) {
 }  // namespace
 
 ReasoningSplitter::ReasoningSplitter(const Tokenizer& tokenizer, bool start_in_reasoning)
-    : tokenizer_(&tokenizer),
-      detok_(tokenizer, /*render_control=*/false),
+    : detok_(std::in_place, tokenizer, /*render_control=*/false),
       open_id_(tokenizer.find_token(kOpen)),
       close_id_(tokenizer.find_token(kClose)),
       state_(start_in_reasoning ? State::kLabel : State::kContent) {}
@@ -36,10 +35,10 @@ void ReasoningSplitter::emit(std::string_view s, ReasoningDelta& out) {
 
 void ReasoningSplitter::feed(int32_t id, ReasoningDelta& out) {
   if (id >= 0 && (id == open_id_ || id == close_id_)) {
-    buffer_ += detok_.flush();  // a marker ends any dangling partial character
+    buffer_ += detok_->flush();  // a marker ends any dangling partial character
     buffer_ += id == open_id_ ? kOpen : kClose;
   } else {
-    detok_.feed(id, buffer_);
+    detok_->feed(id, buffer_);
   }
   process(out, false);
 }
@@ -51,7 +50,7 @@ void ReasoningSplitter::feed_text(std::string_view text, ReasoningDelta& out) {
 
 ReasoningDelta ReasoningSplitter::finish() {
   ReasoningDelta out;
-  buffer_ += detok_.flush();
+  if (detok_) buffer_ += detok_->flush();
   process(out, true);
   finished_unclosed_ = state_ != State::kContent;
   return out;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,8 @@ class ReasoningSplitter {
  public:
   // `start_in_reasoning`: the prompt ended inside an open channel (prefilled "<|channel>").
   explicit ReasoningSplitter(const Tokenizer& tokenizer, bool start_in_reasoning = false);
+  // Text only (a remote server streams text, not ids): feed_text() and finish().
+  ReasoningSplitter() = default;
 
   void feed(int32_t id, ReasoningDelta& out);
   ReasoningDelta feed(int32_t id) {
@@ -44,8 +47,7 @@ class ReasoningSplitter {
   void process(ReasoningDelta& out, bool final);
   void emit(std::string_view s, ReasoningDelta& out);
 
-  const Tokenizer* tokenizer_;
-  StreamingDetokenizer detok_;
+  std::optional<StreamingDetokenizer> detok_;
   int32_t open_id_ = -1;
   int32_t close_id_ = -1;
   State state_ = State::kContent;

@@ -18,33 +18,6 @@ namespace {
 using backend::RemoteApi;
 using backend::RemoteNarrator;
 using backend::RemoteOptions;
-using backend::ThoughtStripper;
-
-std::string strip_all(const std::vector<std::string>& chunks, std::string* reasoning = nullptr) {
-  ThoughtStripper s;
-  std::string out;
-  for (const auto& c : chunks) s.feed(c, out);
-  s.finish(out);
-  if (reasoning) *reasoning = s.reasoning();
-  return out;
-}
-
-TEST(ThoughtStripper, EdgeCasesOfAnchors35) {
-  std::string r;
-  EXPECT_EQ(strip_all({"<|channel>thought\nplan it<channel|>Hello"}, &r), "Hello");
-  EXPECT_EQ(r, "thought\nplan it");
-  EXPECT_EQ(strip_all({"<|channel>thought\n<channel|>Text"}), "Text");  // empty block with thinking "off"
-  EXPECT_EQ(strip_all({"<channel|>Stray closer"}), "Stray closer");
-  EXPECT_EQ(strip_all({"A <chan", "nel|>B"}), "A B");
-  EXPECT_EQ(strip_all({"<|channel>thought\nonly thinking"}, &r), "only thinking");  // whole answer in the channel
-  EXPECT_EQ(strip_all({"Before <|channel>x"}), "Before ");  // content came first: the open tail is dropped
-  EXPECT_EQ(strip_all({"a < b <| c"}), "a < b <| c");  // lookalikes pass through
-  // Every split point of a block gives the same text.
-  const std::string whole = "<channel|>[Sakura]: \"Hi.\"<|channel>thought\nhm<channel|>\n[TOOL: bg id=\"x\"]";
-  for (size_t i = 0; i <= whole.size(); ++i)
-    for (size_t j = i; j <= whole.size(); j += 7)
-      EXPECT_EQ(strip_all({whole.substr(0, i), whole.substr(i, j - i), whole.substr(j)}), "[Sakura]: \"Hi.\"\n[TOOL: bg id=\"x\"]");
-}
 
 // A scripted llama-server / OpenAI server on a free port.
 class FakeServer {

@@ -94,6 +94,39 @@ TEST(ReasoningSplitter, TextMarkersMatchAcrossChunks) {
   }
 }
 
+// Text-only splitting of streamed chunks (what RemoteNarrator does); returns the content.
+std::string split_chunks(const std::vector<std::string>& chunks, std::string* reasoning = nullptr,
+                         bool* unclosed = nullptr) {
+  ReasoningSplitter s;
+  ReasoningDelta all;
+  for (const auto& c : chunks) s.feed_text(c, all);
+  const auto f = s.finish();
+  if (reasoning) *reasoning = all.reasoning + f.reasoning;
+  if (unclosed) *unclosed = s.unclosed();
+  return all.content + f.content;
+}
+
+TEST(ReasoningSplitter, TextOnlyEdgeCases) {
+  std::string r;
+  bool unclosed = false;
+  EXPECT_EQ(split_chunks({"<|channel>thought\nplan it<channel|>Hello"}, &r), "Hello");
+  EXPECT_EQ(r, "plan it");
+  EXPECT_EQ(split_chunks({"<|channel>thought\n<channel|>Text"}), "Text");  // empty block with thinking "off"
+  EXPECT_EQ(split_chunks({"<channel|>Stray closer"}), "Stray closer");
+  EXPECT_EQ(split_chunks({"A <chan", "nel|>B"}), "A B");
+  EXPECT_EQ(split_chunks({"<|channel>thought\nonly thinking"}, &r, &unclosed), "");  // whole answer in the channel
+  EXPECT_EQ(r, "only thinking");
+  EXPECT_TRUE(unclosed);
+  EXPECT_EQ(split_chunks({"Before <|channel>x"}), "Before ");  // content came first: the open tail is reasoning
+  EXPECT_EQ(split_chunks({"a < b <| c"}), "a < b <| c");  // lookalikes pass through
+  // Every split point of a block gives the same text.
+  const std::string whole = "<channel|>[Sakura]: \"Hi.\"<|channel>thought\nhm<channel|>\n[TOOL: bg id=\"x\"]";
+  for (size_t i = 0; i <= whole.size(); ++i)
+    for (size_t j = i; j <= whole.size(); j += 7)
+      EXPECT_EQ(split_chunks({whole.substr(0, i), whole.substr(i, j - i), whole.substr(j)}),
+                "[Sakura]: \"Hi.\"\n[TOOL: bg id=\"x\"]");
+}
+
 TEST(ReasoningSplitter, ContentStreamsWithoutWaitingForTheEnd) {
   ReasoningSplitter s(demo());
   std::string seen;
