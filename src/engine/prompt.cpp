@@ -12,9 +12,7 @@ namespace fabula::engine {
 namespace {
 
 std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
-  std::string r;
-  for (size_t i = 0; i < v.size(); ++i) r += (i ? sep : "") + v[i];
-  return r;
+  return fmt::format("{}", fmt::join(v, sep));
 }
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {

@@ -109,13 +109,9 @@ std::string default_vn26b_system(const Story& s) {
   out += "\nPLACES: ";
   for (size_t i = 0; i < s.locations.size(); ++i)
     out += fmt::format("{}{} ({})", i ? ", " : "", s.locations[i].id, s.locations[i].name);
-  auto join = [](const std::vector<std::string>& v) {
-    std::string r;
-    for (size_t i = 0; i < v.size(); ++i) r += (i ? ", " : "") + v[i];
-    return r;
-  };
   out += fmt::format(".\nEXPRESSIONS: {}.\nPOSITIONS: {}.\nTRANSITIONS: {}.\nMUSIC: {}.\nSOUNDS: {}.\n",
-                     join(s.expressions), join(s.positions), join(s.transitions), join(s.music), join(s.sounds));
+                     fmt::join(s.expressions, ", "), fmt::join(s.positions, ", "), fmt::join(s.transitions, ", "),
+                     fmt::join(s.music, ", "), fmt::join(s.sounds, ", "));
   return out;
 }
 
