@@ -29,17 +29,8 @@ bool starts_with_at(std::string_view s, size_t pos, std::string_view prefix) {
 }
 
 size_t find_ci(std::string_view s, std::string_view needle) {
-  if (needle.size() > s.size()) return std::string_view::npos;
-  for (size_t i = 0; i + needle.size() <= s.size(); ++i) {
-    bool match = true;
-    for (size_t k = 0; k < needle.size() && match; ++k) {
-      char a = s[i + k], b = needle[k];
-      if (a >= 'a' && a <= 'z') a = static_cast<char>(a - 32);
-      if (b >= 'a' && b <= 'z') b = static_cast<char>(b - 32);
-      match = a == b;
-    }
-    if (match) return i;
-  }
+  for (size_t i = 0; i + needle.size() <= s.size(); ++i)
+    if (ascii_iequals(s.substr(i, needle.size()), needle)) return i;
   return std::string_view::npos;
 }
 

@@ -5,6 +5,8 @@
 
 #include <utf8proc.h>
 
+#include "base/ascii.h"
+
 namespace fabula::protocol {
 
 int32_t utf8_next(std::string_view text, size_t& pos) {
@@ -60,13 +62,7 @@ std::string nfc(std::string_view text) {
 std::string fold(std::string_view text) {
   bool ascii = true;
   for (unsigned char c : text) ascii = ascii && c < 0x80;
-  if (ascii) {  // fast path: ASCII case folding is lower-casing, and ASCII is already NFC
-    std::string out(text);
-    for (char& c : out) {
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-    }
-    return out;
-  }
+  if (ascii) return ascii_lower(text);  // ASCII case folding is lower-casing, and ASCII is already NFC
   return map_text(text, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD);
 }
 
