@@ -1,8 +1,6 @@
 // OpenAI-compatible chat: POST /v1/chat/completions (JSON or SSE ending in [DONE]) and POST /apply-template.
 #include <fmt/format.h>
 
-#include <random>
-
 #include "base/json_view.h"
 #include "server/server_impl.h"
 
@@ -18,14 +16,6 @@ Result<std::string> render_chat(const ChatRequest& c, const ChatTemplate& tmpl) 
   o.enable_thinking = c.enable_thinking;
   o.add_bos = true;
   return tmpl.render(c.messages, o);
-}
-
-std::string random_id() {
-  static const char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  std::random_device rd;
-  std::string s = "chatcmpl-";
-  for (int i = 0; i < 24; ++i) s += kChars[rd() % (sizeof(kChars) - 1)];
-  return s;
 }
 
 int64_t unix_now() {
@@ -78,7 +68,7 @@ void Server::Impl::register_chat_routes() {
     task->want_events = cr->stream;
     L.scheduler->submit(task);
 
-    const std::string id = random_id();
+    const std::string id = "chatcmpl-" + random_token().substr(0, 24);
     const int64_t created = unix_now();
     const std::string model = alias;
     if (!cr->stream) {
