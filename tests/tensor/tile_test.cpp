@@ -149,7 +149,10 @@ TEST(Gemv, EveryTargetMatchesItsTileForOneToken) {
           table.tile[kernel_slot(type)](n, w + stride * r, act.data(), 0, act_scales, 1, &tile, 1);
           ref.tile[kernel_slot(type)](n, w + stride * r, act.data(), 0, nullptr, 1, &want, 1);
           if (table.gemv_every_token[kernel_slot(type)]) {
-            EXPECT_NEAR(y[r], tile, 1e-5f * (1.0f + std::fabs(tile))) << "n " << n << " row " << r;
+            // Another f32 order over the same exact integer sums: where a row's terms cancel (Q6_K: a result
+            // near 18 from terms in the thousands) it differs from the tile's by as much as either from the exact
+            // sum, about 2e-4.
+            EXPECT_NEAR(y[r], tile, 1e-4f * (1.0f + std::fabs(tile))) << "n " << n << " row " << r;
           } else {
             EXPECT_EQ(y[r], tile) << "n " << n << " row " << r;
           }
