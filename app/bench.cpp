@@ -18,6 +18,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -26,6 +27,7 @@
 #include "bench_kv.h"
 #include "command.h"
 #include "model_args.h"
+#include "model/gemma4/tensors.h"
 #include "model/model.h"
 #include "model/step_profile.h"
 #include "tensor/thread_pool.h"
@@ -150,23 +152,94 @@ double decode_bytes_per_token(const fabula::Model& m) {
   return bytes;
 }
 
-// --profile: each phase's wall time per generated token (tg) or per prompt run (pp), and its share of the run.
-void print_profile(const std::vector<TestResult>& results, int reps) {
+using PhaseBytes = std::array<double, static_cast<size_t>(fabula::StepPhase::kCount)>;
+
+// The phase of the forward pass that reads a Gemma 4 weight tensor (model/step_profile.h), or kCount for tensors
+// of another family.
+fabula::StepPhase phase_reading(std::string_view gguf_name) {
+  using fabula::StepPhase;
+  using K = fabula::TensorKind;
+  const auto match = fabula::match_gguf_tensor_name(gguf_name);
+  if (!match) return StepPhase::kCount;
+  switch (match->kind) {
+    case K::kTokenEmbd: return StepPhase::kEmbed;
+    case K::kOutputNorm: return StepPhase::kHead;
+    case K::kRopeFreqs: case K::kAttnQNorm: case K::kAttnKNorm: return StepPhase::kAttention;
+    case K::kAttnNorm: case K::kAttnQ: case K::kAttnK: case K::kAttnV: return StepPhase::kAttnQkv;
+    case K::kAttnOutput: case K::kPostAttentionNorm: return StepPhase::kAttnOut;
+    case K::kFfnNorm: case K::kFfnGate: case K::kFfnUp: case K::kFfnGateInp: case K::kFfnGateInpScale:
+      return StepPhase::kFfnGateUp;
+    case K::kFfnDown: case K::kPreFfwNorm2: case K::kFfnGateUpExps: case K::kFfnGateExps: case K::kFfnUpExps:
+      return StepPhase::kFfnDown;
+    case K::kFfnDownExps: case K::kFfnDownExpsScale: case K::kPostFfwNorm1: case K::kPostFfwNorm2:
+    case K::kPostFfwNorm: case K::kLayerOutputScale:
+      return StepPhase::kExpertDown;
+  }
+  return StepPhase::kCount;
+}
+
+// Weight bytes each phase reads in one decode step of `tokens` tokens, counted as decode_bytes_per_token counts
+// them, except that an expert stack (*_exps) counts `experts_per_layer` (the distinct experts the run chose per MoE
+// layer, measured) of its n_expert experts, and the embedding one row per token (plus the whole matrix in the head
+// when the output head is tied to it).
+PhaseBytes phase_bytes_per_step(const fabula::Model& m, double experts_per_layer, int tokens) {
+  const fabula::ModelInfo& hp = m.info();
+  const bool tied = m.gguf().find_tensor("output.weight") == nullptr;
+  PhaseBytes bytes{};
+  for (const auto& t : m.gguf().tensors()) {
+    const double b = static_cast<double>(t.n_bytes());
+    if (t.name == "output.weight") {
+      bytes[static_cast<size_t>(fabula::StepPhase::kHead)] += b;
+      continue;
+    }
+    const fabula::StepPhase phase = phase_reading(t.name);
+    if (phase == fabula::StepPhase::kCount) continue;
+    double read = b;
+    if (t.name.find("_exps.") != std::string::npos && hp.n_expert > 0) {
+      read = b * experts_per_layer / static_cast<double>(hp.n_expert);
+    } else if (phase == fabula::StepPhase::kEmbed) {
+      read = b / static_cast<double>(hp.n_vocab) * tokens;
+      if (tied) bytes[static_cast<size_t>(fabula::StepPhase::kHead)] += b;
+    }
+    bytes[static_cast<size_t>(phase)] += read;
+  }
+  return bytes;
+}
+
+// --profile: each phase's wall time per generated token (tg) or per prompt run (pp), and its share of the run. For
+// tg also the weight bytes each phase reads per step and the rate it read them at, so the phase furthest from the
+// memory's read bandwidth (--bandwidth: printed as a share of it) shows at once.
+void print_profile(const fabula::Model& m, const std::vector<TestResult>& results, int reps, int parallel,
+                   double bandwidth_gbs) {
   using fabula::StepPhase;
   for (const auto& r : results) {
     double run_ns = 0;
     for (double ns : r.ns) run_ns += ns;
-    const double per = r.n_gen > 0 ? static_cast<double>(r.n_gen) * reps : reps;
-    std::printf("\n%s: ms per %s by phase\n", r.name.c_str(), r.n_gen > 0 ? "step" : "run");
-    double timed = 0;
+    const bool tg = r.n_gen > 0;
+    const double per = tg ? static_cast<double>(r.n_gen) * reps : reps;
+    const PhaseBytes bytes =
+        phase_bytes_per_step(m, r.experts_per_layer > 0 ? r.experts_per_layer : 0.0, parallel);
+    std::printf("\n%s: ms per %s by phase%s\n", r.name.c_str(), tg ? "step" : "run",
+                tg ? ", weight MB read per step and the rate (GB/s)" : "");
+    double timed = 0, total_bytes = 0;
+    for (double b : bytes) total_bytes += b;
+    auto row = [&](const std::string& name, double ns, double b) {
+      std::printf("  %-28s %9.3f ms  %5.1f%%", name.c_str(), ns / per / 1e6, run_ns > 0 ? 100 * ns / run_ns : 0.0);
+      if (tg && b > 0) std::printf("  %9.1f MB", b / 1e6);
+      if (tg && b >= 0.01 * total_bytes && ns > 0) {  // a rate for the phases that stream weights (not the norms')
+        const double gbs = b / (ns / per);  // bytes per ns = GB/s
+        std::printf("  %6.1f GB/s", gbs);
+        if (bandwidth_gbs > 0) std::printf("  %5.1f%% of %.1f", 100 * gbs / bandwidth_gbs, bandwidth_gbs);
+      }
+      std::printf("\n");
+    };
     for (size_t i = 0; i < r.phase_ns.size(); ++i) {
       const double ns = static_cast<double>(r.phase_ns[i]);
       timed += ns;
-      std::printf("  %-28s %9.3f ms  %5.1f%%\n", std::string(fabula::step_phase_name(static_cast<StepPhase>(i))).c_str(),
-                  ns / per / 1e6, run_ns > 0 ? 100 * ns / run_ns : 0.0);
+      row(std::string(fabula::step_phase_name(static_cast<StepPhase>(i))), ns, bytes[i]);
     }
-    std::printf("  %-28s %9.3f ms  %5.1f%%\n", "(outside the phases)", (run_ns - timed) / per / 1e6,
-                run_ns > 0 ? 100 * (run_ns - timed) / run_ns : 0.0);
+    row("(outside the phases)", run_ns - timed, 0);
+    if (tg) row("(the whole step)", run_ns, total_bytes);
     if (r.experts_per_layer > 0) std::printf("  distinct experts read per MoE layer and step: %.2f\n", r.experts_per_layer);
   }
 }
@@ -185,7 +258,9 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
   cli.add_flag("--json", args->json, "Print JSON instead of the table");
   cli.add_flag("--no-warmup", args->no_warmup, "Skip the warm-up run");
   cli.add_flag("--profile", args->profile,
-               "Also print the wall time of each phase of the forward pass (per token for tg, per run for pp)");
+               "Also print the wall time of each phase of the forward pass (per token for tg, per run for pp); for "
+               "tg also the weight bytes each phase reads per step and the rate it reads them at (GB/s; with "
+               "--bandwidth, as a share of it)");
   cli.add_option("--bandwidth", args->bandwidth_gbs,
                  "Memory read bandwidth in GB/s (bench_membw's best read): prints tg against the bound "
                  "bandwidth / weight bytes per token");
@@ -435,7 +510,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       }
     }
     std::printf("\n");
-    if (args->profile) print_profile(results, args->reps);
+    if (args->profile) print_profile(m, results, args->reps, args->parallel, args->bandwidth_gbs);
     return 0;
   };
 }
