@@ -96,11 +96,11 @@ HWY_INLINE __m256 gemv_q8_0_like_step_512(const uint8_t* x, int64_t i, const Blo
 // `acts` is the activation's int8 values without their scales (q8_0_gemv_activation), one load per pair.
 // With NT tokens the weights are unpacked once and each token's arithmetic is the one-token step's (a batched decode
 // step: every token's numbers equal its numbers alone, bit for bit).
-template <GgmlType kType, typename Block, int kCount, int NT>
-HWY_INLINE void gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const int8_t* const (&acts)[NT],
-                                         const float* const (&act_scales)[NT], const int32_t* const (&act_sums)[NT],
-                                         __m256 (&acc)[NT]) {
-  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
+// The weight half of a step (shared with the one-token kernel over several rows below): blocks i .. i + kCount - 1
+// of a row as four vectors u[p] of gemv's unsigned bytes (blocks 2p and 2p + 1; zero where absent) and their scales
+// dw in the reduced lane order.
+template <GgmlType kType, typename Block, int kCount>
+HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i (&u)[4], __m256& dw) {
   constexpr int kBytes = static_cast<int>(sizeof(Block));
   constexpr int kQs = kBytes - 16;  // offset of the packed nibbles in a Q5_0 / Q4_0 block
   constexpr auto here = [](int k) { return k < kCount; };
@@ -124,7 +124,7 @@ HWY_INLINE void gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const int8
     for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>(j % 32);
     return idx;
   }();
-  __m512i pair[4], u[4];
+  __m512i pair[4];
   for (int p = 0; p < 4; ++p) {
     const uint8_t* b0 = x + (i + 2 * p) * kBytes;
     if (!here(2 * p)) {
@@ -158,7 +158,18 @@ HWY_INLINE void gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const int8
   const __m512i d_index = _mm512_zextsi128_si512(_mm_setr_epi16(0, 32, 0, 32, kH, 32 + kH, kH, 32 + kH));
   const __m512i d16 = _mm512_or_si512(_mm512_maskz_permutex2var_epi16(0x33, pair[0], d_index, pair[1]),
                                       _mm512_maskz_permutex2var_epi16(0xCC, pair[2], d_index, pair[3]));
-  const __m256 dw = _mm256_cvtph_ps(_mm512_castsi512_si128(d16));
+  dw = _mm256_cvtph_ps(_mm512_castsi512_si128(d16));
+}
+
+template <GgmlType kType, typename Block, int kCount, int NT>
+HWY_INLINE void gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const int8_t* const (&acts)[NT],
+                                         const float* const (&act_scales)[NT], const int32_t* const (&act_sums)[NT],
+                                         __m256 (&acc)[NT]) {
+  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
+  constexpr auto here = [](int k) { return k < kCount; };
+  __m512i u[4];
+  __m256 dw;
+  unpack_q8_0_like_step_vbmi<kType, Block, kCount>(x, i, u, dw);
   const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   constexpr __mmask8 kPresent = static_cast<__mmask8>((1u << kCount) - 1);
   for (int t = 0; t < NT; ++t) {
@@ -188,6 +199,71 @@ HWY_INLINE void q8_0_gemv_activation(const BlockQ8_0* x, int64_t blocks, int8_t*
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * kQK8_0), load256(x[b].qs));
   }
   _mm512_storeu_si512(out + blocks * kQK8_0, _mm512_setzero_si512());
+}
+
+// A per-thread 64-byte aligned buffer of at least `bytes` for the gemvs' activation copies.
+HWY_INLINE int8_t* q8_0_gemv_scratch(size_t bytes) {
+  thread_local hwy::AlignedFreeUniquePtr<int8_t[]> scratch;
+  thread_local size_t scratch_bytes = 0;
+  if (scratch_bytes < bytes) {
+    scratch = hwy::AllocateAligned<int8_t>(bytes);
+    scratch_bytes = bytes;
+  }
+  return scratch.get();
+}
+
+// The one-token step over kRows rows at once (x[k]: row k's blocks): each row's block sums, scales and f32 steps are
+// gemv_q8_0_like_step_vbmi's with one token, lane for lane, so every row's sum is bit for bit the same; what the rows
+// share is done once: the activation's loads, its scales and sums, and per two rows the last reduction level, the
+// conversion and the FMA at 512 bits (acc[k / 2]: row k in lanes 8 (k % 2) .. 8 (k % 2) + 7). A 704-column expert
+// row has only 22 blocks, so this per-step and per-row work was a large part of its time.
+template <GgmlType kType, typename Block, int kCount, int kRows>
+HWY_INLINE void gemv_q8_0_like_rows_step_vbmi(const uint8_t* const (&x)[kRows], int64_t i, const int8_t* act,
+                                              const float* act_scales, const int32_t* act_sums,
+                                              __m512 (&acc)[kRows / 2]) {
+  static_assert(kRows % 2 == 0);
+  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
+  constexpr auto here = [](int k) { return k < kCount; };
+  constexpr __mmask8 kPresent = static_cast<__mmask8>((1u << kCount) - 1);
+  __m512i a[4];
+  for (int p = 0; p < 4; ++p) a[p] = here(2 * p) ? load512(act + (i + 2 * p) * kQK8_0) : _mm512_setzero_si512();
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  const __m256 raw_da = kCount == 8 ? _mm256_loadu_ps(act_scales + i) : _mm256_maskz_loadu_ps(kPresent, act_scales + i);
+  const __m256i raw_c = kCount == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act_sums + i))
+                                    : _mm256_maskz_loadu_epi32(kPresent, act_sums + i);
+  const __m256 da = _mm256_permutexvar_ps(order, raw_da);
+  const __m256i c = _mm256_srai_epi32(_mm256_permutexvar_epi32(order, raw_c), kShift);
+  const __m512 da2 = _mm512_insertf32x8(_mm512_castps256_ps512(da), da, 1);
+  const __m512i c2 = _mm512_inserti64x4(_mm512_castsi256_si512(c), c, 1);
+  for (int k = 0; k < kRows; k += 2) {
+    __m512i partials[2];
+    __m256 dw[2];
+    for (int h = 0; h < 2; ++h) {
+      __m512i u[4], s[4];
+      unpack_q8_0_like_step_vbmi<kType, Block, kCount>(x[k + h], i, u, dw[h]);
+      for (int p = 0; p < 4; ++p) s[p] = here(2 * p) ? dp_u8s8_512(_mm512_setzero_si512(), u[p], a[p]) : _mm512_setzero_si512();
+      partials[h] = kType == GgmlType::kQ8_0 ? block_pair_partials(s[0], s[1], s[2], s[3])
+                                             : block_pair_partials_int16(s[0], s[1], s[2], s[3]);
+    }
+    // block_totals of both rows at once: row k's totals in lanes 0..7, row k + 1's in 8..15.
+    const __m512i even = _mm512_shuffle_i32x4(partials[0], partials[1], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i odd = _mm512_shuffle_i32x4(partials[0], partials[1], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i sums = _mm512_add_epi32(_mm512_add_epi32(even, odd), c2);
+    const __m512 dw2 = _mm512_insertf32x8(_mm512_castps256_ps512(dw[0]), dw[1], 1);
+    acc[k / 2] = _mm512_fmadd_ps(_mm512_mul_ps(dw2, da2), _mm512_cvtepi32_ps(sums), acc[k / 2]);
+  }
+}
+
+// hsum_f32x8 of the four rows in acc01 (rows 0, 1) and acc23 (rows 2, 3) into y[0..3], the same additions in the
+// same pairs: (v0 + v4) + (v2 + v6) + ((v1 + v5) + (v3 + v7)).
+HWY_INLINE void store_hsum_4_rows(__m512 acc01, __m512 acc23, float* y) {
+  const __m512 low = _mm512_shuffle_f32x4(acc01, acc23, _MM_SHUFFLE(2, 0, 2, 0));   // v0..v3 of rows 0..3
+  const __m512 high = _mm512_shuffle_f32x4(acc01, acc23, _MM_SHUFFLE(3, 1, 3, 1));  // v4..v7
+  const __m512 s = _mm512_add_ps(low, high);
+  const __m512 t = _mm512_add_ps(s, _mm512_permute_ps(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  const __m512 r = _mm512_add_ps(t, _mm512_permute_ps(t, _MM_SHUFFLE(2, 3, 0, 1)));
+  _mm_storeu_ps(y, _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                                                    0, 0, 0, 0), r)));
 }
 #endif
 
@@ -219,17 +295,12 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
                                            const int32_t* act_sums, float* y, int64_t ldy) {
   const int64_t nb = n / kQK8_0;
   const size_t token_bytes = static_cast<size_t>(nb + 2) * kQK8_0;
-  thread_local hwy::AlignedFreeUniquePtr<int8_t[]> scratch;
-  thread_local size_t scratch_bytes = 0;
-  if (scratch_bytes < NT * token_bytes) {
-    scratch = hwy::AllocateAligned<int8_t>(NT * token_bytes);
-    scratch_bytes = NT * token_bytes;
-  }
+  int8_t* scratch = q8_0_gemv_scratch(NT * token_bytes);
   const int8_t* acts[NT];
   const float* scales[NT];
   const int32_t* sums[NT];
   for (int t = 0; t < NT; ++t) {
-    int8_t* out = scratch.get() + t * token_bytes;
+    int8_t* out = scratch + t * token_bytes;
     q8_0_gemv_activation(reinterpret_cast<const BlockQ8_0*>(act + t * act_stride), nb, out);
     acts[t] = out;
     scales[t] = act_scales + t * nb;
@@ -250,11 +321,42 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
 #endif
 
 
+#if HWY_TARGET == HWY_AVX3_DL
+// One token against `rows` rows, four rows per pass (gemv_q8_0_like_rows_step_vbmi): every row's sum bit for bit
+// the one-token gemv_q8_0_like_tokens_vbmi's.
+template <GgmlType kType, typename Block>
+HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                        const float* act_scales, const int32_t* act_sums, float* y) {
+  constexpr int kRows = 4;
+  const int64_t nb = n / kQK8_0;
+  int8_t* a = q8_0_gemv_scratch(static_cast<size_t>(nb + 2) * kQK8_0);
+  q8_0_gemv_activation(reinterpret_cast<const BlockQ8_0*>(act), nb, a);
+  int64_t r = 0;
+  for (; r + kRows <= rows; r += kRows) {
+    const uint8_t* x[kRows];
+    for (int k = 0; k < kRows; ++k) x[k] = w + static_cast<size_t>(r + k) * row_stride;
+    __m512 acc[kRows / 2];
+    for (auto& v : acc) v = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= nb; i += 8) gemv_q8_0_like_rows_step_vbmi<kType, Block, 8, kRows>(x, i, a, act_scales, act_sums, acc);
+    for_remainder_blocks(nb - i, [&](auto count) {
+      gemv_q8_0_like_rows_step_vbmi<kType, Block, decltype(count)::value, kRows>(x, i, a, act_scales, act_sums, acc);
+    });
+    store_hsum_4_rows(acc[0], acc[1], y + r);
+  }
+  // The last rows (fewer than kRows) one by one; it copies the same activation into the same scratch again.
+  if (r < rows) {
+    gemv_q8_0_like_tokens_vbmi<kType, Block, 1>(n, w + static_cast<size_t>(r) * row_stride, row_stride, rows - r, act, 0,
+                                                act_scales, act_sums, y + r, 0);
+  }
+}
+#endif
+
 template <GgmlType kType, typename Block>
 void gemv_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                            const float* act_scales, const int32_t* act_sums, float* y) {
 #if HWY_TARGET == HWY_AVX3_DL
-  gemv_q8_0_like_tokens_vbmi<kType, Block, 1>(n, w, row_stride, rows, act, 0, act_scales, act_sums, y, 0);
+  gemv_q8_0_like_one_vbmi<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
 #else
   gemv_q8_0_like_512<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
 #endif

@@ -223,28 +223,39 @@ HWY_INLINE __m512i dp_u8s8_512(__m512i acc, __m512i u, __m512i s) {
 #endif
 }
 
-// Four vectors s[p] of 16 int32 partial sums, blocks 2p (lanes 0..7) and 2p+1 (lanes 8..15), reduced to one
-// total per block, in the lane order blocks 0, 2, 4, 6, 1, 3, 5, 7.
-HWY_INLINE __m256i reduce_block_pairs(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
+// Four vectors s[p] of 16 int32 partial sums, blocks 2p (lanes 0..7) and 2p+1 (lanes 8..15), half reduced: each
+// 128-bit chunk c of the result holds the sums of s0, s1, s2, s3 over their chunk c (chunks 0-1 are the first
+// block of each pair, 2-3 the second).
+HWY_INLINE __m512i block_pair_partials(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
   const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(s0, s1), _mm512_unpackhi_epi32(s0, s1));
   const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s2, s3), _mm512_unpackhi_epi32(s2, s3));
-  // Each 128-bit chunk c of u: the sums of s0..s3 over chunk c; chunks 0-1 are the first block, 2-3 the second.
-  const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+}
+
+// block_pair_partials when every lane fits in int16 (Q5_0 / Q4_0 gemv: 4 products of at most 31 x 128 per lane):
+// two levels of vpackssdw + vpmaddwd with ones add neighbouring lanes, fewer shuffles than the unpack tree; the
+// same sums in the same lanes.
+HWY_INLINE __m512i block_pair_partials_int16(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
+  const __m512i ones = _mm512_set1_epi16(1);
+  const __m512i t01 = _mm512_madd_epi16(_mm512_packs_epi32(s0, s1), ones);  // lanes: at most 2 x 15872
+  const __m512i t23 = _mm512_madd_epi16(_mm512_packs_epi32(s2, s3), ones);
+  return _mm512_madd_epi16(_mm512_packs_epi32(t01, t23), ones);
+}
+
+// Block pair partials u (above) to one total per block, in the lane order blocks 0, 2, 4, 6, 1, 3, 5, 7.
+HWY_INLINE __m256i block_totals(__m512i u) {
   const __m512i v = _mm512_add_epi32(u, _mm512_shuffle_i32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
   return _mm512_castsi512_si256(_mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(2, 0, 2, 0)));
 }
 
-// reduce_block_pairs when every lane fits in int16 (Q5_0 / Q4_0 gemv: 4 products of at most 31 x 128 per lane):
-// two levels of vpackssdw + vpmaddwd with ones add neighbouring lanes, fewer shuffles than the unpack tree; the
-// same totals in the same lane order.
+// Four vectors s[p] as above to one total per block, in the lane order blocks 0, 2, 4, 6, 1, 3, 5, 7.
+HWY_INLINE __m256i reduce_block_pairs(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
+  return block_totals(block_pair_partials(s0, s1, s2, s3));
+}
+
+// reduce_block_pairs when every lane fits in int16.
 HWY_INLINE __m256i reduce_block_pairs_int16(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
-  const __m512i ones = _mm512_set1_epi16(1);
-  const __m512i t01 = _mm512_madd_epi16(_mm512_packs_epi32(s0, s1), ones);  // lanes: at most 2 x 15872
-  const __m512i t23 = _mm512_madd_epi16(_mm512_packs_epi32(s2, s3), ones);
-  // Chunk c of u: the totals of chunk c of s0, s1, s2, s3 (chunks 0-1 are block 2p, chunks 2-3 block 2p + 1).
-  const __m512i u = _mm512_madd_epi16(_mm512_packs_epi32(t01, t23), ones);
-  const __m512i v = _mm512_add_epi32(u, _mm512_shuffle_i32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm512_castsi512_si256(_mm512_shuffle_i32x4(v, v, _MM_SHUFFLE(2, 0, 2, 0)));
+  return block_totals(block_pair_partials_int16(s0, s1, s2, s3));
 }
 
 // Q8_0 / Q5_0 / Q4_0 x Q8_0, eight blocks per step. Per row: the weights of block pairs become 64 signed int8,
