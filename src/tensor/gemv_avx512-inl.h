@@ -433,52 +433,84 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
   // After vpackssdw(even, odd), int16 lane j holds sub-block j / 4 (chunk c: 4 lanes of 2c, then 4 of 2c + 1).
   const __m512i scale_index = _mm512_set_epi16(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2,
                                                1, 1, 1, 1, 0, 0, 0, 0);  // lanes 31 down to 0
-  for (int64_t r = 0; r < rows; ++r) {
-    const BlockQ4_K* x = reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r) * row_stride);
-    __m512 acc[NT];
-    __m256 accm[NT];
-    for (int t = 0; t < NT; ++t) {
-      acc[t] = _mm512_setzero_ps();
-      accm[t] = _mm256_setzero_ps();
-    }
-    for (int64_t i = 0; i < nb; ++i) {
-      prefetch_weights(x + i, sizeof(*x));
-      // The scales into their int16 lanes: with VBMI one vpermb, zero-extended by the mask (the index vector's low
-      // bytes are the byte indices).
-      const __m128i scales_mins = unpack_k_scales_128(x[i].scales);
+  // One row's block i, unpacked once for all tokens.
+  struct Unpacked {
+    __m512i q[4], scales;
+    __m512 d;
+    __m256 dmin_mins;
+  };
+  auto unpack = [&](const BlockQ4_K& x) {
+    Unpacked u;
+    // The scales into their int16 lanes: with VBMI one vpermb, zero-extended by the mask (the index vector's low
+    // bytes are the byte indices).
+    const __m128i scales_mins = unpack_k_scales_128(x.scales);
 #if HWY_TARGET == HWY_AVX3_DL
-      const __m512i scales = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index,
-                                                           _mm512_castsi128_si512(scales_mins));
+    u.scales = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index, _mm512_castsi128_si512(scales_mins));
 #else
-      const __m512i scales =
-          _mm512_permutexvar_epi16(scale_index, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scales_mins)));
+    u.scales = _mm512_permutexvar_epi16(scale_index, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scales_mins)));
 #endif
-      const __m512i a = load512(x[i].qs), b = load512(x[i].qs + 64);
-      const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-      const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-      const __m512i q0 = _mm512_and_si512(even_chunks, m4), q1 = _mm512_and_si512(odd_chunks, m4);
-      const __m512i q2 = _mm512_and_si512(_mm512_srli_epi16(even_chunks, 4), m4);
-      const __m512i q3 = _mm512_and_si512(_mm512_srli_epi16(odd_chunks, 4), m4);
-      uint32_t d_dmin_bits;  // d and dmin (adjacent halves) in lanes 0 and 1, converted together
-      std::memcpy(&d_dmin_bits, &x[i].d, 4);
-      const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits)));
-      const __m512 d = _mm512_broadcastss_ps(d_dmin);
-      // dmin * the min of each sub-block (bytes 8..15 of the unpacked scales), shared by every token.
-      const __m256 dmin_mins = _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d_dmin)),
-                                             _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8))));
+    const __m512i a = load512(x.qs), b = load512(x.qs + 64);
+    const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    u.q[0] = _mm512_and_si512(even_chunks, m4);
+    u.q[1] = _mm512_and_si512(odd_chunks, m4);
+    u.q[2] = _mm512_and_si512(_mm512_srli_epi16(even_chunks, 4), m4);
+    u.q[3] = _mm512_and_si512(_mm512_srli_epi16(odd_chunks, 4), m4);
+    uint32_t d_dmin_bits;  // d and dmin (adjacent halves) in lanes 0 and 1, converted together
+    std::memcpy(&d_dmin_bits, &x.d, 4);
+    const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits)));
+    u.d = _mm512_broadcastss_ps(d_dmin);
+    // dmin * the min of each sub-block (bytes 8..15 of the unpacked scales), shared by every token.
+    u.dmin_mins = _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d_dmin)),
+                                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8))));
+    return u;
+  };
+  // A token's block against one row's unpacked block: the integer sums, then its f32 steps.
+  auto accumulate = [&](const Unpacked& u, const __m512i (&ya)[4], float yd, const float* min_term, __m512& acc,
+                        __m256& accm) {
+    __m512i even = dp_u8s8_512(_mm512_setzero_si512(), u.q[0], ya[0]);
+    even = dp_u8s8_512(even, u.q[1], ya[1]);
+    __m512i odd = dp_u8s8_512(_mm512_setzero_si512(), u.q[2], ya[2]);
+    odd = dp_u8s8_512(odd, u.q[3], ya[3]);
+    const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), u.scales);
+    acc = _mm512_fmadd_ps(_mm512_mul_ps(u.d, _mm512_set1_ps(yd)), _mm512_cvtepi32_ps(sum), acc);
+    accm = _mm256_fmadd_ps(u.dmin_mins, _mm256_load_ps(min_term), accm);
+  };
+  // kRows rows per pass: each token's activation is loaded once for all of them. Every row's steps are the same
+  // whatever kRows.
+  auto pass = [&]<int kRows>(int64_t r) {
+    const BlockQ4_K* x[kRows];
+    for (int k = 0; k < kRows; ++k) x[k] = reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r + k) * row_stride);
+    __m512 acc[kRows][NT];
+    __m256 accm[kRows][NT];
+    for (int k = 0; k < kRows; ++k) {
       for (int t = 0; t < NT; ++t) {
-        const int8_t* ya = reordered(t) + i * kQK_K;
-        __m512i even = dp_u8s8_512(_mm512_setzero_si512(), q0, load512(ya));
-        even = dp_u8s8_512(even, q1, load512(ya + 64));
-        __m512i odd = dp_u8s8_512(_mm512_setzero_si512(), q2, load512(ya + 128));
-        odd = dp_u8s8_512(odd, q3, load512(ya + 192));
-        const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), scales);
-        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(yb(t)[i].d)), _mm512_cvtepi32_ps(sum), acc[t]);
-        accm[t] = _mm256_fmadd_ps(dmin_mins, _mm256_load_ps(min_terms(t) + i * 8), accm[t]);
+        acc[k][t] = _mm512_setzero_ps();
+        accm[k][t] = _mm256_setzero_ps();
       }
     }
-    for (int t = 0; t < NT; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[t]) - hsum_f32x8(accm[t]);
-  }
+    for (int64_t i = 0; i < nb; ++i) {
+      Unpacked u[kRows];
+      for (int k = 0; k < kRows; ++k) {
+        prefetch_weights(x[k] + i, sizeof(BlockQ4_K));
+        u[k] = unpack(x[k][i]);
+      }
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* p = reordered(t) + i * kQK_K;
+        const __m512i ya[4] = {load512(p), load512(p + 64), load512(p + 128), load512(p + 192)};
+        for (int k = 0; k < kRows; ++k) accumulate(u[k], ya, yb(t)[i].d, min_terms(t) + i * 8, acc[k][t], accm[k][t]);
+      }
+    }
+    for (int k = 0; k < kRows; ++k) {
+      for (int t = 0; t < NT; ++t) y[t * ldy + r + k] = _mm512_reduce_add_ps(acc[k][t]) - hsum_f32x8(accm[k][t]);
+    }
+  };
+  // Two rows per pass with 2 tokens (DecodeTokens/q4_K/2: 141-145 -> 149-158 G MAC/s); with 3 or 4 the registers
+  // run short (4 tokens: 181-190 -> 172-173), with one token nothing is shared.
+  constexpr int kPairRows = NT == 2 ? 2 : 1;
+  int64_t r = 0;
+  for (; r + kPairRows <= rows; r += kPairRows) pass.template operator()<kPairRows>(r);
+  for (; r < rows; ++r) pass.template operator()<1>(r);
 }
 
 inline void gemv_q4_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
