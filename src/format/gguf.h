@@ -59,6 +59,8 @@ struct GgufValue {
   std::optional<bool> as_bool() const;
   const std::string* as_string() const;
   size_t array_size() const;  // 0 unless an array
+  // Bytes of the value as written (GGUF: strings are a u64 length + bytes; arrays a u32 type + u64 count + items).
+  uint64_t serialized_size() const;
 };
 
 // A tensor in a GGUF file. `data` borrows the mapping (zero-copy).

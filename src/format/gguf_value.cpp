@@ -120,6 +120,17 @@ size_t GgufValue::array_size() const {
       data);
 }
 
+uint64_t GgufValue::serialized_size() const {
+  if (type == GgufValueType::kString) return 8 + (as_string() ? as_string()->size() : 0);
+  if (type != GgufValueType::kArray) return gguf_detail::scalar_size(type);
+  uint64_t n = 4 + 8;  // element type, count
+  if (const auto* s = std::get_if<std::vector<std::string>>(&data)) {
+    for (const auto& item : *s) n += 8 + item.size();
+    return n;
+  }
+  return n + array_size() * gguf_detail::scalar_size(array_type);
+}
+
 uint64_t GgufTensor::n_elements() const {
   uint64_t n = 1;
   for (uint64_t d : shape) n *= d;

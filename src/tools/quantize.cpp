@@ -18,28 +18,6 @@ namespace {
 
 uint64_t pad(uint64_t n, uint32_t alignment) { return (n + alignment - 1) / alignment * alignment; }
 
-uint64_t scalar_bytes(GgufValueType t) {
-  switch (t) {
-    case GgufValueType::kU8: case GgufValueType::kI8: case GgufValueType::kBool: return 1;
-    case GgufValueType::kU16: case GgufValueType::kI16: return 2;
-    case GgufValueType::kU32: case GgufValueType::kI32: case GgufValueType::kF32: return 4;
-    default: return 8;
-  }
-}
-
-// Serialized size of one value (GGUF §1: strings are u64 length + bytes; arrays u32 type + u64 count + items).
-uint64_t value_bytes(const GgufValue& v) {
-  if (v.type == GgufValueType::kString) return 8 + (v.as_string() ? v.as_string()->size() : 0);
-  if (v.type != GgufValueType::kArray) return scalar_bytes(v.type);
-  uint64_t n = 4 + 8;
-  if (v.array_type == GgufValueType::kString) {
-    if (const auto* s = std::get_if<std::vector<std::string>>(&v.data))
-      for (const auto& item : *s) n += 8 + item.size();
-    return n;
-  }
-  return n + v.array_size() * scalar_bytes(v.array_type);
-}
-
 // "<general.architecture>.<suffix>"; "" when the file names no architecture (the caller then counts blocks).
 std::string arch_key(const GgufFile& in, const char* suffix) {
   const GgufValue* arch = in.find("general.architecture");
@@ -88,7 +66,7 @@ QuantModelInfo quant_model_info(const Gemma4HParams& hp) {
 uint64_t gguf_file_size(const std::vector<std::pair<std::string, GgufValue>>& metadata, const QuantPlan& plan,
                         uint32_t alignment) {
   uint64_t n = 4 + 4 + 8 + 8;  // magic, version, n_tensors, n_kv
-  for (const auto& [key, value] : metadata) n += 8 + key.size() + 4 + value_bytes(value);
+  for (const auto& [key, value] : metadata) n += 8 + key.size() + 4 + value.serialized_size();
   for (const auto& t : plan.tensors) n += 8 + t.name.size() + 4 + 8 * t.shape.size() + 4 + 8;
   return pad(n, alignment) + plan.data_bytes(alignment);
 }
