@@ -86,16 +86,6 @@ Result<std::vector<std::string>> read_phrases(const std::string& path, bool tell
 
 }  // namespace
 
-Result<PhraseMatcher> PhraseMatcher::load(const std::string& path) {
-  FABULA_ASSIGN(auto phrases, read_phrases(path, false));
-  return PhraseMatcher(phrases);
-}
-
-Result<PhraseMatcher> PhraseMatcher::load_tells(const std::string& path) {
-  FABULA_ASSIGN(auto phrases, read_phrases(path, true));
-  return PhraseMatcher(phrases);
-}
-
 Result<std::shared_ptr<const PhraseMatcher>> load_phrase_bans(const std::string& ban_list, bool ban_tells) {
   if (ban_list.empty() && !ban_tells) return std::shared_ptr<const PhraseMatcher>();
   std::vector<std::string> phrases;

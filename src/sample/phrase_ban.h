@@ -20,10 +20,6 @@ namespace fabula {
 class PhraseMatcher {
  public:
   explicit PhraseMatcher(const std::vector<std::string>& phrases);
-  // One phrase a line; blank lines and lines starting with '#' are skipped.
-  static Result<PhraseMatcher> load(const std::string& path);
-  // The plain phrases of a tell list (data/slop-tells-v1.txt, docs/PROTOCOL.md §5); "{X}" and "re:" patterns are skipped.
-  static Result<PhraseMatcher> load_tells(const std::string& path);
 
   // The byte offset where the earliest banned phrase starts among those ending at a complete word of `text` (a
   // word is complete once a non-word byte follows it) whose end lies after `from`; nullopt if none does.
@@ -38,8 +34,10 @@ class PhraseMatcher {
   size_t max_words_ = 0;
 };
 
-// The commands' --ban-list FILE and --ban-tells (data/slop-tells-v1.txt found via protocol::find_in_repo): one
-// matcher over both; nullptr when neither is asked for.
+// The commands' --ban-list FILE (one phrase a line; blank lines and lines starting with '#' are skipped) and
+// --ban-tells (the plain phrases of the tell list data/slop-tells-v1.txt, docs/PROTOCOL.md §5, found via
+// protocol::find_in_repo; its "{X}" and "re:" patterns are skipped): one matcher over both; nullptr when neither
+// is asked for.
 Result<std::shared_ptr<const PhraseMatcher>> load_phrase_bans(const std::string& ban_list, bool ban_tells);
 
 // Words of `text` as PhraseMatcher sees them: (folded word, byte offset of its start, byte offset past its end).

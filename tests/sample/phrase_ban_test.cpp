@@ -91,11 +91,11 @@ TEST(PhraseBan, StableLagsByTwicePhraseLengthAndNeverRewindsBelowIt) {
 }
 
 TEST(PhraseBan, TellListLoads) {
-  auto m = PhraseMatcher::load_tells(std::string(FABULA_SOURCE_DIR) + "/data/slop-tells-v1.txt");
+  auto m = load_phrase_bans("", /*ban_tells=*/true);
   ASSERT_TRUE(m.ok()) << m.error().message;
-  EXPECT_GT(m->size(), 10u);
-  EXPECT_TRUE(m->find_completed("And the air hung heavy with unspoken words.").has_value());
-  EXPECT_FALSE(PhraseMatcher::load("/nonexistent/ban.txt").ok());
+  EXPECT_GT((*m)->size(), 10u);
+  EXPECT_TRUE((*m)->find_completed("And the air hung heavy with unspoken words.").has_value());
+  EXPECT_FALSE(load_phrase_bans("/nonexistent/ban.txt", false).ok());
 }
 
 }  // namespace
