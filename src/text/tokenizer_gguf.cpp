@@ -12,20 +12,6 @@ const std::vector<std::string>* string_array(const GgufValue* v) {
   return v ? std::get_if<std::vector<std::string>>(&v->data) : nullptr;
 }
 
-// Integer array of either signedness as int64.
-bool int_array(const GgufValue* v, std::vector<int64_t>& out) {
-  if (!v) return false;
-  if (const auto* s = std::get_if<std::vector<int64_t>>(&v->data)) {
-    out = *s;
-    return true;
-  }
-  if (const auto* u = std::get_if<std::vector<uint64_t>>(&v->data)) {
-    out.assign(u->begin(), u->end());
-    return true;
-  }
-  return false;
-}
-
 int32_t optional_id(const GgufFile& g, const char* key, size_t n_tokens) {
   const GgufValue* v = g.find(key);
   if (!v) return -1;
@@ -57,14 +43,14 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
   m->tokens = *tokens;
   m->types.assign(n, TokenType::kNormal);
   m->scores.assign(n, 0.0f);
-  std::vector<int64_t> types;
-  if (int_array(g.find("tokenizer.ggml.token_type"), types)) {
-    if (types.size() != n) {
+  if (auto types = g.get_i64_array("tokenizer.ggml.token_type"); types.ok()) {
+    if (types->size() != n) {
       return make_error(ErrorCode::kCorrupt, "{}: tokenizer.ggml.token_type has {} entries, tokens has {}", src,
-                        types.size(), n);
+                        types->size(), n);
     }
     for (size_t i = 0; i < n; ++i) {
-      m->types[i] = types[i] >= 0 && types[i] <= 6 ? TokenType(types[i]) : TokenType::kUndefined;
+      const int64_t t = (*types)[i];
+      m->types[i] = t >= 0 && t <= 6 ? TokenType(t) : TokenType::kUndefined;
     }
   } else {
     for (size_t i = 0; i < n; ++i) {
