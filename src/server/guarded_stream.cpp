@@ -29,7 +29,14 @@ bool wait_fd(int fd, short events, int timeout_ms) {
   }
 }
 
-void address_of(const sockaddr_storage& ss, std::string& ip, int& port) {
+}  // namespace
+
+void socket_address(int fd, bool peer, std::string& ip, int& port) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  ip.clear();
+  port = 0;
+  if ((peer ? ::getpeername : ::getsockname)(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return;
   char buf[INET6_ADDRSTRLEN] = {};
   if (ss.ss_family == AF_INET) {
     const auto& a = reinterpret_cast<const sockaddr_in&>(ss);
@@ -43,8 +50,6 @@ void address_of(const sockaddr_storage& ss, std::string& ip, int& port) {
   ip = buf;
   if (ip.rfind("::ffff:", 0) == 0 && ip.find('.') != std::string::npos) ip = ip.substr(7);  // IPv4-mapped
 }
-
-}  // namespace
 
 GuardedStream::GuardedStream(int fd, SSL* ssl, const HttpLimits& limits) : fd_(fd), ssl_(ssl), limits_(limits) {}
 
@@ -155,19 +160,9 @@ ssize_t GuardedStream::write(const char* ptr, size_t size) {
   return static_cast<ssize_t>(size);
 }
 
-void GuardedStream::get_remote_ip_and_port(std::string& ip, int& port) const {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  port = 0;
-  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) address_of(ss, ip, port);
-}
+void GuardedStream::get_remote_ip_and_port(std::string& ip, int& port) const { socket_address(fd_, true, ip, port); }
 
-void GuardedStream::get_local_ip_and_port(std::string& ip, int& port) const {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  port = 0;
-  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) address_of(ss, ip, port);
-}
+void GuardedStream::get_local_ip_and_port(std::string& ip, int& port) const { socket_address(fd_, false, ip, port); }
 
 bool GuardedStream::wait_for_request(std::chrono::milliseconds timeout) {
   if (buf_pos_ < buf_len_) return true;

@@ -62,4 +62,8 @@ class GuardedStream : public httplib::Stream {
   size_t buf_len_ = 0;
 };
 
+// The address of a socket's peer (`peer`) or of its own end: the IP (an IPv4-mapped IPv6 address as plain IPv4) and
+// the port; "" and 0 when it has none.
+void socket_address(int fd, bool peer, std::string& ip, int& port);
+
 }  // namespace fabula::server

@@ -1,7 +1,6 @@
 // HardenedHttpServer: admission (caps), the per-connection request loop over a GuardedStream, TLS setup.
 #include "server/hardened_http.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -35,15 +34,10 @@ bool declares_body(const httplib::Request& req) {
 thread_local const GuardedStream* t_stream = nullptr;  // the connection this thread is serving
 
 std::string peer_address(int sock) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  if (::getpeername(sock, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in&>(ss).sin_addr, buf, sizeof(buf));
-  else if (ss.ss_family == AF_INET6) inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6&>(ss).sin6_addr, buf, sizeof(buf));
-  std::string ip = buf;
-  if (ip.rfind("::ffff:", 0) == 0 && ip.find('.') != std::string::npos) ip = ip.substr(7);
-  return ip;
+  std::string ip;
+  int port = 0;
+  socket_address(sock, /*peer=*/true, ip, port);
+  return ip.empty() ? "?" : ip;
 }
 
 void set_nonblocking(int sock) {
