@@ -6,6 +6,7 @@
 #include <utf8proc.h>
 
 #include "base/ascii.h"
+#include "base/utf8.h"
 
 namespace fabula::protocol {
 
@@ -21,24 +22,9 @@ int32_t utf8_next(std::string_view text, size_t& pos) {
   return cp;
 }
 
-std::string utf8_sanitize(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t start = pos;
-    int32_t cp = utf8_next(text, pos);
-    if (cp == 0xFFFD && !(pos - start == 3 && text.substr(start, 3) == "\xEF\xBF\xBD")) {
-      out += "\xEF\xBF\xBD";
-    } else {
-      out.append(text.substr(start, pos - start));
-    }
-  }
-  return out;
-}
-
 static std::string map_text(std::string_view text, int options) {
-  std::string clean = utf8_sanitize(text);
+  std::string clean;
+  utf8_sanitize(text, clean, /*final=*/true);
   utf8proc_uint8_t* result = nullptr;
   utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(clean.data()),
                                     static_cast<utf8proc_ssize_t>(clean.size()), &result,

@@ -15,7 +15,5 @@ std::string fold(std::string_view text);
 size_t utf8_length(std::string_view text);
 // Decodes one code point at `pos` (advancing it); invalid bytes give U+FFFD and advance by one.
 int32_t utf8_next(std::string_view text, size_t& pos);
-// Replaces invalid UTF-8 sequences with U+FFFD.
-std::string utf8_sanitize(std::string_view text);
 
 }  // namespace fabula::protocol

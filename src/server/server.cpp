@@ -8,7 +8,7 @@
 
 #include "base/json_view.h"
 #include "base/log.h"
-#include "text/utf8.h"
+#include "base/utf8.h"
 
 namespace fabula::server {
 

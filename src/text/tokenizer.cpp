@@ -7,7 +7,7 @@
 
 #include "base/check.h"
 #include "text/tokenizer_impl.h"
-#include "text/utf8.h"
+#include "base/utf8.h"
 
 namespace fabula {
 

@@ -15,7 +15,7 @@
 #include "base/file.h"
 #include "format/gguf.h"
 #include "text/tokenizer.h"
-#include "text/utf8.h"
+#include "base/utf8.h"
 
 namespace fabula {
 namespace {

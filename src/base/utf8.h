@@ -1,4 +1,5 @@
-// UTF-8 helpers for the detokenizer and text splitters: sequence lengths and lenient validation.
+// UTF-8 helpers for the detokenizer, the text splitters and Unicode normalisation: sequence lengths and lenient
+// validation.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,5 @@
 // UTF-8 validation used by decode and the streaming detokenizer (never emits half a character).
-#include "text/utf8.h"
+#include "base/utf8.h"
 
 namespace fabula {
 
