@@ -412,7 +412,8 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
   auto yb = [&](int t) { return reinterpret_cast<const BlockQ8_K*>(act + t * act_stride); };
   // Per token, 64-byte aligned (read as whole cache lines: loads across two lines made the 4-token kernel 5-8%
   // slower): the reordered activation (n bytes), then yd * the activation sum of each 32-weight sub-block (nb x 8
-  // floats), which the mins multiply (one FMA per block and token instead of widening the bsums against them).
+  // floats), which the mins multiply (one FMA per block and token instead of widening the bsums against them; into the
+  // token's accumulator, lanes 0..7, so that two rows' accumulators of four tokens fit in the registers).
   const size_t token_bytes = static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float);
   thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> scratch;
   thread_local size_t scratch_bytes = 0;
@@ -437,7 +438,7 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
   struct Unpacked {
     __m512i q[4], scales;
     __m512 d;
-    __m256 dmin_mins;
+    __m512 dmin_mins;  // lanes 8..15 zero
   };
   auto unpack = [&](const BlockQ4_K& x) {
     Unpacked u;
@@ -461,20 +462,20 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
     const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits)));
     u.d = _mm512_broadcastss_ps(d_dmin);
     // dmin * the min of each sub-block (bytes 8..15 of the unpacked scales), shared by every token.
-    u.dmin_mins = _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d_dmin)),
-                                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8))));
+    u.dmin_mins = _mm512_zextps256_ps512(
+        _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d_dmin)),
+                      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8)))));
     return u;
   };
   // A token's block against one row's unpacked block: the integer sums, then its f32 steps.
-  auto accumulate = [&](const Unpacked& u, const __m512i (&ya)[4], float yd, const float* min_term, __m512& acc,
-                        __m256& accm) {
+  auto accumulate = [&](const Unpacked& u, const __m512i (&ya)[4], float yd, const float* min_term, __m512& acc) {
     __m512i even = dp_u8s8_512(_mm512_setzero_si512(), u.q[0], ya[0]);
     even = dp_u8s8_512(even, u.q[1], ya[1]);
     __m512i odd = dp_u8s8_512(_mm512_setzero_si512(), u.q[2], ya[2]);
     odd = dp_u8s8_512(odd, u.q[3], ya[3]);
     const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), u.scales);
     acc = _mm512_fmadd_ps(_mm512_mul_ps(u.d, _mm512_set1_ps(yd)), _mm512_cvtepi32_ps(sum), acc);
-    accm = _mm256_fmadd_ps(u.dmin_mins, _mm256_load_ps(min_term), accm);
+    acc = _mm512_fnmadd_ps(u.dmin_mins, _mm512_zextps256_ps512(_mm256_load_ps(min_term)), acc);
   };
   // kRows rows per pass: each token's activation is loaded once for all of them. Every row's steps are the same
   // whatever kRows.
@@ -482,12 +483,8 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
     const BlockQ4_K* x[kRows];
     for (int k = 0; k < kRows; ++k) x[k] = reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r + k) * row_stride);
     __m512 acc[kRows][NT];
-    __m256 accm[kRows][NT];
     for (int k = 0; k < kRows; ++k) {
-      for (int t = 0; t < NT; ++t) {
-        acc[k][t] = _mm512_setzero_ps();
-        accm[k][t] = _mm256_setzero_ps();
-      }
+      for (int t = 0; t < NT; ++t) acc[k][t] = _mm512_setzero_ps();
     }
     for (int64_t i = 0; i < nb; ++i) {
       Unpacked u[kRows];
@@ -498,16 +495,16 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
       for (int t = 0; t < NT; ++t) {
         const int8_t* p = reordered(t) + i * kQK_K;
         const __m512i ya[4] = {load512(p), load512(p + 64), load512(p + 128), load512(p + 192)};
-        for (int k = 0; k < kRows; ++k) accumulate(u[k], ya, yb(t)[i].d, min_terms(t) + i * 8, acc[k][t], accm[k][t]);
+        for (int k = 0; k < kRows; ++k) accumulate(u[k], ya, yb(t)[i].d, min_terms(t) + i * 8, acc[k][t]);
       }
     }
     for (int k = 0; k < kRows; ++k) {
-      for (int t = 0; t < NT; ++t) y[t * ldy + r + k] = _mm512_reduce_add_ps(acc[k][t]) - hsum_f32x8(accm[k][t]);
+      for (int t = 0; t < NT; ++t) y[t * ldy + r + k] = _mm512_reduce_add_ps(acc[k][t]);
     }
   };
-  // Two rows per pass with 2 tokens (DecodeTokens/q4_K/2: 141-145 -> 149-158 G MAC/s); with 3 or 4 the registers
-  // run short (4 tokens: 181-190 -> 172-173), with one token nothing is shared.
-  constexpr int kPairRows = NT == 2 ? 2 : 1;
+  // Two rows per pass with several tokens (DecodeTokens/q4_K/2/3/4: 135-148, 164-173, 178-190 -> 151-155,
+  // 177-182, 190-191 G MAC/s); with one token nothing is shared.
+  constexpr int kPairRows = NT >= 2 ? 2 : 1;
   int64_t r = 0;
   for (; r + kPairRows <= rows; r += kPairRows) pass.template operator()<kPairRows>(r);
   for (; r < rows; ++r) pass.template operator()<1>(r);
