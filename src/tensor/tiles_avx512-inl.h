@@ -31,10 +31,15 @@ HWY_INLINE __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 // 8 KiB: a DRAM access takes about as long as the kernels need for 4-8 KiB of weights. With the faster gemv kernels
 // decode of the 26B-A4B Q4_K_M on the test machine (2 threads, alternating runs) reached 25.0-25.8 t/s with 8 KiB
 // against 22.3-23.9 with 4 KiB while memory read 73-76 GB/s, and the same at 47 GB/s (18.3-19.2 both).
+// Each call asks for the lines that START in [p + kPrefetchBytes, p + kPrefetchBytes + bytes), so the calls along a
+// stream ask for every line once: counting 64-byte steps from the unaligned address asked for up to a third of the
+// lines twice (3 prefetches per 144-byte Q4_K block of 2.25 lines, 5 per 4.25 lines of a Q8_0 step), each a
+// load-port slot and a miss-buffer lookup (decode 1-5% faster, BENCHMARKS.md "Decode round 4").
 constexpr int kPrefetchBytes = 8192;
 HWY_INLINE void prefetch_weights(const void* p, size_t bytes) {
-  for (size_t off = 0; off < bytes; off += 64) {
-    _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes + off, _MM_HINT_T0);
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) + kPrefetchBytes;
+  for (uintptr_t line = (begin + 63) & ~uintptr_t{63}; line < begin + bytes; line += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
   }
 }
 
