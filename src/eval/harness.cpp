@@ -6,7 +6,6 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <limits>
 #include <mutex>
 #include <set>
@@ -125,8 +124,7 @@ Result<BeatRow> beat_row_from_json(const json& doc, const std::string& where) {
 
 Result<std::vector<BeatRow>> read_beat_rows(const std::string& path) {
   std::vector<BeatRow> rows;
-  std::ifstream probe(path);
-  if (!probe.good()) return rows;
+  if (!file_exists(path)) return rows;
   FABULA_ASSIGN(std::string text, read_file_text(path));
   FABULA_TRY(for_each_line(text, [&](std::string_view line, int line_no, bool last) -> Status {
     std::string at = fmt::format("{}:{}", path, line_no);
