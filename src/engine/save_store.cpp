@@ -87,7 +87,6 @@ class Stmt {
     auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
     return p ? std::string(p, sqlite3_column_bytes(s_, c)) : std::string();
   }
-  sqlite3_stmt* raw() { return s_; }
   Error error(const char* what) const { return make_error(ErrorCode::kIo, "save: {}: {}", what, sqlite3_errmsg(db_)); }
 
  private:

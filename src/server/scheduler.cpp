@@ -50,7 +50,7 @@ void Task::finish(Result<GenerationResult> result, int slot) {
 }
 
 Scheduler::Scheduler(const Model& model, const Tokenizer& tokenizer, SchedulerOptions options)
-    : options_(options), tokenizer_(&tokenizer) {
+    : options_(options) {
   if (options_.n_slots < 1) options_.n_slots = 1;
   pool_ = std::make_unique<ThreadPool>(options_.n_threads);
   if (options_.n_ubatch <= 0) {

@@ -151,7 +151,6 @@ class Scheduler {
                 std::chrono::steady_clock::time_point decoded, std::chrono::steady_clock::time_point end);
 
   SchedulerOptions options_;
-  const Tokenizer* tokenizer_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Batch> batch_;
   std::vector<std::unique_ptr<Slot>> slots_;
