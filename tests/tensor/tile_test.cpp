@@ -128,7 +128,7 @@ TEST(Gemv, EveryTargetMatchesItsTileForOneToken) {
       ++tested;
       for (int64_t n : {int64_t{96}, int64_t{256}, int64_t{704}, int64_t{800}, int64_t{2112}, int64_t{2816}}) {
         if (n % type_traits(type).block_size != 0) continue;  // the K-quants: 256 and 2816
-        const int64_t rows = 11;  // kernels that take several rows per pass: two passes of 4 and 3 rows left
+        const int64_t rows = 19;  // kernels that take several rows per pass: two passes of 8 and 3 rows left
         const size_t stride = row_bytes(type, n) + 2;
         std::vector<uint8_t> wbuf(stride * rows + 2);
         uint8_t* w = wbuf.data() + 2;
