@@ -110,8 +110,7 @@ void Server::Impl::register_chat_routes() {
         },
         [chunk, first](const Result<GenerationResult>& r) -> std::string {
           if (!r.ok())
-            return sse_event(json{{"error", {{"code", 500}, {"message", r.error().message}, {"type", "server_error"}}}}) +
-                   "data: [DONE]\n\n";
+            return sse_event(error_json(500, r.error().message)) + "data: [DONE]\n\n";
           std::string out;
           if (*first) out += sse_event(chunk(json{{"role", "assistant"}, {"content", nullptr}}, nullptr));
           json last = chunk(json::object(), finish_reason(r->stop_type));

@@ -43,16 +43,14 @@ void stream_task(httplib::Response& res, std::shared_ptr<Task> task, EventRender
 
 bool check_prompt_fits(httplib::Response& res, size_t n_prompt, int64_t n_ctx) {
   if (static_cast<int64_t>(n_prompt) < n_ctx) return true;
-  send_json(res,
-            json{{"error",
-                  {{"code", 400},
-                   {"message", fmt::format("the request exceeds the available context size: the prompt has {} tokens, "
-                                           "the context holds {} (and needs room for at least one generated token)",
-                                           n_prompt, n_ctx)},
-                   {"type", "exceed_context_size_error"},
-                   {"n_prompt_tokens", n_prompt},
-                   {"n_ctx", n_ctx}}}},
-            400);
+  json body = error_json(400,
+                         fmt::format("the request exceeds the available context size: the prompt has {} tokens, the "
+                                     "context holds {} (and needs room for at least one generated token)",
+                                     n_prompt, n_ctx),
+                         "exceed_context_size_error");
+  body["error"]["n_prompt_tokens"] = n_prompt;
+  body["error"]["n_ctx"] = n_ctx;
+  send_json(res, body, 400);
   return false;
 }
 
@@ -135,7 +133,7 @@ void Server::Impl::register_completion_routes() {
         [tok, req_copy, alias_copy, task](const Result<GenerationResult>& r) -> std::string {
           if (!r.ok()) {
             const int code = r.error().code == ErrorCode::kOutOfRange || r.error().code == ErrorCode::kInvalidArgument ? 400 : 500;
-            return sse_event(json{{"error", {{"code", code}, {"message", r.error().message}, {"type", code == 400 ? "invalid_request_error" : "server_error"}}}});
+            return sse_event(error_json(code, r.error().message));
           }
           return sse_event(final_json(*r, req_copy, alias_copy, task->slot(), *tok, true));
         });

@@ -24,6 +24,11 @@ void reply(httplib::Response& res, const json& body, int status = 200) {
   res.set_content(dump_json(body), "application/json");
 }
 
+// The game API's refusal: {"ok": false, "error": message}.
+void reply_failure(httplib::Response& res, std::string_view message, int status) {
+  reply(res, {{"ok", false}, {"error", message}}, status);
+}
+
 // 400: the request is wrong (a field's type or range, an action the story does not allow now); 404: no such
 // session or slot; 409: refused because a beat is being written; 500: the save store failed.
 int http_status(const Error& e) {
@@ -134,8 +139,7 @@ std::shared_ptr<GameServer::Player> GameServer::open_player(const std::string& i
   std::lock_guard<std::mutex> lock(players_mu_);
   if (auto it = players_.find(id); it != players_.end()) return it->second;
   if (static_cast<int>(players_.size()) >= max_players_) {
-    reply(res, {{"ok", false}, {"error", fmt::format("all {} player seats are taken (fabula play --players)", max_players_)}},
-          503);
+    reply_failure(res, fmt::format("all {} player seats are taken (fabula play --players)", max_players_), 503);
     return nullptr;
   }
   auto made = factory_(id);
@@ -160,8 +164,7 @@ std::shared_ptr<GameServer::Player> GameServer::player_of(const httplib::Request
     std::lock_guard<std::mutex> lock(players_mu_);
     if (auto it = players_.find(id); it != players_.end()) return it->second;
   }
-  reply(res, {{"ok", false}, {"error", "no player session: open the player's link again (POST /api/session makes one)"}},
-        401);
+  reply_failure(res, "no player session: open the player's link again (POST /api/session makes one)", 401);
   return nullptr;
 }
 
@@ -181,13 +184,13 @@ void GameServer::guard() {
   h.set_default_headers({{"X-Frame-Options", "DENY"}, {"X-Content-Type-Options", "nosniff"}});
   h.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    reply(res, {{"ok", false}, {"error", fmt::format("HTTP {}", res.status)}}, res.status);
+    reply_failure(res, fmt::format("HTTP {}", res.status), res.status);
     return httplib::Server::HandlerResponse::Handled;
   });
   h.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     using R = httplib::Server::HandlerResponse;
     auto refuse = [&](int status, const std::string& message) {
-      reply(res, {{"ok", false}, {"error", message}}, status);
+      reply_failure(res, message, status);
       return R::Handled;
     };
     const std::string host = req.get_header_value("Host");
@@ -279,13 +282,13 @@ void GameServer::routes() {
   });
   h.Get("/api/voice", [this](const httplib::Request& req, httplib::Response& res) {
     if (!speech_)
-      return reply(res, {{"ok", false}, {"error", "voices are off: this server has no speech engine (espeak-ng or --tts-cmd)"}}, 404);
-    if (!req.has_param("text")) return reply(res, {{"ok", false}, {"error", "voice: missing ?text="}}, 400);
+      return reply_failure(res, "voices are off: this server has no speech engine (espeak-ng or --tts-cmd)", 404);
+    if (!req.has_param("text")) return reply_failure(res, "voice: missing ?text=", 400);
     auto speech = speech_->speak(req.get_param_value("speaker"), req.get_param_value("text"));
     if (!speech) {
       ErrorCode c = speech.error().code;
       int status = c == ErrorCode::kNotFound ? 404 : c == ErrorCode::kInvalidArgument ? 400 : 500;
-      return reply(res, {{"ok", false}, {"error", speech.error().to_string()}}, status);
+      return reply_failure(res, speech.error().to_string(), status);
     }
     res.set_header("X-Fabula-Voice-Cache", speech->cache_hit ? "hit" : "miss");
     res.set_header("Cache-Control", "private, max-age=86400");

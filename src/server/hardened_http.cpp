@@ -15,7 +15,6 @@
 #include <cstdlib>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "server/connection_pool.h"
 #include "server/guarded_stream.h"
@@ -47,13 +46,12 @@ void set_nonblocking(int sock) {
 
 // A short reply on a connection we will not serve, without waiting on the client: what it already sent is
 // drained first (closing with unread input would reset the connection before the client reads the reply).
-void refuse_plain(int sock, int status, const char* reason, const std::string& message, const char* type) {
+void refuse_plain(int sock, int status, const char* reason, const std::string& message) {
   set_nonblocking(sock);
   char sink[16 * 1024];
   for (int i = 0; i < 4 && ::recv(sock, sink, sizeof(sink), MSG_DONTWAIT) > 0; ++i) {
   }
-  const std::string body =
-      nlohmann::json{{"error", {{"code", status}, {"message", message}, {"type", type}}}}.dump();
+  const std::string body = error_json(status, message).dump();
   const std::string reply = fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n"
       "Retry-After: 1\r\n\r\n{}",
@@ -105,7 +103,23 @@ void linger_close(int sock) {
   }
 }
 
+std::string default_error_type(int status) {
+  switch (status) {
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 429: return "rate_limit_error";
+    case 501: return "not_supported_error";
+    case 503: return "unavailable_error";
+    default: return status >= 500 ? "server_error" : "invalid_request_error";
+  }
+}
+
 }  // namespace
+
+nlohmann::json error_json(int status, const std::string& message, const std::string& type) {
+  return {{"error", {{"code", status}, {"message", message}, {"type", type.empty() ? default_error_type(status) : type}}}};
+}
 
 HardenedHttpServer::HardenedHttpServer(HttpLimits limits) {
   set_limits(limits);
@@ -245,8 +259,7 @@ bool HardenedHttpServer::process_and_close_socket(int sock) {
     refused_busy_++;
     if (!ssl_ctx_)
       refuse_plain(sock, 503, "Service Unavailable",
-                   fmt::format("server busy: {} connections are open, try again", limits_.max_connections),
-                   "unavailable_error");
+                   fmt::format("server busy: {} connections are open, try again", limits_.max_connections));
     ::close(sock);
     return false;
   }
@@ -260,8 +273,7 @@ bool HardenedHttpServer::process_and_close_socket(int sock) {
       refused_per_client_++;
       if (!ssl_ctx_)
         refuse_plain(sock, 429, "Too Many Requests",
-                     fmt::format("too many connections from {} (at most {} at once)", peer, limits_.max_client_connections),
-                     "rate_limit_error");
+                     fmt::format("too many connections from {} (at most {} at once)", peer, limits_.max_client_connections));
     }
     ::close(sock);
     return false;
@@ -307,8 +319,7 @@ bool HardenedHttpServer::process_and_close_socket(int sock) {
         // A client that sent part of a request is told why it is dropped; a silent one is just closed.
         if (strm.bytes_sent() == sent_before && strm.bytes_received() > received_before && !ssl) {
           refuse_plain(sock, 408, "Request Timeout",
-                       fmt::format("the request headers did not arrive within {} s", limits_.header_timeout_s),
-                       "invalid_request_error");
+                       fmt::format("the request headers did not arrive within {} s", limits_.header_timeout_s));
         }
       } else if (refusal != Refusal::kNone) {
         too_large_++;

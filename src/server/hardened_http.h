@@ -5,6 +5,7 @@
 #pragma once
 
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <map>
@@ -18,6 +19,9 @@
 typedef struct ssl_ctx_st SSL_CTX;
 
 namespace fabula::server {
+
+// llama-server's error body {"error": {"code", "message", "type"}}; an empty `type` is the one the status implies.
+nlohmann::json error_json(int status, const std::string& message, const std::string& type = "");
 
 struct HttpStats {
   uint64_t refused_busy = 0;        // 503: the total connection cap was reached

@@ -16,20 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string default_error_type(int status) {
-  switch (status) {
-    case 400: return "invalid_request_error";
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 404: return "not_found_error";
-    case 413: return "invalid_request_error";
-    case 429: return "rate_limit_error";
-    case 501: return "not_supported_error";
-    case 503: return "unavailable_error";
-    default: return status >= 500 ? "server_error" : "invalid_request_error";
-  }
-}
-
 bool is_public_path(const std::string& path) { return path == "/health" || path == "/v1/health"; }
 
 }  // namespace
@@ -40,8 +26,7 @@ void send_json(httplib::Response& res, const json& body, int status) {
 }
 
 void send_error(httplib::Response& res, int status, const std::string& message, const std::string& type) {
-  send_json(res, json{{"error", {{"code", status}, {"message", message}, {"type", type.empty() ? default_error_type(status) : type}}}},
-            status);
+  send_json(res, error_json(status, message, type), status);
 }
 
 void send_result_error(httplib::Response& res, const Error& error) {
@@ -303,9 +288,12 @@ void Server::Impl::register_routes() {
   auto health = [this](const httplib::Request&, httplib::Response& res) {
     switch (state.load()) {
       case ServerState::kReady: send_json(res, json{{"status", "ok"}}); break;
-      case ServerState::kLoading:
-        send_json(res, json{{"status", "loading"}, {"error", {{"code", 503}, {"message", "Loading model"}, {"type", "unavailable_error"}}}}, 503);
+      case ServerState::kLoading: {
+        json body = error_json(503, "Loading model");
+        body["status"] = "loading";
+        send_json(res, body, 503);
         break;
+      }
       default: send_error(res, 500, "model failed to load: " + load_error.message); break;
     }
   };
