@@ -21,7 +21,6 @@
 #include "eval/harness.h"
 #include "eval/report.h"
 #include "format/gguf.h"
-#include "sample/phrase_ban.h"
 
 namespace {
 
@@ -154,7 +153,7 @@ FABULA_COMMAND(eval, "Evaluate narrators: beats for every narrator x seed x scen
       std::fprintf(stderr, "error: --constrained / --ban-tells / --ban-list need the in-process model (--model), not --server\n");
       return 2;
     }
-    auto bans = load_phrase_bans(o->common.decoding.ban_list, o->common.decoding.ban_tells);
+    auto bans = eval::load_phrase_bans(o->common.decoding.ban_list, o->common.decoding.ban_tells);
     if (!bans) return app::report_error(bans.error());
     auto tells = o->tells.empty() ? eval::load_default_tells() : eval::TellList::load(o->tells);
     if (!tells) return app::report_error(tells.error());

@@ -20,7 +20,7 @@
 #include "model_args.h"
 #include "present/tui.h"
 #include "protocol/manifest.h"
-#include "sample/phrase_ban.h"
+#include "eval/tells.h"
 #include "server/game_api.h"
 #include "server/shared_narrator.h"
 #include "voice/speech_service.h"
@@ -181,7 +181,7 @@ FABULA_COMMAND(play, "Play a story in the web player (or the terminal with --tui
     if (o->decoding.any() && (!o->server.empty() || !o->scripted.empty()))
       return app::report_error(make_error(ErrorCode::kInvalidArgument,
                                           "--constrained / --ban-tells / --ban-list need the in-process model (--model)"));
-    auto bans = load_phrase_bans(o->decoding.ban_list, o->decoding.ban_tells);
+    auto bans = eval::load_phrase_bans(o->decoding.ban_list, o->decoding.ban_tells);
     if (!bans) return app::report_error(bans.error());
     engine::GameOptions go;
     go.engine.sampling.constrained = o->decoding.constrained;

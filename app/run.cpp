@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "command.h"
 #include "decoding_args.h"
+#include "eval/tells.h"
 #include "model/model.h"
 #include "model_args.h"
 #include "story_args.h"
@@ -132,7 +133,7 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
     }
     if (!a->decoding.ban_list.empty() || a->decoding.ban_tells) {
       if (!has_tokenizer) return app::report_error(make_error(ErrorCode::kUnsupported, "phrase bans need a tokenizer"));
-      auto pm = load_phrase_bans(a->decoding.ban_list, a->decoding.ban_tells);
+      auto pm = eval::load_phrase_bans(a->decoding.ban_list, a->decoding.ban_tells);
       if (!pm.ok()) return app::report_error(pm.error());
       gp.banned_phrases = std::move(*pm);
     }

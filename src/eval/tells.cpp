@@ -1,6 +1,7 @@
 // Slop-tell list parsing and matching: word-sequence phrases with {X} wildcards (1-3 words) and std::regex patterns.
 #include "eval/tells.h"
 
+#include <algorithm>
 #include <set>
 #include <unordered_map>
 
@@ -124,6 +125,27 @@ Result<TellList> load_default_tells() {
   return TellList::load(*path);
 }
 
+Result<std::shared_ptr<const PhraseMatcher>> load_phrase_bans(const std::string& ban_list, bool ban_tells) {
+  if (ban_list.empty() && !ban_tells) return std::shared_ptr<const PhraseMatcher>();
+  std::vector<std::string> phrases;
+  if (!ban_list.empty()) {
+    auto text = read_file_text(ban_list);
+    if (!text) return make_error(text.error().code, "--ban-list: {}", text.error().message);
+    FABULA_TRY(for_each_line(*text, [&](std::string_view line, int, bool) {
+      if (line[0] != '#') phrases.emplace_back(line);
+      return ok_status();
+    }));
+  }
+  if (ban_tells) {
+    auto path = protocol::find_in_repo("data/slop-tells-v1.txt");
+    if (!path) return make_error(ErrorCode::kNotFound, "--ban-tells: data/slop-tells-v1.txt not found near the binary");
+    FABULA_ASSIGN(TellList tells, TellList::load(*path));
+    for (const auto& p : tells.patterns)
+      if (!p.is_regex && std::count(p.tokens.begin(), p.tokens.end(), kWildcard) == 0) phrases.push_back(p.source);
+  }
+  return std::shared_ptr<const PhraseMatcher>(std::make_shared<PhraseMatcher>(phrases));
+}
+
 std::vector<TellHit> match_tells(const TellList& tells, const std::vector<std::string>& prose_lines,
                                  const std::vector<std::string>& cast_words) {
   std::set<std::string> cast;
@@ -165,7 +187,7 @@ std::vector<TellHit> match_tells(const TellList& tells, const std::vector<std::s
       for (size_t pi : wildcard_first) try_pattern(pi, j);
     }
     if (regexes.empty()) continue;
-    std::string norm = normalize_text(line);
+    std::string norm = protocol::fold(line);
     for (size_t pi : regexes) {
       for_each_regex_match(*tells.patterns[pi].regex, norm, [&](const std::string& m) {
         auto mw = words_of(m);

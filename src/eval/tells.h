@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "sample/phrase_ban.h"
 
 namespace fabula::eval {
 
@@ -32,6 +33,11 @@ struct TellList {
 
 // The default list, found with protocol::find_in_repo("data/slop-tells-v1.txt").
 Result<TellList> load_default_tells();
+
+// The commands' --ban-list FILE (one phrase a line; blank lines and lines starting with '#' are skipped) and
+// --ban-tells (the plain phrases of the default tell list; its "{X}" and "re:" patterns are skipped): one matcher
+// over both; nullptr when neither is asked for.
+Result<std::shared_ptr<const PhraseMatcher>> load_phrase_bans(const std::string& ban_list, bool ban_tells);
 
 struct TellHit {
   size_t pattern = 0;  // index in TellList::patterns

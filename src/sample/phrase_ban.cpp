@@ -2,9 +2,6 @@
 #include "sample/phrase_ban.h"
 
 #include <algorithm>
-#include <fstream>
-
-#include "protocol/manifest.h"
 
 namespace fabula {
 
@@ -64,40 +61,6 @@ PhraseMatcher::PhraseMatcher(const std::vector<std::string>& phrases) {
     max_words_ = std::max(max_words_, words.size());
     if (!words.empty()) phrases_.push_back(std::move(words));
   }
-}
-
-namespace {
-
-// Lines of a phrase file: blank lines and '#' comments skipped; `tells`: also "re:" and "{X}" patterns.
-Result<std::vector<std::string>> read_phrases(const std::string& path, bool tells) {
-  std::ifstream in(path);
-  if (!in) return make_error(ErrorCode::kIo, "{}: cannot open the {}", path, tells ? "tell list" : "ban list");
-  std::vector<std::string> phrases;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || line[0] == '#') continue;
-    if (tells && (line.rfind("re:", 0) == 0 || line.find('{') != std::string::npos)) continue;
-    phrases.push_back(line);
-  }
-  return phrases;
-}
-
-}  // namespace
-
-Result<std::shared_ptr<const PhraseMatcher>> load_phrase_bans(const std::string& ban_list, bool ban_tells) {
-  if (ban_list.empty() && !ban_tells) return std::shared_ptr<const PhraseMatcher>();
-  std::vector<std::string> phrases;
-  if (!ban_list.empty()) {
-    FABULA_ASSIGN(phrases, read_phrases(ban_list, false));
-  }
-  if (ban_tells) {
-    auto path = protocol::find_in_repo("data/slop-tells-v1.txt");
-    if (!path) return make_error(ErrorCode::kNotFound, "--ban-tells: data/slop-tells-v1.txt not found near the binary");
-    FABULA_ASSIGN(auto tells, read_phrases(*path, true));
-    phrases.insert(phrases.end(), tells.begin(), tells.end());
-  }
-  return std::shared_ptr<const PhraseMatcher>(std::make_shared<PhraseMatcher>(phrases));
 }
 
 std::optional<size_t> PhraseMatcher::find_completed(std::string_view text, size_t from, bool text_ends) const {

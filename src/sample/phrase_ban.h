@@ -34,12 +34,6 @@ class PhraseMatcher {
   size_t max_words_ = 0;
 };
 
-// The commands' --ban-list FILE (one phrase a line; blank lines and lines starting with '#' are skipped) and
-// --ban-tells (the plain phrases of the tell list data/slop-tells-v1.txt, docs/PROTOCOL.md §5, found via
-// protocol::find_in_repo; its "{X}" and "re:" patterns are skipped): one matcher over both; nullptr when neither
-// is asked for.
-Result<std::shared_ptr<const PhraseMatcher>> load_phrase_bans(const std::string& ban_list, bool ban_tells);
-
 // Words of `text` as PhraseMatcher sees them: (folded word, byte offset of its start, byte offset past its end).
 struct PhraseWord {
   std::string word;

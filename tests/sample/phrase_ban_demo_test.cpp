@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "backend/generator.h"
+#include "eval/tells.h"
 #include "model/model.h"
 #include "protocol/validator.h"
 #include "sample/constrained.h"
@@ -113,7 +114,7 @@ TEST(PhraseBanDemo, ConstrainedWithTellBansStaysValid) {
   Session session(*demo->model, so);
   Generator gen(*demo->tok, session);
   const protocol::Manifest manifest = protocol::Manifest::default_manifest();
-  auto tells = load_phrase_bans("", true);
+  auto tells = eval::load_phrase_bans("", true);
   ASSERT_TRUE(tells.ok()) << tells.error().message;
   auto c = ProtocolConstraint::create(*demo->tok, manifest, {"Hana", "Mio"});
   ASSERT_TRUE(c.ok()) << c.error().message;

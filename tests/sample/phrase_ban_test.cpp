@@ -90,13 +90,5 @@ TEST(PhraseBan, StableLagsByTwicePhraseLengthAndNeverRewindsBelowIt) {
   EXPECT_EQ(bt.backtracks(), 2);
 }
 
-TEST(PhraseBan, TellListLoads) {
-  auto m = load_phrase_bans("", /*ban_tells=*/true);
-  ASSERT_TRUE(m.ok()) << m.error().message;
-  EXPECT_GT((*m)->size(), 10u);
-  EXPECT_TRUE((*m)->find_completed("And the air hung heavy with unspoken words.").has_value());
-  EXPECT_FALSE(load_phrase_bans("/nonexistent/ban.txt", false).ok());
-}
-
 }  // namespace
 }  // namespace fabula
