@@ -22,12 +22,16 @@ bool is_mark(int32_t cp) {
 // ' and ’ (apostrophes), - and U+2010/U+2011 (hyphens): kept only between word characters.
 bool is_joiner(int32_t cp) { return cp == '\'' || cp == 0x2019 || cp == '-' || cp == 0x2010 || cp == 0x2011; }
 
+// The prose of one line: a narration's text, a dialogue line's spoken text.
+void add_prose(const protocol::Line& line, std::vector<std::string>& out) {
+  if (const auto* n = std::get_if<protocol::Narration>(&line)) out.push_back(n->text);
+  else if (const auto* d = std::get_if<protocol::Dialogue>(&line); d && !d->text.empty()) out.push_back(d->text);
+}
+
 }  // namespace
 
-std::string normalize_text(std::string_view text) { return protocol::fold(text); }
-
 std::vector<std::string> words_of(std::string_view text) {
-  std::string norm = normalize_text(text);
+  std::string norm = protocol::fold(text);
   std::vector<std::string> out;
   std::string word;
   size_t pos = 0;
@@ -54,27 +58,14 @@ std::vector<std::string> words_of(std::string_view text) {
 
 std::vector<std::string> extract_prose(const protocol::BeatReport& report) {
   std::vector<std::string> out;
-  for (const auto& line : report.lines) {
-    if (const auto* n = std::get_if<protocol::Narration>(&line.content)) {
-      out.push_back(n->text);
-    } else if (const auto* d = std::get_if<protocol::Dialogue>(&line.content)) {
-      if (!d->text.empty()) out.push_back(d->text);
-    }
-  }
+  for (const auto& line : report.lines) add_prose(line.content, out);
   return out;
 }
 
 std::vector<std::string> extract_prose(std::string_view beat) {
   std::vector<std::string> out;
-  for (const auto& logical : protocol::split_lines(beat)) {
-    auto parsed = protocol::parse_line(logical.text, logical.line);
-    if (!parsed.ok()) continue;
-    if (const auto* n = std::get_if<protocol::Narration>(&parsed->line)) {
-      out.push_back(n->text);
-    } else if (const auto* d = std::get_if<protocol::Dialogue>(&parsed->line)) {
-      if (!d->text.empty()) out.push_back(d->text);
-    }
-  }
+  for (const auto& logical : protocol::split_lines(beat))
+    if (auto parsed = protocol::parse_line(logical.text, logical.line); parsed.ok()) add_prose(parsed->line, out);
   return out;
 }
 

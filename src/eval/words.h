@@ -9,12 +9,9 @@
 
 namespace fabula::eval {
 
-// NFC-normalised and case-folded text (utf8proc); invalid UTF-8 bytes become U+FFFD.
-std::string normalize_text(std::string_view text);
-
 // Words of `text`: maximal runs of Unicode letters (L*) or decimal digits (Nd), with combining marks
 // (M*) after a letter kept, and inner apostrophes (' or ’) and hyphens kept when a letter/digit
-// follows. Tokenises normalize_text(text), so the words come out NFC + case-folded.
+// follows. Tokenises protocol::fold(text), so the words come out NFC + case-folded.
 std::vector<std::string> words_of(std::string_view text);
 
 // Prose of a beat, one entry per prose line: narration lines and the text of dialogue lines, read
