@@ -1,4 +1,5 @@
-// ASCII case folding and trimming for names, keys, URLs and headers (never for story text, which is UTF-8).
+// ASCII case folding and trimming for names, keys, URLs and headers (never for story text, which is UTF-8), and
+// byte-string replacement.
 #pragma once
 
 #include <cctype>
@@ -24,6 +25,12 @@ inline std::string_view ascii_trim(std::string_view s, std::string_view space = 
   const size_t b = s.find_first_not_of(space);
   if (b == std::string_view::npos) return {};
   return s.substr(b, s.find_last_not_of(space) - b + 1);
+}
+
+// `s` with every occurrence of `from` (not empty) replaced by `to`, left to right.
+inline std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+  return s;
 }
 
 inline bool ascii_iequals(std::string_view a, std::string_view b) {

@@ -15,11 +15,6 @@ std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
   return fmt::format("{}", fmt::join(v, sep));
 }
 
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
-  return s;
-}
-
 // Word-boundary, case-insensitive containment.
 bool mentions(const std::string& text, const std::string& word) {
   if (word.empty()) return false;

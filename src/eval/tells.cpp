@@ -19,19 +19,7 @@ namespace {
 constexpr std::string_view kWildcard = "{X}";
 
 // Word comparison key: ’ and ' compare equal (the list is typed with ', models write either).
-std::string key_of(std::string_view word) {
-  std::string out;
-  out.reserve(word.size());
-  for (size_t i = 0; i < word.size(); ++i) {
-    if (word.substr(i, 3) == "\xE2\x80\x99") {
-      out.push_back('\'');
-      i += 2;
-    } else {
-      out.push_back(word[i]);
-    }
-  }
-  return out;
-}
+std::string key_of(std::string_view word) { return replace_all(std::string(word), "\xE2\x80\x99", "'"); }
 
 // std::regex throws on a bad pattern or an over-complex search; this adapter keeps exceptions out.
 Result<std::shared_ptr<const std::regex>> compile_regex(const std::string& pattern, const std::string& where) {

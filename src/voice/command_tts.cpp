@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "base/ascii.h"
 #include "base/file.h"
 #include "voice/tts.h"
 #include "voice/wav.h"
@@ -47,13 +48,9 @@ class CommandTts : public TtsEngine {
     if (dir.path.empty()) return make_error(ErrorCode::kIo, "--tts-cmd: cannot create a temporary folder");
     fs::path in = dir.path / "line.txt", out = dir.path / "line.wav", err = dir.path / "stderr.txt";
     FABULA_TRY(write_file_atomic(in.string(), std::string(text)));
-    std::string cmd = command_;
-    bool to_file = false;
-    std::string quoted = fmt::format("'{}'", out.string());  // our own temp path: no quotes inside
-    for (size_t at; (at = cmd.find("{out}")) != std::string::npos;) {
-      cmd.replace(at, 5, quoted);
-      to_file = true;
-    }
+    const bool to_file = command_.find("{out}") != std::string::npos;
+    // Our own temp path: no quotes inside.
+    const std::string cmd = replace_all(command_, "{out}", fmt::format("'{}'", out.string()));
 
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
