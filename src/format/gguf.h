@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <span>
 #include <string>
@@ -72,7 +73,7 @@ struct GgufTensor {
   uint32_t shard = 0;           // split models: the file that holds the data (0: the first)
   std::span<const uint8_t> data;
 
-  uint64_t n_elements() const;
+  uint64_t n_elements() const { return std::accumulate(shape.begin(), shape.end(), uint64_t{1}, std::multiplies<>()); }
   uint64_t n_bytes() const { return data.size(); }
 };
 

@@ -131,10 +131,4 @@ uint64_t GgufValue::serialized_size() const {
   return n + array_size() * gguf_detail::scalar_size(array_type);
 }
 
-uint64_t GgufTensor::n_elements() const {
-  uint64_t n = 1;
-  for (uint64_t d : shape) n *= d;
-  return n;
-}
-
 }  // namespace fabula

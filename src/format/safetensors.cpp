@@ -48,12 +48,6 @@ size_t safetensors_dtype_size(SafetensorsDtype dtype) {
   return 0;
 }
 
-uint64_t SafetensorsTensor::n_elements() const {
-  uint64_t n = 1;
-  for (uint64_t d : shape) n *= d;
-  return n;
-}
-
 Status parse_safetensors(SafetensorsFile& out) {
   const auto bytes = out.bytes_;
   const std::string& name = out.name_;

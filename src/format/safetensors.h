@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <span>
 #include <string>
@@ -29,7 +31,7 @@ struct SafetensorsTensor {
   uint64_t end = 0;
   std::span<const uint8_t> data;  // borrows the mapping
 
-  uint64_t n_elements() const;
+  uint64_t n_elements() const { return std::accumulate(shape.begin(), shape.end(), uint64_t{1}, std::multiplies<>()); }
   uint64_t n_bytes() const { return data.size(); }
 };
 

@@ -125,12 +125,6 @@ GgmlType quant_fallback_type(GgmlType wanted) {
 
 bool quant_use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
-uint64_t QuantDecision::n_elements() const {
-  uint64_t n = 1;
-  for (uint64_t d : shape) n *= d;
-  return n;
-}
-
 uint64_t QuantPlan::data_bytes(uint32_t alignment) const {
   uint64_t total = 0;
   for (const auto& t : tensors) total += (t.bytes + alignment - 1) / alignment * alignment;

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <numeric>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,7 +49,7 @@ struct QuantDecision {
   bool fallback = false;
   uint64_t bytes = 0;                // size of the output tensor data (unpadded)
 
-  uint64_t n_elements() const;
+  uint64_t n_elements() const { return std::accumulate(shape.begin(), shape.end(), uint64_t{1}, std::multiplies<>()); }
 };
 
 struct QuantPlan {
