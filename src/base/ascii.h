@@ -28,9 +28,15 @@ inline std::string_view ascii_trim(std::string_view s, std::string_view space = 
 }
 
 // `s` with every occurrence of `from` (not empty) replaced by `to`, left to right.
-inline std::string replace_all(std::string s, std::string_view from, std::string_view to) {
-  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
-  return s;
+inline std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
+  std::string out;
+  for (size_t pos = 0;;) {
+    const size_t hit = s.find(from, pos);
+    out.append(s.substr(pos, hit == std::string_view::npos ? hit : hit - pos));
+    if (hit == std::string_view::npos) return out;
+    out.append(to);
+    pos = hit + from.size();
+  }
 }
 
 inline bool ascii_iequals(std::string_view a, std::string_view b) {
