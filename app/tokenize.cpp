@@ -1,23 +1,19 @@
 // `fabula tokenize`: text -> token ids with a tokenizer.json or a GGUF (prints JSON; --jsonl for batches).
 #include <cstdio>
-#include <fstream>
 #include <string>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/file.h"
+#include "base/json_view.h"
+#include "base/lines.h"
 #include "command.h"
 #include "text/tokenizer.h"
 
 namespace {
 
-std::string ids_json(const std::vector<int32_t>& ids) {
-  std::string s = "[";
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(ids[i]);
-  }
-  return s + "]";
-}
+std::string ids_json(const std::vector<int32_t>& ids) { return fmt::format("[{}]", fmt::join(ids, ", ")); }
 
 }  // namespace
 
@@ -45,21 +41,15 @@ FABULA_COMMAND(tokenize, "Tokenize text with a tokenizer.json or GGUF vocabulary
       std::printf("%s\n", ids_json(tok->encode(opt->text, bos, !opt->no_special)).c_str());
       return 0;
     }
-    std::ifstream in(opt->jsonl);
-    if (!in) return app::report_error(make_error(ErrorCode::kNotFound, "{}: cannot open", opt->jsonl));
-    std::string line;
-    size_t line_no = 0;
-    while (std::getline(in, line)) {
-      ++line_no;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      const auto row = nlohmann::json::parse(line, nullptr, false);
-      if (row.is_discarded() || !row.is_object() || !row.contains("text") || !row["text"].is_string()) {
-        return app::report_error(make_error(ErrorCode::kParse, "{}:{}: expected an object with a string \"text\"",
-                                            opt->jsonl, line_no));
-      }
-      const auto ids = tok->encode(row["text"].get<std::string>(), bos, !opt->no_special);
-      std::printf("{\"ids\": %s}\n", ids_json(ids).c_str());
-    }
-    return 0;
+    auto rows = read_file_text(opt->jsonl);
+    if (!rows) return app::report_error(rows.error());
+    auto done = for_each_line(*rows, [&](std::string_view line, int line_no, bool) -> Status {
+      const std::string at = fmt::format("{}:{}", opt->jsonl, line_no);
+      FABULA_ASSIGN(nlohmann::json row, parse_json(line, at));
+      FABULA_ASSIGN(std::string row_text, JsonView(row, at).string("text"));
+      std::printf("{\"ids\": %s}\n", ids_json(tok->encode(row_text, bos, !opt->no_special)).c_str());
+      return ok_status();
+    });
+    return done.ok() ? 0 : app::report_error(done.error());
   };
 }

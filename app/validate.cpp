@@ -5,9 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "base/ascii.h"
 #include "base/file.h"
 #include "base/json_view.h"
+#include "base/lines.h"
 #include "command.h"
 #include "story_args.h"
 #include "protocol/manifest.h"
@@ -24,13 +24,9 @@ struct BeatInput {
   std::vector<std::string> cast;
 };
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // JSONL if the name says so, or if the first non-blank line is a JSON object with a "beat".
 bool looks_like_jsonl(const std::string& path, const std::string& text) {
-  if (ends_with(path, ".jsonl")) return true;
+  if (path.ends_with(".jsonl")) return true;
   size_t start = text.find_first_not_of(" \t\r\n");
   if (start == std::string::npos || text[start] != '{') return false;
   size_t end = text.find('\n', start);
@@ -45,15 +41,7 @@ Result<std::vector<BeatInput>> read_inputs(const std::string& path) {
     out.push_back({path, std::move(text), {}});
     return out;
   }
-  size_t pos = 0;
-  int line_no = 0;
-  while (pos <= text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view line = ascii_trim(std::string_view(text).substr(pos, end - pos));
-    ++line_no;
-    pos = end + 1;
-    if (line.empty()) continue;
+  FABULA_TRY(for_each_line(text, [&](std::string_view line, int line_no, bool) -> Status {
     const std::string at = fmt::format("{}:{}", path, line_no);
     FABULA_ASSIGN(nlohmann::json doc, parse_json(line, at));
     JsonView j(doc, at);
@@ -67,7 +55,8 @@ Result<std::vector<BeatInput>> read_inputs(const std::string& path) {
     }
     FABULA_ASSIGN(in.cast, j.strings_or_empty("cast"));
     out.push_back(std::move(in));
-  }
+    return ok_status();
+  }));
   return out;
 }
 

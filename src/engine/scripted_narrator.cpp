@@ -2,7 +2,6 @@
 #include "engine/scripted_narrator.h"
 
 #include <chrono>
-#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -10,6 +9,7 @@
 
 #include "base/file.h"
 #include "base/json_view.h"
+#include "base/lines.h"
 
 namespace fabula::engine {
 
@@ -17,12 +17,8 @@ Result<std::unique_ptr<ScriptedNarrator>> ScriptedNarrator::load(const std::stri
   FABULA_ASSIGN(std::string text, read_file_text(path));
   std::vector<std::string> beats;
   std::vector<int> delays;
-  std::istringstream in(text);
-  std::string line;
-  int line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos || line.rfind("//", 0) == 0) continue;
+  FABULA_TRY(for_each_line(text, [&](std::string_view line, int line_no, bool) -> Status {
+    if (line.starts_with("//")) return ok_status();
     const std::string at = fmt::format("{}: line {}", path, line_no);
     FABULA_ASSIGN(nlohmann::json doc, parse_json(line, at));
     JsonView j(doc, at);
@@ -30,7 +26,8 @@ Result<std::unique_ptr<ScriptedNarrator>> ScriptedNarrator::load(const std::stri
     FABULA_ASSIGN(int64_t delay, j.integer_or("delay_ms", -1, -1, 600000));
     beats.push_back(std::move(beat));
     delays.push_back(static_cast<int>(delay));
-  }
+    return ok_status();
+  }));
   if (beats.empty()) return make_error(ErrorCode::kParse, "{}: no beats", path);
   auto n = std::make_unique<ScriptedNarrator>(std::move(beats), options, path);
   n->delays_ = std::move(delays);

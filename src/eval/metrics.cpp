@@ -6,7 +6,7 @@
 #include <unordered_set>
 
 #include "base/json_view.h"
-#include "eval/lines.h"
+#include "base/lines.h"
 #include "protocol/unicode.h"
 #include "protocol/validator.h"
 

@@ -7,7 +7,7 @@
 
 #include "base/ascii.h"
 #include "base/file.h"
-#include "eval/lines.h"
+#include "base/lines.h"
 #include "eval/words.h"
 #include "protocol/manifest.h"
 #include "protocol/unicode.h"
@@ -19,7 +19,7 @@ namespace {
 constexpr std::string_view kWildcard = "{X}";
 
 // Word comparison key: ’ and ' compare equal (the list is typed with ', models write either).
-std::string key_of(std::string_view word) { return replace_all(std::string(word), "\xE2\x80\x99", "'"); }
+std::string key_of(std::string_view word) { return replace_all(word, "\xE2\x80\x99", "'"); }
 
 // std::regex throws on a bad pattern or an over-complex search; this adapter keeps exceptions out.
 Result<std::shared_ptr<const std::regex>> compile_regex(const std::string& pattern, const std::string& where) {

@@ -1,4 +1,4 @@
-// The line loop of the line-based files eval reads: scene and beat JSONL, tell lists.
+// The line loop of line-based files: JSONL (scenes, beats, scripted narrators, validate input), tell and ban lists.
 #pragma once
 
 #include <string_view>
@@ -6,7 +6,7 @@
 #include "base/ascii.h"
 #include "base/result.h"
 
-namespace fabula::eval {
+namespace fabula {
 
 // Calls fn(line, line_no, last) -> Status for each line of `text` that is not blank, trimmed; line_no counts every
 // line from 1 (for error messages), last: no newline follows it. Stops at the first error.
@@ -27,4 +27,4 @@ Status for_each_line(std::string_view text, Fn&& fn) {
   return ok_status();
 }
 
-}  // namespace fabula::eval
+}  // namespace fabula
