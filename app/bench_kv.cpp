@@ -13,6 +13,7 @@
 #include "backend/loaded_model.h"
 #include "base/file.h"
 #include "command.h"
+#include "engine/scripted_narrator.h"
 #include "format/gguf.h"
 #include "model/gemma4/kv_layout.h"
 #include "model/model.h"
@@ -134,22 +135,10 @@ int print_kv_quality(const KvQualityArgs& args) {
       prompt = tok.encode(*text, false, true);
     }
     if (!args.beats_file.empty()) {
-      auto text = read_file_text(args.beats_file);
-      if (!text.ok()) return report_error(text.error());
-      size_t line_no = 0;
-      for (size_t start = 0; start < text->size();) {
-        size_t end = text->find('\n', start);
-        if (end == std::string::npos) end = text->size();
-        const std::string line = text->substr(start, end - start);
-        start = end + 1;
-        ++line_no;
-        const size_t first = line.find_first_not_of(" \t\r");
-        if (first == std::string::npos || line.compare(first, 2, "//") == 0) continue;  // blank or a comment
-        auto j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_discarded() || !j.contains("beat") || !j["beat"].is_string())
-          return report_error(make_error(ErrorCode::kParse, "{} line {}: expected {{\"beat\": \"...\"}}", args.beats_file, line_no));
-        beats.push_back(tok.encode(j["beat"].get<std::string>() + "<turn|>", false, true));
-      }
+      // The scripted narrator's fixture format: {"beat": ...} per line, // comments.
+      auto script = engine::ScriptedNarrator::load(args.beats_file);
+      if (!script.ok()) return report_error(script.error());
+      for (const auto& beat : (*script)->beats()) beats.push_back(tok.encode(beat + "<turn|>", false, true));
     }
   }
   std::mt19937 rng(args.seed);

@@ -28,6 +28,7 @@ class ScriptedNarrator : public Narrator {
 
   size_t calls() const;                       // write() calls so far
   const std::vector<NarratorRequest>& requests() const { return requests_; }  // recorded (tests)
+  const std::vector<std::string>& beats() const { return beats_; }  // the fixture's beats (bench --kv-quality)
 
  private:
   std::vector<std::string> beats_;
