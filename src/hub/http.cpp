@@ -36,10 +36,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   const size_t colon = line.find(':');
   if (colon == std::string_view::npos) return size * n;
   const std::string name = ascii_lower(line.substr(0, colon));
-  std::string_view value = line.substr(colon + 1);
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
-  t->response->headers[name] = std::string(value);
+  t->response->headers[name] = std::string(ascii_trim(line.substr(colon + 1)));
   return size * n;
 }
 
