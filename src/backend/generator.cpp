@@ -92,6 +92,10 @@ struct Generator::State {
   bool deliver(const TokenCallback& on_token, GeneratedToken out, bool finish);
   // Log-softmax of the raw logits: fills `top` (n_probs most likely) and returns the logprob of `id`.
   float probs(std::span<const float> logits, int32_t id);
+  // Samples from `logits` (masks applied) and has the constraint and the sampler's history accept the id.
+  Result<int32_t> sample(std::span<const float> logits);
+  // Why generation ends after the token just added to the result (kNone: it goes on); a full context is noted.
+  StopType stop_after(bool eog);
   // Phrase-ban step and rewind.
   Status step_with_bans(const TokenCallback& on_token);
   Status rewind(size_t keep);
@@ -174,6 +178,32 @@ Status Generator::State::decode_next(int32_t id) {
   }
   cache.push_back(id);
   return ok_status();
+}
+
+Result<int32_t> Generator::State::sample(std::span<const float> logits) {
+  const int32_t id = sampler->sample(logits);
+  if (params.constraint) {
+    if (Status st = params.constraint->accept(id); !st.ok()) {
+      done = true;
+      return st.take_error();
+    }
+  }
+  sampler->accept(id);
+  return id;
+}
+
+StopType Generator::State::stop_after(bool eog) {
+  const GenerationParams& p = params;
+  if (eog) return StopType::kEos;
+  if (p.n_predict > 0 && result.timings.predicted_n >= p.n_predict) return StopType::kLimit;
+  if (session->n_past() >= session->n_ctx()) {
+    result.context_full = true;
+    return StopType::kLimit;
+  }
+  const Clock::time_point now = Clock::now();
+  if ((p.deadline && now >= *p.deadline) || (p.t_max_predict_ms > 0 && ms_between(gen_start, now) >= p.t_max_predict_ms))
+    return StopType::kLimit;
+  return StopType::kNone;
 }
 
 void Generator::State::finish(StopType end) {
@@ -323,14 +353,7 @@ Status Generator::step(const TokenCallback& on_token) {
     p.constraint->apply(s.masked);
     sample_from = s.masked;
   }
-  const int32_t id = s.sampler->sample(sample_from);
-  if (p.constraint) {
-    if (Status st = p.constraint->accept(id); !st.ok()) {
-      s.done = true;
-      return st;
-    }
-  }
-  s.sampler->accept(id);
+  FABULA_ASSIGN(const int32_t id, s.sample(sample_from));
   s.result.tokens.push_back(id);
   s.result.timings.predicted_n++;
 
@@ -343,17 +366,7 @@ Status Generator::step(const TokenCallback& on_token) {
   }
   out.eog = !p.ignore_eos && s.is_eog(id);
 
-  StopType end = StopType::kNone;
-  if (out.eog) end = StopType::kEos;
-  else if (p.n_predict > 0 && s.result.timings.predicted_n >= p.n_predict) end = StopType::kLimit;
-  else if (session.n_past() >= session.n_ctx()) {
-    end = StopType::kLimit;
-    s.result.context_full = true;
-  } else {
-    const Clock::time_point now = Clock::now();
-    if ((p.deadline && now >= *p.deadline) || (p.t_max_predict_ms > 0 && ms_between(s.gen_start, now) >= p.t_max_predict_ms))
-      end = StopType::kLimit;
-  }
+  StopType end = s.stop_after(out.eog);
   const bool keep_going = s.deliver(on_token, out, end != StopType::kNone);
   if (s.word) end = StopType::kWord;
   if (end == StopType::kNone && !keep_going) end = StopType::kCancelled;
@@ -377,14 +390,7 @@ Status Generator::State::step_with_bans(const TokenCallback& on_token) {
     if (other)
       for (int32_t b : banned) masked[static_cast<size_t>(b)] = -std::numeric_limits<float>::infinity();
   }
-  const int32_t id = sampler->sample(masked);
-  if (p.constraint) {
-    if (Status st = p.constraint->accept(id); !st.ok()) {
-      done = true;
-      return st;
-    }
-  }
-  sampler->accept(id);
+  FABULA_ASSIGN(const int32_t id, sample(masked));
   Pending cur{id, 0.0f, {}};
   if (p.n_probs > 0) {
     cur.logprob = probs(logits, id);
@@ -397,17 +403,7 @@ Status Generator::State::step_with_bans(const TokenCallback& on_token) {
   result.tokens.push_back(id);
   if (p.n_probs > 0) result.probs.push_back(TokenProbs{id, cur.logprob, cur.top});
   result.timings.predicted_n = static_cast<int32_t>(result.tokens.size());
-  StopType end = StopType::kNone;
-  if (eog) end = StopType::kEos;
-  else if (p.n_predict > 0 && result.timings.predicted_n >= p.n_predict) end = StopType::kLimit;
-  else if (session->n_past() >= session->n_ctx()) {
-    end = StopType::kLimit;
-    result.context_full = true;
-  } else {
-    const Clock::time_point now = Clock::now();
-    if ((p.deadline && now >= *p.deadline) || (p.t_max_predict_ms > 0 && ms_between(gen_start, now) >= p.t_max_predict_ms))
-      end = StopType::kLimit;
-  }
+  StopType end = stop_after(eog);
   if (!eog) pending.push_back(std::move(cur));
 
   // Release what no rewind can reach (everything, at the end); the EOG token goes last, as in the plain loop.
