@@ -36,12 +36,14 @@ HWY_INLINE __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 // lines twice (3 prefetches per 144-byte Q4_K block of 2.25 lines, 5 per 4.25 lines of a Q8_0 step), each a
 // load-port slot and a miss-buffer lookup (decode 1-5% faster, BENCHMARKS.md "Decode round 4").
 constexpr int kPrefetchBytes = 8192;
-HWY_INLINE void prefetch_weights(const void* p, size_t bytes) {
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) + kPrefetchBytes;
+// The same `ahead` bytes past p (a kernel that reads several rows at once may need to look further).
+HWY_INLINE void prefetch_weights_at(const void* p, size_t bytes, size_t ahead) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) + ahead;
   for (uintptr_t line = (begin + 63) & ~uintptr_t{63}; line < begin + bytes; line += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
   }
 }
+HWY_INLINE void prefetch_weights(const void* p, size_t bytes) { prefetch_weights_at(p, bytes, kPrefetchBytes); }
 
 HWY_INLINE __m512i join256(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
