@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace fabula {
 
@@ -96,19 +97,14 @@ Result<MappedFile> MappedFile::read(const std::string& path) {
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
-    : data_(other.data_), size_(other.size_), path_(std::move(other.path_)) {
-  other.data_ = nullptr;
-  other.size_ = 0;
-}
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)), path_(std::move(other.path_)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   if (this != &other) {
     release();
-    data_ = other.data_;
-    size_ = other.size_;
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
     path_ = std::move(other.path_);
-    other.data_ = nullptr;
-    other.size_ = 0;
   }
   return *this;
 }
