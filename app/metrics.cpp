@@ -15,26 +15,6 @@ namespace {
 
 using namespace fabula;
 
-nlohmann::json report_json(const eval::MetricsReport& r, const eval::TellList& tells) {
-  nlohmann::json j = {
-      {"validity", r.validity},     {"slop_density", r.slop_density}, {"ttr", r.ttr},
-      {"trigram_reuse", r.trigram_reuse}, {"mattr50", r.mattr50},    {"mattr100", r.mattr100},
-      {"mtld", r.mtld},             {"rep3", r.rep3},                 {"words", r.words},
-      {"scenes", r.scenes},
-  };
-  j["valid_beats"] = r.valid_beats;
-  j["tell_matches"] = r.tell_matches;
-  j["tells_version"] = tells.version;
-  j["pov_slip_rate"] = r.pov_slip_rate;
-  j["choice_variety"] = r.choice_variety;
-  j["choices_offered"] = r.choices_offered;
-  j["stance_share"] = r.stance_share;
-  j["repair_rate"] = r.repair_rate;
-  j["error_counts"] = r.error_counts;
-  j["tell_counts"] = r.tell_counts;
-  return j;
-}
-
 }  // namespace
 
 FABULA_COMMAND(metrics, "Compute protocol validity, slop density, TTR, trigram reuse, MATTR, MTLD, rep-3") {
@@ -72,7 +52,9 @@ FABULA_COMMAND(metrics, "Compute protocol validity, slop density, TTR, trigram r
     }
     eval::MetricsReport r = eval::compute_metrics(*rows, manifest, *tells);
     if (opts->json) {
-      std::printf("%s\n", dump_json(report_json(r, *tells)).c_str());
+      nlohmann::json j = eval::to_json(r);
+      j["tells_version"] = tells->version;
+      std::printf("%s\n", dump_json(j).c_str());
       return 0;
     }
     std::printf("scenes %lld, prose words %lld, tells %s (%zu patterns)\n", static_cast<long long>(r.scenes),

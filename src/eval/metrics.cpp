@@ -256,4 +256,26 @@ Result<std::vector<SceneSample>> parse_scene_rows(std::string_view jsonl, const 
   return out;
 }
 
+nlohmann::json to_json(const MetricsReport& r) {
+  return {{"validity", r.validity},
+          {"valid_beats", r.valid_beats},
+          {"scenes", r.scenes},
+          {"slop_density", r.slop_density},
+          {"tell_matches", r.tell_matches},
+          {"words", r.words},
+          {"ttr", r.ttr},
+          {"trigram_reuse", r.trigram_reuse},
+          {"mattr50", r.mattr50},
+          {"mattr100", r.mattr100},
+          {"mtld", r.mtld},
+          {"rep3", r.rep3},
+          {"pov_slip_rate", r.pov_slip_rate},
+          {"choice_variety", r.choice_variety},
+          {"choices_offered", r.choices_offered},
+          {"stance_share", r.stance_share},
+          {"repair_rate", r.repair_rate},
+          {"error_counts", r.error_counts},
+          {"tell_counts", r.tell_counts}};
+}
+
 }  // namespace fabula::eval

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "eval/tells.h"
 #include "eval/words.h"
 #include "protocol/manifest.h"
@@ -53,6 +55,8 @@ struct MetricsReport {
 // Computes every metric. `manifest` supplies the cast (tell exclusion, cast lock) and the tools.
 MetricsReport compute_metrics(std::span<const SceneSample> scenes, const protocol::Manifest& manifest,
                               const TellList& tells);
+// Every field of the report, under its own name (fabula metrics --json, the eval report).
+nlohmann::json to_json(const MetricsReport& r);
 
 // Building blocks (exposed for tests and the harness). All take words_of() output.
 double type_token_ratio(const std::vector<std::string>& words);           // 0 for no words

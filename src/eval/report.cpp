@@ -21,28 +21,6 @@ MetricsReport metrics_of(const std::vector<const BeatRow*>& rows, const protocol
   return compute_metrics(samples, manifest, tells);
 }
 
-json metrics_json(const MetricsReport& r) {
-  return json{{"validity", r.validity},
-              {"valid_beats", r.valid_beats},
-              {"scenes", r.scenes},
-              {"slop_density", r.slop_density},
-              {"tell_matches", r.tell_matches},
-              {"words", r.words},
-              {"ttr", r.ttr},
-              {"trigram_reuse", r.trigram_reuse},
-              {"mattr50", r.mattr50},
-              {"mattr100", r.mattr100},
-              {"mtld", r.mtld},
-              {"rep3", r.rep3},
-              {"pov_slip_rate", r.pov_slip_rate},
-              {"choice_variety", r.choice_variety},
-              {"choices_offered", r.choices_offered},
-              {"stance_share", r.stance_share},
-              {"repair_rate", r.repair_rate},
-              {"error_counts", r.error_counts},
-              {"tell_counts", r.tell_counts}};
-}
-
 std::string pct(double share) {
   double p = 100.0 * share;
   return std::fabs(p - std::round(p)) < 1e-9 ? fmt::format("{:.0f}%", p) : fmt::format("{:.1f}%", p);
@@ -154,7 +132,7 @@ json report_to_json(const EvalReport& report) {
   json narrators = json::array();
   for (const auto& s : report.narrators) {
     json by_tag = json::object();
-    for (const auto& [tag, m] : s.by_tag) by_tag[tag] = metrics_json(m);
+    for (const auto& [tag, m] : s.by_tag) by_tag[tag] = to_json(m);
     narrators.push_back({{"label", s.label},
                          {"beats", s.beats},
                          {"tokens", s.tokens},
@@ -162,7 +140,7 @@ json report_to_json(const EvalReport& report) {
                          {"tok_s", s.tok_s},
                          {"backtracks", s.backtracks},
                          {"kv_cache", s.kv_cache},
-                         {"metrics", metrics_json(s.metrics)},
+                         {"metrics", to_json(s.metrics)},
                          {"by_tag", by_tag}});
   }
   return json{{"tells_version", report.tells_version}, {"tags", report.tags}, {"narrators", narrators}};
