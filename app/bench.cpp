@@ -405,47 +405,35 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
       };
 
-      const std::string at = depth > 0 ? fmt::format(" @ d{}", depth) : "";
-      if (args->n_prompt > 0) {
-        TestResult r{fmt::format("pp{}{}", args->n_prompt, at), args->n_prompt, 0, {}, 0, 0, {}, types, depth};
-        if (!args->no_warmup) {
-          auto w = run_pp(args->n_prompt);
-          if (!w.ok()) return app::report_error(w.error());
-        }
+      // Warm-up (run(warm_n)), then the timed repetitions of run(n) with the step profile on; each repetition
+      // counts `tokens` tokens.
+      auto measure = [&](TestResult r, auto& run, int warm_n, int n, int tokens) -> Status {
+        if (!args->no_warmup) FABULA_TRY(run(warm_n));
         StepProfile::reset();
         StepProfile::set_enabled(args->profile);
         for (int i = 0; i < args->reps; ++i) {
-          auto ns = run_pp(args->n_prompt);
-          if (!ns.ok()) return app::report_error(ns.error());
-          r.ns.push_back(*ns);
+          FABULA_ASSIGN(const double ns, run(n));
+          r.ns.push_back(ns);
         }
         StepProfile::set_enabled(false);
         r.phase_ns = StepProfile::totals();
         if (StepProfile::expert_layers_total() > 0)
           r.experts_per_layer = static_cast<double>(StepProfile::experts_total()) / StepProfile::expert_layers_total();
-        finish(r, args->n_prompt);
+        finish(r, tokens);
         results.push_back(std::move(r));
+        return ok_status();
+      };
+      const std::string at = depth > 0 ? fmt::format(" @ d{}", depth) : "";
+      if (args->n_prompt > 0) {
+        TestResult r{fmt::format("pp{}{}", args->n_prompt, at), args->n_prompt, 0, {}, 0, 0, {}, types, depth};
+        if (auto st = measure(std::move(r), run_pp, args->n_prompt, args->n_prompt, args->n_prompt); !st.ok())
+          return app::report_error(st.error());
       }
       if (args->n_gen > 0) {
         const std::string par = args->parallel > 1 ? fmt::format(" x{}", args->parallel) : "";
         TestResult r{fmt::format("tg{}{}{}", args->n_gen, par, at), 0, args->n_gen, {}, 0, 0, {}, types, depth};
-        if (!args->no_warmup) {
-          auto w = run_tg(1);
-          if (!w.ok()) return app::report_error(w.error());
-        }
-        StepProfile::reset();
-        StepProfile::set_enabled(args->profile);
-        for (int i = 0; i < args->reps; ++i) {
-          auto ns = run_tg(args->n_gen);
-          if (!ns.ok()) return app::report_error(ns.error());
-          r.ns.push_back(*ns);
-        }
-        StepProfile::set_enabled(false);
-        r.phase_ns = StepProfile::totals();
-        if (StepProfile::expert_layers_total() > 0)
-          r.experts_per_layer = static_cast<double>(StepProfile::experts_total()) / StepProfile::expert_layers_total();
-        finish(r, args->n_gen * args->parallel);
-        results.push_back(std::move(r));
+        if (auto st = measure(std::move(r), run_tg, 1, args->n_gen, args->n_gen * args->parallel); !st.ok())
+          return app::report_error(st.error());
       }
     }
     const double load_avg_end = load_average();
