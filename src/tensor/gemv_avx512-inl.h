@@ -325,7 +325,7 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
 #if HWY_TARGET == HWY_AVX3_DL
 // One token against `rows` rows, eight rows per pass (gemv_q8_0_like_rows_step_vbmi; against four, one core in L2:
 // GemvKernel/q8_0/704 and q5_0/704 +9%, the 2816-column rows +0-3%): every row's sum bit for bit
-// the one-token gemv_q8_0_like_tokens_vbmi's.
+// the one-token gemv_q8_0_like_tokens_vbmi's. Decode takes it for Q5_0 / Q4_0 (gemv_q8_0_like_avx512).
 template <GgmlType kType, typename Block>
 HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                         const float* act_scales, const int32_t* act_sums, float* y) {
@@ -337,7 +337,7 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
   // usual distance would land inside this pass (row k + 2 or k + 3, mostly lines already read): a Q8_0 row of 2816
   // columns is 2992 bytes, a pass 23.9 KB. One whole pass ahead asks for each row's lines in the next pass instead
   // (GemvStream/q8_0/2/2816, 256 MB, alternating pass by pass: 26.7 -> 47.6 GB/s, 30 of 30 faster; the 704-column
-  // passes, under 8 KiB, keep kPrefetchBytes).
+  // passes, under 8 KiB, keep kPrefetchBytes; the dense down rows of Q5_0 layers, 2112 columns, pass 11.6 KB).
   const size_t ahead = std::max<size_t>(kPrefetchBytes, kRows * row_stride);
   int64_t r = 0;
   for (; r + kRows <= rows; r += kRows) {
@@ -364,7 +364,17 @@ template <GgmlType kType, typename Block>
 void gemv_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                            const float* act_scales, const int32_t* act_sums, float* y) {
 #if HWY_TARGET == HWY_AVX3_DL
-  gemv_q8_0_like_one_vbmi<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
+  // Q8_0 one row at a time: its unpack is cheap, so streaming from DRAM is what limits it, and one sequential
+  // stream per thread streams faster than eight interleaved rows (GemvStream 256 MB, 2 threads, alternating pass by
+  // pass: 2816 columns 52.9 -> 74.1 GB/s and 704 columns 56.4 -> 66.2 with a read of 78; 38.5 -> 50.1 and 38.0 ->
+  // 49.2 at 50). Q5_0 / Q4_0 unpack more per byte and are compute-bound when memory is fast, where eight rows per
+  // pass stay faster (Q5_0/704: 54.6 with eight, 51.6 with four, 44.0 with one at a read of 78). The same sums
+  // either way, bit for bit.
+  if constexpr (kType == GgmlType::kQ8_0) {
+    gemv_q8_0_like_tokens_vbmi<kType, Block, 1>(n, w, row_stride, rows, act, 0, act_scales, act_sums, y, 0);
+  } else {
+    gemv_q8_0_like_one_vbmi<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
+  }
 #else
   gemv_q8_0_like_512<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
 #endif
