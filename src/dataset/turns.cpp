@@ -153,10 +153,6 @@ Result<std::vector<TurnRow>> read_eval_turns(const std::string& path, const std:
     const eval::EvalScene& sc = *it->second;
     FABULA_ASSIGN(const engine::Story* story, stories(sc.story));
     FABULA_ASSIGN(engine::NarratorProfile profile, story->profile(r.profile));
-    engine::SceneState state;  // as run_harness builds it
-    state.place = sc.place;
-    state.time = sc.time;
-    state.cast = sc.cast;
     TurnRow row;
     row.id = fmt::format("{}#{}", path, r.id);
     row.source = path;
@@ -168,7 +164,7 @@ Result<std::vector<TurnRow>> read_eval_turns(const std::string& path, const std:
     row.seed = r.seed;
     row.model = r.narrator;
     row.profile = r.profile;
-    row.messages = engine::build_request(*story, profile, state, sc.player_choice, {}, {}, r.seed).messages;
+    row.messages = eval::scene_request(*story, profile, sc, {}, r.seed).messages;
     row.prompt_source = "re-rendered";
     row.beat = r.beat;
     rows.push_back(std::move(row));

@@ -96,6 +96,15 @@ json beat_row_json(const BeatRow& r) {
   return j;
 }
 
+engine::NarratorRequest scene_request(const engine::Story& story, const engine::NarratorProfile& profile,
+                                      const EvalScene& scene, const engine::Sampling& sampling, uint64_t seed) {
+  engine::SceneState state;
+  state.place = scene.place;
+  state.time = scene.time;
+  state.cast = scene.cast;
+  return engine::build_request(story, profile, state, scene.player_choice, {}, sampling, seed);
+}
+
 Result<BeatRow> beat_row_from_json(const json& doc, const std::string& where) {
   JsonView j(doc, where);
   FABULA_TRY(j.expect_object());
@@ -216,12 +225,7 @@ Result<HarnessStats> run_harness(const std::map<std::string, engine::Story>& sto
         const Job& job = todo[i][k];
         const engine::Story& story = stories.find(job.scene->story)->second;  // loaded above for every scene
         auto profile = story.profile(n.profile);  // checked above
-        engine::SceneState state;
-        state.place = job.scene->place;
-        state.time = job.scene->time;
-        state.cast = job.scene->cast;
-        engine::NarratorRequest req =
-            engine::build_request(story, *profile, state, job.scene->player_choice, {}, n.sampling, job.seed);
+        engine::NarratorRequest req = scene_request(story, *profile, *job.scene, n.sampling, job.seed);
         auto t0 = std::chrono::steady_clock::now();
         auto res = backend->write(req, [](std::string_view) { return true; });
         double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

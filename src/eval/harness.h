@@ -26,6 +26,9 @@ struct EvalScene {
   std::vector<std::string> tags;  // optional; the report breaks metrics down per tag
 };
 Result<std::vector<EvalScene>> parse_eval_scenes(std::string_view jsonl, const std::string& where);
+// The request a beat of `scene` is written from (the harness; dataset export renders its prompt again with it).
+engine::NarratorRequest scene_request(const engine::Story& story, const engine::NarratorProfile& profile,
+                                      const EvalScene& scene, const engine::Sampling& sampling, uint64_t seed);
 
 // "1-6", "42", "1-3,7,10-11" -> seeds in the order written. Errors name the bad part.
 Result<std::vector<uint64_t>> parse_seed_list(std::string_view text);
