@@ -39,6 +39,19 @@ inline std::string replace_all(std::string_view s, std::string_view from, std::s
   }
 }
 
+// `s` percent-encoded (RFC 3986): unreserved bytes (letters, digits, - _ . ~) and those in `keep` stay as they are.
+inline std::string percent_encode(std::string_view s, std::string_view keep = "") {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : s) {
+    const auto b = static_cast<unsigned char>(c);
+    const bool unreserved = std::isalnum(b) || std::string_view("-_.~").find(c) != std::string_view::npos;
+    if (unreserved || keep.find(c) != std::string_view::npos) out += c;
+    else out += {'%', kHex[b >> 4], kHex[b & 15]};
+  }
+  return out;
+}
+
 inline bool ascii_iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/ascii.h"
 #include "base/json_view.h"
 #include "base/progress.h"
 #include "format/gguf_split.h"
@@ -38,18 +39,6 @@ HubConfig hub_config_from_env() {
 }
 
 namespace {
-
-std::string percent_encode_path(std::string_view path) {
-  std::string out;
-  for (unsigned char c : path) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
-}
 
 std::string strip_etag(std::string etag) {
   if (etag.rfind("W/", 0) == 0) etag.erase(0, 2);
@@ -124,8 +113,8 @@ Result<ResolvedFile> resolve_file(const HubConfig& hub, const std::string& repo,
   ResolvedFile out;
   out.repo = repo;
   out.name = file;
-  std::string url = fmt::format("{}/{}/resolve/{}/{}", hub.endpoint, repo, percent_encode_path(revision),
-                                percent_encode_path(file));
+  std::string url = fmt::format("{}/{}/resolve/{}/{}", hub.endpoint, repo, percent_encode(revision, "/"),
+                                percent_encode(file, "/"));
   const std::string hub_origin = url_origin(hub.endpoint);
   for (int hop = 0; hop < 10; ++hop) {
     HttpRequest head;
@@ -292,7 +281,7 @@ Result<bool> download_file(const ResolvedFile& file, const fs::path& target, con
 Result<std::vector<RepoFile>> list_repo_files(const HubConfig& hub, const std::string& repo,
                                               const std::string& revision) {
   HttpRequest get;
-  get.url = fmt::format("{}/api/models/{}/tree/{}?recursive=true", hub.endpoint, repo, percent_encode_path(revision));
+  get.url = fmt::format("{}/api/models/{}/tree/{}?recursive=true", hub.endpoint, repo, percent_encode(revision, "/"));
   FABULA_ASSIGN(HttpResponse r, request_following(get, hub));
   if (r.status != 200) return status_error(r, hub, repo, "");
   return parse_repo_listing(r.body, fmt::format("the file listing of {} from {}", repo, hub.endpoint));

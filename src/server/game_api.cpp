@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "base/ascii.h"
 #include "base/json_view.h"
 #include "base/log.h"
 #include "server/game_request.h"
@@ -337,12 +338,8 @@ Result<int> GameServer::bind(const std::string& host, int port) {
 std::string GameServer::player_url() const {
   std::string host = is_wildcard_host(host_) ? "127.0.0.1" : host_;
   if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
-  std::string token;  // percent-encoded: an access key may hold any character
-  for (unsigned char c : token_) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') token += static_cast<char>(c);
-    else token += fmt::format("%{:02X}", c);
-  }
-  return fmt::format("http://{}:{}/#token={}", host, port_, token);
+  // Percent-encoded: an access key may hold any character.
+  return fmt::format("http://{}:{}/#token={}", host, port_, percent_encode(token_));
 }
 
 void GameServer::run() { http_->listen_after_bind(); }
