@@ -13,6 +13,7 @@
 
 #include "backend/narrators.h"
 #include "backend/remote_narrator.h"
+#include "base/ascii.h"
 #include "base/file.h"
 #include "command.h"
 #include "model_args.h"
@@ -44,16 +45,11 @@ Result<std::pair<std::string, std::map<std::string, std::string>>> split_spec(co
   size_t at = spec.rfind('@');
   if (at == std::string::npos || spec.find('=', at) == std::string::npos) return std::make_pair(spec, kv);
   std::string target = spec.substr(0, at), rest = spec.substr(at + 1), last;
-  size_t pos = 0;
-  while (pos <= rest.size()) {
-    size_t end = rest.find(',', pos);
-    if (end == std::string::npos) end = rest.size();
-    std::string part = rest.substr(pos, end - pos);
-    pos = end + 1;
+  for (const std::string_view part : split(rest, ',')) {
     size_t eq = part.find('=');
     if (eq == std::string::npos) {
       if (last.empty()) return make_error(ErrorCode::kInvalidArgument, "{}: \"{}\" is not key=value", spec, part);
-      kv[last] += "," + part;
+      kv[last] += "," + std::string(part);
       continue;
     }
     last = part.substr(0, eq);

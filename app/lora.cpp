@@ -1,8 +1,8 @@
 // `fabula lora merge --base DIR --adapter DIR --out DIR` and `fabula lora plan --shape NAME --rank R --targets ...`.
 #include <cstdio>
 #include <memory>
-#include <sstream>
 
+#include "base/ascii.h"
 #include "command.h"
 #include "format/hf_config.h"
 #include "tools/lora.h"
@@ -47,9 +47,8 @@ FABULA_COMMAND(lora, "Merge a PEFT LoRA adapter into an HF checkpoint, or plan a
     }
     if (!shape.ok()) return app::report_error(shape.error());
     std::vector<std::string> targets;
-    std::stringstream ss(a->targets);
-    for (std::string t; std::getline(ss, t, ',');)
-      if (!t.empty()) targets.push_back(t);
+    for (const std::string_view t : split(a->targets, ','))
+      if (!t.empty()) targets.emplace_back(t);
     auto modules = lora_modules(*shape, targets);
     if (!modules.ok()) return app::report_error(modules.error());
     if (a->list) {

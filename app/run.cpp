@@ -2,11 +2,11 @@
 #include <cstdio>
 #include <memory>
 #include <random>
-#include <sstream>
 #include <string>
 
 #include "backend/generator.h"
 #include "backend/loaded_model.h"
+#include "base/ascii.h"
 #include "base/log.h"
 #include "command.h"
 #include "decoding_args.h"
@@ -124,9 +124,8 @@ FABULA_COMMAND(run, "Generate text with the in-process model") {
       auto m = app::manifest_for_story_option(a->story);  // prints the error
       if (!m) return 1;
       std::vector<std::string> cast;
-      std::stringstream names(a->cast);
-      for (std::string n; std::getline(names, n, ',');)
-        if (!n.empty()) cast.push_back(n);
+      for (const std::string_view n : split(a->cast, ','))
+        if (!n.empty()) cast.emplace_back(n);
       auto c = ProtocolConstraint::create(tok, *m, cast);
       if (!c.ok()) return app::report_error(c.error());
       gp.constraint = std::move(*c);

@@ -1,10 +1,11 @@
 // ASCII case folding and trimming for names, keys, URLs and headers (never for story text, which is UTF-8), and
-// byte-string replacement.
+// byte-string splitting, replacement and percent-encoding.
 #pragma once
 
 #include <cctype>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fabula {
 
@@ -25,6 +26,17 @@ inline std::string_view ascii_trim(std::string_view s, std::string_view space = 
   const size_t b = s.find_first_not_of(space);
   if (b == std::string_view::npos) return {};
   return s.substr(b, s.find_last_not_of(space) - b + 1);
+}
+
+// The parts of `s` between the `sep` bytes, empty ones included ("a,,b" -> a, "", b; "" -> one empty part).
+inline std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  for (size_t pos = 0;;) {
+    const size_t end = s.find(sep, pos);
+    out.push_back(s.substr(pos, end == std::string_view::npos ? end : end - pos));
+    if (end == std::string_view::npos) return out;
+    pos = end + 1;
+  }
 }
 
 // `s` with every occurrence of `from` (not empty) replaced by `to`, left to right.

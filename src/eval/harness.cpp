@@ -60,12 +60,7 @@ Result<std::vector<uint64_t>> parse_seed_list(std::string_view text) {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     return !s.empty() && ec == std::errc() && p == s.data() + s.size();
   };
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t end = text.find(',', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view part = text.substr(pos, end - pos);
-    pos = end + 1;
+  for (const std::string_view part : split(text, ',')) {
     size_t dash = part.find('-');
     uint64_t a = 0, b = 0;
     if (dash == std::string_view::npos) {

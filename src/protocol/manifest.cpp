@@ -280,13 +280,9 @@ Result<std::string> resolve_story_path(std::string_view id_or_path) {
                        id_or_path.find('.') == std::string_view::npos;
   if (looks_like_id) {
     if (const char* dirs = std::getenv("FABULA_STORIES"); dirs != nullptr) {
-      std::string_view list(dirs);
-      for (size_t start = 0; start <= list.size();) {
-        size_t end = std::min(list.find(':', start), list.size());
-        std::string_view dir = list.substr(start, end - start);
+      for (const std::string_view dir : split(dirs, ':')) {
         fs::path candidate = fs::path(std::string(dir)) / std::string(id_or_path) / "story.json";
         if (!dir.empty() && fs::is_regular_file(candidate, ec)) return candidate.string();
-        start = end + 1;
       }
     }
     if (auto found = find_in_repo(fmt::format("stories/{}/story.json", id_or_path))) return *found;

@@ -173,14 +173,11 @@ std::string random_token() {
 }
 
 std::string cookie_value(std::string_view cookie_header, std::string_view name) {
-  while (!cookie_header.empty()) {
-    const size_t semi = cookie_header.find(';');
-    std::string_view pair = ascii_trim(cookie_header.substr(0, semi), kOws);
+  for (const std::string_view part : split(cookie_header, ';')) {
+    std::string_view pair = ascii_trim(part, kOws);
     const size_t eq = pair.find('=');
     if (eq != std::string_view::npos && ascii_trim(pair.substr(0, eq), kOws) == name)
       return std::string(ascii_trim(pair.substr(eq + 1), kOws));
-    if (semi == std::string_view::npos) break;
-    cookie_header.remove_prefix(semi + 1);
   }
   return "";
 }

@@ -10,11 +10,11 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
-#include <sstream>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "base/ascii.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "voice/effects.h"
@@ -28,8 +28,7 @@ std::string find_system_player() {
   const char* path = std::getenv("PATH");
   if (!path) return "";
   for (const char* name : {"paplay", "pw-play", "aplay"}) {
-    std::stringstream dirs(path);
-    for (std::string dir; std::getline(dirs, dir, ':');) {
+    for (const std::string_view dir : split(path, ':')) {
       std::string p = (std::filesystem::path(dir.empty() ? "." : dir) / name).string();
       if (::access(p.c_str(), X_OK) == 0) return p;
     }

@@ -1,10 +1,18 @@
-// Byte-string helpers of base/ascii.h: replacement and percent-encoding.
+// Byte-string helpers of base/ascii.h: splitting, replacement and percent-encoding.
 #include <gtest/gtest.h>
 
 #include "base/ascii.h"
 
 namespace fabula {
 namespace {
+
+TEST(Ascii, SplitKeepsEmptyParts) {
+  using Parts = std::vector<std::string_view>;
+  EXPECT_EQ(split("a,b", ','), (Parts{"a", "b"}));
+  EXPECT_EQ(split(",a,,b,", ','), (Parts{"", "a", "", "b", ""}));
+  EXPECT_EQ(split("", ','), (Parts{""}));
+  EXPECT_EQ(split("/usr/bin:/bin", ':'), (Parts{"/usr/bin", "/bin"}));
+}
 
 TEST(Ascii, ReplaceAllReplacesEveryOccurrenceLeftToRight) {
   EXPECT_EQ(replace_all("it\xE2\x80\x99s Mio\xE2\x80\x99s", "\xE2\x80\x99", "'"), "it's Mio's");
