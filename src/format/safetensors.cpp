@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 
 #include <nlohmann/json.hpp>
 
+#include "base/file.h"
+#include "base/json_view.h"
 #include "tensor/fp16.h"
 
 namespace fabula {
@@ -229,6 +232,27 @@ Result<std::vector<float>> safetensors_read_f32(const SafetensorsTensor& tensor)
   std::vector<float> out(tensor.n_elements());
   FABULA_TRY(safetensors_to_f32(tensor, out));
   return out;
+}
+
+Result<std::vector<std::string>> safetensors_shards(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const fs::path index = fs::path(dir) / "model.safetensors.index.json";
+  if (!fs::exists(index)) {
+    if (fs::exists(fs::path(dir) / "model.safetensors")) return std::vector<std::string>{"model.safetensors"};
+    return make_error(ErrorCode::kNotFound, "{}: no model.safetensors or model.safetensors.index.json", dir);
+  }
+  FABULA_ASSIGN(std::string text, read_file_text(index.string()));
+  FABULA_ASSIGN(nlohmann::json j, parse_json(text, index.string()));
+  FABULA_ASSIGN(JsonView weight_map, JsonView(j, index.string()).field("weight_map"));
+  FABULA_ASSIGN(auto entries, weight_map.members());
+  std::vector<std::string> shards;
+  for (const auto& [name, shard] : entries) {
+    FABULA_ASSIGN(std::string file, shard.string());
+    if (file.find('/') != std::string::npos || file == "." || file == "..")
+      return shard.error(ErrorCode::kParse, "\"{}\" is not a plain file name", file);
+    if (std::find(shards.begin(), shards.end(), file) == shards.end()) shards.push_back(std::move(file));
+  }
+  return shards;
 }
 
 }  // namespace fabula

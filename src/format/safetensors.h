@@ -68,4 +68,8 @@ class SafetensorsFile {
 Status safetensors_to_f32(const SafetensorsTensor& tensor, std::span<float> out, uint64_t first = 0);
 Result<std::vector<float>> safetensors_read_f32(const SafetensorsTensor& tensor);
 
+// The safetensors files of a Hugging Face checkpoint directory, as plain file names in the order the index first
+// names them: the shards of model.safetensors.index.json's weight_map, else model.safetensors; kNotFound for neither.
+Result<std::vector<std::string>> safetensors_shards(const std::string& dir);
+
 }  // namespace fabula

@@ -25,24 +25,14 @@ namespace {
 // The checkpoint's safetensors files: model.safetensors.index.json's shards, else model.safetensors, else every
 // *.safetensors in the directory.
 Result<std::vector<std::string>> find_shards(const std::string& dir) {
-  const fs::path index = fs::path(dir) / "model.safetensors.index.json";
   std::vector<std::string> shards;
-  if (fs::exists(index)) {
-    FABULA_ASSIGN(std::string text, read_file_text(index.string()));
-    auto json = nlohmann::json::parse(text, nullptr, false);
-    if (json.is_discarded() || !json.contains("weight_map") || !json["weight_map"].is_object()) {
-      return make_error(ErrorCode::kParse, "{}: expected a JSON object with a weight_map", index.string());
-    }
-    std::set<std::string> unique;
-    for (auto& [name, file] : json["weight_map"].items()) {
-      if (!file.is_string()) return make_error(ErrorCode::kParse, "{}: weight_map[{}] is not a string", index.string(), name);
-      unique.insert(file.get<std::string>());
-    }
-    for (const auto& f : unique) shards.push_back((fs::path(dir) / f).string());
+  auto named = safetensors_shards(dir);
+  if (named) {
+    for (const auto& f : *named) shards.push_back((fs::path(dir) / f).string());
+    std::sort(shards.begin(), shards.end());
     return shards;
   }
-  const fs::path single = fs::path(dir) / "model.safetensors";
-  if (fs::exists(single)) return std::vector<std::string>{single.string()};
+  if (named.error().code != ErrorCode::kNotFound) return named.take_error();
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     if (entry.path().extension() == ".safetensors") shards.push_back(entry.path().string());

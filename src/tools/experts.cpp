@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "base/json_view.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
 #include "format/safetensors_writer.h"
@@ -200,24 +201,12 @@ Status copy_plain_file(const fs::path& from, const fs::path& to) {
 
 Result<ExpertsStats> convert_directory(const fs::path& in, const fs::path& out, ExpertsOp op) {
   const fs::path index_path = in / "model.safetensors.index.json";
-  std::vector<std::string> shards;
-  nlohmann::json index;
+  FABULA_ASSIGN(const std::vector<std::string> shards, safetensors_shards(in.string()));
+  nlohmann::json index;  // rewritten with the new tensor names, its other fields kept
   const bool sharded = fs::exists(index_path);
   if (sharded) {
     FABULA_ASSIGN(std::string text, read_file_text(index_path.string()));
-    index = nlohmann::json::parse(text, nullptr, false);
-    if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
-      return make_error(ErrorCode::kParse, "{}: expected an object with a 'weight_map' object", index_path.string());
-    std::set<std::string> seen;
-    for (const auto& [name, shard] : index["weight_map"].items()) {
-      if (!shard.is_string())
-        return make_error(ErrorCode::kParse, "{}: weight_map['{}'] is not a file name", index_path.string(), name);
-      if (seen.insert(shard.get<std::string>()).second) shards.push_back(shard.get<std::string>());
-    }
-  } else if (fs::exists(in / "model.safetensors")) {
-    shards.push_back("model.safetensors");
-  } else {
-    return make_error(ErrorCode::kNotFound, "{}: no model.safetensors or model.safetensors.index.json", in.string());
+    FABULA_ASSIGN(index, parse_json(text, index_path.string()));
   }
   std::error_code ec;
   fs::create_directories(out, ec);
@@ -226,9 +215,6 @@ Result<ExpertsStats> convert_directory(const fs::path& in, const fs::path& out, 
   ExpertsStats total;
   nlohmann::json weight_map = nlohmann::json::object();
   for (const auto& shard : shards) {
-    if (shard.find('/') != std::string::npos || shard == "..")
-      return make_error(ErrorCode::kInvalidArgument, "{}: shard name '{}' is not a plain file name",
-                        index_path.string(), shard);
     std::vector<std::string> names;
     FABULA_ASSIGN(ExpertsStats s, convert_safetensors_file((in / shard).string(), (out / shard).string(), op, &names));
     total.fused_tensors += s.fused_tensors;

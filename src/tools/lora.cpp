@@ -168,26 +168,6 @@ void merge_into(SafetensorsDtype dtype, uint8_t* w, uint64_t out, uint64_t in, c
   });
 }
 
-Result<std::vector<std::string>> list_shards(const fs::path& dir) {
-  const fs::path index = dir / "model.safetensors.index.json";
-  if (fs::exists(index)) {
-    FABULA_ASSIGN(std::string text, read_file_text(index.string()));
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-      return make_error(ErrorCode::kParse, "{}: expected an object with a 'weight_map' object", index.string());
-    std::vector<std::string> shards;
-    std::set<std::string> seen;
-    for (const auto& [name, shard] : j["weight_map"].items()) {
-      if (!shard.is_string() || shard.get<std::string>().find('/') != std::string::npos)
-        return make_error(ErrorCode::kParse, "{}: weight_map['{}'] is not a plain file name", index.string(), name);
-      if (seen.insert(shard.get<std::string>()).second) shards.push_back(shard.get<std::string>());
-    }
-    return shards;
-  }
-  if (fs::exists(dir / "model.safetensors")) return std::vector<std::string>{"model.safetensors"};
-  return make_error(ErrorCode::kNotFound, "{}: no model.safetensors or model.safetensors.index.json", dir.string());
-}
-
 }  // namespace
 
 Result<std::vector<LoraModuleSpec>> lora_modules(const Gemma4HParams& hp, const std::vector<std::string>& targets) {
@@ -247,7 +227,7 @@ Result<LoraMergeStats> lora_merge(const std::string& base_dir, const std::string
   if (fs::exists(out_dir, ec) && fs::equivalent(base_dir, out_dir, ec))
     return make_error(ErrorCode::kInvalidArgument, "output {} is the base checkpoint", out_dir);
   FABULA_ASSIGN(std::unique_ptr<Adapter> adapter, load_adapter(adapter_dir));
-  FABULA_ASSIGN(std::vector<std::string> shards, list_shards(base_dir));
+  FABULA_ASSIGN(std::vector<std::string> shards, safetensors_shards(base_dir));
 
   // Pass 1: open every shard and match every adapter module to a base weight (or an expert slice of one).
   std::vector<SafetensorsFile> files;

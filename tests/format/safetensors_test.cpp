@@ -1,9 +1,12 @@
-// safetensors reader: valid files, f32 conversion, header corruption, and the gemma4-tiny golden model.
+// safetensors reader: valid files, f32 conversion, header corruption, the gemma4-tiny golden model, and the shard
+// list of a checkpoint directory.
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include <gtest/gtest.h>
 
+#include "base/file.h"
 #include "format/safetensors.h"
 #include "format_test_util.h"
 
@@ -201,6 +204,34 @@ TEST(Safetensors, MissingFileIsNotFound) {
   auto r = SafetensorsFile::open(test::temp_path("does-not-exist.safetensors"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+}
+
+TEST(Safetensors, ShardsOfACheckpointDirectory) {
+  namespace fs = std::filesystem;
+  const fs::path dir = test::temp_path("shards");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto none = safetensors_shards(dir.string());
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, ErrorCode::kNotFound);
+  ASSERT_TRUE(write_file_atomic((dir / "model.safetensors").string(), std::string("x")).ok());
+  auto single = safetensors_shards(dir.string());
+  ASSERT_TRUE(single.ok()) << single.error().message;
+  EXPECT_EQ(*single, std::vector<std::string>{"model.safetensors"});
+  // The index wins; each shard once, in the order of the first tensor naming it (tensor names sort).
+  const std::string index = (dir / "model.safetensors.index.json").string();
+  ASSERT_TRUE(write_file_atomic(index, std::string(R"({"metadata": {}, "weight_map": {"a.weight": "m-2.safetensors",
+      "b.weight": "m-1.safetensors", "c.weight": "m-2.safetensors"}})")).ok());
+  auto sharded = safetensors_shards(dir.string());
+  ASSERT_TRUE(sharded.ok()) << sharded.error().message;
+  EXPECT_EQ(*sharded, (std::vector<std::string>{"m-2.safetensors", "m-1.safetensors"}));
+  for (const char* bad : {R"({"weight_map": {"a": "../x.safetensors"}})", R"({"weight_map": {"a": ".."}})",
+                          R"({"weight_map": {"a": 3}})", R"({"weight_map": []})", R"({"metadata": {}})", "[1"}) {
+    ASSERT_TRUE(write_file_atomic(index, std::string(bad)).ok());
+    auto r = safetensors_shards(dir.string());
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("model.safetensors.index.json"), std::string::npos) << r.error().message;
+  }
 }
 
 }  // namespace
