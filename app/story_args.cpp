@@ -6,7 +6,6 @@
 namespace fabula::app {
 
 std::optional<protocol::Manifest> manifest_for_story_option(const std::string& story) {
-  if (story.empty()) return protocol::Manifest::default_manifest();
   auto loaded = protocol::load_story_manifest(story);
   if (!loaded.ok()) {
     report_error(loaded.error());

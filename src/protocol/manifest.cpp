@@ -294,6 +294,7 @@ Result<std::string> resolve_story_path(std::string_view id_or_path) {
 }
 
 Result<Manifest> load_story_manifest(std::string_view id_or_path) {
+  if (id_or_path.empty()) return Manifest::default_manifest();
   FABULA_ASSIGN(std::string path, resolve_story_path(id_or_path));
   return Manifest::load(path);
 }

@@ -91,7 +91,7 @@ class Manifest {
 // <dir>/<id>/story.json in each directory of $FABULA_STORIES (colon-separated), then as stories/<id>/story.json
 // found by find_in_repo.
 Result<std::string> resolve_story_path(std::string_view id_or_path);
-// Loads resolve_story_path(id_or_path).
+// Loads resolve_story_path(id_or_path); "" gives the built-in manifest (no --story).
 Result<Manifest> load_story_manifest(std::string_view id_or_path);
 
 // Finds one of the project's own files (`relative`, e.g. "data/slop-tells-v1.txt") under $FABULA_HOME when set,

@@ -180,13 +180,9 @@ void Server::Impl::load() {
   static_cast<backend::LoadedModel&>(*l) = std::move(*lm);
   // Raw /completion still works with a template we cannot render; chat requests then use Gemma 4's.
   if (!l->chat_template_error.empty()) FABULA_LOG_WARN("serve: {}; using the Gemma 4 template", l->chat_template_error);
-  if (options.story.empty()) {
-    l->manifest = protocol::Manifest::default_manifest();
-  } else {
-    auto m = protocol::load_story_manifest(options.story);
-    if (!m.ok()) return fail(m.take_error());
-    l->manifest = std::move(*m);
-  }
+  auto manifest = protocol::load_story_manifest(options.story);
+  if (!manifest.ok()) return fail(manifest.take_error());
+  l->manifest = std::move(*manifest);
   int64_t n_ctx = options.n_ctx;
   const int64_t n_ctx_train = l->model->info().n_ctx_train;
   if (n_ctx_train > 0 && n_ctx > n_ctx_train) {

@@ -114,6 +114,9 @@ TEST(Manifest, StoryLookupByIdDirectoryAndPath) {
   auto by_id = load_story_manifest("sakuragaoka");
   ASSERT_TRUE(by_id.ok()) << by_id.error().to_string();
   EXPECT_EQ(by_id->id(), "sakuragaoka");
+  auto built_in = load_story_manifest("");  // no --story
+  ASSERT_TRUE(built_in.ok()) << built_in.error().to_string();
+  EXPECT_EQ(built_in->cast(), Manifest::default_manifest().cast());
   auto missing = resolve_story_path("no_such_story");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
