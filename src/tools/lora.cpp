@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "base/json_view.h"
 #include "format/safetensors.h"
 #include "format/safetensors_writer.h"
 #include "model/gemma4/tensors.h"
@@ -48,16 +49,15 @@ struct Adapter {
 
 // PEFT's rank_pattern / alpha_pattern keys are regexes matched as "(.*\.)?(key)$"; we accept the literal module
 // names and suffixes PEFT writes, and refuse real regexes rather than guess.
-Result<std::optional<double>> pattern_value(const nlohmann::json& config, const char* field,
-                                            const std::string& module, const std::string& path) {
-  if (!config.contains(field) || !config[field].is_object()) return std::optional<double>();
-  for (const auto& [key, value] : config[field].items()) {
+Result<std::optional<double>> pattern_value(const JsonView& config, const char* field, const std::string& module) {
+  auto patterns = config.find(field);
+  if (!patterns || !patterns->is_object()) return std::optional<double>();
+  FABULA_ASSIGN(auto entries, patterns->members());
+  for (const auto& [key, value] : entries) {
     if (key.find_first_of("*+?[]()|^$\\") != std::string::npos)
-      return make_error(ErrorCode::kUnsupported, "{}: {} key '{}' is a regular expression (only literal names)", path,
-                        field, key);
-    if (!value.is_number())
-      return make_error(ErrorCode::kParse, "{}: {}['{}'] is not a number", path, field, key);
-    if (module == key || module.ends_with("." + key)) return std::optional<double>(value.get<double>());
+      return value.error(ErrorCode::kUnsupported, "is a regular expression (only literal names)");
+    FABULA_ASSIGN(const double v, value.number());
+    if (module == key || module.ends_with("." + key)) return std::optional<double>(v);
   }
   return std::optional<double>();
 }
@@ -65,20 +65,18 @@ Result<std::optional<double>> pattern_value(const nlohmann::json& config, const 
 Result<std::unique_ptr<Adapter>> load_adapter(const fs::path& dir) {
   const std::string config_path = (dir / "adapter_config.json").string();
   FABULA_ASSIGN(std::string text, read_file_text(config_path));
-  auto config = nlohmann::json::parse(text, nullptr, false);
-  if (config.is_discarded() || !config.is_object())
-    return make_error(ErrorCode::kParse, "{}: not a JSON object", config_path);
-  if (!config.contains("r") || !config["r"].is_number_integer() || config["r"].get<int64_t>() <= 0)
-    return make_error(ErrorCode::kParse, "{}: 'r' must be a positive integer", config_path);
-  if (!config.contains("lora_alpha") || !config["lora_alpha"].is_number())
-    return make_error(ErrorCode::kParse, "{}: 'lora_alpha' must be a number", config_path);
-  if (config.value("use_dora", false))
-    return make_error(ErrorCode::kUnsupported, "{}: DoRA adapters (use_dora) are not supported", config_path);
-  if (config.value("fan_in_fan_out", false))
+  FABULA_ASSIGN(const nlohmann::json doc, parse_json(text, config_path));
+  const JsonView config(doc, config_path);
+  FABULA_TRY(config.expect_object());
+  FABULA_ASSIGN(const int64_t r, config.integer("r", 1));  // a positive integer
+  FABULA_ASSIGN(const JsonView alpha_field, config.field("lora_alpha"));
+  FABULA_ASSIGN(const double alpha, alpha_field.number());
+  FABULA_ASSIGN(const bool dora, config.boolean_or("use_dora", false));
+  if (dora) return make_error(ErrorCode::kUnsupported, "{}: DoRA adapters (use_dora) are not supported", config_path);
+  FABULA_ASSIGN(const bool fan_in_fan_out, config.boolean_or("fan_in_fan_out", false));
+  if (fan_in_fan_out)
     return make_error(ErrorCode::kUnsupported, "{}: fan_in_fan_out adapters are not supported", config_path);
-  const double r = static_cast<double>(config["r"].get<int64_t>());
-  const double alpha = config["lora_alpha"].get<double>();
-  const bool rslora = config.value("use_rslora", false);
+  FABULA_ASSIGN(const bool rslora, config.boolean_or("use_rslora", false));
 
   auto adapter = std::make_unique<Adapter>();
   FABULA_ASSIGN(adapter->file, SafetensorsFile::open((dir / "adapter_model.safetensors").string()));
@@ -106,9 +104,9 @@ Result<std::unique_ptr<Adapter>> load_adapter(const fs::path& dir) {
   }
   for (auto& [key, m] : adapter->modules) {
     if (!m.a || !m.b) return make_error(ErrorCode::kCorrupt, "{}: module '{}' lacks lora_{}", path, m.module, m.a ? "B" : "A");
-    FABULA_ASSIGN(auto rank_override, pattern_value(config, "rank_pattern", m.module, config_path));
-    FABULA_ASSIGN(auto alpha_override, pattern_value(config, "alpha_pattern", m.module, config_path));
-    const double rank = rank_override.value_or(r);
+    FABULA_ASSIGN(auto rank_override, pattern_value(config, "rank_pattern", m.module));
+    FABULA_ASSIGN(auto alpha_override, pattern_value(config, "alpha_pattern", m.module));
+    const double rank = rank_override.value_or(static_cast<double>(r));
     const double a = alpha_override.value_or(alpha);
     m.rank = static_cast<uint32_t>(m.a->shape[0]);
     if (m.rank != static_cast<uint32_t>(rank) || m.b->shape[1] != m.rank)

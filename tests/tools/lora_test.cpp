@@ -196,6 +196,23 @@ TEST(Lora, RejectsModulesThatMatchNothing) {
   EXPECT_NE(st.error().message.find("model.layers.2.self_attn.v_proj"), std::string::npos) << st.error().message;
 }
 
+// A bad adapter_config.json is an error naming the file and the field, never a crash (an exception).
+TEST(Lora, RejectsABadAdapterConfig) {
+  ScratchDir dir("lora4");
+  write_bf16_base(dir / "base");
+  std::vector<FakeModule> modules = {{"model.layers.4.experts.gate_up.6", 64, 48, 8, {}, {}}};
+  const nlohmann::json bad[] = {{{"use_dora", "yes"}}, {{"use_dora", true}}, {{"r", 0}}, {{"r", "8"}},
+                                {{"lora_alpha", nullptr}}, {{"rank_pattern", {{"q_proj", "high"}}}},
+                                {{"alpha_pattern", {{".*proj", 8}}}}};
+  for (const auto& extra : bad) {
+    write_adapter(dir / "adapter", modules, 8, 16.0, extra);
+    auto st = lora_merge(dir / "base", dir / "adapter", dir / "out");
+    ASSERT_FALSE(st.ok()) << extra.dump();
+    EXPECT_NE(st.error().message.find("adapter_config.json"), std::string::npos) << st.error().message;
+    EXPECT_NE(st.error().message.find(extra.begin().key()), std::string::npos) << st.error().message;
+  }
+}
+
 // `fabula lora plan --list`: the module names an adapter's target_modules use, with in/out features, one a line.
 TEST(Lora, PlanListsTheTargetModulesOfAConfig) {
   const char* env = std::getenv("FABULA_BINARY");
