@@ -333,11 +333,10 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
   const int64_t nb = n / kQK8_0;
   int8_t* a = q8_0_gemv_scratch(static_cast<size_t>(nb + 2) * kQK8_0);
   q8_0_gemv_activation(reinterpret_cast<const BlockQ8_0*>(act), nb, a);
-  // Each row's step prefetches `ahead` bytes past its own blocks. With rows longer than kPrefetchBytes / kRows, the
-  // usual distance would land inside this pass (row k + 2 or k + 3, mostly lines already read): a Q8_0 row of 2816
-  // columns is 2992 bytes, a pass 23.9 KB. One whole pass ahead asks for each row's lines in the next pass instead
-  // (GemvStream/q8_0/2/2816, 256 MB, alternating pass by pass: 26.7 -> 47.6 GB/s, 30 of 30 faster; the 704-column
-  // passes, under 8 KiB, keep kPrefetchBytes; the dense down rows of Q5_0 layers, 2112 columns, pass 11.6 KB).
+  // Each row's step prefetches `ahead` bytes past its own blocks. With a pass longer than kPrefetchBytes the usual
+  // distance would land inside this pass (row k + 2 or k + 3, mostly lines already read): with 8 KiB, the 8-row Q8_0
+  // passes of 2816 columns (23.9 KB) read 26.7 GB/s against 47.6 one pass ahead (GemvStream/q8_0/2/2816, alternating
+  // pass by pass, BENCHMARKS.md "Decode round 5"). One whole pass ahead asks for each row's lines in the next pass.
   const size_t ahead = std::max<size_t>(kPrefetchBytes, kRows * row_stride);
   int64_t r = 0;
   for (; r + kRows <= rows; r += kRows) {

@@ -45,7 +45,7 @@ constexpr int64_t kMaxStreamTokens = 4;
 constexpr int kMaxStealThreads = 64;
 // Bytes of a thread's next chunk it prefetches when that chunk belongs to another product (the kernels' own
 // prefetch distance, tensor/tiles_avx512-inl.h).
-constexpr int64_t kPrefetchNextBytes = 8192;
+constexpr int64_t kPrefetchNextBytes = 16384;
 
 // Activation rows: act0 + t * astride for t < n_tokens, with their Q8_0 block scales and sums.
 struct ActRows {
