@@ -48,6 +48,12 @@ HWY_INLINE void prefetch_weights_at(const void* p, size_t bytes, size_t ahead) {
   }
 }
 HWY_INLINE void prefetch_weights(const void* p, size_t bytes) { prefetch_weights_at(p, bytes, kPrefetchBytes); }
+// prefetch_weights for kLines * 64 bytes: exactly kLines lines start in such a range, so the prefetches need no loop.
+template <size_t kLines>
+HWY_INLINE void prefetch_weights_lines(const void* p) {
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + kPrefetchBytes + 63) & ~uintptr_t{63};
+  for (size_t j = 0; j < kLines; ++j) _mm_prefetch(reinterpret_cast<const char*>(first + 64 * j), _MM_HINT_T0);
+}
 
 HWY_INLINE __m512i join256(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
