@@ -472,16 +472,30 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
     const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
     u.q[0] = _mm512_and_si512(even_chunks, m4);
     u.q[1] = _mm512_and_si512(odd_chunks, m4);
+#if HWY_TARGET == HWY_AVX3_DL
+    // 16 x the high nibbles (one vpandn each instead of a shift and an and), the sums shifted back once per block:
+    // every product is a multiple of 16, so the shift is exact. Not without VNNI: maddubs would saturate.
+    u.q[2] = _mm512_andnot_si512(m4, even_chunks);
+    u.q[3] = _mm512_andnot_si512(m4, odd_chunks);
+#else
     u.q[2] = _mm512_and_si512(_mm512_srli_epi16(even_chunks, 4), m4);
     u.q[3] = _mm512_and_si512(_mm512_srli_epi16(odd_chunks, 4), m4);
+#endif
     uint32_t d_dmin_bits;  // d and dmin (adjacent halves) in lanes 0 and 1, converted together
     std::memcpy(&d_dmin_bits, &x.d, 4);
     const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits)));
     u.d = _mm512_broadcastss_ps(d_dmin);
-    // dmin * the min of each sub-block (bytes 8..15 of the unpacked scales), shared by every token.
-    u.dmin_mins = _mm512_zextps256_ps512(
-        _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d_dmin)),
-                      _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8)))));
+    // dmin * the min of each sub-block (bytes 8..15 of the unpacked scales), shared by every token: dmin broadcast
+    // by one vpermps and (with VBMI) the mins zero-extended into dwords by one masked vpermb, one shuffle each
+    // instead of two.
+#if HWY_TARGET == HWY_AVX3_DL
+    const __m256i min_index = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);  // each dword's low byte
+    const __m256i mins = _mm256_maskz_permutexvar_epi8(0x11111111u, min_index, _mm256_castsi128_si256(scales_mins));
+#else
+    const __m256i mins = _mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8));
+#endif
+    const __m256 dmin = _mm256_permutexvar_ps(_mm256_set1_epi32(1), _mm256_castps128_ps256(d_dmin));
+    u.dmin_mins = _mm512_zextps256_ps512(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mins)));
     return u;
   };
   // A token's block against one row's unpacked block: the integer sums, then its f32 steps.
@@ -490,6 +504,9 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
     even = dp_u8s8_512(even, u.q[1], ya[1]);
     __m512i odd = dp_u8s8_512(_mm512_setzero_si512(), u.q[2], ya[2]);
     odd = dp_u8s8_512(odd, u.q[3], ya[3]);
+#if HWY_TARGET == HWY_AVX3_DL
+    odd = _mm512_srai_epi32(odd, 4);  // the high nibbles came in as 16 x their value
+#endif
     const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), u.scales);
     acc = _mm512_fmadd_ps(_mm512_mul_ps(u.d, _mm512_set1_ps(yd)), _mm512_cvtepi32_ps(sum), acc);
     acc = _mm512_fnmadd_ps(u.dmin_mins, _mm512_zextps256_ps512(_mm256_load_ps(min_term)), acc);
