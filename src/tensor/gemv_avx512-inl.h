@@ -669,11 +669,10 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
       alignas(64) float dyd[kRows][NT][8];
       alignas(64) float dmin_mins[kRows][kGroup * 8];
       for (int k = 0; k < kRows; ++k) {
-        if constexpr (kCount * sizeof(BlockQ4_K) % 64 == 0) {
-          prefetch_weights_lines<kCount * sizeof(BlockQ4_K) / 64>(x[k] + i);
-        } else {
-          prefetch_weights(x[k] + i, kCount * sizeof(BlockQ4_K));
-        }
+        // A fixed count of lines, rounded up (at most one line asked for twice, at a row's last group): the
+        // address-dependent loop of prefetch_weights cost the remainder groups here 9% at 2 tokens, 12% at 3
+        // (DecodeTokens/q4_K, one core, four alternating rounds; BENCHMARKS.md "Decode round 6").
+        prefetch_weights_lines<(kCount * sizeof(BlockQ4_K) + 63) / 64>(x[k] + i);
         const __m512i h = load_q4_K_headers<kCount>(x[k] + i);
         sm[k] = unpack_q4_K_header_scales(h);
 #if HWY_TARGET != HWY_AVX3_DL
