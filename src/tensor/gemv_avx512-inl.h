@@ -2,6 +2,18 @@
 // against many weight rows, for Q4_K, Q6_K and the Q8_0 family. Included by quant-inl.h inside the AVX3 and AVX3_DL
 // target namespaces after tiles_avx512-inl.h, whose helpers and tiles they use. No include guard on purpose.
 
+// A per-thread 64-byte aligned buffer of at least `bytes` for the gemvs' activation copies, one for all of them: the
+// only gemv that calls another (the Q8_0-family rows' last rows) no longer reads its copy afterwards.
+HWY_INLINE uint8_t* gemv_scratch(size_t bytes) {
+  thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> scratch;
+  thread_local size_t scratch_bytes = 0;
+  if (scratch_bytes < bytes) {
+    scratch = hwy::AllocateAligned<uint8_t>(bytes);
+    scratch_bytes = bytes;
+  }
+  return scratch.get();
+}
+
 // One token (decode) against `rows` rows of Q8_0 / Q5_0 / Q4_0: y[r] equals tile_q8_0_like_512<.., 1>'s result for
 // row r bit for bit. The weights go to vpdpbusd as unsigned bytes u = w + c (Q8_0: c = 128, the sign bit flipped;
 // Q5_0: c = 16, the 5-bit value before its offset, the fifth bit from a mask register; Q4_0: c = 8, the nibble),
@@ -202,17 +214,6 @@ HWY_INLINE void q8_0_gemv_activation(const BlockQ8_0* x, int64_t blocks, int8_t*
   _mm512_storeu_si512(out + blocks * kQK8_0, _mm512_setzero_si512());
 }
 
-// A per-thread 64-byte aligned buffer of at least `bytes` for the gemvs' activation copies.
-HWY_INLINE int8_t* q8_0_gemv_scratch(size_t bytes) {
-  thread_local hwy::AlignedFreeUniquePtr<int8_t[]> scratch;
-  thread_local size_t scratch_bytes = 0;
-  if (scratch_bytes < bytes) {
-    scratch = hwy::AllocateAligned<int8_t>(bytes);
-    scratch_bytes = bytes;
-  }
-  return scratch.get();
-}
-
 // The one-token step over kRows rows at once (x[k]: row k's blocks): each row's block sums, scales and f32 steps are
 // gemv_q8_0_like_step_vbmi's with one token, lane for lane, so every row's sum is bit for bit the same; what the rows
 // share is done once: the activation's loads, its scales and sums, and per two rows the last reduction level, the
@@ -296,7 +297,7 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
                                            const int32_t* act_sums, float* y, int64_t ldy) {
   const int64_t nb = n / kQK8_0;
   const size_t token_bytes = static_cast<size_t>(nb + 2) * kQK8_0;
-  int8_t* scratch = q8_0_gemv_scratch(NT * token_bytes);
+  int8_t* scratch = reinterpret_cast<int8_t*>(gemv_scratch(NT * token_bytes));
   const int8_t* acts[NT];
   const float* scales[NT];
   const int32_t* sums[NT];
@@ -321,7 +322,6 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
 }
 #endif
 
-
 #if HWY_TARGET == HWY_AVX3_DL
 // One token against `rows` rows, eight rows per pass (gemv_q8_0_like_rows_step_vbmi; against four, one core in L2:
 // GemvKernel/q8_0/704 and q5_0/704 +9%, the 2816-column rows +0-3%): every row's sum bit for bit
@@ -331,7 +331,7 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
                                         const float* act_scales, const int32_t* act_sums, float* y) {
   constexpr int kRows = 8;
   const int64_t nb = n / kQK8_0;
-  int8_t* a = q8_0_gemv_scratch(static_cast<size_t>(nb + 2) * kQK8_0);
+  int8_t* a = reinterpret_cast<int8_t*>(gemv_scratch(static_cast<size_t>(nb + 2) * kQK8_0));
   q8_0_gemv_activation(reinterpret_cast<const BlockQ8_0*>(act), nb, a);
   // Each row's step prefetches `ahead` bytes past its own blocks. With a pass longer than kPrefetchBytes the usual
   // distance would land inside this pass (row k + 2 or k + 3, mostly lines already read): with 8 KiB, the 8-row Q8_0
@@ -409,6 +409,15 @@ HWY_INLINE void q4_K_gemv_activation(const BlockQ8_K* x, int64_t blocks, int8_t*
   }
 }
 
+// yd * the activation sum of each 32-weight sub-block of blocks x[0 .. blocks - 1] (8 floats per block, 32-byte
+// aligned), which a Q4_K block's dmin * mins multiply. The bsums come per 16 weights: they are added in pairs.
+HWY_INLINE void q4_K_gemv_min_terms(const BlockQ8_K* x, int64_t blocks, float* out) {
+  for (int64_t i = 0; i < blocks; ++i) {
+    const __m256i sub_sums = _mm256_madd_epi16(load256(x[i].bsums), _mm256_set1_epi16(1));
+    _mm256_store_ps(out + i * 8, _mm256_mul_ps(_mm256_set1_ps(x[i].d), _mm256_cvtepi32_ps(sub_sums)));
+  }
+}
+
 // The Q4_K gemv: NT tokens (activation rows act + t * act_stride: one in decode, up to kTokensPerGemvCall in a
 // batched step of a few sequences) against `rows` rows, y[t * ldy + r]. Decode is compute-bound on this kernel when
 // memory is fast, so it spends fewer instructions per block than the tile: one vpdpbusd per 64 weights (the tile:
@@ -432,20 +441,12 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
   // floats), which the mins multiply (one FMA per block and token instead of widening the bsums against them; into the
   // token's accumulator, lanes 0..7, so that two rows' accumulators of four tokens fit in the registers).
   const size_t token_bytes = static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float);
-  thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> scratch;
-  thread_local size_t scratch_bytes = 0;
-  if (scratch_bytes < NT * token_bytes) {
-    scratch = hwy::AllocateAligned<uint8_t>(NT * token_bytes);
-    scratch_bytes = NT * token_bytes;
-  }
-  auto reordered = [&](int t) { return reinterpret_cast<int8_t*>(scratch.get() + t * token_bytes); };
-  auto min_terms = [&](int t) { return reinterpret_cast<float*>(scratch.get() + t * token_bytes + n); };
+  uint8_t* const scratch = gemv_scratch(NT * token_bytes);
+  auto reordered = [&](int t) { return reinterpret_cast<int8_t*>(scratch + t * token_bytes); };
+  auto min_terms = [&](int t) { return reinterpret_cast<float*>(scratch + t * token_bytes + n); };
   for (int t = 0; t < NT; ++t) {
     q4_K_gemv_activation(yb(t), nb, reordered(t));
-    for (int64_t i = 0; i < nb; ++i) {  // the bsums come per 16 weights: add them in pairs
-      const __m256i sub_sums = _mm256_madd_epi16(load256(yb(t)[i].bsums), _mm256_set1_epi16(1));
-      _mm256_store_ps(min_terms(t) + i * 8, _mm256_mul_ps(_mm256_set1_ps(yb(t)[i].d), _mm256_cvtepi32_ps(sub_sums)));
-    }
+    q4_K_gemv_min_terms(yb(t), nb, min_terms(t));
   }
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   // After vpackssdw(even, odd), int16 lane j holds sub-block j / 4 (chunk c: 4 lanes of 2c, then 4 of 2c + 1).
@@ -591,21 +592,13 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
   // block's yd twice (a group's d and dmin multiply them in one instruction; whole groups).
   const size_t token_bytes = (static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float) +
                               static_cast<size_t>(nb_groups) * 2 * sizeof(float) + 63) / 64 * 64;
-  thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> scratch;
-  thread_local size_t scratch_bytes = 0;
-  if (scratch_bytes < NT * token_bytes) {
-    scratch = hwy::AllocateAligned<uint8_t>(NT * token_bytes);
-    scratch_bytes = NT * token_bytes;
-  }
-  auto reordered = [&](int t) { return reinterpret_cast<int8_t*>(scratch.get() + t * token_bytes); };
-  auto min_terms = [&](int t) { return reinterpret_cast<float*>(scratch.get() + t * token_bytes + n); };
+  uint8_t* const scratch = gemv_scratch(NT * token_bytes);
+  auto reordered = [&](int t) { return reinterpret_cast<int8_t*>(scratch + t * token_bytes); };
+  auto min_terms = [&](int t) { return reinterpret_cast<float*>(scratch + t * token_bytes + n); };
   auto yd_pairs = [&](int t) { return min_terms(t) + nb * 8; };
   for (int t = 0; t < NT; ++t) {
     q4_K_gemv_activation(yb(t), nb, reordered(t));
-    for (int64_t i = 0; i < nb; ++i) {  // the bsums come per 16 weights: add them in pairs
-      const __m256i sub_sums = _mm256_madd_epi16(load256(yb(t)[i].bsums), _mm256_set1_epi16(1));
-      _mm256_store_ps(min_terms(t) + i * 8, _mm256_mul_ps(_mm256_set1_ps(yb(t)[i].d), _mm256_cvtepi32_ps(sub_sums)));
-    }
+    q4_K_gemv_min_terms(yb(t), nb, min_terms(t));
     for (int64_t i = 0; i < nb_groups; ++i) {
       const float d = i < nb ? yb(t)[i].d : 0.0f;
       yd_pairs(t)[2 * i] = yd_pairs(t)[2 * i + 1] = d;
@@ -824,13 +817,8 @@ HWY_INLINE void gemv_q6_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
   // Per token and block, 64-byte aligned: the transposed activation (256 bytes), then -32 * bsums as int32 lanes.
   constexpr size_t kBlockBytes = kQK_K + 16 * sizeof(int32_t);
   const size_t token_bytes = static_cast<size_t>(nb) * kBlockBytes;
-  thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> scratch;
-  thread_local size_t scratch_bytes = 0;
-  if (scratch_bytes < NT * token_bytes) {
-    scratch = hwy::AllocateAligned<uint8_t>(NT * token_bytes);
-    scratch_bytes = NT * token_bytes;
-  }
-  auto prepared = [&](int t, int64_t i) { return scratch.get() + t * token_bytes + i * kBlockBytes; };
+  uint8_t* const scratch = gemv_scratch(NT * token_bytes);
+  auto prepared = [&](int t, int64_t i) { return scratch + t * token_bytes + i * kBlockBytes; };
   // Lane 4c + p holds sub-block 4p + c.
   const __m512i sub_block_of_lane = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   for (int t = 0; t < NT; ++t) {
