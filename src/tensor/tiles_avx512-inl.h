@@ -31,7 +31,7 @@ HWY_INLINE __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 // 16 KiB: a DRAM access takes about as long as the kernels need for 4-8 KiB of weights, and more lines in flight pay
 // when memory is fast. With the faster gemv kernels decode of the 26B-A4B Q4_K_M on the test machine (2 threads,
 // alternating runs) reached 25.0-25.8 t/s with 8 KiB against 22.3-23.9 with 4 KiB while memory read 73-76 GB/s, and
-// the same at 47 GB/s (18.3-19.2 both). Once Q8_0 read one row at a time (gemv_avx512-inl.h), GemvStream over 256 MB
+// the same at 47 GB/s (18.3-19.2 both). Once Q8_0 read one row at a time (gemv_q8_0_avx512-inl.h), GemvStream over 256 MB
 // with distances alternating pass by pass at a read of 77-80 GB/s gave, 8 -> 16 KiB: q4_K 66.5 -> 72.0, q6_K 68.1
 // -> 74.7, q8_0/2816 78.2 -> 81.2, q8_0/704 77.8 -> 81.0 GB/s, q5_0/704 equal (24 and 32 KiB: slower again); at a
 // read of 50, 16 KiB was 0-3% slower than 8 (BENCHMARKS.md "Decode round 5").

@@ -1,0 +1,375 @@
+// AVX-512 decode gemvs of Q4_K: one token, and 2-4 tokens of a batched step in groups of four blocks.
+// Included by gemv_avx512-inl.h inside the AVX3 and AVX3_DL target namespaces. No include guard on purpose.
+
+// The activation for gemv_q4_K_tokens_512: each 256-block's 16-byte chunks transposed as a 4 x 4 matrix, so that
+// vector k (bytes 64k..64k+63) holds the activation of weights 64c + 16k .. 64c + 16k + 15 in its chunk c.
+HWY_INLINE void q4_K_gemv_activation(const BlockQ8_K* x, int64_t blocks, int8_t* out) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int8_t* q = x[b].qs;
+    const __m512i n0 = load512(q), n1 = load512(q + 64), n2 = load512(q + 128), n3 = load512(q + 192);
+    const __m512i t0 = _mm512_shuffle_i64x2(n0, n1, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i t1 = _mm512_shuffle_i64x2(n0, n1, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512i t2 = _mm512_shuffle_i64x2(n2, n3, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i t3 = _mm512_shuffle_i64x2(n2, n3, _MM_SHUFFLE(3, 2, 3, 2));
+    int8_t* o = out + b * kQK_K;
+    _mm512_storeu_si512(o, _mm512_shuffle_i64x2(t0, t2, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm512_storeu_si512(o + 64, _mm512_shuffle_i64x2(t0, t2, _MM_SHUFFLE(3, 1, 3, 1)));
+    _mm512_storeu_si512(o + 128, _mm512_shuffle_i64x2(t1, t3, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm512_storeu_si512(o + 192, _mm512_shuffle_i64x2(t1, t3, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+}
+
+// yd * the activation sum of each 32-weight sub-block of blocks x[0 .. blocks - 1] (8 floats per block, 32-byte
+// aligned), which a Q4_K block's dmin * mins multiply. The bsums come per 16 weights: they are added in pairs.
+HWY_INLINE void q4_K_gemv_min_terms(const BlockQ8_K* x, int64_t blocks, float* out) {
+  for (int64_t i = 0; i < blocks; ++i) {
+    const __m256i sub_sums = _mm256_madd_epi16(load256(x[i].bsums), _mm256_set1_epi16(1));
+    _mm256_store_ps(out + i * 8, _mm256_mul_ps(_mm256_set1_ps(x[i].d), _mm256_cvtepi32_ps(sub_sums)));
+  }
+}
+
+// The Q4_K gemv: NT tokens (activation rows act + t * act_stride: one in decode, up to kTokensPerGemvCall in a
+// batched step of a few sequences) against `rows` rows, y[t * ldy + r]. Decode is compute-bound on this kernel when
+// memory is fast, so it spends fewer instructions per block than the tile: one vpdpbusd per 64 weights (the tile:
+// maddubs, then the scale by vpmaddwd), the scales applied once per block. For that each int32 lane must hold
+// weights of one sub-block only: with E = the 16-byte chunks 0, 2, 4, 6 of qs and O = chunks 1, 3, 5, 7, chunk c of
+// E's and O's low nibbles holds sub-block 2c (weights 64c + 0..31) and of their high nibbles sub-block 2c + 1, so
+// two vpdpbusd sum the even sub-blocks and two the odd ones, lane for lane, against the reordered activation. A
+// lane sums 8 products of at most 15 x 128, so one vpackssdw puts both into int16 lanes for one vpmaddwd with the
+// 6-bit scales. The integer sums per block are exact; the f32 steps differ from the tile's (tile_test.cpp compares
+// both with the reference). Each block's weights, scales and mins are unpacked once for all NT tokens, and every
+// token's arithmetic is the same whatever NT, so a token's numbers do not depend on the others' (bit for bit). On one
+// core in L2 (bench_quant DecodeTokens/q4_K) 2 tokens ran at 1.3x and 4 at 1.6x the multiply-adds per second of one
+// call per token, and 1.2x the tiles' with 2 or 4 tokens. Several tokens now take gemv_q4_K_grouped_512 (below).
+template <int NT>
+HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                     size_t act_stride, float* y, int64_t ldy) {
+  const int64_t nb = n / kQK_K;
+  auto yb = [&](int t) { return reinterpret_cast<const BlockQ8_K*>(act + t * act_stride); };
+  // Per token, 64-byte aligned (read as whole cache lines: loads across two lines made the 4-token kernel 5-8%
+  // slower): the reordered activation (n bytes), then yd * the activation sum of each 32-weight sub-block (nb x 8
+  // floats), which the mins multiply (one FMA per block and token instead of widening the bsums against them; into the
+  // token's accumulator, lanes 0..7, so that two rows' accumulators of four tokens fit in the registers).
+  const size_t token_bytes = static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float);
+  uint8_t* const scratch = gemv_scratch(NT * token_bytes);
+  auto reordered = [&](int t) { return reinterpret_cast<int8_t*>(scratch + t * token_bytes); };
+  auto min_terms = [&](int t) { return reinterpret_cast<float*>(scratch + t * token_bytes + n); };
+  for (int t = 0; t < NT; ++t) {
+    q4_K_gemv_activation(yb(t), nb, reordered(t));
+    q4_K_gemv_min_terms(yb(t), nb, min_terms(t));
+  }
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  // After vpackssdw(even, odd), int16 lane j holds sub-block j / 4 (chunk c: 4 lanes of 2c, then 4 of 2c + 1).
+  const __m512i scale_index = _mm512_set_epi16(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2,
+                                               1, 1, 1, 1, 0, 0, 0, 0);  // lanes 31 down to 0
+  // One row's block i, unpacked once for all tokens.
+  struct Unpacked {
+    __m512i q[4], scales;
+    __m512 d;
+    __m512 dmin_mins;  // lanes 8..15 zero
+  };
+  auto unpack = [&](const BlockQ4_K& x) {
+    Unpacked u;
+    // The scales into their int16 lanes: with VBMI one vpermb, zero-extended by the mask (the index vector's low
+    // bytes are the byte indices).
+    const __m128i scales_mins = unpack_k_scales_128(x.scales);
+#if HWY_TARGET == HWY_AVX3_DL
+    u.scales = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index, _mm512_castsi128_si512(scales_mins));
+#else
+    u.scales = _mm512_permutexvar_epi16(scale_index, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scales_mins)));
+#endif
+    const __m512i a = load512(x.qs), b = load512(x.qs + 64);
+    const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    u.q[0] = _mm512_and_si512(even_chunks, m4);
+    u.q[1] = _mm512_and_si512(odd_chunks, m4);
+#if HWY_TARGET == HWY_AVX3_DL
+    // 16 x the high nibbles (one vpandn each instead of a shift and an and), the sums shifted back once per block:
+    // every product is a multiple of 16, so the shift is exact. Not without VNNI: maddubs would saturate.
+    u.q[2] = _mm512_andnot_si512(m4, even_chunks);
+    u.q[3] = _mm512_andnot_si512(m4, odd_chunks);
+#else
+    u.q[2] = _mm512_and_si512(_mm512_srli_epi16(even_chunks, 4), m4);
+    u.q[3] = _mm512_and_si512(_mm512_srli_epi16(odd_chunks, 4), m4);
+#endif
+    uint32_t d_dmin_bits;  // d and dmin (adjacent halves) in lanes 0 and 1, converted together
+    std::memcpy(&d_dmin_bits, &x.d, 4);
+    const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits)));
+    u.d = _mm512_broadcastss_ps(d_dmin);
+    // dmin * the min of each sub-block (bytes 8..15 of the unpacked scales), shared by every token: dmin broadcast
+    // by one vpermps and (with VBMI) the mins zero-extended into dwords by one masked vpermb, one shuffle each
+    // instead of two.
+#if HWY_TARGET == HWY_AVX3_DL
+    const __m256i min_index = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);  // each dword's low byte
+    const __m256i mins = _mm256_maskz_permutexvar_epi8(0x11111111u, min_index, _mm256_castsi128_si256(scales_mins));
+#else
+    const __m256i mins = _mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8));
+#endif
+    const __m256 dmin = _mm256_permutexvar_ps(_mm256_set1_epi32(1), _mm256_castps128_ps256(d_dmin));
+    u.dmin_mins = _mm512_zextps256_ps512(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mins)));
+    return u;
+  };
+  // A token's block against one row's unpacked block: the integer sums, then its f32 steps.
+  auto accumulate = [&](const Unpacked& u, const __m512i (&ya)[4], float yd, const float* min_term, __m512& acc) {
+    __m512i even = dp_u8s8_512(_mm512_setzero_si512(), u.q[0], ya[0]);
+    even = dp_u8s8_512(even, u.q[1], ya[1]);
+    __m512i odd = dp_u8s8_512(_mm512_setzero_si512(), u.q[2], ya[2]);
+    odd = dp_u8s8_512(odd, u.q[3], ya[3]);
+#if HWY_TARGET == HWY_AVX3_DL
+    odd = _mm512_srai_epi32(odd, 4);  // the high nibbles came in as 16 x their value
+#endif
+    const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), u.scales);
+    acc = _mm512_fmadd_ps(_mm512_mul_ps(u.d, _mm512_set1_ps(yd)), _mm512_cvtepi32_ps(sum), acc);
+    acc = _mm512_fnmadd_ps(u.dmin_mins, _mm512_zextps256_ps512(_mm256_load_ps(min_term)), acc);
+  };
+  // kRows rows per pass: each token's activation is loaded once for all of them. Every row's steps are the same
+  // whatever kRows.
+  auto pass = [&]<int kRows>(int64_t r) {
+    const BlockQ4_K* x[kRows];
+    for (int k = 0; k < kRows; ++k) x[k] = reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r + k) * row_stride);
+    __m512 acc[kRows][NT];
+    for (int k = 0; k < kRows; ++k) {
+      for (int t = 0; t < NT; ++t) acc[k][t] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; ++i) {
+      Unpacked u[kRows];
+      for (int k = 0; k < kRows; ++k) {
+        prefetch_weights(x[k] + i, sizeof(BlockQ4_K));
+        u[k] = unpack(x[k][i]);
+      }
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* p = reordered(t) + i * kQK_K;
+        const __m512i ya[4] = {load512(p), load512(p + 64), load512(p + 128), load512(p + 192)};
+        for (int k = 0; k < kRows; ++k) accumulate(u[k], ya, yb(t)[i].d, min_terms(t) + i * 8, acc[k][t]);
+      }
+    }
+    for (int k = 0; k < kRows; ++k) {
+      for (int t = 0; t < NT; ++t) y[t * ldy + r + k] = _mm512_reduce_add_ps(acc[k][t]);
+    }
+  };
+  // Two rows per pass with several tokens (DecodeTokens/q4_K/2/3/4: 135-148, 164-173, 178-190 -> 151-155,
+  // 177-182, 190-191 G MAC/s); with one token nothing is shared.
+  constexpr int kPairRows = NT >= 2 ? 2 : 1;
+  int64_t r = 0;
+  for (; r + kPairRows <= rows; r += kPairRows) pass.template operator()<kPairRows>(r);
+  for (; r < rows; ++r) pass.template operator()<1>(r);
+}
+
+// The headers (d, dmin and the 12 packed scale bytes: the first 16 bytes) of Q4_K blocks x[0 .. kCount - 1]
+// (kCount <= 4), block b's in 128-bit chunk b, so that the scale unpack and the conversions run once per four blocks
+// instead of once per block at 128 bits.
+template <int kCount>
+HWY_INLINE __m512i load_q4_K_headers(const BlockQ4_K* x) {
+  auto head = [&](int b) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + b)); };
+  __m512i h = _mm512_zextsi128_si512(head(0));
+  if constexpr (kCount > 1) h = _mm512_inserti32x4(h, head(1), 1);
+  if constexpr (kCount > 2) h = _mm512_inserti32x4(h, head(2), 2);
+  if constexpr (kCount > 3) h = _mm512_inserti32x4(h, head(3), 3);
+  return h;
+}
+
+// unpack_k_scales_128 on the headers of load_q4_K_headers: chunk b holds block b's 8 scales (bytes 0..7) and 8 mins
+// (bytes 8..15). Each chunk's dwords are d|dmin, u0, u1, u2.
+HWY_INLINE __m512i unpack_q4_K_header_scales(__m512i h) {
+  const __m512i a = _mm512_shuffle_epi32(h, static_cast<_MM_PERM_ENUM>(_MM_SHUFFLE(3, 2, 3, 1)));  // u0 u2 u1 u2
+  const __m512i low = _mm512_and_si512(_mm512_srlv_epi32(a, _mm512_setr4_epi32(0, 0, 0, 4)),
+                                       _mm512_setr4_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const __m512i b = _mm512_shuffle_epi32(h, static_cast<_MM_PERM_ENUM>(_MM_SHUFFLE(2, 2, 1, 1)));  // u0 u0 u1 u1
+  const __m512i high = _mm512_and_si512(_mm512_srli_epi32(b, 2), _mm512_setr4_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm512_or_si512(low, high);
+}
+
+// The multi-token Q4_K gemv (NT >= 2 tokens of a batched decode step), the same per-lane arithmetic as
+// gemv_q4_K_tokens_512 (so every token's numbers equal the one-token gemv's, bit for bit), with the blocks in groups
+// of four: their headers are unpacked together at 512 bits (the scales, d and dmin of four blocks in the
+// instructions one block takes at 128 bits), dmin times the mins of two blocks are converted together, and d * yd
+// and the mins reach each block's FMAs as memory operands. One core in L2, base 049c7cf / this, GB/s of weights
+// (`bench_quant --benchmark_filter=DecodeTokens/q4_K`, alternating): 2 tokens 17.9-18.1 / 37.5-39.3, 3 tokens
+// 14.4 / 30.4-31.2, 4 tokens 16.5-16.8 / 24.6-25.3. With one token the grouping ran no faster (GemvKernel/q4_K/2816
+// 49.4-50.1 against 49.9-51.1 GiB/s with one row per pass; with two rows per pass 4% faster in L2 but 20% slower
+// streaming from memory), so one token keeps gemv_q4_K_tokens_512.
+template <int NT>
+HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                     size_t act_stride, float* y, int64_t ldy) {
+  constexpr int kGroup = 4;
+  const int64_t nb = n / kQK_K;
+  const int64_t nb_groups = (nb + kGroup - 1) / kGroup * kGroup;
+  auto yb = [&](int t) { return reinterpret_cast<const BlockQ8_K*>(act + t * act_stride); };
+  // Per token, 64-byte aligned (read as whole cache lines: loads across two lines made the 4-token kernel 5-8%
+  // slower): the reordered activation (n bytes), then yd * the activation sum of each 32-weight sub-block (nb x 8
+  // floats), which the mins multiply (one FMA per block and token instead of widening the bsums against them; into the
+  // token's accumulator, lanes 0..7, so that two rows' accumulators of four tokens fit in the registers), then each
+  // block's yd twice (a group's d and dmin multiply them in one instruction; whole groups).
+  const size_t token_bytes = (static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float) +
+                              static_cast<size_t>(nb_groups) * 2 * sizeof(float) + 63) / 64 * 64;
+  uint8_t* const scratch = gemv_scratch(NT * token_bytes);
+  auto reordered = [&](int t) { return reinterpret_cast<int8_t*>(scratch + t * token_bytes); };
+  auto min_terms = [&](int t) { return reinterpret_cast<float*>(scratch + t * token_bytes + n); };
+  auto yd_pairs = [&](int t) { return min_terms(t) + nb * 8; };
+  for (int t = 0; t < NT; ++t) {
+    q4_K_gemv_activation(yb(t), nb, reordered(t));
+    q4_K_gemv_min_terms(yb(t), nb, min_terms(t));
+    for (int64_t i = 0; i < nb_groups; ++i) {
+      const float d = i < nb ? yb(t)[i].d : 0.0f;
+      yd_pairs(t)[2 * i] = yd_pairs(t)[2 * i + 1] = d;
+    }
+  }
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  // Block b's scales into int16 lanes for the vpmaddwd: after vpackssdw(even, odd), int16 lane j holds sub-block
+  // j / 4 (chunk c: 4 lanes of 2c, then 4 of 2c + 1). With VBMI one vpermb from the unpacked headers, zero-extended
+  // by the mask (the index's low bytes are byte indices); else one vpermw from the headers widened to int16 (blocks
+  // 2p and 2p + 1 in one vector).
+  alignas(64) static constexpr auto kScaleIndex = [] {
+    std::array<std::array<int16_t, 32>, kGroup> idx{};
+    for (int b = 0; b < kGroup; ++b) {
+      for (int j = 0; j < 32; ++j) {
+#if HWY_TARGET == HWY_AVX3_DL
+        idx[b][j] = static_cast<int16_t>(16 * b + j / 4);
+#else
+        idx[b][j] = static_cast<int16_t>(16 * (b % 2) + j / 4);
+#endif
+      }
+    }
+    return idx;
+  }();
+  // The mins of blocks 2p (lanes 0..7) and 2p + 1 (lanes 8..15) as int32: byte indices in each dword's low byte
+  // (VBMI), else int16 lane indices into the widened pair.
+#if HWY_TARGET == HWY_AVX3_DL
+  alignas(64) static constexpr auto kMinIndex = [] {
+    std::array<std::array<uint8_t, 64>, kGroup / 2> idx{};
+    for (int p = 0; p < kGroup / 2; ++p) {
+      for (int j = 0; j < 16; ++j) idx[p][4 * j] = static_cast<uint8_t>(32 * p + 16 * (j / 8) + 8 + j % 8);
+    }
+    return idx;
+  }();
+#else
+  alignas(64) static constexpr auto kMinIndex = [] {
+    std::array<int16_t, 32> idx{};
+    for (int j = 0; j < 16; ++j) idx[j] = static_cast<int16_t>(16 * (j / 8) + 8 + j % 8);
+    return idx;
+  }();
+#endif
+  // d and dmin of the four blocks: half-float lanes 0, 1, 8, 9, ... of the headers.
+  const __m512i d_dmin_index = _mm512_zextsi128_si512(_mm_setr_epi16(0, 1, 8, 9, 16, 17, 24, 25));
+  // kRows rows per pass: each token's activation is loaded once for all of them. Every row's steps are the same
+  // whatever kRows.
+  auto pass = [&]<int kRows>(int64_t r) {
+    const BlockQ4_K* x[kRows];
+    for (int k = 0; k < kRows; ++k) x[k] = reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r + k) * row_stride);
+    __m512 acc[kRows][NT];
+    for (int k = 0; k < kRows; ++k) {
+      for (int t = 0; t < NT; ++t) acc[k][t] = _mm512_setzero_ps();
+    }
+    // Blocks i .. i + kCount - 1 of the rows.
+    auto group = [&]<int kCount>(int64_t i) __attribute__((always_inline)) {
+      __m512i sm[kRows];  // the unpacked scales and mins, block b's in chunk b
+#if HWY_TARGET != HWY_AVX3_DL
+      __m512i sm16[kRows][2];  // widened to int16, blocks 2p and 2p + 1 in sm16[.][p]
+#endif
+      __m256 d_dmin[kRows];  // d and dmin of block b in lanes 2b and 2b + 1
+      // Per row (and token): d * yd of block b at [2b], broadcast from memory into each block's FMA (a load, where a
+      // broadcast from a register is a shuffle), and dmin * the mins of block b at [8b .. 8b + 7].
+      alignas(64) float dyd[kRows][NT][8];
+      alignas(64) float dmin_mins[kRows][kGroup * 8];
+      for (int k = 0; k < kRows; ++k) {
+        // A fixed count of lines, rounded up (at most one line asked for twice, at a row's last group): the
+        // address-dependent loop of prefetch_weights cost the remainder groups here 9% at 2 tokens, 12% at 3
+        // (DecodeTokens/q4_K, one core, four alternating rounds; BENCHMARKS.md "Decode round 6").
+        prefetch_weights_lines<(kCount * sizeof(BlockQ4_K) + 63) / 64>(x[k] + i);
+        const __m512i h = load_q4_K_headers<kCount>(x[k] + i);
+        sm[k] = unpack_q4_K_header_scales(h);
+#if HWY_TARGET != HWY_AVX3_DL
+        sm16[k][0] = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(sm[k]));
+        sm16[k][1] = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(sm[k], 1));
+#endif
+        d_dmin[k] = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(d_dmin_index, h)));
+        for (int t = 0; t < NT; ++t) {
+          _mm256_store_ps(dyd[k][t], _mm256_mul_ps(d_dmin[k], _mm256_load_ps(yd_pairs(t) + 2 * i)));
+        }
+      }
+      auto block = [&]<int B>() __attribute__((always_inline)) {
+        struct Unpacked {
+          __m512i q[4], scales;
+        } u[kRows];
+        for (int k = 0; k < kRows; ++k) {
+          const uint8_t* qs = x[k][i + B].qs;
+          const __m512i a = load512(qs), b = load512(qs + 64);
+          const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+          const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+          u[k].q[0] = _mm512_and_si512(even_chunks, m4);
+          u[k].q[1] = _mm512_and_si512(odd_chunks, m4);
+          u[k].q[2] = _mm512_and_si512(_mm512_srli_epi16(even_chunks, 4), m4);
+          u[k].q[3] = _mm512_and_si512(_mm512_srli_epi16(odd_chunks, 4), m4);
+          const __m512i scale_index = _mm512_load_si512(kScaleIndex[B].data());
+#if HWY_TARGET == HWY_AVX3_DL
+          u[k].scales = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index, sm[k]);
+#else
+          u[k].scales = _mm512_permutexvar_epi16(scale_index, sm16[k][B / 2]);
+#endif
+          if constexpr (B % 2 == 0) {
+            const __m512 dmin = _mm512_permutexvar_ps(
+                _mm512_inserti64x4(_mm512_set1_epi32(B * 2 + 1), _mm256_set1_epi32(B * 2 + 3), 1),
+                _mm512_zextps256_ps512(d_dmin[k]));
+#if HWY_TARGET == HWY_AVX3_DL
+            const __m512i mins = _mm512_maskz_permutexvar_epi8(
+                0x1111111111111111ULL, _mm512_load_si512(kMinIndex[B / 2].data()), sm[k]);
+#else
+            const __m512i mins = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(
+                _mm512_permutexvar_epi16(_mm512_load_si512(kMinIndex.data()), sm16[k][B / 2])));
+#endif
+            _mm512_store_ps(dmin_mins[k] + 8 * B, _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mins)));
+          }
+        }
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* p = reordered(t) + (i + B) * kQK_K;
+          const __m512i ya[4] = {load512(p), load512(p + 64), load512(p + 128), load512(p + 192)};
+          const __m512 min_term = _mm512_castps256_ps512(_mm256_load_ps(min_terms(t) + (i + B) * 8));
+          for (int k = 0; k < kRows; ++k) {
+            __m512i even = dp_u8s8_512(_mm512_setzero_si512(), u[k].q[0], ya[0]);
+            even = dp_u8s8_512(even, u[k].q[1], ya[1]);
+            __m512i odd = dp_u8s8_512(_mm512_setzero_si512(), u[k].q[2], ya[2]);
+            odd = dp_u8s8_512(odd, u[k].q[3], ya[3]);
+            const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), u[k].scales);
+            acc[k][t] = _mm512_fmadd_ps(_mm512_set1_ps(dyd[k][t][2 * B]), _mm512_cvtepi32_ps(sum), acc[k][t]);
+            acc[k][t] = _mm512_mask3_fnmadd_ps(_mm512_castps256_ps512(_mm256_load_ps(dmin_mins[k] + 8 * B)), min_term,
+                                               acc[k][t], 0x00FF);
+          }
+        }
+      };
+      [&]<int... B>(std::integer_sequence<int, B...>) {
+        (block.template operator()<B>(), ...);
+      }(std::make_integer_sequence<int, kCount>());
+    };
+    int64_t i = 0;
+    for (; i + kGroup <= nb; i += kGroup) group.template operator()<kGroup>(i);
+    switch (nb - i) {
+      case 1: group.template operator()<1>(i); break;
+      case 2: group.template operator()<2>(i); break;
+      case 3: group.template operator()<3>(i); break;
+      default: break;
+    }
+    for (int k = 0; k < kRows; ++k) {
+      for (int t = 0; t < NT; ++t) y[t * ldy + r + k] = _mm512_reduce_add_ps(acc[k][t]);
+    }
+  };
+  // Two rows per pass: the rows share each token's activation loads.
+  int64_t r = 0;
+  for (; r + 2 <= rows; r += 2) pass.template operator()<2>(r);
+  for (; r < rows; ++r) pass.template operator()<1>(r);
+}
+
+inline void gemv_q4_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                             const float*, const int32_t*, float* y) {
+  gemv_q4_K_tokens_512<1>(n, w, row_stride, rows, act, 0, y, 0);
+}
+
+inline void gemv_tokens_q4_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                    size_t act_stride, const float*, const int32_t*, int nt, float* y, int64_t ldy) {
+  with_token_count<kTokensPerGemvCall>(nt, [&](auto k) {
+    if constexpr (decltype(k)::value == 1) {
+      gemv_q4_K_tokens_512<1>(n, w, row_stride, rows, act, act_stride, y, ldy);
+    } else {
+      gemv_q4_K_grouped_512<decltype(k)::value>(n, w, row_stride, rows, act, act_stride, y, ldy);
+    }
+  });
+}
