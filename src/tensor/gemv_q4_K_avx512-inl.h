@@ -1,7 +1,7 @@
 // AVX-512 decode gemvs of Q4_K: one token, and 2-4 tokens of a batched step in groups of four blocks.
 // Included by gemv_avx512-inl.h inside the AVX3 and AVX3_DL target namespaces. No include guard on purpose.
 
-// The activation for gemv_q4_K_tokens_512: each 256-block's 16-byte chunks transposed as a 4 x 4 matrix, so that
+// The activation of the Q4_K gemvs: each 256-block's 16-byte chunks transposed as a 4 x 4 matrix, so that
 // vector k (bytes 64k..64k+63) holds the activation of weights 64c + 16k .. 64c + 16k + 15 in its chunk c.
 HWY_INLINE void q4_K_gemv_activation(const BlockQ8_K* x, int64_t blocks, int8_t* out) {
   for (int64_t b = 0; b < blocks; ++b) {
@@ -28,41 +28,33 @@ HWY_INLINE void q4_K_gemv_min_terms(const BlockQ8_K* x, int64_t blocks, float* o
   }
 }
 
-// The Q4_K gemv: NT tokens (activation rows act + t * act_stride: one in decode, up to kTokensPerGemvCall in a
-// batched step of a few sequences) against `rows` rows, y[t * ldy + r]. Decode is compute-bound on this kernel when
-// memory is fast, so it spends fewer instructions per block than the tile: one vpdpbusd per 64 weights (the tile:
+// The one-token Q4_K gemv: the activation row act against `rows` rows, y[r]. Decode is compute-bound on this kernel
+// when memory is fast, so it spends fewer instructions per block than the tile: one vpdpbusd per 64 weights (the tile:
 // maddubs, then the scale by vpmaddwd), the scales applied once per block. For that each int32 lane must hold
 // weights of one sub-block only: with E = the 16-byte chunks 0, 2, 4, 6 of qs and O = chunks 1, 3, 5, 7, chunk c of
 // E's and O's low nibbles holds sub-block 2c (weights 64c + 0..31) and of their high nibbles sub-block 2c + 1, so
 // two vpdpbusd sum the even sub-blocks and two the odd ones, lane for lane, against the reordered activation. A
 // lane sums 8 products of at most 15 x 128, so one vpackssdw puts both into int16 lanes for one vpmaddwd with the
 // 6-bit scales. The integer sums per block are exact; the f32 steps differ from the tile's (tile_test.cpp compares
-// both with the reference). Each block's weights, scales and mins are unpacked once for all NT tokens, and every
-// token's arithmetic is the same whatever NT, so a token's numbers do not depend on the others' (bit for bit). On one
-// core in L2 (bench_quant DecodeTokens/q4_K) 2 tokens ran at 1.3x and 4 at 1.6x the multiply-adds per second of one
-// call per token, and 1.2x the tiles' with 2 or 4 tokens. Several tokens now take gemv_q4_K_grouped_512 (below).
-template <int NT>
-HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
-                                     size_t act_stride, float* y, int64_t ldy) {
+// both with the reference). 2-4 tokens take gemv_q4_K_grouped_512 (below), whose per-lane arithmetic is the same, so
+// a token's numbers do not depend on how many tokens share the call (bit for bit).
+HWY_INLINE void gemv_q4_K_one_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                  float* y) {
   const int64_t nb = n / kQK_K;
-  auto yb = [&](int t) { return reinterpret_cast<const BlockQ8_K*>(act + t * act_stride); };
-  // Per token, 64-byte aligned (read as whole cache lines: loads across two lines made the 4-token kernel 5-8%
-  // slower): the reordered activation (n bytes), then yd * the activation sum of each 32-weight sub-block (nb x 8
-  // floats), which the mins multiply (one FMA per block and token instead of widening the bsums against them; into the
-  // token's accumulator, lanes 0..7, so that two rows' accumulators of four tokens fit in the registers).
-  const size_t token_bytes = static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float);
-  uint8_t* const scratch = gemv_scratch(NT * token_bytes);
-  auto reordered = [&](int t) { return reinterpret_cast<int8_t*>(scratch + t * token_bytes); };
-  auto min_terms = [&](int t) { return reinterpret_cast<float*>(scratch + t * token_bytes + n); };
-  for (int t = 0; t < NT; ++t) {
-    q4_K_gemv_activation(yb(t), nb, reordered(t));
-    q4_K_gemv_min_terms(yb(t), nb, min_terms(t));
-  }
+  const auto* yb = reinterpret_cast<const BlockQ8_K*>(act);
+  // 64-byte aligned (read as whole cache lines): the reordered activation (n bytes), then yd * the activation sum of
+  // each 32-weight sub-block (nb x 8 floats), which the mins multiply (one FMA per block into the accumulator's lanes
+  // 0..7 instead of widening the bsums against them).
+  uint8_t* const scratch = gemv_scratch(static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float));
+  int8_t* const reordered = reinterpret_cast<int8_t*>(scratch);
+  float* const min_terms = reinterpret_cast<float*>(scratch + n);
+  q4_K_gemv_activation(yb, nb, reordered);
+  q4_K_gemv_min_terms(yb, nb, min_terms);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   // After vpackssdw(even, odd), int16 lane j holds sub-block j / 4 (chunk c: 4 lanes of 2c, then 4 of 2c + 1).
   const __m512i scale_index = _mm512_set_epi16(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2,
                                                1, 1, 1, 1, 0, 0, 0, 0);  // lanes 31 down to 0
-  // One row's block i, unpacked once for all tokens.
+  // One block's weights, scales, d and dmin * mins, unpacked.
   struct Unpacked {
     __m512i q[4], scales;
     __m512 d;
@@ -109,7 +101,7 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
     u.dmin_mins = _mm512_zextps256_ps512(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mins)));
     return u;
   };
-  // A token's block against one row's unpacked block: the integer sums, then its f32 steps.
+  // The block against the activation: the integer sums, then the f32 steps.
   auto accumulate = [&](const Unpacked& u, const __m512i (&ya)[4], float yd, const float* min_term, __m512& acc) {
     __m512i even = dp_u8s8_512(_mm512_setzero_si512(), u.q[0], ya[0]);
     even = dp_u8s8_512(even, u.q[1], ya[1]);
@@ -122,37 +114,18 @@ HWY_INLINE void gemv_q4_K_tokens_512(int64_t n, const uint8_t* w, size_t row_str
     acc = _mm512_fmadd_ps(_mm512_mul_ps(u.d, _mm512_set1_ps(yd)), _mm512_cvtepi32_ps(sum), acc);
     acc = _mm512_fnmadd_ps(u.dmin_mins, _mm512_zextps256_ps512(_mm256_load_ps(min_term)), acc);
   };
-  // kRows rows per pass: each token's activation is loaded once for all of them. Every row's steps are the same
-  // whatever kRows.
-  auto pass = [&]<int kRows>(int64_t r) {
-    const BlockQ4_K* x[kRows];
-    for (int k = 0; k < kRows; ++k) x[k] = reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r + k) * row_stride);
-    __m512 acc[kRows][NT];
-    for (int k = 0; k < kRows; ++k) {
-      for (int t = 0; t < NT; ++t) acc[k][t] = _mm512_setzero_ps();
-    }
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto* x = reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r) * row_stride);
+    __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
-      Unpacked u[kRows];
-      for (int k = 0; k < kRows; ++k) {
-        prefetch_weights(x[k] + i, sizeof(BlockQ4_K));
-        u[k] = unpack(x[k][i]);
-      }
-      for (int t = 0; t < NT; ++t) {
-        const int8_t* p = reordered(t) + i * kQK_K;
-        const __m512i ya[4] = {load512(p), load512(p + 64), load512(p + 128), load512(p + 192)};
-        for (int k = 0; k < kRows; ++k) accumulate(u[k], ya, yb(t)[i].d, min_terms(t) + i * 8, acc[k][t]);
-      }
+      prefetch_weights(x + i, sizeof(BlockQ4_K));
+      const Unpacked u = unpack(x[i]);
+      const int8_t* p = reordered + i * kQK_K;
+      const __m512i ya[4] = {load512(p), load512(p + 64), load512(p + 128), load512(p + 192)};
+      accumulate(u, ya, yb[i].d, min_terms + i * 8, acc);
     }
-    for (int k = 0; k < kRows; ++k) {
-      for (int t = 0; t < NT; ++t) y[t * ldy + r + k] = _mm512_reduce_add_ps(acc[k][t]);
-    }
-  };
-  // Two rows per pass with several tokens (DecodeTokens/q4_K/2/3/4: 135-148, 164-173, 178-190 -> 151-155,
-  // 177-182, 190-191 G MAC/s); with one token nothing is shared.
-  constexpr int kPairRows = NT >= 2 ? 2 : 1;
-  int64_t r = 0;
-  for (; r + kPairRows <= rows; r += kPairRows) pass.template operator()<kPairRows>(r);
-  for (; r < rows; ++r) pass.template operator()<1>(r);
+    y[r] = _mm512_reduce_add_ps(acc);
+  }
 }
 
 // The headers (d, dmin and the 12 packed scale bytes: the first 16 bytes) of Q4_K blocks x[0 .. kCount - 1]
@@ -180,14 +153,14 @@ HWY_INLINE __m512i unpack_q4_K_header_scales(__m512i h) {
 }
 
 // The multi-token Q4_K gemv (NT >= 2 tokens of a batched decode step), the same per-lane arithmetic as
-// gemv_q4_K_tokens_512 (so every token's numbers equal the one-token gemv's, bit for bit), with the blocks in groups
+// gemv_q4_K_one_512 (so every token's numbers equal the one-token gemv's, bit for bit), with the blocks in groups
 // of four: their headers are unpacked together at 512 bits (the scales, d and dmin of four blocks in the
 // instructions one block takes at 128 bits), dmin times the mins of two blocks are converted together, and d * yd
 // and the mins reach each block's FMAs as memory operands. One core in L2, base 049c7cf / this, GB/s of weights
 // (`bench_quant --benchmark_filter=DecodeTokens/q4_K`, alternating): 2 tokens 17.9-18.1 / 37.5-39.3, 3 tokens
 // 14.4 / 30.4-31.2, 4 tokens 16.5-16.8 / 24.6-25.3. With one token the grouping ran no faster (GemvKernel/q4_K/2816
 // 49.4-50.1 against 49.9-51.1 GiB/s with one row per pass; with two rows per pass 4% faster in L2 but 20% slower
-// streaming from memory), so one token keeps gemv_q4_K_tokens_512.
+// streaming from memory), so one token keeps gemv_q4_K_one_512.
 template <int NT>
 HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                      size_t act_stride, float* y, int64_t ldy) {
@@ -360,14 +333,14 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
 
 inline void gemv_q4_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                              const float*, const int32_t*, float* y) {
-  gemv_q4_K_tokens_512<1>(n, w, row_stride, rows, act, 0, y, 0);
+  gemv_q4_K_one_512(n, w, row_stride, rows, act, y);
 }
 
 inline void gemv_tokens_q4_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                     size_t act_stride, const float*, const int32_t*, int nt, float* y, int64_t ldy) {
   with_token_count<kTokensPerGemvCall>(nt, [&](auto k) {
     if constexpr (decltype(k)::value == 1) {
-      gemv_q4_K_tokens_512<1>(n, w, row_stride, rows, act, act_stride, y, ldy);
+      gemv_q4_K_one_512(n, w, row_stride, rows, act, y);  // token 0: act and y[r]
     } else {
       gemv_q4_K_grouped_512<decltype(k)::value>(n, w, row_stride, rows, act, act_stride, y, ldy);
     }
