@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "base/progress.h"
+#include "base/splitmix64.h"
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
 #include "tensor/quant.h"
@@ -28,20 +29,11 @@
 namespace fabula {
 namespace {
 
-uint64_t mix(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// xoshiro-like fast generator seeded per row.
+// A SplitMix64 stream seeded per row (the state starts at the seed's first SplitMix64 value).
 struct Rng {
   uint64_t s;
-  explicit Rng(uint64_t seed) : s(mix(seed + 0x9E3779B97F4A7C15ull)) {}
-  uint64_t next() {
-    s += 0x9E3779B97F4A7C15ull;
-    return mix(s);
-  }
+  explicit Rng(uint64_t seed) : s(splitmix64(seed)) {}
+  uint64_t next() { return splitmix64(s); }
   float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }  // [0, 1)
   void bytes(void* p, size_t n) {
     auto* out = static_cast<uint8_t*>(p);
@@ -171,7 +163,7 @@ Status synth_fill_rows(GgmlType type, int64_t cols, int64_t first_row, int64_t n
     return make_error(ErrorCode::kInternal, "synth: {} bytes for {} rows of {} bytes", out.size(), n_rows, rb);
   }
   for (int64_t r = 0; r < n_rows; ++r) {
-    Rng rng(mix(seed) ^ static_cast<uint64_t>(first_row + r) * 0xD6E8FEB86659FD93ull);
+    Rng rng(splitmix64_mix(seed) ^ static_cast<uint64_t>(first_row + r) * 0xD6E8FEB86659FD93ull);
     fill_row(type, cols, stddev, rng, out.data() + static_cast<size_t>(r) * rb);
   }
   return ok_status();
@@ -240,7 +232,7 @@ Result<SynthReport> synth_gguf(const SynthOptions& opt) {
     by_type[d.target] += 1;
     report.n_params += d.n_elements();
     const ValueSpec vs = value_spec(spec);
-    const uint64_t seed = mix(opt.seed * 0x100000001B3ull + i);
+    const uint64_t seed = splitmix64_mix(opt.seed * 0x100000001B3ull + i);
     if (spec.kind == TensorKind::kRopeFreqs) {
       writer.add_tensor(spec.name, d.target, spec.shape,
                         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(rope.data()), rope.size() * 4));

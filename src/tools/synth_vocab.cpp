@@ -4,6 +4,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/splitmix64.h"
 #include "tools/synth.h"
 
 namespace fabula {
@@ -11,13 +12,6 @@ namespace {
 
 // llama.cpp token types (llama_token_type).
 constexpr int64_t kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kByte = 6;
-
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 struct Vocab {
   std::vector<std::string> tokens;
