@@ -124,7 +124,7 @@ int print_kv_quality(const KvQualityArgs& args) {
   const int64_t V = model.n_vocab();
   const std::vector<KvCacheTypes> types = args.types.empty() ? every_type() : args.types;
 
-  // The held-out text: the prompt and the beats after it (each closed by the end-of-turn marker).
+  // The held-out text: the prompt and the beats after it (each closed by the chat template's end-of-turn marker).
   std::vector<int32_t> prompt;
   std::vector<std::vector<int32_t>> beats;
   if (!args.prompt_file.empty() || !args.beats_file.empty()) {
@@ -138,7 +138,8 @@ int print_kv_quality(const KvQualityArgs& args) {
       // The scripted narrator's fixture format: {"beat": ...} per line, // comments.
       auto script = engine::ScriptedNarrator::load(args.beats_file);
       if (!script.ok()) return report_error(script.error());
-      for (const auto& beat : (*script)->beats()) beats.push_back(tok.encode(beat + "<turn|>", false, true));
+      const std::string end_of_turn(loaded->chat_template.end_of_turn());
+      for (const auto& beat : (*script)->beats()) beats.push_back(tok.encode(beat + end_of_turn, false, true));
     }
   }
   std::mt19937 rng(args.seed);
