@@ -28,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   // parse -> write -> parse: the same hyper-parameters.
-  auto again = HfConfig::parse(config->json().dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+  auto again = HfConfig::parse(dump_json(config->json()));
   FABULA_CHECK(again.ok());
   auto again_text = again->has("text_config") ? again->get_object("text_config") : Result<HfConfig>(*again);
   FABULA_CHECK(again_text.ok());

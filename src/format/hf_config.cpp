@@ -1,13 +1,45 @@
-// HfConfig: config.json loaded with nlohmann (no exceptions), walked by dotted key paths.
+// HfConfig: config.json parsed by parse_json, walked by dotted key paths, each value read by JsonView.
 #include "format/hf_config.h"
-
-#include <cmath>
 
 #include "base/file.h"
 
 namespace fabula {
 
-using Json = nlohmann::ordered_json;
+using Json = nlohmann::json;
+
+namespace {
+
+// "cfg.json: key 'a' is string ("x"), expected an integer".
+Error wrong_type(std::string_view config, std::string_view key, const JsonView& v, std::string_view expected) {
+  return make_error(ErrorCode::kParse, "{}: key '{}' is {} ({}), expected {}", config, key, v.raw().type_name(),
+                    dump_json(v.raw()).substr(0, 80), expected);
+}
+
+// JsonView's read of `v`, or on an error this reader's message naming the key.
+template <typename T>
+Result<T> typed(Result<T> read, std::string_view config, std::string_view key, const JsonView& v,
+                std::string_view expected) {
+  if (!read.ok()) return wrong_type(config, key, v, expected);
+  return read;
+}
+
+// An array read element by element with `read`, an element's error naming "key[i]".
+template <typename T, typename Read>
+Result<std::vector<T>> typed_array(std::string_view config, std::string_view key, const JsonView& v,
+                                   std::string_view expected, std::string_view expected_element, Read read) {
+  auto items = v.elements();
+  if (!items.ok()) return wrong_type(config, key, v, expected);
+  std::vector<T> out;
+  out.reserve(items->size());
+  for (size_t i = 0; i < items->size(); ++i) {
+    const JsonView& item = (*items)[i];
+    FABULA_ASSIGN(T x, typed(read(item), config, fmt::format("{}[{}]", key, i), item, expected_element));
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+}  // namespace
 
 Result<HfConfig> HfConfig::load(const std::string& path) {
   FABULA_ASSIGN(std::string text, read_file_text(path));
@@ -15,19 +47,11 @@ Result<HfConfig> HfConfig::load(const std::string& path) {
 }
 
 Result<HfConfig> HfConfig::parse(std::string_view text, std::string name) {
+  FABULA_ASSIGN(Json parsed, parse_json(text, name));
+  if (!parsed.is_object()) return make_error(ErrorCode::kParse, "{}: top level must be a JSON object", name);
   HfConfig out;
   out.name_ = std::move(name);
-  // Deep nesting would overflow the stack of the recursive writers and comparisons; no config needs it.
-  bool too_deep = false;
-  auto limit = [&](int depth, Json::parse_event_t event, Json&) {
-    bool opens = event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start;
-    too_deep |= opens && depth >= 128;
-    return !(opens && depth >= 128);
-  };
-  out.json_ = Json::parse(text, limit, /*allow_exceptions=*/false);
-  if (out.json_.is_discarded()) return make_error(ErrorCode::kParse, "{}: not valid JSON", out.name_);
-  if (too_deep) return make_error(ErrorCode::kParse, "{}: JSON nested deeper than 128 levels", out.name_);
-  if (!out.json_.is_object()) return make_error(ErrorCode::kParse, "{}: top level must be a JSON object", out.name_);
+  out.json_ = std::move(parsed);
   return out;
 }
 
@@ -52,91 +76,50 @@ bool HfConfig::has(std::string_view key) const {
   return v != nullptr && !v->is_null();
 }
 
-Result<const Json*> HfConfig::require(std::string_view key) const {
+Result<JsonView> HfConfig::require(std::string_view key) const {
   const Json* v = lookup(key);
   if (v == nullptr) return make_error(ErrorCode::kNotFound, "{}: missing key '{}'", name_, key);
-  return v;
+  return JsonView(*v, name_, std::string(key));
 }
-
-Error HfConfig::wrong_type(std::string_view key, const Json& v, std::string_view expected) const {
-  return make_error(ErrorCode::kParse, "{}: key '{}' is {} ({}), expected {}", name_, key, v.type_name(),
-                    v.dump(-1, ' ', false, Json::error_handler_t::replace).substr(0, 80), expected);
-}
-
-namespace {
-
-bool to_int(const Json& v, int64_t* out) {
-  if (v.is_number_integer()) {
-    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return false;
-    *out = v.get<int64_t>();
-    return true;
-  }
-  if (v.is_number_float()) {
-    double d = v.get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) {
-      *out = static_cast<int64_t>(d);
-      return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
 
 Result<int64_t> HfConfig::get_int(std::string_view key) const {
-  FABULA_ASSIGN(const Json* v, require(key));
-  int64_t out;
-  if (!to_int(*v, &out)) return wrong_type(key, *v, "an integer");
-  return out;
+  FABULA_ASSIGN(const JsonView v, require(key));
+  return typed(v.integer(), name_, key, v, "an integer");
 }
 
 Result<double> HfConfig::get_double(std::string_view key) const {
-  FABULA_ASSIGN(const Json* v, require(key));
-  if (!v->is_number()) return wrong_type(key, *v, "a number");
-  return v->get<double>();
+  FABULA_ASSIGN(const JsonView v, require(key));
+  return typed(v.number(), name_, key, v, "a number");
 }
 
 Result<bool> HfConfig::get_bool(std::string_view key) const {
-  FABULA_ASSIGN(const Json* v, require(key));
-  if (!v->is_boolean()) return wrong_type(key, *v, "true or false");
-  return v->get<bool>();
+  FABULA_ASSIGN(const JsonView v, require(key));
+  return typed(v.boolean(), name_, key, v, "true or false");
 }
 
 Result<std::string> HfConfig::get_string(std::string_view key) const {
-  FABULA_ASSIGN(const Json* v, require(key));
-  if (!v->is_string()) return wrong_type(key, *v, "a string");
-  return v->get<std::string>();
+  FABULA_ASSIGN(const JsonView v, require(key));
+  return typed(v.string(), name_, key, v, "a string");
 }
 
 Result<std::vector<int64_t>> HfConfig::get_int_array(std::string_view key) const {
-  FABULA_ASSIGN(const Json* v, require(key));
-  if (!v->is_array()) return wrong_type(key, *v, "an array of integers");
-  std::vector<int64_t> out;
-  for (size_t i = 0; i < v->size(); ++i) {
-    int64_t x;
-    if (!to_int((*v)[i], &x)) return wrong_type(fmt::format("{}[{}]", key, i), (*v)[i], "an integer");
-    out.push_back(x);
-  }
-  return out;
+  FABULA_ASSIGN(const JsonView v, require(key));
+  return typed_array<int64_t>(name_, key, v, "an array of integers", "an integer",
+                              [](const JsonView& item) { return item.integer(); });
 }
 
 Result<std::vector<std::string>> HfConfig::get_string_array(std::string_view key) const {
-  FABULA_ASSIGN(const Json* v, require(key));
-  if (!v->is_array()) return wrong_type(key, *v, "an array of strings");
-  std::vector<std::string> out;
-  for (size_t i = 0; i < v->size(); ++i) {
-    if (!(*v)[i].is_string()) return wrong_type(fmt::format("{}[{}]", key, i), (*v)[i], "a string");
-    out.push_back((*v)[i].get<std::string>());
-  }
-  return out;
+  FABULA_ASSIGN(const JsonView v, require(key));
+  return typed_array<std::string>(name_, key, v, "an array of strings", "a string",
+                                  [](const JsonView& item) { return item.string(); });
 }
 
 Result<HfConfig> HfConfig::get_object(std::string_view key) const {
-  FABULA_ASSIGN(const Json* v, require(key));
-  if (!v->is_object()) return wrong_type(key, *v, "an object");
+  FABULA_ASSIGN(const JsonView v, require(key));
+  if (!v.is_object()) return wrong_type(name_, key, v, "an object");
   HfConfig out;
   out.name_ = fmt::format("{}: {}", name_, key);
-  out.json_ = *v;
+  out.json_ = v.raw();
   return out;
 }
 

@@ -1,4 +1,5 @@
-// A thin reader for Hugging Face config.json: typed getters whose errors name the file and the key.
+// A thin reader for Hugging Face config.json: dotted key paths over JsonView's typed reads, with errors that name
+// the file and the key.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json_view.h"
 #include "base/result.h"
 
 namespace fabula {
@@ -29,7 +31,7 @@ class HfConfig {
   Result<std::vector<int64_t>> get_int_array(std::string_view key) const;
   Result<std::vector<std::string>> get_string_array(std::string_view key) const;
   Result<HfConfig> get_object(std::string_view key) const;  // a nested object as its own config (e.g. "text_config")
-  std::vector<std::string> keys() const;                     // top-level keys, in file order
+  std::vector<std::string> keys() const;                     // top-level keys, sorted (as transformers writes them)
 
   // Missing or null -> the default; present with the wrong type -> an error (a typo'd type should not be silent).
   Result<int64_t> get_int_or(std::string_view key, int64_t fallback) const;
@@ -37,17 +39,17 @@ class HfConfig {
   Result<bool> get_bool_or(std::string_view key, bool fallback) const;
   Result<std::string> get_string_or(std::string_view key, std::string fallback) const;
 
-  const nlohmann::ordered_json& json() const { return json_; }
+  const nlohmann::json& json() const { return json_; }
   const std::string& name() const { return name_; }
 
  private:
   // The value at `key`, nullptr when missing; null JSON values are returned (callers decide).
-  const nlohmann::ordered_json* lookup(std::string_view key) const;
-  Result<const nlohmann::ordered_json*> require(std::string_view key) const;
-  Error wrong_type(std::string_view key, const nlohmann::ordered_json& v, std::string_view expected) const;
+  const nlohmann::json* lookup(std::string_view key) const;
+  // The value at `key` as a JsonView whose path is the key; missing is an error.
+  Result<JsonView> require(std::string_view key) const;
 
   std::string name_;
-  nlohmann::ordered_json json_;
+  nlohmann::json json_;
 };
 
 }  // namespace fabula

@@ -1,7 +1,7 @@
 // Source rules checked as tests. First, the rule that keeps outside JSON from throwing: the files that read story packages, tokenizer and model
 // configs, saves and imports, HTTP bodies, eval scenes, beat JSONL and remote servers' replies never call one of
-// nlohmann's throwing accessors; they go through JsonView (src/base/json_view.h) or HfConfig
-// (src/format/hf_config.h), which check the type first and return a Result naming the JSON path.
+// nlohmann's throwing accessors; they go through JsonView (src/base/json_view.h), which checks the type first and
+// returns a Result naming the JSON path (HfConfig, src/format/hf_config.h, reads config.json through it).
 //
 // The rule, per line (comments removed):
 //   .at(  .get<  .get_ref<  .get_to(  .value(ARG        throw on a missing key or a wrong type
@@ -30,6 +30,7 @@ const char* kReaders[] = {
     "src/engine/game.cpp",              // imports
     "src/engine/scripted_narrator.cpp", // beat JSONL fixtures
     "src/text/tokenizer_json.cpp",      // tokenizer.json, tokenizer_config.json, the chat template
+    "src/format/hf_config.cpp",         // HF config.json
     "src/model/gemma4/hparams_hf.cpp",  // HF config.json
     "src/server/game_api.cpp",          // game API bodies
     "src/server/request.cpp",           // server bodies

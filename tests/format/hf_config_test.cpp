@@ -28,7 +28,7 @@ TEST(HfConfig, ReadsGemma4TinyConfig) {
   auto rope = c->get_object("rope_parameters");
   ASSERT_TRUE(rope.ok());
   EXPECT_EQ(*rope->get_string("sliding_attention.rope_type"), "default");
-  EXPECT_EQ(c->keys().front(), "architectures");  // file order
+  EXPECT_EQ(c->keys().front(), "architectures");  // sorted
 }
 
 TEST(HfConfig, ErrorsNameTheKey) {
@@ -58,6 +58,8 @@ TEST(HfConfig, RejectsBadJson) {
   auto bad = HfConfig::parse("{\"a\": ", "cfg.json");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code, ErrorCode::kParse);
+  EXPECT_NE(bad.error().message.find("cfg.json: not valid JSON: parse error at line 1"), std::string::npos)
+      << bad.error().message;
   EXPECT_FALSE(HfConfig::parse("[1]").ok());
   EXPECT_EQ(HfConfig::load("/nonexistent/config.json").error().code, ErrorCode::kNotFound);
 }
