@@ -278,7 +278,10 @@ TEST(Effects, EveryManifestSoundIsAudible) {
 TEST(EffectPlayer, HandsEachEffectToTheSystemPlayer) {
   TempFolder tmp;
   std::string player = (tmp.path / "player.sh").string();
-  std::ofstream(player) << "#!/bin/sh\ncp \"$1\" '" << tmp.path.string() << "/'$(basename \"$1\").heard\n";
+  // Copied under a temporary name, then renamed: a .heard file is always whole, even when the player's destructor
+  // stops a copy that is still running (under load the count below could see a half-written file).
+  const std::string out = tmp.path.string() + "/$(basename \"$1\")";
+  std::ofstream(player) << "#!/bin/sh\ncp \"$1\" \"" << out << ".part\" && mv \"" << out << ".part\" \"" << out << ".heard\"\n";
   fs::permissions(player, fs::perms::owner_all);
   {
     EffectPlayer effects(player);
