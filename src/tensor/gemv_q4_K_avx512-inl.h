@@ -44,12 +44,14 @@ HWY_INLINE void gemv_q4_K_one_512(int64_t n, const uint8_t* w, size_t row_stride
   const auto* yb = reinterpret_cast<const BlockQ8_K*>(act);
   // 64-byte aligned (read as whole cache lines): the reordered activation (n bytes), then yd * the activation sum of
   // each 32-weight sub-block (nb x 8 floats), which the mins multiply (one FMA per block into the accumulator's lanes
-  // 0..7 instead of widening the bsums against them).
+  // 0..7 instead of widening the bsums against them). Block i's min terms are addressed from scratch at each use:
+  // through a pointer variable GCC 12 compiled the block loop differently (a scaled index, a shift more per block);
+  // this way it is the instructions of the former gemv_q4_K_tokens_512<1>.
   uint8_t* const scratch = gemv_scratch(static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float));
   int8_t* const reordered = reinterpret_cast<int8_t*>(scratch);
-  float* const min_terms = reinterpret_cast<float*>(scratch + n);
+  auto min_terms_of = [&](int64_t i) { return reinterpret_cast<float*>(scratch + n) + i * 8; };
   q4_K_gemv_activation(yb, nb, reordered);
-  q4_K_gemv_min_terms(yb, nb, min_terms);
+  q4_K_gemv_min_terms(yb, nb, min_terms_of(0));
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   // After vpackssdw(even, odd), int16 lane j holds sub-block j / 4 (chunk c: 4 lanes of 2c, then 4 of 2c + 1).
   const __m512i scale_index = _mm512_set_epi16(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2,
@@ -122,7 +124,7 @@ HWY_INLINE void gemv_q4_K_one_512(int64_t n, const uint8_t* w, size_t row_stride
       const Unpacked u = unpack(x[i]);
       const int8_t* p = reordered + i * kQK_K;
       const __m512i ya[4] = {load512(p), load512(p + 64), load512(p + 128), load512(p + 192)};
-      accumulate(u, ya, yb[i].d, min_terms + i * 8, acc);
+      accumulate(u, ya, yb[i].d, min_terms_of(i), acc);
     }
     y[r] = _mm512_reduce_add_ps(acc);
   }
