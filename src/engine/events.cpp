@@ -1,4 +1,5 @@
 // Event JSON: each struct lists its fields once (describe()); one writer and one checking reader walk that list.
+// The reader reads each value through JsonView and keeps its own messages ("dialogue: field \"speaker\": missing").
 #include "engine/events.h"
 
 #include <limits>
@@ -7,58 +8,65 @@
 
 #include <fmt/format.h>
 
+#include "base/json_view.h"
+
 namespace fabula::engine {
 
 using nlohmann::json;
 
 namespace {
 
-// ---- values ----
+// ---- values: JsonView's typed reads, under this reader's messages ("where: expected a string") ----
 
 std::string quoted_field(std::string_view where, std::string_view key) {
   return fmt::format("{}: field \"{}\"", where, key);
 }
 
-Status decode(const json& v, std::string& out, const std::string& where) {
-  if (!v.is_string()) return make_error(ErrorCode::kParse, "{}: expected a string", where);
-  out = v.get<std::string>();
-  return ok_status();
+Error expected(std::string_view where, std::string_view what) {
+  return make_error(ErrorCode::kParse, "{}: expected {}", where, what);
 }
-Status decode(const json& v, bool& out, const std::string& where) {
-  if (!v.is_boolean()) return make_error(ErrorCode::kParse, "{}: expected true or false", where);
-  out = v.get<bool>();
-  return ok_status();
-}
-template <typename Int>
-Status decode_integer(const json& v, Int& out, const std::string& where) {
-  if (!v.is_number_integer()) return make_error(ErrorCode::kParse, "{}: expected an integer", where);
-  constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<Int>::max());
-  bool fits;
-  if (v.is_number_unsigned()) {
-    fits = v.get<uint64_t>() <= kMax;
-  } else {
-    int64_t x = v.get<int64_t>();
-    fits = x >= 0 ? static_cast<uint64_t>(x) <= kMax
-                  : std::numeric_limits<Int>::is_signed && x >= static_cast<int64_t>(std::numeric_limits<Int>::min());
-  }
-  if (!fits) return make_error(ErrorCode::kParse, "{}: {} is out of range", where, v.dump());
-  out = v.get<Int>();
-  return ok_status();
-}
-Status decode(const json& v, int& out, const std::string& where) { return decode_integer(v, out, where); }
-Status decode(const json& v, int64_t& out, const std::string& where) { return decode_integer(v, out, where); }
-Status decode(const json& v, uint64_t& out, const std::string& where) { return decode_integer(v, out, where); }
-Status decode(const json& v, StageSprite& out, const std::string& where);
-Status decode(const json& v, SceneState& out, const std::string& where);
-Status decode(const json& v, SceneEvent& out, const std::string& where);
-Status decode(const json& v, BeatSummary& out, const std::string& where);
+
 template <typename T>
-Status decode(const json& v, std::vector<T>& out, const std::string& where) {
-  if (!v.is_array()) return make_error(ErrorCode::kParse, "{}: expected an array", where);
+Status take(Result<T> read, T& out, std::string_view where, std::string_view what) {
+  if (!read.ok()) return expected(where, what);
+  out = std::move(*read);
+  return ok_status();
+}
+
+Status decode(const JsonView& v, std::string& out, const std::string& where) {
+  return take(v.string(), out, where, "a string");
+}
+Status decode(const JsonView& v, bool& out, const std::string& where) {
+  return take(v.boolean(), out, where, "true or false");
+}
+// Events write integers as JSON integers, so a float (even 2.0, which JsonView::integer takes) is refused; a
+// JsonView read that fails after that check failed on the range.
+template <typename Int>
+Status decode_integer(const JsonView& v, Int& out, const std::string& where) {
+  if (!v.raw().is_number_integer()) return expected(where, "an integer");
+  auto x = [&] {
+    if constexpr (std::is_same_v<Int, uint64_t>) return v.unsigned_integer();
+    else return v.integer(std::numeric_limits<Int>::min(), std::numeric_limits<Int>::max());
+  }();
+  if (!x.ok()) return make_error(ErrorCode::kParse, "{}: {} is out of range", where, dump_json(v.raw()));
+  out = static_cast<Int>(*x);
+  return ok_status();
+}
+Status decode(const JsonView& v, int& out, const std::string& where) { return decode_integer(v, out, where); }
+Status decode(const JsonView& v, int64_t& out, const std::string& where) { return decode_integer(v, out, where); }
+Status decode(const JsonView& v, uint64_t& out, const std::string& where) { return decode_integer(v, out, where); }
+Status decode(const JsonView& v, StageSprite& out, const std::string& where);
+Status decode(const JsonView& v, SceneState& out, const std::string& where);
+Status decode(const JsonView& v, SceneEvent& out, const std::string& where);
+Status decode(const JsonView& v, BeatSummary& out, const std::string& where);
+template <typename T>
+Status decode(const JsonView& v, std::vector<T>& out, const std::string& where) {
+  auto items = v.elements();
+  if (!items.ok()) return expected(where, "an array");
   out.clear();
-  for (size_t i = 0; i < v.size(); ++i) {
+  for (size_t i = 0; i < items->size(); ++i) {
     T item{};
-    FABULA_TRY(decode(v[i], item, fmt::format("{}[{}]", where, i)));
+    FABULA_TRY(decode((*items)[i], item, fmt::format("{}[{}]", where, i)));
     out.push_back(std::move(item));
   }
   return ok_status();
@@ -100,18 +108,22 @@ class Writer {
   json j = json::object();
 };
 
+// An object's members, null ones included: a null field is a wrong type here, not an absent one as for
+// JsonView::find.
+using Members = std::vector<std::pair<std::string, JsonView>>;
+
 class Reader {
  public:
-  Reader(const json& j, std::string where) : j_(j), where_(std::move(where)) {}
+  Reader(const Members& members, std::string where) : members_(members), where_(std::move(where)) {}
   template <typename T>
   void field(const char* key, T& v) {
-    if (status_.ok() && !j_.contains(key))
+    if (status_.ok() && !lookup(key))
       status_ = make_error(ErrorCode::kParse, "{}: missing", quoted_field(where_, key));
     read(key, v);
   }
   template <typename T>
   void optional(const char* key, std::optional<T>& v) {
-    if (!j_.contains(key)) return;
+    if (!lookup(key)) return;
     v.emplace();
     read(key, *v);
   }
@@ -122,20 +134,26 @@ class Reader {
   void known(const char* key) { seen_.insert(key); }
   Status finish() {
     if (!status_.ok()) return status_;
-    for (const auto& [key, value] : j_.items())
+    for (const auto& [key, value] : members_)
       if (!seen_.count(key))
         return make_error(ErrorCode::kParse, "{}: unknown field \"{}\"", where_, key);
     return ok_status();
   }
 
  private:
+  const JsonView* lookup(std::string_view key) const {
+    for (const auto& [k, v] : members_)
+      if (k == key) return &v;
+    return nullptr;
+  }
   template <typename T>
   void read(const char* key, T& v) {
     seen_.insert(key);
-    if (!status_.ok() || !j_.contains(key)) return;
-    status_ = decode(j_[key], v, quoted_field(where_, key));
+    const JsonView* value = lookup(key);
+    if (!status_.ok() || !value) return;
+    status_ = decode(*value, v, quoted_field(where_, key));
   }
-  const json& j_;
+  const Members& members_;
   std::string where_;
   std::set<std::string> seen_;
   Status status_ = ok_status();
@@ -225,9 +243,10 @@ void describe_event(W& w, E& e) {
 }
 
 template <typename T>
-Status read_struct(const json& v, T& out, const std::string& where) {
-  if (!v.is_object()) return make_error(ErrorCode::kParse, "{}: expected an object", where);
-  Reader r(v, where);
+Status read_struct(const JsonView& v, T& out, const std::string& where) {
+  auto members = v.members();
+  if (!members.ok()) return expected(where, "an object");
+  Reader r(*members, where);
   describe(r, out);
   return r.finish();
 }
@@ -238,13 +257,13 @@ json write_struct(const T& v) {
   return std::move(w.j);
 }
 
-Status decode(const json& v, StageSprite& out, const std::string& where) { return read_struct(v, out, where); }
-Status decode(const json& v, SceneState& out, const std::string& where) {
+Status decode(const JsonView& v, StageSprite& out, const std::string& where) { return read_struct(v, out, where); }
+Status decode(const JsonView& v, SceneState& out, const std::string& where) {
   FABULA_TRY(read_struct(v, out, where));
   if (out.place.empty()) return make_error(ErrorCode::kParse, "{}: must not be empty", quoted_field(where, "place"));
   return ok_status();
 }
-Status decode(const json& v, BeatSummary& out, const std::string& where) { return read_struct(v, out, where); }
+Status decode(const JsonView& v, BeatSummary& out, const std::string& where) { return read_struct(v, out, where); }
 json encode(const StageSprite& v) { return write_struct(v); }
 
 template <typename Variant>
@@ -260,18 +279,20 @@ json write_event(const Variant& e) {
 }
 
 template <typename Variant, size_t... I>
-Result<Variant> read_event(const json& j, const std::string& where, std::index_sequence<I...>) {
+Result<Variant> read_event(const JsonView& v, const std::string& where, std::index_sequence<I...>) {
   const std::string at = where.empty() ? std::string("event") : where;
-  if (!j.is_object()) return make_error(ErrorCode::kParse, "{}: expected an object", at);
-  if (!j.contains("type") || !j["type"].is_string())
+  auto members = v.members();
+  if (!members.ok()) return expected(at, "an object");
+  std::optional<JsonView> tag = v.find("type");
+  if (!tag || !tag->is_string())
     return make_error(ErrorCode::kParse, "{}: field \"type\": expected a string naming the event type", at);
-  std::string type = j["type"].get<std::string>();
+  FABULA_ASSIGN(const std::string type, tag->string());
   std::optional<Result<Variant>> out;
-  auto try_one = [&](auto tag) {
-    using T = typename decltype(tag)::type;
+  auto try_one = [&](auto alternative) {
+    using T = typename decltype(alternative)::type;
     if (out || T::kType != type) return;
     T ev{};
-    Reader r(j, where.empty() ? type : fmt::format("{}: {}", where, type));
+    Reader r(*members, where.empty() ? type : fmt::format("{}: {}", where, type));
     r.known("type");
     describe_event(r, ev);
     Status st = r.finish();
@@ -283,11 +304,11 @@ Result<Variant> read_event(const json& j, const std::string& where, std::index_s
 }
 
 template <typename Variant>
-Result<Variant> read_event(const json& j, const std::string& where) {
-  return read_event<Variant>(j, where, std::make_index_sequence<std::variant_size_v<Variant>>{});
+Result<Variant> read_event(const JsonView& v, const std::string& where) {
+  return read_event<Variant>(v, where, std::make_index_sequence<std::variant_size_v<Variant>>{});
 }
 
-Status decode(const json& v, SceneEvent& out, const std::string& where) {
+Status decode(const JsonView& v, SceneEvent& out, const std::string& where) {
   FABULA_ASSIGN(out, read_event<SceneEvent>(v, where));
   return ok_status();
 }
@@ -306,7 +327,7 @@ json SceneState::to_json() const { return write_struct(*this); }
 
 Result<SceneState> SceneState::from_json(const json& j) {
   SceneState s;
-  FABULA_TRY(decode(j, s, "scene state"));
+  FABULA_TRY(decode(JsonView(j, "scene state"), s, "scene state"));
   return s;
 }
 
@@ -341,16 +362,16 @@ json to_json(const SceneEvent& e) { return write_event(e); }
 json to_json(const std::vector<SceneEvent>& events) { return encode(events); }
 json to_json(const BeatSummary& b) { return write_struct(b); }
 
-Result<Event> event_from_json(const json& j) { return read_event<Event>(j, ""); }
-Result<SceneEvent> scene_event_from_json(const json& j) { return read_event<SceneEvent>(j, ""); }
+Result<Event> event_from_json(const json& j) { return read_event<Event>(JsonView(j, "event"), ""); }
+Result<SceneEvent> scene_event_from_json(const json& j) { return read_event<SceneEvent>(JsonView(j, "event"), ""); }
 Result<std::vector<SceneEvent>> scene_events_from_json(const json& j) {
   std::vector<SceneEvent> out;
-  FABULA_TRY(decode(j, out, "events"));
+  FABULA_TRY(decode(JsonView(j, "events"), out, "events"));
   return out;
 }
 Result<BeatSummary> beat_summary_from_json(const json& j) {
   BeatSummary b;
-  FABULA_TRY(read_struct(j, b, "beat"));
+  FABULA_TRY(read_struct(JsonView(j, "beat"), b, "beat"));
   return b;
 }
 

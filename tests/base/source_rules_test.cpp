@@ -28,6 +28,7 @@ const char* kReaders[] = {
     "src/protocol/manifest.cpp",        // story packages: tools and value sets
     "src/engine/save_store.cpp",        // saves and imports
     "src/engine/game.cpp",              // imports
+    "src/engine/events.cpp",            // events in saves, imports and the player's stream
     "src/engine/scripted_narrator.cpp", // beat JSONL fixtures
     "src/text/tokenizer_json.cpp",      // tokenizer.json, tokenizer_config.json, the chat template
     "src/format/hf_config.cpp",         // HF config.json
