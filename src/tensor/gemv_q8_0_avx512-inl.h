@@ -227,13 +227,17 @@ HWY_INLINE void gemv_q8_0_like_rows_step_vbmi(const uint8_t* const (&x)[kRows], 
   for (int k = 0; k < kRows; k += 2) {
     __m512i partials[2];
     __m256 dw[2];
-    for (int h = 0; h < 2; ++h) {
+    // Row k + h's block pair partials and scales. Called once per row by hand: GCC kept a two-row loop rolled and
+    // passed partials and dw through the stack (GemvKernel/q5_0/704 +15%, BENCHMARKS.md "Decode round 7").
+    auto row = [&](int h) __attribute__((always_inline)) {
       __m512i u[4], s[4];
       unpack_q8_0_like_step_vbmi<kType, Block, kCount>(x[k + h], i, u, dw[h], ahead);
       for (int p = 0; p < 4; ++p) s[p] = here(2 * p) ? dp_u8s8_512(_mm512_setzero_si512(), u[p], a[p]) : _mm512_setzero_si512();
       partials[h] = kType == GgmlType::kQ8_0 ? block_pair_partials(s[0], s[1], s[2], s[3])
                                              : block_pair_partials_int16(s[0], s[1], s[2], s[3]);
-    }
+    };
+    row(0);
+    row(1);
     // block_totals of both rows at once: row k's totals in lanes 0..7, row k + 1's in 8..15.
     const __m512i even = _mm512_shuffle_i32x4(partials[0], partials[1], _MM_SHUFFLE(2, 0, 2, 0));
     const __m512i odd = _mm512_shuffle_i32x4(partials[0], partials[1], _MM_SHUFFLE(3, 1, 3, 1));
