@@ -86,6 +86,19 @@ HWY_INLINE __m256 gemv_q8_0_like_step_512(const uint8_t* x, int64_t i, const Blo
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
+// The nibbles of vpermb-placed Q5_0 / Q4_0 bytes (unpack_q8_0_like_step_vbmi): each byte's low nibble in qwords 0, 1,
+// 4, 5 and its high nibble in qwords 2, 3, 6, 7, the other four bits zero, by one GF2P8AFFINEQB (a bit matrix per
+// qword) instead of a shift and an and. Inline assembly: Highway's AVX3_DL target does not enable GFNI, so callers
+// check for it at run time (gemv_q8_0_like_avx512).
+HWY_INLINE __m512i gf2p8affine_nibbles(__m512i placed) {
+  // Result bit b (b < 4) is the parity of byte 7 - b of the qword's matrix and the input: bit b (low) or b + 4 (high).
+  constexpr long long kLow = 0x0102040800000000LL, kHigh = 0x1020408000000000LL;
+  const __m512i matrix = _mm512_setr_epi64(kLow, kLow, kHigh, kHigh, kLow, kLow, kHigh, kHigh);
+  __m512i nibbles;
+  asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(nibbles) : "v"(placed), "v"(matrix));
+  return nibbles;
+}
+
 // The same step with VBMI / BITALG (AVX3_DL), the same block sums and f32 steps (so bit-identical), in about half the
 // instructions: decode is compute-bound on this kernel when memory is fast, and most of the step above goes to
 // gathering bytes (two 16-byte nibble loads, the fifth bits through general registers, eight 2-byte scale loads).
@@ -98,7 +111,9 @@ HWY_INLINE __m256 gemv_q8_0_like_step_512(const uint8_t* x, int64_t i, const Blo
 // The weight half of a step (shared with the one-token kernel over several rows below): blocks i .. i + kCount - 1
 // of a row as four vectors u[p] of gemv's unsigned bytes (blocks 2p and 2p + 1; zero where absent) and their scales
 // dw in the reduced lane order.
-template <GgmlType kType, typename Block, int kCount>
+// kGfni (Q5_0 / Q4_0, a CPU with GFNI): the nibbles through gf2p8affine_nibbles and the fifth bit by a masked byte
+// add, two instructions instead of a shift, a mask-to-vector move and a ternary logic; the same bytes.
+template <GgmlType kType, typename Block, int kCount, bool kGfni = false>
 HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i (&u)[4], __m256& dw,
                                            size_t ahead = kPrefetchBytes) {
   constexpr int kBytes = static_cast<int>(sizeof(Block));
@@ -141,6 +156,17 @@ HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i 
       u[p] = _mm512_xor_si512(join256(load256(b0 + 2), w1), _mm512_set1_epi8(static_cast<char>(0x80)));
     } else {
       const __m512i placed = _mm512_permutexvar_epi8(_mm512_load_si512(kNibbleIndex.data()), pair[p]);
+      if constexpr (kGfni) {
+        const __m512i nibbles = gf2p8affine_nibbles(placed);
+        if constexpr (kType == GgmlType::kQ5_0) {
+          const __m512i qh = _mm512_permutexvar_epi8(_mm512_load_si512(kHighIndex.data()), pair[p]);
+          const __mmask64 fifth = _mm512_bitshuffle_epi64_mask(qh, _mm512_load_si512(kBitIndex.data()));
+          u[p] = _mm512_mask_add_epi8(nibbles, fifth, nibbles, _mm512_set1_epi8(0x10));
+        } else {
+          u[p] = nibbles;
+        }
+        continue;
+      }
       const __m512i nibbles = _mm512_srlv_epi64(placed, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
       if constexpr (kType == GgmlType::kQ5_0) {
         const __m512i qh = _mm512_permutexvar_epi8(_mm512_load_si512(kHighIndex.data()), pair[p]);
@@ -206,7 +232,8 @@ HWY_INLINE void q8_0_gemv_activation(const BlockQ8_0* x, int64_t blocks, int8_t*
 // share is done once: the activation's loads, its scales and sums, and per two rows the last reduction level, the
 // conversion and the FMA at 512 bits (acc[k / 2]: row k in lanes 8 (k % 2) .. 8 (k % 2) + 7). A 704-column expert
 // row has only 22 blocks, so this per-step and per-row work was a large part of its time.
-template <GgmlType kType, typename Block, int kCount, int kRows>
+// kGfni: the nibbles through gf2p8affine_nibbles (the same bytes).
+template <GgmlType kType, typename Block, int kCount, int kRows, bool kGfni>
 HWY_INLINE void gemv_q8_0_like_rows_step_vbmi(const uint8_t* const (&x)[kRows], int64_t i, const int8_t* act,
                                               const float* act_scales, const int32_t* act_sums, size_t ahead,
                                               __m512 (&acc)[kRows / 2]) {
@@ -228,10 +255,11 @@ HWY_INLINE void gemv_q8_0_like_rows_step_vbmi(const uint8_t* const (&x)[kRows], 
     __m512i partials[2];
     __m256 dw[2];
     // Row k + h's block pair partials and scales. Called once per row by hand: GCC kept a two-row loop rolled and
-    // passed partials and dw through the stack (GemvKernel/q5_0/704 +15%, BENCHMARKS.md "Decode round 7").
+    // passed partials and dw through the stack (GemvKernel/q5_0/704 28.3 -> 32.8 GiB/s, q5_0/2816 32.8 -> 37.2,
+    // BENCHMARKS.md "Decode round 7").
     auto row = [&](int h) __attribute__((always_inline)) {
       __m512i u[4], s[4];
-      unpack_q8_0_like_step_vbmi<kType, Block, kCount>(x[k + h], i, u, dw[h], ahead);
+      unpack_q8_0_like_step_vbmi<kType, Block, kCount, kGfni>(x[k + h], i, u, dw[h], ahead);
       for (int p = 0; p < 4; ++p) s[p] = here(2 * p) ? dp_u8s8_512(_mm512_setzero_si512(), u[p], a[p]) : _mm512_setzero_si512();
       partials[h] = kType == GgmlType::kQ8_0 ? block_pair_partials(s[0], s[1], s[2], s[3])
                                              : block_pair_partials_int16(s[0], s[1], s[2], s[3]);
@@ -316,8 +344,11 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
 #if HWY_TARGET == HWY_AVX3_DL
 // One token against `rows` rows, eight rows per pass (gemv_q8_0_like_rows_step_vbmi; against four, one core in L2:
 // GemvKernel/q8_0/704 and q5_0/704 +9%, the 2816-column rows +0-3%): every row's sum bit for bit
-// the one-token gemv_q8_0_like_tokens_vbmi's. Decode takes it for Q5_0 / Q4_0 (gemv_q8_0_like_avx512).
-template <GgmlType kType, typename Block>
+// the one-token gemv_q8_0_like_tokens_vbmi's. Decode takes it for Q5_0 / Q4_0 (gemv_q8_0_like_avx512), with kGfni
+// where the CPU has GFNI: the nibbles by one GF2P8AFFINEQB and the fifth bit by one masked byte add (against the
+// shift, mask-to-vector move and ternary logic: GemvKernel/q5_0/704 32.8 -> 34.4 GiB/s, q5_0/2816 37.2 -> 39.8,
+// BENCHMARKS.md "Decode round 7").
+template <GgmlType kType, typename Block, bool kGfni>
 HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                         const float* act_scales, const int32_t* act_sums, float* y) {
   constexpr int kRows = 8;
@@ -336,9 +367,9 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
     __m512 acc[kRows / 2];
     for (auto& v : acc) v = _mm512_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 <= nb; i += 8) gemv_q8_0_like_rows_step_vbmi<kType, Block, 8, kRows>(x, i, a, act_scales, act_sums, ahead, acc);
+    for (; i + 8 <= nb; i += 8) gemv_q8_0_like_rows_step_vbmi<kType, Block, 8, kRows, kGfni>(x, i, a, act_scales, act_sums, ahead, acc);
     for_remainder_blocks(nb - i, [&](auto count) {
-      gemv_q8_0_like_rows_step_vbmi<kType, Block, decltype(count)::value, kRows>(x, i, a, act_scales, act_sums, ahead, acc);
+      gemv_q8_0_like_rows_step_vbmi<kType, Block, decltype(count)::value, kRows, kGfni>(x, i, a, act_scales, act_sums, ahead, acc);
     });
     for (int k = 0; k < kRows / 4; ++k) store_hsum_4_rows(acc[2 * k], acc[2 * k + 1], y + r + 4 * k);
   }
@@ -363,7 +394,12 @@ void gemv_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64
   if constexpr (kType == GgmlType::kQ8_0) {
     gemv_q8_0_like_tokens_vbmi<kType, Block, 1>(n, w, row_stride, rows, act, 0, act_scales, act_sums, y, 0);
   } else {
-    gemv_q8_0_like_one_vbmi<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
+    static const bool gfni = __builtin_cpu_supports("gfni");
+    if (gfni) {
+      gemv_q8_0_like_one_vbmi<kType, Block, true>(n, w, row_stride, rows, act, act_scales, act_sums, y);
+    } else {
+      gemv_q8_0_like_one_vbmi<kType, Block, false>(n, w, row_stride, rows, act, act_scales, act_sums, y);
+    }
   }
 #else
   gemv_q8_0_like_512<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
