@@ -7,7 +7,7 @@
 
 #include "base/file.h"
 #include "base/json_view.h"
-#include "base/lines.h"
+#include "base/jsonl.h"
 #include "command.h"
 #include "text/tokenizer.h"
 
@@ -43,10 +43,8 @@ FABULA_COMMAND(tokenize, "Tokenize text with a tokenizer.json or GGUF vocabulary
     }
     auto rows = read_file_text(opt->jsonl);
     if (!rows) return app::report_error(rows.error());
-    auto done = for_each_line(*rows, [&](std::string_view line, int line_no, bool) -> Status {
-      const std::string at = fmt::format("{}:{}", opt->jsonl, line_no);
-      FABULA_ASSIGN(nlohmann::json row, parse_json(line, at));
-      FABULA_ASSIGN(std::string row_text, JsonView(row, at).string("text"));
+    auto done = for_each_jsonl_object(*rows, opt->jsonl, [&](const JsonView& row) -> Status {
+      FABULA_ASSIGN(std::string row_text, row.string("text"));
       std::printf("{\"ids\": %s}\n", ids_json(tok->encode(row_text, bos, !opt->no_special)).c_str());
       return ok_status();
     });

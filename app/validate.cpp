@@ -7,7 +7,7 @@
 
 #include "base/file.h"
 #include "base/json_view.h"
-#include "base/lines.h"
+#include "base/jsonl.h"
 #include "command.h"
 #include "story_args.h"
 #include "protocol/manifest.h"
@@ -41,17 +41,13 @@ Result<std::vector<BeatInput>> read_inputs(const std::string& path) {
     out.push_back({path, std::move(text), {}});
     return out;
   }
-  FABULA_TRY(for_each_line(text, [&](std::string_view line, int line_no, bool) -> Status {
-    const std::string at = fmt::format("{}:{}", path, line_no);
-    FABULA_ASSIGN(nlohmann::json doc, parse_json(line, at));
-    JsonView j(doc, at);
-    FABULA_TRY(j.expect_object());
+  FABULA_TRY(for_each_jsonl_object(text, path, [&](const JsonView& j) -> Status {
     BeatInput in;
     FABULA_ASSIGN(in.beat, j.string("beat"));
     if (auto id = j.find("id"); id && id->is_number()) {
       in.id = dump_json(id->raw());
     } else {
-      FABULA_ASSIGN(in.id, j.string_or("id", at));
+      FABULA_ASSIGN(in.id, j.string_or("id", j.where()));
     }
     FABULA_ASSIGN(in.cast, j.strings_or_empty("cast"));
     out.push_back(std::move(in));

@@ -16,6 +16,7 @@
 #include "base/ascii.h"
 #include "base/file.h"
 #include "base/json_view.h"
+#include "base/jsonl.h"
 #include "base/lines.h"
 #include "base/progress.h"
 #include "engine/prompt.h"
@@ -30,11 +31,8 @@ using nlohmann::json;
 Result<std::vector<EvalScene>> parse_eval_scenes(std::string_view jsonl, const std::string& where) {
   std::vector<EvalScene> out;
   std::set<std::string> ids;
-  FABULA_TRY(for_each_line(jsonl, [&](std::string_view line, int line_no, bool) -> Status {
-    std::string at = fmt::format("{}:{}", where, line_no);
-    FABULA_ASSIGN(json doc, parse_json(line, at));
-    JsonView j(doc, at);
-    FABULA_TRY(j.expect_object());
+  FABULA_TRY(for_each_jsonl_object(jsonl, where, [&](const JsonView& j) -> Status {
+    const std::string& at = j.where();
     EvalScene s;
     FABULA_ASSIGN(s.id, j.string("id"));
     FABULA_ASSIGN(std::string story, j.string_or("story", ""));

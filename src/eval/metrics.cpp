@@ -6,7 +6,7 @@
 #include <unordered_set>
 
 #include "base/json_view.h"
-#include "base/lines.h"
+#include "base/jsonl.h"
 #include "protocol/unicode.h"
 #include "protocol/validator.h"
 
@@ -234,11 +234,7 @@ MetricsReport compute_metrics(std::span<const SceneSample> scenes, const protoco
 
 Result<std::vector<SceneSample>> parse_scene_rows(std::string_view jsonl, const std::string& where) {
   std::vector<SceneSample> out;
-  FABULA_TRY(for_each_line(jsonl, [&](std::string_view line, int line_no, bool) -> Status {
-    const std::string at = fmt::format("{}:{}", where, line_no);
-    FABULA_ASSIGN(nlohmann::json doc, parse_json(line, at));
-    JsonView j(doc, at);
-    FABULA_TRY(j.expect_object());
+  FABULA_TRY(for_each_jsonl_object(jsonl, where, [&](const JsonView& j) -> Status {
     SceneSample s;
     FABULA_ASSIGN(s.beat, j.string("beat"));
     FABULA_ASSIGN(JsonView scene, j.field("scene"));
