@@ -14,10 +14,16 @@ namespace fabula {
 
 namespace {
 
-// An open descriptor of a regular file and its size; the caller closes fd.
+// An open descriptor of a regular file and its size, closed when this goes (a mapping stays valid without it).
 struct OpenedFile {
-  int fd = -1;
-  size_t size = 0;
+  OpenedFile(int fd, size_t size) : fd(fd), size(size) {}
+  OpenedFile(OpenedFile&& other) noexcept : fd(std::exchange(other.fd, -1)), size(other.size) {}
+  OpenedFile& operator=(OpenedFile&&) = delete;
+  ~OpenedFile() {
+    if (fd >= 0) ::close(fd);
+  }
+  int fd;
+  size_t size;
 };
 
 Result<OpenedFile> open_regular_file(const std::string& path) {
@@ -26,73 +32,55 @@ Result<OpenedFile> open_regular_file(const std::string& path) {
     return make_error(errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo, "{}: cannot open: {}", path,
                       std::strerror(errno));
   }
+  OpenedFile opened(fd, 0);
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return make_error(ErrorCode::kIo, "{}: cannot stat: {}", path, std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return make_error(ErrorCode::kInvalidArgument, "{}: not a regular file", path);
-  }
-  return OpenedFile{fd, static_cast<size_t>(st.st_size)};
+  if (::fstat(fd, &st) != 0) return make_error(ErrorCode::kIo, "{}: cannot stat: {}", path, std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return make_error(ErrorCode::kInvalidArgument, "{}: not a regular file", path);
+  opened.size = static_cast<size_t>(st.st_size);
+  return opened;
 }
 
 }  // namespace
 
-Result<MappedFile> MappedFile::open(const std::string& path) {
-  FABULA_ASSIGN(OpenedFile opened, open_regular_file(path));
-  const int fd = opened.fd;
+Result<MappedFile> MappedFile::mapping(const std::string& path, size_t size, int prot, int flags, int fd,
+                                       std::string_view what) {
   MappedFile file;
   file.path_ = path;
-  file.size_ = opened.size;
-  if (file.size_ > 0) {
-    void* p = ::mmap(nullptr, file.size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
-      return make_error(ErrorCode::kIo, "{}: cannot mmap {} bytes: {}", path, file.size_, std::strerror(err));
-    }
-    file.data_ = static_cast<const uint8_t*>(p);
-  }
-  ::close(fd);  // the mapping stays valid without the descriptor
+  file.size_ = size;
+  if (size == 0) return file;
+  void* p = ::mmap(nullptr, size, prot, flags, fd, 0);
+  if (p == MAP_FAILED)
+    return make_error(ErrorCode::kIo, "{}: cannot {} {} bytes: {}", path, what, size, std::strerror(errno));
+  file.data_ = static_cast<const uint8_t*>(p);  // owned from here: released on every path
   return file;
 }
 
+Result<MappedFile> MappedFile::open(const std::string& path) {
+  FABULA_ASSIGN(const OpenedFile opened, open_regular_file(path));
+  return mapping(path, opened.size, PROT_READ, MAP_PRIVATE, opened.fd, "mmap");
+}
+
 Result<MappedFile> MappedFile::read(const std::string& path) {
-  FABULA_ASSIGN(OpenedFile opened, open_regular_file(path));
-  const int fd = opened.fd;
-  MappedFile file;
-  file.path_ = path;
-  file.size_ = opened.size;
-  if (file.size_ > 0) {
-    void* p = ::mmap(nullptr, file.size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
-      return make_error(ErrorCode::kIo, "{}: cannot allocate {} bytes: {}", path, file.size_, std::strerror(err));
-    }
-    file.data_ = static_cast<const uint8_t*>(p);  // owned from here: released on every path below
+  FABULA_ASSIGN(const OpenedFile opened, open_regular_file(path));
+  FABULA_ASSIGN(MappedFile file,
+                mapping(path, opened.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, "allocate"));
+  auto* p = const_cast<uint8_t*>(file.data_);
+  if (p == nullptr) return file;
 #ifdef MADV_HUGEPAGE
-    // Before the first touch: the read below faults every page in, and only pages faulted after this advice come
-    // as 2 MiB pages (advice given later, as advise_hugepages() does, waits for khugepaged to collapse them).
-    ::madvise(p, file.size_, MADV_HUGEPAGE);
+  // Before the first touch: the read below faults every page in, and only pages faulted after this advice come
+  // as 2 MiB pages (advice given later, as advise_hugepages() does, waits for khugepaged to collapse them).
+  ::madvise(p, file.size_, MADV_HUGEPAGE);
 #endif
-    size_t done = 0;
-    while (done < file.size_) {
-      ssize_t n = ::read(fd, static_cast<uint8_t*>(p) + done, file.size_ - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        int err = n < 0 ? errno : EIO;
-        ::close(fd);
-        return make_error(ErrorCode::kIo, "{}: read failed after {} of {} bytes: {}", path, done, file.size_,
-                          std::strerror(err));
-      }
-      done += static_cast<size_t>(n);
+  size_t done = 0;
+  while (done < file.size_) {
+    ssize_t n = ::read(opened.fd, p + done, file.size_ - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return make_error(ErrorCode::kIo, "{}: read failed after {} of {} bytes: {}", path, done, file.size_,
+                        std::strerror(n < 0 ? errno : EIO));
     }
+    done += static_cast<size_t>(n);
   }
-  ::close(fd);
   return file;
 }
 

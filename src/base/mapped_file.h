@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
 
@@ -42,6 +43,10 @@ class MappedFile {
   Status lock() const;
 
  private:
+  // `size` bytes mapped with ::mmap's prot, flags and fd (nothing for 0), owned by the result; the error names
+  // path and `what` failed ("mmap", "allocate").
+  static Result<MappedFile> mapping(const std::string& path, size_t size, int prot, int flags, int fd,
+                                    std::string_view what);
   void release();
 
   const uint8_t* data_ = nullptr;
