@@ -92,6 +92,54 @@ void put_float(Buffer& b, GgufValueType t, double d) {
   }
 }
 
+// One scalar, or one array element, of tag t; false when it does not fit t.
+bool put_element(Buffer& b, GgufValueType t, uint64_t u) {
+  if (!fits(t, u)) return false;
+  put_unsigned(b, t, u);
+  return true;
+}
+bool put_element(Buffer& b, GgufValueType t, int64_t i) {
+  if (!fits(t, i)) return false;
+  put_signed(b, t, i);
+  return true;
+}
+bool put_element(Buffer& b, GgufValueType t, double d) {
+  put_float(b, t, d);
+  return true;
+}
+bool put_element(Buffer& b, GgufValueType, bool x) {
+  b.put<uint8_t>(x ? 1 : 0);
+  return true;
+}
+bool put_element(Buffer& b, GgufValueType, const std::string& s) {
+  b.str(s);
+  return true;
+}
+
+// v.data as one T, or as std::vector<T> (count, then elements) for an array; false when the variant alternative
+// or a value does not match tag t.
+template <typename T>
+bool put_as(Buffer& b, GgufValueType t, const GgufValue& v, bool array) {
+  if (!array) {
+    const auto* x = std::get_if<T>(&v.data);
+    return x && put_element(b, t, *x);
+  }
+  const auto* a = std::get_if<std::vector<T>>(&v.data);
+  if (!a) return false;
+  b.put<uint64_t>(a->size());
+  for (const auto& x : *a)
+    if (!put_element(b, t, static_cast<T>(x))) return false;
+  return true;
+}
+
+bool put_typed(Buffer& b, GgufValueType t, const GgufValue& v, bool array) {
+  if (is_unsigned(t)) return put_as<uint64_t>(b, t, v, array);
+  if (is_signed(t)) return put_as<int64_t>(b, t, v, array);
+  if (is_float(t)) return put_as<double>(b, t, v, array);
+  if (t == GgufValueType::kBool) return put_as<bool>(b, t, v, array);
+  return put_as<std::string>(b, t, v, array);
+}
+
 // Serialises one value after checking that its variant alternative and range match its type tag.
 Status put_value(Buffer& b, const std::string& key, const GgufValue& v) {
   auto mismatch = [&] {
@@ -101,67 +149,11 @@ Status put_value(Buffer& b, const std::string& key, const GgufValue& v) {
                           : std::string(gguf_value_type_name(v.type)));
   };
   if (!is_valid_value_type(static_cast<uint32_t>(v.type))) return mismatch();
-  const GgufValueType t = v.type;
-  if (t != GgufValueType::kArray) {
-    if (is_unsigned(t)) {
-      const auto* u = std::get_if<uint64_t>(&v.data);
-      if (!u || !fits(t, *u)) return mismatch();
-      put_unsigned(b, t, *u);
-    } else if (is_signed(t)) {
-      const auto* i = std::get_if<int64_t>(&v.data);
-      if (!i || !fits(t, *i)) return mismatch();
-      put_signed(b, t, *i);
-    } else if (is_float(t)) {
-      const auto* d = std::get_if<double>(&v.data);
-      if (!d) return mismatch();
-      put_float(b, t, *d);
-    } else if (t == GgufValueType::kBool) {
-      const auto* x = std::get_if<bool>(&v.data);
-      if (!x) return mismatch();
-      b.put<uint8_t>(*x ? 1 : 0);
-    } else {
-      const auto* s = std::get_if<std::string>(&v.data);
-      if (!s) return mismatch();
-      b.str(*s);
-    }
-    return ok_status();
-  }
+  if (v.type != GgufValueType::kArray) return put_typed(b, v.type, v, /*array=*/false) ? ok_status() : mismatch();
   const GgufValueType et = v.array_type;
   if (et == GgufValueType::kArray || !is_valid_value_type(static_cast<uint32_t>(et))) return mismatch();
   b.put<uint32_t>(static_cast<uint32_t>(et));
-  if (is_unsigned(et)) {
-    const auto* a = std::get_if<std::vector<uint64_t>>(&v.data);
-    if (!a) return mismatch();
-    b.put<uint64_t>(a->size());
-    for (uint64_t u : *a) {
-      if (!fits(et, u)) return mismatch();
-      put_unsigned(b, et, u);
-    }
-  } else if (is_signed(et)) {
-    const auto* a = std::get_if<std::vector<int64_t>>(&v.data);
-    if (!a) return mismatch();
-    b.put<uint64_t>(a->size());
-    for (int64_t i : *a) {
-      if (!fits(et, i)) return mismatch();
-      put_signed(b, et, i);
-    }
-  } else if (is_float(et)) {
-    const auto* a = std::get_if<std::vector<double>>(&v.data);
-    if (!a) return mismatch();
-    b.put<uint64_t>(a->size());
-    for (double d : *a) put_float(b, et, d);
-  } else if (et == GgufValueType::kBool) {
-    const auto* a = std::get_if<std::vector<bool>>(&v.data);
-    if (!a) return mismatch();
-    b.put<uint64_t>(a->size());
-    for (bool x : *a) b.put<uint8_t>(x ? 1 : 0);
-  } else {
-    const auto* a = std::get_if<std::vector<std::string>>(&v.data);
-    if (!a) return mismatch();
-    b.put<uint64_t>(a->size());
-    for (const auto& s : *a) b.str(s);
-  }
-  return ok_status();
+  return put_typed(b, et, v, /*array=*/true) ? ok_status() : mismatch();
 }
 
 }  // namespace

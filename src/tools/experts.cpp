@@ -153,6 +153,17 @@ auto concat(std::vector<std::span<const uint8_t>> parts) {
   };
 }
 
+// Adds each item to `writer` (a SafetensorsWriter or GgufWriter, Dtype its type enum): one part as it is, more
+// joined by concat.
+template <typename Dtype, typename Writer>
+void add_items(Writer& writer, const std::vector<Item>& items) {
+  for (const auto& item : items) {
+    const auto dtype = static_cast<Dtype>(item.dtype);
+    if (item.parts.size() == 1) writer.add_tensor(item.name, dtype, item.shape, item.parts[0]);
+    else writer.add_tensor(item.name, dtype, item.shape, concat(item.parts));
+  }
+}
+
 Result<ExpertsStats> convert_safetensors_file(const std::string& in_path, const std::string& out_path, ExpertsOp op,
                                               std::vector<std::string>* names_out) {
   FABULA_ASSIGN(SafetensorsFile in, SafetensorsFile::open(in_path));
@@ -163,12 +174,9 @@ Result<ExpertsStats> convert_safetensors_file(const std::string& in_path, const 
   FABULA_ASSIGN(std::vector<Item> out_items, transform(items, op, /*outer_first=*/true, in_path, stats));
   SafetensorsWriter writer;
   writer.set_metadata(safetensors_metadata_of(in));
-  for (auto& item : out_items) {
-    if (names_out) names_out->push_back(item.name);
-    const auto dtype = static_cast<SafetensorsDtype>(item.dtype);
-    if (item.parts.size() == 1) writer.add_tensor(item.name, dtype, item.shape, item.parts[0]);
-    else writer.add_tensor(item.name, dtype, item.shape, concat(item.parts));
-  }
+  add_items<SafetensorsDtype>(writer, out_items);
+  if (names_out)
+    for (const auto& item : out_items) names_out->push_back(item.name);
   FABULA_TRY(writer.write(out_path));
   stats.files = 1;
   return stats;
@@ -182,11 +190,7 @@ Result<ExpertsStats> convert_gguf(const std::string& in_path, const std::string&
   FABULA_ASSIGN(std::vector<Item> out_items, transform(items, op, /*outer_first=*/false, in_path, stats));
   GgufWriter writer(in.alignment(), in.version());
   for (const auto& [key, value] : in.metadata()) writer.set(key, value);
-  for (auto& item : out_items) {
-    const auto type = static_cast<GgmlType>(item.dtype);
-    if (item.parts.size() == 1) writer.add_tensor(item.name, type, item.shape, item.parts[0]);
-    else writer.add_tensor(item.name, type, item.shape, concat(item.parts));
-  }
+  add_items<GgmlType>(writer, out_items);
   FABULA_TRY(writer.write(out_path));
   stats.files = 1;
   return stats;
