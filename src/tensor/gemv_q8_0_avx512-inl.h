@@ -86,14 +86,12 @@ HWY_INLINE __m256 gemv_q8_0_like_step_512(const uint8_t* x, int64_t i, const Blo
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
-// The nibbles of vpermb-placed Q5_0 / Q4_0 bytes (unpack_q8_0_like_step_vbmi): each byte's low nibble in qwords 0, 1,
-// 4, 5 and its high nibble in qwords 2, 3, 6, 7, the other four bits zero, by one GF2P8AFFINEQB (a bit matrix per
-// qword) instead of a shift and an and. Inline assembly: Highway's AVX3_DL target does not enable GFNI, so callers
-// check for it at run time (gemv_q8_0_like_avx512).
-HWY_INLINE __m512i gf2p8affine_nibbles(__m512i placed) {
-  // Result bit b (b < 4) is the parity of byte 7 - b of the qword's matrix and the input: bit b (low) or b + 4 (high).
-  constexpr long long kLow = 0x0102040800000000LL, kHigh = 0x1020408000000000LL;
-  const __m512i matrix = _mm512_setr_epi64(kLow, kLow, kHigh, kHigh, kLow, kLow, kHigh, kHigh);
+// Each byte's low nibble (matrix kGfLowNibble in every qword) or high nibble (kGfHighNibble), the other four bits
+// zero, by one GF2P8AFFINEQB (a bit matrix per qword) instead of a shift and an and. Inline assembly: Highway's
+// AVX3_DL target does not enable GFNI, so callers check for it at run time (gemv_q8_0_like_avx512).
+// Result bit b (b < 4) is the parity of byte 7 - b of the qword's matrix and the input: bit b or b + 4.
+constexpr long long kGfLowNibble = 0x0102040800000000LL, kGfHighNibble = 0x1020408000000000LL;
+HWY_INLINE __m512i gf2p8affine_nibbles(__m512i placed, __m512i matrix) {
   __m512i nibbles;
   asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(nibbles) : "v"(placed), "v"(matrix));
   return nibbles;
@@ -111,9 +109,7 @@ HWY_INLINE __m512i gf2p8affine_nibbles(__m512i placed) {
 // The weight half of a step (shared with the one-token kernel over several rows below): blocks i .. i + kCount - 1
 // of a row as four vectors u[p] of gemv's unsigned bytes (blocks 2p and 2p + 1; zero where absent) and their scales
 // dw in the reduced lane order.
-// kGfni (Q5_0 / Q4_0, a CPU with GFNI): the nibbles through gf2p8affine_nibbles and the fifth bit by a masked byte
-// add, two instructions instead of a shift, a mask-to-vector move and a ternary logic; the same bytes.
-template <GgmlType kType, typename Block, int kCount, bool kGfni = false>
+template <GgmlType kType, typename Block, int kCount>
 HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i (&u)[4], __m256& dw,
                                            size_t ahead = kPrefetchBytes) {
   constexpr int kBytes = static_cast<int>(sizeof(Block));
@@ -156,17 +152,6 @@ HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i 
       u[p] = _mm512_xor_si512(join256(load256(b0 + 2), w1), _mm512_set1_epi8(static_cast<char>(0x80)));
     } else {
       const __m512i placed = _mm512_permutexvar_epi8(_mm512_load_si512(kNibbleIndex.data()), pair[p]);
-      if constexpr (kGfni) {
-        const __m512i nibbles = gf2p8affine_nibbles(placed);
-        if constexpr (kType == GgmlType::kQ5_0) {
-          const __m512i qh = _mm512_permutexvar_epi8(_mm512_load_si512(kHighIndex.data()), pair[p]);
-          const __mmask64 fifth = _mm512_bitshuffle_epi64_mask(qh, _mm512_load_si512(kBitIndex.data()));
-          u[p] = _mm512_mask_add_epi8(nibbles, fifth, nibbles, _mm512_set1_epi8(0x10));
-        } else {
-          u[p] = nibbles;
-        }
-        continue;
-      }
       const __m512i nibbles = _mm512_srlv_epi64(placed, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
       if constexpr (kType == GgmlType::kQ5_0) {
         const __m512i qh = _mm512_permutexvar_epi8(_mm512_load_si512(kHighIndex.data()), pair[p]);
@@ -180,6 +165,69 @@ HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i 
   }
   // The weight scales in the reduced lane order (blocks 0, 2, 4, 6, 1, 3, 5, 7): word 0 of each pair and word
   // kBytes / 2 (the second block's d), from pairs 0-1 and 2-3.
+  constexpr short kH = kBytes / 2;
+  const __m512i d_index = _mm512_zextsi128_si512(_mm_setr_epi16(0, 32, 0, 32, kH, 32 + kH, kH, 32 + kH));
+  const __m512i d16 = _mm512_or_si512(_mm512_maskz_permutex2var_epi16(0x33, pair[0], d_index, pair[1]),
+                                      _mm512_maskz_permutex2var_epi16(0xCC, pair[2], d_index, pair[3]));
+  dw = _mm256_cvtph_ps(_mm512_castsi512_si128(d16));
+}
+
+// The one-token rows kernel's weight half (Q5_0 / Q4_0): blocks i .. i + kCount - 1 of a row as two groups of four
+// blocks, u[2g] the low nibbles (weights 0..15 of blocks 4g .. 4g + 3, 16 bytes each) and u[2g + 1] the high nibbles
+// (weights 16..31), each with its fifth bits; zero where absent. One vpermt2b places a group's 64 qs bytes from two
+// pair loads, so both nibble vectors share it, and vpdpbusd of both into one accumulator leaves 4 lanes per block
+// (gemv_q8_0_like_rows_step_vbmi reduces them). The nibbles by GF2P8AFFINEQB (so only with GFNI) and the fifth bits
+// by a masked byte add. dw: the scales as unpack_q8_0_like_step_vbmi's.
+template <GgmlType kType, typename Block, int kCount>
+HWY_INLINE void unpack_q8_0_like_groups_vbmi(const uint8_t* x, int64_t i, __m512i (&u)[4], __m256& dw, size_t ahead) {
+  static_assert(kType == GgmlType::kQ5_0 || kType == GgmlType::kQ4_0);
+  constexpr int kBytes = static_cast<int>(sizeof(Block));
+  constexpr int kQs = kBytes - 16;  // offset of the packed nibbles in a block
+  constexpr auto here = [](int k) { return k < kCount; };
+  prefetch_weights_at(x + i * kBytes, kCount * kBytes, ahead);
+  // Byte 16 b + k of a group takes qs byte k (nibbles) or qh byte k % 4 (fifth bits) of its block b: blocks 0 and 1
+  // from the first pair's load, 2 and 3 from the second's (index + 64).
+  auto group_index = [](int offset, int period) {
+    std::array<uint8_t, 64> idx{};
+    for (int j = 0; j < 64; ++j) {
+      idx[j] = static_cast<uint8_t>((j / 16 >= 2 ? 64 : 0) + (j / 16 % 2) * kBytes + offset + j % period);
+    }
+    return idx;
+  };
+  alignas(64) static constexpr auto kNibbleIndex = group_index(kQs, 16);
+  alignas(64) static constexpr auto kHighIndex = group_index(2, 4);
+  // Weight k of a block is bit k (low nibbles) or 16 + k (high) of its qh, repeated in every qword of its 16 bytes.
+  auto bit_index = [](int first) {
+    std::array<uint8_t, 64> idx{};
+    for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>(first + j % 16);
+    return idx;
+  };
+  alignas(64) static constexpr auto kLowBits = bit_index(0);
+  alignas(64) static constexpr auto kHighBits = bit_index(16);
+  __m512i pair[4];
+  for (int p = 0; p < 4; ++p) {
+    const __mmask64 load_mask = here(2 * p + 1) ? ~uint64_t{0} >> (64 - 2 * kBytes) : ~uint64_t{0} >> (64 - kBytes);
+    pair[p] = here(2 * p) ? _mm512_maskz_loadu_epi8(load_mask, x + (i + 2 * p) * kBytes) : _mm512_setzero_si512();
+  }
+  for (int g = 0; g < 2; ++g) {
+    if (!here(4 * g)) {
+      u[2 * g] = u[2 * g + 1] = _mm512_setzero_si512();
+      continue;
+    }
+    const __m512i placed = _mm512_permutex2var_epi8(pair[2 * g], _mm512_load_si512(kNibbleIndex.data()), pair[2 * g + 1]);
+    const __m512i low = gf2p8affine_nibbles(placed, _mm512_set1_epi64(kGfLowNibble));
+    const __m512i high = gf2p8affine_nibbles(placed, _mm512_set1_epi64(kGfHighNibble));
+    if constexpr (kType == GgmlType::kQ5_0) {
+      const __m512i qh = _mm512_permutex2var_epi8(pair[2 * g], _mm512_load_si512(kHighIndex.data()), pair[2 * g + 1]);
+      const __mmask64 fifth_low = _mm512_bitshuffle_epi64_mask(qh, _mm512_load_si512(kLowBits.data()));
+      const __mmask64 fifth_high = _mm512_bitshuffle_epi64_mask(qh, _mm512_load_si512(kHighBits.data()));
+      u[2 * g] = _mm512_mask_add_epi8(low, fifth_low, low, _mm512_set1_epi8(0x10));
+      u[2 * g + 1] = _mm512_mask_add_epi8(high, fifth_high, high, _mm512_set1_epi8(0x10));
+    } else {
+      u[2 * g] = low;
+      u[2 * g + 1] = high;
+    }
+  }
   constexpr short kH = kBytes / 2;
   const __m512i d_index = _mm512_zextsi128_si512(_mm_setr_epi16(0, 32, 0, 32, kH, 32 + kH, kH, 32 + kH));
   const __m512i d16 = _mm512_or_si512(_mm512_maskz_permutex2var_epi16(0x33, pair[0], d_index, pair[1]),
@@ -227,22 +275,44 @@ HWY_INLINE void q8_0_gemv_activation(const BlockQ8_0* x, int64_t blocks, int8_t*
   _mm512_storeu_si512(out + blocks * kQK8_0, _mm512_setzero_si512());
 }
 
-// The one-token step over kRows rows at once (x[k]: row k's blocks): each row's block sums, scales and f32 steps are
-// gemv_q8_0_like_step_vbmi's with one token, lane for lane, so every row's sum is bit for bit the same; what the rows
-// share is done once: the activation's loads, its scales and sums, and per two rows the last reduction level, the
-// conversion and the FMA at 512 bits (acc[k / 2]: row k in lanes 8 (k % 2) .. 8 (k % 2) + 7). A 704-column expert
-// row has only 22 blocks, so this per-step and per-row work was a large part of its time.
-// kGfni: the nibbles through gf2p8affine_nibbles (the same bytes).
-template <GgmlType kType, typename Block, int kCount, int kRows, bool kGfni>
+// The activation's int8 values in unpack_q8_0_like_groups_vbmi's order: per four blocks 64 bytes of their weights
+// 0..15 (16 per block) and 64 of their weights 16..31, zero past the last block, for every group of whole 8-block
+// steps: (blocks rounded up to 8) * 32 bytes at out.
+HWY_INLINE void q8_0_gemv_activation_groups(const BlockQ8_0* x, int64_t blocks, int8_t* out) {
+  const int64_t groups = (blocks + 7) / 8 * 2;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t b = 0; b < 4; ++b) {
+      int8_t* low = out + g * 128 + b * 16;
+      if (4 * g + b < blocks) {
+        std::memcpy(low, x[4 * g + b].qs, 16);
+        std::memcpy(low + 64, x[4 * g + b].qs + 16, 16);
+      } else {
+        std::memset(low, 0, 16);
+        std::memset(low + 64, 0, 16);
+      }
+    }
+  }
+}
+
+// The one-token step over kRows rows of Q5_0 / Q4_0 at once (x[k]: row k's blocks): each row's block sums are the
+// same integers as gemv_q8_0_like_step_vbmi's with one token and its scales and f32 steps the same, lane for lane, so
+// every row's sum is bit for bit the same; what the rows share is done once: the activation's loads, its scales and
+// sums, and per two rows the last reduction level, the conversion and the FMA at 512 bits (acc[k / 2]: row k in lanes
+// 8 (k % 2) .. 8 (k % 2) + 7). A 704-column expert row has only 22 blocks, so this per-step and per-row work was a
+// large part of its time. The weights come in groups of four blocks (unpack_q8_0_like_groups_vbmi, with the
+// activation in q8_0_gemv_activation_groups' order): per 8 blocks 2 vpermt2b instead of 4 vpermb for the nibbles and
+// for the fifth bits, and one vpackssdw + vpmaddwd instead of three each to reduce (against pairs of blocks,
+// alternating in one process: GemvKernel/q5_0/704 +4-5%, q5_0/2816 +10-11%; BENCHMARKS.md "Decode round 7").
+template <GgmlType kType, typename Block, int kCount, int kRows>
 HWY_INLINE void gemv_q8_0_like_rows_step_vbmi(const uint8_t* const (&x)[kRows], int64_t i, const int8_t* act,
                                               const float* act_scales, const int32_t* act_sums, size_t ahead,
                                               __m512 (&acc)[kRows / 2]) {
   static_assert(kRows % 2 == 0);
-  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
+  constexpr int kShift = kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
   constexpr auto here = [](int k) { return k < kCount; };
   constexpr __mmask8 kPresent = static_cast<__mmask8>((1u << kCount) - 1);
-  __m512i a[4];
-  for (int p = 0; p < 4; ++p) a[p] = here(2 * p) ? load512(act + (i + 2 * p) * kQK8_0) : _mm512_setzero_si512();
+  __m512i a[4];  // q8_0_gemv_activation_groups' two groups of this step
+  for (int q = 0; q < 4; ++q) a[q] = here(4 * (q / 2)) ? load512(act + i * 32 + 64 * q) : _mm512_setzero_si512();
   const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   const __m256 raw_da = kCount == 8 ? _mm256_loadu_ps(act_scales + i) : _mm256_maskz_loadu_ps(kPresent, act_scales + i);
   const __m256i raw_c = kCount == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act_sums + i))
@@ -251,25 +321,32 @@ HWY_INLINE void gemv_q8_0_like_rows_step_vbmi(const uint8_t* const (&x)[kRows], 
   const __m256i c = _mm256_srai_epi32(_mm256_permutexvar_epi32(order, raw_c), kShift);
   const __m512 da2 = _mm512_insertf32x8(_mm512_castps256_ps512(da), da, 1);
   const __m512i c2 = _mm512_inserti64x4(_mm512_castsi256_si512(c), c, 1);
+  // A row's partials (below) hold blocks b < 4 in lanes 4b, 4b + 1 and blocks 4 + b in 4b + 2, 4b + 3; these pick
+  // both halves of each block in the lane order 0, 2, 4, 6, 1, 3, 5, 7, row k from the first, row k + 1 the second.
+  const __m512i first_half = _mm512_setr_epi32(0, 8, 2, 10, 4, 12, 6, 14, 16, 24, 18, 26, 20, 28, 22, 30);
+  const __m512i second_half = _mm512_add_epi32(first_half, _mm512_set1_epi32(1));
   for (int k = 0; k < kRows; k += 2) {
     __m512i partials[2];
     __m256 dw[2];
-    // Row k + h's block pair partials and scales. Called once per row by hand: GCC kept a two-row loop rolled and
-    // passed partials and dw through the stack (GemvKernel/q5_0/704 28.3 -> 32.8 GiB/s, q5_0/2816 32.8 -> 37.2,
+    // Row k + h's partials and scales. Called once per row by hand: GCC kept a two-row loop rolled and passed
+    // partials and dw through the stack (GemvKernel/q5_0/704 28.3 -> 32.8 GiB/s, q5_0/2816 32.8 -> 37.2,
     // BENCHMARKS.md "Decode round 7").
     auto row = [&](int h) __attribute__((always_inline)) {
-      __m512i u[4], s[4];
-      unpack_q8_0_like_step_vbmi<kType, Block, kCount, kGfni>(x[k + h], i, u, dw[h], ahead);
-      for (int p = 0; p < 4; ++p) s[p] = here(2 * p) ? dp_u8s8_512(_mm512_setzero_si512(), u[p], a[p]) : _mm512_setzero_si512();
-      partials[h] = kType == GgmlType::kQ8_0 ? block_pair_partials(s[0], s[1], s[2], s[3])
-                                             : block_pair_partials_int16(s[0], s[1], s[2], s[3]);
+      __m512i u[4];
+      unpack_q8_0_like_groups_vbmi<kType, Block, kCount>(x[k + h], i, u, dw[h], ahead);
+      // Lanes 4b .. 4b + 3 of s[g]: block 4g + b (each lane at most 8 x 31 x 128: int16).
+      __m512i s[2];
+      for (int g = 0; g < 2; ++g) {
+        s[g] = here(4 * g) ? dp_u8s8_512(dp_u8s8_512(_mm512_setzero_si512(), u[2 * g], a[2 * g]), u[2 * g + 1], a[2 * g + 1])
+                           : _mm512_setzero_si512();
+      }
+      partials[h] = _mm512_madd_epi16(_mm512_packs_epi32(s[0], s[1]), _mm512_set1_epi16(1));
     };
     row(0);
     row(1);
-    // block_totals of both rows at once: row k's totals in lanes 0..7, row k + 1's in 8..15.
-    const __m512i even = _mm512_shuffle_i32x4(partials[0], partials[1], _MM_SHUFFLE(2, 0, 2, 0));
-    const __m512i odd = _mm512_shuffle_i32x4(partials[0], partials[1], _MM_SHUFFLE(3, 1, 3, 1));
-    const __m512i sums = _mm512_add_epi32(_mm512_add_epi32(even, odd), c2);
+    const __m512i block_sums = _mm512_add_epi32(_mm512_permutex2var_epi32(partials[0], first_half, partials[1]),
+                                                _mm512_permutex2var_epi32(partials[0], second_half, partials[1]));
+    const __m512i sums = _mm512_add_epi32(block_sums, c2);
     const __m512 dw2 = _mm512_insertf32x8(_mm512_castps256_ps512(dw[0]), dw[1], 1);
     acc[k / 2] = _mm512_fmadd_ps(_mm512_mul_ps(dw2, da2), _mm512_cvtepi32_ps(sums), acc[k / 2]);
   }
@@ -342,19 +419,18 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
 #endif
 
 #if HWY_TARGET == HWY_AVX3_DL
-// One token against `rows` rows, eight rows per pass (gemv_q8_0_like_rows_step_vbmi; against four, one core in L2:
-// GemvKernel/q8_0/704 and q5_0/704 +9%, the 2816-column rows +0-3%): every row's sum bit for bit
-// the one-token gemv_q8_0_like_tokens_vbmi's. Decode takes it for Q5_0 / Q4_0 (gemv_q8_0_like_avx512), with kGfni
-// where the CPU has GFNI: the nibbles by one GF2P8AFFINEQB and the fifth bit by one masked byte add (against the
-// shift, mask-to-vector move and ternary logic: GemvKernel/q5_0/704 32.8 -> 34.4 GiB/s, q5_0/2816 37.2 -> 39.8,
-// BENCHMARKS.md "Decode round 7").
-template <GgmlType kType, typename Block, bool kGfni>
+// One token against `rows` rows of Q5_0 / Q4_0, eight rows per pass (gemv_q8_0_like_rows_step_vbmi; against four,
+// one core in L2: GemvKernel/q5_0/704 +9%, the 2816-column rows +0-3%): every row's sum bit for bit the one-token
+// gemv_q8_0_like_tokens_vbmi's. Decode takes it where the CPU has GFNI (gemv_q8_0_like_avx512). Against round 6's
+// kernel (per pair of blocks a shift, a mask-to-vector move and a ternary logic; two rows through the stack):
+// GemvKernel/q5_0/704 about +25%, BENCHMARKS.md "Decode round 7".
+template <GgmlType kType, typename Block>
 HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                         const float* act_scales, const int32_t* act_sums, float* y) {
   constexpr int kRows = 8;
   const int64_t nb = n / kQK8_0;
-  int8_t* a = reinterpret_cast<int8_t*>(gemv_scratch(static_cast<size_t>(nb + 2) * kQK8_0));
-  q8_0_gemv_activation(reinterpret_cast<const BlockQ8_0*>(act), nb, a);
+  int8_t* a = reinterpret_cast<int8_t*>(gemv_scratch(static_cast<size_t>((nb + 7) / 8 * 8) * kQK8_0));
+  q8_0_gemv_activation_groups(reinterpret_cast<const BlockQ8_0*>(act), nb, a);
   // Each row's step prefetches `ahead` bytes past its own blocks. With a pass longer than kPrefetchBytes the usual
   // distance would land inside this pass (row k + 2 or k + 3, mostly lines already read): with 8 KiB, the 8-row Q8_0
   // passes of 2816 columns (23.9 KB) read 26.7 GB/s against 47.6 one pass ahead (GemvStream/q8_0/2/2816, alternating
@@ -367,9 +443,9 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
     __m512 acc[kRows / 2];
     for (auto& v : acc) v = _mm512_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 <= nb; i += 8) gemv_q8_0_like_rows_step_vbmi<kType, Block, 8, kRows, kGfni>(x, i, a, act_scales, act_sums, ahead, acc);
+    for (; i + 8 <= nb; i += 8) gemv_q8_0_like_rows_step_vbmi<kType, Block, 8, kRows>(x, i, a, act_scales, act_sums, ahead, acc);
     for_remainder_blocks(nb - i, [&](auto count) {
-      gemv_q8_0_like_rows_step_vbmi<kType, Block, decltype(count)::value, kRows, kGfni>(x, i, a, act_scales, act_sums, ahead, acc);
+      gemv_q8_0_like_rows_step_vbmi<kType, Block, decltype(count)::value, kRows>(x, i, a, act_scales, act_sums, ahead, acc);
     });
     for (int k = 0; k < kRows / 4; ++k) store_hsum_4_rows(acc[2 * k], acc[2 * k + 1], y + r + 4 * k);
   }
@@ -389,18 +465,13 @@ void gemv_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64
   // stream per thread streams faster than eight interleaved rows (GemvStream 256 MB, 2 threads, alternating pass by
   // pass: 2816 columns 52.9 -> 74.1 GB/s and 704 columns 56.4 -> 66.2 with a read of 78; 38.5 -> 50.1 and 38.0 ->
   // 49.2 at 50). Q5_0 / Q4_0 unpack more per byte and are compute-bound when memory is fast, where eight rows per
-  // pass stay faster (Q5_0/704: 54.6 with eight, 51.6 with four, 44.0 with one at a read of 78). The same sums
-  // either way, bit for bit.
-  if constexpr (kType == GgmlType::kQ8_0) {
-    gemv_q8_0_like_tokens_vbmi<kType, Block, 1>(n, w, row_stride, rows, act, 0, act_scales, act_sums, y, 0);
-  } else {
+  // pass stay faster (Q5_0/704: 54.6 with eight, 51.6 with four, 44.0 with one at a read of 78). The eight-row
+  // kernel needs GFNI (every AVX3_DL CPU so far has it; without, one row at a time). The same sums either way.
+  if constexpr (kType != GgmlType::kQ8_0) {
     static const bool gfni = __builtin_cpu_supports("gfni");
-    if (gfni) {
-      gemv_q8_0_like_one_vbmi<kType, Block, true>(n, w, row_stride, rows, act, act_scales, act_sums, y);
-    } else {
-      gemv_q8_0_like_one_vbmi<kType, Block, false>(n, w, row_stride, rows, act, act_scales, act_sums, y);
-    }
+    if (gfni) return gemv_q8_0_like_one_vbmi<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
   }
+  gemv_q8_0_like_tokens_vbmi<kType, Block, 1>(n, w, row_stride, rows, act, 0, act_scales, act_sums, y, 0);
 #else
   gemv_q8_0_like_512<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
 #endif
