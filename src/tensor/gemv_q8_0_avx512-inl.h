@@ -110,12 +110,13 @@ HWY_INLINE __m512i gf2p8affine_nibbles(__m512i placed, __m512i matrix) {
 // of a row as four vectors u[p] of gemv's unsigned bytes (blocks 2p and 2p + 1; zero where absent) and their scales
 // dw in the reduced lane order.
 template <GgmlType kType, typename Block, int kCount>
-HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i (&u)[4], __m256& dw,
-                                           size_t ahead = kPrefetchBytes) {
+HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i (&u)[4], __m256& dw) {
   constexpr int kBytes = static_cast<int>(sizeof(Block));
   constexpr int kQs = kBytes - 16;  // offset of the packed nibbles in a Q5_0 / Q4_0 block
   constexpr auto here = [](int k) { return k < kCount; };
-  prefetch_weights_at(x + i * kBytes, kCount * kBytes, ahead);
+  // A fixed count of lines (at most one asked for twice): prefetch_weights' address-dependent loop cost the one-token
+  // Q8_0 gemv 13-16% (GemvKernel/q8_0, one core in L2, alternating).
+  prefetch_weights_lines<(kCount * kBytes + 63) / 64>(x + i * kBytes);
   // Nibble byte j of the pair: chunks 0 and 1 (weights 0..15, 16..31 of the first block) take its qs bytes 0..15,
   // chunks 2 and 3 the second block's; the high nibbles (chunks 1 and 3) are shifted down afterwards.
   alignas(64) static constexpr auto kNibbleIndex = [] {
