@@ -433,9 +433,10 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
   int8_t* a = reinterpret_cast<int8_t*>(gemv_scratch(static_cast<size_t>((nb + 7) / 8 * 8) * kQK8_0));
   q8_0_gemv_activation_groups(reinterpret_cast<const BlockQ8_0*>(act), nb, a);
   // Each row's step prefetches `ahead` bytes past its own blocks. With a pass longer than kPrefetchBytes the usual
-  // distance would land inside this pass (row k + 2 or k + 3, mostly lines already read): with 8 KiB, the 8-row Q8_0
-  // passes of 2816 columns (23.9 KB) read 26.7 GB/s against 47.6 one pass ahead (GemvStream/q8_0/2/2816, alternating
-  // pass by pass, BENCHMARKS.md "Decode round 5"). One whole pass ahead asks for each row's lines in the next pass.
+  // distance would land inside this pass (row k + 2 or k + 3, mostly lines already read): with 8 KiB, 8-row passes
+  // of Q8_0 (which this kernel also ran then) at 2816 columns (23.9 KB) read 26.7 GB/s against 47.6 one pass ahead
+  // (GemvStream/q8_0/2/2816, alternating pass by pass, BENCHMARKS.md "Decode round 5"). One whole pass ahead asks
+  // for each row's lines in the next pass.
   const size_t ahead = std::max<size_t>(kPrefetchBytes, kRows * row_stride);
   int64_t r = 0;
   for (; r + kRows <= rows; r += kRows) {
@@ -450,7 +451,8 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
     });
     for (int k = 0; k < kRows / 4; ++k) store_hsum_4_rows(acc[2 * k], acc[2 * k + 1], y + r + 4 * k);
   }
-  // The last rows (fewer than kRows) one by one; it copies the same activation into the same scratch again.
+  // The last rows (fewer than kRows) one by one; that kernel writes the activation into the same scratch again, in
+  // its own (pair) order, after the passes above are done with it.
   if (r < rows) {
     gemv_q8_0_like_tokens_vbmi<kType, Block, 1>(n, w + static_cast<size_t>(r) * row_stride, row_stride, rows - r, act, 0,
                                                 act_scales, act_sums, y + r, 0);
