@@ -28,16 +28,81 @@ HWY_INLINE void q4_K_gemv_min_terms(const BlockQ8_K* x, int64_t blocks, float* o
   }
 }
 
+// The headers (d, dmin and the 12 packed scale bytes: the first 16 bytes) of Q4_K blocks x[0 .. kCount - 1]
+// (kCount <= 4), block b's in 128-bit chunk b, so that the scale unpack and the conversions run once per four blocks
+// instead of once per block at 128 bits.
+template <int kCount>
+HWY_INLINE __m512i load_q4_K_headers(const BlockQ4_K* x) {
+  auto head = [&](int b) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + b)); };
+  __m512i h = _mm512_zextsi128_si512(head(0));
+  if constexpr (kCount > 1) h = _mm512_inserti32x4(h, head(1), 1);
+  if constexpr (kCount > 2) h = _mm512_inserti32x4(h, head(2), 2);
+  if constexpr (kCount > 3) h = _mm512_inserti32x4(h, head(3), 3);
+  return h;
+}
+
+// unpack_k_scales_128 on the headers of load_q4_K_headers: chunk b holds block b's 8 scales (bytes 0..7) and 8 mins
+// (bytes 8..15). Each chunk's dwords are d|dmin, u0, u1, u2.
+HWY_INLINE __m512i unpack_q4_K_header_scales(__m512i h) {
+  const __m512i a = _mm512_shuffle_epi32(h, static_cast<_MM_PERM_ENUM>(_MM_SHUFFLE(3, 2, 3, 1)));  // u0 u2 u1 u2
+  const __m512i low = _mm512_and_si512(_mm512_srlv_epi32(a, _mm512_setr4_epi32(0, 0, 0, 4)),
+                                       _mm512_setr4_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const __m512i b = _mm512_shuffle_epi32(h, static_cast<_MM_PERM_ENUM>(_MM_SHUFFLE(2, 2, 1, 1)));  // u0 u0 u1 u1
+  const __m512i high = _mm512_and_si512(_mm512_srli_epi32(b, 2), _mm512_setr4_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm512_or_si512(low, high);
+}
+
+// Q4_K blocks per group of the grouped gemvs (their headers in one vector).
+constexpr int kQ4KGroup = 4;
+
+// Block b's scales into int16 lanes for the vpmaddwd: after vpackssdw(even, odd), int16 lane j holds sub-block
+// j / 4 (chunk c: 4 lanes of 2c, then 4 of 2c + 1). With VBMI one vpermb from the unpacked headers, zero-extended
+// by the mask (the index's low bytes are byte indices); else one vpermw from the headers widened to int16 (blocks
+// 2p and 2p + 1 in one vector).
+alignas(64) inline constexpr auto kQ4KGroupScaleIndex = [] {
+  std::array<std::array<int16_t, 32>, kQ4KGroup> idx{};
+  for (int b = 0; b < kQ4KGroup; ++b) {
+    for (int j = 0; j < 32; ++j) {
+#if HWY_TARGET == HWY_AVX3_DL
+      idx[b][j] = static_cast<int16_t>(16 * b + j / 4);
+#else
+      idx[b][j] = static_cast<int16_t>(16 * (b % 2) + j / 4);
+#endif
+    }
+  }
+  return idx;
+}();
+// The mins of blocks 2p (lanes 0..7) and 2p + 1 (lanes 8..15) as int32: byte indices in each dword's low byte
+// (VBMI), else int16 lane indices into the widened pair.
+#if HWY_TARGET == HWY_AVX3_DL
+alignas(64) inline constexpr auto kQ4KGroupMinIndex = [] {
+  std::array<std::array<uint8_t, 64>, kQ4KGroup / 2> idx{};
+  for (int p = 0; p < kQ4KGroup / 2; ++p) {
+    for (int j = 0; j < 16; ++j) idx[p][4 * j] = static_cast<uint8_t>(32 * p + 16 * (j / 8) + 8 + j % 8);
+  }
+  return idx;
+}();
+#else
+alignas(64) inline constexpr auto kQ4KGroupMinIndex = [] {
+  std::array<int16_t, 32> idx{};
+  for (int j = 0; j < 16; ++j) idx[j] = static_cast<int16_t>(16 * (j / 8) + 8 + j % 8);
+  return idx;
+}();
+#endif
+
 // The one-token Q4_K gemv: the activation row act against `rows` rows, y[r]. Decode is compute-bound on this kernel
-// when memory is fast, so it spends fewer instructions per block than the tile: one vpdpbusd per 64 weights (the tile:
-// maddubs, then the scale by vpmaddwd), the scales applied once per block. For that each int32 lane must hold
+// when memory is fast, so it spends fewer instructions per block than the tile: one vpdpbusd per 64 weights with VNNI
+// (the tile: maddubs, then the scale by vpmaddwd), the scales applied once per block. For that each int32 lane must hold
 // weights of one sub-block only: with E = the 16-byte chunks 0, 2, 4, 6 of qs and O = chunks 1, 3, 5, 7, chunk c of
 // E's and O's low nibbles holds sub-block 2c (weights 64c + 0..31) and of their high nibbles sub-block 2c + 1, so
 // two vpdpbusd sum the even sub-blocks and two the odd ones, lane for lane, against the reordered activation. A
 // lane sums 8 products of at most 15 x 128, so one vpackssdw puts both into int16 lanes for one vpmaddwd with the
 // 6-bit scales. The integer sums per block are exact; the f32 steps differ from the tile's (tile_test.cpp compares
 // both with the reference). 2-4 tokens take gemv_q4_K_grouped_512 (below), whose per-lane arithmetic is the same, so
-// a token's numbers do not depend on how many tokens share the call (bit for bit).
+// a token's numbers do not depend on how many tokens share the call (bit for bit). This is the AVX3 kernel, a block
+// at a time; with VBMI gemv_q4_K_one_vbmi (below) does the same steps four blocks at a time (tile_test.cpp holds both
+// to a scalar model of these steps, bit for bit).
+#if HWY_TARGET != HWY_AVX3_DL
 HWY_INLINE void gemv_q4_K_one_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                   float* y) {
   const int64_t nb = n / kQK_K;
@@ -64,41 +129,22 @@ HWY_INLINE void gemv_q4_K_one_512(int64_t n, const uint8_t* w, size_t row_stride
   };
   auto unpack = [&](const BlockQ4_K& x) {
     Unpacked u;
-    // The scales into their int16 lanes: with VBMI one vpermb, zero-extended by the mask (the index vector's low
-    // bytes are the byte indices).
+    // The scales into their int16 lanes.
     const __m128i scales_mins = unpack_k_scales_128(x.scales);
-#if HWY_TARGET == HWY_AVX3_DL
-    u.scales = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index, _mm512_castsi128_si512(scales_mins));
-#else
     u.scales = _mm512_permutexvar_epi16(scale_index, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scales_mins)));
-#endif
     const __m512i a = load512(x.qs), b = load512(x.qs + 64);
     const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
     const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
     u.q[0] = _mm512_and_si512(even_chunks, m4);
     u.q[1] = _mm512_and_si512(odd_chunks, m4);
-#if HWY_TARGET == HWY_AVX3_DL
-    // 16 x the high nibbles (one vpandn each instead of a shift and an and), the sums shifted back once per block:
-    // every product is a multiple of 16, so the shift is exact. Not without VNNI: maddubs would saturate.
-    u.q[2] = _mm512_andnot_si512(m4, even_chunks);
-    u.q[3] = _mm512_andnot_si512(m4, odd_chunks);
-#else
     u.q[2] = _mm512_and_si512(_mm512_srli_epi16(even_chunks, 4), m4);
     u.q[3] = _mm512_and_si512(_mm512_srli_epi16(odd_chunks, 4), m4);
-#endif
     uint32_t d_dmin_bits;  // d and dmin (adjacent halves) in lanes 0 and 1, converted together
     std::memcpy(&d_dmin_bits, &x.d, 4);
     const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits)));
     u.d = _mm512_broadcastss_ps(d_dmin);
-    // dmin * the min of each sub-block (bytes 8..15 of the unpacked scales), shared by every token: dmin broadcast
-    // by one vpermps and (with VBMI) the mins zero-extended into dwords by one masked vpermb, one shuffle each
-    // instead of two.
-#if HWY_TARGET == HWY_AVX3_DL
-    const __m256i min_index = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);  // each dword's low byte
-    const __m256i mins = _mm256_maskz_permutexvar_epi8(0x11111111u, min_index, _mm256_castsi128_si256(scales_mins));
-#else
+    // dmin * the min of each sub-block (bytes 8..15 of the unpacked scales): dmin broadcast by one vpermps.
     const __m256i mins = _mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8));
-#endif
     const __m256 dmin = _mm256_permutexvar_ps(_mm256_set1_epi32(1), _mm256_castps128_ps256(d_dmin));
     u.dmin_mins = _mm512_zextps256_ps512(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mins)));
     return u;
@@ -109,9 +155,6 @@ HWY_INLINE void gemv_q4_K_one_512(int64_t n, const uint8_t* w, size_t row_stride
     even = dp_u8s8_512(even, u.q[1], ya[1]);
     __m512i odd = dp_u8s8_512(_mm512_setzero_si512(), u.q[2], ya[2]);
     odd = dp_u8s8_512(odd, u.q[3], ya[3]);
-#if HWY_TARGET == HWY_AVX3_DL
-    odd = _mm512_srai_epi32(odd, 4);  // the high nibbles came in as 16 x their value
-#endif
     const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), u.scales);
     acc = _mm512_fmadd_ps(_mm512_mul_ps(u.d, _mm512_set1_ps(yd)), _mm512_cvtepi32_ps(sum), acc);
     acc = _mm512_fnmadd_ps(u.dmin_mins, _mm512_zextps256_ps512(_mm256_load_ps(min_term)), acc);
@@ -131,30 +174,121 @@ HWY_INLINE void gemv_q4_K_one_512(int64_t n, const uint8_t* w, size_t row_stride
     y[r] = _mm512_reduce_add_ps(acc);
   }
 }
+#endif
 
-// The headers (d, dmin and the 12 packed scale bytes: the first 16 bytes) of Q4_K blocks x[0 .. kCount - 1]
-// (kCount <= 4), block b's in 128-bit chunk b, so that the scale unpack and the conversions run once per four blocks
-// instead of once per block at 128 bits.
-template <int kCount>
-HWY_INLINE __m512i load_q4_K_headers(const BlockQ4_K* x) {
-  auto head = [&](int b) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + b)); };
-  __m512i h = _mm512_zextsi128_si512(head(0));
-  if constexpr (kCount > 1) h = _mm512_inserti32x4(h, head(1), 1);
-  if constexpr (kCount > 2) h = _mm512_inserti32x4(h, head(2), 2);
-  if constexpr (kCount > 3) h = _mm512_inserti32x4(h, head(3), 3);
-  return h;
+#if HWY_TARGET == HWY_AVX3_DL
+// vpdpbusd with the activation as a memory operand: one instruction instead of a load and the vpdpbusd.
+HWY_INLINE __m512i dp_u8s8_512_at(__m512i acc, __m512i u, const int8_t* s) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "m"(*reinterpret_cast<const __m512i*>(s)));
+  return acc;
 }
 
-// unpack_k_scales_128 on the headers of load_q4_K_headers: chunk b holds block b's 8 scales (bytes 0..7) and 8 mins
-// (bytes 8..15). Each chunk's dwords are d|dmin, u0, u1, u2.
-HWY_INLINE __m512i unpack_q4_K_header_scales(__m512i h) {
-  const __m512i a = _mm512_shuffle_epi32(h, static_cast<_MM_PERM_ENUM>(_MM_SHUFFLE(3, 2, 3, 1)));  // u0 u2 u1 u2
-  const __m512i low = _mm512_and_si512(_mm512_srlv_epi32(a, _mm512_setr4_epi32(0, 0, 0, 4)),
-                                       _mm512_setr4_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-  const __m512i b = _mm512_shuffle_epi32(h, static_cast<_MM_PERM_ENUM>(_MM_SHUFFLE(2, 2, 1, 1)));  // u0 u0 u1 u1
-  const __m512i high = _mm512_and_si512(_mm512_srli_epi32(b, 2), _mm512_setr4_epi32(0, 0x30303030, 0, 0x30303030));
-  return _mm512_or_si512(low, high);
+// The same into a fresh accumulator, zeroed by vpxord (a zero idiom, which the core resolves without executing it)
+// where GCC would copy a zero register (a vector instruction per call).
+HWY_INLINE __m512i dp_u8s8_512_at_zero(__m512i u, const int8_t* s) {
+  __m512i acc;
+  asm("vpxord %0, %0, %0\n\tvpdpbusd %2, %1, %0" : "=&v"(acc) : "v"(u), "m"(*reinterpret_cast<const __m512i*>(s)));
+  return acc;
 }
+
+// The one-token Q4_K gemv with VBMI, the blocks of a row in groups of four, the same integer sums and f32 steps per
+// lane as gemv_q4_K_one_512 (so bit-identical). The headers of a group are unpacked together at 512 bits (as
+// gemv_q4_K_grouped_512 does); d * yd of the four blocks come from one multiply and reach each block's FMA as a
+// broadcast load from the stack; dmin * the mins of two blocks are converted together, the second block's moved to
+// lanes 0..7 by one vextractf32x8. Each FNMADD is unmasked: the min terms are zero in lanes 8..15, so those lanes
+// subtract an exact zero. The high nibbles by GF2P8AFFINEQB where the CPU has GFNI (kGfni), else as 16 x their value
+// (vpandn) and the odd sums shifted back once per block (exact: every product is a multiple of 16; VNNI does not
+// saturate). b, the second half of a block's qs, is loaded once (GCC folded it into both shuffles, a second load).
+// Per block about 37 instructions instead of 53: one core in L2, `GemvKernel/q4_K/2816` 50.0 -> 56.4 GiB/s (+13%,
+// medians of six alternating runs). Round 6's grouping with one token ran no faster than the kernel a block at a
+// time (its FMAs masked, d * yd broadcast by shuffles, a copied zero per vpdpbusd, separate activation loads): in a
+// harness those details took it from +5% to +13%.
+template <bool kGfni>
+HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                                   float* y) {
+  const int64_t nb = n / kQK_K;
+  const int64_t nb_groups = (nb + kQ4KGroup - 1) / kQ4KGroup * kQ4KGroup;
+  const auto* yb = reinterpret_cast<const BlockQ8_K*>(act);
+  // 64-byte aligned: the reordered activation (n bytes), yd * the activation sum of each 32-weight sub-block (nb x 8
+  // floats), then each block's yd twice (a group's d and dmin multiply them in one instruction; whole groups).
+  uint8_t* const scratch = gemv_scratch(static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float) +
+                                        static_cast<size_t>(nb_groups) * 2 * sizeof(float));
+  int8_t* const reordered = reinterpret_cast<int8_t*>(scratch);
+  float* const min_terms = reinterpret_cast<float*>(scratch + n);
+  float* const yd_pairs = min_terms + nb * 8;
+  q4_K_gemv_activation(yb, nb, reordered);
+  q4_K_gemv_min_terms(yb, nb, min_terms);
+  for (int64_t i = 0; i < nb_groups; ++i) yd_pairs[2 * i] = yd_pairs[2 * i + 1] = i < nb ? yb[i].d : 0.0f;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i high_nibble = _mm512_set1_epi64(kGfHighNibble);
+  // d and dmin of the four blocks: half-float lanes 0, 1, 8, 9, ... of the headers; dmin of blocks 2p and 2p + 1
+  // broadcast into lanes 0..7 and 8..15.
+  const __m512i d_dmin_index = _mm512_zextsi128_si512(_mm_setr_epi16(0, 1, 8, 9, 16, 17, 24, 25));
+  const __m512i dmin_index[2] = {_mm512_inserti64x4(_mm512_set1_epi32(1), _mm256_set1_epi32(3), 1),
+                                 _mm512_inserti64x4(_mm512_set1_epi32(5), _mm256_set1_epi32(7), 1)};
+  __m512i scale_index[kQ4KGroup], min_index[kQ4KGroup / 2];
+  for (int b = 0; b < kQ4KGroup; ++b) scale_index[b] = _mm512_load_si512(kQ4KGroupScaleIndex[b].data());
+  for (int p = 0; p < kQ4KGroup / 2; ++p) min_index[p] = _mm512_load_si512(kQ4KGroupMinIndex[p].data());
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto* x = reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r) * row_stride);
+    __m512 acc = _mm512_setzero_ps();
+    // Blocks i .. i + kCount - 1 of the row.
+    auto group = [&]<int kCount>(int64_t i) __attribute__((always_inline)) {
+      prefetch_weights_lines<(kCount * sizeof(BlockQ4_K) + 63) / 64>(x + i);
+      const __m512i h = load_q4_K_headers<kCount>(x + i);
+      const __m512i sm = unpack_q4_K_header_scales(h);
+      const __m256 d_dmin = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(d_dmin_index, h)));
+      alignas(32) float dyd[8];  // d * yd of block b at [2b]
+      _mm256_store_ps(dyd, _mm256_mul_ps(d_dmin, _mm256_loadu_ps(yd_pairs + 2 * i)));
+      __m512 dmin_mins[kQ4KGroup / 2];  // blocks 2p and 2p + 1 in lanes 0..7 and 8..15
+      for (int p = 0; p < (kCount + 1) / 2; ++p) {
+        const __m512 dmin = _mm512_permutexvar_ps(dmin_index[p], _mm512_castps256_ps512(d_dmin));
+        const __m512i mins = _mm512_maskz_permutexvar_epi8(0x1111111111111111ULL, min_index[p], sm);
+        dmin_mins[p] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mins));
+      }
+      auto block = [&]<int B>() __attribute__((always_inline)) {
+        const __m512i scales = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index[B], sm);
+        const uint8_t* qs = x[i + B].qs;
+        __m512i b;
+        asm("vmovdqu64 %1, %0" : "=v"(b) : "m"(*reinterpret_cast<const __m512i*>(qs + 64)));
+        const __m512i a = load512(qs);
+        const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+        const int8_t* p = reordered + (i + B) * kQK_K;
+        __m512i even = dp_u8s8_512_at_zero(_mm512_and_si512(even_chunks, m4), p);
+        even = dp_u8s8_512_at(even, _mm512_and_si512(odd_chunks, m4), p + 64);
+        __m512i odd;
+        if constexpr (kGfni) {
+          odd = dp_u8s8_512_at_zero(gf2p8affine_nibbles(even_chunks, high_nibble), p + 128);
+          odd = dp_u8s8_512_at(odd, gf2p8affine_nibbles(odd_chunks, high_nibble), p + 192);
+        } else {
+          odd = dp_u8s8_512_at_zero(_mm512_andnot_si512(m4, even_chunks), p + 128);
+          odd = _mm512_srai_epi32(dp_u8s8_512_at(odd, _mm512_andnot_si512(m4, odd_chunks), p + 192), 4);
+        }
+        const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), scales);
+        __m512 d_yd;
+        asm("vbroadcastss %1, %0" : "=v"(d_yd) : "m"(dyd[2 * B]));  // a load, where GCC would shuffle
+        acc = _mm512_fmadd_ps(d_yd, _mm512_cvtepi32_ps(sum), acc);
+        const __m512 dmm = B % 2 == 0 ? dmin_mins[B / 2]
+                                      : _mm512_castps256_ps512(_mm512_extractf32x8_ps(dmin_mins[B / 2], 1));
+        acc = _mm512_fnmadd_ps(dmm, _mm512_zextps256_ps512(_mm256_load_ps(min_terms + (i + B) * 8)), acc);
+      };
+      [&]<int... B>(std::integer_sequence<int, B...>) __attribute__((always_inline)) {
+        (block.template operator()<B>(), ...);
+      }(std::make_integer_sequence<int, kCount>());
+    };
+    int64_t i = 0;
+    for (; i + kQ4KGroup <= nb; i += kQ4KGroup) group.template operator()<kQ4KGroup>(i);
+    switch (nb - i) {
+      case 1: group.template operator()<1>(i); break;
+      case 2: group.template operator()<2>(i); break;
+      case 3: group.template operator()<3>(i); break;
+      default: break;
+    }
+    y[r] = _mm512_reduce_add_ps(acc);
+  }
+}
+#endif
 
 // The multi-token Q4_K gemv (NT >= 2 tokens of a batched decode step), the same per-lane arithmetic as
 // gemv_q4_K_one_512 (so every token's numbers equal the one-token gemv's, bit for bit), with the blocks in groups
@@ -162,13 +296,13 @@ HWY_INLINE __m512i unpack_q4_K_header_scales(__m512i h) {
 // instructions one block takes at 128 bits), dmin times the mins of two blocks are converted together, and d * yd
 // and the mins reach each block's FMAs as memory operands. One core in L2, base 049c7cf / this, GB/s of weights
 // (`bench_quant --benchmark_filter=DecodeTokens/q4_K`, alternating): 2 tokens 17.9-18.1 / 37.5-39.3, 3 tokens
-// 14.4 / 30.4-31.2, 4 tokens 16.5-16.8 / 24.6-25.3. With one token the grouping ran no faster (GemvKernel/q4_K/2816
-// 49.4-50.1 against 49.9-51.1 GiB/s with one row per pass; with two rows per pass 4% faster in L2 but 20% slower
-// streaming from memory), so one token keeps gemv_q4_K_one_512.
+// 14.4 / 30.4-31.2, 4 tokens 16.5-16.8 / 24.6-25.3. With one token this kernel ran no faster than a block at a time
+// (GemvKernel/q4_K/2816 49.4-50.1 against 49.9-51.1 GiB/s with one row per pass; with two rows per pass 4% faster in
+// L2 but 20% slower streaming from memory); one token takes gemv_q4_K_one_vbmi (one row per pass) instead.
 template <int NT>
 HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                      size_t act_stride, float* y, int64_t ldy) {
-  constexpr int kGroup = 4;
+  constexpr int kGroup = kQ4KGroup;
   const int64_t nb = n / kQK_K;
   const int64_t nb_groups = (nb + kGroup - 1) / kGroup * kGroup;
   auto yb = [&](int t) { return reinterpret_cast<const BlockQ8_K*>(act + t * act_stride); };
@@ -192,40 +326,6 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
     }
   }
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  // Block b's scales into int16 lanes for the vpmaddwd: after vpackssdw(even, odd), int16 lane j holds sub-block
-  // j / 4 (chunk c: 4 lanes of 2c, then 4 of 2c + 1). With VBMI one vpermb from the unpacked headers, zero-extended
-  // by the mask (the index's low bytes are byte indices); else one vpermw from the headers widened to int16 (blocks
-  // 2p and 2p + 1 in one vector).
-  alignas(64) static constexpr auto kScaleIndex = [] {
-    std::array<std::array<int16_t, 32>, kGroup> idx{};
-    for (int b = 0; b < kGroup; ++b) {
-      for (int j = 0; j < 32; ++j) {
-#if HWY_TARGET == HWY_AVX3_DL
-        idx[b][j] = static_cast<int16_t>(16 * b + j / 4);
-#else
-        idx[b][j] = static_cast<int16_t>(16 * (b % 2) + j / 4);
-#endif
-      }
-    }
-    return idx;
-  }();
-  // The mins of blocks 2p (lanes 0..7) and 2p + 1 (lanes 8..15) as int32: byte indices in each dword's low byte
-  // (VBMI), else int16 lane indices into the widened pair.
-#if HWY_TARGET == HWY_AVX3_DL
-  alignas(64) static constexpr auto kMinIndex = [] {
-    std::array<std::array<uint8_t, 64>, kGroup / 2> idx{};
-    for (int p = 0; p < kGroup / 2; ++p) {
-      for (int j = 0; j < 16; ++j) idx[p][4 * j] = static_cast<uint8_t>(32 * p + 16 * (j / 8) + 8 + j % 8);
-    }
-    return idx;
-  }();
-#else
-  alignas(64) static constexpr auto kMinIndex = [] {
-    std::array<int16_t, 32> idx{};
-    for (int j = 0; j < 16; ++j) idx[j] = static_cast<int16_t>(16 * (j / 8) + 8 + j % 8);
-    return idx;
-  }();
-#endif
   // d and dmin of the four blocks: half-float lanes 0, 1, 8, 9, ... of the headers.
   const __m512i d_dmin_index = _mm512_zextsi128_si512(_mm_setr_epi16(0, 1, 8, 9, 16, 17, 24, 25));
   // kRows rows per pass: each token's activation is loaded once for all of them. Every row's steps are the same
@@ -277,7 +377,7 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
           u[k].q[1] = _mm512_and_si512(odd_chunks, m4);
           u[k].q[2] = _mm512_and_si512(_mm512_srli_epi16(even_chunks, 4), m4);
           u[k].q[3] = _mm512_and_si512(_mm512_srli_epi16(odd_chunks, 4), m4);
-          const __m512i scale_index = _mm512_load_si512(kScaleIndex[B].data());
+          const __m512i scale_index = _mm512_load_si512(kQ4KGroupScaleIndex[B].data());
 #if HWY_TARGET == HWY_AVX3_DL
           u[k].scales = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index, sm[k]);
 #else
@@ -289,10 +389,10 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
                 _mm512_zextps256_ps512(d_dmin[k]));
 #if HWY_TARGET == HWY_AVX3_DL
             const __m512i mins = _mm512_maskz_permutexvar_epi8(
-                0x1111111111111111ULL, _mm512_load_si512(kMinIndex[B / 2].data()), sm[k]);
+                0x1111111111111111ULL, _mm512_load_si512(kQ4KGroupMinIndex[B / 2].data()), sm[k]);
 #else
             const __m512i mins = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(
-                _mm512_permutexvar_epi16(_mm512_load_si512(kMinIndex.data()), sm16[k][B / 2])));
+                _mm512_permutexvar_epi16(_mm512_load_si512(kQ4KGroupMinIndex.data()), sm16[k][B / 2])));
 #endif
             _mm512_store_ps(dmin_mins[k] + 8 * B, _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mins)));
           }
@@ -335,16 +435,32 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
   for (; r < rows; ++r) pass.template operator()<1>(r);
 }
 
+// The one-token Q4_K gemv of this target: with VBMI the grouped kernel (GFNI or not, checked once), else one block
+// at a time.
+HWY_INLINE void gemv_q4_K_one(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
+                              float* y) {
+#if HWY_TARGET == HWY_AVX3_DL
+  static const bool gfni = __builtin_cpu_supports("gfni");
+  if (gfni) {
+    gemv_q4_K_one_vbmi<true>(n, w, row_stride, rows, act, y);
+  } else {
+    gemv_q4_K_one_vbmi<false>(n, w, row_stride, rows, act, y);
+  }
+#else
+  gemv_q4_K_one_512(n, w, row_stride, rows, act, y);
+#endif
+}
+
 inline void gemv_q4_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                              const float*, const int32_t*, float* y) {
-  gemv_q4_K_one_512(n, w, row_stride, rows, act, y);
+  gemv_q4_K_one(n, w, row_stride, rows, act, y);
 }
 
 inline void gemv_tokens_q4_K_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                     size_t act_stride, const float*, const int32_t*, int nt, float* y, int64_t ldy) {
   with_token_count<kTokensPerGemvCall>(nt, [&](auto k) {
     if constexpr (decltype(k)::value == 1) {
-      gemv_q4_K_one_512(n, w, row_stride, rows, act, y);  // token 0: act and y[r]
+      gemv_q4_K_one(n, w, row_stride, rows, act, y);  // token 0: act and y[r]
     } else {
       gemv_q4_K_grouped_512<decltype(k)::value>(n, w, row_stride, rows, act, act_stride, y, ldy);
     }

@@ -174,6 +174,70 @@ TEST(Gemv, EveryTargetMatchesItsTileForOneToken) {
   }
 }
 
+// The f32 steps of the one-token Q4_K gemvs (gemv_q4_K_one_512, gemv_q4_K_one_vbmi) in scalar code: per block, lane
+// 4c + k of 16 takes the integer sum of sub-block 2c + k / 2 (weights 0..7 and 16..23 of it for even k, 8..15 and
+// 24..31 for odd k) times its scale, into one FMA with d * yd; lanes 0..7 then subtract dmin * min_L times yd * the
+// activation sum of sub-block L; the lanes are summed as _mm512_reduce_add_ps does.
+float q4_K_gemv_model(const BlockQ4_K* x, const BlockQ8_K* a, int64_t blocks) {
+  float acc[16] = {};
+  for (int64_t i = 0; i < blocks; ++i) {
+    uint8_t sc[8], mn[8];
+    for (int j = 0; j < 8; ++j) get_scale_min_k4(j, x[i].scales, &sc[j], &mn[j]);
+    const float d_yd = fp16_to_fp32(x[i].d) * a[i].d;
+    for (int lane = 0; lane < 16; ++lane) {
+      const int sub = 2 * (lane / 4) + (lane % 4) / 2, half = lane % 2;
+      int32_t sum = 0;
+      for (int j : {0, 16}) {
+        for (int k = 8 * half + j; k < 8 * half + j + 8; ++k) {
+          const int q = sub % 2 == 0 ? x[i].qs[32 * (sub / 2) + k] & 15 : x[i].qs[32 * (sub / 2) + k] >> 4;
+          sum += q * a[i].qs[32 * sub + k];
+        }
+      }
+      acc[lane] = std::fma(d_yd, static_cast<float>(sum * sc[sub]), acc[lane]);
+    }
+    for (int lane = 0; lane < 8; ++lane) {
+      const float min_term = a[i].d * static_cast<float>(a[i].bsums[2 * lane] + a[i].bsums[2 * lane + 1]);
+      acc[lane] = std::fma(-(fp16_to_fp32(x[i].dmin) * static_cast<float>(mn[lane])), min_term, acc[lane]);
+    }
+  }
+  float quarter[4];
+  for (int k = 0; k < 4; ++k) quarter[k] = (acc[k + 8] + acc[k]) + (acc[k + 12] + acc[k + 4]);
+  return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
+}
+
+// Every target's one-token Q4_K gemv against that model, bit for bit: the grouped kernel (four blocks per group) and
+// the one that takes a block at a time do the same f32 steps, whatever the group remainder (1 to 5 and 11 blocks).
+TEST(Gemv, Q4KEveryTargetDoesTheModelsStepsBitForBit) {
+  std::mt19937 rng(13);
+  int tested = 0;
+  for_each_target([&](const KernelTable& table, int64_t) {
+    const GemvFn gemv = table.gemv[kernel_slot(GgmlType::kQ4_K)];
+    if (gemv == nullptr || !table.gemv_every_token[kernel_slot(GgmlType::kQ4_K)]) return;
+    ++tested;
+    for (int64_t blocks : {1, 2, 3, 4, 5, 11}) {
+      const int64_t n = blocks * kQK_K, rows = 3;
+      const size_t stride = row_bytes(GgmlType::kQ4_K, n) + 2;
+      std::vector<uint8_t> wbuf(stride * rows + 2);
+      uint8_t* w = wbuf.data() + 2;
+      for (int64_t r = 0; r < rows; ++r) random_weight_row(GgmlType::kQ4_K, n, w + stride * r, rng);
+      const std::vector<uint8_t> act = random_activations(GgmlType::kQ8_K, n, 1, rng);
+      std::vector<float> y(rows);
+      gemv(n, w, stride, rows, act.data(), nullptr, nullptr, y.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        BlockQ4_K x[11];
+        std::memcpy(x, w + stride * r, sizeof(BlockQ4_K) * blocks);
+        const float want = q4_K_gemv_model(x, reinterpret_cast<const BlockQ8_K*>(act.data()), blocks);
+        EXPECT_EQ(y[r], want) << "blocks " << blocks << " row " << r;
+      }
+    }
+  });
+#if defined(__x86_64__)
+  if (best_kernels().gemv[kernel_slot(GgmlType::kQ4_K)] != nullptr) {
+    EXPECT_GT(tested, 0);
+  }
+#endif
+}
+
 // The multi-token gemv (a batched decode step) against the same target's gemv called for each token alone, bit for
 // bit: a token's numbers must not depend on which tokens share its step (and for types whose gemv equals the tile,
 // against the tile too). Every token count it takes, rows at a 2-byte-aligned stride with and without a remainder of
