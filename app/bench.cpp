@@ -88,6 +88,7 @@ struct TestResult {
   int n_depth = 0;
   std::array<int64_t, static_cast<size_t>(fabula::StepPhase::kCount)> phase_ns{};  // --profile: all repetitions
   double experts_per_layer = 0;  // --profile: distinct routed experts read per MoE layer and step
+  std::array<fabula::RegionTotals, static_cast<size_t>(fabula::StepPhase::kCount)> regions{};  // --profile
 };
 
 double now_s() {
@@ -209,8 +210,36 @@ PhaseBytes phase_bytes_per_step(const fabula::Model& m, double experts_per_layer
 // --profile: each phase's wall time per generated token (tg) or per prompt run (pp), and its share of the run. For
 // tg also the weight bytes each phase reads per step and the rate it read them at, so the phase furthest from the
 // memory's read bandwidth (--bandwidth: printed as a share of it) shows at once.
+// Where each phase's threads are not all working: serial work on the calling thread between its parallel regions,
+// and in the regions the wake-up (until the last thread starts) and the end (the first thread done waits for the
+// others, then the caller sees them done). "all busy" is the time every thread was inside a region's job.
+void print_regions(const TestResult& r, double per, int threads) {
+  using fabula::StepPhase;
+  bool any = false;
+  for (const auto& g : r.regions) any |= g.regions > 0;
+  if (!any) return;  // one thread: no regions
+  std::printf("\n%s: parallel regions by phase, ms per %s (all busy: every thread inside a region's job)\n",
+              r.name.c_str(), r.n_gen > 0 ? "step" : "run");
+  std::printf("  %-28s %9s %8s %9s %9s %9s %9s %9s %9s %12s\n", "", "phase", "regions", "serial", "start", "end",
+              "(signal)", "all busy", "not all", "busy/thread");
+  fabula::RegionTotals sum;
+  int64_t sum_ns = 0;
+  const double ms = per * 1e6;
+  auto row = [&](const std::string& name, int64_t phase_ns, const fabula::RegionTotals& g, int threads) {
+    std::printf("  %-28s %9.3f %8.1f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %12.3f\n", name.c_str(), phase_ns / ms,
+                g.regions / per, (phase_ns - g.wall_ns) / ms, g.start_ns / ms, g.end_ns / ms, g.signal_ns / ms,
+                g.all_busy_ns / ms, (phase_ns - g.all_busy_ns) / ms, g.busy_ns / ms / threads);
+  };
+  for (size_t i = 0; i < r.regions.size(); ++i) {
+    row(std::string(fabula::step_phase_name(static_cast<StepPhase>(i))), r.phase_ns[i], r.regions[i], threads);
+    sum += r.regions[i];
+    sum_ns += r.phase_ns[i];
+  }
+  row("(the phases)", sum_ns, sum, threads);
+}
+
 void print_profile(const fabula::Model& m, const std::vector<TestResult>& results, int reps, int parallel,
-                   double bandwidth_gbs) {
+                   double bandwidth_gbs, int threads) {
   using fabula::StepPhase;
   for (const auto& r : results) {
     double run_ns = 0;
@@ -241,6 +270,7 @@ void print_profile(const fabula::Model& m, const std::vector<TestResult>& result
     row("(outside the phases)", run_ns - timed, 0);
     if (tg) row("(the whole step)", run_ns, total_bytes);
     if (r.experts_per_layer > 0) std::printf("  distinct experts read per MoE layer and step: %.2f\n", r.experts_per_layer);
+    print_regions(r, per, threads);
   }
 }
 
@@ -260,7 +290,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
   cli.add_flag("--profile", args->profile,
                "Also print the wall time of each phase of the forward pass (per token for tg, per run for pp); for "
                "tg also the weight bytes each phase reads per step and the rate it reads them at (GB/s; with "
-               "--bandwidth, as a share of it)");
+               "--bandwidth, as a share of it); with 2+ threads also where the threads are not all working: serial "
+               "work between the parallel regions, the regions' wake-up, and their end (imbalance, done signal)");
   cli.add_option("--bandwidth", args->bandwidth_gbs,
                  "Memory read bandwidth in GB/s (bench_membw's best read): prints tg against the bound "
                  "bandwidth / weight bytes per token");
@@ -417,6 +448,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         }
         StepProfile::set_enabled(false);
         r.phase_ns = StepProfile::totals();
+        r.regions = StepProfile::region_totals();
         if (StepProfile::expert_layers_total() > 0)
           r.experts_per_layer = static_cast<double>(StepProfile::experts_total()) / StepProfile::expert_layers_total();
         finish(r, tokens);
@@ -498,7 +530,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       }
     }
     std::printf("\n");
-    if (args->profile) print_profile(m, results, args->reps, args->parallel, args->bandwidth_gbs);
+    if (args->profile) print_profile(m, results, args->reps, args->parallel, args->bandwidth_gbs, pool.size());
     return 0;
   };
 }

@@ -1,12 +1,15 @@
 #include "model/step_profile.h"
 
 #include <atomic>
+#include <mutex>
 
 namespace fabula {
 namespace {
 std::atomic<bool> g_enabled{false};
 std::array<std::atomic<int64_t>, static_cast<size_t>(StepPhase::kCount)> g_ns{};
 std::atomic<int64_t> g_experts{0}, g_expert_layers{0};
+std::mutex g_regions_mu;  // phases of concurrent steps (server) may add at once
+std::array<RegionTotals, static_cast<size_t>(StepPhase::kCount)> g_regions{};
 }  // namespace
 
 std::string_view step_phase_name(StepPhase phase) {
@@ -25,8 +28,15 @@ std::string_view step_phase_name(StepPhase phase) {
 }
 
 bool StepProfile::enabled() { return g_enabled.load(std::memory_order_relaxed); }
-void StepProfile::set_enabled(bool on) { g_enabled.store(on, std::memory_order_relaxed); }
+void StepProfile::set_enabled(bool on) {
+  g_enabled.store(on, std::memory_order_relaxed);
+  set_region_profiling(on);
+}
 void StepProfile::reset() {
+  {
+    const std::lock_guard<std::mutex> lock(g_regions_mu);
+    g_regions = {};
+  }
   for (auto& ns : g_ns) ns.store(0, std::memory_order_relaxed);
   g_experts.store(0, std::memory_order_relaxed);
   g_expert_layers.store(0, std::memory_order_relaxed);
@@ -38,8 +48,14 @@ void StepProfile::add_experts(int64_t distinct) {
 }
 int64_t StepProfile::experts_total() { return g_experts.load(std::memory_order_relaxed); }
 int64_t StepProfile::expert_layers_total() { return g_expert_layers.load(std::memory_order_relaxed); }
-void StepProfile::add(StepPhase phase, int64_t ns) {
+void StepProfile::add(StepPhase phase, int64_t ns, const RegionTotals& regions) {
   g_ns[static_cast<size_t>(phase)].fetch_add(ns, std::memory_order_relaxed);
+  const std::lock_guard<std::mutex> lock(g_regions_mu);
+  g_regions[static_cast<size_t>(phase)] += regions;
+}
+std::array<RegionTotals, static_cast<size_t>(StepPhase::kCount)> StepProfile::region_totals() {
+  const std::lock_guard<std::mutex> lock(g_regions_mu);
+  return g_regions;
 }
 std::array<int64_t, static_cast<size_t>(StepPhase::kCount)> StepProfile::totals() {
   std::array<int64_t, static_cast<size_t>(StepPhase::kCount)> out{};

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "tensor/thread_pool.h"
+
 namespace fabula {
 
 enum class StepPhase : int {
@@ -29,9 +31,12 @@ class StepProfile {
   static bool enabled();
   static void set_enabled(bool on);
   static void reset();
-  static void add(StepPhase phase, int64_t ns);
+  static void add(StepPhase phase, int64_t ns, const RegionTotals& regions);
   // Accumulated nanoseconds per phase since the last reset.
   static std::array<int64_t, static_cast<size_t>(StepPhase::kCount)> totals();
+  // The parallel regions of each phase since the last reset (tensor/thread_pool.h: their time on the caller; the
+  // rest of the phase's time is serial work on the calling thread).
+  static std::array<RegionTotals, static_cast<size_t>(StepPhase::kCount)> region_totals();
   // Distinct routed experts read per MoE layer (a step of several tokens reads each chosen expert once): the sum
   // over layers and the number of layers since the last reset, when profiling is on.
   static void add_experts(int64_t distinct);
@@ -39,16 +44,23 @@ class StepProfile {
   static int64_t expert_layers_total();
 };
 
-// Adds the wall time from construction to destruction to `phase` when profiling is on.
+// Adds the wall time from construction to destruction, and the parallel regions run meanwhile, to `phase` when
+// profiling is on.
 class PhaseTimer {
  public:
   explicit PhaseTimer(StepPhase phase) : phase_(phase), on_(StepProfile::enabled()) {
-    if (on_) start_ = std::chrono::steady_clock::now();
+    if (on_) {
+      regions_ = region_totals();
+      start_ = std::chrono::steady_clock::now();
+    }
   }
   ~PhaseTimer() {
     if (on_) {
-      StepProfile::add(phase_, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now() - start_).count());
+      const int64_t ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start_).count();
+      RegionTotals regions = region_totals();
+      regions -= regions_;
+      StepProfile::add(phase_, ns, regions);
     }
   }
   PhaseTimer(const PhaseTimer&) = delete;
@@ -58,6 +70,7 @@ class PhaseTimer {
   StepPhase phase_;
   bool on_;
   std::chrono::steady_clock::time_point start_;
+  RegionTotals regions_;
 };
 
 }  // namespace fabula

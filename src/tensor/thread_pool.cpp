@@ -2,6 +2,8 @@
 // condition variable, so back-to-back small jobs (decode) avoid futex round trips.
 #include "tensor/thread_pool.h"
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -68,7 +70,54 @@ bool spin_until(Ready ready, bool burst) {
   return ready();
 }
 
+std::atomic<bool> g_region_profiling{false};
+constexpr size_t kRegionFields = 7;
+std::array<std::atomic<int64_t>, kRegionFields> g_region_totals{};  // RegionTotals' fields, in order
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// When one thread was inside one profiled job (own cache line: the threads write them side by side).
+struct alignas(64) JobSpan {
+  int64_t begin = 0, end = 0;
+};
+
 }  // namespace
+
+RegionTotals& RegionTotals::operator-=(const RegionTotals& o) {
+  regions -= o.regions;
+  wall_ns -= o.wall_ns;
+  all_busy_ns -= o.all_busy_ns;
+  start_ns -= o.start_ns;
+  end_ns -= o.end_ns;
+  signal_ns -= o.signal_ns;
+  busy_ns -= o.busy_ns;
+  return *this;
+}
+
+RegionTotals& RegionTotals::operator+=(const RegionTotals& o) {
+  regions += o.regions;
+  wall_ns += o.wall_ns;
+  all_busy_ns += o.all_busy_ns;
+  start_ns += o.start_ns;
+  end_ns += o.end_ns;
+  signal_ns += o.signal_ns;
+  busy_ns += o.busy_ns;
+  return *this;
+}
+
+void set_region_profiling(bool on) { g_region_profiling.store(on, std::memory_order_relaxed); }
+
+void reset_region_totals() {
+  for (auto& v : g_region_totals) v.store(0, std::memory_order_relaxed);
+}
+
+RegionTotals region_totals() {
+  const auto get = [](size_t i) { return g_region_totals[i].load(std::memory_order_relaxed); };
+  return {get(0), get(1), get(2), get(3), get(4), get(5), get(6)};
+}
 
 struct ThreadPool::Impl {
   int n_threads = 1;
@@ -81,6 +130,25 @@ struct ThreadPool::Impl {
   std::atomic<bool> busy{false};
   const FunctionRef<void(int)>* job = nullptr;
   std::atomic<bool> stop{false};
+  bool profiling = false;      // this job records spans (set before its generation bump)
+  std::vector<JobSpan> spans;  // per thread, when profiling
+
+  // Adds the region that began at `begin` on the caller and ended now to the totals.
+  void add_region(int64_t begin) {
+    const int64_t end = now_ns();
+    int64_t last_start = begin, first_end = end, last_end = begin, busy = 0;
+    for (const JobSpan& s : spans) {
+      last_start = std::max(last_start, s.begin);
+      first_end = std::min(first_end, s.end);
+      last_end = std::max(last_end, s.end);
+      busy += s.end - s.begin;
+    }
+    const int64_t wall = end - begin;
+    const int64_t all_busy = std::max<int64_t>(0, first_end - last_start);
+    const int64_t start = std::min(wall - all_busy, last_start - begin);
+    const int64_t fields[kRegionFields] = {1, wall, all_busy, start, wall - all_busy - start, end - last_end, busy};
+    for (size_t i = 0; i < kRegionFields; ++i) g_region_totals[i].fetch_add(fields[i], std::memory_order_relaxed);
+  }
 
   void worker_loop(int index) {
     uint64_t seen = 0;
@@ -98,7 +166,13 @@ struct ThreadPool::Impl {
       seen = gen;
       if (stop.load(std::memory_order_acquire)) return;  // stop is set before its generation bump
       burst = std::chrono::steady_clock::now() - done < kBurstSpin;
-      (*job)(index);
+      if (profiling) {
+        spans[static_cast<size_t>(index)].begin = now_ns();
+        (*job)(index);
+        spans[static_cast<size_t>(index)].end = now_ns();
+      } else {
+        (*job)(index);
+      }
       done = std::chrono::steady_clock::now();
       if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mu);
@@ -110,6 +184,7 @@ struct ThreadPool::Impl {
 
 ThreadPool::ThreadPool(int n_threads) : impl_(std::make_unique<Impl>()) {
   impl_->n_threads = n_threads > 0 ? n_threads : physical_cores();
+  impl_->spans.resize(static_cast<size_t>(impl_->n_threads));
   for (int i = 1; i < impl_->n_threads; ++i) {
     impl_->workers.emplace_back([this, i] { impl_->worker_loop(i); });
   }
@@ -136,17 +211,26 @@ void ThreadPool::run_on_all(FunctionRef<void(int thread)> fn) {
   const bool was_busy = p.busy.exchange(true, std::memory_order_acq_rel);
   FABULA_CHECK(!was_busy && "ThreadPool: nested or concurrent run_on_all");
   p.job = &fn;
+  p.profiling = g_region_profiling.load(std::memory_order_relaxed);
+  const int64_t region_begin = p.profiling ? now_ns() : 0;
   p.pending.store(p.n_threads - 1, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(p.mu);
     p.generation.fetch_add(1, std::memory_order_acq_rel);
   }
   p.cv_start.notify_all();
-  fn(0);
+  if (p.profiling) {
+    p.spans[0].begin = now_ns();
+    fn(0);
+    p.spans[0].end = now_ns();
+  } else {
+    fn(0);
+  }
   if (!spin_until([&] { return p.pending.load(std::memory_order_acquire) == 0; }, true)) {
     std::unique_lock<std::mutex> lock(p.mu);
     p.cv_done.wait(lock, [&] { return p.pending.load(std::memory_order_acquire) == 0; });
   }
+  if (p.profiling) p.add_region(region_begin);
   p.job = nullptr;
   p.busy.store(false, std::memory_order_release);
 }

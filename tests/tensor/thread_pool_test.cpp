@@ -70,5 +70,35 @@ TEST(ThreadPool, DestroyIdlePoolAndAfterSleep) {
   EXPECT_EQ(n.load(), 4);
 }
 
+TEST(ThreadPool, RegionTotalsAddUp) {
+  ThreadPool pool(3);
+  reset_region_totals();
+  pool.run_on_all([](int) {});  // profiling off: not counted
+  EXPECT_EQ(region_totals().regions, 0);
+  set_region_profiling(true);
+  for (int rep = 0; rep < 5; ++rep) {
+    pool.run_on_all([](int t) { std::this_thread::sleep_for(std::chrono::milliseconds(1 + t)); });
+  }
+  ThreadPool single(1);
+  single.run_on_all([](int) {});  // one thread: no region
+  set_region_profiling(false);
+  const RegionTotals t = region_totals();
+  EXPECT_EQ(t.regions, 5);
+  // The caller's time splits into the wake-up, the time every thread worked, and the end.
+  EXPECT_EQ(t.start_ns + t.all_busy_ns + t.end_ns, t.wall_ns);
+  EXPECT_GE(t.start_ns, 0);
+  EXPECT_GE(t.all_busy_ns, 0);
+  EXPECT_GE(t.signal_ns, 0);
+  EXPECT_LE(t.signal_ns, t.end_ns);
+  EXPECT_GE(t.busy_ns, 5 * (1 + 2 + 3) * 1000000);  // each thread slept inside the job
+  EXPECT_LE(t.busy_ns, 3 * t.wall_ns);
+  RegionTotals d = t;
+  d -= t;
+  EXPECT_EQ(d.regions, 0);
+  EXPECT_EQ(d.wall_ns, 0);
+  reset_region_totals();
+  EXPECT_EQ(region_totals().wall_ns, 0);
+}
+
 }  // namespace
 }  // namespace fabula
