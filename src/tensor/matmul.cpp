@@ -434,6 +434,7 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
         matmul_rows(job.w, tile_act, job.y + n_gemm * ldy, ldy, tile, tile_tokens, rc, rc_end);
       }
     }
+    if (job.after_rows != nullptr) (*job.after_rows)(r0, r1);
   };
   // Thread `thread` of nth takes the cost range [total*thread/nth, total*(thread+1)/nth), mapped to whole rows:
   // row r of job j belongs to the thread whose range holds the row's first MAC. Every output row is computed by

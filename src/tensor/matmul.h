@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "base/function_ref.h"
 #include "tensor/types.h"
 
 namespace fabula {
@@ -93,6 +94,9 @@ struct MatmulJob {
   // tiles). Else the first gemm_tokens tokens take the GEMM and the rest the tiles, whatever their counts: a batched
   // step (model/model.h Batch) gives each sequence's rows the path they take alone, and reads the weight once.
   int64_t gemm_tokens = -1;
+  // Called on the thread that computed output rows [r0, r1) of every token, right after them, while they are in its
+  // cache (the output head's softcap); each row of the job is in exactly one call.
+  const FunctionRef<void(int64_t r0, int64_t r1)>* after_rows = nullptr;
 };
 constexpr size_t kMaxMatmulJobs = 512;
 

@@ -1,6 +1,7 @@
 // matmul against a naive dequantize + f32 reference, and thread-count independence.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -219,6 +220,43 @@ TEST(Matmul, FewTokenJobsSplitByStealingEqualSeparateProducts) {
       for (size_t i = 0; i < ra.size(); ++i) ASSERT_EQ(ya[i], ra[i]) << threads << " threads, " << i;
       for (size_t i = 0; i < yb.size(); ++i) ASSERT_EQ(yb[i], rb[700 + i]) << threads << " threads, " << i;
       for (size_t i = 0; i < yc.size(); ++i) ASSERT_EQ(yc[i], rc[3 * 333 + i]) << threads << " threads, " << i;
+    }
+  }
+}
+
+TEST(Matmul, AfterRowsSeesEveryRowOnceRightAfterIt) {
+  // The output head's softcap runs in after_rows: each row of the job in exactly one call, on the thread that
+  // computed it and after it was written, whether the step is decode (stealing) or not (static split).
+  const int64_t cols = 256, rows = 2000;
+  const Weights w = random_weights(GgmlType::kQ6_K, rows, cols, 51);
+  for (int64_t n_tokens : {1, 3, 9}) {
+    const auto x = random_input(n_tokens * cols, 52);
+    QuantizedActivations xq;
+    xq.quantize(GgmlType::kQ8_K, x.data(), n_tokens, cols);
+    std::vector<float> ref(static_cast<size_t>(rows * n_tokens));
+    MatmulJob plain{w.view(), &xq, ref.data()};
+    plain.gemm_tokens = 0;
+    matmul_jobs(std::span<const MatmulJob>(&plain, 1), nullptr);
+    for (int threads : {1, 2, 3}) {
+      ThreadPool pool(threads);
+      std::vector<float> y(ref.size(), 0.0f), copy(ref.size(), -1.0f);
+      std::vector<std::atomic<int>> seen(static_cast<size_t>(rows));
+      auto after = [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          seen[static_cast<size_t>(r)]++;
+          for (int64_t t = 0; t < n_tokens; ++t) copy[static_cast<size_t>(t * rows + r)] = y[static_cast<size_t>(t * rows + r)];
+        }
+      };
+      const FunctionRef<void(int64_t, int64_t)> after_rows = after;
+      MatmulJob job{w.view(), &xq, y.data()};
+      job.gemm_tokens = 0;
+      job.after_rows = &after_rows;
+      matmul_jobs(std::span<const MatmulJob>(&job, 1), &pool);
+      for (int64_t r = 0; r < rows; ++r) ASSERT_EQ(seen[static_cast<size_t>(r)].load(), 1) << n_tokens << " " << threads;
+      for (size_t i = 0; i < ref.size(); ++i) {
+        ASSERT_EQ(y[i], ref[i]) << n_tokens << " tokens, " << threads << " threads, " << i;
+        ASSERT_EQ(copy[i], ref[i]) << n_tokens << " tokens, " << threads << " threads, " << i;  // seen when done
+      }
     }
   }
 }
