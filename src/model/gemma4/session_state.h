@@ -102,6 +102,7 @@ struct Gemma4Session final : SessionState {
   // cost (rows times keys) of the blocks before it, for the split between threads.
   struct AttnBlock {
     int64_t t0, t1, g, cost_before;
+    int64_t head;  // a one-token block: its one query head (of kv group g)
   };
   static constexpr int64_t kAttnBlockRows = 32;
   std::vector<AttnBlock> attn_blocks;
