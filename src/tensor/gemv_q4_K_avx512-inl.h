@@ -199,8 +199,8 @@ HWY_INLINE __m512i dp_u8s8_512_at_zero(__m512i u, const int8_t* s) {
 // subtract an exact zero. The high nibbles by GF2P8AFFINEQB where the CPU has GFNI (kGfni), else as 16 x their value
 // (vpandn) and the odd sums shifted back once per block (exact: every product is a multiple of 16; VNNI does not
 // saturate). b, the second half of a block's qs, is loaded once (GCC folded it into both shuffles, a second load).
-// Per block about 37 instructions instead of 53: one core in L2, `GemvKernel/q4_K/2816` 50.0 -> 56.4 GiB/s (+13%,
-// medians of six alternating runs). Round 6's grouping with one token ran no faster than the kernel a block at a
+// Per block about 33 instructions instead of 53: one core in L2, `GemvKernel/q4_K/2816` 50.0 -> 56.4 and 45.4 -> 53.8
+// GiB/s (+13% and +18%, medians of 6 and 8 alternating runs in two windows). Round 6's grouping with one token ran no faster than the kernel a block at a
 // time (its FMAs masked, d * yd broadcast by shuffles, a copied zero per vpdpbusd, separate activation loads): in a
 // harness those details took it from +5% to +13%.
 template <bool kGfni>
