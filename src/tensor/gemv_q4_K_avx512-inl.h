@@ -259,8 +259,8 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
         even = dp_u8s8_512_at(even, _mm512_and_si512(odd_chunks, m4), p + 64);
         __m512i odd;
         if constexpr (kGfni) {
-          odd = dp_u8s8_512_at_zero(gf2p8affine_nibbles(even_chunks, high_nibble), p + 128);
-          odd = dp_u8s8_512_at(odd, gf2p8affine_nibbles(odd_chunks, high_nibble), p + 192);
+          odd = dp_u8s8_512_at_zero(gf2p8affine_bytes(even_chunks, high_nibble), p + 128);
+          odd = dp_u8s8_512_at(odd, gf2p8affine_bytes(odd_chunks, high_nibble), p + 192);
         } else {
           odd = dp_u8s8_512_at_zero(_mm512_andnot_si512(m4, even_chunks), p + 128);
           odd = _mm512_srai_epi32(dp_u8s8_512_at(odd, _mm512_andnot_si512(m4, odd_chunks), p + 192), 4);

@@ -86,15 +86,16 @@ HWY_INLINE __m256 gemv_q8_0_like_step_512(const uint8_t* x, int64_t i, const Blo
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
-// Each byte's low nibble (matrix kGfLowNibble in every qword) or high nibble (kGfHighNibble), the other four bits
-// zero, by one GF2P8AFFINEQB (a bit matrix per qword) instead of a shift and an and. Inline assembly: Highway's
-// AVX3_DL target does not enable GFNI, so callers check for it at run time (gemv_q8_0_like_avx512).
-// Result bit b (b < 4) is the parity of byte 7 - b of the qword's matrix and the input: bit b or b + 4.
+// GF2P8AFFINEQB: every byte of x through the bit matrix of its qword (result bit b is the parity of byte 7 - b of
+// the matrix and the input byte), so one instruction moves and masks any of a byte's bits. Inline assembly:
+// Highway's AVX3_DL target does not enable GFNI, so callers check for it at run time (gemv_q8_0_like_avx512,
+// gemv_q6_K_avx512). With kGfLowNibble in every qword each byte keeps its low nibble, with kGfHighNibble its high
+// nibble moves down (the other four bits zero): one instruction instead of a shift and an and.
 constexpr long long kGfLowNibble = 0x0102040800000000LL, kGfHighNibble = 0x1020408000000000LL;
-HWY_INLINE __m512i gf2p8affine_nibbles(__m512i placed, __m512i matrix) {
-  __m512i nibbles;
-  asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(nibbles) : "v"(placed), "v"(matrix));
-  return nibbles;
+HWY_INLINE __m512i gf2p8affine_bytes(__m512i x, __m512i matrix) {
+  __m512i out;
+  asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(out) : "v"(x), "v"(matrix));
+  return out;
 }
 
 // The same step with VBMI / BITALG (AVX3_DL), the same block sums and f32 steps (so bit-identical), in about half the
@@ -216,8 +217,8 @@ HWY_INLINE void unpack_q8_0_like_groups_vbmi(const uint8_t* x, int64_t i, __m512
       continue;
     }
     const __m512i placed = _mm512_permutex2var_epi8(pair[2 * g], _mm512_load_si512(kNibbleIndex.data()), pair[2 * g + 1]);
-    const __m512i low = gf2p8affine_nibbles(placed, _mm512_set1_epi64(kGfLowNibble));
-    const __m512i high = gf2p8affine_nibbles(placed, _mm512_set1_epi64(kGfHighNibble));
+    const __m512i low = gf2p8affine_bytes(placed, _mm512_set1_epi64(kGfLowNibble));
+    const __m512i high = gf2p8affine_bytes(placed, _mm512_set1_epi64(kGfHighNibble));
     if constexpr (kType == GgmlType::kQ5_0) {
       const __m512i qh = _mm512_permutex2var_epi8(pair[2 * g], _mm512_load_si512(kHighIndex.data()), pair[2 * g + 1]);
       const __mmask64 fifth_low = _mm512_bitshuffle_epi64_mask(qh, _mm512_load_si512(kLowBits.data()));

@@ -238,6 +238,54 @@ TEST(Gemv, Q4KEveryTargetDoesTheModelsStepsBitForBit) {
 #endif
 }
 
+// The Q6_K gemvs of every target give the same bits: they differ in how they unpack the weights (AVX3_DL with GFNI:
+// GF2P8AFFINEQB and the weights in their own order; AVX3: cross-lane permutes) but must compute the same exact
+// integer sums and the same f32 steps. One and several tokens, 1 and 11 blocks, rows at a 2-byte-aligned stride.
+TEST(Gemv, Q6_KIsTheSameOnEveryTarget) {
+  std::mt19937 rng(13);
+  const GgmlType type = GgmlType::kQ6_K;
+  const int64_t rows = 7;
+  struct Case {
+    int64_t n;
+    std::vector<uint8_t> w, act;
+    std::vector<float> first;  // the first target's outputs: nt = 1 by gemv, then nt = 1..kTokensPerGemvCall by gemv_tokens
+  };
+  std::vector<Case> cases;
+  for (int64_t n : {int64_t{256}, int64_t{2816}}) {
+    Case c{n, std::vector<uint8_t>((row_bytes(type, n) + 2) * rows + 2), {}, {}};
+    for (int64_t r = 0; r < rows; ++r) random_weight_row(type, n, c.w.data() + 2 + (row_bytes(type, n) + 2) * r, rng);
+    c.act = random_activations(GgmlType::kQ8_K, n, kTokensPerGemvCall, rng);
+    cases.push_back(std::move(c));
+  }
+  int targets = 0;
+  for_each_target([&](const KernelTable& table, int64_t) {
+    const GemvFn gemv = table.gemv[kernel_slot(type)];
+    const GemvTokensFn gemv_tokens = table.gemv_tokens[kernel_slot(type)];
+    if (gemv == nullptr || gemv_tokens == nullptr) return;
+    ++targets;
+    for (Case& c : cases) {
+      const size_t stride = row_bytes(type, c.n) + 2, astride = row_bytes(GgmlType::kQ8_K, c.n);
+      const uint8_t* w = c.w.data() + 2;
+      std::vector<float> out(rows);
+      gemv(c.n, w, stride, rows, c.act.data(), nullptr, nullptr, out.data());
+      for (int nt = 1; nt <= kTokensPerGemvCall; ++nt) {
+        std::vector<float> y(static_cast<size_t>(nt * rows));
+        gemv_tokens(c.n, w, stride, rows, c.act.data(), astride, nullptr, nullptr, nt, y.data(), rows);
+        out.insert(out.end(), y.begin(), y.end());
+      }
+      if (c.first.empty()) {
+        c.first = out;
+        continue;
+      }
+      ASSERT_EQ(out.size(), c.first.size());
+      for (size_t k = 0; k < out.size(); ++k) EXPECT_EQ(out[k], c.first[k]) << "n " << c.n << " output " << k;
+    }
+  });
+  if (best_kernels().gemv[kernel_slot(type)] != nullptr) {
+    EXPECT_GT(targets, 1);  // AVX3_DL and AVX3 on an AVX-512 machine
+  }
+}
+
 // The multi-token gemv (a batched decode step) against the same target's gemv called for each token alone, bit for
 // bit: a token's numbers must not depend on which tokens share its step (and for types whose gemv equals the tile,
 // against the tile too). Every token count it takes, rows at a 2-byte-aligned stride with and without a remainder of
