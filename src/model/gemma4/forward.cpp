@@ -285,9 +285,11 @@ void Gemma4Session::ffn_block(int l, int64_t n) {
   for_each_row(pool, n, E, [&](int64_t t) { ops::rmsnorm(x.data() + t * E, L.ffn_norm.data(), a.data() + t * E, E, eps); });
   acts.set(a.data(), n, E);
   moe_jobs.clear();
+  // The router first: its f32 rows make 180 KB chunks (16 rows of 2816 on the 26B), which at the end of the region
+  // the thread that finished first would steal and the other wait for; the gate and up's chunks are 50 KB.
+  if (L.has_moe) router_input(l, n);
   moe_jobs.push_back(dense_job(L.ffn_gate, acts.for_weight(L.ffn_gate.type, pool), gate.data()));
   moe_jobs.push_back(dense_job(L.ffn_up, acts.for_weight(L.ffn_up.type, pool), up.data()));
-  if (L.has_moe) router_input(l, n);
   matmul_jobs(moe_jobs, pool);
 
   timer.emplace(StepPhase::kFfnDown);
