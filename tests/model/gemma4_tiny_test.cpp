@@ -2,6 +2,10 @@
 // states, greedy continuations, incremental decoding, sliding-window ring buffer, rollback.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+#include <vector>
+
 #include "model/gemma4/ops.h"
 #include "model_test_util.h"
 #include "tensor/thread_pool.h"
@@ -223,6 +227,22 @@ TEST(Gemma4Rope, ProportionalRopeLeavesTheUnrotatedDimsAlone) {
       }
     }
     EXPECT_GT(std::fabs(y[1] - x[1]) + std::fabs(y[257] - x[257]), 1e-3) << "pos " << pos;
+  }
+}
+
+// The router's one-pass top-k picks the same experts in the same order as k passes of argmax, ties included.
+TEST(Gemma4Router, TopKEqualsRepeatedArgmax) {
+  std::mt19937 rng(7);
+  for (int iter = 0; iter < 20000; ++iter) {
+    const int64_t n = 1 + static_cast<int64_t>(rng() % 130), k = 1 + static_cast<int64_t>(rng() % std::min<int64_t>(n, 9));
+    std::vector<float> p(static_cast<size_t>(n));
+    for (auto& v : p) v = static_cast<float>(rng() % 7) * 0.125f + (iter % 2 ? static_cast<float>(rng() % 1000) * 1e-4f : 0.0f);
+    std::vector<int32_t> idx(static_cast<size_t>(k)), want_idx(idx.size());
+    std::vector<float> val(idx.size()), want_val(idx.size());
+    ops::top_k(p.data(), n, k, idx.data(), val.data());
+    ops::top_k_ref(p.data(), n, k, want_idx.data(), want_val.data());
+    ASSERT_EQ(idx, want_idx) << "iter " << iter << " n " << n << " k " << k;
+    ASSERT_EQ(val, want_val) << "iter " << iter;
   }
 }
 

@@ -351,18 +351,9 @@ void Gemma4Session::route_experts(int l, int64_t n) {
     const float* p = router.data() + t * NE;
     int32_t* idx = sel.data() + t * K;
     float* wt = sel_w.data() + t * K;
+    ops::top_k(p, NE, K, idx, wt);
     float sum = 0;
-    for (int64_t j = 0; j < K; ++j) {
-      int32_t best = -1;
-      for (int32_t e = 0; e < NE; ++e) {
-        bool taken = false;
-        for (int64_t m = 0; m < j; ++m) taken |= idx[m] == e;
-        if (!taken && (best < 0 || p[e] > p[best])) best = e;  // ties: lower index first
-      }
-      idx[j] = best;
-      wt[j] = p[best];
-      sum += p[best];
-    }
+    for (int64_t j = 0; j < K; ++j) sum += wt[j];
     for (int64_t j = 0; j < K; ++j) {
       wt[j] = wt[j] / sum * L.down_exps_scale[static_cast<size_t>(idx[j])];
       ++exp_count[static_cast<size_t>(idx[j])];
