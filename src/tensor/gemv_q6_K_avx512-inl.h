@@ -45,7 +45,8 @@ HWY_INLINE void unpack_q6_K_weights_transposed(const BlockQ6_K& x, __m512i q[4])
 // call). The integer sums per block are exact; every token's f32 steps are the same whatever NT, so a token's
 // numbers do not depend on the others' (bit for bit), and they differ from the tile's order (gemv_every_token).
 // One core in L2 (bench_quant DecodeTokens/q6_K, 1/2/3/4 tokens), G MAC/s: the tile 78-84, 114-118, 133, 146-148;
-// this 84-85, 132-133, 164-167, 186-188.
+// this 84-85, 132-133, 164-167, 186-188. Where the CPU has GFNI, one and two tokens take gemv_q6_K_tokens_gfni
+// below (the same bits, a cheaper unpack).
 template <int NT>
 HWY_INLINE void gemv_q6_K_tokens_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                      size_t act_stride, float* y, int64_t ldy) {
@@ -109,7 +110,7 @@ constexpr long long q6_K_high_bits_matrix(int g) { return (1LL << (2 * g)) << 24
 // nibbles down, a ternary merge and an or. No cross-lane permutes (unpack_q6_K_weights_transposed has eight, on the
 // two ports that also run its eight variable shifts and rotates). The high nibbles by GF2P8AFFINEQB rather than a
 // 16-bit shift: GCC folds the shift's load (a second unaligned 64-byte load of ql), and without it
-// GemvKernel/q6_K/2816 ran ~3% faster (one core in L2).
+// GemvKernel/q6_K/2816 ran 1-3% faster (one core in L2, two windows).
 HWY_INLINE void unpack_q6_K_weights_gfni(const BlockQ6_K& x, __m512i (&v)[4]) {
   const __m512i pairs_0_1 = _mm512_setr_epi64(q6_K_high_bits_matrix(0), q6_K_high_bits_matrix(0), q6_K_high_bits_matrix(0),
                                               q6_K_high_bits_matrix(0), q6_K_high_bits_matrix(1), q6_K_high_bits_matrix(1),
