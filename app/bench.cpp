@@ -5,7 +5,9 @@
 // rolled back to after each run), as llama-bench's -d. Every listed KV cache type runs in turn, side by side.
 // --parallel N: tg decodes N sequences together, one token of each per forward step (model/model.h Batch, as
 // `serve --parallel N`), and t/s counts all their tokens. --kv-memory and --kv-quality measure the cache types
-// instead (bench_kv.h).
+// instead (bench_kv.h). --bound-probe K: during tg, a read probe (tensor/read_probe.h, bench_membw's Read) on the
+// decode pool before the first step and after every K steps, each chunk's weight GB/s against its own two probes
+// (model/decode_bound.h); the probes' time is not in tg's t/s.
 #include <sys/resource.h>
 
 #include <array>
@@ -27,9 +29,11 @@
 #include "bench_kv.h"
 #include "command.h"
 #include "model_args.h"
+#include "model/decode_bound.h"
 #include "model/gemma4/tensors.h"
 #include "model/model.h"
 #include "model/step_profile.h"
+#include "tensor/read_probe.h"
 #include "tensor/thread_pool.h"
 
 namespace {
@@ -47,6 +51,7 @@ struct BenchArgs {
   double bandwidth_gbs = 0;  // > 0: also print tg as a fraction of the read bound
   int n_depth = 0;           // tokens already in the cache when each test runs (llama-bench -d)
   int parallel = 1;          // tg: sequences decoding one token each per forward step (Batch)
+  int bound_probe = 0;       // > 0: tg runs a read probe after every this many steps (and before the first)
   std::vector<std::string> cache_type_k, cache_type_v;  // lists, as llama-bench's -ctk / -ctv
   bool kv_memory = false, kv_quality = false;
   std::string shape = "gemma4-26b-a4b";
@@ -89,10 +94,15 @@ struct TestResult {
   std::array<int64_t, static_cast<size_t>(fabula::StepPhase::kCount)> phase_ns{};  // --profile: all repetitions
   double experts_per_layer = 0;  // --profile: distinct routed experts read per MoE layer and step
   std::array<fabula::RegionTotals, static_cast<size_t>(fabula::StepPhase::kCount)> regions{};  // --profile
+  std::vector<fabula::BoundChunk> bound_chunks{};  // --bound-probe: every repetition's chunks, in order
 };
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double ns_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // llama.cpp's ftype names as llama-bench prints them.
@@ -274,6 +284,66 @@ void print_profile(const fabula::Model& m, const std::vector<TestResult>& result
   }
 }
 
+constexpr int kProbePasses = 2;  // best of this many 1 GiB reads per probe
+
+// --bound-probe: each chunk's decode rate against the reads just before and after it, then the efficiencies'
+// median / min / max over all chunks and over the stable fast ones.
+void print_bound_chunks(const TestResult& r, int k, double bytes_per_step) {
+  using namespace fabula;
+  std::printf("\n%s: decode against a read probe (best of %d reads of %zu MiB, all threads) before and after "
+              "every %d steps\n", r.name.c_str(), kProbePasses, kReadProbeBytes >> 20, k);
+  std::printf("  %5s %5s %8s %11s %13s %12s %10s %6s\n", "chunk", "steps", "t/s", "weight GB/s", "read before",
+              "read after", "efficiency", "stable");
+  for (size_t i = 0; i < r.bound_chunks.size(); ++i) {
+    const BoundChunk& c = r.bound_chunks[i];
+    const BoundChunkRate rate = bound_chunk_rate(c, bytes_per_step);
+    std::printf("  %5zu %5d %8.2f %11.2f %13.2f %12.2f %9.1f%% %6s\n", i + 1, c.steps, rate.steps_per_s,
+                rate.weight_gbs, c.probe_before_gbs, c.probe_after_gbs, 100 * rate.efficiency,
+                rate.stable_fast ? "yes" : "");
+  }
+  const BoundSummary s = summarize_bound(r.bound_chunks, bytes_per_step);
+  auto line = [](const char* what, const EfficiencyStats& e) {
+    if (e.count == 0) {
+      std::printf("  %s: no chunks\n", what);
+      return;
+    }
+    std::printf("  %s (%d chunks): median %.1f%%, min %.1f%%, max %.1f%%\n", what, e.count, 100 * e.median,
+                100 * e.min, 100 * e.max);
+  };
+  line("efficiency, all chunks", s.all);
+  const std::string stable = fmt::format("efficiency, stable fast chunks (both reads >= {:.0f} GB/s, < {:.0f}% apart)",
+                                         kStableFastGbs, 100 * kStableSpread);
+  line(stable.c_str(), s.stable_fast);
+}
+
+nlohmann::json bound_chunks_json(const TestResult& r, int k, double bytes_per_step) {
+  using namespace fabula;
+  nlohmann::json chunks = nlohmann::json::array();
+  for (const BoundChunk& c : r.bound_chunks) {
+    const BoundChunkRate rate = bound_chunk_rate(c, bytes_per_step);
+    chunks.push_back({{"steps", c.steps},
+                      {"decode_s", c.decode_s},
+                      {"ts", rate.steps_per_s},
+                      {"weight_gbs", rate.weight_gbs},
+                      {"read_before_gbs", c.probe_before_gbs},
+                      {"read_after_gbs", c.probe_after_gbs},
+                      {"efficiency", rate.efficiency},
+                      {"stable_fast", rate.stable_fast}});
+  }
+  const BoundSummary s = summarize_bound(r.bound_chunks, bytes_per_step);
+  auto stats = [](const EfficiencyStats& e) {
+    return nlohmann::json{{"count", e.count}, {"median", e.median}, {"min", e.min}, {"max", e.max}};
+  };
+  return {{"steps_per_probe", k},
+          {"read_bytes", kReadProbeBytes},
+          {"passes_per_read", kProbePasses},
+          {"stable_fast_min_gbs", kStableFastGbs},
+          {"stable_fast_max_spread", kStableSpread},
+          {"chunks", chunks},
+          {"all", stats(s.all)},
+          {"stable_fast", stats(s.stable_fast)}};
+}
+
 }  // namespace
 
 FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-bench method)") {
@@ -295,6 +365,13 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
   cli.add_option("--bandwidth", args->bandwidth_gbs,
                  "Memory read bandwidth in GB/s (bench_membw's best read): prints tg against the bound "
                  "bandwidth / weight bytes per token");
+  cli.add_option("--bound-probe", args->bound_probe,
+                 "K > 0: decode against a read bound measured beside it, for a machine whose memory bandwidth "
+                 "changes within seconds: during tg, read a 1 GiB buffer with all threads (bench_membw's Read, best "
+                 "of 2) before the first step and after every K steps, and print each chunk's weight GB/s as a "
+                 "share of the mean of its two reads, with the median / min / max share (probe time is not in "
+                 "tg's t/s; 0: off)")
+      ->capture_default_str();
   cli.add_option("--parallel", args->parallel,
                  "tg with N sequences, one token of each per forward step (continuous batching, as `serve "
                  "--parallel N`); t/s counts the tokens of all of them")
@@ -325,6 +402,17 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
     if (!pairs.ok()) return app::report_error(pairs.error());
     if (args->kv_memory) return app::print_kv_memory(args->model.empty() ? args->shape : args->model, args->contexts, args->json);
     if (args->model.empty()) return app::report_error(make_error(ErrorCode::kInvalidArgument, "bench needs --model (or --kv-memory)"));
+    if (args->bound_probe < 0) {
+      return app::report_error(make_error(ErrorCode::kInvalidArgument,
+                                          "--bound-probe must be 0 (off) or the number of decode steps between read "
+                                          "probes, got {}",
+                                          args->bound_probe));
+    }
+    if (args->bound_probe > 0 && args->parallel > 1) {
+      return app::report_error(make_error(ErrorCode::kInvalidArgument,
+                                          "--bound-probe counts one token's weight bytes per step: use it without "
+                                          "--parallel"));
+    }
     if (args->kv_quality) {
       app::KvQualityArgs q = args->quality;
       q.model = args->model;
@@ -359,6 +447,11 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
     const int32_t bos = static_cast<int32_t>(u64_or("tokenizer.ggml.bos_token_id", 2));
     const int depth = std::max(0, args->n_depth);
 
+    // --bound-probe: the read buffer, first touched by the decode pool's threads before any test.
+    std::optional<ReadProbeBuffer> probe_buffer;
+    if (args->bound_probe > 0 && args->n_gen > 0) probe_buffer.emplace(pool);
+    bool probing = false;                  // on during the timed repetitions
+    std::vector<BoundChunk> bound_chunks;  // of the test being measured
     std::vector<TestResult> results;
     const double load_avg_start = load_average();
     SessionOptions base;
@@ -413,15 +506,22 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         FABULA_TRY(rewind());
         const auto t0 = std::chrono::steady_clock::now();
         FABULA_TRY(session.decode(tokens, LogitsMode::kLast));
-        return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+        return ns_since(t0);
       };
+      // --bound-probe: a read probe before the first step and after every K steps; the time returned is the
+      // steps' only.
       auto run_tg = [&](int n) -> Result<double> {
         FABULA_TRY(rewind());
         int32_t tok = depth == 0 ? bos : dist(rng);
         std::vector<int32_t> toks(others.size());
         for (auto& t : toks) t = depth == 0 ? bos : dist(rng);
         std::vector<BatchItem> items;
-        const auto t0 = std::chrono::steady_clock::now();
+        const int k = probing ? args->bound_probe : 0;
+        auto probe = [&] { return read_probe_gbs(pool, *probe_buffer, kProbePasses); };
+        double read_before = k > 0 ? probe() : 0;
+        double steps_ns = 0;
+        int chunk_begin = 0;
+        auto t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < n; ++i) {
           if (others.empty()) {
             FABULA_TRY(session.decode(std::span<const int32_t>(&tok, 1), LogitsMode::kLast));
@@ -432,14 +532,26 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
             for (auto& t : toks) t = dist(rng);
           }
           tok = dist(rng);
+          if (k > 0 && ((i + 1) % k == 0 || i + 1 == n)) {
+            const double chunk_ns = ns_since(t0);
+            steps_ns += chunk_ns;
+            const double read_after = probe();
+            bound_chunks.push_back({i + 1 - chunk_begin, chunk_ns * 1e-9, read_before, read_after});
+            read_before = read_after;
+            chunk_begin = i + 1;
+            t0 = std::chrono::steady_clock::now();
+          }
         }
-        return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+        if (k == 0) steps_ns = ns_since(t0);
+        return steps_ns;
       };
 
       // Warm-up (run(warm_n)), then the timed repetitions of run(n) with the step profile on; each repetition
       // counts `tokens` tokens.
       auto measure = [&](TestResult r, auto& run, int warm_n, int n, int tokens) -> Status {
         if (!args->no_warmup) FABULA_TRY(run(warm_n));
+        bound_chunks.clear();
+        probing = probe_buffer.has_value();
         StepProfile::reset();
         StepProfile::set_enabled(args->profile);
         for (int i = 0; i < args->reps; ++i) {
@@ -447,6 +559,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
           r.ns.push_back(ns);
         }
         StepProfile::set_enabled(false);
+        probing = false;
+        r.bound_chunks = std::move(bound_chunks);
         r.phase_ns = StepProfile::totals();
         r.regions = StepProfile::region_totals();
         if (StepProfile::expert_layers_total() > 0)
@@ -503,6 +617,9 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
                        {"load_avg_end", load_avg_end},
                        {"decode_bytes_per_token", bytes_per_token},
                        {"date", date}});
+        if (!r.bound_chunks.empty()) {
+          out.back()["bound_probe"] = bound_chunks_json(r, args->bound_probe, bytes_per_token);
+        }
       }
       std::printf("%s\n", out.dump(2).c_str());
       return 0;
@@ -530,6 +647,9 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       }
     }
     std::printf("\n");
+    for (const auto& r : results) {
+      if (!r.bound_chunks.empty()) print_bound_chunks(r, args->bound_probe, bytes_per_token);
+    }
     if (args->profile) print_profile(m, results, args->reps, args->parallel, args->bandwidth_gbs, pool.size());
     return 0;
   };

@@ -7,6 +7,9 @@
 # and is divided by the HIGHER of its two neighbours: the strict reading. Bytes per token are fabula's own count of
 # every weight byte a generated token reads (attention, dense MLP, the routed experts, the output head).
 #   bench/decode_bound.sh BUILD_DIR MODEL [PAIRS (3)] [N_GEN (128)]      THREADS=n overrides the thread count
+# Where the bandwidth changes within seconds (this VM: ~45 <-> ~80 GB/s), even neighbouring runs can be in another
+# state than the decode between them; `fabula bench --bound-probe K` is the time-local alternative: the same read
+# (tensor/read_probe.h) on the decode pool before and after every K decode steps, each chunk against its own reads.
 set -euo pipefail
 build=$1
 model=$2

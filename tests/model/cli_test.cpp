@@ -15,11 +15,8 @@ struct Output {
   std::string text;  // stdout
 };
 
-Output run_cli(const std::string& args) {
-  std::string cmd = FABULA_BINARY;
-  cmd += ' ';
-  cmd += args;
-  cmd += " 2>/dev/null";
+// Runs a shell command line and reads its stdout.
+Output run_shell(const std::string& cmd) {
   Output out;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) return out;
@@ -29,6 +26,13 @@ Output run_cli(const std::string& args) {
   const int rc = ::pclose(p);
   out.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   return out;
+}
+
+Output run_cli(const std::string& args) { return run_shell(std::string(FABULA_BINARY) + ' ' + args + " 2>/dev/null"); }
+
+// What a command writes on stderr.
+std::string run_cli_stderr(const std::string& args) {
+  return run_shell(std::string(FABULA_BINARY) + ' ' + args + " 2>&1 >/dev/null").text;
 }
 
 std::string join(const std::vector<int32_t>& ids) {
@@ -127,6 +131,35 @@ TEST_F(ModelCli, CacheTypesRunAndUnknownOnesAreRefused) {
   const Output mem = run_cli("bench --kv-memory --contexts 8192");
   ASSERT_EQ(mem.status, 0);
   EXPECT_NE(mem.text.find("| tq4 | 4.5 | 2304 | 1152 |"), std::string::npos) << mem.text;
+}
+
+// --bound-probe K: a chunk per K steps (the last one shorter) in every repetition, each with its two reads; a
+// negative K and --parallel are refused with a message naming the option.
+TEST_F(ModelCli, BenchBoundProbeReportsAChunkPerKStepsAndRefusesANegativeK) {
+  const Output bench = run_cli("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 7 -r 2 -t 2 --bound-probe 3 --json");
+  ASSERT_EQ(bench.status, 0);
+  auto rows = nlohmann::json::parse(bench.text, nullptr, false);
+  ASSERT_TRUE(rows.is_array()) << bench.text;
+  ASSERT_EQ(rows.size(), 1u);
+  const auto& probe = rows[0]["bound_probe"];
+  ASSERT_TRUE(probe.is_object()) << bench.text;
+  EXPECT_EQ(probe["steps_per_probe"], 3);
+  const auto& chunks = probe["chunks"];
+  ASSERT_EQ(chunks.size(), 6u);  // 3 + 3 + 1, twice
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_EQ(chunks[i]["steps"], i % 3 == 2 ? 1 : 3) << i;
+    EXPECT_GT(chunks[i]["read_before_gbs"].get<double>(), 0) << i;
+    EXPECT_GT(chunks[i]["read_after_gbs"].get<double>(), 0) << i;
+    if (i % 3 != 0) {  // one read between two chunks of a repetition
+      EXPECT_EQ(chunks[i]["read_before_gbs"], chunks[i - 1]["read_after_gbs"]) << i;
+    }
+  }
+  EXPECT_EQ(probe["all"]["count"], 6);
+
+  const std::string err = run_cli_stderr("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 4 --bound-probe -1");
+  EXPECT_NE(err.find("--bound-probe must be 0 (off)"), std::string::npos) << err;
+  EXPECT_NE(run_cli("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 4 --bound-probe -1").status, 0);
+  EXPECT_NE(run_cli("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 4 --bound-probe 2 --parallel 2").status, 0);
 }
 
 TEST_F(ModelCli, ErrorsExitNonZero) {
