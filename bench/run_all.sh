@@ -59,6 +59,10 @@ step "fabula decode vs the read bound, by phase (26B-A4B Q4_K_M)"
 # two bandwidth runs, divided by the higher), not the single bandwidth run at the start.
 step "fabula decode vs the read bound, alternating (26B-A4B Q4_K_M)"
 THREADS="$threads" bench/decode_bound.sh "$build" "$q4" 3 128 | tee "$work/decode-bound.txt"
+# When the memory changes state within seconds, even that pairs decode with reads of another state: --bound-probe
+# reads beside every 16 steps. Two repetitions, since the first may still read experts for the first time.
+step "fabula decode vs a read probe every 16 steps (26B-A4B Q4_K_M)"
+"$build/fabula" bench -m "$q4" -p 0 -n 256 -r 2 -t "$threads" --bound-probe 16 | tee "$work/bound-probe-26b-q4km.txt"
 step "decode streaming per weight type (GEMV over 512 MB, all threads)"
 "$build/bench/bench_quant" --benchmark_filter="GemvStream/.*/$threads/" | tee "$work/gemv_stream.txt"
 # The first beat's prompt length, then fabula's time to the first line on a real vn26b prompt of that length.
