@@ -476,8 +476,6 @@ void matmul_row_range(const MatrixView& w, const QuantizedActivations& xq, float
               matmul_use_tiles() ? kt.tile_tokens : 1, r0, r1);
 }
 
-int64_t matmul_row_tile() { return kRowTile; }
-
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, QuantizedActivations& scratch,
             ThreadPool* pool) {
   scratch.quantize(vec_dot_type(w.type), x, n_tokens, w.cols, pool);

@@ -71,12 +71,11 @@ class QuantizedActivations {
 void matmul(const MatrixView& w, const QuantizedActivations& xq, float* y, ThreadPool* pool = nullptr,
             int64_t y_stride = 0);
 
-// Rows [r0, r1) of matmul(w, xq, y) on the calling thread, for callers that split the rows themselves and finish
-// each chunk while it is in cache (the output head applies its softcap per thread). Same results as matmul().
+// Rows [r0, r1) of matmul(w, xq, y) on the calling thread, through the tiles whatever the token count (bench_quant's
+// DecodeTokens measures the multi-token gemv with it). Same results as matmul() where that takes the tiles. A caller
+// that needs each row range on its thread right after it uses MatmulJob::after_rows.
 void matmul_row_range(const MatrixView& w, const QuantizedActivations& xq, float* y, int64_t r0, int64_t r1,
                       int64_t y_stride = 0);
-// Rows per weight tile: split rows at multiples of it so threads never share a tile.
-int64_t matmul_row_tile();
 
 // Convenience: quantizes x into `scratch` and multiplies.
 void matmul(const MatrixView& w, const float* x, int64_t n_tokens, float* y, QuantizedActivations& scratch,

@@ -97,7 +97,7 @@ void Gemma4Session::forward_step(const int32_t* tokens, int64_t n, float* logits
     // Each thread caps the rows it computed while they are in cache (no serial pass over 262k logits after the
     // head); as a matmul job, decode's threads share the head's rows by stealing (perf: the static split by rows
     // left one thread waiting 0.1-0.4 ms of a 69-71 ms step of the 26B). The head always takes the tiles (the
-    // GEMM's numbers differ), as matmul_row_range did.
+    // GEMM's numbers differ), as it did when the threads split its rows themselves.
     const MatrixView& head = w->token_embd;
     const float cap = static_cast<float>(h.final_softcap);
     const int64_t V = h.n_vocab;
