@@ -150,6 +150,18 @@ struct ThreadPool::Impl {
     for (size_t i = 0; i < kRegionFields; ++i) g_region_totals[i].fetch_add(fields[i], std::memory_order_relaxed);
   }
 
+  // Thread `index`'s share of a job, its span recorded when profiling.
+  void run_job(const FunctionRef<void(int)>& fn, int index) {
+    if (!profiling) {
+      fn(index);
+      return;
+    }
+    JobSpan& span = spans[static_cast<size_t>(index)];
+    span.begin = now_ns();
+    fn(index);
+    span.end = now_ns();
+  }
+
   void worker_loop(int index) {
     uint64_t seen = 0;
     bool burst = false;  // the last job came within kBurstSpin of the one before
@@ -166,13 +178,7 @@ struct ThreadPool::Impl {
       seen = gen;
       if (stop.load(std::memory_order_acquire)) return;  // stop is set before its generation bump
       burst = std::chrono::steady_clock::now() - done < kBurstSpin;
-      if (profiling) {
-        spans[static_cast<size_t>(index)].begin = now_ns();
-        (*job)(index);
-        spans[static_cast<size_t>(index)].end = now_ns();
-      } else {
-        (*job)(index);
-      }
+      run_job(*job, index);
       done = std::chrono::steady_clock::now();
       if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mu);
@@ -219,13 +225,7 @@ void ThreadPool::run_on_all(FunctionRef<void(int thread)> fn) {
     p.generation.fetch_add(1, std::memory_order_acq_rel);
   }
   p.cv_start.notify_all();
-  if (p.profiling) {
-    p.spans[0].begin = now_ns();
-    fn(0);
-    p.spans[0].end = now_ns();
-  } else {
-    fn(0);
-  }
+  p.run_job(fn, 0);
   if (!spin_until([&] { return p.pending.load(std::memory_order_acquire) == 0; }, true)) {
     std::unique_lock<std::mutex> lock(p.mu);
     p.cv_done.wait(lock, [&] { return p.pending.load(std::memory_order_acquire) == 0; });
