@@ -279,6 +279,11 @@ namespace {
 // a worker starts some µs after the caller; every row is still computed by one kernel call as before, so the
 // results do not depend on which thread takes it.
 constexpr int64_t kChunkBytes = int64_t{64} << 10;
+// Prefill (more tokens) goes in chunks of about this many multiply-adds (matmul_jobs' row costs), taken the same
+// way: the static split by cost left one thread waiting for the other at the end of most regions (the GEMM, the
+// tiles of an expert with few tokens and the repacks run at different speeds per multiply-add; synth 26B pp512 on
+// a 2-core Zen 3: 13% of the run). 4 M is ~0.1 ms on one AVX2 core, and never less than one row tile.
+constexpr int64_t kChunkMacs = int64_t{4} << 20;
 
 // Chunks [front, back) of one thread's share, packed in one word so that taking from either end is one CAS.
 struct alignas(64) ChunkRange {
@@ -304,13 +309,15 @@ struct alignas(64) ChunkRange {
 
 template <typename RunRows>
 void run_stealing(std::span<const MatmulJob> jobs, const std::array<int64_t, kMaxMatmulJobs>& row_costs,
-                  const std::array<int64_t, kMaxMatmulJobs + 1>& prefix, ThreadPool& pool, const RunRows& run_rows) {
-  // Job j's rows in chunks of chunk_rows[j] (whole row tiles); chunk c of the step is chunk c - first[j] of job j.
+                  const std::array<int64_t, kMaxMatmulJobs + 1>& prefix, int64_t chunk_cost, ThreadPool& pool,
+                  const RunRows& run_rows) {
+  // Job j's rows in chunks of chunk_rows[j] (whole row tiles, so every GEMM row group and tile call is the one a
+  // single thread would make); chunk c of the step is chunk c - first[j] of job j.
   std::array<int64_t, kMaxMatmulJobs> chunk_rows{};
   std::array<int64_t, kMaxMatmulJobs + 1> first{};
   for (size_t j = 0; j < jobs.size(); ++j) {
     const int64_t rows = row_costs[j] > 0 ? jobs[j].w.rows : 0;
-    const int64_t tiles = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, row_costs[j] * kRowTile));
+    const int64_t tiles = std::max<int64_t>(1, chunk_cost / std::max<int64_t>(1, row_costs[j] * kRowTile));
     chunk_rows[j] = tiles * kRowTile;
     first[j + 1] = first[j] + (rows + chunk_rows[j] - 1) / chunk_rows[j];
   }
@@ -442,8 +449,8 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
   auto run = [&](int thread, int nth) {
     const int64_t c0 = total * thread / nth, c1 = total * (thread + 1) / nth;
     for (size_t j = 0; j < jobs.size(); ++j) {
-      if (prefix[j + 1] <= c0 || prefix[j] >= c1) continue;
       const int64_t row_cost = row_costs[j];
+      if (row_cost == 0 || prefix[j + 1] <= c0 || prefix[j] >= c1) continue;  // no tokens, or not this share
       auto first_row_at = [&](int64_t c) {  // first row whose start cost is >= c, rounded up to a whole tile
         if (c <= prefix[j]) return int64_t{0};
         const int64_t r = (c - prefix[j] + row_cost - 1) / row_cost;
@@ -452,9 +459,9 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
       run_rows(j, first_row_at(c0), first_row_at(c1));
     }
   };
-  if (streaming && pool != nullptr && pool->size() > 1 && pool->size() <= kMaxStealThreads &&
-      total >= kMinParallelMacs) {
-    run_stealing(jobs, row_costs, prefix, *pool, run_rows);
+  FABULA_CHECK(kt.gemm_rows <= 0 || kRowTile % kt.gemm_rows == 0);  // chunks hold whole GEMM row groups
+  if (pool != nullptr && pool->size() > 1 && pool->size() <= kMaxStealThreads && total >= kMinParallelMacs) {
+    run_stealing(jobs, row_costs, prefix, streaming ? kChunkBytes : kChunkMacs, *pool, run_rows);
     return;
   }
   if (pool == nullptr || pool->size() == 1 || total < kMinParallelMacs) {

@@ -224,6 +224,41 @@ TEST(Matmul, FewTokenJobsSplitByStealingEqualSeparateProducts) {
   }
 }
 
+TEST(Matmul, PrefillJobsSplitByStealingEqualTheSerialProducts) {
+  // Prefill products (more than 4 tokens) go in chunks of whole row tiles that threads take from each other's
+  // shares too: whoever computes a row, through the GEMM, the tiles or both, it equals the one-thread result.
+  const int64_t cols = 512, n_tokens = 40;
+  const auto x = random_input(n_tokens * cols, 61);
+  QuantizedActivations xk, x8, xh;
+  xk.quantize(GgmlType::kQ8_K, x.data(), n_tokens, cols);
+  x8.quantize(GgmlType::kQ8_0, x.data(), n_tokens, cols);
+  xh.quantize(vec_dot_type(GgmlType::kF16), x.data(), n_tokens, cols);
+  const Weights wa = random_weights(GgmlType::kQ4_K, 1203, cols, 62), wb = random_weights(GgmlType::kQ8_0, 700, cols, 63),
+                wc = random_weights(GgmlType::kQ6_K, 333, cols, 64), wd = random_weights(GgmlType::kF16, 91, cols, 65);
+  // wa over all tokens (the GEMM), wb over tokens 3..33 with 20 through the GEMM and the rest through the tiles, wc
+  // over 5 tokens (the tiles), wd over all tokens; an empty job between them.
+  auto make_jobs = [&](std::vector<float>& ya, std::vector<float>& yb, std::vector<float>& yc, std::vector<float>& yd) {
+    return std::vector<MatmulJob>{{wa.view(), &xk, ya.data()},
+                                  {wb.view(), &x8, yb.data(), 0, 3, 30, 20},
+                                  {wb.view(), &x8, nullptr, 0, 0, 0},
+                                  {wc.view(), &xk, yc.data(), 0, 7, 5},
+                                  {wd.view(), &xh, yd.data()}};
+  };
+  std::vector<float> ra(static_cast<size_t>(1203 * n_tokens)), rb(700 * 30), rc(333 * 5), rd(static_cast<size_t>(91 * n_tokens));
+  matmul_jobs(make_jobs(ra, rb, rc, rd), nullptr);
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (int rep = 0; rep < 5; ++rep) {  // the steals race differently each time
+      std::vector<float> ya(ra.size(), -1.0f), yb(rb.size(), -1.0f), yc(rc.size(), -1.0f), yd(rd.size(), -1.0f);
+      matmul_jobs(make_jobs(ya, yb, yc, yd), &pool);
+      ASSERT_EQ(ya, ra) << threads << " threads";
+      ASSERT_EQ(yb, rb) << threads << " threads";
+      ASSERT_EQ(yc, rc) << threads << " threads";
+      ASSERT_EQ(yd, rd) << threads << " threads";
+    }
+  }
+}
+
 TEST(Matmul, AfterRowsSeesEveryRowOnceRightAfterIt) {
   // The output head's softcap runs in after_rows: each row of the job in exactly one call, on the thread that
   // computed it and after it was written, whether the step is decode (stealing) or not (static split).

@@ -98,10 +98,10 @@ struct Gemma4Session final : SessionState {
   std::vector<MatmulJob> moe_jobs;  // reused (no allocation per step once grown)
   std::vector<float> scores;   // [threads][max cache capacity] attention scores
   std::vector<float> rope_cs;  // [threads][max n_rot] one row's RoPE cos | sin (ops::rope_angles)
-  // Attention work of one layer: query rows of tokens t0..t1-1 (one sequence) with kv head g; cost_before is the
-  // cost (rows times keys) of the blocks before it, for the split between threads.
+  // Attention work of one layer: query rows of tokens t0..t1-1 (one sequence) with kv head g; cost is its rows
+  // times keys, for the order in which the threads take the blocks.
   struct AttnBlock {
-    int64_t t0, t1, g, cost_before;
+    int64_t t0, t1, g, cost;
     int64_t head;  // a one-token block: its one query head (of kv group g)
   };
   static constexpr int64_t kAttnBlockRows = 32;
