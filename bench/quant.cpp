@@ -282,6 +282,28 @@ void BM_Gemm(benchmark::State& state, GgmlType type, bool best) {
                  " tokens");
 }
 
+// Repacking a 32 x 2816 matrix into GEMM tiles (prefill repacks every weight tile once per product): MACs/s of
+// the tiles' work per token, to hold against Gemm's rate (a tile serves its product's tokens).
+void BM_Repack(benchmark::State& state, GgmlType type) {
+  const int64_t rows = 32, cols = kN;
+  const KernelTable& kt = avx2_kernels();
+  if (kt.repack[kernel_slot(type)] == nullptr) {
+    state.SkipWithError("no GEMM kernel for this type");
+    return;
+  }
+  const size_t rb = row_bytes(type, cols);
+  const std::vector<uint8_t> w = gaussian_rows(type, rows, cols);
+  std::vector<uint8_t> packed(kt.gemm_tile_bytes(type, cols));
+  for (auto _ : state) {
+    for (int64_t r = 0; r < rows; r += kt.gemm_rows) {
+      kt.repack[kernel_slot(type)](cols, w.data() + r * rb, rb, kt.gemm_rows, packed.data());
+      benchmark::DoNotOptimize(packed.data());
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * rows * cols);
+  state.SetLabel(kt.target);
+}
+
 const GgmlType kDotTypes[] = {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ8_0, GgmlType::kQ4_K,
                               GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF16,  GgmlType::kBF16,
                               GgmlType::kF32};
@@ -318,6 +340,9 @@ int register_all() {
       const std::string name = std::string("Gemm/") + std::string(type_name(t)) + (best ? "/best" : "/avx2");
       benchmark::RegisterBenchmark(name.c_str(), BM_Gemm, t, best);
     }
+  }
+  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
+    benchmark::RegisterBenchmark((std::string("Repack/") + std::string(type_name(t))).c_str(), BM_Repack, t);
   }
   for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
     const std::string name = std::string("GemvStream/") + std::string(type_name(t));

@@ -23,6 +23,10 @@ constexpr int kGemmRowsAvx2 = 8;
 constexpr int kGemmTokensAvx2 = 4;
 constexpr size_t kGemmTileHeaderAvx2 = 32;  // the tile's row count, then the blocks
 
+// An empty asm that the compiler must assume changes v: it keeps a running int16/int32 sum a serial chain. Without
+// it GCC reassociates the sum of a chunk's products into a tree, holds every product at once and spills.
+HWY_INLINE void pin_chain(__m256i& v) { asm("" : "+x"(v)); }
+
 HWY_INLINE __m256i bcast_i32(const void* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -58,8 +62,10 @@ HWY_INLINE void transpose_8x8_epi32(__m256i r[8]) {
 
 // ------------------------------------------------------------------------------------------------ K-quants
 // Tile of 8 rows per 256-weight block: q[k/4][row][4] unsigned; each group's integer scale per row as an int16
-// pair (pmaddwd with the int16 partial sums); the offsets per 16 weights as int16 pairs (pmaddwd with the Q8_K
-// bsums); d, dm per row: w = d * scale_g * q - dm * offset_16.
+// pair (pmaddwd with the int16 partial sums); the offsets as int16 pairs for pmaddwd with activation sums: Q6_K
+// (an offset per 16 weights) offset[p] = (offset_2p, offset_2p+1) against the Q8_K bsums 2p, 2p+1; Q4_K / Q5_K
+// (one per 32) offset[p < 4] = (offset_32 2p, offset_32 2p+1) against the sums of 32 (bsums added in pairs): half
+// the pmaddwd. d, dm per row: w = d * scale_g * q - dm * offset.
 struct GemmKBlockAvx2 {
   uint8_t q[64][kGemmRowsAvx2][4];
   int16_t scale[16][kGemmRowsAvx2][2];
@@ -109,9 +115,62 @@ HWY_INLINE void unpack_k_block_avx2(const uint8_t* blk, __m256i q[8], int16_t sc
   unpack_k_block_scales<kType>(blk, scale, offset, d, dm);
 }
 
+// Q4_K / Q5_K: the 8 rows' scales and offsets per 32 into the tile in vector code (per row a dword per group,
+// then one 8x8 transpose each), rows >= `rows` zero.
+template <GgmlType kType>
+HWY_INLINE void repack_k_scales_avx2(const uint8_t* w, size_t row_stride, int rows, GemmKBlockAvx2& o) {
+  using Block = std::conditional_t<kType == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>;
+  __m256i sc[kGemmRowsAvx2], mn[kGemmRowsAvx2];
+  for (int r = 0; r < kGemmRowsAvx2; ++r) {
+    if (r >= rows) {
+      sc[r] = mn[r] = _mm256_setzero_si256();
+      o.d[r] = o.dm[r] = 0.0f;
+      continue;
+    }
+    const Block* x = reinterpret_cast<const Block*>(w + r * row_stride);
+    uint32_t utmp[4];
+    unpack_k_scales(x->scales, utmp);  // bytes 0..7: the scales per 32, 8..15: the offsets
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(utmp));
+    const __m256i s32 = _mm256_cvtepu8_epi32(b);                      // dword g = scale g
+    sc[r] = _mm256_or_si256(s32, _mm256_slli_epi32(s32, 16));        // (scale g, scale g) as int16
+    mn[r] = _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(b, 8)));  // dword p = (offset 2p, 2p+1)
+    mn[r] = _mm256_inserti128_si256(mn[r], _mm_setzero_si128(), 1);
+    o.d[r] = h2f_fast(x->d);
+    o.dm[r] = h2f_fast(x->dmin);
+  }
+  transpose_8x8_epi32(sc);
+  transpose_8x8_epi32(mn);
+  for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.scale[g]), sc[g]);
+  for (int p = 0; p < 4; ++p) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.offset[p]), mn[p]);
+}
+
 template <GgmlType kType>
 inline void repack_k_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
   const size_t block_bytes = type_traits(kType).block_bytes;
+  if constexpr (kType != GgmlType::kQ6_K) {
+    GemmKBlockAvx2* out = reinterpret_cast<GemmKBlockAvx2*>(tile);
+    for (int64_t b = 0; b < n / kQK_K; ++b) {
+      GemmKBlockAvx2& o = out[b];
+      const uint8_t* wb = w + b * block_bytes;
+      using Block = std::conditional_t<kType == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>;
+      __m256i q[kGemmRowsAvx2][8];
+      for (int r = 0; r < kGemmRowsAvx2; ++r) {
+        if (r < rows) {
+          unpack_qk_weights_avx2<kType == GgmlType::kQ5_K>(*reinterpret_cast<const Block*>(wb + r * row_stride), q[r]);
+        } else {
+          for (auto& v : q[r]) v = _mm256_setzero_si256();
+        }
+      }
+      for (int k = 0; k < 8; ++k) {
+        __m256i v[kGemmRowsAvx2];
+        for (int r = 0; r < kGemmRowsAvx2; ++r) v[r] = q[r][k];
+        transpose_8x8_epi32(v);
+        for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q[8 * k + g]), v[g]);
+      }
+      repack_k_scales_avx2<kType>(wb, row_stride, rows, o);
+    }
+    return;
+  }
   GemmKBlockAvx2* out = reinterpret_cast<GemmKBlockAvx2*>(tile);
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     GemmKBlockAvx2& o = out[b];
@@ -136,10 +195,12 @@ inline void repack_k_avx2(int64_t n, const uint8_t* w, size_t row_stride, int ro
     for (int g = 0; g < 16; ++g) {
       for (int r = 0; r < kGemmRowsAvx2; ++r) o.scale[g][r][0] = o.scale[g][r][1] = scale[r][g];
     }
-    for (int p = 0; p < 8; ++p) {
+    // offset[r] holds one value per 16 weights; Q4_K / Q5_K repeat each per-32 offset twice.
+    constexpr int kStep = kType == GgmlType::kQ6_K ? 1 : 2;
+    for (int p = 0; p < 16 / kStep / 2; ++p) {
       for (int r = 0; r < kGemmRowsAvx2; ++r) {
-        o.offset[p][r][0] = offset[r][2 * p];
-        o.offset[p][r][1] = offset[r][2 * p + 1];
+        o.offset[p][r][0] = offset[r][kStep * 2 * p];
+        o.offset[p][r][1] = offset[r][kStep * (2 * p + 1)];
       }
     }
   }
@@ -151,8 +212,7 @@ template <int kGroup, int kChunk, int NT>
 HWY_INLINE void gemm_k_avx2(int64_t n, const void* tile, const GemmActs& a, float* y, int64_t ldy, int rows) {
   static_assert(kGroup / 4 % kChunk == 0);
   const GemmKBlockAvx2* blk = static_cast<const GemmKBlockAvx2*>(tile);
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  alignas(32) float accm[NT][8] = {};
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const GemmKBlockAvx2& o = blk[b];
     const BlockQ8_K* ab[NT];
@@ -168,6 +228,7 @@ HWY_INLINE void gemm_k_avx2(int64_t n, const void* tile, const GemmActs& a, floa
         const __m256i wv = load256(o.q[k4]);
         for (int t = 0; t < NT; ++t) {
           part[t] = _mm256_add_epi16(part[t], _mm256_maddubs_epi16(wv, bcast_i32(ab[t]->qs + 4 * k4)));
+          pin_chain(part[t]);
         }
       }
       const __m256i sc = load256(o.scale[k0 * 4 / kGroup]);
@@ -176,14 +237,28 @@ HWY_INLINE void gemm_k_avx2(int64_t n, const void* tile, const GemmActs& a, floa
     const __m256 d = _mm256_loadu_ps(o.d), dm = _mm256_loadu_ps(o.dm);
     for (int t = 0; t < NT; ++t) {
       __m256i mins = _mm256_setzero_si256();
-      for (int p = 0; p < 8; ++p) {
-        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[p]), bcast_i32(ab[t]->bsums + 2 * p)));
+      if constexpr (kGroup == 32) {  // the sums of 32 (|s| <= 32 * 127: int16), then pairs of them per pmaddwd
+        const __m128i s32 = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ab[t]->bsums)),
+                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab[t]->bsums + 8)));
+        const __m256i s2 = _mm256_broadcastsi128_si256(s32);
+        mins = _mm256_madd_epi16(load256(o.offset[0]), _mm256_shuffle_epi32(s2, 0x00));
+        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[1]), _mm256_shuffle_epi32(s2, 0x55)));
+        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[2]), _mm256_shuffle_epi32(s2, 0xAA)));
+        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[3]), _mm256_shuffle_epi32(s2, 0xFF)));
+      } else {
+        for (int p = 0; p < 8; ++p) {
+          mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[p]), bcast_i32(ab[t]->bsums + 2 * p)));
+        }
       }
       const __m256 da = _mm256_set1_ps(ab[t]->d);
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, da), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-      acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dm, da), _mm256_cvtepi32_ps(mins), acc[t]);
+      __m256 acc = _mm256_load_ps(accm[t]);
+      acc = _mm256_fmadd_ps(_mm256_mul_ps(d, da), _mm256_cvtepi32_ps(sumi[t]), acc);
+      acc = _mm256_fnmadd_ps(_mm256_mul_ps(dm, da), _mm256_cvtepi32_ps(mins), acc);
+      _mm256_store_ps(accm[t], acc);
     }
   }
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_load_ps(accm[t]);
   store_rows_avx2(y, ldy, acc, rows);
 }
 
