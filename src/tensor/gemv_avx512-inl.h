@@ -21,6 +21,9 @@ HWY_INLINE uint8_t* gemv_scratch(size_t bytes) {
 inline void fill_avx512_gemv(KernelTable* t) {
 #if HWY_TARGET == HWY_AVX3_DL
   t->gemv[kernel_slot(GgmlType::kQ8_0)] = gemv_q8_0_like_avx512<GgmlType::kQ8_0, BlockQ8_0>;
+#else
+  // AVX3's Q8_0 tile (8 blocks per step) sums in another f32 order than the AVX2 gemv fill_avx2_gemv_q8_q6 set.
+  t->gemv[kernel_slot(GgmlType::kQ8_0)] = nullptr;
 #endif
   t->gemv[kernel_slot(GgmlType::kQ4_K)] = gemv_q4_K_avx512;
   t->gemv_every_token[kernel_slot(GgmlType::kQ4_K)] = true;

@@ -13,6 +13,7 @@
 #include <hwy/aligned_allocator.h>
 #include <hwy/highway.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -148,6 +149,8 @@ inline void quantize_act_q8_K(const float* x, void* yv, int64_t n) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
 #define FABULA_TILES_AVX2 1
 #include "tensor/tiles_avx2-inl.h"
+#include "tensor/gemv_q8_0_avx2-inl.h"
+#include "tensor/gemv_q6_K_avx2-inl.h"
 #define FABULA_GEMM_AVX2 1
 #include "tensor/gemm_avx2-inl.h"
 #if HWY_TARGET <= HWY_AVX3
@@ -170,6 +173,7 @@ inline void fill_simd_kernels(KernelTable* t) {
   t->quantize_act[kernel_slot(GgmlType::kQ8_K)] = quantize_act_q8_K;
 #ifdef FABULA_TILES_AVX2
   fill_avx2_tiles(t);
+  fill_avx2_gemv_q8_q6(t);  // the AVX-512 targets replace these gemvs below (fill_avx512_gemv)
 #undef FABULA_TILES_AVX2
 #endif
 #ifdef FABULA_GEMM_AVX2

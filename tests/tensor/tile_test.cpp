@@ -118,7 +118,7 @@ TEST(Gemv, EveryTargetMatchesItsTileForOneToken) {
   const KernelTable ref = scalar_kernels();
   std::mt19937 rng(11);
   int tested = 0;
-  for_each_target([&](const KernelTable& table, int64_t) {
+  for_each_target([&](const KernelTable& table, int64_t target) {
     for (GgmlType type : kTileTypes) {
       const GemvFn gemv = table.gemv[kernel_slot(type)];
       if (gemv == nullptr) continue;
@@ -128,44 +128,55 @@ TEST(Gemv, EveryTargetMatchesItsTileForOneToken) {
       ++tested;
       for (int64_t n : {int64_t{96}, int64_t{256}, int64_t{704}, int64_t{800}, int64_t{2112}, int64_t{2816}}) {
         if (n % type_traits(type).block_size != 0) continue;  // the K-quants: 256 and 2816
-        const int64_t rows = 19;  // kernels that take several rows per pass: two passes of 8 and 3 rows left
-        const size_t stride = row_bytes(type, n) + 2;
-        std::vector<uint8_t> wbuf(stride * rows + 2);
-        uint8_t* w = wbuf.data() + 2;
-        for (int64_t r = 0; r < rows; ++r) random_weight_row(type, n, w + stride * r, rng);
-        const std::vector<uint8_t> act = random_activations(act_type, n, 1, rng);
-        const std::vector<float> scales = block_scales_f32(act_type, n, 1, act);
-        std::vector<int32_t> sums;  // as QuantizedActivations::block_sums: -128 * the sum of each block's qs
-        for (int64_t b = 0; act_type == GgmlType::kQ8_0 && b < n / 32; ++b) {
-          int32_t sum = 0;
-          for (int8_t v : reinterpret_cast<const BlockQ8_0*>(act.data())[b].qs) sum += v;
-          sums.push_back(-128 * sum);
-        }
-        std::vector<float> y(rows + 1, -1.0f);
-        const float* act_scales = act_type == GgmlType::kQ8_0 ? scales.data() : nullptr;
-        gemv(n, w, stride, rows, act.data(), act_scales, act_type == GgmlType::kQ8_0 ? sums.data() : nullptr, y.data());
-        for (int64_t r = 0; r < rows; ++r) {
-          float tile = 0, want = 0;
-          table.tile[kernel_slot(type)](n, w + stride * r, act.data(), 0, act_scales, 1, &tile, 1);
-          ref.tile[kernel_slot(type)](n, w + stride * r, act.data(), 0, nullptr, 1, &want, 1);
-          if (table.gemv_every_token[kernel_slot(type)]) {
-            // Another f32 order over the same integer block sums: where a row's terms cancel (a result near 18
-            // from terms in the thousands) the two orders differ by ~2e-4, so instead of a looser bound against the
-            // tile, the gemv must be at least as close to the exact (double) dot product as the tile is.
-            std::vector<float> wf(n), af(n);
-            dequantize_row(type, w + stride * r, wf.data(), n);
-            dequantize_row(act_type, act.data(), af.data(), n);
-            double exact = 0;
-            for (int64_t i = 0; i < n; ++i) exact += double{wf[i]} * double{af[i]};
-            const double tile_error = std::fabs(double{tile} - exact);
-            EXPECT_LE(std::fabs(double{y[r]} - exact), 2.0 * tile_error + 1e-5 * (1.0 + std::fabs(exact)))
-                << "n " << n << " row " << r << ": tile " << tile << ", exact " << exact;
-          } else {
-            EXPECT_EQ(y[r], tile) << "n " << n << " row " << r;
+        // Kernels that take several rows per pass: 19 = two passes of 8 and 3 rows left (AVX2: four passes of 4 and
+        // 3 left, nine of 2 and 1 left); 3 = fewer rows than one pass.
+        for (const int64_t rows : {int64_t{19}, int64_t{3}}) {
+          const size_t stride = row_bytes(type, n) + 2;
+          std::vector<uint8_t> wbuf(stride * rows + 2);
+          uint8_t* w = wbuf.data() + 2;
+          for (int64_t r = 0; r < rows; ++r) random_weight_row(type, n, w + stride * r, rng);
+          const std::vector<uint8_t> act = random_activations(act_type, n, 1, rng);
+          const std::vector<float> scales = block_scales_f32(act_type, n, 1, act);
+          std::vector<int32_t> sums;  // as QuantizedActivations::block_sums: -128 * the sum of each block's qs
+          for (int64_t b = 0; act_type == GgmlType::kQ8_0 && b < n / 32; ++b) {
+            int32_t sum = 0;
+            for (int8_t v : reinterpret_cast<const BlockQ8_0*>(act.data())[b].qs) sum += v;
+            sums.push_back(-128 * sum);
           }
-          EXPECT_NEAR(y[r], want, 1e-4f * (1.0f + std::fabs(want))) << "n " << n << " row " << r;
+          std::vector<float> y(rows + 1, -1.0f);
+          const float* act_scales = act_type == GgmlType::kQ8_0 ? scales.data() : nullptr;
+          gemv(n, w, stride, rows, act.data(), act_scales, act_type == GgmlType::kQ8_0 ? sums.data() : nullptr, y.data());
+          for (int64_t r = 0; r < rows; ++r) {
+            float tile = 0, want = 0;
+            table.tile[kernel_slot(type)](n, w + stride * r, act.data(), 0, act_scales, 1, &tile, 1);
+            ref.tile[kernel_slot(type)](n, w + stride * r, act.data(), 0, nullptr, 1, &want, 1);
+            if (table.gemv_every_token[kernel_slot(type)]) {
+              // Another f32 order over the same integer block sums: where a row's terms cancel (a result near 18
+              // from terms in the thousands) the two orders differ by ~2e-4, so instead of a looser bound against the
+              // tile, the gemv must be at least as close to the exact (double) dot product as the tile is.
+              std::vector<float> wf(n), af(n);
+              dequantize_row(type, w + stride * r, wf.data(), n);
+              dequantize_row(act_type, act.data(), af.data(), n);
+              double exact = 0;
+              for (int64_t i = 0; i < n; ++i) exact += double{wf[i]} * double{af[i]};
+              const double tile_error = std::fabs(double{tile} - exact);
+              EXPECT_LE(std::fabs(double{y[r]} - exact), 2.0 * tile_error + 1e-5 * (1.0 + std::fabs(exact)))
+                  << "n " << n << " row " << r << ": tile " << tile << ", exact " << exact;
+            } else {
+              EXPECT_EQ(y[r], tile) << "n " << n << " row " << r;
+            }
+            EXPECT_NEAR(y[r], want, 1e-4f * (1.0f + std::fabs(want))) << "n " << n << " row " << r;
+          }
+          EXPECT_EQ(y[rows], -1.0f);  // nothing written past the last row
         }
-        EXPECT_EQ(y[rows], -1.0f);  // nothing written past the last row
+      }
+    }
+    // The AVX2 decode gemvs (gemv_q8_0_avx2-inl.h, gemv_q6_K_avx2-inl.h) are in the AVX2 table on every x86 CPU
+    // that has AVX2, so this test reaches them on AVX-512 machines too.
+    if (target == HWY_AVX2) {
+      for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kQ4_0, GgmlType::kQ6_K}) {
+        EXPECT_NE(table.gemv[kernel_slot(type)], nullptr) << type_name(type);
+        EXPECT_FALSE(table.gemv_every_token[kernel_slot(type)]) << type_name(type);
       }
     }
   });
@@ -281,8 +292,8 @@ TEST(Gemv, Q6_KIsTheSameOnEveryTarget) {
       for (size_t k = 0; k < out.size(); ++k) EXPECT_EQ(out[k], c.first[k]) << "n " << c.n << " output " << k;
     }
   });
-  if (best_kernels().gemv[kernel_slot(type)] != nullptr) {
-    EXPECT_GT(targets, 1);  // AVX3_DL and AVX3 on an AVX-512 machine
+  if (best_kernels().gemv_tokens[kernel_slot(type)] != nullptr) {
+    EXPECT_GT(targets, 1);  // AVX3_DL and AVX3 on an AVX-512 machine (AVX2's Q6_K gemv has no gemv_tokens)
   }
 }
 
