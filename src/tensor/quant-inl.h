@@ -151,6 +151,7 @@ inline void quantize_act_q8_K(const float* x, void* yv, int64_t n) {
 #include "tensor/tiles_avx2-inl.h"
 #include "tensor/gemv_q8_0_avx2-inl.h"
 #include "tensor/gemv_q6_K_avx2-inl.h"
+#include "tensor/gemv_q4_K_avx2-inl.h"
 #define FABULA_GEMM_AVX2 1
 #include "tensor/gemm_avx2-inl.h"
 #if HWY_TARGET <= HWY_AVX3
@@ -174,6 +175,7 @@ inline void fill_simd_kernels(KernelTable* t) {
 #ifdef FABULA_TILES_AVX2
   fill_avx2_tiles(t);
   fill_avx2_gemv_q8_q6(t);  // the AVX-512 targets replace these gemvs below (fill_avx512_gemv)
+  fill_avx2_gemv_q4_K(t);  // AVX3 and AVX3_DL replace it with their own gemv below
 #undef FABULA_TILES_AVX2
 #endif
 #ifdef FABULA_GEMM_AVX2
