@@ -177,6 +177,51 @@ TEST(QuantSimd, ActivationQuantizersAreBitExactOnEveryTarget) {
   });
 }
 
+// F16/BF16 weights round their activations to the weight type: every rounding case (ties, overflow to inf, results
+// below the smallest normal half, signed zeros, infinities, NaNs with payloads) and lengths with a scalar tail.
+TEST(QuantSimd, HalfActivationRoundingIsBitExactOnEveryTarget) {
+  const KernelTable ref = scalar_kernels();
+  std::vector<float> x;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (int i = 0; i < 4000; ++i) x.push_back(g(rng) * std::pow(2.0f, static_cast<float>(i % 60 - 30)));
+  for (uint32_t bits : {0x00000000u, 0x80000000u, 0x7F800000u, 0xFF800000u, 0x7FC00000u, 0xFFC00001u, 0x7F812345u,
+                        0x477FF000u, 0x477FEFFFu, 0x47800000u, 0x33000000u, 0x33000001u, 0x387FC000u, 0x3F801000u,
+                        0x3F803000u, 0x3F808000u, 0x3F818000u, 0x00000001u, 0x7F7FFFFFu}) {
+    float f;
+    std::memcpy(&f, &bits, 4);
+    x.push_back(f);
+    x.push_back(-f);
+  }
+  for_each_target([&](const KernelTable& k, int64_t) {
+    for (GgmlType act : {GgmlType::kF16, GgmlType::kBF16}) {
+      for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{8}, int64_t{37}, static_cast<int64_t>(x.size())}) {
+        for (int64_t start : {int64_t{0}, static_cast<int64_t>(x.size()) - n}) {
+          std::vector<uint16_t> want(static_cast<size_t>(n)), got(want.size());
+          ref.quantize_act[kernel_slot(act)](x.data() + start, want.data(), n);
+          k.quantize_act[kernel_slot(act)](x.data() + start, got.data(), n);
+          ASSERT_EQ(want, got) << type_name(act) << " n=" << n << " start=" << start;
+        }
+      }
+    }
+  });
+}
+
+// Widening back to f32 is exact: all 65,536 half values, compared bit for bit (NaNs included).
+TEST(QuantSimd, HalfWideningIsExactOnEveryTarget) {
+  const KernelTable ref = scalar_kernels();
+  std::vector<uint16_t> h(65536 + 3);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(i);
+  for_each_target([&](const KernelTable& k, int64_t) {
+    for (GgmlType type : {GgmlType::kF16, GgmlType::kBF16}) {
+      std::vector<float> want(h.size()), got(h.size());
+      ref.dequantize[kernel_slot(type)](h.data(), want.data(), static_cast<int64_t>(h.size()));
+      k.dequantize[kernel_slot(type)](h.data(), got.data(), static_cast<int64_t>(h.size()));
+      ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << type_name(type);
+    }
+  });
+}
+
 TEST(QuantSimd, BestTableIsTheBestTarget) {
   const KernelTable& best = best_kernels();
   EXPECT_STREQ(best.target, hwy::TargetName(kernel_targets().front()));
