@@ -19,6 +19,11 @@
 //   the sign trick of the tiles: |w| (<= 128) as u8 times a * sign(w), at most 2 * 128 * 127 = 32512.
 // Integer sums are exact; only the f32 order differs from the references (tests/tensor/gemm_test.cpp).
 
+// Token loops over arrays of registers are unrolled before GCC decides where the arrays live: left to -O3's late
+// unrolling, GCC 12 kept acc[] on the stack and stored every accumulator on every step (the F16 kernel ran at a
+// fraction of its FMA rate; the demo narrator's pp512 on AVX2 spent most of its time there).
+#define FABULA_UNROLL_TOKENS _Pragma("GCC unroll 8")
+
 constexpr int kGemmRowsAvx2 = 8;
 constexpr int kGemmTokensAvx2 = 4;
 constexpr size_t kGemmTileHeaderAvx2 = 32;  // the tile's row count, then the blocks
@@ -374,22 +379,24 @@ template <int NT>
 HWY_INLINE void gemm_f32_avx2(int64_t n, const void* tile, const GemmActs& a, float* y, int64_t ldy, int rows) {
   const float* w = static_cast<const float*>(tile);
   const float* x[NT];
-  for (int t = 0; t < NT; ++t) x[t] = reinterpret_cast<const float*>(a.rows + t * a.stride);
+  FABULA_UNROLL_TOKENS for (int t = 0; t < NT; ++t) x[t] = reinterpret_cast<const float*>(a.rows + t * a.stride);
   __m256 acc[NT], acc2[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = acc2[t] = _mm256_setzero_ps();
+  FABULA_UNROLL_TOKENS for (int t = 0; t < NT; ++t) acc[t] = acc2[t] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 2 <= n; k += 2) {  // two chains per token: FMA latency x 2 covers a small NT
     const __m256 w0 = _mm256_loadu_ps(w + k * kGemmRowsAvx2), w1 = _mm256_loadu_ps(w + (k + 1) * kGemmRowsAvx2);
-    for (int t = 0; t < NT; ++t) {
+    FABULA_UNROLL_TOKENS for (int t = 0; t < NT; ++t) {
       acc[t] = _mm256_fmadd_ps(w0, _mm256_broadcast_ss(x[t] + k), acc[t]);
       acc2[t] = _mm256_fmadd_ps(w1, _mm256_broadcast_ss(x[t] + k + 1), acc2[t]);
     }
   }
   for (; k < n; ++k) {
     const __m256 w0 = _mm256_loadu_ps(w + k * kGemmRowsAvx2);
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_fmadd_ps(w0, _mm256_broadcast_ss(x[t] + k), acc[t]);
+    FABULA_UNROLL_TOKENS for (int t = 0; t < NT; ++t) {
+      acc[t] = _mm256_fmadd_ps(w0, _mm256_broadcast_ss(x[t] + k), acc[t]);
+    }
   }
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_add_ps(acc[t], acc2[t]);
+  FABULA_UNROLL_TOKENS for (int t = 0; t < NT; ++t) acc[t] = _mm256_add_ps(acc[t], acc2[t]);
   store_rows_avx2(y, ldy, acc, rows);
 }
 
