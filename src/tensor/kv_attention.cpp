@@ -223,6 +223,7 @@ constexpr int64_t kKeyChunk = 64;                        // keys per online-soft
 constexpr int kQkKeys = kLanes >= 16 ? 8 : 4;             // keys per register tile of the scores
 constexpr int kPvRows = kPassRows >= 4 ? 4 : static_cast<int>(kPassRows);  // rows per register tile of the sum
 constexpr int kPvVecs = kLanes >= 16 ? 4 : 2;             // value vectors per register tile of the sum
+constexpr size_t kPvWidth = kPvVecs * kLanes;              // values per column block of a chunk (attend_pass)
 
 // One cache row decoded to floats (the stored domain: rotated for tq types), kv_stored_dim(T, d) of them.
 template <KvType T>
@@ -268,7 +269,8 @@ HWY_INLINE void qk_tile(const float* qt, const float* keys, int64_t key_stride, 
   }
 }
 
-// o[row][c0..) = o * alpha[row] + Σ_k p[k][row] v_k for ROWS rows from i0 and VECS vectors of values from c0.
+// o[row][c0..) = o * alpha[row] + Σ_k p[k][row] v_k for ROWS rows from i0 and VECS vectors of values from c0;
+// vals points at value c0 of key 0.
 template <int ROWS, int VECS>
 HWY_INLINE void pv_tile(const float* p, const float* vals, int64_t val_stride, int64_t nk, const float* alpha,
                         float* o, int64_t o_stride, int64_t i0, int64_t c0) {
@@ -280,7 +282,7 @@ HWY_INLINE void pv_tile(const float* p, const float* vals, int64_t val_stride, i
   }
   for (int64_t k = 0; k < nk; ++k) {
     VF vv[VECS];
-    for (int v = 0; v < VECS; ++v) vv[v] = hn::LoadU(df, vals + k * val_stride + c0 + v * kLanes);
+    for (int v = 0; v < VECS; ++v) vv[v] = hn::Load(df, vals + k * val_stride + v * kLanes);
     for (int r = 0; r < ROWS; ++r) {
       const VF pk = hn::Set(df, p[k * kPassRows + i0 + r]);
       for (int v = 0; v < VECS; ++v) acc[r][v] = hn::MulAdd(pk, vv[v], acc[r][v]);
@@ -297,17 +299,21 @@ void attend_pass(const float* const* q, const int64_t* first, const int64_t* las
   const hn::RebindToSigned<DF> di;
   const int64_t dk = kv_stored_dim(f.k_type, d), dv = kv_stored_dim(f.v_type, d);
   const int64_t dvp = (dv + kLanes - 1) / kLanes * kLanes;  // o and decoded values: whole vectors per row
-  // f32 rows are read in place; the keys only by broadcasts, the values by vectors (so d must fill them).
+  // f32 keys are read in place (by broadcasts, one key row after another). The values go to vbuf in column
+  // blocks of kPvWidth floats, each block's keys contiguous: pv_tile walks one block down the keys, and in place
+  // that walk strode by the cache row (8 KiB on the 26B's sliding layers), so every key of a chunk fell in the same
+  // L1 set and missed it (perf: the value loads were 37% of attend_pass's samples; pp512 on a 2-core Zen 3).
   const bool keys_in_place = f.k_type == KvType::kF32 && f.k_stride % sizeof(float) == 0;
-  const bool vals_in_place = f.v_type == KvType::kF32 && f.v_stride % sizeof(float) == 0 && dv == dvp;
+  const bool vals_row_in_place = f.v_type == KvType::kF32 && f.v_stride % sizeof(float) == 0 && dv == dvp;
+  const int64_t n_wide = dvp / kPvWidth, tail_width = dvp - n_wide * kPvWidth;  // tail: whole vectors
 
   thread_local hwy::AlignedFreeUniquePtr<float[]> buf;
   thread_local size_t buf_size = 0;
   const size_t n_qt = static_cast<size_t>(dk) * kPassRows, n_o = kPassRows * static_cast<size_t>(dvp),
                n_s = static_cast<size_t>(kKeyChunk) * kPassRows,
                n_k = keys_in_place ? 0 : static_cast<size_t>(kKeyChunk * dk),
-               n_v = vals_in_place ? 0 : static_cast<size_t>(kKeyChunk * dvp);
-  const size_t need = n_qt + n_o + n_s + n_k + n_v + kPassRows;
+               n_v = static_cast<size_t>(kKeyChunk * dvp), n_row = vals_row_in_place ? 0 : static_cast<size_t>(dvp);
+  const size_t need = n_qt + n_o + n_s + n_k + n_v + n_row + kPassRows;
   if (buf_size < need) {
     buf = hwy::AllocateAligned<float>(need);
     buf_size = need;
@@ -317,7 +323,8 @@ void attend_pass(const float* const* q, const int64_t* first, const int64_t* las
   float* s = o + n_o;
   float* kbuf = s + n_s;
   float* vbuf = kbuf + n_k;
-  float* alpha = vbuf + n_v;
+  float* vrow = vbuf + n_v;
+  float* alpha = vrow + n_row;
   std::fill(o, o + n_o, 0.0f);
 
   // The queries in the key's stored domain, transposed: qt[c][i]. Unused lanes hold zeros and see no key.
@@ -356,13 +363,19 @@ void attend_pass(const float* const* q, const int64_t* first, const int64_t* las
       keys = kbuf;
       key_stride = dk;
     }
-    const float* vals = reinterpret_cast<const float*>(vrows);
-    int64_t val_stride = f.v_stride / static_cast<int64_t>(sizeof(float));
-    if (!vals_in_place) {
-      decode_rows(f.v_type, vrows, f.v_stride, nk, d, vbuf, dvp);
-      for (int64_t k = 0; k < nk; ++k) std::fill(vbuf + k * dvp + dv, vbuf + (k + 1) * dvp, 0.0f);  // whole vectors
-      vals = vbuf;
-      val_stride = dvp;
+    for (int64_t k = 0; k < nk; ++k) {
+      const float* row = reinterpret_cast<const float*>(vrows + k * f.v_stride);
+      if (!vals_row_in_place) {
+        decode_rows(f.v_type, vrows + k * f.v_stride, f.v_stride, 1, d, vrow, dvp);
+        std::fill(vrow + dv, vrow + dvp, 0.0f);  // whole vectors
+        row = vrow;
+      }
+      for (int64_t b = 0; b < n_wide; ++b) {
+        for (size_t v = 0; v < kPvWidth; v += kLanes)
+          hn::Store(hn::LoadU(df, row + b * kPvWidth + v), df, vbuf + (b * kKeyChunk + k) * kPvWidth + v);
+      }
+      for (int64_t c = 0; c < tail_width; c += kLanes)
+        hn::Store(hn::LoadU(df, row + n_wide * kPvWidth + c), df, vbuf + n_wide * kKeyChunk * kPvWidth + k * tail_width + c);
     }
 
     int64_t k = 0;
@@ -405,11 +418,14 @@ void attend_pass(const float* const* q, const int64_t* first, const int64_t* las
     hn::StoreU(alpha0, df, alpha);
     hn::StoreU(alpha1, df, alpha + kLanes);
 
-    for (int64_t i0 = 0; i0 < m; i0 += kPvRows) {
-      int64_t c0 = 0;
-      for (; c0 + kPvVecs * static_cast<int64_t>(kLanes) <= dvp; c0 += kPvVecs * kLanes)
-        pv_tile<kPvRows, kPvVecs>(s, vals, val_stride, nk, alpha, o, dvp, i0, c0);
-      for (; c0 < dvp; c0 += kLanes) pv_tile<kPvRows, 1>(s, vals, val_stride, nk, alpha, o, dvp, i0, c0);
+    for (int64_t b = 0; b < n_wide; ++b) {  // each block's keys stay in L1 across the row groups
+      for (int64_t i0 = 0; i0 < m; i0 += kPvRows)
+        pv_tile<kPvRows, kPvVecs>(s, vbuf + b * kKeyChunk * kPvWidth, kPvWidth, nk, alpha, o, dvp, i0, b * kPvWidth);
+    }
+    for (int64_t c = 0; c < tail_width; c += kLanes) {
+      for (int64_t i0 = 0; i0 < m; i0 += kPvRows)
+        pv_tile<kPvRows, 1>(s, vbuf + n_wide * kKeyChunk * kPvWidth + c, tail_width, nk, alpha, o, dvp, i0,
+                            n_wide * kPvWidth + c);
     }
     j0 += nk;
   }
