@@ -3,10 +3,10 @@
 // with their own). No include guard on purpose.
 //
 // Per row the same steps as tile_q8_0_like_avx2 with one token (the sign trick, one 8-lane int32 block sum, one f32
-// FMA per block in block order, hsum_f32x8 at the end), so y[r] is the tile's result bit for bit. What differs is
-// around them: the block scales of eight blocks at once (q8_0_like_block_scales_avx2), and every step asks for the
-// weights kGemvPrefetchAvx2 bytes ahead (the hardware prefetchers stop at 4 KiB page boundaries, which a decode step
-// crosses every 4 KiB). kRows rows per pass (sharing the activation's loads) is kept as a parameter; one is fastest.
+// FMA per block into the even or the odd blocks' accumulator, their sum through hsum_f32x8), so y[r] is the tile's
+// result bit for bit. What differs is around them: the block scales of eight blocks at once
+// (q8_0_like_block_scales_avx2), and every step asks for the weights kGemvPrefetchAvx2 bytes ahead (the hardware
+// prefetchers stop at 4 KiB page boundaries, which a decode step crosses every 4 KiB).
 
 // Distance of the software prefetches past the bytes being read. Rows are contiguous, so past a row's end it asks
 // for the next rows.
@@ -58,67 +58,92 @@ HWY_INLINE void for_remainder_blocks_avx2(int64_t k, Step&& step) {
   }
 }
 
-// Blocks i .. i + kCount - 1 of kRows rows (x[k]: row k's first block) into acc[k], one block at a time for all rows.
-template <GgmlType kType, typename Block, int kRows, int kCount>
-HWY_INLINE void gemv_q8_0_like_rows_step_avx2(const uint8_t* const (&x)[kRows], int64_t i, const BlockQ8_0* a,
-                                              const float* act_scales, size_t ahead, __m256 (&acc)[kRows]) {
-  constexpr int kLines = (kCount * static_cast<int>(sizeof(Block)) + 63) / 64;
-  // Every row's eight scale products, read back one lane at a time by broadcast loads (load ports, not vector pipes).
-  alignas(32) float scales[kRows][8];
-  for (int k = 0; k < kRows; ++k) {
-    prefetch_lines_avx2<kLines>(x[k] + i * sizeof(Block), ahead);
-    _mm256_store_ps(scales[k], q8_0_like_block_scales_avx2<Block, kCount>(x[k], i, act_scales));
+// Q5_0 / Q4_0: one block's 32 weights plus their offset (16 / 8), as unsigned bytes: the nibbles of a 16-byte load
+// broadcast to both halves (the high half's dwords shifted by 4: a load and one shift instead of a shift, an insert
+// and a load), the fifth bit ORed in as 16. With these, maddubs(u, a) - maddubs(offset, a) gives the sign trick's
+// int16 pairs (sign(w, w) and sign(a, w)) exactly, and the offset term depends on the activation alone.
+template <GgmlType kType>
+HWY_INLINE __m256i q4_5_0_unsigned_weights_avx2(const uint8_t* blk) {
+  const uint8_t* qs = kType == GgmlType::kQ5_0 ? reinterpret_cast<const BlockQ5_0*>(blk)->qs
+                                                : reinterpret_cast<const BlockQ4_0*>(blk)->qs;
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  const __m256i nibbles =
+      _mm256_and_si256(_mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
+  if constexpr (kType == GgmlType::kQ5_0) {
+    const __m256i fifth = bytes_from_bits_32(reinterpret_cast<const BlockQ5_0*>(blk)->qh);
+    return _mm256_or_si256(nibbles, _mm256_and_si256(fifth, _mm256_set1_epi8(0x10)));
   }
-  for (int b = 0; b < kCount; ++b) {
-    const __m256i av = load256(a[i + b].qs);
-    for (int k = 0; k < kRows; ++k) {
-      const __m256i w = q8_0_like_weights<kType>(x[k] + (i + b) * sizeof(Block));
-      const __m256i sumi = dp_u8s8(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(av, w));
-      acc[k] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scales[k][b]), _mm256_cvtepi32_ps(sumi), acc[k]);
+  return nibbles;
+}
+
+// Q5_0 / Q4_0: per activation block the int16 pairs offset * (a[2k] + a[2k + 1]) (maddubs of the offset), once per
+// call in a per-thread buffer reused across calls; nullptr for Q8_0 (the sign trick).
+template <GgmlType kType>
+HWY_INLINE const int16_t* q4_5_0_offset_pairs_avx2(const BlockQ8_0* a, int64_t blocks) {
+  if constexpr (kType == GgmlType::kQ8_0) {
+    return nullptr;
+  } else {
+    thread_local std::vector<int16_t> pairs;  // 16 per block (std::vector would not align __m256i elements)
+    if (pairs.size() < static_cast<size_t>(16 * blocks)) pairs.resize(static_cast<size_t>(16 * blocks));
+    const __m256i offset = _mm256_set1_epi8(kType == GgmlType::kQ5_0 ? 16 : 8);
+    for (int64_t i = 0; i < blocks; ++i) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(pairs.data() + 16 * i),
+                          _mm256_maddubs_epi16(offset, load256(a[i].qs)));
     }
+    return pairs.data();
   }
 }
 
-template <GgmlType kType, typename Block, int kRows>
-HWY_INLINE void gemv_q8_0_like_rows_avx2(int64_t nb, const uint8_t* w, size_t row_stride, const BlockQ8_0* a,
-                                         const float* act_scales, size_t ahead, float* y) {
-  constexpr int kStep = 8;  // blocks per prefetch
-  const uint8_t* x[kRows];
-  __m256 acc[kRows];
-  for (int k = 0; k < kRows; ++k) {
-    x[k] = w + static_cast<size_t>(k) * row_stride;
-    acc[k] = _mm256_setzero_ps();
+// Blocks i .. i + kCount - 1 (i even) of the row x: even blocks into acc[0], odd into acc[1], as the tile. Every
+// block's int32 lanes are the tile's: Q8_0 by the sign trick, Q5_0 / Q4_0 by unsigned weights less the offset pairs.
+template <GgmlType kType, typename Block, int kCount>
+HWY_INLINE void gemv_q8_0_like_step_avx2(const uint8_t* x, int64_t i, const BlockQ8_0* a, const float* act_scales,
+                                         const int16_t* offset_pairs, size_t ahead, __m256 (&acc)[2]) {
+  constexpr int kLines = (kCount * static_cast<int>(sizeof(Block)) + 63) / 64;
+  prefetch_lines_avx2<kLines>(x + i * sizeof(Block), ahead);
+  // The eight scale products, read back one lane at a time by broadcast loads (load ports, not vector pipes).
+  alignas(32) float scales[8];
+  _mm256_store_ps(scales, q8_0_like_block_scales_avx2<Block, kCount>(x, i, act_scales));
+  for (int b = 0; b < kCount; ++b) {
+    const uint8_t* blk = x + (i + b) * sizeof(Block);
+    __m256i pairs;
+    if constexpr (kType == GgmlType::kQ8_0) {
+      const __m256i w = q8_0_like_weights<kType>(blk);
+      pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(load256(a[i + b].qs), w));
+    } else {
+      pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(q4_5_0_unsigned_weights_avx2<kType>(blk), load256(a[i + b].qs)),
+                               load256(offset_pairs + 16 * (i + b)));
+    }
+    const __m256i sumi = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+    acc[b % 2] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scales[b]), _mm256_cvtepi32_ps(sumi), acc[b % 2]);
   }
-  int64_t i = 0;
-  for (; i + kStep <= nb; i += kStep) {
-    gemv_q8_0_like_rows_step_avx2<kType, Block, kRows, kStep>(x, i, a, act_scales, ahead, acc);
-  }
-  for_remainder_blocks_avx2(nb - i, [&](auto count) {
-    gemv_q8_0_like_rows_step_avx2<kType, Block, kRows, decltype(count)::value>(x, i, a, act_scales, ahead, acc);
-  });
-  for (int k = 0; k < kRows; ++k) y[k] = hsum_f32x8(acc[k]);
 }
 
-// GemvFn: kRows rows per pass, the last rows one by one. act_sums is unused (the sign trick needs no offset).
+// GemvFn: one row at a time. act_sums is unused (the sign trick needs no offset).
 template <GgmlType kType, typename Block>
 void gemv_q8_0_like_avx2(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                          const float* act_scales, const int32_t*, float* y) {
   // One row at a time: one sequential stream per thread reads DRAM faster than several interleaved rows (a 512 MB
   // stream, 2 threads, alternating builds: 704 columns 18.8-20.1 GB/s with one row, 11.2-11.7 with two, 10.7-11.0
-  // with four; 2816 columns 17.8-22.1 against 14.5-15.4 and 11.3-12.0, a plain read 18-26), though in L1 four rows
-  // hide the FMA chain's latency better (704 columns 16-18 GB/s per core with four, 20-21 with one: not the limit).
-  constexpr int kRows = 1;
+  // with four; 2816 columns 17.8-22.1 against 14.5-15.4 and 11.3-12.0, a plain read 18-26). Two FMA chains instead
+  // of one: GemvKernel/q8_0 (one core, in L2) 2816 columns 15.1 -> ~23 GB/s, 704 13.8 -> ~20; GemvStream 2 threads
+  // 16.5 -> 22.7-23.7 and 18.3 -> 22.9-25.2.
+  constexpr int kStep = 8;  // blocks per prefetch and per scale conversion
   const int64_t nb = n / kQK8_0;
   const BlockQ8_0* a = reinterpret_cast<const BlockQ8_0*>(act);
-  // A pass reads kRows rows side by side: ask for the same rows of the next pass, at least kGemvPrefetchAvx2 ahead.
-  const size_t ahead = std::max<size_t>(kGemvPrefetchAvx2, kRows * row_stride);
-  int64_t r = 0;
-  for (; r + kRows <= rows; r += kRows) {
-    gemv_q8_0_like_rows_avx2<kType, Block, kRows>(nb, w + static_cast<size_t>(r) * row_stride, row_stride, a,
-                                                  act_scales, ahead, y + r);
-  }
-  for (; r < rows; ++r) {
-    gemv_q8_0_like_rows_avx2<kType, Block, 1>(nb, w + static_cast<size_t>(r) * row_stride, row_stride, a, act_scales,
-                                              kGemvPrefetchAvx2, y + r);
+  const int16_t* offset_pairs = q4_5_0_offset_pairs_avx2<kType>(a, nb);
+  const size_t ahead = std::max<size_t>(kGemvPrefetchAvx2, row_stride);  // past a row's end: the next rows
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* x = w + static_cast<size_t>(r) * row_stride;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t i = 0;
+    for (; i + kStep <= nb; i += kStep) {
+      gemv_q8_0_like_step_avx2<kType, Block, kStep>(x, i, a, act_scales, offset_pairs, ahead, acc);
+    }
+    for_remainder_blocks_avx2(nb - i, [&](auto count) {
+      gemv_q8_0_like_step_avx2<kType, Block, decltype(count)::value>(x, i, a, act_scales, offset_pairs, ahead,
+                                                                  acc);
+    });
+    y[r] = hsum_f32x8(_mm256_add_ps(acc[0], acc[1]));
   }
 }
