@@ -119,7 +119,8 @@ HWY_INLINE void gemv_q8_0_like_step_avx2(const uint8_t* x, int64_t i, const Bloc
   }
 }
 
-// GemvFn: one row at a time. act_sums is unused (the sign trick needs no offset).
+// GemvFn: one row at a time. act_sums is unused: the Q5_0 / Q4_0 offset must come off each int16 pair, so it is
+// taken from the activation blocks themselves (q4_5_0_offset_pairs_avx2).
 template <GgmlType kType, typename Block>
 void gemv_q8_0_like_avx2(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                          const float* act_scales, const int32_t*, float* y) {
