@@ -27,17 +27,6 @@ HWY_INLINE const __m128i* q4_K_gemv_avx2_sub_sums(const BlockQ8_K* a, int64_t bl
   return sums.data();
 }
 
-// A Q4_K block's first 16 bytes (d, dmin, the 12 packed scale bytes) -> bytes 0..7 the 6-bit scales, 8..15 the
-// mins (blocks.h unpack_k_scales in vector form). Dwords of the header: d|dmin, u0, u1, u2.
-HWY_INLINE __m128i unpack_q4_K_scales_avx2(__m128i header) {
-  const __m128i a = _mm_shuffle_epi32(header, _MM_SHUFFLE(3, 2, 3, 1));  // u0 u2 u1 u2
-  const __m128i low = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
-                                    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-  const __m128i b = _mm_shuffle_epi32(header, _MM_SHUFFLE(2, 2, 1, 1));  // u0 u0 u1 u1
-  const __m128i high = _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
-  return _mm_or_si128(low, high);
-}
-
 inline void gemv_q4_K_avx2(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                            const float*, const int32_t*, float* y) {
   const int64_t nb = n / kQK_K;
@@ -58,7 +47,7 @@ inline void gemv_q4_K_avx2(int64_t n, const uint8_t* w, size_t row_stride, int64
       _mm_prefetch(reinterpret_cast<const char*>(ahead + 64), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(ahead + 128), _MM_HINT_T0);
       const __m128i header = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i));
-      const __m128i scales_mins = unpack_q4_K_scales_avx2(header);
+      const __m128i scales_mins = unpack_k_scales_header(header);
       const __m256i scales = _mm256_broadcastsi128_si256(scales_mins);
       const BlockQ8_K& yb = a[i];
       __m256i sumi = _mm256_setzero_si256();

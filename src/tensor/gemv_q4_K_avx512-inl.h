@@ -41,8 +41,8 @@ HWY_INLINE __m512i load_q4_K_headers(const BlockQ4_K* x) {
   return h;
 }
 
-// unpack_k_scales_128 on the headers of load_q4_K_headers: chunk b holds block b's 8 scales (bytes 0..7) and 8 mins
-// (bytes 8..15). Each chunk's dwords are d|dmin, u0, u1, u2.
+// unpack_k_scales_header on the headers of load_q4_K_headers: chunk b holds block b's 8 scales (bytes 0..7) and 8
+// mins (bytes 8..15). Each chunk's dwords are d|dmin, u0, u1, u2.
 HWY_INLINE __m512i unpack_q4_K_header_scales(__m512i h) {
   const __m512i a = _mm512_shuffle_epi32(h, static_cast<_MM_PERM_ENUM>(_MM_SHUFFLE(3, 2, 3, 1)));  // u0 u2 u1 u2
   const __m512i low = _mm512_and_si512(_mm512_srlv_epi32(a, _mm512_setr4_epi32(0, 0, 0, 4)),
@@ -130,7 +130,7 @@ HWY_INLINE void gemv_q4_K_one_512(int64_t n, const uint8_t* w, size_t row_stride
   auto unpack = [&](const BlockQ4_K& x) {
     Unpacked u;
     // The scales into their int16 lanes.
-    const __m128i scales_mins = unpack_k_scales_128(x.scales);
+    const __m128i scales_mins = unpack_k_scales_header(_mm_loadu_si128(reinterpret_cast<const __m128i*>(&x)));
     u.scales = _mm512_permutexvar_epi16(scale_index, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scales_mins)));
     const __m512i a = load512(x.qs), b = load512(x.qs + 64);
     const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));

@@ -21,6 +21,21 @@ HWY_INLINE float hsum_f32x8(__m256 v) {
   return hsum_f32x4(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
 }
 
+// A Q4_K / Q5_K block's first 16 bytes (d, dmin, the 12 packed scale bytes) -> bytes 0..7 the 6-bit scales, 8..15
+// the mins (blocks.h unpack_k_scales in one SSE register). Dwords of the header: d|dmin, u0, u1, u2. For every x86
+// target (the AVX-512 tiles and gemvs use it too).
+HWY_INLINE __m128i unpack_k_scales_header(__m128i header) {
+  // utmp[0] = u0 & 0x3f.., utmp[2] = u1 & 0x3f..: lanes 0 and 2; the low parts of utmp[1] = u2 & 0x0f.. and
+  // utmp[3] = (u2 >> 4) & 0x0f..: lanes 1 and 3.
+  const __m128i a = _mm_shuffle_epi32(header, _MM_SHUFFLE(3, 2, 3, 1));  // u0 u2 u1 u2
+  const __m128i low = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
+                                    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  // Their high parts ((u0 >> 6) & 3) << 4 and ((u1 >> 6) & 3) << 4 per byte, in lanes 1 and 3.
+  const __m128i b = _mm_shuffle_epi32(header, _MM_SHUFFLE(2, 2, 1, 1));  // u0 u0 u1 u1
+  const __m128i high = _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm_or_si128(low, high);
+}
+
 // 16 packed bytes -> 32 nibbles: low nibbles in bytes 0..15, high nibbles in bytes 16..31 (Q4_0/Q5_0 order).
 HWY_INLINE __m256i nibbles_32(const uint8_t* qs) {
   const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));

@@ -83,21 +83,6 @@ HWY_INLINE __m512i q4_K_scale_index(int j) {
                             _mm256_set1_epi16(static_cast<short>(2 * j + 1)), 1);
 }
 
-// unpack_k_scales (blocks.h) in one SSE register: the 8 six-bit scales in bytes 0..7 and the 8 mins in bytes
-// 8..15, from the block's 12 scale bytes (the 16-byte load also reads the first 4 bytes of qs, which are dropped).
-HWY_INLINE __m128i unpack_k_scales_128(const uint8_t* packed) {
-  const __m128i u = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));  // u0 u1 u2 as utmp[0..2]
-  // utmp[0] = u0 & 0x3f.., utmp[2] = u1 & 0x3f..: lanes 0 and 2; the low parts of utmp[1] = u2 & 0x0f.. and
-  // utmp[3] = (u2 >> 4) & 0x0f..: lanes 1 and 3.
-  const __m128i a = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));  // u0 u2 u1 u2
-  const __m128i low = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
-                                    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-  // Their high parts ((u0 >> 6) & 3) << 4 and ((u1 >> 6) & 3) << 4 per byte, in lanes 1 and 3.
-  const __m128i b = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));  // u0 u0 u1 u1
-  const __m128i high = _mm_and_si128(_mm_srli_epi32(b, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
-  return _mm_or_si128(low, high);
-}
-
 // Q4_K x Q8_K, up to 8 tokens. Per block and row: 4 vectors of 64 weights, 4 scale vectors, the mins duplicated per
 // 16 (to meet the per-16 bsums); per token: 4 x (load, maddubs, vpdpwssd), one f32 FMA, and the min term.
 template <int NT>
@@ -117,7 +102,8 @@ HWY_INLINE void tile_q4_K_512(int64_t n, const void* wv, const uint8_t* act, siz
   }
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     prefetch_weights(x + i, sizeof(*x));
-    const __m256i sc16 = _mm256_cvtepu8_epi16(unpack_k_scales_128(x[i].scales));
+    const __m128i header = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i));
+    const __m256i sc16 = _mm256_cvtepu8_epi16(unpack_k_scales_header(header));
     const __m512i sc512 = _mm512_castsi256_si512(sc16);
     const __m512i s0 = _mm512_permutexvar_epi16(idx0, sc512), s1 = _mm512_permutexvar_epi16(idx1, sc512),
                   s2 = _mm512_permutexvar_epi16(idx2, sc512), s3 = _mm512_permutexvar_epi16(idx3, sc512);
