@@ -133,9 +133,8 @@ HWY_INLINE void repack_k_scales_avx2(const uint8_t* w, size_t row_stride, int ro
       continue;
     }
     const Block* x = reinterpret_cast<const Block*>(w + r * row_stride);
-    uint32_t utmp[4];
-    unpack_k_scales(x->scales, utmp);  // bytes 0..7: the scales per 32, 8..15: the offsets
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(utmp));
+    // bytes 0..7: the scales per 32, 8..15: the offsets
+    const __m128i b = unpack_k_scales_header(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
     const __m256i s32 = _mm256_cvtepu8_epi32(b);                      // dword g = scale g
     sc[r] = _mm256_or_si256(s32, _mm256_slli_epi32(s32, 16));        // (scale g, scale g) as int16
     mn[r] = _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(b, 8)));  // dword p = (offset 2p, 2p+1)

@@ -374,8 +374,9 @@ void attend_pass(const float* const* q, const int64_t* first, const int64_t* las
         for (size_t v = 0; v < kPvWidth; v += kLanes)
           hn::Store(hn::LoadU(df, row + b * kPvWidth + v), df, vbuf + (b * kKeyChunk + k) * kPvWidth + v);
       }
+      float* tail = vbuf + n_wide * kKeyChunk * kPvWidth + k * tail_width;
       for (int64_t c = 0; c < tail_width; c += kLanes)
-        hn::Store(hn::LoadU(df, row + n_wide * kPvWidth + c), df, vbuf + n_wide * kKeyChunk * kPvWidth + k * tail_width + c);
+        hn::Store(hn::LoadU(df, row + n_wide * kPvWidth + c), df, tail + c);
     }
 
     int64_t k = 0;

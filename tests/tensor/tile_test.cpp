@@ -137,8 +137,8 @@ TEST(Gemv, EveryTargetMatchesItsTileForOneToken) {
       for (int64_t n : {int64_t{96}, int64_t{256}, int64_t{512}, int64_t{704}, int64_t{800}, int64_t{2112},
                         int64_t{2816}}) {
         if (n % type_traits(type).block_size != 0) continue;  // the K-quants: 256, 512 and 2816
-        // Kernels that take several rows per pass: 19 = two passes of 8 and 3 rows left (AVX2: four passes of 4 and
-        // 3 left, nine of 2 and 1 left); 3 = fewer rows than one pass.
+        // Kernels that take several rows per pass (the AVX-512 gemvs: 8; the AVX2 ones take one row at a time):
+        // 19 = two passes of 8 and 3 rows left; 3 = fewer rows than one pass.
         for (const int64_t rows : {int64_t{19}, int64_t{3}}) {
           const size_t stride = row_bytes(type, n) + 2;
           std::vector<uint8_t> wbuf(stride * rows + 2);
