@@ -43,7 +43,8 @@ TEST(Synth, Plan26bQ4KM) {
   EXPECT_EQ(by_name["blk.3.ffn_gate_up_exps.weight"], GgmlType::kQ4_K);
   EXPECT_EQ(by_name["blk.3.ffn_gate_inp.weight"], GgmlType::kF32);
   EXPECT_EQ(count[GgmlType::kQ5_0], 32);  // 16 layers x (ffn_down, ffn_down_exps)
-  // ~16.8 GB (bench/HISTORY.md: 16,793,896,192 B, the size llama.cpp reports too); exact value depends on the metadata.
+  // ~16.8 GB (bench/HISTORY-sapphire-rapids.md: 16,793,896,192 B, the size llama.cpp reports too); the exact value
+  // depends on the metadata.
   EXPECT_GT(plan->file_bytes, 16'500'000'000ull);
   EXPECT_LT(plan->file_bytes, 17'200'000'000ull);
 
