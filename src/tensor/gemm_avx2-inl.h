@@ -2,11 +2,16 @@
 // quant-inl.h inside each x86 target namespace after tiles_avx2-inl.h (AVX3_DL overrides it with
 // gemm_avx512-inl.h). No include guard on purpose.
 //
-// The structure of gemm_avx512-inl.h in 256 bits: 8 weight rows are converted into a row-interleaved tile, 4
-// consecutive weights of each of the 8 rows per 32-byte vector, so one multiply-add with the token's 4 activation
-// bytes broadcast serves 8 rows, and each weight vector is reused by kGemmTokensAvx2 tokens. 8 rows x 4 tokens:
-// per token an int32 block sum, an int16 partial sum and an f32 accumulator (12 ymm) plus the weight vector and
-// scale fit the 16 ymm registers; 8 tokens would spill.
+// The structure of gemm_avx512-inl.h in 256 bits: weight rows are converted into a row-interleaved tile, 4
+// consecutive weights of each of 8 rows per 32-byte vector, so one multiply-add with the token's 4 activation
+// bytes broadcast serves 8 rows, and each weight vector is reused by kGemmTokensAvx2 tokens. A tile holds 16 rows,
+// two such vectors per step, so each broadcast serves both: on Zen 3 the broadcast costs the kernel about as much
+// as the multiply-add (Gemm/q4_K with no broadcasts at all: 4.0-4.7 -> 3.2-3.4 us). 8 int16 partial sums, the two
+// weight vectors and the broadcast take 11 of the 16 ymm registers; the int32 block sums and f32 accumulators
+// spill between chunks. Against 8-row tiles (bench_quant, one core, alternating, best of 4-6): Gemm/q4_K
+// 4.0-4.1 -> 3.4-3.6 us, q6_K 5.6-5.7 -> 4.2-4.4, q5_0 4.7-5.0 -> 3.6-3.7, q8_0 6.6-6.9 -> 5.9-6.3 (the sign
+// trick's per-token work does not shrink). F16/BF16 run 8-row kernels on the tile's two halves: their f32 FMAs
+// have no broadcast worth sharing.
 //
 // Without VNNI the u8 x s8 products go through pmaddubsw, which adds two products into a saturating int16, then
 // pmaddwd. Every formulation here stays exactly inside int16 (activations are Q8_0/Q8_K, |a| <= 127):
@@ -24,7 +29,8 @@
 // fraction of its FMA rate; the demo narrator's pp512 on AVX2 spent most of its time there).
 #define FABULA_UNROLL_TOKENS _Pragma("GCC unroll 8")
 
-constexpr int kGemmRowsAvx2 = 8;
+constexpr int kGemmRowsAvx2 = 16;    // rows per tile
+constexpr int kGemmVecRowsAvx2 = 8;  // rows per weight vector (a tile's half)
 constexpr int kGemmTokensAvx2 = 4;
 constexpr size_t kGemmTileHeaderAvx2 = 32;  // the tile's row count, then the blocks
 
@@ -66,17 +72,21 @@ HWY_INLINE void transpose_8x8_epi32(__m256i r[8]) {
 }
 
 // ------------------------------------------------------------------------------------------------ K-quants
-// Tile of 8 rows per 256-weight block: q[k/4][row][4] unsigned; each group's integer scale per row as an int16
-// pair (pmaddwd with the int16 partial sums); the offsets as int16 pairs for pmaddwd with activation sums: Q6_K
-// (an offset per 16 weights) offset[p] = (offset_2p, offset_2p+1) against the Q8_K bsums 2p, 2p+1; Q4_K / Q5_K
-// (one per 32) offset[p < 4] = (offset_32 2p, offset_32 2p+1) against the sums of 32 (bsums added in pairs): half
-// the pmaddwd. d, dm per row: w = d * scale_g * q - dm * offset.
+// One 8-row half of a tile per 256-weight block: q[k/4][row][4] unsigned; each group's integer scale per row as an
+// int16 pair (pmaddwd with the int16 partial sums); the offsets as int16 pairs for pmaddwd with activation sums: Q6_K
+// (an offset per 16 weights) offset[p] = (offset_2p, offset_2p+1) against the Q8_K bsums 2p, 2p+1; Q4_K / Q5_K (one per
+// 32) offset[p < 4] = (offset_32 2p, offset_32 2p+1) against the sums of 32 (bsums added in pairs): half the pmaddwd.
+// d, dm per row: w = d * scale_g * q - dm * offset.
 struct GemmKBlockAvx2 {
-  uint8_t q[64][kGemmRowsAvx2][4];
-  int16_t scale[16][kGemmRowsAvx2][2];
-  int16_t offset[8][kGemmRowsAvx2][2];
-  float d[kGemmRowsAvx2];
-  float dm[kGemmRowsAvx2];
+  uint8_t q[64][kGemmVecRowsAvx2][4];
+  int16_t scale[16][kGemmVecRowsAvx2][2];
+  int16_t offset[8][kGemmVecRowsAvx2][2];
+  float d[kGemmVecRowsAvx2];
+  float dm[kGemmVecRowsAvx2];
+};
+// A 16-row tile's block: rows 0..7, then rows 8..15.
+struct GemmKTileBlockAvx2 {
+  GemmKBlockAvx2 half[2];
 };
 
 // The integer scales (per 32 weights; Q6_K per 16), the offsets per 16 weights, d and dm of one K-quant row block:
@@ -125,8 +135,8 @@ HWY_INLINE void unpack_k_block_avx2(const uint8_t* blk, __m256i q[8], int16_t sc
 template <GgmlType kType>
 HWY_INLINE void repack_k_scales_avx2(const uint8_t* w, size_t row_stride, int rows, GemmKBlockAvx2& o) {
   using Block = std::conditional_t<kType == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>;
-  __m256i sc[kGemmRowsAvx2], mn[kGemmRowsAvx2];
-  for (int r = 0; r < kGemmRowsAvx2; ++r) {
+  __m256i sc[kGemmVecRowsAvx2], mn[kGemmVecRowsAvx2];
+  for (int r = 0; r < kGemmVecRowsAvx2; ++r) {
     if (r >= rows) {
       sc[r] = mn[r] = _mm256_setzero_si256();
       o.d[r] = o.dm[r] = 0.0f;
@@ -148,220 +158,263 @@ HWY_INLINE void repack_k_scales_avx2(const uint8_t* w, size_t row_stride, int ro
   for (int p = 0; p < 4; ++p) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.offset[p]), mn[p]);
 }
 
+// One block of 8 rows (rows >= `rows` zero) from the rows' block at w.
 template <GgmlType kType>
-inline void repack_k_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
-  const size_t block_bytes = type_traits(kType).block_bytes;
+HWY_INLINE void repack_k_block_avx2(const uint8_t* w, size_t row_stride, int rows, GemmKBlockAvx2& o) {
+  __m256i q[kGemmVecRowsAvx2][8];
   if constexpr (kType != GgmlType::kQ6_K) {
-    GemmKBlockAvx2* out = reinterpret_cast<GemmKBlockAvx2*>(tile);
-    for (int64_t b = 0; b < n / kQK_K; ++b) {
-      GemmKBlockAvx2& o = out[b];
-      const uint8_t* wb = w + b * block_bytes;
-      using Block = std::conditional_t<kType == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>;
-      __m256i q[kGemmRowsAvx2][8];
-      for (int r = 0; r < kGemmRowsAvx2; ++r) {
-        if (r < rows) {
-          unpack_qk_weights_avx2<kType == GgmlType::kQ5_K>(*reinterpret_cast<const Block*>(wb + r * row_stride), q[r]);
-        } else {
-          for (auto& v : q[r]) v = _mm256_setzero_si256();
-        }
-      }
-      for (int k = 0; k < 8; ++k) {
-        __m256i v[kGemmRowsAvx2];
-        for (int r = 0; r < kGemmRowsAvx2; ++r) v[r] = q[r][k];
-        transpose_8x8_epi32(v);
-        for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q[8 * k + g]), v[g]);
-      }
-      repack_k_scales_avx2<kType>(wb, row_stride, rows, o);
-    }
-    return;
-  }
-  GemmKBlockAvx2* out = reinterpret_cast<GemmKBlockAvx2*>(tile);
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    GemmKBlockAvx2& o = out[b];
-    int16_t scale[kGemmRowsAvx2][16] = {};
-    int16_t offset[kGemmRowsAvx2][16] = {};
-    __m256i q[kGemmRowsAvx2][8];
-    for (int r = 0; r < kGemmRowsAvx2; ++r) {
+    using Block = std::conditional_t<kType == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>;
+    for (int r = 0; r < kGemmVecRowsAvx2; ++r) {
       if (r < rows) {
-        unpack_k_block_avx2<kType>(w + r * row_stride + b * block_bytes, q[r], scale[r], offset[r], &o.d[r],
-                                   &o.dm[r]);
+        unpack_qk_weights_avx2<kType == GgmlType::kQ5_K>(*reinterpret_cast<const Block*>(w + r * row_stride), q[r]);
+      } else {
+        for (auto& v : q[r]) v = _mm256_setzero_si256();
+      }
+    }
+    repack_k_scales_avx2<kType>(w, row_stride, rows, o);
+  } else {
+    int16_t scale[kGemmVecRowsAvx2][16] = {};
+    int16_t offset[kGemmVecRowsAvx2][16] = {};
+    for (int r = 0; r < kGemmVecRowsAvx2; ++r) {
+      if (r < rows) {
+        unpack_k_block_avx2<kType>(w + r * row_stride, q[r], scale[r], offset[r], &o.d[r], &o.dm[r]);
       } else {
         for (auto& v : q[r]) v = _mm256_setzero_si256();
         o.d[r] = o.dm[r] = 0.0f;
       }
     }
-    for (int k = 0; k < 8; ++k) {
-      __m256i v[kGemmRowsAvx2];
-      for (int r = 0; r < kGemmRowsAvx2; ++r) v[r] = q[r][k];
-      transpose_8x8_epi32(v);
-      for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q[8 * k + g]), v[g]);
-    }
     for (int g = 0; g < 16; ++g) {
-      for (int r = 0; r < kGemmRowsAvx2; ++r) o.scale[g][r][0] = o.scale[g][r][1] = scale[r][g];
+      for (int r = 0; r < kGemmVecRowsAvx2; ++r) o.scale[g][r][0] = o.scale[g][r][1] = scale[r][g];
     }
-    // offset[r] holds one value per 16 weights; Q4_K / Q5_K repeat each per-32 offset twice.
-    constexpr int kStep = kType == GgmlType::kQ6_K ? 1 : 2;
-    for (int p = 0; p < 16 / kStep / 2; ++p) {
-      for (int r = 0; r < kGemmRowsAvx2; ++r) {
-        o.offset[p][r][0] = offset[r][kStep * 2 * p];
-        o.offset[p][r][1] = offset[r][kStep * (2 * p + 1)];
+    // offset[r] holds one value per 16 weights, paired for the Q8_K bsums 2p, 2p + 1.
+    for (int p = 0; p < 8; ++p) {
+      for (int r = 0; r < kGemmVecRowsAvx2; ++r) {
+        o.offset[p][r][0] = offset[r][2 * p];
+        o.offset[p][r][1] = offset[r][2 * p + 1];
       }
+    }
+  }
+  for (int k = 0; k < 8; ++k) {
+    __m256i v[kGemmVecRowsAvx2];
+    for (int r = 0; r < kGemmVecRowsAvx2; ++r) v[r] = q[r][k];
+    transpose_8x8_epi32(v);
+    for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q[8 * k + g]), v[g]);
+  }
+}
+
+template <GgmlType kType>
+inline void repack_k_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
+  const size_t block_bytes = type_traits(kType).block_bytes;
+  GemmKTileBlockAvx2* out = reinterpret_cast<GemmKTileBlockAvx2*>(tile);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    for (int h = 0; h < 2; ++h) {
+      const int half_rows = std::clamp(rows - h * kGemmVecRowsAvx2, 0, kGemmVecRowsAvx2);
+      repack_k_block_avx2<kType>(w + h * kGemmVecRowsAvx2 * row_stride + b * block_bytes, row_stride, half_rows,
+                                 out[b].half[h]);
     }
   }
 }
 
-// 8 rows x NT tokens of Q8_K activations. kGroup: weights per integer scale (32: Q4_K/Q5_K, 16: Q6_K); kChunk:
+// 16 rows x NT tokens of Q8_K activations. kGroup: weights per integer scale (32: Q4_K/Q5_K, 16: Q6_K); kChunk:
 // 4-weight steps whose pmaddubsw results add up in int16 exactly (see the top of the file).
 template <int kGroup, int kChunk, int NT>
 HWY_INLINE void gemm_k_avx2(int64_t n, const void* tile, const GemmActs& a, float* y, int64_t ldy, int rows) {
   static_assert(kGroup / 4 % kChunk == 0);
-  const GemmKBlockAvx2* blk = static_cast<const GemmKBlockAvx2*>(tile);
-  alignas(32) float accm[NT][8] = {};
+  const GemmKTileBlockAvx2* blk = static_cast<const GemmKTileBlockAvx2*>(tile);
+  alignas(32) float accm[2][NT][8] = {};
   for (int64_t b = 0; b < n / kQK_K; ++b) {
-    const GemmKBlockAvx2& o = blk[b];
+    const GemmKBlockAvx2& o0 = blk[b].half[0];
+    const GemmKBlockAvx2& o1 = blk[b].half[1];
     const BlockQ8_K* ab[NT];
-    __m256i sumi[NT];
+    __m256i sumi[2][NT];
     for (int t = 0; t < NT; ++t) {
       ab[t] = reinterpret_cast<const BlockQ8_K*>(a.rows + t * a.stride) + b;
-      sumi[t] = _mm256_setzero_si256();
+      sumi[0][t] = sumi[1][t] = _mm256_setzero_si256();
     }
     for (int k0 = 0; k0 < kQK_K / 4; k0 += kChunk) {
-      __m256i part[NT];
-      for (int t = 0; t < NT; ++t) part[t] = _mm256_setzero_si256();
+      __m256i part0[NT], part1[NT];
+      for (int t = 0; t < NT; ++t) part0[t] = part1[t] = _mm256_setzero_si256();
       for (int k4 = k0; k4 < k0 + kChunk; ++k4) {
-        const __m256i wv = load256(o.q[k4]);
+        const __m256i w0 = load256(o0.q[k4]);
+        const __m256i w1 = load256(o1.q[k4]);
         for (int t = 0; t < NT; ++t) {
-          part[t] = _mm256_add_epi16(part[t], _mm256_maddubs_epi16(wv, bcast_i32(ab[t]->qs + 4 * k4)));
-          pin_chain(part[t]);
+          const __m256i at = bcast_i32(ab[t]->qs + 4 * k4);
+          part0[t] = _mm256_add_epi16(part0[t], _mm256_maddubs_epi16(w0, at));
+          pin_chain(part0[t]);
+          part1[t] = _mm256_add_epi16(part1[t], _mm256_maddubs_epi16(w1, at));
+          pin_chain(part1[t]);
         }
       }
-      const __m256i sc = load256(o.scale[k0 * 4 / kGroup]);
-      for (int t = 0; t < NT; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(part[t], sc));
+      const __m256i sc0 = load256(o0.scale[k0 * 4 / kGroup]);
+      const __m256i sc1 = load256(o1.scale[k0 * 4 / kGroup]);
+      for (int t = 0; t < NT; ++t) {
+        sumi[0][t] = _mm256_add_epi32(sumi[0][t], _mm256_madd_epi16(part0[t], sc0));
+        sumi[1][t] = _mm256_add_epi32(sumi[1][t], _mm256_madd_epi16(part1[t], sc1));
+      }
     }
-    const __m256 d = _mm256_loadu_ps(o.d), dm = _mm256_loadu_ps(o.dm);
     for (int t = 0; t < NT; ++t) {
-      __m256i mins = _mm256_setzero_si256();
-      if constexpr (kGroup == 32) {  // the sums of 32 (|s| <= 32 * 127: int16), then pairs of them per pmaddwd
-        const __m128i s32 = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ab[t]->bsums)),
-                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab[t]->bsums + 8)));
-        const __m256i s2 = _mm256_broadcastsi128_si256(s32);
-        mins = _mm256_madd_epi16(load256(o.offset[0]), _mm256_shuffle_epi32(s2, 0x00));
-        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[1]), _mm256_shuffle_epi32(s2, 0x55)));
-        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[2]), _mm256_shuffle_epi32(s2, 0xAA)));
-        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[3]), _mm256_shuffle_epi32(s2, 0xFF)));
-      } else {
-        for (int p = 0; p < 8; ++p) {
-          mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[p]), bcast_i32(ab[t]->bsums + 2 * p)));
-        }
-      }
       const __m256 da = _mm256_set1_ps(ab[t]->d);
-      __m256 acc = _mm256_load_ps(accm[t]);
-      acc = _mm256_fmadd_ps(_mm256_mul_ps(d, da), _mm256_cvtepi32_ps(sumi[t]), acc);
-      acc = _mm256_fnmadd_ps(_mm256_mul_ps(dm, da), _mm256_cvtepi32_ps(mins), acc);
-      _mm256_store_ps(accm[t], acc);
+      __m256i s2;  // Q4_K / Q5_K: the sums of 32 (|s| <= 32 * 127: int16) in both lanes, pairs per pmaddwd
+      if constexpr (kGroup == 32) {
+        s2 = _mm256_broadcastsi128_si256(
+            _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ab[t]->bsums)),
+                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab[t]->bsums + 8))));
+      }
+      for (int h = 0; h < 2; ++h) {
+        const GemmKBlockAvx2& o = h == 0 ? o0 : o1;
+        __m256i mins = _mm256_setzero_si256();
+        if constexpr (kGroup == 32) {
+          mins = _mm256_madd_epi16(load256(o.offset[0]), _mm256_shuffle_epi32(s2, 0x00));
+          mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[1]), _mm256_shuffle_epi32(s2, 0x55)));
+          mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[2]), _mm256_shuffle_epi32(s2, 0xAA)));
+          mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[3]), _mm256_shuffle_epi32(s2, 0xFF)));
+        } else {
+          for (int p = 0; p < 8; ++p) {
+            mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load256(o.offset[p]), bcast_i32(ab[t]->bsums + 2 * p)));
+          }
+        }
+        __m256 acc = _mm256_load_ps(accm[h][t]);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(o.d), da), _mm256_cvtepi32_ps(sumi[h][t]), acc);
+        acc = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(o.dm), da), _mm256_cvtepi32_ps(mins), acc);
+        _mm256_store_ps(accm[h][t], acc);
+      }
     }
   }
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_load_ps(accm[t]);
-  store_rows_avx2(y, ldy, acc, rows);
+  for (int h = 0; h < 2; ++h) {
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_load_ps(accm[h][t]);
+    store_rows_avx2(y + h * kGemmVecRowsAvx2, ldy, acc, rows - h * kGemmVecRowsAvx2);
+  }
 }
 
 // ------------------------------------------------------------------------------------------ the Q8_0 family
-// Tile of 8 rows per 32-weight block: q[k/4][row][4] (Q8_0 signed, Q5_0 / Q4_0 + 16 / + 8 unsigned) and each
+// Per 32-weight block, each 8-row half: q[k/4][row][4] (Q8_0 signed, Q5_0 / Q4_0 + 16 / + 8 unsigned) and each
 // row's block scale.
 struct GemmQ8BlockAvx2 {
-  uint8_t q[8][kGemmRowsAvx2][4];
-  float d[kGemmRowsAvx2];
+  uint8_t q[8][kGemmVecRowsAvx2][4];
+  float d[kGemmVecRowsAvx2];
+};
+struct GemmQ8TileBlockAvx2 {
+  GemmQ8BlockAvx2 half[2];
 };
 
 template <GgmlType kType>
 constexpr int kQ8LikeBias = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 16 : 8;
 
+// One 8-row half of every block (rows >= `rows` zero).
 template <GgmlType kType>
-inline void repack_q8_0_like_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
+HWY_INLINE void repack_q8_0_like_half_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, int half,
+                                           GemmQ8TileBlockAvx2* out) {
   using Block = Q8_0LikeBlock<kType>;
-  GemmQ8BlockAvx2* out = reinterpret_cast<GemmQ8BlockAvx2*>(tile);
   const __m256i bias = _mm256_set1_epi8(kQ8LikeBias<kType>);
   for (int64_t b = 0; b < n / kQK8_0; ++b) {
-    __m256i v[kGemmRowsAvx2];
-    for (int r = 0; r < kGemmRowsAvx2; ++r) {
+    GemmQ8BlockAvx2& o = out[b].half[half];
+    __m256i v[kGemmVecRowsAvx2];
+    for (int r = 0; r < kGemmVecRowsAvx2; ++r) {
       if (r >= rows) {
         v[r] = _mm256_setzero_si256();
-        out[b].d[r] = 0.0f;
+        o.d[r] = 0.0f;
         continue;
       }
       const uint8_t* bp = w + r * row_stride + b * sizeof(Block);
       v[r] = _mm256_add_epi8(q8_0_like_weights<kType>(bp), bias);
-      out[b].d[r] = q8_0_like_scale(bp);
+      o.d[r] = q8_0_like_scale(bp);
     }
     transpose_8x8_epi32(v);
-    for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q[g]), v[g]);
+    for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q[g]), v[g]);
   }
 }
 
-// 8 rows x NT tokens of Q8_0 activations, per block one int32 sum per token and one f32 FMA.
+template <GgmlType kType>
+inline void repack_q8_0_like_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
+  GemmQ8TileBlockAvx2* out = reinterpret_cast<GemmQ8TileBlockAvx2*>(tile);
+  for (int h = 0; h < 2; ++h) {
+    repack_q8_0_like_half_avx2<kType>(n, w + h * kGemmVecRowsAvx2 * row_stride, row_stride,
+                                      std::clamp(rows - h * kGemmVecRowsAvx2, 0, kGemmVecRowsAvx2), h, out);
+  }
+}
+
+// 16 rows x NT tokens of Q8_0 activations, per block and half one int32 sum per token and one f32 FMA; each
+// activation broadcast serves both halves.
 template <GgmlType kType, int NT>
 HWY_INLINE void gemm_q8_0_like_avx2(int64_t n, const void* tile, const GemmActs& a, float* y, int64_t ldy,
                                     int rows) {
   constexpr int kBias = kQ8LikeBias<kType>;
-  const GemmQ8BlockAvx2* blk = static_cast<const GemmQ8BlockAvx2*>(tile);
+  const GemmQ8TileBlockAvx2* blk = static_cast<const GemmQ8TileBlockAvx2*>(tile);
   const int64_t nb = n / kQK8_0;
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  __m256 acc[2][NT];
+  for (int t = 0; t < NT; ++t) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const GemmQ8BlockAvx2& o = blk[b];
-    __m256i sumi[NT];
+    const GemmQ8BlockAvx2& o0 = blk[b].half[0];
+    const GemmQ8BlockAvx2& o1 = blk[b].half[1];
+    __m256i sumi[2][NT];
     const int8_t* qa[NT];
     for (int t = 0; t < NT; ++t) {
       if constexpr (kBias == 0) {
-        sumi[t] = _mm256_setzero_si256();
+        sumi[0][t] = sumi[1][t] = _mm256_setzero_si256();
       } else {  // -bias * Σa = sums * bias / 128, exact as sums = -128 * Σa
-        sumi[t] = _mm256_set1_epi32(a.sums[t * nb + b] / (128 / kBias));
+        sumi[0][t] = sumi[1][t] = _mm256_set1_epi32(a.sums[t * nb + b] / (128 / kBias));
       }
       qa[t] = reinterpret_cast<const BlockQ8_0*>(a.rows + t * a.stride)[b].qs;
     }
     if constexpr (kBias == 0) {  // the sign trick, one pmaddwd per step
       for (int k4 = 0; k4 < 8; ++k4) {
-        const __m256i wv = load256(o.q[k4]);
-        const __m256i aw = _mm256_sign_epi8(wv, wv);
+        const __m256i w0 = load256(o0.q[k4]);
+        const __m256i w1 = load256(o1.q[k4]);
+        const __m256i aw0 = _mm256_sign_epi8(w0, w0);
+        const __m256i aw1 = _mm256_sign_epi8(w1, w1);
         for (int t = 0; t < NT; ++t) {
-          const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast_i32(qa[t] + 4 * k4), wv));
-          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, ones));
+          const __m256i at = bcast_i32(qa[t] + 4 * k4);
+          const __m256i p0 = _mm256_maddubs_epi16(aw0, _mm256_sign_epi8(at, w0));
+          const __m256i p1 = _mm256_maddubs_epi16(aw1, _mm256_sign_epi8(at, w1));
+          sumi[0][t] = _mm256_add_epi32(sumi[0][t], _mm256_madd_epi16(p0, ones));
+          sumi[1][t] = _mm256_add_epi32(sumi[1][t], _mm256_madd_epi16(p1, ones));
         }
       }
     } else {  // unsigned weights: 8 (Q4_0) or 4 (Q5_0) steps add up in int16
       constexpr int kChunk = kBias == 8 ? 8 : 4;
       for (int k0 = 0; k0 < 8; k0 += kChunk) {
-        __m256i part[NT];
-        for (int t = 0; t < NT; ++t) part[t] = _mm256_setzero_si256();
+        __m256i part0[NT], part1[NT];
+        for (int t = 0; t < NT; ++t) part0[t] = part1[t] = _mm256_setzero_si256();
         for (int k4 = k0; k4 < k0 + kChunk; ++k4) {
-          const __m256i wv = load256(o.q[k4]);
+          const __m256i w0 = load256(o0.q[k4]);
+          const __m256i w1 = load256(o1.q[k4]);
           for (int t = 0; t < NT; ++t) {
-            part[t] = _mm256_add_epi16(part[t], _mm256_maddubs_epi16(wv, bcast_i32(qa[t] + 4 * k4)));
+            const __m256i at = bcast_i32(qa[t] + 4 * k4);
+            part0[t] = _mm256_add_epi16(part0[t], _mm256_maddubs_epi16(w0, at));
+            pin_chain(part0[t]);
+            part1[t] = _mm256_add_epi16(part1[t], _mm256_maddubs_epi16(w1, at));
+            pin_chain(part1[t]);
           }
         }
-        for (int t = 0; t < NT; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(part[t], ones));
+        for (int t = 0; t < NT; ++t) {
+          sumi[0][t] = _mm256_add_epi32(sumi[0][t], _mm256_madd_epi16(part0[t], ones));
+          sumi[1][t] = _mm256_add_epi32(sumi[1][t], _mm256_madd_epi16(part1[t], ones));
+        }
       }
     }
-    const __m256 d = _mm256_loadu_ps(o.d);
+    const __m256 d0 = _mm256_loadu_ps(o0.d), d1 = _mm256_loadu_ps(o1.d);
     for (int t = 0; t < NT; ++t) {
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(a.scales[t * nb + b])), _mm256_cvtepi32_ps(sumi[t]),
-                               acc[t]);
+      const __m256 da = _mm256_set1_ps(a.scales[t * nb + b]);
+      acc[0][t] = _mm256_fmadd_ps(_mm256_mul_ps(d0, da), _mm256_cvtepi32_ps(sumi[0][t]), acc[0][t]);
+      acc[1][t] = _mm256_fmadd_ps(_mm256_mul_ps(d1, da), _mm256_cvtepi32_ps(sumi[1][t]), acc[1][t]);
     }
   }
-  store_rows_avx2(y, ldy, acc, rows);
+  store_rows_avx2(y, ldy, acc[0], rows);
+  store_rows_avx2(y + kGemmVecRowsAvx2, ldy, acc[1], rows - kGemmVecRowsAvx2);
 }
 
 // ---------------------------------------------------------------------------------------------- F16 / BF16
-// Tile of 8 rows: the weights widened to f32, w[k][row]; the activations are the widened f32 rows, as on AVX-512.
+// Each 8-row half of a tile: the weights widened to f32, w[k][row]; the activations are the widened f32 rows, as
+// on AVX-512.
 template <bool kBf16>
 inline void repack_half_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
   float* out = reinterpret_cast<float*>(tile);
   for (int64_t k0 = 0; k0 < n; k0 += 8) {
     const int64_t len = std::min<int64_t>(8, n - k0);
-    __m256i v[kGemmRowsAvx2];
-    for (int r = 0; r < kGemmRowsAvx2; ++r) {
+    __m256i v[kGemmVecRowsAvx2];
+    for (int r = 0; r < kGemmVecRowsAvx2; ++r) {
       uint16_t h[8] = {};
       if (r < rows) std::memcpy(h, w + r * row_stride + 2 * k0, static_cast<size_t>(len) * 2);
       const __m128i hv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h));
@@ -369,7 +422,7 @@ inline void repack_half_avx2(int64_t n, const uint8_t* w, size_t row_stride, int
     }
     transpose_8x8_epi32(v);
     for (int64_t k = 0; k < len; ++k) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + (k0 + k) * kGemmRowsAvx2), v[k]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + (k0 + k) * kGemmVecRowsAvx2), v[k]);
     }
   }
 }
@@ -383,14 +436,14 @@ HWY_INLINE void gemm_f32_avx2(int64_t n, const void* tile, const GemmActs& a, fl
   FABULA_UNROLL_TOKENS for (int t = 0; t < NT; ++t) acc[t] = acc2[t] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 2 <= n; k += 2) {  // two chains per token: FMA latency x 2 covers a small NT
-    const __m256 w0 = _mm256_loadu_ps(w + k * kGemmRowsAvx2), w1 = _mm256_loadu_ps(w + (k + 1) * kGemmRowsAvx2);
+    const __m256 w0 = _mm256_loadu_ps(w + k * kGemmVecRowsAvx2), w1 = _mm256_loadu_ps(w + (k + 1) * kGemmVecRowsAvx2);
     FABULA_UNROLL_TOKENS for (int t = 0; t < NT; ++t) {
       acc[t] = _mm256_fmadd_ps(w0, _mm256_broadcast_ss(x[t] + k), acc[t]);
       acc2[t] = _mm256_fmadd_ps(w1, _mm256_broadcast_ss(x[t] + k + 1), acc2[t]);
     }
   }
   for (; k < n; ++k) {
-    const __m256 w0 = _mm256_loadu_ps(w + k * kGemmRowsAvx2);
+    const __m256 w0 = _mm256_loadu_ps(w + k * kGemmVecRowsAvx2);
     FABULA_UNROLL_TOKENS for (int t = 0; t < NT; ++t) {
       acc[t] = _mm256_fmadd_ps(w0, _mm256_broadcast_ss(x[t] + k), acc[t]);
     }
@@ -399,6 +452,10 @@ HWY_INLINE void gemm_f32_avx2(int64_t n, const void* tile, const GemmActs& a, fl
   store_rows_avx2(y, ldy, acc, rows);
 }
 
+// Bytes of one 8-row half of an F16/BF16 tile: its kernels run on the halves one after the other (the f32 FMAs
+// have no broadcast to share).
+inline size_t gemm_f32_half_bytes_avx2(int64_t n) { return static_cast<size_t>(n) * kGemmVecRowsAvx2 * sizeof(float); }
+
 template <GgmlType kType>
 inline void repack_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows, uint8_t* tile) {
   std::memcpy(tile, &rows, sizeof(rows));
@@ -406,7 +463,11 @@ inline void repack_avx2(int64_t n, const uint8_t* w, size_t row_stride, int rows
   if constexpr (kType == GgmlType::kQ4_K || kType == GgmlType::kQ5_K || kType == GgmlType::kQ6_K) {
     repack_k_avx2<kType>(n, w, row_stride, rows, body);
   } else if constexpr (kType == GgmlType::kF16 || kType == GgmlType::kBF16) {
-    repack_half_avx2<kType == GgmlType::kBF16>(n, w, row_stride, rows, body);
+    for (int h = 0; h * kGemmVecRowsAvx2 < rows; ++h) {
+      repack_half_avx2<kType == GgmlType::kBF16>(n, w + h * kGemmVecRowsAvx2 * row_stride, row_stride,
+                                                 std::min(rows - h * kGemmVecRowsAvx2, kGemmVecRowsAvx2),
+                                                 body + h * gemm_f32_half_bytes_avx2(n));
+    }
   } else {
     repack_q8_0_like_avx2<kType>(n, w, row_stride, rows, body);
   }
@@ -426,7 +487,10 @@ inline void gemm_avx2(int64_t n, const uint8_t* tile, const GemmActs& a, int nt,
     } else if constexpr (kType == GgmlType::kQ4_K) {
       gemm_k_avx2<32, 8, NT>(n, body, a, y, ldy, rows);
     } else if constexpr (kType == GgmlType::kF16 || kType == GgmlType::kBF16) {
-      gemm_f32_avx2<NT>(n, body, a, y, ldy, rows);
+      for (int h = 0; h * kGemmVecRowsAvx2 < rows; ++h) {
+        gemm_f32_avx2<NT>(n, body + h * gemm_f32_half_bytes_avx2(n), a, y + h * kGemmVecRowsAvx2, ldy,
+                          std::min(rows - h * kGemmVecRowsAvx2, kGemmVecRowsAvx2));
+      }
     } else {
       gemm_q8_0_like_avx2<kType, NT>(n, body, a, y, ldy, rows);
     }
@@ -436,11 +500,11 @@ inline void gemm_avx2(int64_t n, const uint8_t* tile, const GemmActs& a, int nt,
 inline size_t gemm_tile_bytes_avx2(GgmlType type, int64_t n) {
   switch (type) {
     case GgmlType::kQ4_K: case GgmlType::kQ5_K: case GgmlType::kQ6_K:
-      return kGemmTileHeaderAvx2 + static_cast<size_t>(n / kQK_K) * sizeof(GemmKBlockAvx2);
+      return kGemmTileHeaderAvx2 + static_cast<size_t>(n / kQK_K) * sizeof(GemmKTileBlockAvx2);
     case GgmlType::kQ8_0: case GgmlType::kQ5_0: case GgmlType::kQ4_0:
-      return kGemmTileHeaderAvx2 + static_cast<size_t>(n / kQK8_0) * sizeof(GemmQ8BlockAvx2);
+      return kGemmTileHeaderAvx2 + static_cast<size_t>(n / kQK8_0) * sizeof(GemmQ8TileBlockAvx2);
     case GgmlType::kF16: case GgmlType::kBF16:
-      return kGemmTileHeaderAvx2 + static_cast<size_t>(n) * kGemmRowsAvx2 * sizeof(float);
+      return kGemmTileHeaderAvx2 + 2 * gemm_f32_half_bytes_avx2(n);
     default:
       return 0;
   }

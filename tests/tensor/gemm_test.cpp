@@ -68,7 +68,9 @@ TEST(Gemm, EveryTargetMatchesTheScalarReference) {
         set_matmul_gemm_min_tokens(saved);
         const size_t astride = tokens > 1 ? static_cast<size_t>(xq.row(1) - xq.row(0)) : 0;
         std::vector<uint8_t> tile(table.gemm_tile_bytes(type, n));
-        for (int rows : {max_rows, max_rows - 5, 1}) {
+        // A full tile, one row past a half and a half (AVX2's 16-row tiles run as two 8-row vectors), a tail,
+        // one row.
+        for (int rows : {max_rows, max_rows / 2 + 1, max_rows / 2, max_rows - 5, 1}) {
           table.repack[kernel_slot(type)](n, w, rb, rows, tile.data());
           for (int nt = 1; nt <= tokens; ++nt) {
             const int64_t ldy = max_rows + 3;
