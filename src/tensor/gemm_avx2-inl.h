@@ -161,18 +161,40 @@ HWY_INLINE void repack_k_scales_avx2(const uint8_t* w, size_t row_stride, int ro
 // One block of 8 rows (rows >= `rows` zero) from the rows' block at w.
 template <GgmlType kType>
 HWY_INLINE void repack_k_block_avx2(const uint8_t* w, size_t row_stride, int rows, GemmKBlockAvx2& o) {
-  __m256i q[kGemmVecRowsAvx2][8];
   if constexpr (kType != GgmlType::kQ6_K) {
+    // The packed bytes are transposed before the nibbles are split (the steps of unpack_qk_weights_avx2 on the
+    // transposed dwords): one transpose gives two vectors of weights, half the shuffles of unpacking first.
     using Block = std::conditional_t<kType == GgmlType::kQ4_K, BlockQ4_K, BlockQ5_K>;
-    for (int r = 0; r < kGemmVecRowsAvx2; ++r) {
-      if (r < rows) {
-        unpack_qk_weights_avx2<kType == GgmlType::kQ5_K>(*reinterpret_cast<const Block*>(w + r * row_stride), q[r]);
-      } else {
-        for (auto& v : q[r]) v = _mm256_setzero_si256();
+    constexpr bool kHighBits = kType == GgmlType::kQ5_K;
+    auto rows_of = [&](auto bytes_of) {  // 32 bytes of each row, transposed: v[g] = dword g of the 8 rows
+      std::array<__m256i, kGemmVecRowsAvx2> v;
+      for (int r = 0; r < kGemmVecRowsAvx2; ++r) {
+        v[r] = r < rows ? load256(bytes_of(*reinterpret_cast<const Block*>(w + r * row_stride)))
+                        : _mm256_setzero_si256();
+      }
+      transpose_8x8_epi32(v.data());
+      return v;
+    };
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    std::array<__m256i, kGemmVecRowsAvx2> hbits{};
+    if constexpr (kHighBits) hbits = rows_of([](const Block& x) { return x.qh; });
+    for (int j = 0; j < 4; ++j) {  // chunk j: weights 64j.. in the low nibbles, 64j + 32.. in the high
+      const std::array<__m256i, kGemmVecRowsAvx2> bits = rows_of([j](const Block& x) { return x.qs + 32 * j; });
+      for (int g = 0; g < 8; ++g) {
+        __m256i lo = _mm256_and_si256(bits[g], m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits[g], 4), m4);
+        if constexpr (kHighBits) {  // bit 2j of qh is the fifth bit of chunk j's low nibbles, bit 2j+1 of its high
+          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits[g], 2 * j), one), 4));
+          hi = _mm256_or_si256(hi,
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits[g], 2 * j + 1), one), 4));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q[16 * j + g]), lo);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q[16 * j + 8 + g]), hi);
       }
     }
     repack_k_scales_avx2<kType>(w, row_stride, rows, o);
   } else {
+    __m256i q[kGemmVecRowsAvx2][8];
     int16_t scale[kGemmVecRowsAvx2][16] = {};
     int16_t offset[kGemmVecRowsAvx2][16] = {};
     for (int r = 0; r < kGemmVecRowsAvx2; ++r) {
@@ -193,12 +215,12 @@ HWY_INLINE void repack_k_block_avx2(const uint8_t* w, size_t row_stride, int row
         o.offset[p][r][1] = offset[r][2 * p + 1];
       }
     }
-  }
-  for (int k = 0; k < 8; ++k) {
-    __m256i v[kGemmVecRowsAvx2];
-    for (int r = 0; r < kGemmVecRowsAvx2; ++r) v[r] = q[r][k];
-    transpose_8x8_epi32(v);
-    for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q[8 * k + g]), v[g]);
+    for (int k = 0; k < 8; ++k) {
+      __m256i v[kGemmVecRowsAvx2];
+      for (int r = 0; r < kGemmVecRowsAvx2; ++r) v[r] = q[r][k];
+      transpose_8x8_epi32(v);
+      for (int g = 0; g < 8; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q[8 * k + g]), v[g]);
+    }
   }
 }
 
