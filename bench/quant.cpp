@@ -282,6 +282,34 @@ void BM_Gemm(benchmark::State& state, GgmlType type, bool best) {
                  " tokens");
 }
 
+// A prefill product's shape on one core: one tile of gemm_rows x 2816 (repacked once, outside the timing) against
+// the activations of `tokens` tokens, every token group in turn, as matmul_rows_gemm passes them. Against Gemm (one
+// group, its activations in L1) it shows what streaming a whole batch's activations costs. MACs/s = items/s.
+void BM_GemmBatch(benchmark::State& state, GgmlType type) {
+  const int64_t cols = kN, tokens = state.range(0);
+  const KernelTable& kt = best_kernels();
+  const int nt = kt.gemm_tokens, rows = kt.gemm_rows;
+  const size_t rb = row_bytes(type, cols);
+  const std::vector<uint8_t> w = gaussian_rows(type, rows, cols);
+  const auto x = gaussian(cols * tokens, 99);
+  QuantizedActivations xq;
+  xq.quantize(vec_dot_type(type), x.data(), tokens, cols);
+  const size_t astride = static_cast<size_t>(xq.row(1) - xq.row(0));
+  std::vector<uint8_t> packed(kt.gemm_tile_bytes(type, cols));
+  kt.repack[kernel_slot(type)](cols, w.data(), rb, rows, packed.data());
+  std::vector<float> y(static_cast<size_t>(rows * tokens));
+  const GemmFn gemm = kt.gemm[kernel_slot(type)];
+  for (auto _ : state) {
+    for (int64_t t0 = 0; t0 < tokens; t0 += nt) {
+      const GemmActs act{xq.row(t0), astride, xq.block_scales(t0), xq.block_sums(t0)};
+      gemm(cols, packed.data(), act, static_cast<int>(std::min<int64_t>(nt, tokens - t0)), y.data() + t0 * rows, rows);
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * rows * cols * tokens);
+  state.SetLabel(std::string(kt.target) + ", " + std::to_string(tokens) + " tokens");
+}
+
 // Repacking a 32 x 2816 matrix into GEMM tiles (prefill repacks every weight tile once per product): MACs/s of
 // the tiles' work per token, to hold against Gemm's rate (a tile serves its product's tokens).
 void BM_Repack(benchmark::State& state, GgmlType type) {
@@ -340,6 +368,10 @@ int register_all() {
       const std::string name = std::string("Gemm/") + std::string(type_name(t)) + (best ? "/best" : "/avx2");
       benchmark::RegisterBenchmark(name.c_str(), BM_Gemm, t, best);
     }
+  }
+  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ8_0}) {
+    const std::string name = std::string("GemmBatch/") + std::string(type_name(t));
+    benchmark::RegisterBenchmark(name.c_str(), BM_GemmBatch, t)->Arg(4)->Arg(64)->Arg(512);
   }
   for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
     benchmark::RegisterBenchmark((std::string("Repack/") + std::string(type_name(t))).c_str(), BM_Repack, t);
