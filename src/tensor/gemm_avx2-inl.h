@@ -73,7 +73,8 @@ HWY_INLINE void transpose_8x8_epi32(__m256i r[8]) {
 
 // The repack is where a product's weights come from DRAM, 8 short row streams at a time, which the hardware
 // prefetchers pick up late: while one half of a tile is converted, the same block of the next 8 rows (the tile's
-// other half, or the next tile's first) is asked for, `bytes` from p in each row.
+// other half, or the next tile's first) is asked for, `bytes` from p in each row. Past a matrix's last row the
+// addresses may be unmapped: a prefetch never faults.
 HWY_INLINE void prefetch_next_rows_avx2(const uint8_t* p, size_t row_stride, size_t bytes) {
   for (int r = 0; r < kGemmVecRowsAvx2; ++r) {
     for (size_t off = 0; off < bytes; off += 64) {
