@@ -223,7 +223,7 @@ constexpr int64_t kKeyChunk = 64;                        // keys per online-soft
 constexpr int kQkKeys = kLanes >= 16 ? 8 : 4;             // keys per register tile of the scores
 constexpr int kPvRows = kPassRows >= 4 ? 4 : static_cast<int>(kPassRows);  // rows per register tile of the sum
 constexpr int kPvVecs = kLanes >= 16 ? 4 : 2;             // value vectors per register tile of the sum
-constexpr size_t kPvWidth = kPvVecs * kLanes;              // values per column block of a chunk (attend_pass)
+constexpr size_t kPvWidth = kPvVecs * kLanes;              // values per column block of a chunk (attend_block)
 
 // One cache row decoded to floats (the stored domain: rotated for tq types), kv_stored_dim(T, d) of them.
 template <KvType T>
@@ -292,17 +292,24 @@ HWY_INLINE void pv_tile(const float* p, const float* vals, int64_t val_stride, i
     for (int v = 0; v < VECS; ++v) hn::Store(acc[r][v], df, o + (i0 + r) * o_stride + c0 + v * kLanes);
 }
 
-// Up to kPassRows rows.
-void attend_pass(const float* const* q, const int64_t* first, const int64_t* last, int64_t m, const KvRing& ring,
-                 const KvHeadFormat& f, int64_t d, float* const* out) {
+// Passes of kPassRows query rows that one call takes: each chunk of values is copied into its column blocks once
+// for all of them (a 32-row block is two passes on 256-bit vectors). perf of pp1500 on the synth 26B, 2-core Zen 3:
+// the copy was ~23% of the attention's samples when each pass made its own; copied once per block, the attention
+// went from 0.277 to 0.248 of the Q4_K GEMM's samples (14.2% -> 13.4% of all).
+constexpr int64_t kBlockPasses = 4;
+
+// Up to kBlockPasses * kPassRows rows.
+void attend_block(const float* const* q, const int64_t* first, const int64_t* last, int64_t m, const KvRing& ring,
+                  const KvHeadFormat& f, int64_t d, float* const* out) {
   const DF df;
   const hn::RebindToSigned<DF> di;
+  const int64_t passes = (m + static_cast<int64_t>(kPassRows) - 1) / static_cast<int64_t>(kPassRows);
   const int64_t dk = kv_stored_dim(f.k_type, d), dv = kv_stored_dim(f.v_type, d);
   const int64_t dvp = (dv + kLanes - 1) / kLanes * kLanes;  // o and decoded values: whole vectors per row
   // f32 keys are read in place (by broadcasts, one key row after another). The values go to vbuf in column
   // blocks of kPvWidth floats, each block's keys contiguous: pv_tile walks one block down the keys, and in place
   // that walk strode by the cache row (8 KiB on the 26B's sliding layers), so every key of a chunk fell in the same
-  // L1 set and missed it (perf: the value loads were 37% of attend_pass's samples; pp512 on a 2-core Zen 3).
+  // L1 set and missed it (perf: the value loads were 37% of the attention's samples; pp512 on a 2-core Zen 3).
   const bool keys_in_place = f.k_type == KvType::kF32 && f.k_stride % sizeof(float) == 0;
   const bool vals_row_in_place = f.v_type == KvType::kF32 && f.v_stride % sizeof(float) == 0 && dv == dvp;
   const int64_t n_wide = dvp / kPvWidth, tail_width = dvp - n_wide * kPvWidth;  // tail: whole vectors
@@ -313,44 +320,49 @@ void attend_pass(const float* const* q, const int64_t* first, const int64_t* las
                n_s = static_cast<size_t>(kKeyChunk) * kPassRows,
                n_k = keys_in_place ? 0 : static_cast<size_t>(kKeyChunk * dk),
                n_v = static_cast<size_t>(kKeyChunk * dvp), n_row = vals_row_in_place ? 0 : static_cast<size_t>(dvp);
-  const size_t need = n_qt + n_o + n_s + n_k + n_v + n_row + kPassRows;
+  const size_t np = static_cast<size_t>(passes);
+  const size_t need = np * (n_qt + n_o) + n_s + n_k + n_v + n_row + kPassRows;
   if (buf_size < need) {
     buf = hwy::AllocateAligned<float>(need);
     buf_size = need;
   }
-  float* qt = buf.get();
-  float* o = qt + n_qt;
-  float* s = o + n_o;
+  float* qt0 = buf.get();                   // pass p's transposed queries at qt0 + p * n_qt
+  float* o0 = qt0 + np * n_qt;              // pass p's sums at o0 + p * n_o
+  float* s = o0 + np * n_o;
   float* kbuf = s + n_s;
   float* vbuf = kbuf + n_k;
   float* vrow = vbuf + n_v;
   float* alpha = vrow + n_row;
-  std::fill(o, o + n_o, 0.0f);
+  std::fill(o0, o0 + np * n_o, 0.0f);
 
   // The queries in the key's stored domain, transposed: qt[c][i]. Unused lanes hold zeros and see no key.
   int64_t lo = first[0], hi = last[0];
   for (int64_t i = 1; i < m; ++i) lo = std::min(lo, first[i]), hi = std::max(hi, last[i]);
-  alignas(64) int32_t rel_first[kPassRows], rel_last[kPassRows];
+  alignas(64) int32_t rel_first[kBlockPasses][kPassRows], rel_last[kBlockPasses][kPassRows];
+  alignas(64) float run_max[kBlockPasses][kPassRows], sums[kBlockPasses][kPassRows];
   float qrow[kKvMaxHeadDim];
-  for (size_t i = 0; i < kPassRows; ++i) {
-    if (static_cast<int64_t>(i) < m) {
-      std::copy(q[i], q[i] + d, qrow);
-      std::fill(qrow + d, qrow + dk, 0.0f);
-      if (kv_type_rotated(f.k_type)) tq_rotate_blocks(qrow, dk);
-      rel_first[i] = static_cast<int32_t>(first[i] - lo);
-      rel_last[i] = static_cast<int32_t>(last[i] - lo);
-    } else {
-      std::fill(qrow, qrow + dk, 0.0f);
-      rel_first[i] = 1;
-      rel_last[i] = 0;
+  for (int64_t p = 0; p < passes; ++p) {
+    float* qt = qt0 + static_cast<size_t>(p) * n_qt;
+    for (size_t i = 0; i < kPassRows; ++i) {
+      const int64_t row = p * static_cast<int64_t>(kPassRows) + static_cast<int64_t>(i);
+      if (row < m) {
+        std::copy(q[row], q[row] + d, qrow);
+        std::fill(qrow + d, qrow + dk, 0.0f);
+        if (kv_type_rotated(f.k_type)) tq_rotate_blocks(qrow, dk);
+        rel_first[p][i] = static_cast<int32_t>(first[row] - lo);
+        rel_last[p][i] = static_cast<int32_t>(last[row] - lo);
+      } else {
+        std::fill(qrow, qrow + dk, 0.0f);
+        rel_first[p][i] = 1;
+        rel_last[p][i] = 0;
+      }
+      for (int64_t c = 0; c < dk; ++c) qt[c * kPassRows + i] = qrow[c];
+      run_max[p][i] = -std::numeric_limits<float>::infinity();
+      sums[p][i] = 0.0f;
     }
-    for (int64_t c = 0; c < dk; ++c) qt[c * kPassRows + i] = qrow[c];
   }
-  const auto first0 = hn::Load(di, rel_first), first1 = hn::Load(di, rel_first + kLanes);
-  const auto last0 = hn::Load(di, rel_last), last1 = hn::Load(di, rel_last + kLanes);
 
   const VF neg_inf = hn::Set(df, -std::numeric_limits<float>::infinity());
-  VF run_max0 = neg_inf, run_max1 = neg_inf, sum0 = hn::Zero(df), sum1 = hn::Zero(df);
   for (int64_t j0 = lo; j0 <= hi;) {
     const int64_t slot = j0 % ring.capacity;
     const int64_t nk = std::min({kKeyChunk, hi - j0 + 1, ring.capacity - slot});  // never across the ring's end
@@ -379,64 +391,73 @@ void attend_pass(const float* const* q, const int64_t* first, const int64_t* las
         hn::Store(hn::LoadU(df, row + n_wide * kPvWidth + c), df, tail + c);
     }
 
-    int64_t k = 0;
-    for (; k + kQkKeys <= nk; k += kQkKeys) qk_tile<kQkKeys>(qt, keys + k * key_stride, key_stride, dk, s + k * kPassRows);
-    for (; k < nk; ++k) qk_tile<1>(qt, keys + k * key_stride, key_stride, dk, s + k * kPassRows);
+    for (int64_t p = 0; p < passes; ++p) {
+      const float* qt = qt0 + static_cast<size_t>(p) * n_qt;
+      float* o = o0 + static_cast<size_t>(p) * n_o;
+      const int64_t rows = std::min<int64_t>(kPassRows, m - p * static_cast<int64_t>(kPassRows));
+      int64_t k = 0;
+      for (; k + kQkKeys <= nk; k += kQkKeys) {
+        qk_tile<kQkKeys>(qt, keys + k * key_stride, key_stride, dk, s + k * kPassRows);
+      }
+      for (; k < nk; ++k) qk_tile<1>(qt, keys + k * key_stride, key_stride, dk, s + k * kPassRows);
 
-    // Masks (a key outside a row's range scores -inf), the chunk's max, the rescale of what came before, exp.
-    VF max0 = neg_inf, max1 = neg_inf;
-    const int32_t base = static_cast<int32_t>(j0 - lo);
-    for (k = 0; k < nk; ++k) {
-      const auto pos = hn::Set(di, base + static_cast<int32_t>(k));
-      float* sk = s + k * kPassRows;
-      // Highway 1.0 has no signed >=: a key is hidden when first > pos or pos > last.
-      const VF s0 = hn::IfThenElse(hn::RebindMask(df, hn::Or(hn::Gt(first0, pos), hn::Gt(pos, last0))), neg_inf,
-                                   hn::Load(df, sk));
-      const VF s1 = hn::IfThenElse(hn::RebindMask(df, hn::Or(hn::Gt(first1, pos), hn::Gt(pos, last1))), neg_inf,
-                                   hn::Load(df, sk + kLanes));
-      hn::Store(s0, df, sk);
-      hn::Store(s1, df, sk + kLanes);
-      max0 = hn::Max(max0, s0);
-      max1 = hn::Max(max1, s1);
-    }
-    max0 = hn::Max(max0, run_max0);
-    max1 = hn::Max(max1, run_max1);
-    // Exp gives 0 for -inf and for NaN (-inf - -inf: a row that has seen no key yet).
-    const VF alpha0 = hn::Exp(df, hn::Sub(run_max0, max0)), alpha1 = hn::Exp(df, hn::Sub(run_max1, max1));
-    run_max0 = max0;
-    run_max1 = max1;
-    VF add0 = hn::Zero(df), add1 = hn::Zero(df);
-    for (k = 0; k < nk; ++k) {
-      float* sk = s + k * kPassRows;
-      const VF p0 = hn::Exp(df, hn::Sub(hn::Load(df, sk), max0)), p1 = hn::Exp(df, hn::Sub(hn::Load(df, sk + kLanes), max1));
-      hn::Store(p0, df, sk);
-      hn::Store(p1, df, sk + kLanes);
-      add0 = hn::Add(add0, p0);
-      add1 = hn::Add(add1, p1);
-    }
-    sum0 = hn::MulAdd(sum0, alpha0, add0);
-    sum1 = hn::MulAdd(sum1, alpha1, add1);
-    hn::StoreU(alpha0, df, alpha);
-    hn::StoreU(alpha1, df, alpha + kLanes);
+      // Masks (a key outside a row's range scores -inf), the chunk's max, the rescale of what came before, exp.
+      const auto first0 = hn::Load(di, rel_first[p]), first1 = hn::Load(di, rel_first[p] + kLanes);
+      const auto last0 = hn::Load(di, rel_last[p]), last1 = hn::Load(di, rel_last[p] + kLanes);
+      VF max0 = neg_inf, max1 = neg_inf;
+      const int32_t base = static_cast<int32_t>(j0 - lo);
+      for (k = 0; k < nk; ++k) {
+        const auto pos = hn::Set(di, base + static_cast<int32_t>(k));
+        float* sk = s + k * kPassRows;
+        // Highway 1.0 has no signed >=: a key is hidden when first > pos or pos > last.
+        const VF s0 = hn::IfThenElse(hn::RebindMask(df, hn::Or(hn::Gt(first0, pos), hn::Gt(pos, last0))), neg_inf,
+                                     hn::Load(df, sk));
+        const VF s1 = hn::IfThenElse(hn::RebindMask(df, hn::Or(hn::Gt(first1, pos), hn::Gt(pos, last1))), neg_inf,
+                                     hn::Load(df, sk + kLanes));
+        hn::Store(s0, df, sk);
+        hn::Store(s1, df, sk + kLanes);
+        max0 = hn::Max(max0, s0);
+        max1 = hn::Max(max1, s1);
+      }
+      const VF run_max0 = hn::Load(df, run_max[p]), run_max1 = hn::Load(df, run_max[p] + kLanes);
+      max0 = hn::Max(max0, run_max0);
+      max1 = hn::Max(max1, run_max1);
+      // Exp gives 0 for -inf and for NaN (-inf - -inf: a row that has seen no key yet).
+      const VF alpha0 = hn::Exp(df, hn::Sub(run_max0, max0)), alpha1 = hn::Exp(df, hn::Sub(run_max1, max1));
+      hn::Store(max0, df, run_max[p]);
+      hn::Store(max1, df, run_max[p] + kLanes);
+      VF add0 = hn::Zero(df), add1 = hn::Zero(df);
+      for (k = 0; k < nk; ++k) {
+        float* sk = s + k * kPassRows;
+        const VF p0 = hn::Exp(df, hn::Sub(hn::Load(df, sk), max0));
+        const VF p1 = hn::Exp(df, hn::Sub(hn::Load(df, sk + kLanes), max1));
+        hn::Store(p0, df, sk);
+        hn::Store(p1, df, sk + kLanes);
+        add0 = hn::Add(add0, p0);
+        add1 = hn::Add(add1, p1);
+      }
+      hn::Store(hn::MulAdd(hn::Load(df, sums[p]), alpha0, add0), df, sums[p]);
+      hn::Store(hn::MulAdd(hn::Load(df, sums[p] + kLanes), alpha1, add1), df, sums[p] + kLanes);
+      hn::StoreU(alpha0, df, alpha);
+      hn::StoreU(alpha1, df, alpha + kLanes);
 
-    for (int64_t b = 0; b < n_wide; ++b) {  // each block's keys stay in L1 across the row groups
-      for (int64_t i0 = 0; i0 < m; i0 += kPvRows)
-        pv_tile<kPvRows, kPvVecs>(s, vbuf + b * kKeyChunk * kPvWidth, kPvWidth, nk, alpha, o, dvp, i0, b * kPvWidth);
-    }
-    for (int64_t c = 0; c < tail_width; c += kLanes) {
-      for (int64_t i0 = 0; i0 < m; i0 += kPvRows)
-        pv_tile<kPvRows, 1>(s, vbuf + n_wide * kKeyChunk * kPvWidth + c, tail_width, nk, alpha, o, dvp, i0,
-                            n_wide * kPvWidth + c);
+      for (int64_t b = 0; b < n_wide; ++b) {  // each block's keys stay in L1 across the row groups
+        for (int64_t i0 = 0; i0 < rows; i0 += kPvRows)
+          pv_tile<kPvRows, kPvVecs>(s, vbuf + b * kKeyChunk * kPvWidth, kPvWidth, nk, alpha, o, dvp, i0, b * kPvWidth);
+      }
+      for (int64_t c = 0; c < tail_width; c += kLanes) {
+        for (int64_t i0 = 0; i0 < rows; i0 += kPvRows)
+          pv_tile<kPvRows, 1>(s, vbuf + n_wide * kKeyChunk * kPvWidth + c, tail_width, nk, alpha, o, dvp, i0,
+                              n_wide * kPvWidth + c);
+      }
     }
     j0 += nk;
   }
 
-  alignas(64) float sums[kPassRows];
-  hn::Store(sum0, df, sums);
-  hn::Store(sum1, df, sums + kLanes);
   for (int64_t i = 0; i < m; ++i) {
-    float* oi = o + i * dvp;
-    const float inv = 1.0f / sums[i];
+    const int64_t p = i / static_cast<int64_t>(kPassRows), r = i % static_cast<int64_t>(kPassRows);
+    float* oi = o0 + static_cast<size_t>(p) * n_o + static_cast<size_t>(r) * static_cast<size_t>(dvp);
+    const float inv = 1.0f / sums[p][r];
     for (int64_t c = 0; c < dv; ++c) oi[c] *= inv;
     if (kv_type_rotated(f.v_type)) tq_unrotate_blocks(oi, dv);
     std::copy(oi, oi + d, out[i]);
@@ -445,9 +466,10 @@ void attend_pass(const float* const* q, const int64_t* first, const int64_t* las
 
 void attend_rows_simd(const float* const* q, const int64_t* first, const int64_t* last, int64_t m,
                       const KvRing& ring, const KvHeadFormat& f, int64_t d, float* const* out) {
-  for (int64_t i = 0; i < m; i += kPassRows) {
-    const int64_t rows = std::min<int64_t>(kPassRows, m - i);
-    attend_pass(q + i, first + i, last + i, rows, ring, f, d, out + i);
+  constexpr int64_t kBlockRows = kBlockPasses * static_cast<int64_t>(kPassRows);
+  for (int64_t i = 0; i < m; i += kBlockRows) {
+    const int64_t rows = std::min<int64_t>(kBlockRows, m - i);
+    attend_block(q + i, first + i, last + i, rows, ring, f, d, out + i);
   }
 }
 
