@@ -242,7 +242,7 @@ inline void repack_k_avx2(int64_t n, const uint8_t* w, size_t row_stride, int ro
   GemmKTileBlockAvx2* out = reinterpret_cast<GemmKTileBlockAvx2*>(tile);
   // Half by half: 8 rows' streams from memory at a time, not 16 (the repack is where a product's weights come
   // from DRAM; perf of pp512 on the synth 26B: repack_k<Q4_K> 8.2% of the samples with the halves of each block
-  // together, 5.0% half by half, against attend_pass's 5.0% and 4.8%).
+  // together, 5.0% half by half, against the attention's (then attend_pass) 5.0% and 4.8%).
   for (int h = 0; h < 2; ++h) {
     const int half_rows = std::clamp(rows - h * kGemmVecRowsAvx2, 0, kGemmVecRowsAvx2);
     const uint8_t* half = w + h * kGemmVecRowsAvx2 * row_stride;
