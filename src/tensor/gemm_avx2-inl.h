@@ -290,6 +290,8 @@ HWY_INLINE void gemm_k_avx2(int64_t n, const void* tile, const GemmActs& a, floa
         sumi[1][t] = _mm256_add_epi32(sumi[1][t], _mm256_madd_epi16(part1[t], sc1));
       }
     }
+    const __m256 d[2] = {_mm256_loadu_ps(o0.d), _mm256_loadu_ps(o1.d)};
+    const __m256 dm[2] = {_mm256_loadu_ps(o0.dm), _mm256_loadu_ps(o1.dm)};
     for (int t = 0; t < NT; ++t) {
       const __m256 da = _mm256_set1_ps(ab[t]->d);
       __m256i s2;  // Q4_K / Q5_K: the sums of 32 (|s| <= 32 * 127: int16) in both lanes, pairs per pmaddwd
@@ -312,8 +314,8 @@ HWY_INLINE void gemm_k_avx2(int64_t n, const void* tile, const GemmActs& a, floa
           }
         }
         __m256 acc = _mm256_load_ps(accm[h][t]);
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(o.d), da), _mm256_cvtepi32_ps(sumi[h][t]), acc);
-        acc = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(o.dm), da), _mm256_cvtepi32_ps(mins), acc);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(d[h], da), _mm256_cvtepi32_ps(sumi[h][t]), acc);
+        acc = _mm256_fnmadd_ps(_mm256_mul_ps(dm[h], da), _mm256_cvtepi32_ps(mins), acc);
         _mm256_store_ps(accm[h][t], acc);
       }
     }
