@@ -6,6 +6,8 @@
 #include <hwy/targets.h>
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -16,6 +18,7 @@
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
+#include "tensor/read_probe.h"
 #include "tensor/thread_pool.h"
 
 namespace fabula {
@@ -129,6 +132,10 @@ void BM_Gemv(benchmark::State& state, GgmlType type, int64_t cols) {
 // Decode's memory traffic: y = W x for one token over a 2816-column matrix of about 512 MB (far beyond any L3), so
 // every weight byte comes from DRAM as in a decode step. Bytes/s against bench_membw's read bandwidth is how close
 // a type's kernel comes to the bound. range(0) = threads, range(1) = columns (704: a routed expert's down rows).
+//
+// Each iteration also reads a buffer of the same size with the read probe's sum (untimed: bytes/s is the gemv's),
+// and `of_read` is the median over iterations of the gemv's rate over that read's: a ratio of two passes a moment
+// apart, which the host's drift between minutes (this VM's read: 16-29 GB/s within one run) leaves alone.
 void BM_GemvStream(benchmark::State& state, GgmlType type) {
   const int64_t cols = state.range(1);
   const size_t rb = row_bytes(type, cols);
@@ -149,10 +156,24 @@ void BM_GemvStream(benchmark::State& state, GgmlType type) {
   std::vector<float> y(static_cast<size_t>(rows));
   QuantizedActivations xq;
   ThreadPool pool(static_cast<int>(state.range(0)));
+  const ReadProbeBuffer read_buf(pool, bytes / kReadChunkBytes * kReadChunkBytes);
+  const ReadSumFn read_sum_fn = read_sum(widest_read_isa());
+  const double weight_bytes = static_cast<double>(rb) * static_cast<double>(rows);
+  std::vector<double> of_read;
+  uint64_t read_total = 0;
   for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
     matmul(view, x.data(), 1, y.data(), xq, &pool);
     benchmark::ClobberMemory();
+    const double gemv_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    state.SetIterationTime(gemv_s);
+    const ReadPass read = read_pass(pool, read_buf, read_sum_fn);
+    read_total += read.sum;
+    of_read.push_back((weight_bytes / gemv_s) / (static_cast<double>(read_buf.bytes()) / read.seconds));
   }
+  benchmark::DoNotOptimize(read_total);
+  std::nth_element(of_read.begin(), of_read.begin() + static_cast<std::ptrdiff_t>(of_read.size() / 2), of_read.end());
+  state.counters["of_read"] = of_read.empty() ? 0.0 : of_read[of_read.size() / 2];
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(rb) * rows);
   state.SetLabel(std::string(best_kernels().target) + ", " + std::to_string(state.range(0)) + " threads, " +
                  std::to_string(cols) + " columns");
@@ -381,7 +402,7 @@ int register_all() {
     const bool short_rows = type_traits(t).block_size == 32;  // 704 is no multiple of a K-quant's 256
     benchmark::RegisterBenchmark(name.c_str(), BM_GemvStream, t)
         ->ArgsProduct({{1, 2}, short_rows ? std::vector<int64_t>{kN, 704} : std::vector<int64_t>{kN}})
-        ->UseRealTime()
+        ->UseManualTime()
         ->MinTime(1.0);
   }
   for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
