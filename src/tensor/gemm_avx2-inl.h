@@ -34,9 +34,17 @@ constexpr int kGemmVecRowsAvx2 = 8;  // rows per weight vector (a tile's half)
 constexpr int kGemmTokensAvx2 = 4;
 constexpr size_t kGemmTileHeaderAvx2 = 32;  // the tile's row count, then the blocks
 
-// An empty asm that the compiler must assume changes v: it keeps a running int16/int32 sum a serial chain. Without
-// it GCC reassociates the sum of a chunk's products into a tree, holds every product at once and spills.
-HWY_INLINE void pin_chain(__m256i& v) { asm("" : "+x"(v)); }
+// sum += p in int16, as an asm GCC cannot see into: it keeps a running sum a serial chain. Left to the compiler,
+// GCC reassociates the sum of a chunk's products into a tree, holds every product at once and spills; an empty
+// asm after each add kept the chain but cost a register copy per add (8 per step of the Q4_K kernel).
+// The first product of a chain starts it (no add to a zeroed register).
+HWY_INLINE void accumulate_products(__m256i& sum, __m256i p, bool first) {
+  if (first) {
+    sum = p;
+  } else {
+    asm("vpaddw %1, %0, %0" : "+x"(sum) : "x"(p));
+  }
+}
 
 HWY_INLINE __m256i bcast_i32(const void* p) {
   int32_t v;
@@ -271,16 +279,13 @@ HWY_INLINE void gemm_k_avx2(int64_t n, const void* tile, const GemmActs& a, floa
     }
     for (int k0 = 0; k0 < kQK_K / 4; k0 += kChunk) {
       __m256i part0[NT], part1[NT];
-      for (int t = 0; t < NT; ++t) part0[t] = part1[t] = _mm256_setzero_si256();
-      for (int k4 = k0; k4 < k0 + kChunk; ++k4) {
+      FABULA_UNROLL_TOKENS for (int k4 = k0; k4 < k0 + kChunk; ++k4) {
         const __m256i w0 = load256(o0.q[k4]);
         const __m256i w1 = load256(o1.q[k4]);
         for (int t = 0; t < NT; ++t) {
           const __m256i at = bcast_i32(ab[t]->qs + 4 * k4);
-          part0[t] = _mm256_add_epi16(part0[t], _mm256_maddubs_epi16(w0, at));
-          pin_chain(part0[t]);
-          part1[t] = _mm256_add_epi16(part1[t], _mm256_maddubs_epi16(w1, at));
-          pin_chain(part1[t]);
+          accumulate_products(part0[t], _mm256_maddubs_epi16(w0, at), k4 == k0);
+          accumulate_products(part1[t], _mm256_maddubs_epi16(w1, at), k4 == k0);
         }
       }
       const __m256i sc0 = load256(o0.scale[k0 * 4 / kGroup]);
@@ -417,16 +422,13 @@ HWY_INLINE void gemm_q8_0_like_avx2(int64_t n, const void* tile, const GemmActs&
       constexpr int kChunk = kBias == 8 ? 8 : 4;
       for (int k0 = 0; k0 < 8; k0 += kChunk) {
         __m256i part0[NT], part1[NT];
-        for (int t = 0; t < NT; ++t) part0[t] = part1[t] = _mm256_setzero_si256();
-        for (int k4 = k0; k4 < k0 + kChunk; ++k4) {
+        FABULA_UNROLL_TOKENS for (int k4 = k0; k4 < k0 + kChunk; ++k4) {
           const __m256i w0 = load256(o0.q[k4]);
           const __m256i w1 = load256(o1.q[k4]);
           for (int t = 0; t < NT; ++t) {
             const __m256i at = bcast_i32(qa[t] + 4 * k4);
-            part0[t] = _mm256_add_epi16(part0[t], _mm256_maddubs_epi16(w0, at));
-            pin_chain(part0[t]);
-            part1[t] = _mm256_add_epi16(part1[t], _mm256_maddubs_epi16(w1, at));
-            pin_chain(part1[t]);
+            accumulate_products(part0[t], _mm256_maddubs_epi16(w0, at), k4 == k0);
+            accumulate_products(part1[t], _mm256_maddubs_epi16(w1, at), k4 == k0);
           }
         }
         for (int t = 0; t < NT; ++t) {
