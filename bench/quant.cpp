@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -177,6 +178,65 @@ void BM_GemvStream(benchmark::State& state, GgmlType type) {
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(rb) * rows);
   state.SetLabel(std::string(best_kernels().target) + ", " + std::to_string(state.range(0)) + " threads, " +
                  std::to_string(cols) + " columns");
+}
+
+// Decode's routed experts: one layer's 128 experts of `rows` x `cols` back to back (the 26B's gate_up: 1408 x 2816;
+// down: 2816 x 704), and per product call 8 experts drawn at random, 8 one-token jobs in one matmul_jobs (as a
+// decode step's experts), 16 calls per pass; each pass then reads a buffer of the pass's bytes, as GemvStream, and
+// of_read is the median of the gemvs' rate over that read's. Against GemvStream (one long matrix) it shows what
+// the routed pattern (short products at random places) costs.
+void BM_ExpertStream(benchmark::State& state, GgmlType type) {
+  const int64_t rows = state.range(1), cols = state.range(2);
+  constexpr int kExperts = 128, kUsed = 8, kCalls = 16;
+  const size_t rb = row_bytes(type, cols), expert_bytes = rb * static_cast<size_t>(rows);
+  const size_t bytes = (expert_bytes * kExperts + (size_t{2} << 20) - 1) / (size_t{2} << 20) * (size_t{2} << 20);
+  std::unique_ptr<uint8_t, decltype(&std::free)> w(static_cast<uint8_t*>(std::aligned_alloc(size_t{2} << 20, bytes)),
+                                                   &std::free);
+#ifdef MADV_HUGEPAGE
+  ::madvise(w.get(), bytes, MADV_HUGEPAGE);
+#endif
+  std::vector<uint8_t> one(rb);
+  quantize_row(type, gaussian(cols, 7).data(), one.data(), cols);
+  for (size_t r = 0; r < expert_bytes * kExperts / rb; ++r) std::memcpy(w.get() + r * rb, one.data(), rb);
+  ThreadPool pool(static_cast<int>(state.range(0)));
+  QuantizedActivations xq;
+  xq.quantize(vec_dot_type(type), gaussian(cols, 6).data(), 1, cols, &pool);
+  std::vector<float> y(static_cast<size_t>(rows * kUsed));
+  const size_t pass_bytes = expert_bytes * kUsed * kCalls;
+  const ReadProbeBuffer read_buf(pool, (pass_bytes + kReadChunkBytes - 1) / kReadChunkBytes * kReadChunkBytes);
+  const ReadSumFn read_sum_fn = read_sum(widest_read_isa());
+  std::mt19937 rng(42);
+  std::vector<double> of_read;
+  uint64_t read_total = 0;
+  for (auto _ : state) {
+    std::vector<MatmulJob> jobs;
+    double seconds = 0.0;
+    for (int c = 0; c < kCalls; ++c) {
+      std::vector<int> picks(kExperts);
+      std::iota(picks.begin(), picks.end(), 0);
+      std::shuffle(picks.begin(), picks.end(), rng);
+      std::sort(picks.begin(), picks.begin() + kUsed);  // route_experts goes through the experts in order
+      jobs.clear();
+      for (int k = 0; k < kUsed; ++k) {
+        const MatrixView view{type, w.get() + static_cast<size_t>(picks[k]) * expert_bytes, cols, rows, rb};
+        jobs.push_back({view, &xq, y.data() + k * rows});
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      matmul_jobs(jobs, &pool);
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    benchmark::ClobberMemory();
+    state.SetIterationTime(seconds);
+    const ReadPass read = read_pass(pool, read_buf, read_sum_fn);
+    read_total += read.sum;
+    of_read.push_back((static_cast<double>(pass_bytes) / seconds) / (static_cast<double>(read_buf.bytes()) / read.seconds));
+  }
+  benchmark::DoNotOptimize(read_total);
+  std::nth_element(of_read.begin(), of_read.begin() + static_cast<std::ptrdiff_t>(of_read.size() / 2), of_read.end());
+  state.counters["of_read"] = of_read.empty() ? 0.0 : of_read[of_read.size() / 2];
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(pass_bytes));
+  state.SetLabel(std::string(best_kernels().target) + ", " + std::to_string(state.range(0)) + " threads, 8 of 128 experts of " +
+                 std::to_string(rows) + " x " + std::to_string(cols));
 }
 
 // The AVX2 target's table (what an AVX2-only CPU runs), for comparison with the best one.
@@ -404,6 +464,12 @@ int register_all() {
         ->ArgsProduct({{1, 2}, short_rows ? std::vector<int64_t>{kN, 704} : std::vector<int64_t>{kN}})
         ->UseManualTime()
         ->MinTime(1.0);
+  }
+  benchmark::RegisterBenchmark("ExpertStream/q4_K", BM_ExpertStream, GgmlType::kQ4_K)
+      ->Args({2, 1408, kN})->Args({1, 1408, kN})->UseManualTime()->MinTime(1.0);
+  for (GgmlType t : {GgmlType::kQ5_0, GgmlType::kQ8_0}) {
+    benchmark::RegisterBenchmark((std::string("ExpertStream/") + std::string(type_name(t))).c_str(), BM_ExpertStream, t)
+        ->Args({2, kN, 704})->UseManualTime()->MinTime(1.0);
   }
   for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
     const std::string name = std::string("Gemv2816/") + std::string(type_name(t));
