@@ -427,6 +427,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
     if (!model.ok()) return app::report_error(model.error());
     const double load_s = now_s() - t_load0;
     const Model& m = **model;
+    const std::string weights_in = m.gguf().file().is_copy() ? "read into memory" : "mapped";
 
     uint64_t size = 0, params = 0;
     for (const auto& t : m.gguf().tensors()) {
@@ -612,6 +613,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
                        {"samples_ts", r.samples_ts},
                        {"samples_ns", r.ns},
                        {"load_s", load_s},
+                       {"weights", weights_in},
                        {"peak_rss_bytes", peak_rss},
                        {"load_avg_start", load_avg_start},
                        {"load_avg_end", load_avg_end},
@@ -636,7 +638,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
                   pool.size(), std::string(kv_type_name(r.types.k)).c_str(), std::string(kv_type_name(r.types.v)).c_str(),
                   r.name.c_str(), fmt::format("{:.2f} ± {:.2f}", r.mean_ts, r.sd_ts).c_str());
     }
-    std::printf("\nload %.2f s, peak RSS %.2f GiB, load average %.2f -> %.2f\n", load_s,
+    std::printf("\nload %.2f s (%s), peak RSS %.2f GiB, load average %.2f -> %.2f\n", load_s, weights_in.c_str(),
                 peak_rss / (1024.0 * 1024.0 * 1024.0), load_avg_start, load_avg_end);
     std::printf("decode reads %.4f GB of weights per token", bytes_per_token / 1e9);
     if (args->bandwidth_gbs > 0) {

@@ -171,7 +171,12 @@ void add_cache_type_flags(CLI::App& cli, KvCacheTypes& types) {
 }
 
 void add_load_flags(CLI::App& cli, ModelLoadOptions& options) {
-  cli.add_flag("--no-mmap", options.no_mmap, "Read the model into memory instead of mapping it");
+  cli.add_flag_callback("--mmap", [&options] { options.weights = WeightMemory::kMapped; },
+                        "Map the model file instead of reading it into memory (loads faster from a warm page cache; "
+                        "decode reads the weights slower; default: read when it fits in the available memory)");
+  cli.add_flag_callback("--no-mmap", [&options] { options.weights = WeightMemory::kRead; },
+                        "Read the model into memory even when it leaves little room (default: read when it fits in "
+                        "the available memory, else map)");
   cli.add_flag("--mlock", options.mlock, "Keep the model in RAM (never paged out); needs a high enough ulimit -l");
 }
 

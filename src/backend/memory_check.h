@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "format/gguf.h"
+#include "model/available_memory.h"
 #include "tensor/kv_types.h"
 
 namespace fabula::backend {
@@ -23,9 +24,7 @@ struct MemoryPlan {
   uint64_t needed() const { return weights + kv_cache + scratch; }
 };
 
-// /proc/meminfo MemAvailable in bytes; FABULA_MEM_AVAILABLE (bytes, or with a K/M/G suffix) replaces it, so
-// tests and users can see what a smaller machine would do.
-std::optional<uint64_t> available_memory();
+using fabula::available_memory;  // model/available_memory.h: the loader asks it too
 
 // Weights and KV for `file` at `n_ctx` positions; an error when its hyper-parameters cannot be read.
 Result<MemoryPlan> plan_memory(const GgufFile& file, int64_t n_ctx, uint64_t available, KvCacheTypes cache_type = {});

@@ -6,9 +6,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
 #include <utility>
+#include <vector>
+
+#include <fmt/format.h>
 
 namespace fabula {
 
@@ -64,6 +72,7 @@ Result<MappedFile> MappedFile::read(const std::string& path) {
   FABULA_ASSIGN(const OpenedFile opened, open_regular_file(path));
   FABULA_ASSIGN(MappedFile file,
                 mapping(path, opened.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, "allocate"));
+  file.copy_ = true;
   auto* p = const_cast<uint8_t*>(file.data_);
   if (p == nullptr) return file;
 #ifdef MADV_HUGEPAGE
@@ -71,21 +80,46 @@ Result<MappedFile> MappedFile::read(const std::string& path) {
   // as 2 MiB pages (advice given later, as advise_hugepages() does, waits for khugepaged to collapse them).
   ::madvise(p, file.size_, MADV_HUGEPAGE);
 #endif
-  size_t done = 0;
-  while (done < file.size_) {
-    ssize_t n = ::read(opened.fd, p + done, file.size_ - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      return make_error(ErrorCode::kIo, "{}: read failed after {} of {} bytes: {}", path, done, file.size_,
-                        std::strerror(n < 0 ? errno : EIO));
+  // Chunks of kReadChunk taken by a few threads: one thread copying from the page cache and faulting in the huge
+  // pages read the 16.8 GB synth 26B at 1.0-1.5 GB/s, two at 2.1 GB/s (2-core Zen 3 VM).
+  constexpr size_t kReadChunk = size_t{64} << 20;
+  const size_t chunks = (file.size_ + kReadChunk - 1) / kReadChunk;
+  const size_t n_threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex error_mutex;
+  std::string error;
+  auto read_chunks = [&] {
+    for (size_t c = next.fetch_add(1); c < chunks && !failed.load(); c = next.fetch_add(1)) {
+      const size_t begin = c * kReadChunk, end = std::min(file.size_, begin + kReadChunk);
+      for (size_t done = begin; done < end;) {
+        const ssize_t n = ::pread(opened.fd, p + done, end - done, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          const std::lock_guard<std::mutex> lock(error_mutex);
+          if (!failed.exchange(true)) {
+            error = fmt::format("{}: read failed at byte {} of {}: {}", path, done, file.size_,
+                                std::strerror(n < 0 ? errno : EIO));
+          }
+          return;
+        }
+        done += static_cast<size_t>(n);
+      }
     }
-    done += static_cast<size_t>(n);
-  }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < std::min(n_threads, chunks); ++t) helpers.emplace_back(read_chunks);
+  read_chunks();
+  for (std::thread& h : helpers) h.join();
+  if (failed.load()) return make_error(ErrorCode::kIo, "{}", error);
   return file;
 }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)), path_(std::move(other.path_)) {}
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      path_(std::move(other.path_)),
+      copy_(std::exchange(other.copy_, false)) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   if (this != &other) {
@@ -93,6 +127,7 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
     path_ = std::move(other.path_);
+    copy_ = std::exchange(other.copy_, false);
   }
   return *this;
 }

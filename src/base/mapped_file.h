@@ -30,6 +30,7 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  bool is_copy() const { return copy_; }  // read() into anonymous memory, not a mapping of the file
 
   // Ask for transparent huge pages on the mapping (fewer TLB misses while streaming weights); silently nothing
   // where the kernel or file system cannot back a file mapping with them.
@@ -52,6 +53,7 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::string path_;
+  bool copy_ = false;
 };
 
 }  // namespace fabula

@@ -4,14 +4,30 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "model/available_memory.h"
 #include "model/family.h"
 
 namespace fabula {
 
+bool read_weights_into_memory(uint64_t file_bytes, uint64_t available) {
+  return file_bytes + file_bytes / 10 + (uint64_t{1} << 30) <= available;
+}
+
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelLoadOptions& options) {
-  FABULA_ASSIGN(GgufFile file, GgufFile::open(path, GgufOpenOptions{options.no_mmap}));
-  file.advise_hugepages();
-  file.prefault();
+  FABULA_ASSIGN(GgufFile file, GgufFile::open(path));  // a mapping: only the header is read so far
+  bool read = options.weights == WeightMemory::kRead;
+  if (options.weights == WeightMemory::kAuto) {
+    const std::optional<uint64_t> available = available_memory();
+    read = available.has_value() && read_weights_into_memory(file.total_file_bytes(), *available);
+    FABULA_LOG_DEBUG("{}: {:.2f} GB of weights, {:.2f} GB available: {}", path, file.total_file_bytes() / 1e9,
+                     available.value_or(0) / 1e9, read ? "reading them into memory" : "mapping them");
+  }
+  if (read) {
+    FABULA_ASSIGN(file, GgufFile::open(path, GgufOpenOptions{.read_into_memory = true}));
+  } else {
+    file.advise_hugepages();
+    file.prefault();
+  }
   if (options.mlock) {
     if (auto locked = file.lock_memory(); !locked.ok()) FABULA_LOG_WARN("--mlock: {}", locked.error().message);
   }

@@ -69,7 +69,7 @@ TEST(SplitModel, SplitFilesGiveTheSameLogitsAsTheSingleFile) {
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << "split logits differ from single";
 
   // --no-mmap reads the same bytes.
-  auto read = Model::load(first, ModelLoadOptions{.no_mmap = true});
+  auto read = Model::load(first, ModelLoadOptions{.weights = WeightMemory::kRead});
   ASSERT_TRUE(read.ok()) << read.error().to_string();
 }
 
