@@ -21,13 +21,6 @@ using namespace model_test;
 
 const std::string kDemoModel = std::string(FABULA_SOURCE_DIR) + "/models/fabula-demo-v1.gguf";
 
-std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids, SessionOptions opt) {
-  Session s(m, opt);
-  auto st = s.decode(ids, LogitsMode::kAll);
-  EXPECT_TRUE(st.ok()) << st.error().to_string();
-  return {s.logits().begin(), s.logits().end()};
-}
-
 std::vector<double> log_softmax(const float* x, int64_t n) {
   const float m = *std::max_element(x, x + n);
   double sum = 0;

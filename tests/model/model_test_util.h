@@ -41,6 +41,14 @@ inline std::string convert_tiny(const ScratchDir& dir, const std::string& outtyp
 }
 
 // n token ids drawn uniformly from 1 .. n_vocab - 1 (no id 0), reproducible by seed.
+// Every position's logits after decoding `ids` in a fresh session.
+inline std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids, SessionOptions opt) {
+  Session s(m, opt);
+  auto st = s.decode(ids, LogitsMode::kAll);
+  EXPECT_TRUE(st.ok()) << st.error().to_string();
+  return {s.logits().begin(), s.logits().end()};
+}
+
 inline std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int32_t> pick(1, static_cast<int32_t>(n_vocab - 1));

@@ -14,17 +14,14 @@ namespace {
 
 using namespace model_test;
 
-std::vector<float> all_logits(const std::string& path, const std::vector<int32_t>& tokens) {
+std::vector<float> logits_of_file(const std::string& path, const std::vector<int32_t>& tokens) {
   auto model = Model::load(path);
   EXPECT_TRUE(model.ok()) << (model.ok() ? "" : model.error().to_string());
   if (!model.ok()) return {};
   SessionOptions so;
   so.n_ctx = 64;
   so.n_threads = 2;
-  Session session(**model, so);
-  EXPECT_TRUE(session.decode(tokens, LogitsMode::kAll).ok());
-  auto l = session.logits();
-  return std::vector<float>(l.begin(), l.end());
+  return all_logits(**model, tokens, so);
 }
 
 TEST(SplitModel, SplitFilesGiveTheSameLogitsAsTheSingleFile) {
@@ -62,8 +59,8 @@ TEST(SplitModel, SplitFilesGiveTheSameLogitsAsTheSingleFile) {
   EXPECT_TRUE(later_shard);
 
   const std::vector<int32_t> tokens = {2, 17, 300, 41, 9, 120};
-  const std::vector<float> a = all_logits(single, tokens);
-  const std::vector<float> b = all_logits(first, tokens);
+  const std::vector<float> a = logits_of_file(single, tokens);
+  const std::vector<float> b = logits_of_file(first, tokens);
   ASSERT_FALSE(a.empty());
   ASSERT_EQ(a.size(), b.size());
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << "split logits differ from single";
@@ -109,8 +106,8 @@ TEST(SplitModel, QuantizeWritesPartsThatMatchTheSingleOutput) {
     if (e.path().filename().string().rfind("parts-00001-of-", 0) == 0) first = e.path().string();
   ASSERT_FALSE(first.empty()) << "no split output";
   const std::vector<int32_t> tokens = {2, 5, 77, 300};
-  const auto a = all_logits(dir / "single.gguf", tokens);
-  const auto b = all_logits(first, tokens);
+  const auto a = logits_of_file(dir / "single.gguf", tokens);
+  const auto b = logits_of_file(first, tokens);
   ASSERT_FALSE(a.empty());
   ASSERT_EQ(a.size(), b.size());
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);

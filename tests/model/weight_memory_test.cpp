@@ -22,17 +22,6 @@ TEST(WeightMemory, AutoReadsOnlyWithATenthAndOneGibLeft) {
   EXPECT_FALSE(read_weights_into_memory(1, 0));
 }
 
-std::vector<float> logits_of(const Model& model) {
-  SessionOptions so;
-  so.n_ctx = 64;
-  so.n_threads = 2;
-  Session session(model, so);
-  const std::vector<int32_t> tokens = {2, 17, 300, 41, 9};
-  EXPECT_TRUE(session.decode(tokens, LogitsMode::kAll).ok());
-  auto l = session.logits();
-  return std::vector<float>(l.begin(), l.end());
-}
-
 TEST(WeightMemory, EachPlacementLoadsTheSameModel) {
   ScratchDir dir("weight_memory");
   const std::string path = convert_tiny(dir, "f32");
@@ -52,7 +41,10 @@ TEST(WeightMemory, EachPlacementLoadsTheSameModel) {
     ::unsetenv("FABULA_MEM_AVAILABLE");
     ASSERT_TRUE(model.ok()) << model.error().to_string();
     EXPECT_EQ((*model)->gguf().file().is_copy(), c.copy);
-    const std::vector<float> logits = logits_of(**model);
+    SessionOptions so;
+    so.n_ctx = 64;
+    so.n_threads = 2;
+    const std::vector<float> logits = all_logits(**model, {2, 17, 300, 41, 9}, so);
     ASSERT_FALSE(logits.empty());
     if (first.empty()) first = logits;
     ASSERT_EQ(logits.size(), first.size());
