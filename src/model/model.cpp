@@ -14,17 +14,19 @@ bool read_weights_into_memory(uint64_t file_bytes, uint64_t available) {
 }
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelLoadOptions& options) {
-  FABULA_ASSIGN(GgufFile file, GgufFile::open(path));  // a mapping: only the header is read so far
-  bool read = options.weights == WeightMemory::kRead;
+  // kAuto maps first (only the header is read), for the size of every shard, and reads the file if it fits.
+  FABULA_ASSIGN(GgufFile file,
+                GgufFile::open(path, GgufOpenOptions{.read_into_memory = options.weights == WeightMemory::kRead}));
   if (options.weights == WeightMemory::kAuto) {
     const std::optional<uint64_t> available = available_memory();
-    read = available.has_value() && read_weights_into_memory(file.total_file_bytes(), *available);
+    const bool read = available.has_value() && read_weights_into_memory(file.total_file_bytes(), *available);
     FABULA_LOG_DEBUG("{}: {:.2f} GB of weights, {:.2f} GB available: {}", path, file.total_file_bytes() / 1e9,
                      available.value_or(0) / 1e9, read ? "reading them into memory" : "mapping them");
+    if (read) {  // FABULA_ASSIGN is several statements
+      FABULA_ASSIGN(file, GgufFile::open(path, GgufOpenOptions{.read_into_memory = true}));
+    }
   }
-  if (read) {
-    FABULA_ASSIGN(file, GgufFile::open(path, GgufOpenOptions{.read_into_memory = true}));
-  } else {
+  if (!file.file().is_copy()) {
     file.advise_hugepages();
     file.prefault();
   }

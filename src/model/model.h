@@ -22,7 +22,7 @@ namespace fabula {
 // streams every weight once per token, and on the synth 26B-A4B Q4_K_M (2-core Zen 3 VM, 2 threads, paired with a
 // read of the same memory kind, `fabula bench --bound-probe 16`, alternating) read weights ran at 85.9 / 84.1 /
 // 85.5 / 82.8% of the read bound and mapped ones at 78.6 / 75.1 / 78.2 / 70.0%. Reading costs a load of the whole
-// file up front (~10-18 s for 16 GB there, against ~1-5 s to map a cached file) and memory the page cache cannot
+// file up front (~10-21 s for 16 GB there, against ~1-5 s to map a cached file) and memory the page cache cannot
 // share with another process.
 enum class WeightMemory {
   kAuto,    // read when the file fits in the available memory with room to spare, else map (the default)

@@ -24,9 +24,10 @@
 //   the sign trick of the tiles: |w| (<= 128) as u8 times a * sign(w), at most 2 * 128 * 127 = 32512.
 // Integer sums are exact; only the f32 order differs from the references (tests/tensor/gemm_test.cpp).
 
-// Token loops over arrays of registers are unrolled before GCC decides where the arrays live: left to -O3's late
-// unrolling, GCC 12 kept acc[] on the stack and stored every accumulator on every step (the F16 kernel ran at a
-// fraction of its FMA rate; the demo narrator's pp512 on AVX2 spent most of its time there).
+// Token loops over arrays of registers (and the steps of a chunk, which index them) are unrolled before GCC
+// decides where the arrays live: left to -O3's late unrolling, GCC 12 kept acc[] on the stack and stored every
+// accumulator on every step (the F16 kernel ran at a fraction of its FMA rate; the demo narrator's pp512 on AVX2
+// spent most of its time there).
 #define FABULA_UNROLL_TOKENS _Pragma("GCC unroll 8")
 
 constexpr int kGemmRowsAvx2 = 16;    // rows per tile

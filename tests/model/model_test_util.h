@@ -40,7 +40,6 @@ inline std::string convert_tiny(const ScratchDir& dir, const std::string& outtyp
   return opt.output;
 }
 
-// n token ids drawn uniformly from 1 .. n_vocab - 1 (no id 0), reproducible by seed.
 // Every position's logits after decoding `ids` in a fresh session.
 inline std::vector<float> all_logits(const Model& m, const std::vector<int32_t>& ids, SessionOptions opt) {
   Session s(m, opt);
@@ -49,6 +48,7 @@ inline std::vector<float> all_logits(const Model& m, const std::vector<int32_t>&
   return {s.logits().begin(), s.logits().end()};
 }
 
+// n token ids drawn uniformly from 1 .. n_vocab - 1 (no id 0), reproducible by seed.
 inline std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int32_t> pick(1, static_cast<int32_t>(n_vocab - 1));
