@@ -50,7 +50,7 @@ HWY_INLINE __m256 gemv_q8_0_like_step_512(const uint8_t* x, int64_t i, const Blo
                                           const int32_t* act_sums, __m256 acc) {
   constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
   constexpr auto here = [](int k) { return k < kCount; };
-  prefetch_weights(x + i * sizeof(Block), kCount * sizeof(Block));
+  prefetch_weights_at(x + i * sizeof(Block), kCount * sizeof(Block), kDecodePrefetchBytes);
   const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   __m512i s[4];
   for (int p = 0; p < 4; ++p) {
@@ -433,12 +433,12 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
   const int64_t nb = n / kQK8_0;
   int8_t* a = reinterpret_cast<int8_t*>(gemv_scratch(static_cast<size_t>((nb + 7) / 8 * 8) * kQK8_0));
   q8_0_gemv_activation_groups(reinterpret_cast<const BlockQ8_0*>(act), nb, a);
-  // Each row's step prefetches `ahead` bytes past its own blocks. With a pass longer than kPrefetchBytes the usual
+  // Each row's step prefetches `ahead` bytes past its own blocks. With a pass longer than the decode distance that
   // distance would land inside this pass (row k + 2 or k + 3, mostly lines already read): with 8 KiB, 8-row passes
   // of Q8_0 (which this kernel also ran then) at 2816 columns (23.9 KB) read 26.7 GB/s against 47.6 one pass ahead
   // (GemvStream/q8_0/2/2816, alternating pass by pass, BENCHMARKS.md "Decode round 5"). One whole pass ahead asks
   // for each row's lines in the next pass.
-  const size_t ahead = std::max<size_t>(kPrefetchBytes, kRows * row_stride);
+  const size_t ahead = std::max<size_t>(kDecodePrefetchBytes, kRows * row_stride);
   int64_t r = 0;
   for (; r + kRows <= rows; r += kRows) {
     const uint8_t* x[kRows];

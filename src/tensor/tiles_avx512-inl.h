@@ -26,32 +26,36 @@ HWY_INLINE __m512i dp_i16_512(__m512i acc, __m512i p16, __m512i s16) {
 HWY_INLINE __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 
 // Weights stream from memory once per token in decode. The hardware prefetchers stop at 4 KiB page boundaries and
-// leave the core stalled between blocks, so each kernel asks for the cache line kPrefetchBytes ahead of the block
+// leave the core stalled between blocks, so each kernel asks for the cache line some distance ahead of the block
 // it is about to unpack (rows and experts are contiguous, so running past a row's end prefetches the next row).
-// 16 KiB: a DRAM access takes about as long as the kernels need for 4-8 KiB of weights, and more lines in flight pay
-// when memory is fast. With the faster gemv kernels decode of the 26B-A4B Q4_K_M on the test machine (2 threads,
-// alternating runs) reached 25.0-25.8 t/s with 8 KiB against 22.3-23.9 with 4 KiB while memory read 73-76 GB/s, and
-// the same at 47 GB/s (18.3-19.2 both). Once Q8_0 read one row at a time (gemv_q8_0_avx512-inl.h), GemvStream over 256 MB
-// with distances alternating pass by pass at a read of 77-80 GB/s gave, 8 -> 16 KiB: q4_K 66.5 -> 72.0, q6_K 68.1
-// -> 74.7, q8_0/2816 78.2 -> 81.2, q8_0/704 77.8 -> 81.0 GB/s, q5_0/704 equal (24 and 32 KiB: slower again); at a
-// read of 50, 16 KiB was 0-3% slower than 8 (BENCHMARKS.md "Decode round 5").
-// Each call asks for the lines that START in [p + kPrefetchBytes, p + kPrefetchBytes + bytes), so the calls along a
-// stream ask for every line once: counting 64-byte steps from the unaligned address asked for up to a third of the
-// lines twice (3 prefetches per 144-byte Q4_K block of 2.25 lines, 5 per 4.25 lines of a Q8_0 step), each a
-// load-port slot and a miss-buffer lookup (decode 1-5% faster, BENCHMARKS.md "Decode round 4").
-constexpr int kPrefetchBytes = 16384;
-// The same `ahead` bytes past p (a kernel that reads several rows at once may need to look further).
+// The decode gemvs take the distance chosen for the CPU (kDecodePrefetchBytes, prefetch_distance.h: 16 KiB on
+// AMD, 1 KiB on Intel); the prefill tiles keep kPrefetchBytes.
+// 16 KiB on Zen 4 / Zen 5: a DRAM access takes about as long as the kernels need for 4-8 KiB of weights, and more
+// lines in flight pay when memory is fast. With the faster gemv kernels decode of the 26B-A4B Q4_K_M on the test
+// machine (2 threads, alternating runs) reached 25.0-25.8 t/s with 8 KiB against 22.3-23.9 with 4 KiB while memory
+// read 73-76 GB/s, and the same at 47 GB/s (18.3-19.2 both). Once Q8_0 read one row at a time
+// (gemv_q8_0_avx512-inl.h), GemvStream over 256 MB with distances alternating pass by pass at a read of 77-80 GB/s
+// gave, 8 -> 16 KiB: q4_K 66.5 -> 72.0, q6_K 68.1 -> 74.7, q8_0/2816 78.2 -> 81.2, q8_0/704 77.8 -> 81.0 GB/s,
+// q5_0/704 equal (24 and 32 KiB: slower again); at a read of 50, 16 KiB was 0-3% slower than 8 (BENCHMARKS.md
+// "Decode round 5"). On an Intel Xeon the same 16 KiB cost the streams 15-25% against 1 KiB.
+// Each call asks for the lines that START in [p + ahead, p + ahead + bytes), so the calls along a stream ask for
+// every line once: counting 64-byte steps from the unaligned address asked for up to a third of the lines twice
+// (3 prefetches per 144-byte Q4_K block of 2.25 lines, 5 per 4.25 lines of a Q8_0 step), each a load-port slot and
+// a miss-buffer lookup (decode 1-5% faster, BENCHMARKS.md "Decode round 4").
+constexpr size_t kPrefetchBytes = 16384;
 HWY_INLINE void prefetch_weights_at(const void* p, size_t bytes, size_t ahead) {
   const uintptr_t begin = reinterpret_cast<uintptr_t>(p) + ahead;
   for (uintptr_t line = (begin + 63) & ~uintptr_t{63}; line < begin + bytes; line += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
   }
 }
+// The prefill tiles' prefetch.
 HWY_INLINE void prefetch_weights(const void* p, size_t bytes) { prefetch_weights_at(p, bytes, kPrefetchBytes); }
-// prefetch_weights for kLines * 64 bytes: exactly kLines lines start in such a range, so the prefetches need no loop.
+// The decode gemvs' prefetch, for kLines * 64 bytes: exactly kLines lines start in such a range, so the prefetches
+// need no loop.
 template <size_t kLines>
 HWY_INLINE void prefetch_weights_lines(const void* p) {
-  const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + kPrefetchBytes + 63) & ~uintptr_t{63};
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + kDecodePrefetchBytes + 63) & ~uintptr_t{63};
   for (size_t j = 0; j < kLines; ++j) _mm_prefetch(reinterpret_cast<const char*>(first + 64 * j), _MM_HINT_T0);
 }
 
