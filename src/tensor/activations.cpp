@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "tensor/activations.h"
 
@@ -44,15 +45,18 @@ void tanh_softcap_simd(float* x, int64_t n, float cap) {
   tanh_softcap_ref(x + i, n - i, cap);
 }
 
-// x[i] = exp(x[i] - shift) in place; returns the sum of the results.
+// x[i] = exp(x[i] - shift) in place; returns the sum of the results. Results below FLT_MIN are exact zeros: as
+// subnormals they would weigh nothing a float sum keeps, but cost a microcode assist in every multiply-add that
+// takes them on Intel cores (decode attention multiplies each value row by its weight).
 HWY_INLINE double exp_shifted(float* x, int64_t n, float shift) {
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const auto vshift = hn::Set(d, shift);
+  const auto vshift = hn::Set(d, shift), tiny = hn::Set(d, std::numeric_limits<float>::min());
   auto sum = hn::Zero(d);
   int64_t i = 0;
   for (; i + N <= n; i += N) {
-    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vshift));
+    auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vshift));
+    e = hn::IfThenZeroElse(hn::Lt(e, tiny), e);
     hn::StoreU(e, d, x + i);
     sum = hn::Add(sum, e);
   }
@@ -110,12 +114,28 @@ HWY_INLINE void add_weighted_rows(const float* weights, const float* rows, int64
   }
 }
 
-// The softmax of one row, the sum in double (as the reference).
+// x[i] *= scale in place, results below FLT_MIN as exact zeros (as exp_shifted's).
+HWY_INLINE void scale_flushing_subnormals(float* x, int64_t n, float scale) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto vscale = hn::Set(d, scale), tiny = hn::Set(d, std::numeric_limits<float>::min());
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto v = hn::Mul(hn::LoadU(d, x + i), vscale);
+    hn::StoreU(hn::IfThenZeroElse(hn::Lt(v, tiny), v), d, x + i);
+  }
+  for (; i < n; ++i) {
+    const float v = x[i] * scale;
+    x[i] = v < std::numeric_limits<float>::min() ? 0.0f : v;
+  }
+}
+
+// The softmax of one row, the sum in double (as the reference); weights below FLT_MIN are zeros.
 HWY_INLINE void softmax_row(float* x, int64_t n) {
   float m = x[0];
   for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
   const float inv = static_cast<float>(1.0 / exp_shifted(x, n, m));
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  scale_flushing_subnormals(x, n, inv);
 }
 
 void gelu_tanh_mul_simd(const float* gate, const float* up, float* out, int64_t n) {

@@ -82,6 +82,32 @@ TEST(Activations, TanhSoftcapMatchesTheReference) {
   });
 }
 
+// Weights more than ~87 below the row's maximum underflow FLT_MIN: the kernel gives exact zeros there (as
+// subnormals they cost Intel cores a microcode assist per multiply-add that takes them), the reference keeps the
+// subnormals, and every other weight still matches it.
+TEST(Activations, SoftmaxFlushesSubnormalWeightsToZero) {
+  on_every_target([] {
+    constexpr int64_t n = 64;  // whole vectors on every target, so no value takes the scalar tail
+    std::vector<float> x(n);
+    for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = -3.0f * static_cast<float>(i % 48);  // 0 .. -141
+    auto want = x;
+    softmax_rows_ref(want.data(), 1, n);
+    softmax_rows(x.data(), 1, n);
+    int subnormal_in_reference = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const float got = x[static_cast<size_t>(i)], ref = want[static_cast<size_t>(i)];
+      EXPECT_NE(std::fpclassify(got), FP_SUBNORMAL) << "weight " << i;
+      if (std::fpclassify(ref) == FP_SUBNORMAL) {
+        ++subnormal_in_reference;
+        EXPECT_EQ(got, 0.0f) << "weight " << i;
+      } else {
+        EXPECT_NEAR(got, ref, 1e-6f * std::max(1.0f, ref)) << "weight " << i;
+      }
+    }
+    EXPECT_GT(subnormal_in_reference, 0);  // the row does reach the subnormal range
+  });
+}
+
 TEST(Activations, SoftmaxRowsMatchesTheReference) {
   on_every_target([] {
     for (int64_t n : {1, 3, 17, 128, 512}) {

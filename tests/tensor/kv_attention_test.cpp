@@ -140,6 +140,37 @@ TEST(KvAttention, RowBlocksMatchTheReferenceForEveryTypePair) {
   });
 }
 
+// Scores spread over hundreds: most softmax weights of a row fall below FLT_MIN, where the row-block kernel uses
+// exact zeros and the reference subnormals. The sums still agree (what the zeros drop is below a float's reach).
+TEST(KvAttention, RowBlocksWithSubnormalWeightsMatchTheReference) {
+  on_every_target([] {
+    constexpr int64_t d = 64, capacity = 96, tokens = 40;
+    const auto keys = random_values(2 * capacity * d, 1.0f, 31);  // two heads per slot (QuantCache)
+    const auto vals = random_values(2 * capacity * d, 1.0f, 32);
+    auto qv = random_values(tokens * d, 1.0f, 33);
+    for (float& v : qv) v *= 20.0f;  // scores of about +-50 (one sd), so most weights underflow
+    std::vector<const float*> q;
+    std::vector<int64_t> first, last;
+    for (int64_t t = 0; t < tokens; ++t) {
+      q.push_back(qv.data() + t * d);
+      first.push_back(0);
+      last.push_back(capacity - tokens + t);
+    }
+    const QuantCache k(KvType::kF32, keys, capacity, d), v(KvType::kF32, vals, capacity, d);
+    const KvHeadFormat f{KvType::kF32, KvType::kF32, k.stride, v.stride};
+    const KvRing ring{k.row(0), v.row(0), capacity};
+    std::vector<float> want(static_cast<size_t>(tokens * d)), got(want.size(), -1.0f);
+    std::vector<float*> want_rows, got_rows;
+    for (int64_t i = 0; i < tokens; ++i) {
+      want_rows.push_back(want.data() + i * d);
+      got_rows.push_back(got.data() + i * d);
+    }
+    attend_rows_kv_ref(q.data(), first.data(), last.data(), tokens, ring, f, d, want_rows.data());
+    attend_rows_kv(q.data(), first.data(), last.data(), tokens, ring, f, d, got_rows.data());
+    expect_close(got.data(), want.data(), tokens * d, 1e-4f);
+  });
+}
+
 // The reference on a quantised cache equals f32 attention over the dequantised cache: rotating the query and
 // un-rotating the value sum is exact up to rounding.
 TEST(KvAttention, CompressedHeadEqualsAttentionOverTheDequantisedCache) {
