@@ -644,7 +644,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
                   r.name.c_str(), fmt::format("{:.2f} ± {:.2f}", r.mean_ts, r.sd_ts).c_str());
     }
     std::printf("\nload %.2f s (%s, decode prefetch %zu B ahead), peak RSS %.2f GiB, load average %.2f -> %.2f\n",
-                load_s, weights_in.c_str(), fabula::kDecodePrefetchBytes, peak_rss / (1024.0 * 1024.0 * 1024.0), load_avg_start, load_avg_end);
+                load_s, weights_in.c_str(), fabula::kDecodePrefetchBytes, peak_rss / (1024.0 * 1024.0 * 1024.0),
+                load_avg_start, load_avg_end);
     std::printf("decode reads %.4f GB of weights per token", bytes_per_token / 1e9);
     if (args->bandwidth_gbs > 0) {
       const double bound = args->bandwidth_gbs * 1e9 / bytes_per_token;

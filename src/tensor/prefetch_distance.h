@@ -1,6 +1,6 @@
 // How far ahead of the block they unpack the AVX-512 decode gemvs ask for weight lines. Decode streams every
 // weight once per token, and the best distance depends on the CPU, not the kernel: 16 KiB on AMD Zen 4 and Zen 5,
-// 1 KiB on an Intel Xeon with AVX-512 (BENCHMARKS.md "Decode prefetch distance"). The prefill tiles keep their
+// 1 KiB on an Intel Xeon with AVX-512 (BENCHMARKS.md, session 15). The prefill tiles keep their
 // own fixed distance (kPrefetchBytes in tiles_avx512-inl.h).
 #pragma once
 

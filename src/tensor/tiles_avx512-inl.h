@@ -43,6 +43,8 @@ HWY_INLINE __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 // (3 prefetches per 144-byte Q4_K block of 2.25 lines, 5 per 4.25 lines of a Q8_0 step), each a load-port slot and
 // a miss-buffer lookup (decode 1-5% faster, BENCHMARKS.md "Decode round 4").
 constexpr size_t kPrefetchBytes = 16384;
+// The lines of [p, p + bytes) `ahead` bytes further on (a kernel that reads several rows at once may need to look
+// further than one row).
 HWY_INLINE void prefetch_weights_at(const void* p, size_t bytes, size_t ahead) {
   const uintptr_t begin = reinterpret_cast<uintptr_t>(p) + ahead;
   for (uintptr_t line = (begin + 63) & ~uintptr_t{63}; line < begin + bytes; line += 64) {

@@ -94,6 +94,22 @@ TEST(KvAttention, HeadMatchesTheReferenceForEveryTypePair) {
 // Blocks of query rows (attend_rows_kv) against the per-row reference: every pair of K and V types, a ring that
 // wraps inside the block's keys, sliding windows (each row its own first key) and causal rows from position 0,
 // row counts that do not fill the SIMD lanes.
+// attend_rows_kv against attend_rows_kv_ref for the query rows q (row i sees positions first[i]..last[i]).
+void expect_row_blocks_match_reference(const std::vector<const float*>& q, const std::vector<int64_t>& first,
+                                       const std::vector<int64_t>& last, const KvRing& ring, const KvHeadFormat& f,
+                                       int64_t d) {
+  const int64_t m = static_cast<int64_t>(q.size());
+  std::vector<float> want(static_cast<size_t>(m * d)), got(want.size(), -1.0f);
+  std::vector<float*> want_rows, got_rows;
+  for (int64_t i = 0; i < m; ++i) {
+    want_rows.push_back(want.data() + i * d);
+    got_rows.push_back(got.data() + i * d);
+  }
+  attend_rows_kv_ref(q.data(), first.data(), last.data(), m, ring, f, d, want_rows.data());
+  attend_rows_kv(q.data(), first.data(), last.data(), m, ring, f, d, got_rows.data());
+  expect_close(got.data(), want.data(), m * d, 1e-4f);
+}
+
 TEST(KvAttention, RowBlocksMatchTheReferenceForEveryTypePair) {
   struct Case {
     int64_t capacity, first_pos, tokens, heads, window;  // window 0: every row sees positions 0..pos
@@ -124,15 +140,7 @@ TEST(KvAttention, RowBlocksMatchTheReferenceForEveryTypePair) {
             const QuantCache k(kt, keys, cs.capacity, d), v(vt, vals, cs.capacity, d);
             const KvHeadFormat f{kt, vt, k.stride, v.stride};
             const KvRing ring{k.row(0), v.row(0), cs.capacity};
-            std::vector<float> want(static_cast<size_t>(m * d)), got(want.size(), -1.0f);
-            std::vector<float*> want_rows, got_rows;
-            for (int64_t i = 0; i < m; ++i) {
-              want_rows.push_back(want.data() + i * d);
-              got_rows.push_back(got.data() + i * d);
-            }
-            attend_rows_kv_ref(q.data(), first.data(), last.data(), m, ring, f, d, want_rows.data());
-            attend_rows_kv(q.data(), first.data(), last.data(), m, ring, f, d, got_rows.data());
-            expect_close(got.data(), want.data(), m * d, 1e-4f);
+            expect_row_blocks_match_reference(q, first, last, ring, f, d);
           }
         }
       }
@@ -159,15 +167,7 @@ TEST(KvAttention, RowBlocksWithSubnormalWeightsMatchTheReference) {
     const QuantCache k(KvType::kF32, keys, capacity, d), v(KvType::kF32, vals, capacity, d);
     const KvHeadFormat f{KvType::kF32, KvType::kF32, k.stride, v.stride};
     const KvRing ring{k.row(0), v.row(0), capacity};
-    std::vector<float> want(static_cast<size_t>(tokens * d)), got(want.size(), -1.0f);
-    std::vector<float*> want_rows, got_rows;
-    for (int64_t i = 0; i < tokens; ++i) {
-      want_rows.push_back(want.data() + i * d);
-      got_rows.push_back(got.data() + i * d);
-    }
-    attend_rows_kv_ref(q.data(), first.data(), last.data(), tokens, ring, f, d, want_rows.data());
-    attend_rows_kv(q.data(), first.data(), last.data(), tokens, ring, f, d, got_rows.data());
-    expect_close(got.data(), want.data(), tokens * d, 1e-4f);
+    expect_row_blocks_match_reference(q, first, last, ring, f, d);
   });
 }
 
