@@ -4,6 +4,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
+#include "tensor/flush_subnormal-inl.h"
 
 #include <algorithm>
 #include <cmath>
@@ -45,18 +46,16 @@ void tanh_softcap_simd(float* x, int64_t n, float cap) {
   tanh_softcap_ref(x + i, n - i, cap);
 }
 
-// x[i] = exp(x[i] - shift) in place; returns the sum of the results. Results below FLT_MIN are exact zeros: as
-// subnormals they would weigh nothing a float sum keeps, but cost a microcode assist in every multiply-add that
-// takes them on Intel cores (decode attention multiplies each value row by its weight).
+// x[i] = exp(x[i] - shift) in place; returns the sum of the results. Results below FLT_MIN are exact zeros
+// (flush_subnormal-inl.h), so the sum and the scaling after it take no subnormal operand.
 HWY_INLINE double exp_shifted(float* x, int64_t n, float shift) {
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const auto vshift = hn::Set(d, shift), tiny = hn::Set(d, std::numeric_limits<float>::min());
+  const auto vshift = hn::Set(d, shift);
   auto sum = hn::Zero(d);
   int64_t i = 0;
   for (; i + N <= n; i += N) {
-    auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vshift));
-    e = hn::IfThenZeroElse(hn::Lt(e, tiny), e);
+    const auto e = flush_subnormal(d, hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vshift)));
     hn::StoreU(e, d, x + i);
     sum = hn::Add(sum, e);
   }
@@ -114,16 +113,14 @@ HWY_INLINE void add_weighted_rows(const float* weights, const float* rows, int64
   }
 }
 
-// x[i] *= scale in place, results below FLT_MIN as exact zeros (as exp_shifted's).
+// x[i] *= scale in place, results below FLT_MIN as exact zeros (as exp_shifted's: the scale, 1 / a sum >= 1, can
+// take a weight just above FLT_MIN below it).
 HWY_INLINE void scale_flushing_subnormals(float* x, int64_t n, float scale) {
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const auto vscale = hn::Set(d, scale), tiny = hn::Set(d, std::numeric_limits<float>::min());
+  const auto vscale = hn::Set(d, scale);
   int64_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto v = hn::Mul(hn::LoadU(d, x + i), vscale);
-    hn::StoreU(hn::IfThenZeroElse(hn::Lt(v, tiny), v), d, x + i);
-  }
+  for (; i + N <= n; i += N) hn::StoreU(flush_subnormal(d, hn::Mul(hn::LoadU(d, x + i), vscale)), d, x + i);
   for (; i < n; ++i) {
     const float v = x[i] * scale;
     x[i] = v < std::numeric_limits<float>::min() ? 0.0f : v;

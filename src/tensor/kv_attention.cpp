@@ -5,6 +5,7 @@
 #include <hwy/highway.h>
 #include <hwy/aligned_allocator.h>
 #include <hwy/contrib/math/math-inl.h>
+#include "tensor/flush_subnormal-inl.h"
 
 #include <algorithm>
 #include <cstring>
@@ -248,15 +249,6 @@ void decode_rows(KvType type, const uint8_t* rows, int64_t stride, int64_t n_row
   });
 }
 
-// Softmax weights below FLT_MIN (a score more than ~87 below the row's maximum) as exact zeros. As subnormals they
-// weigh nothing a float sum could keep, but each multiply-add that takes one costs a microcode assist on Intel
-// cores: on the synth 26B's random scores the value sum (pv_tile) took 81% of the attention's samples against the
-// scores' 10%, for the same count of FMAs (perf, pp1500 on an AVX-512 Xeon).
-HWY_INLINE VF flush_subnormal(VF p) {
-  const DF df;
-  return hn::IfThenZeroElse(hn::Lt(p, hn::Set(df, std::numeric_limits<float>::min())), p);
-}
-
 // s[k][0..kPassRows) = qt^T · key k for KEYS keys: qt is [c][row], each key value is broadcast against a vector of
 // rows (no horizontal sums).
 template <int KEYS>
@@ -432,15 +424,15 @@ void attend_block(const float* const* q, const int64_t* first, const int64_t* la
       max0 = hn::Max(max0, run_max0);
       max1 = hn::Max(max1, run_max1);
       // Exp gives 0 for -inf and for NaN (-inf - -inf: a row that has seen no key yet).
-      const VF alpha0 = flush_subnormal(hn::Exp(df, hn::Sub(run_max0, max0)));
-      const VF alpha1 = flush_subnormal(hn::Exp(df, hn::Sub(run_max1, max1)));
+      const VF alpha0 = flush_subnormal(df, hn::Exp(df, hn::Sub(run_max0, max0)));
+      const VF alpha1 = flush_subnormal(df, hn::Exp(df, hn::Sub(run_max1, max1)));
       hn::Store(max0, df, run_max[p]);
       hn::Store(max1, df, run_max[p] + kLanes);
       VF add0 = hn::Zero(df), add1 = hn::Zero(df);
       for (k = 0; k < nk; ++k) {
         float* sk = s + k * kPassRows;
-        const VF p0 = flush_subnormal(hn::Exp(df, hn::Sub(hn::Load(df, sk), max0)));
-        const VF p1 = flush_subnormal(hn::Exp(df, hn::Sub(hn::Load(df, sk + kLanes), max1)));
+        const VF p0 = flush_subnormal(df, hn::Exp(df, hn::Sub(hn::Load(df, sk), max0)));
+        const VF p1 = flush_subnormal(df, hn::Exp(df, hn::Sub(hn::Load(df, sk + kLanes), max1)));
         hn::Store(p0, df, sk);
         hn::Store(p1, df, sk + kLanes);
         add0 = hn::Add(add0, p0);
