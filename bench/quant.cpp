@@ -3,6 +3,7 @@
 // an expert's down rows), in cache;
 // the prefill inner loops, Tile and Gemm, for the best table and AVX2's.
 #include <benchmark/benchmark.h>
+#include <hwy/aligned_allocator.h>
 #include <hwy/targets.h>
 #include <sys/mman.h>
 
@@ -329,6 +330,18 @@ void BM_DecodeTokens(benchmark::State& state, GgmlType type, int64_t cols) {
   state.SetLabel(best_kernels().target);
 }
 
+// A group's activations in the table's packed layout where it has one (AMX), as matmul converts them once per
+// product; act->packed points into the returned buffer.
+hwy::AlignedFreeUniquePtr<uint8_t[]> pack_group(const KernelTable& kt, GgmlType type, int64_t cols, GemmActs* act,
+                                                int nt) {
+  const size_t bytes = kt.gemm_pack_acts != nullptr ? kt.gemm_packed_act_bytes(type, cols) : 0;
+  if (bytes == 0) return nullptr;
+  auto buffer = hwy::AllocateAligned<uint8_t>(bytes);
+  kt.gemm_pack_acts(type, cols, *act, nt, buffer.get());
+  act->packed = buffer.get();
+  return buffer;
+}
+
 // One GEMM call per row tile of a 32 x 2816 matrix (repacked once, outside the timing: prefill repacks a tile once
 // per matmul and passes every token group over it) against the table's gemm_tokens activation rows. MACs/s =
 // items/s, to compare with Tile at the same token count. Compares the best table with AVX2's.
@@ -346,20 +359,22 @@ void BM_Gemm(benchmark::State& state, GgmlType type, bool best) {
   QuantizedActivations xq;
   xq.quantize(vec_dot_type(type), x.data(), nt, cols);
   const size_t astride = nt > 1 ? static_cast<size_t>(xq.row(1) - xq.row(0)) : 0;
-  const GemmActs act{xq.row(0), astride, xq.block_scales(0), xq.block_sums(0)};
+  GemmActs act{xq.row(0), astride, xq.block_scales(0), xq.block_sums(0)};
+  const auto packed_acts = pack_group(kt, type, cols, &act, nt);  // once per product, outside the timing
   const int tiles = static_cast<int>(rows / kt.gemm_rows);
-  std::vector<std::vector<uint8_t>> packed(tiles, std::vector<uint8_t>(kt.gemm_tile_bytes(type, cols)));
+  std::vector<hwy::AlignedFreeUniquePtr<uint8_t[]>> packed;  // aligned as matmul's tile buffer
   for (int i = 0; i < tiles; ++i) {
-    kt.repack[kernel_slot(type)](cols, w.data() + i * kt.gemm_rows * rb, rb, kt.gemm_rows, packed[i].data());
+    packed.push_back(hwy::AllocateAligned<uint8_t>(kt.gemm_tile_bytes(type, cols)));
+    kt.repack[kernel_slot(type)](cols, w.data() + i * kt.gemm_rows * rb, rb, kt.gemm_rows, packed[i].get());
   }
   std::vector<float> y(static_cast<size_t>(rows * nt));
   const GemmFn gemm = kt.gemm[kernel_slot(type)];
   for (auto _ : state) {
-    for (int i = 0; i < tiles; ++i) gemm(cols, packed[i].data(), act, nt, y.data() + i * kt.gemm_rows, rows);
+    for (int i = 0; i < tiles; ++i) gemm(cols, packed[i].get(), act, nt, y.data() + i * kt.gemm_rows, rows);
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(state.iterations() * rows * cols * nt);
-  state.SetLabel(std::string(kt.target) + ", " + std::to_string(kt.gemm_rows) + " rows x " + std::to_string(nt) +
+  state.SetLabel(std::string(kt.target) + (kt.amx ? " + AMX" : "") + ", " + std::to_string(kt.gemm_rows) + " rows x " + std::to_string(nt) +
                  " tokens");
 }
 
@@ -376,19 +391,25 @@ void BM_GemmBatch(benchmark::State& state, GgmlType type) {
   QuantizedActivations xq;
   xq.quantize(vec_dot_type(type), x.data(), tokens, cols);
   const size_t astride = static_cast<size_t>(xq.row(1) - xq.row(0));
-  std::vector<uint8_t> packed(kt.gemm_tile_bytes(type, cols));
-  kt.repack[kernel_slot(type)](cols, w.data(), rb, rows, packed.data());
+  const auto packed = hwy::AllocateAligned<uint8_t>(kt.gemm_tile_bytes(type, cols));  // as matmul's tile buffer
+  kt.repack[kernel_slot(type)](cols, w.data(), rb, rows, packed.get());
   std::vector<float> y(static_cast<size_t>(rows * tokens));
   const GemmFn gemm = kt.gemm[kernel_slot(type)];
+  std::vector<GemmActs> acts;  // every group's, packed once per product where the table packs (outside the timing)
+  std::vector<hwy::AlignedFreeUniquePtr<uint8_t[]>> packed_acts;
+  for (int64_t t0 = 0; t0 < tokens; t0 += nt) {
+    acts.push_back({xq.row(t0), astride, xq.block_scales(t0), xq.block_sums(t0)});
+    packed_acts.push_back(pack_group(kt, type, cols, &acts.back(), static_cast<int>(std::min<int64_t>(nt, tokens - t0))));
+  }
   for (auto _ : state) {
     for (int64_t t0 = 0; t0 < tokens; t0 += nt) {
-      const GemmActs act{xq.row(t0), astride, xq.block_scales(t0), xq.block_sums(t0)};
-      gemm(cols, packed.data(), act, static_cast<int>(std::min<int64_t>(nt, tokens - t0)), y.data() + t0 * rows, rows);
+      const GemmActs& act = acts[static_cast<size_t>(t0 / nt)];
+      gemm(cols, packed.get(), act, static_cast<int>(std::min<int64_t>(nt, tokens - t0)), y.data() + t0 * rows, rows);
     }
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(state.iterations() * rows * cols * tokens);
-  state.SetLabel(std::string(kt.target) + ", " + std::to_string(tokens) + " tokens");
+  state.SetLabel(std::string(kt.target) + (kt.amx ? " + AMX" : "") + ", " + std::to_string(tokens) + " tokens");
 }
 
 // Repacking a 32 x 2816 matrix into GEMM tiles (prefill repacks every weight tile once per product): MACs/s of

@@ -46,9 +46,14 @@ struct GemmActs {
   size_t stride;
   const float* scales;    // Q8_0: every block's f32 scale, token t's block b at scales[t * (n / 32) + b]
   const int32_t* sums;    // Q8_0: -128 * Σ qs of every block, indexed as scales
+  const uint8_t* packed = nullptr;  // tables with gemm_pack_acts: this group's activations in their layout
 };
 using RepackFn = void (*)(int64_t n, const uint8_t* weight_rows, size_t row_stride, int rows, uint8_t* tile);
 using GemmFn = void (*)(int64_t n, const uint8_t* tile, const GemmActs& act, int nt, float* y, int64_t y_stride);
+// Tables whose GEMM reads its activations in a layout of its own (AMX: 4 bytes of each token side by side) convert
+// each group of nt (1..gemm_tokens) tokens once per product into gemm_packed_act_bytes(type, n) bytes, 64-byte
+// aligned, and pass them as GemmActs::packed; the other fields stay as they are.
+using GemmPackActsFn = void (*)(GgmlType weight_type, int64_t n, const GemmActs& act, int nt, uint8_t* out);
 
 constexpr int kKernelTypeSlots = 32;  // indexed by the ggml type id (all ids fabula knows are < 32)
 
@@ -65,8 +70,11 @@ struct KernelTable {
   RepackFn repack[kKernelTypeSlots] = {};          // nullptr: this type has no GEMM here (the tiles serve)
   GemmFn gemm[kKernelTypeSlots] = {};
   size_t (*gemm_tile_bytes)(GgmlType type, int64_t n) = nullptr;
+  GemmPackActsFn gemm_pack_acts = nullptr;  // nullptr: the GEMM reads GemmActs' rows
+  size_t (*gemm_packed_act_bytes)(GgmlType type, int64_t n) = nullptr;  // 0: no packing for this type
   int gemm_tokens = 0;
   int gemm_rows = 0;
+  bool amx = false;  // the GEMM runs on AMX tiles (tensor/amx.h)
   const char* target = "scalar";
 };
 

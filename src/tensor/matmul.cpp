@@ -4,6 +4,8 @@
 // one-job matmul_jobs.
 #include "tensor/matmul.h"
 
+#include <hwy/aligned_allocator.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -114,25 +116,78 @@ void matmul_rows(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, 
   }
 }
 
+// A thread's growable buffer, 64-byte aligned: an AMX tile row that straddles two cache lines loads both.
+class AlignedScratch {
+ public:
+  uint8_t* get(size_t bytes) {
+    if (capacity_ < bytes) {
+      data_ = hwy::AllocateAligned<uint8_t>(bytes);
+      capacity_ = bytes;
+    }
+    return data_.get();
+  }
+
+ private:
+  hwy::AlignedFreeUniquePtr<uint8_t[]> data_;
+  size_t capacity_ = 0;
+};
+
+// Numbers the matmul_jobs calls. Activations do not change during a call, so a thread's packed activations serve
+// every chunk of rows it takes of that call's products with the same input and weight type.
+uint64_t next_matmul_call() {
+  static std::atomic<uint64_t> calls{0};
+  return calls.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+struct PackedActsKey {
+  uint64_t call = 0;
+  const uint8_t* act0 = nullptr;
+  int64_t n_tokens = 0;
+  GgmlType weight_type = GgmlType::kF32;
+  int64_t cols = 0;
+  bool operator==(const PackedActsKey&) const = default;
+};
+
 // The same through the int8 GEMM: each group of gemm_rows weight rows is repacked once into this thread's tile
-// buffer, then every group of gemm_tokens tokens passes over it.
+// buffer, then every group of gemm_tokens tokens passes over it (converted first where the table packs
+// activations: once per thread, call and input).
 void matmul_rows_gemm(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, const KernelTable& kt,
-                      int64_t r0, int64_t r1) {
-  thread_local std::vector<uint8_t> tile;  // grows once per thread to the largest tile
-  const size_t bytes = kt.gemm_tile_bytes(w.type, w.cols);
-  if (tile.size() < bytes) tile.resize(bytes);
+                      int64_t r0, int64_t r1, uint64_t call) {
+  thread_local AlignedScratch tile_buffer, packed_buffer;
+  thread_local PackedActsKey packed_key;
+  uint8_t* tile = tile_buffer.get(kt.gemm_tile_bytes(w.type, w.cols));
   const RepackFn repack = kt.repack[kernel_slot(w.type)];
   const GemmFn gemm = kt.gemm[kernel_slot(w.type)];
+  const auto group_acts = [&](int64_t t0) {
+    return xq.widened0 != nullptr ? GemmActs{reinterpret_cast<const uint8_t*>(xq.widened0 + t0 * xq.cols),
+                                             static_cast<size_t>(xq.cols) * sizeof(float), nullptr, nullptr}
+                                  : GemmActs{xq.row(t0), xq.astride, xq.scales(t0), xq.sums(t0)};
+  };
+  const auto group_tokens = [&](int64_t t0) {
+    return static_cast<int>(std::min<int64_t>(kt.gemm_tokens, xq.n_tokens - t0));
+  };
+  const size_t packed_bytes = kt.gemm_pack_acts != nullptr ? kt.gemm_packed_act_bytes(w.type, w.cols) : 0;
+  uint8_t* packed = nullptr;
+  if (packed_bytes > 0) {
+    const int64_t groups = (xq.n_tokens + kt.gemm_tokens - 1) / kt.gemm_tokens;
+    const PackedActsKey key{call, xq.act0, xq.n_tokens, w.type, w.cols};
+    if (key != packed_key) packed_key = {};  // the buffer may move below
+    packed = packed_buffer.get(packed_bytes * static_cast<size_t>(groups));
+    if (key != packed_key) {
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t t0 = g * kt.gemm_tokens;
+        kt.gemm_pack_acts(w.type, w.cols, group_acts(t0), group_tokens(t0), packed + g * packed_bytes);
+      }
+      packed_key = key;
+    }
+  }
   for (int64_t rt = r0; rt < r1; rt += kt.gemm_rows) {
     const int rows = static_cast<int>(std::min<int64_t>(kt.gemm_rows, r1 - rt));
-    repack(w.cols, w.data + static_cast<size_t>(rt) * w.row_stride, w.row_stride, rows, tile.data());
+    repack(w.cols, w.data + static_cast<size_t>(rt) * w.row_stride, w.row_stride, rows, tile);
     for (int64_t t0 = 0; t0 < xq.n_tokens; t0 += kt.gemm_tokens) {
-      const int nt = static_cast<int>(std::min<int64_t>(kt.gemm_tokens, xq.n_tokens - t0));
-      const GemmActs act = xq.widened0 != nullptr
-                               ? GemmActs{reinterpret_cast<const uint8_t*>(xq.widened0 + t0 * xq.cols),
-                                          static_cast<size_t>(xq.cols) * sizeof(float), nullptr, nullptr}
-                               : GemmActs{xq.row(t0), xq.astride, xq.scales(t0), xq.sums(t0)};
-      gemm(w.cols, tile.data(), act, nt, y + t0 * ldy + rt, ldy);
+      GemmActs act = group_acts(t0);
+      if (packed != nullptr) act.packed = packed + (t0 / kt.gemm_tokens) * packed_bytes;
+      gemm(w.cols, tile, act, group_tokens(t0), y + t0 * ldy + rt, ldy);
     }
   }
 }
@@ -384,6 +439,7 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
   const KernelTable& kt = best_kernels();
   const int tile_tokens = matmul_use_tiles() ? kt.tile_tokens : 1;
   const int64_t gemm_min = matmul_gemm_min_tokens();
+  const uint64_t call = next_matmul_call();
   // Cost of one output row of each job, and the prefix sums over whole jobs. With at most kMaxStreamTokens tokens
   // per job (decode, alone or batched) a row costs its bytes, since streaming the weights is the time (a Q6_K row
   // is 1.46x a Q4_K row of the same length: q/k/v split by MACs left one thread 20% more bytes); with more tokens it
@@ -428,7 +484,7 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
                                                  : std::min(job.gemm_tokens, nt);
     const TileFn tile = kt.tile[kernel_slot(job.w.type)];
     if (n_gemm == nt) {
-      matmul_rows_gemm(job.w, act, job.y, ldy, kt, r0, r1);
+      matmul_rows_gemm(job.w, act, job.y, ldy, kt, r0, r1, call);
     } else if (n_gemm == 0) {
       matmul_rows(job.w, act, job.y, ldy, tile, tile_tokens, r0, r1);
     } else {
@@ -437,7 +493,7 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
       const ActRows tile_act = act_rows(*job.x, job.token_begin + n_gemm, nt - n_gemm);
       for (int64_t rc = r0; rc < r1; rc += kMixedRows) {
         const int64_t rc_end = std::min(r1, rc + kMixedRows);
-        matmul_rows_gemm(job.w, gemm_act, job.y, ldy, kt, rc, rc_end);
+        matmul_rows_gemm(job.w, gemm_act, job.y, ldy, kt, rc, rc_end, call);
         matmul_rows(job.w, tile_act, job.y + n_gemm * ldy, ldy, tile, tile_tokens, rc, rc_end);
       }
     }

@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tensor/amx.h"
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
@@ -218,6 +219,7 @@ inline void dequantize_half(const void* xv, float* y, int64_t n) {
 #if HWY_TARGET == HWY_AVX3_DL
 #define FABULA_GEMM_AVX512 1
 #include "tensor/gemm_avx512-inl.h"
+#include "tensor/gemm_amx-inl.h"
 #endif
 #endif
 #endif
@@ -252,6 +254,7 @@ inline void fill_simd_kernels(KernelTable* t) {
 #endif
 #ifdef FABULA_GEMM_AVX512
   fill_avx512_gemm(t);
+  fill_amx_gemm(t);  // on CPUs with AMX: the tiles take full groups of 16 tokens
 #undef FABULA_GEMM_AVX512
 #endif
 }

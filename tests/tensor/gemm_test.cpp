@@ -10,8 +10,10 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "tensor/amx.h"
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
@@ -27,6 +29,7 @@ const GgmlType kGemmTypes[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K
                                GgmlType::kQ5_0, GgmlType::kQ4_0, GgmlType::kF16,  GgmlType::kBF16};
 
 using kernel_test::for_each_target;
+using kernel_test::gemm_group_acts;
 using kernel_test::random_weight_row;
 using kernel_test::RandomMatrix;
 
@@ -67,7 +70,7 @@ TEST(Gemm, EveryTargetMatchesTheScalarReference) {
         xq.quantize(at, x.data(), tokens, n);
         set_matmul_gemm_min_tokens(saved);
         const size_t astride = tokens > 1 ? static_cast<size_t>(xq.row(1) - xq.row(0)) : 0;
-        std::vector<uint8_t> tile(table.gemm_tile_bytes(type, n));
+        std::vector<uint8_t> tile(table.gemm_tile_bytes(type, n)), packed;
         // A full tile, one row past a half and a half (AVX2's 16-row tiles run as two 8-row vectors), a tail,
         // one row.
         for (int rows : {max_rows, max_rows / 2 + 1, max_rows / 2, max_rows - 5, 1}) {
@@ -75,10 +78,11 @@ TEST(Gemm, EveryTargetMatchesTheScalarReference) {
           for (int nt = 1; nt <= tokens; ++nt) {
             const int64_t ldy = max_rows + 3;
             std::vector<float> y(static_cast<size_t>(ldy * nt), -1.0f);
-            const GemmActs act =
+            const GemmActs rows_act =
                 is_half(type) ? GemmActs{reinterpret_cast<const uint8_t*>(xq.widened(0)), n * sizeof(float), nullptr,
                                          nullptr}
                               : GemmActs{xq.row(0), astride, xq.block_scales(0), xq.block_sums(0)};
+            const GemmActs act = gemm_group_acts(table, type, n, rows_act, nt, &packed);
             table.gemm[kernel_slot(type)](n, tile.data(), act, nt, y.data(), ldy);
             for (int t = 0; t < nt; ++t) {
               for (int r = 0; r < ldy; ++r) {
@@ -99,6 +103,77 @@ TEST(Gemm, EveryTargetMatchesTheScalarReference) {
     }
   });
   std::printf("GEMM kernels tested: %d\n", tested);
+}
+
+// The AMX GEMM sums the same integers as the VNNI GEMM it replaces and takes the same f32 steps for each row and
+// token, so the two agree bit for bit: a token's numbers do not depend on which of them the CPU has.
+TEST(Gemm, AmxEqualsTheVnniGemmBitForBit) {
+#if HWY_ARCH_X86
+  if (!amx_usable()) GTEST_SKIP() << "this CPU has no AMX";  // skip-ok: a CPU feature
+  const bool was_allowed = amx_allowed();
+  hwy::SetSupportedTargetsForTest(HWY_AVX3_DL);
+  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+  set_amx_allowed(true);
+  const KernelTable amx = kernels_for_current_target();
+  set_amx_allowed(false);
+  const KernelTable vnni = kernels_for_current_target();
+  set_amx_allowed(was_allowed);
+  hwy::SetSupportedTargetsForTest(0);
+  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+  ASSERT_TRUE(amx.amx);
+  ASSERT_FALSE(vnni.amx);
+  std::mt19937 rng(17);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  int compared = 0;
+  for (GgmlType type : kGemmTypes) {
+    if (is_half(type)) continue;
+    SCOPED_TRACE(std::string(type_name(type)));
+    const int64_t n = type_traits(type).block_size == kQK_K ? 2816 : 736;  // 736: an odd count of 32-blocks
+    const int tokens = amx.gemm_tokens;
+    const size_t rb = row_bytes(type, n);
+    std::vector<uint8_t> w(rb * kernel_test::kMaxGemmRows);
+    for (int r = 0; r < kernel_test::kMaxGemmRows; ++r) random_weight_row(type, n, w.data() + r * rb, rng);
+    std::vector<float> x(static_cast<size_t>(n * tokens));
+    for (auto& v : x) v = g(rng);
+    QuantizedActivations xq;
+    xq.quantize(vec_dot_type(type), x.data(), tokens, n);
+    const size_t astride = static_cast<size_t>(xq.row(1) - xq.row(0));
+    std::vector<uint8_t> amx_tile(amx.gemm_tile_bytes(type, n)), vnni_tile(vnni.gemm_tile_bytes(type, n)), packed;
+    for (int rows : {16, 11}) {
+      amx.repack[kernel_slot(type)](n, w.data(), rb, rows, amx_tile.data());
+      vnni.repack[kernel_slot(type)](n, w.data(), rb, rows, vnni_tile.data());
+      for (int nt : {16, 13, 5, 1}) {
+        std::vector<float> y_amx(static_cast<size_t>(16 * nt), -1.0f), y_vnni(y_amx.size(), -1.0f);
+        const GemmActs rows_act{xq.row(0), astride, xq.block_scales(0), xq.block_sums(0)};
+        amx.gemm[kernel_slot(type)](n, amx_tile.data(), gemm_group_acts(amx, type, n, rows_act, nt, &packed), nt,
+                                    y_amx.data(), 16);
+        for (int t0 = 0; t0 < nt; t0 += vnni.gemm_tokens) {
+          const GemmActs part{xq.row(t0), astride, xq.block_scales(t0), xq.block_sums(t0)};
+          vnni.gemm[kernel_slot(type)](n, vnni_tile.data(), part, std::min(vnni.gemm_tokens, nt - t0),
+                                       y_vnni.data() + t0 * 16, 16);
+        }
+        for (int t = 0; t < nt; ++t) {
+          for (int r = 0; r < 16; ++r) {
+            const size_t i = static_cast<size_t>(t * 16 + r);
+            if (r >= rows) {
+              EXPECT_EQ(y_amx[i], -1.0f) << "row " << r << " written beyond the tile's " << rows;
+              continue;
+            }
+            uint32_t a = 0, v = 0;
+            std::memcpy(&a, &y_amx[i], 4);
+            std::memcpy(&v, &y_vnni[i], 4);
+            EXPECT_EQ(a, v) << "rows " << rows << " nt " << nt << " t " << t << " r " << r << ": " << y_amx[i]
+                            << " vs " << y_vnni[i];
+            ++compared;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(compared, 0);
+#else
+  GTEST_SKIP() << "AMX is x86";  // skip-ok: a CPU feature
+#endif
 }
 
 TEST(Gemm, MatmulThroughTheGemmAgreesWithTheTiles) {

@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "tensor/amx.h"
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
@@ -17,6 +19,8 @@
 #include "tensor/types.h"
 
 namespace fabula::kernel_test {
+
+constexpr int kMaxGemmRows = 16;  // the widest GEMM tile (AVX-512 VNNI and AMX)
 
 // n values from N(0, scale), reproducible by seed.
 inline std::vector<float> random_values(int64_t n, float scale, uint32_t seed) {
@@ -84,16 +88,35 @@ template <typename Fn>
 void for_each_target(Fn fn) {
   const auto targets = kernel_targets();
   ASSERT_FALSE(targets.empty());
+  const bool amx_was_allowed = amx_allowed();
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
     hwy::GetChosenTarget().Update(hwy::SupportedTargets());
-    const KernelTable table = kernels_for_current_target();
-    EXPECT_STREQ(table.target, hwy::TargetName(target));
-    SCOPED_TRACE(hwy::TargetName(target));
-    fn(table, target);
+    // AVX3_DL on a CPU with AMX: once with the AMX GEMM (the default) and once with the VNNI one it replaces.
+    const bool amx_variant = HWY_ARCH_X86 && target == HWY_AVX3_DL && amx_usable();
+    for (bool amx : amx_variant ? std::vector<bool>{true, false} : std::vector<bool>{amx_was_allowed}) {
+      set_amx_allowed(amx);
+      const KernelTable table = kernels_for_current_target();
+      EXPECT_STREQ(table.target, hwy::TargetName(target));
+      SCOPED_TRACE(std::string(hwy::TargetName(target)) + (table.amx ? " + AMX" : ""));
+      fn(table, target);
+    }
   }
+  set_amx_allowed(amx_was_allowed);
   hwy::SetSupportedTargetsForTest(0);
   hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+}
+
+// The activations a GEMM call gets from matmul for a group of nt tokens: act, plus the table's packed layout where
+// it has one (in *storage).
+inline GemmActs gemm_group_acts(const KernelTable& t, GgmlType type, int64_t n, GemmActs act, int nt,
+                                std::vector<uint8_t>* storage) {
+  const size_t bytes = t.gemm_pack_acts != nullptr ? t.gemm_packed_act_bytes(type, n) : 0;
+  if (bytes == 0) return act;
+  storage->assign(bytes, 0xA5);  // not zero: the packing must write every byte it reads back
+  t.gemm_pack_acts(type, n, act, nt, storage->data());
+  act.packed = storage->data();
+  return act;
 }
 
 // Runs fn() once per attainable target, with the dispatch forced to it.
