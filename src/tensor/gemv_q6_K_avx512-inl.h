@@ -177,27 +177,46 @@ HWY_INLINE void gemv_q6_K_tokens_gfni(int64_t n, const uint8_t* w, size_t row_st
   for (int t = 0; t < NT; ++t) q6_K_gfni_activation(yb(t), nb, scratch + t * token_bytes);
   // Lane 4c + p holds sub-block 4p + c.
   const __m512i sub_block_of_lane = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  for (int64_t r = 0; r < rows; ++r) {
-    const BlockQ6_K* x = reinterpret_cast<const BlockQ6_K*>(w + static_cast<size_t>(r) * row_stride);
+  // Block i of row x into acc.
+  auto block = [&](const BlockQ6_K* x, __m512 (&acc)[NT], int64_t i) __attribute__((always_inline)) {
+    prefetch_weights_lines<(sizeof(BlockQ6_K) + 63) / 64>(x + i);
+    __m512i q[4];
+    unpack_q6_K_weights_gfni(x[i], q);
+    q6_K_pair_lanes(q);
+    const __m512i sc = _mm512_permutexvar_epi32(
+        sub_block_of_lane, _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales))));
+    const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<short>(x[i].d)));
+    const __m512 d_scales = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+    for (int t = 0; t < NT; ++t) {
+      const int8_t* a = reinterpret_cast<const int8_t*>(scratch + t * token_bytes + i * kQ6_KGfniActBytes);
+      const __m512i sa = dp_u8s8_512_at(dp_u8s8_512_at(_mm512_load_si512(a + kQK_K), q[0], a), q[1], a + 64);
+      const __m512i sb = dp_u8s8_512_at(dp_u8s8_512_at(_mm512_load_si512(a + kQK_K + 64), q[2], a + 128), q[3], a + 192);
+      const __m512i sum = _mm512_add_epi32(_mm512_unpacklo_epi64(sa, sb), _mm512_unpackhi_epi64(sa, sb));
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d_scales, _mm512_set1_ps(yb(t)[i].d)), _mm512_cvtepi32_ps(sum), acc[t]);
+    }
+  };
+  auto row_of = [&](int64_t r) { return reinterpret_cast<const BlockQ6_K*>(w + static_cast<size_t>(r) * row_stride); };
+  // decode_row_streams() (2 on Intel) rows at a time, each from its own part of the range, block by block (as
+  // gemv_q4_K_one_vbmi); each row's steps are unchanged.
+  const int64_t part = decode_row_streams() == 2 ? rows / 2 : 0;
+  int64_t r = 0;
+  for (; r < part; ++r) {
+    const BlockQ6_K* x[2] = {row_of(r), row_of(r + part)};
+    __m512 acc[2][NT];
+    for (int t = 0; t < NT; ++t) acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+      block(x[0], acc[0], i);
+      block(x[1], acc[1], i);
+    }
+    for (int t = 0; t < NT; ++t) {
+      y[t * ldy + r] = _mm512_reduce_add_ps(acc[0][t]);
+      y[t * ldy + r + part] = _mm512_reduce_add_ps(acc[1][t]);
+    }
+  }
+  for (r = 2 * part; r < rows; ++r) {
     __m512 acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < nb; ++i) {
-      prefetch_weights_lines<(sizeof(BlockQ6_K) + 63) / 64>(x + i);
-      __m512i q[4];
-      unpack_q6_K_weights_gfni(x[i], q);
-      q6_K_pair_lanes(q);
-      const __m512i sc = _mm512_permutexvar_epi32(
-          sub_block_of_lane, _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales))));
-      const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<short>(x[i].d)));
-      const __m512 d_scales = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
-      for (int t = 0; t < NT; ++t) {
-        const int8_t* a = reinterpret_cast<const int8_t*>(scratch + t * token_bytes + i * kQ6_KGfniActBytes);
-        const __m512i sa = dp_u8s8_512_at(dp_u8s8_512_at(_mm512_load_si512(a + kQK_K), q[0], a), q[1], a + 64);
-        const __m512i sb = dp_u8s8_512_at(dp_u8s8_512_at(_mm512_load_si512(a + kQK_K + 64), q[2], a + 128), q[3], a + 192);
-        const __m512i sum = _mm512_add_epi32(_mm512_unpacklo_epi64(sa, sb), _mm512_unpackhi_epi64(sa, sb));
-        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d_scales, _mm512_set1_ps(yb(t)[i].d)), _mm512_cvtepi32_ps(sum), acc[t]);
-      }
-    }
+    for (int64_t i = 0; i < nb; ++i) block(row_of(r), acc, i);
     for (int t = 0; t < NT; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[t]);
   }
 }

@@ -406,17 +406,31 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
     scales[t] = act_scales + t * nb;
     sums[t] = act_sums + t * nb;
   }
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* x = w + static_cast<size_t>(r) * row_stride;
-    __m256 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  // kS rows first + k * part (k < kS) into y, block steps interleaved: decode_row_streams() == 2 (Intel) walks two
+  // parts of the range at once, two streams for the L2 prefetcher (prefetch_distance.h); each row's steps are the same.
+  auto rows_at = [&]<int kS>(int64_t first, int64_t part) __attribute__((always_inline)) {
+    const uint8_t* x[kS];
+    __m256 acc[kS][NT];
+    for (int k = 0; k < kS; ++k) {
+      x[k] = w + static_cast<size_t>(first + k * part) * row_stride;
+      for (int t = 0; t < NT; ++t) acc[k][t] = _mm256_setzero_ps();
+    }
     int64_t i = 0;
-    for (; i + 8 <= nb; i += 8) gemv_q8_0_like_step_vbmi<kType, Block, 8, NT>(x, i, acts, scales, sums, acc);
+    for (; i + 8 <= nb; i += 8) {
+      for (int k = 0; k < kS; ++k) gemv_q8_0_like_step_vbmi<kType, Block, 8, NT>(x[k], i, acts, scales, sums, acc[k]);
+    }
     for_remainder_blocks(nb - i, [&](auto count) {
-      gemv_q8_0_like_step_vbmi<kType, Block, decltype(count)::value, NT>(x, i, acts, scales, sums, acc);
+      for (int k = 0; k < kS; ++k) {
+        gemv_q8_0_like_step_vbmi<kType, Block, decltype(count)::value, NT>(x[k], i, acts, scales, sums, acc[k]);
+      }
     });
-    for (int t = 0; t < NT; ++t) y[t * ldy + r] = hsum_f32x8(acc[t]);
-  }
+    for (int k = 0; k < kS; ++k) {
+      for (int t = 0; t < NT; ++t) y[t * ldy + first + k * part] = hsum_f32x8(acc[k][t]);
+    }
+  };
+  const int64_t half = decode_row_streams() == 2 ? rows / 2 : 0;
+  for (int64_t r = 0; r < half; ++r) rows_at.template operator()<2>(r, half);
+  for (int64_t r = 2 * half; r < rows; ++r) rows_at.template operator()<1>(r, 0);
 }
 #endif
 
@@ -438,11 +452,13 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
   // of Q8_0 (which this kernel also ran then) at 2816 columns (23.9 KB) read 26.7 GB/s against 47.6 one pass ahead
   // (GemvStream/q8_0/2/2816, alternating pass by pass, BENCHMARKS.md "Decode round 5"). One whole pass ahead asks
   // for each row's lines in the next pass.
-  const size_t ahead = std::max<size_t>(kDecodePrefetchBytes, kRows * row_stride);
-  int64_t r = 0;
-  for (; r + kRows <= rows; r += kRows) {
+  // (With two streams a pass advances each stream by four rows, so a pass ahead is four rows.)
+  const int64_t half = decode_row_streams() == 2 ? rows / kRows * (kRows / 2) : 0;
+  const size_t ahead = std::max<size_t>(kDecodePrefetchBytes, (half > 0 ? kRows / 2 : kRows) * row_stride);
+  // One pass over rows first .. first + 3 and second .. second + 3, into y[first ..] and y[second ..].
+  auto pass = [&](int64_t first, int64_t second) __attribute__((always_inline)) {
     const uint8_t* x[kRows];
-    for (int k = 0; k < kRows; ++k) x[k] = w + static_cast<size_t>(r + k) * row_stride;
+    for (int k = 0; k < kRows; ++k) x[k] = w + static_cast<size_t>((k < 4 ? first : second - 4) + k) * row_stride;
     __m512 acc[kRows / 2];
     for (auto& v : acc) v = _mm512_setzero_ps();
     int64_t i = 0;
@@ -450,8 +466,14 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
     for_remainder_blocks(nb - i, [&](auto count) {
       gemv_q8_0_like_rows_step_vbmi<kType, Block, decltype(count)::value, kRows>(x, i, a, act_scales, act_sums, ahead, acc);
     });
-    for (int k = 0; k < kRows / 4; ++k) store_hsum_4_rows(acc[2 * k], acc[2 * k + 1], y + r + 4 * k);
-  }
+    store_hsum_4_rows(acc[0], acc[1], y + first);
+    store_hsum_4_rows(acc[2], acc[3], y + second);
+  };
+  // decode_row_streams() == 2 (Intel): the two fours of a pass come from the two halves of the range, two streams for
+  // the L2 prefetcher (prefetch_distance.h); else eight adjacent rows.
+  int64_t r = 0;
+  for (; r < half; r += 4) pass(r, half + r);
+  for (r = 2 * half; r + kRows <= rows; r += kRows) pass(r, r + 4);
   // The last rows (fewer than kRows) one by one; that kernel writes the activation into the same scratch again, in
   // its own (pair) order, after the passes above are done with it.
   if (r < rows) {

@@ -1,4 +1,5 @@
-// How far ahead of the block they unpack the AVX-512 decode gemvs ask for weight lines. Decode streams every
+// How the AVX-512 decode gemvs stream their weights: how far ahead of the block they unpack they ask for weight
+// lines, and how many rows they walk at once. Decode streams every
 // weight once per token, and the best distance depends on the CPU, not the kernel: 16 KiB on AMD Zen 4 and Zen 5,
 // 1 KiB on an Intel Xeon with AVX-512 (BENCHMARKS.md, session 15). The prefill tiles keep their
 // own fixed distance (kPrefetchBytes in tiles_avx512-inl.h).
@@ -25,5 +26,22 @@ size_t choose_decode_prefetch_bytes();
 
 // The distance this process uses, chosen once before main.
 inline const size_t kDecodePrefetchBytes = choose_decode_prefetch_bytes();
+
+// How many rows, each from its own part of a gemv's row range, the one-token AVX-512 gemvs (Q4_K, Q6_K, Q5_0 / Q4_0)
+// interleave block by block: 2 on Intel, where the L2 hardware prefetcher runs a bounded distance ahead of each
+// sequential stream and one core's reads wait on it (two streams keep twice the lines on their way: the synth 26B's
+// tg128 9.0-9.2 -> 9.4 t/s, BENCHMARKS.md session 16); 1 elsewhere (on Zen, adjacent rows in pairs streamed 20%
+// slower in round 6; two distant streams are unmeasured there). Each row's arithmetic is the same either way.
+int decode_row_streams_for_vendor(std::string_view vendor);
+// FABULA_DECODE_STREAMS as a count: "1" or "2"; nullopt otherwise.
+std::optional<int> parse_decode_row_streams(const char* text);
+// FABULA_DECODE_STREAMS when set and valid (a warning names an invalid one), else the vendor's count.
+int choose_decode_row_streams();
+namespace detail {
+inline int decode_row_streams = choose_decode_row_streams();  // chosen once before main
+}
+inline int decode_row_streams() { return detail::decode_row_streams; }
+// 1 or 2; for tests, which compare both orders (set it before the threads that run gemvs start).
+inline void set_decode_row_streams(int streams) { detail::decode_row_streams = streams == 2 ? 2 : 1; }
 
 }  // namespace fabula

@@ -21,6 +21,20 @@ TEST(PrefetchDistance, TheOverrideIsAWholeNumberOfBytesInRange) {
   EXPECT_EQ(parse_decode_prefetch_bytes(nullptr), std::nullopt);
 }
 
+TEST(PrefetchDistance, VendorsGetTheirMeasuredRowStreams) {
+  EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel"), 2);
+  EXPECT_EQ(decode_row_streams_for_vendor("AuthenticAMD"), 1);
+  EXPECT_EQ(decode_row_streams_for_vendor(""), 1);
+}
+
+TEST(PrefetchDistance, TheRowStreamsOverrideIsOneOrTwo) {
+  EXPECT_EQ(parse_decode_row_streams("1"), 1);
+  EXPECT_EQ(parse_decode_row_streams("2"), 2);
+  for (const char* bad : {"", "0", "3", "-1", "2 ", "two", "12"}) EXPECT_EQ(parse_decode_row_streams(bad), std::nullopt) << bad;
+  EXPECT_EQ(parse_decode_row_streams(nullptr), std::nullopt);
+  EXPECT_TRUE(decode_row_streams() == 1 || decode_row_streams() == 2);
+}
+
 TEST(PrefetchDistance, TheProcessDistanceIsInRange) {
   EXPECT_GE(kDecodePrefetchBytes, kDecodePrefetchMin);
   EXPECT_LE(kDecodePrefetchBytes, kDecodePrefetchMax);

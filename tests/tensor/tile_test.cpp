@@ -14,6 +14,7 @@
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
+#include "tensor/prefetch_distance.h"
 #include "tensor/quant.h"
 #include "tensor/quant_ref.h"
 #include "tensor/thread_pool.h"
@@ -377,6 +378,73 @@ TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
     EXPECT_GT(tested, 2);  // Q4_K, Q6_K and (AVX3_DL) the Q8_0 family
     EXPECT_GT(tested_q6_K, 0);
   }
+}
+
+// decode_row_streams() only changes the order in which the gemvs walk their rows (two parts of the range at once
+// on Intel, prefetch_distance.h): every output is the same bits with one stream and with two, for row counts that
+// leave an odd row, a partial eight-row pass and no second half at all.
+TEST(Gemv, RowStreamsChangeNoBit) {
+  std::mt19937 rng(13);
+  const int saved = decode_row_streams();
+  int compared = 0;
+  for_each_target([&](const KernelTable& table, int64_t) {
+    for (GgmlType type : kTileTypes) {
+      const GemvFn gemv = table.gemv[kernel_slot(type)];
+      const GemvTokensFn gemv_tokens = table.gemv_tokens[kernel_slot(type)];
+      if (gemv == nullptr) continue;
+      SCOPED_TRACE(std::string(type_name(type)));
+      const GgmlType act_type = vec_dot_type(type);
+      for (int64_t n : {int64_t{704}, int64_t{2112}, int64_t{2816}}) {
+        if (n % type_traits(type).block_size != 0) continue;
+        for (const int64_t rows : {int64_t{1}, int64_t{7}, int64_t{19}, int64_t{40}, int64_t{71}}) {
+          const size_t stride = row_bytes(type, n);
+          std::vector<uint8_t> w(stride * rows);
+          for (int64_t r = 0; r < rows; ++r) random_weight_row(type, n, w.data() + stride * r, rng);
+          const int nt = gemv_tokens != nullptr ? 2 : 1;
+          const std::vector<uint8_t> act = random_activations(act_type, n, nt, rng);
+          const std::vector<float> scales = block_scales_f32(act_type, n, nt, act);
+          std::vector<int32_t> sums;
+          for (int64_t b = 0; act_type == GgmlType::kQ8_0 && b < nt * n / 32; ++b) {
+            int32_t sum = 0;
+            for (int8_t v : reinterpret_cast<const BlockQ8_0*>(act.data())[b].qs) sum += v;
+            sums.push_back(-128 * sum);
+          }
+          const float* act_scales = scales.empty() ? nullptr : scales.data();
+          const int32_t* act_sums = sums.empty() ? nullptr : sums.data();
+          std::vector<float> y[2], yt[2];
+          for (int streams : {1, 2}) {
+            set_decode_row_streams(streams);
+            std::vector<float>& one = y[streams - 1];
+            one.assign(rows, -1.0f);
+            gemv(n, w.data(), stride, rows, act.data(), act_scales, act_sums, one.data());
+            std::vector<float>& two = yt[streams - 1];
+            two.assign(static_cast<size_t>(nt * rows), -1.0f);
+            if (gemv_tokens != nullptr) {
+              gemv_tokens(n, w.data(), stride, rows, act.data(), row_bytes(act_type, n), act_scales, act_sums, nt,
+                          two.data(), rows);
+            }
+          }
+          set_decode_row_streams(saved);
+          for (size_t i = 0; i < y[0].size(); ++i) {
+            uint32_t a = 0, b = 0;
+            std::memcpy(&a, &y[0][i], 4);
+            std::memcpy(&b, &y[1][i], 4);
+            EXPECT_EQ(a, b) << "n " << n << " rows " << rows << " row " << i;
+            EXPECT_NE(y[0][i], -1.0f) << "row " << i << " not written";
+            ++compared;
+          }
+          for (size_t i = 0; i < yt[0].size(); ++i) {
+            uint32_t a = 0, b = 0;
+            std::memcpy(&a, &yt[0][i], 4);
+            std::memcpy(&b, &yt[1][i], 4);
+            EXPECT_EQ(a, b) << "tokens: n " << n << " rows " << rows << " output " << i;
+          }
+        }
+      }
+    }
+  });
+  set_decode_row_streams(saved);
+  EXPECT_GT(compared, 0);
 }
 
 TEST(Tile, MatmulWithAndWithoutTilesAgree) {
