@@ -74,7 +74,8 @@ HWY_INLINE void store_rows_by_token(__m512 acc[kGemmRows], int nt, int rows, flo
 
 // ------------------------------------------------------------------------------------------------ K-quants
 // Weight tile of 16 rows per 256-weight block: the low and high bytes of scale * q, per 64-weight step a 16 x 64
-// A tile; per row its 16 offsets (pairs for vpdpwssd against the activations' block sums), d and dm.
+// A tile; per row its offsets (pairs for vpdpwssd against the activations' block sums: Q6_K's 16 per 16 weights,
+// Q4_K's and Q5_K's 8 mins per 32 in the first 8, so half the vpdpwssd), d and dm.
 struct AmxKBlock {
   int8_t lo[4][kGemmRows][64];  // (scale * q) & 127
   int8_t hi[4][kGemmRows][64];  // (scale * q) >> 7, arithmetic
@@ -85,10 +86,12 @@ struct AmxKBlock {
 static_assert(sizeof(AmxKBlock) % 64 == 0);
 
 // Activations of 16 tokens per 256-weight block: q[k/4][t][4] (per step a 16 x 64 B tile), the Q8_K block sums
-// as pairs per token, each token's d. Tokens past the group's count are zero.
+// per 16 and per 32 weights (|.| <= 32 * 128: int16) as pairs per token, each token's d. Tokens past the group's
+// count are zero.
 struct AmxActsK {
   int8_t q[64][kGemmTokensAmx][4];
   int16_t bsums[8][kGemmTokensAmx][2];
+  int16_t bsums32[4][kGemmTokensAmx][2];
   float d[kGemmTokensAmx];
 };
 static_assert(sizeof(AmxActsK) % 64 == 0);
@@ -138,6 +141,9 @@ inline void repack_k_amx(int64_t n, const uint8_t* w, size_t row_stride, int row
       alignas(64) int32_t scale[16] = {};
       __m512i q[4];
       unpack_k_block<kType>(w + r * row_stride + b * block_bytes, q, scale, o.offset[r], &o.d[r], &o.dm[r]);
+      if constexpr (kGroup == 32) {  // the per-16 offsets come in equal pairs: keep one min per 32
+        for (int g = 0; g < 8; ++g) o.offset[r][g] = o.offset[r][2 * g];
+      }
       for (int j = 0; j < 4; ++j) {
         __m512i lo, hi;
         split_scaled_weights<kGroup>(q[j], scale, j, &lo, &hi);
@@ -160,14 +166,19 @@ inline void pack_acts_k_amx(int64_t n, const GemmActs& a, int nt, uint8_t* out_b
       transpose_16x16_epi32(v);  // v[g]: dword g (weights 64j + 4g ..) of the 16 tokens
       for (int g = 0; g < 16; ++g) _mm512_storeu_si512(o.q[16 * j + g], v[g]);
     }
-    __m512i s[kGemmTokensAmx];
+    __m512i s[kGemmTokensAmx], s32[kGemmTokensAmx];
     for (int t = 0; t < kGemmTokensAmx; ++t) {
-      s[t] = t < nt ? _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block(t)->bsums)))
-                    : _mm512_setzero_si512();
+      const __m256i sums16 = t < nt ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block(t)->bsums))
+                                    : _mm256_setzero_si256();
+      const __m256i sums32 = _mm256_madd_epi16(sums16, _mm256_set1_epi16(1));  // 8 x int32, |.| <= 4096
+      s[t] = _mm512_zextsi256_si512(sums16);
+      s32[t] = _mm512_zextsi128_si512(_mm256_cvtepi32_epi16(sums32));
       o.d[t] = t < nt ? block(t)->d : 0.0f;
     }
     transpose_16x16_epi32(s);  // s[p]: the pair p of every token
     for (int p = 0; p < 8; ++p) _mm512_storeu_si512(o.bsums[p], s[p]);
+    transpose_16x16_epi32(s32);
+    for (int p = 0; p < 4; ++p) _mm512_storeu_si512(o.bsums32[p], s32[p]);
   }
 }
 
@@ -193,7 +204,10 @@ HWY_INLINE void amx_k_block(const AmxKBlock& w, const AmxActsK& a, int32_t c[2][
   amx_store<kLo + 1>(c[1], sizeof(c[1][0]));
 }
 
+// kGroup: weights per integer scale and min (32: Q4_K / Q5_K, 16: Q6_K).
+template <int kGroup>
 inline void gemm_k_amx(int64_t n, const void* tile, const GemmActs& a, int nt, float* y, int64_t ldy, int rows) {
+  constexpr int kPairs = kGroup == 32 ? 4 : 8;  // offset pairs per block
   const AmxKBlock* w = static_cast<const AmxKBlock*>(tile);
   const AmxActsK* x = reinterpret_cast<const AmxActsK*>(a.packed);
   const int64_t nb = n / kQK_K;
@@ -213,12 +227,12 @@ inline void gemm_k_amx(int64_t n, const void* tile, const GemmActs& a, int nt, f
     const AmxKBlock& o = w[b];
     const int32_t(*cb)[kGemmRows][kGemmTokensAmx] = c[b % 2];
     const __m512 da = _mm512_loadu_ps(x[b].d);
-    __m512i bsums[8];
-    for (int p = 0; p < 8; ++p) bsums[p] = load512(x[b].bsums[p]);
+    __m512i bsums[kPairs];
+    for (int p = 0; p < kPairs; ++p) bsums[p] = load512(kGroup == 32 ? x[b].bsums32[p] : x[b].bsums[p]);
     for (int r = 0; r < kGemmRows; ++r) {
       const __m512i sumi = _mm512_add_epi32(_mm512_slli_epi32(load512(cb[1][r]), 7), load512(cb[0][r]));
       __m512i mins = _mm512_setzero_si512();
-      for (int p = 0; p < 8; ++p) mins = dpwssd_bcast(mins, bsums[p], o.offset[r] + 2 * p);
+      for (int p = 0; p < kPairs; ++p) mins = dpwssd_bcast(mins, bsums[p], o.offset[r] + 2 * p);
       acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(o.d[r]), da), _mm512_cvtepi32_ps(sumi), acc[r]);
       acc[r] = _mm512_fnmadd_ps(_mm512_mul_ps(_mm512_set1_ps(o.dm[r]), da), _mm512_cvtepi32_ps(mins), acc[r]);
     }
@@ -348,7 +362,7 @@ inline void gemm_amx(int64_t n, const uint8_t* tile, const GemmActs& a, int nt, 
   const uint8_t* body = tile + kGemmTileHeader;
   if constexpr (amx_k_quant(kType)) {
     amx_use(kAmxConfigK);
-    gemm_k_amx(n, body, a, nt, y, ldy, rows);
+    gemm_k_amx<kType == GgmlType::kQ6_K ? 16 : 32>(n, body, a, nt, y, ldy, rows);
   } else {
     amx_use(kAmxConfigQ8);
     gemm_q8_0_amx(n, body, a, nt, y, ldy, rows);

@@ -17,6 +17,7 @@
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
+#include "tensor/prefetch_distance.h"
 #include "tensor/quant.h"
 #include "tensor/thread_pool.h"
 
@@ -327,13 +328,13 @@ void QuantizedActivations::gather(const QuantizedActivations& src, std::span<con
 
 namespace {
 
-// Decode (one token per product): the rows go in chunks of about kChunkBytes of weights. Each thread starts on its
+// Decode (one token per product): the rows go in chunks of about decode_chunk_bytes() of weights (each chunk is one
+// kernel call, whose streams restart where it starts: 256 KiB on Intel, 64 KiB elsewhere). Each thread starts on its
 // share of the cost split (contiguous, so its stream stays one stream), and when its share is done it takes chunks
 // from the far end of the share with the most chunks left. So the threads finish together although their products
 // stream at different speeds per byte (the Q8_0 gemv is faster than the Q4_K tile, and the split counts bytes) and
 // a worker starts some µs after the caller; every row is still computed by one kernel call as before, so the
 // results do not depend on which thread takes it.
-constexpr int64_t kChunkBytes = int64_t{64} << 10;
 // Prefill (more tokens) goes in chunks of about this many multiply-adds (matmul_jobs' row costs), taken the same
 // way: the static split by cost left one thread waiting for the other at the end of most regions (the GEMM, the
 // tiles of an expert with few tokens and the repacks run at different speeds per multiply-add; synth 26B pp512 on
@@ -517,7 +518,7 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
   };
   FABULA_CHECK(kt.gemm_rows <= 0 || kRowTile % kt.gemm_rows == 0);  // chunks hold whole GEMM row groups
   if (pool != nullptr && pool->size() > 1 && pool->size() <= kMaxStealThreads && total >= kMinParallelMacs) {
-    run_stealing(jobs, row_costs, prefix, streaming ? kChunkBytes : kChunkMacs, *pool, run_rows);
+    run_stealing(jobs, row_costs, prefix, streaming ? decode_chunk_bytes() : kChunkMacs, *pool, run_rows);
     return;
   }
   if (pool == nullptr || pool->size() == 1 || total < kMinParallelMacs) {

@@ -83,4 +83,13 @@ int choose_decode_row_streams() {
   return chosen;
 }
 
+int64_t decode_chunk_bytes_for_vendor(std::string_view vendor) {
+  return vendor == "GenuineIntel" ? int64_t{256} << 10 : int64_t{64} << 10;
+}
+
+int64_t decode_chunk_bytes() {
+  static const int64_t bytes = decode_chunk_bytes_for_vendor(cpu_vendor());
+  return bytes;
+}
+
 }  // namespace fabula

@@ -1,16 +1,17 @@
-// How the AVX-512 decode gemvs stream their weights: how far ahead of the block they unpack they ask for weight
-// lines, and how many rows they walk at once. Decode streams every
-// weight once per token, and the best distance depends on the CPU, not the kernel: 16 KiB on AMD Zen 4 and Zen 5,
-// 1 KiB on an Intel Xeon with AVX-512 (BENCHMARKS.md, session 15). The prefill tiles keep their
-// own fixed distance (kPrefetchBytes in tiles_avx512-inl.h).
+// How decode streams its weights, per CPU: how far ahead of the block they unpack the AVX-512 gemvs ask for weight
+// lines, how many rows they walk at once, and how many bytes one chunk of work between threads holds. Decode
+// streams every weight once per token, and the best of each depends on the CPU, not the kernel (BENCHMARKS.md,
+// sessions 15 and 16). The prefill tiles keep their own fixed distance (kPrefetchBytes in tiles_avx512-inl.h).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
 namespace fabula {
 
+// The prefetch distance: 16 KiB on AMD Zen 4 and Zen 5, 1 KiB on an Intel Xeon with AVX-512.
 inline constexpr size_t kDecodePrefetchMin = 64;
 inline constexpr size_t kDecodePrefetchMax = size_t{1} << 20;
 
@@ -43,5 +44,11 @@ inline int decode_row_streams = choose_decode_row_streams();  // chosen once bef
 inline int decode_row_streams() { return detail::decode_row_streams; }
 // 1 or 2; for tests, which compare both orders (set it before the threads that run gemvs start).
 inline void set_decode_row_streams(int streams) { detail::decode_row_streams = streams == 2 ? 2 : 1; }
+
+// The weight bytes of one decode chunk (matmul's unit of work between threads, one gemv call): 256 KiB on Intel,
+// where the two row streams restart at every chunk (tg128 of the synth 26B, alternating: 64 KiB 8.57-8.81, 128 KiB
+// 9.08-9.32, 256 KiB 9.37-9.69, 512 KiB 9.34-9.77, 1 MiB 9.08-9.55 t/s); 64 KiB elsewhere, as tuned on Zen.
+int64_t decode_chunk_bytes_for_vendor(std::string_view vendor);
+int64_t decode_chunk_bytes();  // this CPU's, chosen once
 
 }  // namespace fabula

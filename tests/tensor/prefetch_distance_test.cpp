@@ -35,6 +35,12 @@ TEST(PrefetchDistance, TheRowStreamsOverrideIsOneOrTwo) {
   EXPECT_TRUE(decode_row_streams() == 1 || decode_row_streams() == 2);
 }
 
+TEST(PrefetchDistance, VendorsGetTheirMeasuredDecodeChunk) {
+  EXPECT_EQ(decode_chunk_bytes_for_vendor("GenuineIntel"), 256 * 1024);
+  EXPECT_EQ(decode_chunk_bytes_for_vendor("AuthenticAMD"), 64 * 1024);
+  EXPECT_EQ(decode_chunk_bytes_for_vendor(""), 64 * 1024);
+}
+
 TEST(PrefetchDistance, TheProcessDistanceIsInRange) {
   EXPECT_GE(kDecodePrefetchBytes, kDecodePrefetchMin);
   EXPECT_LE(kDecodePrefetchBytes, kDecodePrefetchMax);

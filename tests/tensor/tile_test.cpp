@@ -53,6 +53,20 @@ std::vector<float> block_scales_f32(GgmlType act_type, int64_t n, int rows, cons
   return scales;
 }
 
+// -128 * the sum of every Q8_0 block's qs of `rows` activation rows, as QuantizedActivations::block_sums (empty for
+// other activation types).
+std::vector<int32_t> block_sums_q8_0(GgmlType act_type, int64_t n, int rows, const std::vector<uint8_t>& act) {
+  std::vector<int32_t> sums;
+  if (act_type != GgmlType::kQ8_0) return sums;
+  const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(act.data());
+  for (int64_t b = 0; b < n / 32 * rows; ++b) {
+    int32_t sum = 0;
+    for (int8_t v : blocks[b].qs) sum += v;
+    sums.push_back(-128 * sum);
+  }
+  return sums;
+}
+
 TEST(Tile, EveryTargetMatchesTheScalarReference) {
   const KernelTable ref = scalar_kernels();
   std::mt19937 rng(42);
@@ -147,12 +161,7 @@ TEST(Gemv, EveryTargetMatchesItsTileForOneToken) {
           for (int64_t r = 0; r < rows; ++r) random_weight_row(type, n, w + stride * r, rng);
           const std::vector<uint8_t> act = random_activations(act_type, n, 1, rng);
           const std::vector<float> scales = block_scales_f32(act_type, n, 1, act);
-          std::vector<int32_t> sums;  // as QuantizedActivations::block_sums: -128 * the sum of each block's qs
-          for (int64_t b = 0; act_type == GgmlType::kQ8_0 && b < n / 32; ++b) {
-            int32_t sum = 0;
-            for (int8_t v : reinterpret_cast<const BlockQ8_0*>(act.data())[b].qs) sum += v;
-            sums.push_back(-128 * sum);
-          }
+          const std::vector<int32_t> sums = block_sums_q8_0(act_type, n, 1, act);
           std::vector<float> y(rows + 1, -1.0f);
           const float* act_scales = act_type == GgmlType::kQ8_0 ? scales.data() : nullptr;
           gemv(n, w, stride, rows, act.data(), act_scales, act_type == GgmlType::kQ8_0 ? sums.data() : nullptr, y.data());
@@ -344,12 +353,7 @@ TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
           const size_t astride = row_bytes(act_type, n);
           // Q8_0 activations: every block's f32 scale and -128 * the sum of its qs, as QuantizedActivations.
           const std::vector<float> scales = block_scales_f32(act_type, n, nt, act);
-          std::vector<int32_t> sums;
-          for (int64_t b = 0; act_type == GgmlType::kQ8_0 && b < nt * n / 32; ++b) {
-            int32_t sum = 0;
-            for (int8_t v : reinterpret_cast<const BlockQ8_0*>(act.data())[b].qs) sum += v;
-            sums.push_back(-128 * sum);
-          }
+          const std::vector<int32_t> sums = block_sums_q8_0(act_type, n, nt, act);
           const float* act_scales = scales.empty() ? nullptr : scales.data();
           const int32_t* act_sums = sums.empty() ? nullptr : sums.data();
           std::vector<float> y(static_cast<size_t>(nt * ldy), -1.0f);
@@ -403,12 +407,7 @@ TEST(Gemv, RowStreamsChangeNoBit) {
           const int nt = gemv_tokens != nullptr ? 2 : 1;
           const std::vector<uint8_t> act = random_activations(act_type, n, nt, rng);
           const std::vector<float> scales = block_scales_f32(act_type, n, nt, act);
-          std::vector<int32_t> sums;
-          for (int64_t b = 0; act_type == GgmlType::kQ8_0 && b < nt * n / 32; ++b) {
-            int32_t sum = 0;
-            for (int8_t v : reinterpret_cast<const BlockQ8_0*>(act.data())[b].qs) sum += v;
-            sums.push_back(-128 * sum);
-          }
+          const std::vector<int32_t> sums = block_sums_q8_0(act_type, n, nt, act);
           const float* act_scales = scales.empty() ? nullptr : scales.data();
           const int32_t* act_sums = sums.empty() ? nullptr : sums.data();
           std::vector<float> y[2], yt[2];
