@@ -1,7 +1,8 @@
 // How decode streams its weights, per CPU: how far ahead of the block they unpack the AVX-512 gemvs ask for weight
 // lines, how many rows they walk at once, and how many bytes one chunk of work between threads holds. Decode
 // streams every weight once per token, and the best of each depends on the CPU, not the kernel (BENCHMARKS.md,
-// sessions 15 and 16). The prefill tiles keep their own fixed distance (kPrefetchBytes in tiles_avx512-inl.h).
+// session 16; session 15's distances in bench/HISTORY.md). The prefill tiles keep their own fixed distance
+// (kPrefetchBytes in tiles_avx512-inl.h).
 #pragma once
 
 #include <cstddef>
