@@ -34,7 +34,7 @@
 #include "model/model.h"
 #include "model/step_profile.h"
 #include "tensor/amx.h"
-#include "tensor/prefetch_distance.h"
+#include "tensor/decode_stream.h"
 #include "tensor/read_probe.h"
 #include "tensor/thread_pool.h"
 

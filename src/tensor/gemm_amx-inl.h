@@ -1,4 +1,4 @@
-// AMX int8 tiles for the prefill GEMM (kernels.h RepackFn / GemmPackFn / GemmFn), included by quant-inl.h inside the
+// AMX int8 tiles for the prefill GEMM (kernels.h RepackFn / GemmPackActsFn / GemmFn), included by quant-inl.h inside the
 // AVX3_DL target after gemm_avx512-inl.h, whose unpacking and scale steps it shares. No include guard on purpose.
 //
 // Why: one vpdpbusd does 64 multiply-adds; one tdpbssd does 16 rows x 16 tokens x 64 bytes = 16,384 on the tile

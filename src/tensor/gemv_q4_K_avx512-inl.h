@@ -285,7 +285,7 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
   };
   // decode_row_streams() (2 on Intel) rows at a time, one from each half of the range: two sequential streams for the
   // L2 hardware prefetcher, which runs a bounded distance ahead of each stream, so twice the lines are on their way
-  // while the core computes (prefetch_distance.h). Each row's steps are unchanged (the same bits).
+  // while the core computes (decode_stream.h). Each row's steps are unchanged (the same bits).
   const int64_t half = decode_row_streams() == 2 ? rows / 2 : 0;
   int64_t r = 0;
   for (; r < half; ++r) {

@@ -407,7 +407,7 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
     sums[t] = act_sums + t * nb;
   }
   // kS rows first + k * part (k < kS) into y, block steps interleaved: decode_row_streams() == 2 (Intel) walks two
-  // parts of the range at once, two streams for the L2 prefetcher (prefetch_distance.h); each row's steps are the same.
+  // parts of the range at once, two streams for the L2 prefetcher (decode_stream.h); each row's steps are the same.
   auto rows_at = [&]<int kS>(int64_t first, int64_t part) __attribute__((always_inline)) {
     const uint8_t* x[kS];
     __m256 acc[kS][NT];
@@ -470,7 +470,7 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
     store_hsum_4_rows(acc[2], acc[3], y + second);
   };
   // decode_row_streams() == 2 (Intel): the two fours of a pass come from the two halves of the range, two streams for
-  // the L2 prefetcher (prefetch_distance.h); else eight adjacent rows.
+  // the L2 prefetcher (decode_stream.h); else eight adjacent rows.
   int64_t r = 0;
   for (; r < half; r += 4) pass(r, half + r);
   for (r = 2 * half; r + kRows <= rows; r += kRows) pass(r, r + 4);

@@ -17,7 +17,7 @@
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
-#include "tensor/prefetch_distance.h"
+#include "tensor/decode_stream.h"
 #include "tensor/quant.h"
 #include "tensor/thread_pool.h"
 

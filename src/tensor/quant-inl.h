@@ -24,7 +24,7 @@
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
-#include "tensor/prefetch_distance.h"
+#include "tensor/decode_stream.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace fabula {

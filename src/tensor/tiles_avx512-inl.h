@@ -28,7 +28,7 @@ HWY_INLINE __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 // Weights stream from memory once per token in decode. The hardware prefetchers stop at 4 KiB page boundaries and
 // leave the core stalled between blocks, so each kernel asks for the cache line some distance ahead of the block
 // it is about to unpack (rows and experts are contiguous, so running past a row's end prefetches the next row).
-// The decode gemvs take the distance chosen for the CPU (kDecodePrefetchBytes, prefetch_distance.h: 16 KiB on
+// The decode gemvs take the distance chosen for the CPU (kDecodePrefetchBytes, decode_stream.h: 16 KiB on
 // AMD, 1 KiB on Intel); the prefill tiles keep kPrefetchBytes.
 // 16 KiB on Zen 4 / Zen 5: a DRAM access takes about as long as the kernels need for 4-8 KiB of weights, and more
 // lines in flight pay when memory is fast. With the faster gemv kernels decode of the 26B-A4B Q4_K_M on the test

@@ -14,7 +14,7 @@
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
-#include "tensor/prefetch_distance.h"
+#include "tensor/decode_stream.h"
 #include "tensor/quant.h"
 #include "tensor/quant_ref.h"
 #include "tensor/thread_pool.h"
@@ -385,7 +385,7 @@ TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
 }
 
 // decode_row_streams() only changes the order in which the gemvs walk their rows (two parts of the range at once
-// on Intel, prefetch_distance.h): every output is the same bits with one stream and with two, for row counts that
+// on Intel, decode_stream.h): every output is the same bits with one stream and with two, for row counts that
 // leave an odd row, a partial eight-row pass and no second half at all.
 TEST(Gemv, RowStreamsChangeNoBit) {
   std::mt19937 rng(13);

@@ -1,4 +1,4 @@
-#include "tensor/prefetch_distance.h"
+#include "tensor/decode_stream.h"
 
 #include <cerrno>
 #include <cstdio>

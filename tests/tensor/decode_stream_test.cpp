@@ -1,17 +1,17 @@
-#include "tensor/prefetch_distance.h"
+#include "tensor/decode_stream.h"
 
 #include <gtest/gtest.h>
 
 namespace fabula {
 namespace {
 
-TEST(PrefetchDistance, VendorsGetTheirMeasuredDistance) {
+TEST(DecodeStream, VendorsGetTheirMeasuredDistance) {
   EXPECT_EQ(decode_prefetch_bytes_for_vendor("GenuineIntel"), 1024u);
   EXPECT_EQ(decode_prefetch_bytes_for_vendor("AuthenticAMD"), 16384u);
   EXPECT_EQ(decode_prefetch_bytes_for_vendor(""), 16384u);  // unknown (or not x86): the AMD-tuned default
 }
 
-TEST(PrefetchDistance, TheOverrideIsAWholeNumberOfBytesInRange) {
+TEST(DecodeStream, TheOverrideIsAWholeNumberOfBytesInRange) {
   EXPECT_EQ(parse_decode_prefetch_bytes("1024"), 1024u);
   EXPECT_EQ(parse_decode_prefetch_bytes("64"), kDecodePrefetchMin);
   EXPECT_EQ(parse_decode_prefetch_bytes("1048576"), kDecodePrefetchMax);
@@ -21,13 +21,13 @@ TEST(PrefetchDistance, TheOverrideIsAWholeNumberOfBytesInRange) {
   EXPECT_EQ(parse_decode_prefetch_bytes(nullptr), std::nullopt);
 }
 
-TEST(PrefetchDistance, VendorsGetTheirMeasuredRowStreams) {
+TEST(DecodeStream, VendorsGetTheirMeasuredRowStreams) {
   EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel"), 2);
   EXPECT_EQ(decode_row_streams_for_vendor("AuthenticAMD"), 1);
   EXPECT_EQ(decode_row_streams_for_vendor(""), 1);
 }
 
-TEST(PrefetchDistance, TheRowStreamsOverrideIsOneOrTwo) {
+TEST(DecodeStream, TheRowStreamsOverrideIsOneOrTwo) {
   EXPECT_EQ(parse_decode_row_streams("1"), 1);
   EXPECT_EQ(parse_decode_row_streams("2"), 2);
   for (const char* bad : {"", "0", "3", "-1", "2 ", "two", "12"}) EXPECT_EQ(parse_decode_row_streams(bad), std::nullopt) << bad;
@@ -35,13 +35,13 @@ TEST(PrefetchDistance, TheRowStreamsOverrideIsOneOrTwo) {
   EXPECT_TRUE(decode_row_streams() == 1 || decode_row_streams() == 2);
 }
 
-TEST(PrefetchDistance, VendorsGetTheirMeasuredDecodeChunk) {
+TEST(DecodeStream, VendorsGetTheirMeasuredDecodeChunk) {
   EXPECT_EQ(decode_chunk_bytes_for_vendor("GenuineIntel"), 256 * 1024);
   EXPECT_EQ(decode_chunk_bytes_for_vendor("AuthenticAMD"), 64 * 1024);
   EXPECT_EQ(decode_chunk_bytes_for_vendor(""), 64 * 1024);
 }
 
-TEST(PrefetchDistance, TheProcessDistanceIsInRange) {
+TEST(DecodeStream, TheProcessDistanceIsInRange) {
   EXPECT_GE(kDecodePrefetchBytes, kDecodePrefetchMin);
   EXPECT_LE(kDecodePrefetchBytes, kDecodePrefetchMax);
 }
