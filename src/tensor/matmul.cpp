@@ -15,9 +15,9 @@
 
 #include "base/check.h"
 #include "tensor/blocks.h"
+#include "tensor/decode_stream.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
-#include "tensor/decode_stream.h"
 #include "tensor/quant.h"
 #include "tensor/thread_pool.h"
 

@@ -22,9 +22,9 @@
 
 #include "tensor/amx.h"
 #include "tensor/blocks.h"
+#include "tensor/decode_stream.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
-#include "tensor/decode_stream.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace fabula {

@@ -11,10 +11,10 @@
 #include <hwy/targets.h>
 
 #include "tensor/blocks.h"
+#include "tensor/decode_stream.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
-#include "tensor/decode_stream.h"
 #include "tensor/quant.h"
 #include "tensor/quant_ref.h"
 #include "tensor/thread_pool.h"
