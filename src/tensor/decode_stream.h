@@ -29,8 +29,8 @@ size_t choose_decode_prefetch_bytes();
 // The distance this process uses, chosen once before main.
 inline const size_t kDecodePrefetchBytes = choose_decode_prefetch_bytes();
 
-// How many rows, each from its own part of a gemv's row range, the one-token AVX-512 gemvs (Q4_K, Q6_K, Q5_0 / Q4_0)
-// interleave block by block: 2 on Intel, where the L2 hardware prefetcher runs a bounded distance ahead of each
+// How many rows, each from its own part of a gemv's row range, the one-token AVX-512 gemvs (Q4_K, Q6_K, the Q8_0
+// family; with two, Q5_0 / Q4_0 leave their eight-row pass for the one-row kernel) interleave block by block: 2 on Intel, where the L2 hardware prefetcher runs a bounded distance ahead of each
 // sequential stream and one core's reads wait on it (two streams keep twice the lines on their way: the synth 26B's
 // tg128 9.0-9.2 -> 9.4 t/s, BENCHMARKS.md session 16); 1 elsewhere (on Zen, adjacent rows in pairs streamed 20%
 // slower in round 6; two distant streams are unmeasured there). Each row's arithmetic is the same either way.

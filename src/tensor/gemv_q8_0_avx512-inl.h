@@ -452,13 +452,11 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
   // of Q8_0 (which this kernel also ran then) at 2816 columns (23.9 KB) read 26.7 GB/s against 47.6 one pass ahead
   // (GemvStream/q8_0/2/2816, alternating pass by pass, BENCHMARKS.md "Decode round 5"). One whole pass ahead asks
   // for each row's lines in the next pass.
-  // (With two streams a pass advances each stream by four rows, so a pass ahead is four rows.)
-  const int64_t half = decode_row_streams() == 2 ? rows / kRows * (kRows / 2) : 0;
-  const size_t ahead = std::max<size_t>(kDecodePrefetchBytes, (half > 0 ? kRows / 2 : kRows) * row_stride);
-  // One pass over rows first .. first + 3 and second .. second + 3, into y[first ..] and y[second ..].
-  auto pass = [&](int64_t first, int64_t second) __attribute__((always_inline)) {
+  const size_t ahead = std::max<size_t>(kDecodePrefetchBytes, kRows * row_stride);
+  int64_t r = 0;
+  for (; r + kRows <= rows; r += kRows) {
     const uint8_t* x[kRows];
-    for (int k = 0; k < kRows; ++k) x[k] = w + static_cast<size_t>((k < 4 ? first : second - 4) + k) * row_stride;
+    for (int k = 0; k < kRows; ++k) x[k] = w + static_cast<size_t>(r + k) * row_stride;
     __m512 acc[kRows / 2];
     for (auto& v : acc) v = _mm512_setzero_ps();
     int64_t i = 0;
@@ -466,14 +464,8 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
     for_remainder_blocks(nb - i, [&](auto count) {
       gemv_q8_0_like_rows_step_vbmi<kType, Block, decltype(count)::value, kRows>(x, i, a, act_scales, act_sums, ahead, acc);
     });
-    store_hsum_4_rows(acc[0], acc[1], y + first);
-    store_hsum_4_rows(acc[2], acc[3], y + second);
-  };
-  // decode_row_streams() == 2 (Intel): the two fours of a pass come from the two halves of the range, two streams for
-  // the L2 prefetcher (decode_stream.h); else eight adjacent rows.
-  int64_t r = 0;
-  for (; r < half; r += 4) pass(r, half + r);
-  for (r = 2 * half; r + kRows <= rows; r += kRows) pass(r, r + 4);
+    for (int k = 0; k < kRows / 4; ++k) store_hsum_4_rows(acc[2 * k], acc[2 * k + 1], y + r + 4 * k);
+  }
   // The last rows (fewer than kRows) one by one; that kernel writes the activation into the same scratch again, in
   // its own (pair) order, after the passes above are done with it.
   if (r < rows) {
@@ -492,10 +484,15 @@ void gemv_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64
   // pass: 2816 columns 52.9 -> 74.1 GB/s and 704 columns 56.4 -> 66.2 with a read of 78; 38.5 -> 50.1 and 38.0 ->
   // 49.2 at 50). Q5_0 / Q4_0 unpack more per byte and are compute-bound when memory is fast, where eight rows per
   // pass stay faster (Q5_0/704: 54.6 with eight, 51.6 with four, 44.0 with one at a read of 78). The eight-row
-  // kernel needs GFNI (every AVX3_DL CPU so far has it; without, one row at a time). The same sums either way.
+  // kernel needs GFNI (every AVX3_DL CPU so far has it; without, one row at a time). With two row streams (Intel,
+  // decode_stream.h) one row of each stream at a time streams faster than eight adjacent rows, though the eight-row
+  // pass computes faster in L2 (2 threads, GemvStream q5_0/2816 20.9-21.7 -> 25.9-26.8 GB/s, q5_0/704 22.0-23.0 ->
+  // 23.8-24.3; GemvKernel q5_0/704 16.2-16.8 -> 15.1-15.8 GiB/s). The same sums either way.
   if constexpr (kType != GgmlType::kQ8_0) {
     static const bool gfni = __builtin_cpu_supports("gfni");
-    if (gfni) return gemv_q8_0_like_one_vbmi<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
+    if (gfni && decode_row_streams() == 1) {
+      return gemv_q8_0_like_one_vbmi<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
+    }
   }
   gemv_q8_0_like_tokens_vbmi<kType, Block, 1>(n, w, row_stride, rows, act, 0, act_scales, act_sums, y, 0);
 #else
