@@ -172,7 +172,7 @@ void matmul_rows_gemm(const MatrixView& w, const ActRows& xq, float* y, int64_t 
   if (packed_bytes > 0) {
     const int64_t groups = (xq.n_tokens + kt.gemm_tokens - 1) / kt.gemm_tokens;
     const PackedActsKey key{call, xq.act0, xq.n_tokens, w.type, w.cols};
-    if (key != packed_key) packed_key = {};  // the buffer may move below
+    // The buffer grows (and moves) only for more bytes than it held, so never under the key it already packed.
     packed = packed_buffer.get(packed_bytes * static_cast<size_t>(groups));
     if (key != packed_key) {
       for (int64_t g = 0; g < groups; ++g) {
