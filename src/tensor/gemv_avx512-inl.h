@@ -14,6 +14,28 @@ HWY_INLINE uint8_t* gemv_scratch(size_t bytes) {
   return scratch.get();
 }
 
+// f(std::integral_constant<int, k>()) for k = 0 .. kN - 1, unrolled whatever the size of f: GCC leaves a loop over a
+// kernel step rolled, and its per-row accumulators then live on the stack (a Q4_K loop over two rows: GemvKernel
+// 31.6 -> 27.7 GiB/s).
+template <int kN, typename F>
+HWY_INLINE void unrolled(const F& f) {
+  [&]<int... K>(std::integer_sequence<int, K...>) __attribute__((always_inline)) {
+    (f(std::integral_constant<int, K>()), ...);
+  }(std::make_integer_sequence<int, kN>());
+}
+
+// Every row of [0, rows) through rows_at.template operator()<kS>(first, part), which computes rows first + k * part
+// for k < kS, block steps interleaved. With decode_row_streams() == 2 (Intel) row r goes with r + rows / 2: two
+// sequential streams for the L2 hardware prefetcher, which runs a bounded distance ahead of each, so twice the lines
+// are on their way while the core computes (decode_stream.h); an odd count's last row goes alone. Otherwise one
+// row at a time. Each row's steps are the same either way, so its sum is too, bit for bit.
+template <typename RowsAt>
+HWY_INLINE void for_row_streams(int64_t rows, const RowsAt& rows_at) {
+  const int64_t half = decode_row_streams() == 2 ? rows / 2 : 0;
+  for (int64_t r = 0; r < half; ++r) rows_at.template operator()<2>(r, half);
+  for (int64_t r = 2 * half; r < rows; ++r) rows_at.template operator()<1>(r, 0);
+}
+
 #include "tensor/gemv_q8_0_avx512-inl.h"
 #include "tensor/gemv_q4_K_avx512-inl.h"
 #include "tensor/gemv_q6_K_avx512-inl.h"

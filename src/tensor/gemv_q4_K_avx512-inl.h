@@ -283,33 +283,21 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
       default: break;
     }
   };
-  // decode_row_streams() (2 on Intel) rows at a time, one from each half of the range: two sequential streams for the
-  // L2 hardware prefetcher, which runs a bounded distance ahead of each stream, so twice the lines are on their way
-  // while the core computes (decode_stream.h). Each row's steps are unchanged (the same bits).
-  const int64_t half = decode_row_streams() == 2 ? rows / 2 : 0;
-  int64_t r = 0;
-  for (; r < half; ++r) {
-    const BlockQ4_K* x[2] = {row_of(r), row_of(r + half)};
-    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  auto rows_at = [&]<int kS>(int64_t first, int64_t part) __attribute__((always_inline)) {
+    const BlockQ4_K* x[kS];
+    __m512 acc[kS];
+    for (int k = 0; k < kS; ++k) {
+      x[k] = row_of(first + k * part);
+      acc[k] = _mm512_setzero_ps();
+    }
     int64_t i = 0;
     for (; i + kQ4KGroup <= nb; i += kQ4KGroup) {
-      group.template operator()<kQ4KGroup>(x[0], acc[0], i);
-      group.template operator()<kQ4KGroup>(x[1], acc[1], i);
+      unrolled<kS>([&](auto k) __attribute__((always_inline)) { group.template operator()<kQ4KGroup>(x[k], acc[k], i); });
     }
-    tail(x[0], acc[0], i);
-    tail(x[1], acc[1], i);
-    y[r] = _mm512_reduce_add_ps(acc[0]);
-    y[r + half] = _mm512_reduce_add_ps(acc[1]);
-  }
-  r = 2 * half;  // an odd count's last row alone
-  for (; r < rows; ++r) {
-    const BlockQ4_K* x = row_of(r);
-    __m512 acc = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + kQ4KGroup <= nb; i += kQ4KGroup) group.template operator()<kQ4KGroup>(x, acc, i);
-    tail(x, acc, i);
-    y[r] = _mm512_reduce_add_ps(acc);
-  }
+    unrolled<kS>([&](auto k) __attribute__((always_inline)) { tail(x[k], acc[k], i); });
+    for (int k = 0; k < kS; ++k) y[first + k * part] = _mm512_reduce_add_ps(acc[k]);
+  };
+  for_row_streams(rows, rows_at);
 }
 #endif
 

@@ -196,29 +196,21 @@ HWY_INLINE void gemv_q6_K_tokens_gfni(int64_t n, const uint8_t* w, size_t row_st
     }
   };
   auto row_of = [&](int64_t r) { return reinterpret_cast<const BlockQ6_K*>(w + static_cast<size_t>(r) * row_stride); };
-  // decode_row_streams() (2 on Intel) rows at a time, each from its own part of the range, block by block (as
-  // gemv_q4_K_one_vbmi); each row's steps are unchanged.
-  const int64_t part = decode_row_streams() == 2 ? rows / 2 : 0;
-  int64_t r = 0;
-  for (; r < part; ++r) {
-    const BlockQ6_K* x[2] = {row_of(r), row_of(r + part)};
-    __m512 acc[2][NT];
-    for (int t = 0; t < NT; ++t) acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+  auto rows_at = [&]<int kS>(int64_t first, int64_t part) __attribute__((always_inline)) {
+    const BlockQ6_K* x[kS];
+    __m512 acc[kS][NT];
+    for (int k = 0; k < kS; ++k) {
+      x[k] = row_of(first + k * part);
+      for (int t = 0; t < NT; ++t) acc[k][t] = _mm512_setzero_ps();
+    }
     for (int64_t i = 0; i < nb; ++i) {
-      block(x[0], acc[0], i);
-      block(x[1], acc[1], i);
+      unrolled<kS>([&](auto k) __attribute__((always_inline)) { block(x[k], acc[k], i); });
     }
-    for (int t = 0; t < NT; ++t) {
-      y[t * ldy + r] = _mm512_reduce_add_ps(acc[0][t]);
-      y[t * ldy + r + part] = _mm512_reduce_add_ps(acc[1][t]);
+    for (int k = 0; k < kS; ++k) {
+      for (int t = 0; t < NT; ++t) y[t * ldy + first + k * part] = _mm512_reduce_add_ps(acc[k][t]);
     }
-  }
-  for (r = 2 * part; r < rows; ++r) {
-    __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < nb; ++i) block(row_of(r), acc, i);
-    for (int t = 0; t < NT; ++t) y[t * ldy + r] = _mm512_reduce_add_ps(acc[t]);
-  }
+  };
+  for_row_streams(rows, rows_at);
 }
 #endif
 

@@ -406,8 +406,6 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
     scales[t] = act_scales + t * nb;
     sums[t] = act_sums + t * nb;
   }
-  // kS rows first + k * part (k < kS) into y, block steps interleaved: decode_row_streams() == 2 (Intel) walks two
-  // parts of the range at once, two streams for the L2 prefetcher (decode_stream.h); each row's steps are the same.
   auto rows_at = [&]<int kS>(int64_t first, int64_t part) __attribute__((always_inline)) {
     const uint8_t* x[kS];
     __m256 acc[kS][NT];
@@ -417,7 +415,9 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
     }
     int64_t i = 0;
     for (; i + 8 <= nb; i += 8) {
-      for (int k = 0; k < kS; ++k) gemv_q8_0_like_step_vbmi<kType, Block, 8, NT>(x[k], i, acts, scales, sums, acc[k]);
+      unrolled<kS>([&](auto k) __attribute__((always_inline)) {
+        gemv_q8_0_like_step_vbmi<kType, Block, 8, NT>(x[k], i, acts, scales, sums, acc[k]);
+      });
     }
     for_remainder_blocks(nb - i, [&](auto count) {
       for (int k = 0; k < kS; ++k) {
@@ -428,9 +428,7 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
       for (int t = 0; t < NT; ++t) y[t * ldy + first + k * part] = hsum_f32x8(acc[k][t]);
     }
   };
-  const int64_t half = decode_row_streams() == 2 ? rows / 2 : 0;
-  for (int64_t r = 0; r < half; ++r) rows_at.template operator()<2>(r, half);
-  for (int64_t r = 2 * half; r < rows; ++r) rows_at.template operator()<1>(r, 0);
+  for_row_streams(rows, rows_at);
 }
 #endif
 
