@@ -102,12 +102,14 @@ HWY_INLINE __m512i gf2p8affine_bytes(__m512i x, __m512i matrix) {
 // instructions: decode is compute-bound on this kernel when memory is fast, and most of the step above goes to
 // gathering bytes (two 16-byte nibble loads, the fifth bits through general registers, eight 2-byte scale loads).
 // Here one masked 64-byte load takes a whole pair of blocks (Q5_0: 44 bytes, Q4_0: 36; Q8_0's 68-byte pairs load
-// their first 64 for the scales), one vpermb places both blocks' nibbles in the tile's order, one vpshufbitqmb
-// turns the two qh words into the fifth-bit mask, and two vpermt2w pick the eight scales out of the four pairs.
+// their first 64 for the scales), one vpermb places both blocks' nibbles in the tile's order, the two qh words go
+// into the fifth-bit mask through a general register (one kmovq), and two vpermt2w pick the eight scales out of the
+// four pairs. (A vpermb + vpshufbitqmb for the fifth bits, all vector, ran 13-15% slower on an Intel Xeon, where
+// every byte permute shares port 5: GemvKernel q5_0/2816 17.2 -> 19.8, q5_0/704 15.3 -> 17.3 GiB/s, alternating.)
 // `acts` is the activation's int8 values without their scales (q8_0_gemv_activation), one load per pair.
 // With NT tokens the weights are unpacked once and each token's arithmetic is the one-token step's (a batched decode
 // step: every token's numbers equal its numbers alone, bit for bit).
-// The weight half of a step (shared with the one-token kernel over several rows below): blocks i .. i + kCount - 1
+// The weight half of a step (shared by the step's tokens): blocks i .. i + kCount - 1
 // of a row as four vectors u[p] of gemv's unsigned bytes (blocks 2p and 2p + 1; zero where absent) and their scales
 // dw in the reduced lane order.
 template <GgmlType kType, typename Block, int kCount>
@@ -123,18 +125,6 @@ HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i 
   alignas(64) static constexpr auto kNibbleIndex = [] {
     std::array<uint8_t, 64> idx{};
     for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>((j < 32 ? 0 : kBytes) + kQs + j % 16);
-    return idx;
-  }();
-  // Qwords 0..3 of the fifth-bit source hold the first block's qh, 4..7 the second's (Q5_0: qh at byte 2); byte j
-  // of the pair's weights takes bit j % 32 of its block's qh.
-  alignas(64) static constexpr auto kHighIndex = [] {
-    std::array<uint8_t, 64> idx{};
-    for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>((j < 32 ? 0 : kBytes) + 2 + j % 4);
-    return idx;
-  }();
-  alignas(64) static constexpr auto kBitIndex = [] {
-    std::array<uint8_t, 64> idx{};
-    for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>(j % 32);
     return idx;
   }();
   __m512i pair[4];
@@ -156,8 +146,10 @@ HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i 
       const __m512i placed = _mm512_permutexvar_epi8(_mm512_load_si512(kNibbleIndex.data()), pair[p]);
       const __m512i nibbles = _mm512_srlv_epi64(placed, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
       if constexpr (kType == GgmlType::kQ5_0) {
-        const __m512i qh = _mm512_permutexvar_epi8(_mm512_load_si512(kHighIndex.data()), pair[p]);
-        const __mmask64 fifth = _mm512_bitshuffle_epi64_mask(qh, _mm512_load_si512(kBitIndex.data()));
+        uint32_t h0, h1 = 0;
+        std::memcpy(&h0, b0 + 2, 4);
+        if (here(2 * p + 1)) std::memcpy(&h1, b0 + kBytes + 2, 4);
+        const __mmask64 fifth = _cvtu64_mask64(static_cast<uint64_t>(h0) | static_cast<uint64_t>(h1) << 32);
         const __m512i bit4 = _mm512_maskz_mov_epi8(fifth, _mm512_set1_epi8(0x10));
         u[p] = _mm512_ternarylogic_epi32(nibbles, _mm512_set1_epi8(0x0F), bit4, 0xEA);  // (nibbles & 0x0F) | bit4
       } else {
@@ -237,33 +229,43 @@ HWY_INLINE void unpack_q8_0_like_groups_vbmi(const uint8_t* x, int64_t i, __m512
   dw = _mm256_cvtph_ps(_mm512_castsi512_si128(d16));
 }
 
+// The activation side of gemv_q8_0_like_step_vbmi for one token, once per call instead of once per row and step:
+// its block scales and c * Σa (the block sums shifted as below) in the step's reduced lane order (blocks 0, 2, 4, 6,
+// 1, 3, 5, 7 of every 8), zero past the last block, at step_scales / step_sums (nb rounded up to 8 values each).
+template <GgmlType kType>
+HWY_INLINE void q8_0_gemv_step_scales(const float* act_scales, const int32_t* act_sums, int64_t nb,
+                                      float* step_scales, int32_t* step_sums) {
+  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  for (int64_t i = 0; i < nb; i += 8) {
+    const __mmask8 present = static_cast<__mmask8>((1u << std::min<int64_t>(8, nb - i)) - 1);
+    const __m256 da = _mm256_permutexvar_ps(order, _mm256_maskz_loadu_ps(present, act_scales + i));
+    const __m256i c = _mm256_permutexvar_epi32(order, _mm256_maskz_loadu_epi32(present, act_sums + i));
+    _mm256_storeu_ps(step_scales + i, da);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(step_sums + i), _mm256_srai_epi32(c, kShift));
+  }
+}
+
+// step_scales / step_sums: q8_0_gemv_step_scales' of each token.
 template <GgmlType kType, typename Block, int kCount, int NT>
 HWY_INLINE void gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const int8_t* const (&acts)[NT],
-                                         const float* const (&act_scales)[NT], const int32_t* const (&act_sums)[NT],
+                                         const float* const (&step_scales)[NT], const int32_t* const (&step_sums)[NT],
                                          __m256 (&acc)[NT]) {
-  constexpr int kShift = kType == GgmlType::kQ8_0 ? 0 : kType == GgmlType::kQ5_0 ? 3 : 4;  // c * Σa = -sums >> shift
   constexpr auto here = [](int k) { return k < kCount; };
   __m512i u[4];
   __m256 dw;
   unpack_q8_0_like_step_vbmi<kType, Block, kCount>(x, i, u, dw);
-  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-  constexpr __mmask8 kPresent = static_cast<__mmask8>((1u << kCount) - 1);
   for (int t = 0; t < NT; ++t) {
     __m512i s[4];
     for (int p = 0; p < 4; ++p) {
       s[p] = here(2 * p) ? dp_u8s8_512(_mm512_setzero_si512(), u[p], load512(acts[t] + (i + 2 * p) * kQK8_0))
                          : _mm512_setzero_si512();
     }
-    const float* as = act_scales[t] + i;
-    const int32_t* ac = act_sums[t] + i;
-    const __m256 raw_da = kCount == 8 ? _mm256_loadu_ps(as) : _mm256_maskz_loadu_ps(kPresent, as);
-    const __m256i raw_c = kCount == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ac))
-                                      : _mm256_maskz_loadu_epi32(kPresent, ac);
-    const __m256 da = _mm256_permutexvar_ps(order, raw_da);
-    const __m256i c = _mm256_permutexvar_epi32(order, raw_c);
+    const __m256 da = _mm256_loadu_ps(step_scales[t] + i);
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(step_sums[t] + i));
     const __m256i block_sums = kType == GgmlType::kQ8_0 ? reduce_block_pairs(s[0], s[1], s[2], s[3])
                                                         : reduce_block_pairs_int16(s[0], s[1], s[2], s[3]);
-    const __m256i sums = _mm256_add_epi32(block_sums, _mm256_srai_epi32(c, kShift));
+    const __m256i sums = _mm256_add_epi32(block_sums, c);
     acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(sums), acc[t]);
   }
 }
@@ -395,16 +397,22 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
                                            const int32_t* act_sums, float* y, int64_t ldy) {
   const int64_t nb = n / kQK8_0;
   const size_t token_bytes = static_cast<size_t>(nb + 2) * kQK8_0;
-  int8_t* scratch = reinterpret_cast<int8_t*>(gemv_scratch(NT * token_bytes));
+  const size_t step_values = static_cast<size_t>((nb + 7) / 8 * 8);
+  uint8_t* scratch = gemv_scratch(NT * (token_bytes + step_values * (sizeof(float) + sizeof(int32_t))));
+  float* const step_scales0 = reinterpret_cast<float*>(scratch + NT * token_bytes);
+  int32_t* const step_sums0 = reinterpret_cast<int32_t*>(step_scales0 + NT * step_values);
   const int8_t* acts[NT];
   const float* scales[NT];
   const int32_t* sums[NT];
   for (int t = 0; t < NT; ++t) {
-    int8_t* out = scratch + t * token_bytes;
+    int8_t* out = reinterpret_cast<int8_t*>(scratch + t * token_bytes);
     q8_0_gemv_activation(reinterpret_cast<const BlockQ8_0*>(act + t * act_stride), nb, out);
     acts[t] = out;
-    scales[t] = act_scales + t * nb;
-    sums[t] = act_sums + t * nb;
+    float* step_scales = step_scales0 + t * step_values;
+    int32_t* step_sums = step_sums0 + t * step_values;
+    q8_0_gemv_step_scales<kType>(act_scales + t * nb, act_sums + t * nb, nb, step_scales, step_sums);
+    scales[t] = step_scales;
+    sums[t] = step_sums;
   }
   auto rows_at = [&]<int kS>(int64_t first, int64_t part) __attribute__((always_inline)) {
     const uint8_t* x[kS];
