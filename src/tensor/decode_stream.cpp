@@ -92,4 +92,8 @@ int64_t decode_chunk_bytes() {
   return bytes;
 }
 
+bool decode_fifth_bits_from_gpr_for_vendor(std::string_view vendor) { return vendor == "GenuineIntel"; }
+
+bool choose_decode_fifth_bits_from_gpr() { return decode_fifth_bits_from_gpr_for_vendor(cpu_vendor()); }
+
 }  // namespace fabula

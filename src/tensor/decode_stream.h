@@ -1,5 +1,6 @@
 // How decode streams its weights, per CPU: how far ahead of the block they unpack the AVX-512 gemvs ask for weight
-// lines, how many rows they walk at once, and how many bytes one chunk of work between threads holds. Decode
+// lines, how many rows they walk at once, how many bytes one chunk of work between threads holds, and which of two
+// equal instruction sequences builds the Q5_0 gemv's fifth bits. Decode
 // streams every weight once per token, and the best of each depends on the CPU, not the kernel (BENCHMARKS.md,
 // session 16; session 15's distances in bench/HISTORY.md). The prefill tiles keep their own fixed distance
 // (kPrefetchBytes in tiles_avx512-inl.h).
@@ -51,5 +52,19 @@ inline void set_decode_row_streams(int streams) { detail::decode_row_streams = s
 // 9.08-9.32, 256 KiB 9.37-9.69, 512 KiB 9.34-9.77, 1 MiB 9.08-9.55 t/s); 64 KiB elsewhere, as tuned on Zen.
 int64_t decode_chunk_bytes_for_vendor(std::string_view vendor);
 int64_t decode_chunk_bytes();  // this CPU's, chosen once
+
+// Whether the one-row Q5_0 gemv step (AVX3_DL) moves the two blocks' qh words into its fifth-bit mask through a
+// general register (two 4-byte loads, one kmovq) rather than by vpermb + vpshufbitqmb: on Intel, where every byte
+// permute shares port 5 (GemvKernel q5_0 +13-15% on the Xeon, BENCHMARKS.md session 17); not on AMD, where moving
+// general-register bits into a mask register ran 19% slower on Zen 5 (bench/ROUNDS-decode.md). The same mask
+// either way, so the same bits.
+bool decode_fifth_bits_from_gpr_for_vendor(std::string_view vendor);
+bool choose_decode_fifth_bits_from_gpr();  // this CPU's
+namespace detail {
+inline bool decode_fifth_bits_from_gpr = choose_decode_fifth_bits_from_gpr();  // chosen once before main
+}
+inline bool decode_fifth_bits_from_gpr() { return detail::decode_fifth_bits_from_gpr; }
+// For tests, which compare both (set it before the threads that run gemvs start).
+inline void set_decode_fifth_bits_from_gpr(bool on) { detail::decode_fifth_bits_from_gpr = on; }
 
 }  // namespace fabula

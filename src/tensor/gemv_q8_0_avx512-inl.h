@@ -102,17 +102,17 @@ HWY_INLINE __m512i gf2p8affine_bytes(__m512i x, __m512i matrix) {
 // instructions: decode is compute-bound on this kernel when memory is fast, and most of the step above goes to
 // gathering bytes (two 16-byte nibble loads, the fifth bits through general registers, eight 2-byte scale loads).
 // Here one masked 64-byte load takes a whole pair of blocks (Q5_0: 44 bytes, Q4_0: 36; Q8_0's 68-byte pairs load
-// their first 64 for the scales), one vpermb places both blocks' nibbles in the tile's order, the two qh words go
-// into the fifth-bit mask through a general register (one kmovq), and two vpermt2w pick the eight scales out of the
-// four pairs. (A vpermb + vpshufbitqmb for the fifth bits, all vector, ran 13-15% slower on an Intel Xeon, where
-// every byte permute shares port 5: GemvKernel q5_0/2816 17.2 -> 19.8, q5_0/704 15.3 -> 17.3 GiB/s, alternating.)
+// their first 64 for the scales), one vpermb places both blocks' nibbles in the tile's order, the fifth-bit mask
+// comes from the two qh words (kGprFifthBits: through a general register and one kmovq, faster on Intel, where
+// every byte permute shares port 5; else one more vpermb and a vpshufbitqmb, faster on AMD; decode_stream.h), and
+// two vpermt2w pick the eight scales out of the four pairs.
 // `acts` is the activation's int8 values without their scales (q8_0_gemv_activation), one load per pair.
 // With NT tokens the weights are unpacked once and each token's arithmetic is the one-token step's (a batched decode
 // step: every token's numbers equal its numbers alone, bit for bit).
 // The weight half of a step (shared by the step's tokens): blocks i .. i + kCount - 1
 // of a row as four vectors u[p] of gemv's unsigned bytes (blocks 2p and 2p + 1; zero where absent) and their scales
 // dw in the reduced lane order.
-template <GgmlType kType, typename Block, int kCount>
+template <GgmlType kType, typename Block, int kCount, bool kGprFifthBits>
 HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i (&u)[4], __m256& dw) {
   constexpr int kBytes = static_cast<int>(sizeof(Block));
   constexpr int kQs = kBytes - 16;  // offset of the packed nibbles in a Q5_0 / Q4_0 block
@@ -146,10 +146,28 @@ HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i 
       const __m512i placed = _mm512_permutexvar_epi8(_mm512_load_si512(kNibbleIndex.data()), pair[p]);
       const __m512i nibbles = _mm512_srlv_epi64(placed, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
       if constexpr (kType == GgmlType::kQ5_0) {
-        uint32_t h0, h1 = 0;
-        std::memcpy(&h0, b0 + 2, 4);
-        if (here(2 * p + 1)) std::memcpy(&h1, b0 + kBytes + 2, 4);
-        const __mmask64 fifth = _cvtu64_mask64(static_cast<uint64_t>(h0) | static_cast<uint64_t>(h1) << 32);
+        // Byte j of the pair's weights takes bit j % 32 of its block's qh (Q5_0: qh at byte 2).
+        __mmask64 fifth;
+        if constexpr (kGprFifthBits) {
+          uint32_t h0, h1 = 0;
+          std::memcpy(&h0, b0 + 2, 4);
+          if (here(2 * p + 1)) std::memcpy(&h1, b0 + kBytes + 2, 4);
+          fifth = _cvtu64_mask64(static_cast<uint64_t>(h0) | static_cast<uint64_t>(h1) << 32);
+        } else {
+          // Qwords 0..3 of the source hold the first block's qh, 4..7 the second's.
+          alignas(64) static constexpr auto kHighIndex = [] {
+            std::array<uint8_t, 64> idx{};
+            for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>((j < 32 ? 0 : kBytes) + 2 + j % 4);
+            return idx;
+          }();
+          alignas(64) static constexpr auto kBitIndex = [] {
+            std::array<uint8_t, 64> idx{};
+            for (int j = 0; j < 64; ++j) idx[j] = static_cast<uint8_t>(j % 32);
+            return idx;
+          }();
+          const __m512i qh = _mm512_permutexvar_epi8(_mm512_load_si512(kHighIndex.data()), pair[p]);
+          fifth = _mm512_bitshuffle_epi64_mask(qh, _mm512_load_si512(kBitIndex.data()));
+        }
         const __m512i bit4 = _mm512_maskz_mov_epi8(fifth, _mm512_set1_epi8(0x10));
         u[p] = _mm512_ternarylogic_epi32(nibbles, _mm512_set1_epi8(0x0F), bit4, 0xEA);  // (nibbles & 0x0F) | bit4
       } else {
@@ -247,14 +265,14 @@ HWY_INLINE void q8_0_gemv_step_scales(const float* act_scales, const int32_t* ac
 }
 
 // step_scales / step_sums: q8_0_gemv_step_scales' of each token.
-template <GgmlType kType, typename Block, int kCount, int NT>
+template <GgmlType kType, typename Block, int kCount, int NT, bool kGprFifthBits>
 HWY_INLINE void gemv_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, const int8_t* const (&acts)[NT],
                                          const float* const (&step_scales)[NT], const int32_t* const (&step_sums)[NT],
                                          __m256 (&acc)[NT]) {
   constexpr auto here = [](int k) { return k < kCount; };
   __m512i u[4];
   __m256 dw;
-  unpack_q8_0_like_step_vbmi<kType, Block, kCount>(x, i, u, dw);
+  unpack_q8_0_like_step_vbmi<kType, Block, kCount, kGprFifthBits>(x, i, u, dw);
   for (int t = 0; t < NT; ++t) {
     __m512i s[4];
     for (int p = 0; p < 4; ++p) {
@@ -391,10 +409,10 @@ HWY_INLINE void gemv_q8_0_like_512(int64_t n, const uint8_t* w, size_t row_strid
 // rows, y[t * ldy + r], each pair of weight blocks unpacked once for all of them (gemv_q8_0_like_step_vbmi): one in
 // decode, up to kTokensPerGemvCall in a batched step of a few sequences. The tokens' int8 values go to a 64-byte
 // aligned buffer (whole cache lines per load).
-template <GgmlType kType, typename Block, int NT>
-HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows,
-                                           const uint8_t* act, size_t act_stride, const float* act_scales,
-                                           const int32_t* act_sums, float* y, int64_t ldy) {
+template <GgmlType kType, typename Block, int NT, bool kGprFifthBits>
+HWY_INLINE void gemv_q8_0_like_tokens_vbmi_as(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows,
+                                              const uint8_t* act, size_t act_stride, const float* act_scales,
+                                              const int32_t* act_sums, float* y, int64_t ldy) {
   const int64_t nb = n / kQK8_0;
   const size_t token_bytes = static_cast<size_t>(nb + 2) * kQK8_0;
   const size_t step_values = static_cast<size_t>((nb + 7) / 8 * 8);
@@ -424,12 +442,13 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
     int64_t i = 0;
     for (; i + 8 <= nb; i += 8) {
       unrolled<kS>([&](auto k) __attribute__((always_inline)) {
-        gemv_q8_0_like_step_vbmi<kType, Block, 8, NT>(x[k], i, acts, scales, sums, acc[k]);
+        gemv_q8_0_like_step_vbmi<kType, Block, 8, NT, kGprFifthBits>(x[k], i, acts, scales, sums, acc[k]);
       });
     }
     for_remainder_blocks(nb - i, [&](auto count) {
       for (int k = 0; k < kS; ++k) {
-        gemv_q8_0_like_step_vbmi<kType, Block, decltype(count)::value, NT>(x[k], i, acts, scales, sums, acc[k]);
+        gemv_q8_0_like_step_vbmi<kType, Block, decltype(count)::value, NT, kGprFifthBits>(x[k], i, acts, scales, sums,
+                                                                                       acc[k]);
       }
     });
     for (int k = 0; k < kS; ++k) {
@@ -437,6 +456,21 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
     }
   };
   for_row_streams(rows, rows_at);
+}
+
+// gemv_q8_0_like_tokens_vbmi_as with this CPU's fifth-bit sequence (Q5_0; the other types have no fifth bits).
+template <GgmlType kType, typename Block, int NT>
+HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows,
+                                           const uint8_t* act, size_t act_stride, const float* act_scales,
+                                           const int32_t* act_sums, float* y, int64_t ldy) {
+  if constexpr (kType == GgmlType::kQ5_0) {
+    if (decode_fifth_bits_from_gpr()) {
+      return gemv_q8_0_like_tokens_vbmi_as<kType, Block, NT, true>(n, w, row_stride, rows, act, act_stride,
+                                                                   act_scales, act_sums, y, ldy);
+    }
+  }
+  gemv_q8_0_like_tokens_vbmi_as<kType, Block, NT, false>(n, w, row_stride, rows, act, act_stride, act_scales, act_sums,
+                                                         y, ldy);
 }
 #endif
 

@@ -41,6 +41,12 @@ TEST(DecodeStream, VendorsGetTheirMeasuredDecodeChunk) {
   EXPECT_EQ(decode_chunk_bytes_for_vendor(""), 64 * 1024);
 }
 
+TEST(DecodeStream, OnlyIntelBuildsTheFifthBitsInAGeneralRegister) {
+  EXPECT_TRUE(decode_fifth_bits_from_gpr_for_vendor("GenuineIntel"));
+  EXPECT_FALSE(decode_fifth_bits_from_gpr_for_vendor("AuthenticAMD"));
+  EXPECT_FALSE(decode_fifth_bits_from_gpr_for_vendor(""));
+}
+
 TEST(DecodeStream, TheProcessDistanceIsInRange) {
   EXPECT_GE(kDecodePrefetchBytes, kDecodePrefetchMin);
   EXPECT_LE(kDecodePrefetchBytes, kDecodePrefetchMax);

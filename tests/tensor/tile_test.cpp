@@ -385,11 +385,16 @@ TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
 }
 
 // decode_row_streams() only changes the order in which the gemvs walk their rows (two parts of the range at once
-// on Intel, decode_stream.h): every output is the same bits with one stream and with two, for row counts that
-// leave an odd row, a partial eight-row pass and no second half at all.
-TEST(Gemv, RowStreamsChangeNoBit) {
+// on Intel, decode_stream.h), and decode_fifth_bits_from_gpr() only how the Q5_0 step builds its fifth-bit mask:
+// every output is the same bits with every setting, for row counts that leave an odd row, a partial eight-row pass
+// and no second half at all.
+TEST(Gemv, DecodeSettingsChangeNoBit) {
   std::mt19937 rng(13);
   const int saved = decode_row_streams();
+  const bool saved_gpr = decode_fifth_bits_from_gpr();
+  // (row streams, fifth bits from a general register) of each run; the first is the reference.
+  constexpr std::pair<int, bool> kSettings[] = {{1, false}, {2, false}, {1, true}, {2, true}};
+  constexpr size_t kRuns = std::size(kSettings);
   int compared = 0;
   for_each_target([&](const KernelTable& table, int64_t) {
     for (GgmlType type : kTileTypes) {
@@ -410,39 +415,44 @@ TEST(Gemv, RowStreamsChangeNoBit) {
           const std::vector<int32_t> sums = block_sums_q8_0(act_type, n, nt, act);
           const float* act_scales = scales.empty() ? nullptr : scales.data();
           const int32_t* act_sums = sums.empty() ? nullptr : sums.data();
-          std::vector<float> y[2], yt[2];
-          for (int streams : {1, 2}) {
-            set_decode_row_streams(streams);
-            std::vector<float>& one = y[streams - 1];
-            one.assign(rows, -1.0f);
-            gemv(n, w.data(), stride, rows, act.data(), act_scales, act_sums, one.data());
-            std::vector<float>& two = yt[streams - 1];
-            two.assign(static_cast<size_t>(nt * rows), -1.0f);
+          std::vector<float> y[kRuns], yt[kRuns];
+          for (size_t run = 0; run < kRuns; ++run) {
+            set_decode_row_streams(kSettings[run].first);
+            set_decode_fifth_bits_from_gpr(kSettings[run].second);
+            y[run].assign(rows, -1.0f);
+            gemv(n, w.data(), stride, rows, act.data(), act_scales, act_sums, y[run].data());
+            yt[run].assign(static_cast<size_t>(nt * rows), -1.0f);
             if (gemv_tokens != nullptr) {
               gemv_tokens(n, w.data(), stride, rows, act.data(), row_bytes(act_type, n), act_scales, act_sums, nt,
-                          two.data(), rows);
+                          yt[run].data(), rows);
             }
           }
           set_decode_row_streams(saved);
-          for (size_t i = 0; i < y[0].size(); ++i) {
-            uint32_t a = 0, b = 0;
-            std::memcpy(&a, &y[0][i], 4);
-            std::memcpy(&b, &y[1][i], 4);
-            EXPECT_EQ(a, b) << "n " << n << " rows " << rows << " row " << i;
-            EXPECT_NE(y[0][i], -1.0f) << "row " << i << " not written";
-            ++compared;
+          set_decode_fifth_bits_from_gpr(saved_gpr);
+          for (size_t run = 1; run < kRuns; ++run) {
+            SCOPED_TRACE("streams " + std::to_string(kSettings[run].first) + ", fifth bits from a register " +
+                         std::to_string(kSettings[run].second));
+            for (size_t i = 0; i < y[0].size(); ++i) {
+              uint32_t a = 0, b = 0;
+              std::memcpy(&a, &y[0][i], 4);
+              std::memcpy(&b, &y[run][i], 4);
+              EXPECT_EQ(a, b) << "n " << n << " rows " << rows << " row " << i;
+              ++compared;
+            }
+            for (size_t i = 0; i < yt[0].size(); ++i) {
+              uint32_t a = 0, b = 0;
+              std::memcpy(&a, &yt[0][i], 4);
+              std::memcpy(&b, &yt[run][i], 4);
+              EXPECT_EQ(a, b) << "tokens: n " << n << " rows " << rows << " output " << i;
+            }
           }
-          for (size_t i = 0; i < yt[0].size(); ++i) {
-            uint32_t a = 0, b = 0;
-            std::memcpy(&a, &yt[0][i], 4);
-            std::memcpy(&b, &yt[1][i], 4);
-            EXPECT_EQ(a, b) << "tokens: n " << n << " rows " << rows << " output " << i;
-          }
+          for (size_t i = 0; i < y[0].size(); ++i) EXPECT_NE(y[0][i], -1.0f) << "row " << i << " not written";
         }
       }
     }
   });
   set_decode_row_streams(saved);
+  set_decode_fifth_bits_from_gpr(saved_gpr);
   EXPECT_GT(compared, 0);
 }
 
