@@ -1,9 +1,8 @@
 // How decode streams its weights, per CPU: how far ahead of the block they unpack the AVX-512 gemvs ask for weight
 // lines, how many rows they walk at once, how many bytes one chunk of work between threads holds, and which of two
-// equal instruction sequences builds the Q5_0 gemv's fifth bits. Decode
-// streams every weight once per token, and the best of each depends on the CPU, not the kernel (BENCHMARKS.md,
-// session 16; session 15's distances in bench/HISTORY.md). The prefill tiles keep their own fixed distance
-// (kPrefetchBytes in tiles_avx512-inl.h).
+// equal instruction sequences builds the Q5_0 gemv's fifth bits. Decode streams every weight once per token, and
+// the best of each depends on the CPU, not the kernel (BENCHMARKS.md; sessions 15 and 16 in bench/HISTORY.md). The
+// prefill tiles keep their own fixed distance (kPrefetchBytes in tiles_avx512-inl.h).
 #pragma once
 
 #include <cstddef>
@@ -31,10 +30,12 @@ size_t choose_decode_prefetch_bytes();
 inline const size_t kDecodePrefetchBytes = choose_decode_prefetch_bytes();
 
 // How many rows, each from its own part of a gemv's row range, the one-token AVX-512 gemvs (Q4_K, Q6_K, the Q8_0
-// family; with two, Q5_0 / Q4_0 leave their eight-row pass for the one-row kernel) interleave block by block: 2 on Intel, where the L2 hardware prefetcher runs a bounded distance ahead of each
-// sequential stream and one core's reads wait on it (two streams keep twice the lines on their way: the synth 26B's
-// tg128 9.0-9.2 -> 9.4 t/s, BENCHMARKS.md session 16); 1 elsewhere (on Zen, adjacent rows in pairs streamed 20%
-// slower in round 6; two distant streams are unmeasured there). Each row's arithmetic is the same either way.
+// family; with two, Q5_0 / Q4_0 leave their eight-row pass for the one-row kernel) interleave block by block
+// (for_row_streams in gemv_avx512-inl.h): 2 on Intel, where the L2 hardware prefetcher runs a bounded distance
+// ahead of each sequential stream and one core's reads wait on it (two streams keep twice the lines on their way:
+// the synth 26B's tg128 9.0-9.2 -> 9.4 t/s, session 16 in bench/HISTORY.md); 1 elsewhere (on Zen, adjacent rows in
+// pairs streamed 20% slower in round 6; two distant streams are unmeasured there). Each row's arithmetic is the
+// same either way.
 int decode_row_streams_for_vendor(std::string_view vendor);
 // FABULA_DECODE_STREAMS as a count: "1" or "2"; nullopt otherwise.
 std::optional<int> parse_decode_row_streams(const char* text);

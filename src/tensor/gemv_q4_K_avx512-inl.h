@@ -292,7 +292,9 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
     }
     int64_t i = 0;
     for (; i + kQ4KGroup <= nb; i += kQ4KGroup) {
-      unrolled<kS>([&](auto k) __attribute__((always_inline)) { group.template operator()<kQ4KGroup>(x[k], acc[k], i); });
+      unrolled<kS>([&](auto k) __attribute__((always_inline)) {
+        group.template operator()<kQ4KGroup>(x[k], acc[k], i);
+      });
     }
     unrolled<kS>([&](auto k) __attribute__((always_inline)) { tail(x[k], acc[k], i); });
     for (int k = 0; k < kS; ++k) y[first + k * part] = _mm512_reduce_add_ps(acc[k]);
@@ -362,7 +364,7 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
       for (int k = 0; k < kRows; ++k) {
         // A fixed count of lines, rounded up (at most one line asked for twice, at a row's last group): the
         // address-dependent loop of prefetch_weights cost the remainder groups here 9% at 2 tokens, 12% at 3
-        // (DecodeTokens/q4_K, one core, four alternating rounds; BENCHMARKS.md "Decode round 6").
+        // (DecodeTokens/q4_K, one core, four alternating rounds; bench/ROUNDS-decode.md "Decode round 6").
         prefetch_weights_lines<(kCount * sizeof(BlockQ4_K) + 63) / 64>(x[k] + i);
         const __m512i h = load_q4_K_headers<kCount>(x[k] + i);
         sm[k] = unpack_q4_K_header_scales(h);

@@ -324,7 +324,7 @@ HWY_INLINE void q8_0_gemv_activation_groups(const BlockQ8_0* x, int64_t blocks, 
 // large part of its time. The weights come in groups of four blocks (unpack_q8_0_like_groups_vbmi, with the
 // activation in q8_0_gemv_activation_groups' order): per 8 blocks 2 vpermt2b instead of 4 vpermb for the nibbles and
 // for the fifth bits, and one vpackssdw + vpmaddwd instead of three each to reduce (against pairs of blocks,
-// alternating in one process: GemvKernel/q5_0/704 +4-5%, q5_0/2816 +10-11%; BENCHMARKS.md "Decode round 7").
+// alternating in one process: GemvKernel/q5_0/704 +4-5%, q5_0/2816 +10-11%; bench/ROUNDS-decode.md "Decode round 7").
 template <GgmlType kType, typename Block, int kCount, int kRows>
 HWY_INLINE void gemv_q8_0_like_rows_step_vbmi(const uint8_t* const (&x)[kRows], int64_t i, const int8_t* act,
                                               const float* act_scales, const int32_t* act_sums, size_t ahead,
@@ -352,7 +352,7 @@ HWY_INLINE void gemv_q8_0_like_rows_step_vbmi(const uint8_t* const (&x)[kRows], 
     __m256 dw[2];
     // Row k + h's partials and scales. Called once per row by hand: GCC kept a two-row loop rolled and passed
     // partials and dw through the stack (GemvKernel/q5_0/704 28.3 -> 32.8 GiB/s, q5_0/2816 32.8 -> 37.2,
-    // BENCHMARKS.md "Decode round 7").
+    // bench/ROUNDS-decode.md "Decode round 7").
     auto row = [&](int h) __attribute__((always_inline)) {
       __m512i u[4];
       unpack_q8_0_like_groups_vbmi<kType, Block, kCount>(x[k + h], i, u, dw[h], ahead);
@@ -479,7 +479,7 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi(int64_t n, const uint8_t* w, size_t r
 // one core in L2: GemvKernel/q5_0/704 +9%, the 2816-column rows +0-3%): every row's sum bit for bit the one-token
 // gemv_q8_0_like_tokens_vbmi's. Decode takes it where the CPU has GFNI (gemv_q8_0_like_avx512). Against round 6's
 // kernel (per pair of blocks a shift, a mask-to-vector move and a ternary logic; two rows through the stack):
-// GemvKernel/q5_0/704 about +25%, BENCHMARKS.md "Decode round 7".
+// GemvKernel/q5_0/704 about +25%, bench/ROUNDS-decode.md "Decode round 7".
 template <GgmlType kType, typename Block>
 HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                         const float* act_scales, const int32_t* act_sums, float* y) {
@@ -490,8 +490,8 @@ HWY_INLINE void gemv_q8_0_like_one_vbmi(int64_t n, const uint8_t* w, size_t row_
   // Each row's step prefetches `ahead` bytes past its own blocks. With a pass longer than the decode distance that
   // distance would land inside this pass (row k + 2 or k + 3, mostly lines already read): with 8 KiB, 8-row passes
   // of Q8_0 (which this kernel also ran then) at 2816 columns (23.9 KB) read 26.7 GB/s against 47.6 one pass ahead
-  // (GemvStream/q8_0/2/2816, alternating pass by pass, BENCHMARKS.md "Decode round 5"). One whole pass ahead asks
-  // for each row's lines in the next pass.
+  // (GemvStream/q8_0/2/2816, alternating pass by pass, bench/ROUNDS-decode.md "Decode round 5"). One whole pass
+  // ahead asks for each row's lines in the next pass.
   const size_t ahead = std::max<size_t>(kDecodePrefetchBytes, kRows * row_stride);
   int64_t r = 0;
   for (; r + kRows <= rows; r += kRows) {

@@ -41,7 +41,7 @@ HWY_INLINE __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
 // Each call asks for the lines that START in [p + ahead, p + ahead + bytes), so the calls along a stream ask for
 // every line once: counting 64-byte steps from the unaligned address asked for up to a third of the lines twice
 // (3 prefetches per 144-byte Q4_K block of 2.25 lines, 5 per 4.25 lines of a Q8_0 step), each a load-port slot and
-// a miss-buffer lookup (decode 1-5% faster, BENCHMARKS.md "Decode round 4").
+// a miss-buffer lookup (decode 1-5% faster, bench/ROUNDS-decode.md "Decode round 4").
 constexpr size_t kPrefetchBytes = 16384;
 // The lines of [p, p + bytes) `ahead` bytes further on (a kernel that reads several rows at once may need to look
 // further than one row).
