@@ -14,6 +14,15 @@
 // 4 KiB page, so without it every page starts with stalls. ReadPlainPrefetch: the second method for the same figure,
 // the plain loop with one __builtin_prefetch per 64 bytes, 4 KiB ahead.
 // Copy and triad (STREAM-like) for reference: they also write, which decode does not.
+//
+// Walk*: how a weight layout's walk streams apart from any kernel's arithmetic (BENCHMARKS.md, "Where the rest of
+// the read goes"), as decode walks: each thread its share in calls of 256 KiB (decode_chunk_bytes() on Intel), each
+// call as two streams (its halves, as the one-token gemvs' two row streams), every line asked for 1 KiB ahead, and
+// three vpdpbusd per 128 bytes read (about the Q4_K gemv's integer work). WalkDense: 128-byte steps, the streams
+// alternating every step. WalkBlocks/<threads>/144: the Q4_K layout, 144-byte blocks in groups of four (576 bytes,
+// nine lines prefetched at the group's start), the streams alternating every group, two 64-byte loads of each
+// block's last 128 bytes (its quants, across lines) and a 16-byte load of its header; /128: the same walk over
+// 128-byte blocks. AVX-512 VNNI only. Their names do not start with Read: run_all.sh takes the bound from those.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -21,6 +30,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "tensor/read_probe.h"
 #include "tensor/thread_pool.h"
@@ -85,6 +98,104 @@ void BM_ReadPrefetch(benchmark::State& state) {
     return;
   }
   read_best_of(state, sum);
+}
+
+#if defined(__x86_64__)
+#define FABULA_WALK_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
+constexpr size_t kWalkCallBytes = size_t{256} << 10;
+constexpr size_t kWalkAheadBytes = 1024;
+
+// The lanes of a + b added up (stored and summed: GCC 12 warns inside _mm512_reduce_add_epi64).
+FABULA_WALK_TARGET uint64_t lanes_sum(__m512i a, __m512i b) {
+  alignas(64) uint64_t lanes[8];
+  _mm512_store_si512(reinterpret_cast<void*>(lanes), _mm512_add_epi64(a, b));
+  uint64_t s = 0;
+  for (uint64_t v : lanes) s += v;
+  return s;
+}
+
+FABULA_WALK_TARGET uint64_t walk_dense_call(const uint8_t* p) {
+  const __m512i k = _mm512_set1_epi8(3);
+  __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+  constexpr size_t kHalf = kWalkCallBytes / 2;
+  for (size_t off = 0; off < kHalf; off += 128) {
+    for (int s = 0; s < 2; ++s) {
+      const uint8_t* q = p + s * kHalf + off;
+      _mm_prefetch(reinterpret_cast<const char*>(q + kWalkAheadBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(q + kWalkAheadBytes + 64), _MM_HINT_T0);
+      const __m512i a = _mm512_loadu_si512(q), b = _mm512_loadu_si512(q + 64);
+      acc[s] = _mm512_dpbusd_epi32(acc[s], a, k);
+      acc[s] = _mm512_dpbusd_epi32(acc[s], b, k);
+      acc[s] = _mm512_dpbusd_epi32(acc[s], _mm512_xor_si512(a, b), k);
+    }
+  }
+  return lanes_sum(acc[0], acc[1]);
+}
+
+template <size_t kBlock>
+FABULA_WALK_TARGET uint64_t walk_blocks_call(const uint8_t* p) {
+  constexpr size_t kGroup = 4 * kBlock;
+  constexpr int kLines = static_cast<int>((kGroup + 63) / 64);
+  constexpr size_t kHalf = kWalkCallBytes / 2 / kGroup * kGroup;
+  const __m512i k = _mm512_set1_epi8(3);
+  __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+  for (size_t off = 0; off + kGroup <= kHalf; off += kGroup) {
+    for (int s = 0; s < 2; ++s) {
+      const uint8_t* g = p + s * kHalf + off;
+      const uintptr_t first = (reinterpret_cast<uintptr_t>(g) + kWalkAheadBytes + 63) & ~uintptr_t{63};
+      for (int j = 0; j < kLines; ++j) _mm_prefetch(reinterpret_cast<const char*>(first + 64 * j), _MM_HINT_T0);
+      __m512i headers = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));  // 1-3 next
+      headers = _mm512_inserti32x4(headers, _mm_loadu_si128(reinterpret_cast<const __m128i*>(g + kBlock)), 1);
+      headers = _mm512_inserti32x4(headers, _mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 2 * kBlock)), 2);
+      headers = _mm512_inserti32x4(headers, _mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 3 * kBlock)), 3);
+      for (size_t b = 0; b < 4; ++b) {
+        const uint8_t* qs = g + kBlock * b + (kBlock - 128);
+        const __m512i x = _mm512_loadu_si512(qs), y = _mm512_loadu_si512(qs + 64);
+        acc[s] = _mm512_dpbusd_epi32(acc[s], x, k);
+        acc[s] = _mm512_dpbusd_epi32(acc[s], y, headers);
+        acc[s] = _mm512_dpbusd_epi32(acc[s], _mm512_xor_si512(x, y), k);
+      }
+    }
+  }
+  return lanes_sum(acc[0], acc[1]);
+}
+#undef FABULA_WALK_TARGET
+
+// A thread's share (read_pass gives each thread whole kReadChunkBytes chunks) in calls of kWalkCallBytes; a last
+// part shorter than a call is left out, so bytes/s counts a few KiB that were not read (under 0.1% of the buffer).
+template <uint64_t (*kCall)(const uint8_t*)>
+uint64_t walk_share(const uint64_t* p, size_t bytes) {
+  const auto* c = reinterpret_cast<const uint8_t*>(p);
+  uint64_t s = 0;
+  for (size_t off = 0; off + kWalkCallBytes <= bytes; off += kWalkCallBytes) s += kCall(c + off);
+  return s;
+}
+#endif
+
+bool walk_supported() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
+void BM_WalkDense(benchmark::State& state) {
+  if (!walk_supported()) return state.SkipWithError("needs AVX-512 VNNI");
+  state.SetLabel("128-byte steps");
+#if defined(__x86_64__)
+  read_best_of(state, walk_share<walk_dense_call>);
+#endif
+}
+
+// range(1): the block bytes, 144 (Q4_K) or 128.
+void BM_WalkBlocks(benchmark::State& state) {
+  if (!walk_supported()) return state.SkipWithError("needs AVX-512 VNNI");
+  state.SetLabel(std::to_string(state.range(1)) + "-byte blocks in groups of four");
+#if defined(__x86_64__)
+  read_best_of(state, state.range(1) == 144 ? walk_share<walk_blocks_call<144>> : walk_share<walk_blocks_call<128>>);
+#endif
 }
 
 void BM_ReadPlainPrefetch(benchmark::State& state) {
@@ -162,6 +273,14 @@ BENCHMARK(BM_Read)->Apply(read_thread_counts);
 BENCHMARK(BM_ReadPlain)->Apply(read_thread_counts);
 BENCHMARK(BM_ReadPrefetch)->Apply(read_prefetch_args);
 BENCHMARK(BM_ReadPlainPrefetch)->Apply(read_thread_counts);
+BENCHMARK(BM_WalkDense)->Apply([](benchmark::internal::Benchmark* b) {
+  b->Arg(hardware_threads());
+  read_settings(b);
+});
+BENCHMARK(BM_WalkBlocks)->Apply([](benchmark::internal::Benchmark* b) {
+  for (int block : {144, 128}) b->Args({hardware_threads(), block});
+  read_settings(b);
+});
 BENCHMARK(BM_Copy)->Apply(thread_counts);
 BENCHMARK(BM_Triad)->Apply(thread_counts);
 
