@@ -334,11 +334,10 @@ void BM_DecodeTokens(benchmark::State& state, GgmlType type, int64_t cols) {
 // product; act->packed points into the returned buffer.
 hwy::AlignedFreeUniquePtr<uint8_t[]> pack_group(const KernelTable& kt, GgmlType type, int64_t cols, GemmActs* act,
                                                 int nt) {
-  const size_t bytes = kt.gemm_pack_acts != nullptr ? kt.gemm_packed_act_bytes(type, cols) : 0;
+  const size_t bytes = gemm_packed_bytes(kt, type, cols);
   if (bytes == 0) return nullptr;
   auto buffer = hwy::AllocateAligned<uint8_t>(bytes);
-  kt.gemm_pack_acts(type, cols, *act, nt, buffer.get());
-  act->packed = buffer.get();
+  *act = pack_gemm_acts(kt, type, cols, *act, nt, buffer.get());
   return buffer;
 }
 

@@ -80,6 +80,21 @@ struct KernelTable {
 
 inline int kernel_slot(GgmlType t) { return static_cast<int>(t); }
 
+// Bytes of one group's activations in the table's packed GEMM layout for this weight type; 0 where its GEMM reads
+// GemmActs' rows as they are.
+inline size_t gemm_packed_bytes(const KernelTable& t, GgmlType type, int64_t n) {
+  return t.gemm_pack_acts != nullptr ? t.gemm_packed_act_bytes(type, n) : 0;
+}
+
+// act for a group of nt tokens as the table's GEMM reads it: packed into out (gemm_packed_bytes(t, type, n) bytes,
+// 64-byte aligned) where the table packs, act unchanged where it does not.
+inline GemmActs pack_gemm_acts(const KernelTable& t, GgmlType type, int64_t n, GemmActs act, int nt, uint8_t* out) {
+  if (gemm_packed_bytes(t, type, n) == 0) return act;
+  t.gemm_pack_acts(type, n, act, nt, out);
+  act.packed = out;
+  return act;
+}
+
 // Scalar references for every supported type.
 KernelTable scalar_kernels();
 

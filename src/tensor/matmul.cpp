@@ -167,7 +167,7 @@ void matmul_rows_gemm(const MatrixView& w, const ActRows& xq, float* y, int64_t 
   const auto group_tokens = [&](int64_t t0) {
     return static_cast<int>(std::min<int64_t>(kt.gemm_tokens, xq.n_tokens - t0));
   };
-  const size_t packed_bytes = kt.gemm_pack_acts != nullptr ? kt.gemm_packed_act_bytes(w.type, w.cols) : 0;
+  const size_t packed_bytes = gemm_packed_bytes(kt, w.type, w.cols);
   uint8_t* packed = nullptr;
   if (packed_bytes > 0) {
     const int64_t groups = (xq.n_tokens + kt.gemm_tokens - 1) / kt.gemm_tokens;

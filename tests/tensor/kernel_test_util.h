@@ -111,12 +111,9 @@ void for_each_target(Fn fn) {
 // it has one (in *storage).
 inline GemmActs gemm_group_acts(const KernelTable& t, GgmlType type, int64_t n, GemmActs act, int nt,
                                 std::vector<uint8_t>* storage) {
-  const size_t bytes = t.gemm_pack_acts != nullptr ? t.gemm_packed_act_bytes(type, n) : 0;
-  if (bytes == 0) return act;
-  storage->assign(bytes, 0xA5);  // not zero: the packing must write every byte it reads back
-  t.gemm_pack_acts(type, n, act, nt, storage->data());
-  act.packed = storage->data();
-  return act;
+  // Not zero: the packing must write every byte the GEMM reads back.
+  storage->assign(gemm_packed_bytes(t, type, n), 0xA5);
+  return pack_gemm_acts(t, type, n, act, nt, storage->data());
 }
 
 // Runs fn() once per attainable target, with the dispatch forced to it.
