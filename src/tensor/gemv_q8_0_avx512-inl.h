@@ -8,6 +8,15 @@
 // per-row sign work remains: the block sums are the same integers as the tile's, and the f32 steps are the tile's
 // in the same order. One call covers all rows (no indirect call and setup per 704-column expert row).
 // Without VNNI only Q5_0 / Q4_0 (u < 32): maddubs would saturate on u up to 255.
+// The fifth bits of a pair of Q5_0 blocks as a byte mask (bit j: weight j of the first block, 32 + j of the second),
+// from their qh words through a general register; qh1 nullptr: no second block (its bits zero).
+HWY_INLINE __mmask64 q5_0_pair_fifth_bits(const uint8_t* qh0, const uint8_t* qh1) {
+  uint32_t h0, h1 = 0;
+  std::memcpy(&h0, qh0, 4);
+  if (qh1 != nullptr) std::memcpy(&h1, qh1, 4);
+  return _cvtu64_mask64(static_cast<uint64_t>(h0) | static_cast<uint64_t>(h1) << 32);
+}
+
 template <GgmlType kType>
 HWY_INLINE __m512i q8_0_like_unsigned_pair(const uint8_t* b0, const uint8_t* b1) {
   if constexpr (kType == GgmlType::kQ8_0) {
@@ -25,10 +34,7 @@ HWY_INLINE __m512i q8_0_like_unsigned_pair(const uint8_t* b0, const uint8_t* b1)
     const __m512i nib = _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)),
                                          _mm512_set1_epi8(0x0F));
     if constexpr (kType == GgmlType::kQ5_0) {
-      uint32_t h0, h1;
-      std::memcpy(&h0, x0->qh, 4);
-      std::memcpy(&h1, x1->qh, 4);
-      const __mmask64 fifth = _cvtu64_mask64(static_cast<uint64_t>(h0) | static_cast<uint64_t>(h1) << 32);
+      const __mmask64 fifth = q5_0_pair_fifth_bits(x0->qh, x1->qh);
       return _mm512_mask_add_epi8(nib, fifth, nib, _mm512_set1_epi8(0x10));
     } else {
       return nib;
@@ -149,10 +155,8 @@ HWY_INLINE void unpack_q8_0_like_step_vbmi(const uint8_t* x, int64_t i, __m512i 
         // Byte j of the pair's weights takes bit j % 32 of its block's qh (Q5_0: qh at byte 2).
         __mmask64 fifth;
         if constexpr (kGprFifthBits) {
-          uint32_t h0, h1 = 0;
-          std::memcpy(&h0, b0 + 2, 4);
-          if (here(2 * p + 1)) std::memcpy(&h1, b0 + kBytes + 2, 4);
-          fifth = _cvtu64_mask64(static_cast<uint64_t>(h0) | static_cast<uint64_t>(h1) << 32);
+          const auto* first = reinterpret_cast<const Block*>(b0);
+          fifth = q5_0_pair_fifth_bits(first[0].qh, here(2 * p + 1) ? first[1].qh : nullptr);
         } else {
           // Qwords 0..3 of the source hold the first block's qh, 4..7 the second's.
           alignas(64) static constexpr auto kHighIndex = [] {
