@@ -164,6 +164,45 @@ void attend_head_simd(const float* q, const CacheRun* runs, int n_runs, int64_t 
   }
 }
 
+// Cache bytes per chunk of attend_heads_simd (the slots' span that the heads read): 64 KiB stay in L2, most in L1,
+// while the other heads pass over them.
+constexpr int64_t kAttendChunkBytes = int64_t{64} << 10;
+
+void attend_heads_simd(const float* const* q, const int64_t* offset, int64_t n_heads, const CacheRun* runs,
+                       int n_runs, int64_t stride, int64_t d, float* scores, float* const* out) {
+  int64_t total = 0, lo = 0, hi = 0;
+  for (int i = 0; i < n_runs; ++i) total += runs[i].n_rows;
+  auto off = [&](int64_t h) { return offset != nullptr ? offset[h] : int64_t{0}; };
+  for (int64_t h = 0; h < n_heads; ++h) {
+    lo = std::min(lo, off(h));
+    hi = std::max(hi, off(h));
+  }
+  const int64_t span = (hi - lo + d) * static_cast<int64_t>(sizeof(float));
+  const int64_t chunk = std::max<int64_t>(1, kAttendChunkBytes / span);
+  // Rows [j0, j0 + rows) of each run, head by head. Every score is one row's dot, and add_weighted_rows adds the
+  // rows of a call into out in order, so chunks give each head attend_head_simd's numbers.
+  auto for_chunks = [&](const auto& step) {
+    int64_t base = 0;
+    for (int i = 0; i < n_runs; ++i) {
+      for (int64_t j0 = 0; j0 < runs[i].n_rows; j0 += chunk) {
+        const int64_t rows = std::min(chunk, runs[i].n_rows - j0);
+        for (int64_t h = 0; h < n_heads; ++h) step(runs[i], j0 * stride + off(h), rows, h, scores + h * total + base + j0);
+      }
+      base += runs[i].n_rows;
+    }
+  };
+  for_chunks([&](const CacheRun& run, int64_t at, int64_t rows, int64_t h, float* s) {
+    dot_rows(q[h], run.k + at, stride, rows, d, s);
+  });
+  for (int64_t h = 0; h < n_heads; ++h) {
+    softmax_row(scores + h * total, total);
+    std::fill(out[h], out[h] + d, 0.0f);
+  }
+  for_chunks([&](const CacheRun& run, int64_t at, int64_t rows, int64_t h, const float* s) {
+    add_weighted_rows(s, run.v + at, stride, rows, d, out[h]);
+  });
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace fabula
 HWY_AFTER_NAMESPACE();
@@ -176,6 +215,7 @@ HWY_EXPORT(gelu_tanh_mul_rows_simd);
 HWY_EXPORT(tanh_softcap_simd);
 HWY_EXPORT(softmax_rows_simd);
 HWY_EXPORT(attend_head_simd);
+HWY_EXPORT(attend_heads_simd);
 
 void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
   HWY_DYNAMIC_DISPATCH(gelu_tanh_mul_simd)(gate, up, out, n);
@@ -189,6 +229,10 @@ void softmax_rows(float* x, int64_t rows, int64_t n) { HWY_DYNAMIC_DISPATCH(soft
 void attend_head(const float* q, const CacheRun* runs, int n_runs, int64_t stride, int64_t d, float* scores,
                  float* out) {
   HWY_DYNAMIC_DISPATCH(attend_head_simd)(q, runs, n_runs, stride, d, scores, out);
+}
+void attend_heads(const float* const* q, const int64_t* offset, int64_t n_heads, const CacheRun* runs, int n_runs,
+                  int64_t stride, int64_t d, float* scores, float* const* out) {
+  HWY_DYNAMIC_DISPATCH(attend_heads_simd)(q, offset, n_heads, runs, n_runs, stride, d, scores, out);
 }
 
 void gelu_tanh_mul_ref(const float* gate, const float* up, float* out, int64_t n) {

@@ -43,4 +43,14 @@ void attend_head(const float* q, const CacheRun* runs, int n_runs, int64_t strid
 void attend_head_ref(const float* q, const CacheRun* runs, int n_runs, int64_t stride, int64_t d, float* scores,
                      float* out);
 
+// Query heads q[0..n_heads) over the same runs of cache slots: head h reads the rows at offset[h] floats into each
+// slot (its kv head; nullptr: all at 0), and out[h] is attend_head's for q[h] over those rows, bit for bit. The
+// slots go in chunks, every head over a chunk before the next, so each slot's bytes come from memory once, in
+// order, for all the heads (where one head at a time reads a group's rows once per head, and rows a slot apart,
+// which the hardware prefetchers fetch around but not ahead). Decode reads the whole cache once per token, so its
+// attention is bound by these reads once the context is long (the 26B at 1500 positions: BENCHMARKS.md).
+// scores: scratch for n_heads x the total number of rows.
+void attend_heads(const float* const* q, const int64_t* offset, int64_t n_heads, const CacheRun* runs, int n_runs,
+                  int64_t stride, int64_t d, float* scores, float* const* out);
+
 }  // namespace fabula

@@ -520,51 +520,99 @@ void kv_add_rows_ref(KvType type, const float* weights, const uint8_t* rows, int
 
 namespace {
 
-// The head's steps, shared by the SIMD path and the reference: the query into the key's stored domain (padded,
-// rotated), scores, softmax, the value sum in the value's stored domain, and back.
+// Slots per chunk of attend_heads_with: 64 KiB of the wider slot, which stays in cache while the heads pass over it.
+constexpr int64_t kHeadsChunkBytes = int64_t{64} << 10;
+
+// The heads' steps, shared by the SIMD path and the reference: each query into the key's stored domain (padded,
+// rotated), scores, softmax, the value sum in the value's stored domain, and back. The slots go in chunks, every
+// head over a chunk before the next: a score is one row's dot and `add` adds a call's rows into the sum in order,
+// so each head's numbers are those of one call over all rows (as attend_head_kv with one head always had).
 template <typename Dot, typename Add, typename Softmax>
-void attend_head_with(const float* q, const KvRun* runs, int n_runs, const KvHeadFormat& f, int64_t d, float* scores,
-                      float* out, Dot dot, Add add, Softmax softmax) {
-  FABULA_CHECK(d <= kKvMaxHeadDim);
-  float qs[kKvMaxHeadDim], acc[kKvMaxHeadDim];
+void attend_heads_with(const float* const* q, const int64_t* k_offset, const int64_t* v_offset, int64_t n_heads,
+                       const KvRun* runs, int n_runs, const KvHeadFormat& f, int64_t d, float* scores,
+                       float* const* out, Dot dot, Add add, Softmax softmax) {
+  FABULA_CHECK(d <= kKvMaxHeadDim && n_heads <= kKvMaxHeadsPerCall);
   const int64_t dk = kv_stored_dim(f.k_type, d), dv = kv_stored_dim(f.v_type, d);
-  std::copy(q, q + d, qs);
-  std::fill(qs + d, qs + dk, 0.0f);
-  if (kv_type_rotated(f.k_type)) tq_rotate_blocks(qs, dk);
   int64_t total = 0;
-  for (int i = 0; i < n_runs; ++i) {
-    dot(f.k_type, qs, runs[i].k, f.k_stride, runs[i].n_rows, d, scores + total);
-    total += runs[i].n_rows;
+  for (int i = 0; i < n_runs; ++i) total += runs[i].n_rows;
+  const int64_t chunk = std::max<int64_t>(1, kHeadsChunkBytes / std::max<int64_t>(1, std::max(f.k_stride, f.v_stride)));
+  auto k_off = [&](int64_t h) { return k_offset != nullptr ? k_offset[h] : int64_t{0}; };
+  auto v_off = [&](int64_t h) { return v_offset != nullptr ? v_offset[h] : int64_t{0}; };
+  auto for_chunks = [&](const auto& step) {
+    int64_t base = 0;
+    for (int i = 0; i < n_runs; ++i) {
+      for (int64_t j0 = 0; j0 < runs[i].n_rows; j0 += chunk) {
+        const int64_t rows = std::min(chunk, runs[i].n_rows - j0);
+        for (int64_t h = 0; h < n_heads; ++h) step(runs[i], j0, rows, h, scores + h * total + base + j0);
+      }
+      base += runs[i].n_rows;
+    }
+  };
+  float stored[kKvMaxHeadsPerCall][kKvMaxHeadDim];  // the queries in the key's domain, then the value sums
+  for (int64_t h = 0; h < n_heads; ++h) {
+    std::copy(q[h], q[h] + d, stored[h]);
+    std::fill(stored[h] + d, stored[h] + dk, 0.0f);
+    if (kv_type_rotated(f.k_type)) tq_rotate_blocks(stored[h], dk);
   }
-  softmax(scores, 1, total);
-  std::fill(acc, acc + dv, 0.0f);
-  total = 0;
-  for (int i = 0; i < n_runs; ++i) {
-    add(f.v_type, scores + total, runs[i].v, f.v_stride, runs[i].n_rows, d, acc);
-    total += runs[i].n_rows;
+  for_chunks([&](const KvRun& run, int64_t j0, int64_t rows, int64_t h, float* s) {
+    dot(f.k_type, stored[h], run.k + j0 * f.k_stride + k_off(h), f.k_stride, rows, d, s);
+  });
+  softmax(scores, n_heads, total);
+  for (int64_t h = 0; h < n_heads; ++h) std::fill(stored[h], stored[h] + dv, 0.0f);
+  for_chunks([&](const KvRun& run, int64_t j0, int64_t rows, int64_t h, const float* s) {
+    add(f.v_type, s, run.v + j0 * f.v_stride + v_off(h), f.v_stride, rows, d, stored[h]);
+  });
+  for (int64_t h = 0; h < n_heads; ++h) {
+    if (kv_type_rotated(f.v_type)) tq_unrotate_blocks(stored[h], dv);
+    std::copy(stored[h], stored[h] + d, out[h]);
   }
-  if (kv_type_rotated(f.v_type)) tq_unrotate_blocks(acc, dv);
-  std::copy(acc, acc + d, out);
+}
+
+// The f32 cache's runs as attend_head's.
+bool f32_runs(const KvRun* runs, int n_runs, const KvHeadFormat& f, CacheRun (&cr)[2]) {
+  if (f.k_type != KvType::kF32 || f.v_type != KvType::kF32 || f.k_stride != f.v_stride || n_runs > 2) return false;
+  for (int i = 0; i < n_runs; ++i)
+    cr[i] = {reinterpret_cast<const float*>(runs[i].k), reinterpret_cast<const float*>(runs[i].v), runs[i].n_rows};
+  return true;
 }
 
 }  // namespace
 
 void attend_head_kv(const float* q, const KvRun* runs, int n_runs, const KvHeadFormat& f, int64_t d, float* scores,
                     float* out) {
-  if (f.k_type == KvType::kF32 && f.v_type == KvType::kF32 && f.k_stride == f.v_stride && n_runs <= 2) {
+  CacheRun cr[2];
+  if (f32_runs(runs, n_runs, f, cr)) {
     // The f32 cache keeps its own kernel (and its exact results).
-    CacheRun cr[2];
-    for (int i = 0; i < n_runs; ++i)
-      cr[i] = {reinterpret_cast<const float*>(runs[i].k), reinterpret_cast<const float*>(runs[i].v), runs[i].n_rows};
     attend_head(q, cr, n_runs, f.k_stride / static_cast<int64_t>(sizeof(float)), d, scores, out);
     return;
   }
-  attend_head_with(q, runs, n_runs, f, d, scores, out, kv_dot_rows, kv_add_rows, softmax_rows);
+  attend_heads_with(&q, nullptr, nullptr, 1, runs, n_runs, f, d, scores, &out, kv_dot_rows, kv_add_rows,
+                    softmax_rows);
+}
+
+void attend_heads_kv(const float* const* q, const int64_t* k_offset, const int64_t* v_offset, int64_t n_heads,
+                     const KvRun* runs, int n_runs, const KvHeadFormat& f, int64_t d, float* scores,
+                     float* const* out) {
+  CacheRun cr[2];
+  int64_t offset[kKvMaxHeadsPerCall];  // in floats, where keys and values sit alike (f32: one layout for both)
+  bool alike = n_heads <= kKvMaxHeadsPerCall;
+  for (int64_t h = 0; alike && h < n_heads; ++h) {
+    const int64_t ko = k_offset != nullptr ? k_offset[h] : 0, vo = v_offset != nullptr ? v_offset[h] : 0;
+    alike = ko == vo && ko % static_cast<int64_t>(sizeof(float)) == 0;
+    offset[h] = ko / static_cast<int64_t>(sizeof(float));
+  }
+  if (alike && f32_runs(runs, n_runs, f, cr)) {
+    attend_heads(q, offset, n_heads, cr, n_runs, f.k_stride / static_cast<int64_t>(sizeof(float)), d, scores, out);
+    return;
+  }
+  attend_heads_with(q, k_offset, v_offset, n_heads, runs, n_runs, f, d, scores, out, kv_dot_rows, kv_add_rows,
+                    softmax_rows);
 }
 
 void attend_head_kv_ref(const float* q, const KvRun* runs, int n_runs, const KvHeadFormat& f, int64_t d,
                         float* scores, float* out) {
-  attend_head_with(q, runs, n_runs, f, d, scores, out, kv_dot_rows_ref, kv_add_rows_ref, softmax_rows_ref);
+  attend_heads_with(&q, nullptr, nullptr, 1, runs, n_runs, f, d, scores, &out, kv_dot_rows_ref, kv_add_rows_ref,
+                    softmax_rows_ref);
 }
 
 void attend_rows_kv(const float* const* q, const int64_t* first, const int64_t* last, int64_t m, const KvRing& ring,

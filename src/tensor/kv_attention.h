@@ -36,6 +36,16 @@ void attend_head_kv(const float* q, const KvRun* runs, int n_runs, const KvHeadF
 void attend_head_kv_ref(const float* q, const KvRun* runs, int n_runs, const KvHeadFormat& format, int64_t d,
                         float* scores, float* out);
 
+// Query heads q[0..n_heads) over the same runs of cache slots (the runs' k and v at a slot's start): head h reads
+// its key rows k_offset[h] and its value rows v_offset[h] bytes into each slot (its kv head; nullptr: 0), and
+// out[h] is attend_head_kv's for q[h] over those rows, bit for bit. The slots go in chunks, every head over a chunk
+// before the next, so each slot is read from memory once, in order, for all the heads (activations.h,
+// attend_heads). scores: scratch for n_heads x the total number of rows. n_heads <= kKvMaxHeadsPerCall.
+constexpr int64_t kKvMaxHeadsPerCall = 16;
+void attend_heads_kv(const float* const* q, const int64_t* k_offset, const int64_t* v_offset, int64_t n_heads,
+                     const KvRun* runs, int n_runs, const KvHeadFormat& format, int64_t d, float* scores,
+                     float* const* out);
+
 // The two kernels behind it, on the stored domain. q: kv_stored_dim(type, d) floats (rotated for tq types);
 // scores[j] = q · decode(row j).
 void kv_dot_rows(KvType type, const float* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,

@@ -91,6 +91,55 @@ TEST(KvAttention, HeadMatchesTheReferenceForEveryTypePair) {
   });
 }
 
+// Heads together (attend_heads_kv) against each head alone (attend_head_kv), bit for bit: every pair of K and V
+// types, slots of two kv heads (each query head reads the one its offset names), a ring that wrapped, slots enough
+// for several of its chunks (64 KiB: 16 of this cache's 512-dim f32 slots), head counts that are and are not
+// powers of two.
+TEST(KvAttention, HeadsTogetherEqualEachHeadAlone) {
+  on_every_target([] {
+    for (int64_t d : {64, 512}) {
+      const int64_t n_rows = 71, split = 30;
+      const auto keys = random_values(2 * n_rows * d, 1.0f, static_cast<uint32_t>(d) + 3);
+      const auto vals = random_values(2 * n_rows * d, 1.0f, static_cast<uint32_t>(d) + 4);
+      for (int64_t n_heads : {1, 2, 3, 8}) {
+        const auto qv = random_values(n_heads * d, 0.4f, static_cast<uint32_t>(n_heads) + 19);
+        for (KvType kt : kAllKvTypes) {
+          for (KvType vt : kAllKvTypes) {
+            SCOPED_TRACE(std::string(kv_type_name(kt)) + "/" + std::string(kv_type_name(vt)) + " d=" +
+                         std::to_string(d) + " heads=" + std::to_string(n_heads));
+            const QuantCache k(kt, keys, n_rows, d), v(vt, vals, n_rows, d);
+            // The slots' starts (kv head 0); QuantCache::row is kv head 1.
+            const uint8_t* k0 = k.bytes.data();
+            const uint8_t* v0 = v.bytes.data();
+            const KvRun slots[2] = {{k0 + split * k.stride, v0 + split * v.stride, n_rows - split}, {k0, v0, split}};
+            const KvHeadFormat f{kt, vt, k.stride, v.stride};
+            std::vector<float> alone(static_cast<size_t>(n_heads * d)), together(alone.size(), -1.0f);
+            std::vector<float> want(alone.size()), scores(static_cast<size_t>(n_heads * n_rows));
+            std::vector<const float*> qs;
+            std::vector<float*> outs;
+            std::vector<int64_t> k_offset, v_offset;
+            for (int64_t h = 0; h < n_heads; ++h) {
+              const int64_t kv_head = h * 2 / n_heads;  // the first half reads kv head 0, the rest kv head 1
+              k_offset.push_back(kv_head * static_cast<int64_t>(k.head));
+              v_offset.push_back(kv_head * static_cast<int64_t>(v.head));
+              const KvRun runs[2] = {{slots[0].k + k_offset[h], slots[0].v + v_offset[h], slots[0].n_rows},
+                                     {slots[1].k + k_offset[h], slots[1].v + v_offset[h], slots[1].n_rows}};
+              qs.push_back(qv.data() + h * d);
+              outs.push_back(together.data() + h * d);
+              attend_head_kv(qs.back(), runs, 2, f, d, scores.data(), alone.data() + h * d);
+              attend_head_kv_ref(qs.back(), runs, 2, f, d, scores.data(), want.data() + h * d);
+            }
+            attend_heads_kv(qs.data(), k_offset.data(), v_offset.data(), n_heads, slots, 2, f, d, scores.data(),
+                            outs.data());
+            for (size_t i = 0; i < alone.size(); ++i) ASSERT_EQ(together[i], alone[i]) << i;
+            expect_close(together.data(), want.data(), n_heads * d, 1e-4f);
+          }
+        }
+      }
+    }
+  });
+}
+
 // Blocks of query rows (attend_rows_kv) against the per-row reference: every pair of K and V types, a ring that
 // wraps inside the block's keys, sliding windows (each row its own first key) and causal rows from position 0,
 // row counts that do not fill the SIMD lanes.

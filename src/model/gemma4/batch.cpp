@@ -107,7 +107,8 @@ Status Gemma4Batch::decode(std::span<const BatchItem> items) {
     work_.push_back(Item{seq});
   }
   const size_t threads = static_cast<size_t>(r.pool->size());
-  if (r.scores.size() < threads * static_cast<size_t>(max_cap)) r.scores.resize(threads * static_cast<size_t>(max_cap));
+  const size_t scores = threads * static_cast<size_t>(r.scores_per_thread(max_cap));
+  if (r.scores.size() < scores) r.scores.resize(scores);
 
   // Each round takes the next chunk of every item, n_ubatch tokens as a sequence alone decodes its prompt, while
   // the step has room. A chunk is never cut to fit: its length picks its products' paths (the int8 GEMM from

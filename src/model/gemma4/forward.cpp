@@ -189,9 +189,12 @@ void Gemma4Session::attention_block(int l, int64_t n) {
 
 // Consecutive tokens of one sequence go in blocks: a block is up to kAttnBlockRows query rows (its tokens' heads of
 // one kv group) that read each key once (attend_rows_kv: prefill reads the cache once per block instead of once
-// per query head). A token alone (decode, or one row of a sequence in a batched step) takes the per-head kernel,
-// each query head a block of its own, so the threads share a kv group's heads (perf: the demo's full layers have
-// one kv head, which one thread attended alone while the other waited: 55 us of a 0.27 ms step at 2048 positions).
+// per query head). A token alone (decode, or one row of a sequence in a batched step) takes the per-head kernel
+// for its heads in one block per thread (attend_heads_kv: each head's numbers as alone, the thread's part of every
+// cache slot read once, in order; perf: a block per head read the 26B's cache twice on sliding layers and 8 times
+// on full ones, in rows a slot apart: 50 of 141 ms per step at 1500 positions, BENCHMARKS.md). The heads, not the
+// kv heads, are split, so the demo's full layers (one kv head) still keep both threads busy (a block per kv head
+// left one waiting: 55 us of a 0.27 ms step at 2048 positions).
 // The threads take the blocks one at a time, the costliest first (rows times keys: later tokens of a causal prompt
 // see more), so they finish together on the cheap ones (perf: a static split by that cost left one thread waiting
 // 14% of the attention time of synth 26B pp512 on a 2-core Zen 3: the blocks' fixed costs are not in it).
@@ -203,6 +206,9 @@ void Gemma4Session::attend(int l, int64_t n) {
   auto first_key = [&](int64_t pos) { return sliding ? std::max<int64_t>(0, pos - window + 1) : int64_t{0}; };
   const int64_t block_tokens = std::max<int64_t>(1, kAttnBlockRows / group);
   const bool blocked = group <= kKvMaxBlockRows;
+  // A token alone: its query heads in one block per thread (consecutive heads, so each thread reads its own part
+  // of every cache slot, once), at most kKvMaxHeadsPerCall heads a block.
+  const int64_t parts = std::max(std::min<int64_t>(pool->size(), H), (H + kKvMaxHeadsPerCall - 1) / kKvMaxHeadsPerCall);
 
   attn_blocks.clear();
   for (int64_t t0 = 0; t0 < n;) {
@@ -215,14 +221,13 @@ void Gemma4Session::attend(int l, int64_t n) {
       ++t1;
     }
     const int64_t keys = row_pos[static_cast<size_t>(t1 - 1)] - lo + 1;
-    for (int64_t g = 0; g < KV; ++g) {
-      if (t1 - t0 == 1) {
-        for (int64_t hh = g * group; hh < (g + 1) * group; ++hh) {
-          attn_blocks.push_back({t0, t1, g, keys, hh});
-        }
-      } else {
-        attn_blocks.push_back({t0, t1, g, (t1 - t0) * group * keys, -1});
+    if (t1 - t0 == 1) {
+      for (int64_t p = 0; p < parts; ++p) {
+        const int64_t h0 = H * p / parts, h1 = H * (p + 1) / parts;
+        if (h0 < h1) attn_blocks.push_back({t0, t1, -1, keys * (h1 - h0), h0, h1 - h0});
       }
+    } else {
+      for (int64_t g = 0; g < KV; ++g) attn_blocks.push_back({t0, t1, g, (t1 - t0) * group * keys, -1, 0});
     }
     t0 = t1;
   }
@@ -250,16 +255,26 @@ void Gemma4Session::attend(int l, int64_t n) {
       return;
     }
     const int64_t t = b.t0, pos = row_pos[static_cast<size_t>(t)], lo = first_key(pos);
-    // Keys lo..pos sit at ring slots j % capacity: at most two contiguous runs of cache rows.
+    // Keys lo..pos sit at ring slots j % capacity: at most two contiguous runs of cache slots.
     KvRun runs[2];
     int n_runs = 0;
     for (int64_t j = lo; j <= pos;) {
       const int64_t len = std::min(pos - j + 1, c.capacity - j % c.capacity);
-      runs[n_runs++] = {c.k_slot(j) + b.g * c.k_head, c.v_slot(j) + b.g * c.v_head, len};
+      runs[n_runs++] = {c.k_slot(j), c.v_slot(j), len};
       j += len;
     }
     float* sc = scores.data() + static_cast<size_t>(thread) * score_stride;
-    attend_head_kv(q.data() + t * QD + b.head * hd, runs, n_runs, format, hd, sc, attn.data() + t * QD + b.head * hd);
+    const float* qs[kKvMaxHeadsPerCall];
+    float* outs[kKvMaxHeadsPerCall];
+    int64_t k_offset[kKvMaxHeadsPerCall], v_offset[kKvMaxHeadsPerCall];  // query head hh reads kv head hh / group
+    for (int64_t i = 0; i < b.heads; ++i) {
+      const int64_t hh = b.head + i;
+      qs[i] = q.data() + t * QD + hh * hd;
+      outs[i] = attn.data() + t * QD + hh * hd;
+      k_offset[i] = hh / group * static_cast<int64_t>(c.k_head);
+      v_offset[i] = hh / group * static_cast<int64_t>(c.v_head);
+    }
+    attend_heads_kv(qs, k_offset, v_offset, b.heads, runs, n_runs, format, hd, sc, outs);
   };
   // Each block writes only its own rows of attn, so the results do not depend on which thread takes it.
   std::sort(attn_blocks.begin(), attn_blocks.end(), [](const AttnBlock& a, const AttnBlock& b) { return a.cost > b.cost; });

@@ -61,6 +61,10 @@ std::vector<float> inverse_frequencies(int64_t n_rot, double base, const std::ve
 
 }  // namespace
 
+int64_t Gemma4Session::scores_per_thread(int64_t max_cap) const {
+  return std::min<int64_t>(hp->n_head, kKvMaxHeadsPerCall) * max_cap;
+}
+
 Gemma4Session::Gemma4Session(const Gemma4Model& model, SessionOptions options, ThreadPool* pool, bool with_cache) {
   Gemma4Session& s = *this;
   const Gemma4HParams& hp = model.hparams();
@@ -130,9 +134,9 @@ Gemma4Session::Gemma4Session(const Gemma4Model& model, SessionOptions options, T
   s.eact.resize(sz(U * K, FE));
   s.eout.resize(sz(U * K, E));
   s.moe_jobs.reserve(static_cast<size_t>(2 * NE + 3));  // experts' gate and up, plus the dense products
-  s.scores.resize(sz(pool->size(), max_cap));
+  s.scores.resize(sz(pool->size(), s.scores_per_thread(max_cap)));
   s.rope_cs.resize(sz(pool->size(), std::max(hp.n_rot_full, hp.n_rot_swa)));
-  s.attn_blocks.reserve(sz(U, hp.n_head));  // at most one block per token and kv head
+  s.attn_blocks.reserve(sz(U, hp.n_head));  // at most one block per token and head
   s.logits.resize(static_cast<size_t>(hp.n_vocab));
   s.row_pos.resize(static_cast<size_t>(U));
   s.row_cache.resize(static_cast<size_t>(U));

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "base/huge_page_allocator.h"
 #include "model/gemma4/model.h"
 #include "tensor/kv_types.h"
 #include "tensor/matmul.h"
@@ -45,7 +46,7 @@ struct LayerKvCache {
   KvType k_type = KvType::kF32, v_type = KvType::kF32;
   size_t k_head = 0, v_head = 0;  // bytes of one head
   int64_t k_row = 0, v_row = 0;   // bytes of one slot = n_kv heads
-  std::vector<uint8_t> k, v;
+  std::vector<uint8_t, HugePageAllocator<uint8_t>> k, v;  // read a head at a time, a slot apart: huge pages
   uint8_t* k_slot(int64_t pos) { return k.data() + (pos % capacity) * k_row; }
   uint8_t* v_slot(int64_t pos) { return v.data() + (pos % capacity) * v_row; }
 };
@@ -96,15 +97,17 @@ struct Gemma4Session final : SessionState {
   std::vector<float> eact;     // [U * n_expert_used][FE]
   std::vector<float> eout;     // [U * n_expert_used][E]
   std::vector<MatmulJob> moe_jobs;  // reused (no allocation per step once grown)
-  std::vector<float> scores;   // [threads][max cache capacity] attention scores
+  std::vector<float> scores;   // [threads][scores_per_thread(max cache capacity)] attention scores
   std::vector<float> rope_cs;  // [threads][max n_rot] one row's RoPE cos | sin (ops::rope_angles)
-  // Attention work of one layer: query rows of tokens t0..t1-1 (one sequence) with kv head g; cost is its rows
-  // times keys, for the order in which the threads take the blocks.
+  // Attention work of one layer: query rows of tokens t0..t1-1 (one sequence) with kv head g, or of one token a run
+  // of its heads; cost is its rows times keys, for the order in which the threads take the blocks.
   struct AttnBlock {
     int64_t t0, t1, g, cost;
-    int64_t head;  // a one-token block: its one query head (of kv group g)
+    int64_t head, heads;  // a one-token block (g = -1): its query heads head .. head + heads - 1
   };
   static constexpr int64_t kAttnBlockRows = 32;
+  // Floats of `scores` a thread needs for caches of up to max_cap slots: a one-token block's heads (attend).
+  int64_t scores_per_thread(int64_t max_cap) const;
   std::vector<AttnBlock> attn_blocks;
   SharedActivations acts, acts2;
 
