@@ -164,16 +164,18 @@ void attend_head_simd(const float* q, const CacheRun* runs, int n_runs, int64_t 
   }
 }
 
-// Cache bytes per chunk of attend_heads_simd (the slots' span that the heads read): 64 KiB stay in L2, most in L1,
-// while the other heads pass over them.
+// Cache bytes per chunk of attend_heads_simd (the part of the slots that the heads read): 64 KiB stay in L2, most in
+// L1, while the other heads pass over them. One thread's heads of a 26B sliding layer at 1024 positions, one core:
+// 16 KiB 12.7, 32 KiB 12.4, 64 KiB 13.8, 128 KiB 13.4, 256 KiB 10.8 GB/s.
 constexpr int64_t kAttendChunkBytes = int64_t{64} << 10;
 
 void attend_heads_simd(const float* const* q, const int64_t* offset, int64_t n_heads, const CacheRun* runs,
                        int n_runs, int64_t stride, int64_t d, float* scores, float* const* out) {
-  int64_t total = 0, lo = 0, hi = 0;
+  int64_t total = 0;
   for (int i = 0; i < n_runs; ++i) total += runs[i].n_rows;
   auto off = [&](int64_t h) { return offset != nullptr ? offset[h] : int64_t{0}; };
-  for (int64_t h = 0; h < n_heads; ++h) {
+  int64_t lo = n_heads > 0 ? off(0) : 0, hi = lo;
+  for (int64_t h = 1; h < n_heads; ++h) {
     lo = std::min(lo, off(h));
     hi = std::max(hi, off(h));
   }

@@ -520,7 +520,8 @@ void kv_add_rows_ref(KvType type, const float* weights, const uint8_t* rows, int
 
 namespace {
 
-// Slots per chunk of attend_heads_with: 64 KiB of the wider slot, which stays in cache while the heads pass over it.
+// Slots per chunk of attend_heads_with: 64 KiB of the slots' bytes that the heads read (keys or values, the wider),
+// which stay in cache while the heads pass over them (as attend_heads: 64 KiB was the best of 16-256 KiB there).
 constexpr int64_t kHeadsChunkBytes = int64_t{64} << 10;
 
 // The heads' steps, shared by the SIMD path and the reference: each query into the key's stored domain (padded,
@@ -531,13 +532,22 @@ template <typename Dot, typename Add, typename Softmax>
 void attend_heads_with(const float* const* q, const int64_t* k_offset, const int64_t* v_offset, int64_t n_heads,
                        const KvRun* runs, int n_runs, const KvHeadFormat& f, int64_t d, float* scores,
                        float* const* out, Dot dot, Add add, Softmax softmax) {
-  FABULA_CHECK(d <= kKvMaxHeadDim && n_heads <= kKvMaxHeadsPerCall);
+  FABULA_CHECK(d <= kKvMaxHeadDim && n_heads >= 1 && n_heads <= kKvMaxHeadsPerCall);
   const int64_t dk = kv_stored_dim(f.k_type, d), dv = kv_stored_dim(f.v_type, d);
   int64_t total = 0;
   for (int i = 0; i < n_runs; ++i) total += runs[i].n_rows;
-  const int64_t chunk = std::max<int64_t>(1, kHeadsChunkBytes / std::max<int64_t>(1, std::max(f.k_stride, f.v_stride)));
   auto k_off = [&](int64_t h) { return k_offset != nullptr ? k_offset[h] : int64_t{0}; };
   auto v_off = [&](int64_t h) { return v_offset != nullptr ? v_offset[h] : int64_t{0}; };
+  // The bytes of a slot that the heads read: from the first head's offset to the end of the last one's.
+  auto span = [&](const auto& off, KvType type) {
+    int64_t lo = off(0), hi = lo;
+    for (int64_t h = 1; h < n_heads; ++h) {
+      lo = std::min(lo, off(h));
+      hi = std::max(hi, off(h));
+    }
+    return hi - lo + static_cast<int64_t>(kv_head_bytes(type, d));
+  };
+  const int64_t chunk = std::max<int64_t>(1, kHeadsChunkBytes / std::max(span(k_off, f.k_type), span(v_off, f.v_type)));
   auto for_chunks = [&](const auto& step) {
     int64_t base = 0;
     for (int i = 0; i < n_runs; ++i) {
