@@ -5,7 +5,6 @@
 #include <benchmark/benchmark.h>
 #include <hwy/aligned_allocator.h>
 #include <hwy/targets.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/huge_page_allocator.h"
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
@@ -147,11 +147,7 @@ void BM_GemvStream(benchmark::State& state, GgmlType type) {
   // 2 MiB pages, as the weight mapping gets them (the page cache's large folios, MADV_HUGEPAGE): with 4 KiB pages
   // every 4 KiB of weights costs a TLB miss that decode does not pay.
   const size_t bytes = (rb * static_cast<size_t>(rows) + (size_t{2} << 20) - 1) / (size_t{2} << 20) * (size_t{2} << 20);
-  std::unique_ptr<uint8_t, decltype(&std::free)> w(static_cast<uint8_t*>(std::aligned_alloc(size_t{2} << 20, bytes)),
-                                                   &std::free);
-#ifdef MADV_HUGEPAGE
-  ::madvise(w.get(), bytes, MADV_HUGEPAGE);  // before the first touch, so that the pages fault in as 2 MiB ones
-#endif
+  std::unique_ptr<uint8_t, decltype(&std::free)> w(static_cast<uint8_t*>(allocate_huge_pages(bytes)), &std::free);
   for (int64_t r = 0; r < rows; ++r) std::memcpy(w.get() + static_cast<size_t>(r) * rb, one.data(), rb);
   const MatrixView view{type, w.get(), cols, rows, rb};
   const auto x = gaussian(cols, 6);
@@ -191,11 +187,7 @@ void BM_ExpertStream(benchmark::State& state, GgmlType type) {
   constexpr int kExperts = 128, kUsed = 8, kCalls = 16;
   const size_t rb = row_bytes(type, cols), expert_bytes = rb * static_cast<size_t>(rows);
   const size_t bytes = (expert_bytes * kExperts + (size_t{2} << 20) - 1) / (size_t{2} << 20) * (size_t{2} << 20);
-  std::unique_ptr<uint8_t, decltype(&std::free)> w(static_cast<uint8_t*>(std::aligned_alloc(size_t{2} << 20, bytes)),
-                                                   &std::free);
-#ifdef MADV_HUGEPAGE
-  ::madvise(w.get(), bytes, MADV_HUGEPAGE);
-#endif
+  std::unique_ptr<uint8_t, decltype(&std::free)> w(static_cast<uint8_t*>(allocate_huge_pages(bytes)), &std::free);
   std::vector<uint8_t> one(rb);
   quantize_row(type, gaussian(cols, 7).data(), one.data(), cols);
   for (size_t r = 0; r < expert_bytes * kExperts / rb; ++r) std::memcpy(w.get() + r * rb, one.data(), rb);

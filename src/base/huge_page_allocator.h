@@ -1,5 +1,5 @@
-// HugePageAllocator: a std allocator whose blocks of 2 MiB and more are 2 MiB aligned and asked to be backed by
-// transparent huge pages (MADV_HUGEPAGE, before the container first touches them). For buffers read in strided
+// allocate_huge_pages, and HugePageAllocator: a std allocator whose blocks of 2 MiB and more come from it (2 MiB
+// aligned, asked to be backed by transparent huge pages before the container first touches them). For buffers read in strided
 // passes (the KV cache: one kv head's rows sit a slot of all heads apart), where 4 KiB pages cost a TLB miss, in a
 // VM a two-level page walk, for every row.
 #pragma once
@@ -14,6 +14,18 @@ namespace fabula {
 
 inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 
+// A block of at least `bytes`, in whole 2 MiB pages and 2 MiB aligned, asked to be backed by transparent huge pages
+// before anything touches it (MADV_HUGEPAGE). Free it with std::free. Throws std::bad_alloc.
+inline void* allocate_huge_pages(size_t bytes) {
+  const size_t whole = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;  // aligned_alloc wants a multiple
+  void* p = std::aligned_alloc(kHugePageBytes, whole > 0 ? whole : kHugePageBytes);
+  if (p == nullptr) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+  ::madvise(p, whole, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
 template <typename T>
 struct HugePageAllocator {
   using value_type = T;
@@ -24,16 +36,8 @@ struct HugePageAllocator {
 
   T* allocate(size_t n) {
     const size_t bytes = n * sizeof(T);
-    void* p = nullptr;
-    if (bytes >= kHugePageBytes) {
-      // Whole huge pages: aligned_alloc wants a multiple of the alignment.
-      p = std::aligned_alloc(kHugePageBytes, (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes);
-#ifdef MADV_HUGEPAGE
-      if (p != nullptr) ::madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-    } else {
-      p = std::malloc(bytes > 0 ? bytes : 1);
-    }
+    if (bytes >= kHugePageBytes) return static_cast<T*>(allocate_huge_pages(bytes));
+    void* p = std::malloc(bytes > 0 ? bytes : 1);
     if (p == nullptr) throw std::bad_alloc();
     return static_cast<T*>(p);
   }

@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <new>
 #include <vector>
 
-#include <sys/mman.h>
+#include "base/huge_page_allocator.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -14,8 +13,6 @@
 
 namespace fabula {
 namespace {
-
-constexpr size_t kHugePage = size_t{2} << 20;
 
 #if defined(__x86_64__)
 // 8 independent 512-bit accumulators, 512 bytes per iteration. kDistance > 0: a prefetch of every line that many
@@ -145,12 +142,7 @@ ReadSumFn read_sum(ReadIsa isa, size_t prefetch_distance) {
 void ReadProbeBuffer::Free::operator()(uint64_t* p) const { std::free(p); }
 
 ReadProbeBuffer::ReadProbeBuffer(ThreadPool& pool, size_t bytes) : bytes_(bytes) {
-  const size_t alloc = (bytes + kHugePage - 1) / kHugePage * kHugePage;  // aligned_alloc wants a multiple
-  auto* p = static_cast<uint64_t*>(std::aligned_alloc(kHugePage, alloc));
-  if (p == nullptr) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  ::madvise(p, alloc, MADV_HUGEPAGE);
-#endif
+  auto* p = static_cast<uint64_t*>(allocate_huge_pages(bytes));
   data_.reset(p);
   const size_t n = bytes / sizeof(uint64_t);
   pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int) {
