@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "tensor/activations.h"
+#include "tensor/head_chunks.h"
 
 namespace fabula {
 // x[i] = exp(x[i] - shift) in place; returns the sum in double (the softmax denominator). The SIMD tails use it.
@@ -164,44 +165,25 @@ void attend_head_simd(const float* q, const CacheRun* runs, int n_runs, int64_t 
   }
 }
 
-// Cache bytes per chunk of attend_heads_simd (the part of the slots that the heads read): 64 KiB stay in L2, most in
-// L1, while the other heads pass over them. One thread's heads of a 26B sliding layer at 1024 positions, one core:
-// 16 KiB 12.7, 32 KiB 12.4, 64 KiB 13.8, 128 KiB 13.4, 256 KiB 10.8 GB/s.
-constexpr int64_t kAttendChunkBytes = int64_t{64} << 10;
-
 void attend_heads_simd(const float* const* q, const int64_t* offset, int64_t n_heads, const CacheRun* runs,
                        int n_runs, int64_t stride, int64_t d, float* scores, float* const* out) {
   int64_t total = 0;
   for (int i = 0; i < n_runs; ++i) total += runs[i].n_rows;
   auto off = [&](int64_t h) { return offset != nullptr ? offset[h] : int64_t{0}; };
-  int64_t lo = n_heads > 0 ? off(0) : 0, hi = lo;
-  for (int64_t h = 1; h < n_heads; ++h) {
-    lo = std::min(lo, off(h));
-    hi = std::max(hi, off(h));
-  }
-  const int64_t span = (hi - lo + d) * static_cast<int64_t>(sizeof(float));
-  const int64_t chunk = std::max<int64_t>(1, kAttendChunkBytes / span);
-  // Rows [j0, j0 + rows) of each run, head by head. Every score is one row's dot, and add_weighted_rows adds the
-  // rows of a call into out in order, so chunks give each head attend_head_simd's numbers.
-  auto for_chunks = [&](const auto& step) {
-    int64_t base = 0;
-    for (int i = 0; i < n_runs; ++i) {
-      for (int64_t j0 = 0; j0 < runs[i].n_rows; j0 += chunk) {
-        const int64_t rows = std::min(chunk, runs[i].n_rows - j0);
-        for (int64_t h = 0; h < n_heads; ++h) step(runs[i], j0 * stride + off(h), rows, h, scores + h * total + base + j0);
-      }
-      base += runs[i].n_rows;
-    }
-  };
-  for_chunks([&](const CacheRun& run, int64_t at, int64_t rows, int64_t h, float* s) {
-    dot_rows(q[h], run.k + at, stride, rows, d, s);
+  const int64_t chunk = heads_chunk_rows(heads_span(off, n_heads, d).size * static_cast<int64_t>(sizeof(float)));
+  // Every score is one row's dot, and add_weighted_rows adds the rows of a call into out in order, so chunks give
+  // each head attend_head_simd's numbers.
+  for_head_chunks(runs, n_runs, chunk, n_heads, total, [&](const CacheRun& run, int64_t j0, int64_t rows, int64_t h,
+                                                           int64_t score) {
+    dot_rows(q[h], run.k + j0 * stride + off(h), stride, rows, d, scores + score);
   });
   for (int64_t h = 0; h < n_heads; ++h) {
     softmax_row(scores + h * total, total);
     std::fill(out[h], out[h] + d, 0.0f);
   }
-  for_chunks([&](const CacheRun& run, int64_t at, int64_t rows, int64_t h, const float* s) {
-    add_weighted_rows(s, run.v + at, stride, rows, d, out[h]);
+  for_head_chunks(runs, n_runs, chunk, n_heads, total, [&](const CacheRun& run, int64_t j0, int64_t rows, int64_t h,
+                                                           int64_t score) {
+    add_weighted_rows(scores + score, run.v + j0 * stride + off(h), stride, rows, d, out[h]);
   });
 }
 

@@ -16,6 +16,7 @@
 #include "base/check.h"
 #include "tensor/activations.h"
 #include "tensor/fp16.h"
+#include "tensor/head_chunks.h"
 #include "tensor/kv_attention.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -520,10 +521,6 @@ void kv_add_rows_ref(KvType type, const float* weights, const uint8_t* rows, int
 
 namespace {
 
-// Slots per chunk of attend_heads_with: 64 KiB of the slots' bytes that the heads read (keys or values, the wider),
-// which stay in cache while the heads pass over them (as attend_heads: 64 KiB was the best of 16-256 KiB there).
-constexpr int64_t kHeadsChunkBytes = int64_t{64} << 10;
-
 // The heads' steps, shared by the SIMD path and the reference: each query into the key's stored domain (padded,
 // rotated), scores, softmax, the value sum in the value's stored domain, and back. The slots go in chunks, every
 // head over a chunk before the next: a score is one row's dot and `add` adds a call's rows into the sum in order,
@@ -538,39 +535,26 @@ void attend_heads_with(const float* const* q, const int64_t* k_offset, const int
   for (int i = 0; i < n_runs; ++i) total += runs[i].n_rows;
   auto k_off = [&](int64_t h) { return k_offset != nullptr ? k_offset[h] : int64_t{0}; };
   auto v_off = [&](int64_t h) { return v_offset != nullptr ? v_offset[h] : int64_t{0}; };
-  // The bytes of a slot that the heads read: from the first head's offset to the end of the last one's.
-  auto span = [&](const auto& off, KvType type) {
-    int64_t lo = off(0), hi = lo;
-    for (int64_t h = 1; h < n_heads; ++h) {
-      lo = std::min(lo, off(h));
-      hi = std::max(hi, off(h));
-    }
-    return hi - lo + static_cast<int64_t>(kv_head_bytes(type, d));
-  };
-  const int64_t chunk = std::max<int64_t>(1, kHeadsChunkBytes / std::max(span(k_off, f.k_type), span(v_off, f.v_type)));
-  auto for_chunks = [&](const auto& step) {
-    int64_t base = 0;
-    for (int i = 0; i < n_runs; ++i) {
-      for (int64_t j0 = 0; j0 < runs[i].n_rows; j0 += chunk) {
-        const int64_t rows = std::min(chunk, runs[i].n_rows - j0);
-        for (int64_t h = 0; h < n_heads; ++h) step(runs[i], j0, rows, h, scores + h * total + base + j0);
-      }
-      base += runs[i].n_rows;
-    }
-  };
+  // A chunk holds kHeadsChunkBytes of the wider of the keys' and the values' part of the slots.
+  const auto k_head = static_cast<int64_t>(kv_head_bytes(f.k_type, d));
+  const auto v_head = static_cast<int64_t>(kv_head_bytes(f.v_type, d));
+  const int64_t chunk =
+      heads_chunk_rows(std::max(heads_span(k_off, n_heads, k_head).size, heads_span(v_off, n_heads, v_head).size));
   float stored[kKvMaxHeadsPerCall][kKvMaxHeadDim];  // the queries in the key's domain, then the value sums
   for (int64_t h = 0; h < n_heads; ++h) {
     std::copy(q[h], q[h] + d, stored[h]);
     std::fill(stored[h] + d, stored[h] + dk, 0.0f);
     if (kv_type_rotated(f.k_type)) tq_rotate_blocks(stored[h], dk);
   }
-  for_chunks([&](const KvRun& run, int64_t j0, int64_t rows, int64_t h, float* s) {
-    dot(f.k_type, stored[h], run.k + j0 * f.k_stride + k_off(h), f.k_stride, rows, d, s);
+  for_head_chunks(runs, n_runs, chunk, n_heads, total, [&](const KvRun& run, int64_t j0, int64_t rows, int64_t h,
+                                                           int64_t score) {
+    dot(f.k_type, stored[h], run.k + j0 * f.k_stride + k_off(h), f.k_stride, rows, d, scores + score);
   });
   softmax(scores, n_heads, total);
   for (int64_t h = 0; h < n_heads; ++h) std::fill(stored[h], stored[h] + dv, 0.0f);
-  for_chunks([&](const KvRun& run, int64_t j0, int64_t rows, int64_t h, const float* s) {
-    add(f.v_type, s, run.v + j0 * f.v_stride + v_off(h), f.v_stride, rows, d, stored[h]);
+  for_head_chunks(runs, n_runs, chunk, n_heads, total, [&](const KvRun& run, int64_t j0, int64_t rows, int64_t h,
+                                                           int64_t score) {
+    add(f.v_type, scores + score, run.v + j0 * f.v_stride + v_off(h), f.v_stride, rows, d, stored[h]);
   });
   for (int64_t h = 0; h < n_heads; ++h) {
     if (kv_type_rotated(f.v_type)) tq_unrotate_blocks(stored[h], dv);
