@@ -37,6 +37,12 @@ constexpr int64_t kUnpackTokens = 2;
 // Q4_K_M pp512, 2 threads, alternating runs: 77.7 / 84.9 t/s from 32 tokens, 96.9 / 86.9 from 16, 100.8 / 96.7
 // from 8.
 constexpr int64_t kDefaultGemmMinTokens = 8;
+// Row tiles the int8 GEMM repacks before each token group passes over them all (matmul_rows_gemm): a prefill
+// product's packed activations (1,500 tokens of 2816 columns: 4.7 MB) no longer fit in L2, so each pass over a tile
+// read them from L3 again; over four tiles at once, a quarter as often. A prefill chunk holds at least this many
+// tiles. Synth 26B Q4_K_M pp1500 on the 2-core Xeon (AMX), with matmul_rows_gemm's prefetches: 1 tile 105.5, 2
+// tiles 108.3, 4 tiles 112.3 and 116.5, 8 tiles 112.1 t/s.
+constexpr int64_t kTilesPerPass = 4;
 // Weight rows per pass when a job's tokens take both paths: the GEMM, then the tiles, over rows still in L2
 // (64 rows of 2816 Q6_K columns: 148 KB).
 constexpr int64_t kMixedRows = 64;
@@ -140,6 +146,14 @@ uint64_t next_matmul_call() {
   return calls.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
+// Share `part` of `parts` of the cache lines of [p, p + bytes), asked for into L2.
+void prefetch_share_l2(const uint8_t* p, size_t bytes, int64_t part, int64_t parts) {
+  const size_t lines = (bytes + 63) / 64;
+  const size_t begin = lines * static_cast<size_t>(part) / static_cast<size_t>(parts);
+  const size_t end = lines * static_cast<size_t>(part + 1) / static_cast<size_t>(parts);
+  for (size_t line = begin; line < end; ++line) __builtin_prefetch(p + 64 * line, 0, 2);
+}
+
 struct PackedActsKey {
   uint64_t call = 0;
   const uint8_t* act0 = nullptr;
@@ -149,14 +163,13 @@ struct PackedActsKey {
   bool operator==(const PackedActsKey&) const = default;
 };
 
-// The same through the int8 GEMM: each group of gemm_rows weight rows is repacked once into this thread's tile
-// buffer, then every group of gemm_tokens tokens passes over it (converted first where the table packs
-// activations: once per thread, call and input).
+// The same through the int8 GEMM: kTilesPerPass groups of gemm_rows weight rows at a time are repacked once into
+// this thread's tile buffer, then every group of gemm_tokens tokens passes over them (converted first where the
+// table packs activations: once per thread, call and input).
 void matmul_rows_gemm(const MatrixView& w, const ActRows& xq, float* y, int64_t ldy, const KernelTable& kt,
                       int64_t r0, int64_t r1, uint64_t call) {
   thread_local AlignedScratch tile_buffer, packed_buffer;
   thread_local PackedActsKey packed_key;
-  uint8_t* tile = tile_buffer.get(kt.gemm_tile_bytes(w.type, w.cols));
   const RepackFn repack = kt.repack[kernel_slot(w.type)];
   const GemmFn gemm = kt.gemm[kernel_slot(w.type)];
   const auto group_acts = [&](int64_t t0) {
@@ -182,13 +195,37 @@ void matmul_rows_gemm(const MatrixView& w, const ActRows& xq, float* y, int64_t 
       packed_key = key;
     }
   }
-  for (int64_t rt = r0; rt < r1; rt += kt.gemm_rows) {
-    const int rows = static_cast<int>(std::min<int64_t>(kt.gemm_rows, r1 - rt));
-    repack(w.cols, w.data + static_cast<size_t>(rt) * w.row_stride, w.row_stride, rows, tile);
+  const int64_t groups = (xq.n_tokens + kt.gemm_tokens - 1) / kt.gemm_tokens;
+  const size_t tile_bytes = (kt.gemm_tile_bytes(w.type, w.cols) + 63) / 64 * 64;
+  uint8_t* const tiles = tile_buffer.get(tile_bytes * static_cast<size_t>(kTilesPerPass));
+  const int64_t pass_rows = kTilesPerPass * kt.gemm_rows;
+  for (int64_t p0 = r0; p0 < r1; p0 += pass_rows) {
+    const int64_t p1 = std::min(r1, p0 + pass_rows);
+    const int64_t n_tiles = (p1 - p0 + kt.gemm_rows - 1) / kt.gemm_rows;
+    for (int64_t i = 0; i < n_tiles; ++i) {
+      const int64_t rt = p0 + i * kt.gemm_rows;
+      const int rows = static_cast<int>(std::min<int64_t>(kt.gemm_rows, p1 - rt));
+      repack(w.cols, w.data + static_cast<size_t>(rt) * w.row_stride, w.row_stride, rows, tiles + i * tile_bytes);
+    }
+    // While this pass's GEMM runs, a share before each token group's calls: the next pass's weight rows into L2
+    // (else every repack waits on memory) and that group's output lines of the next pass (else every output line
+    // waits on memory for its owner's copy; the tokens' rows are far apart). Past r1 too: a thread's next chunk of a
+    // product is the rows after its last one. A synth 26B layer's expert downs (128 x 2816 x 704 Q5_0, 12,000 rows
+    // grouped by expert) on the 2-core Xeon (AMX), one tile a pass: 97.4, 89.9 ms -> 86.3, 83.3 with the weights ->
+    // 63.2 with the output lines too.
+    const int64_t next = p1;
+    const int64_t next_rows = next < w.rows ? std::min<int64_t>(pass_rows, w.rows - next) : 0;
     for (int64_t t0 = 0; t0 < xq.n_tokens; t0 += kt.gemm_tokens) {
       GemmActs act = group_acts(t0);
       if (packed != nullptr) act.packed = packed + (t0 / kt.gemm_tokens) * packed_bytes;
-      gemm(w.cols, tile, act, group_tokens(t0), y + t0 * ldy + rt, ldy);
+      prefetch_share_l2(w.data + static_cast<size_t>(next) * w.row_stride,
+                        static_cast<size_t>(next_rows) * w.row_stride, t0 / kt.gemm_tokens, groups);
+      for (int t = 0; t < group_tokens(t0); ++t) {
+        for (int64_t r = 0; r < next_rows; r += 16) __builtin_prefetch(y + (t0 + t) * ldy + next + r, 1, 3);
+      }
+      for (int64_t i = 0; i < n_tiles; ++i) {
+        gemm(w.cols, tiles + i * tile_bytes, act, group_tokens(t0), y + t0 * ldy + p0 + i * kt.gemm_rows, ldy);
+      }
     }
   }
 }
@@ -338,7 +375,7 @@ namespace {
 // Prefill (more tokens) goes in chunks of about this many multiply-adds (matmul_jobs' row costs), taken the same
 // way: the static split by cost left one thread waiting for the other at the end of most regions (the GEMM, the
 // tiles of an expert with few tokens and the repacks run at different speeds per multiply-add; synth 26B pp512 on
-// a 2-core Zen 3: 13% of the run). 4 M is ~0.1 ms on one AVX2 core, and never less than one row tile.
+// a 2-core Zen 3: 13% of the run). 4 M is ~0.1 ms on one AVX2 core, and never less than kTilesPerPass row tiles.
 constexpr int64_t kChunkMacs = int64_t{4} << 20;
 
 // Chunks [front, back) of one thread's share, packed in one word so that taking from either end is one CAS.
@@ -365,15 +402,15 @@ struct alignas(64) ChunkRange {
 
 template <typename RunRows>
 void run_stealing(std::span<const MatmulJob> jobs, const std::array<int64_t, kMaxMatmulJobs>& row_costs,
-                  const std::array<int64_t, kMaxMatmulJobs + 1>& prefix, int64_t chunk_cost, ThreadPool& pool,
-                  const RunRows& run_rows) {
-  // Job j's rows in chunks of chunk_rows[j] (whole row tiles, so every GEMM row group and tile call is the one a
-  // single thread would make); chunk c of the step is chunk c - first[j] of job j.
+                  const std::array<int64_t, kMaxMatmulJobs + 1>& prefix, int64_t chunk_cost, int64_t min_tiles,
+                  ThreadPool& pool, const RunRows& run_rows) {
+  // Job j's rows in chunks of chunk_rows[j] (whole row tiles, at least min_tiles, so every GEMM row group and tile
+  // call is the one a single thread would make); chunk c of the step is chunk c - first[j] of job j.
   std::array<int64_t, kMaxMatmulJobs> chunk_rows{};
   std::array<int64_t, kMaxMatmulJobs + 1> first{};
   for (size_t j = 0; j < jobs.size(); ++j) {
     const int64_t rows = row_costs[j] > 0 ? jobs[j].w.rows : 0;
-    const int64_t tiles = std::max<int64_t>(1, chunk_cost / std::max<int64_t>(1, row_costs[j] * kRowTile));
+    const int64_t tiles = std::max(min_tiles, chunk_cost / std::max<int64_t>(1, row_costs[j] * kRowTile));
     chunk_rows[j] = tiles * kRowTile;
     first[j + 1] = first[j] + (rows + chunk_rows[j] - 1) / chunk_rows[j];
   }
@@ -518,7 +555,8 @@ void matmul_jobs(std::span<const MatmulJob> jobs, ThreadPool* pool) {
   };
   FABULA_CHECK(kt.gemm_rows <= 0 || kRowTile % kt.gemm_rows == 0);  // chunks hold whole GEMM row groups
   if (pool != nullptr && pool->size() > 1 && pool->size() <= kMaxStealThreads && total >= kMinParallelMacs) {
-    run_stealing(jobs, row_costs, prefix, streaming ? decode_chunk_bytes() : kChunkMacs, *pool, run_rows);
+    run_stealing(jobs, row_costs, prefix, streaming ? decode_chunk_bytes() : kChunkMacs, streaming ? 1 : kTilesPerPass,
+                 *pool, run_rows);
     return;
   }
   if (pool == nullptr || pool->size() == 1 || total < kMinParallelMacs) {
