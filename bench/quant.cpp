@@ -146,7 +146,7 @@ void BM_GemvStream(benchmark::State& state, GgmlType type) {
   quantize_row(type, gaussian(cols, 7).data(), one.data(), cols);  // every row the same: speed only
   // 2 MiB pages, as the weight mapping gets them (the page cache's large folios, MADV_HUGEPAGE): with 4 KiB pages
   // every 4 KiB of weights costs a TLB miss that decode does not pay.
-  const size_t bytes = (rb * static_cast<size_t>(rows) + (size_t{2} << 20) - 1) / (size_t{2} << 20) * (size_t{2} << 20);
+  const size_t bytes = (rb * static_cast<size_t>(rows) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   std::unique_ptr<uint8_t, decltype(&std::free)> w(static_cast<uint8_t*>(allocate_huge_pages(bytes)), &std::free);
   for (int64_t r = 0; r < rows; ++r) std::memcpy(w.get() + static_cast<size_t>(r) * rb, one.data(), rb);
   const MatrixView view{type, w.get(), cols, rows, rb};
@@ -186,8 +186,8 @@ void BM_ExpertStream(benchmark::State& state, GgmlType type) {
   const int64_t rows = state.range(1), cols = state.range(2);
   constexpr int kExperts = 128, kUsed = 8, kCalls = 16;
   const size_t rb = row_bytes(type, cols), expert_bytes = rb * static_cast<size_t>(rows);
-  const size_t bytes = (expert_bytes * kExperts + (size_t{2} << 20) - 1) / (size_t{2} << 20) * (size_t{2} << 20);
-  std::unique_ptr<uint8_t, decltype(&std::free)> w(static_cast<uint8_t*>(allocate_huge_pages(bytes)), &std::free);
+  std::unique_ptr<uint8_t, decltype(&std::free)> w(static_cast<uint8_t*>(allocate_huge_pages(expert_bytes * kExperts)),
+                                                   &std::free);
   std::vector<uint8_t> one(rb);
   quantize_row(type, gaussian(cols, 7).data(), one.data(), cols);
   for (size_t r = 0; r < expert_bytes * kExperts / rb; ++r) std::memcpy(w.get() + r * rb, one.data(), rb);

@@ -180,10 +180,10 @@ void matmul_rows_gemm(const MatrixView& w, const ActRows& xq, float* y, int64_t 
   const auto group_tokens = [&](int64_t t0) {
     return static_cast<int>(std::min<int64_t>(kt.gemm_tokens, xq.n_tokens - t0));
   };
+  const int64_t groups = (xq.n_tokens + kt.gemm_tokens - 1) / kt.gemm_tokens;
   const size_t packed_bytes = gemm_packed_bytes(kt, w.type, w.cols);
   uint8_t* packed = nullptr;
   if (packed_bytes > 0) {
-    const int64_t groups = (xq.n_tokens + kt.gemm_tokens - 1) / kt.gemm_tokens;
     const PackedActsKey key{call, xq.act0, xq.n_tokens, w.type, w.cols};
     // The buffer grows (and moves) only for more bytes than it held, so never under the key it already packed.
     packed = packed_buffer.get(packed_bytes * static_cast<size_t>(groups));
@@ -195,7 +195,6 @@ void matmul_rows_gemm(const MatrixView& w, const ActRows& xq, float* y, int64_t 
       packed_key = key;
     }
   }
-  const int64_t groups = (xq.n_tokens + kt.gemm_tokens - 1) / kt.gemm_tokens;
   const size_t tile_bytes = (kt.gemm_tile_bytes(w.type, w.cols) + 63) / 64 * 64;
   uint8_t* const tiles = tile_buffer.get(tile_bytes * static_cast<size_t>(kTilesPerPass));
   const int64_t pass_rows = kTilesPerPass * kt.gemm_rows;
