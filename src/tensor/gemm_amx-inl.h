@@ -66,7 +66,9 @@ HWY_INLINE void amx_dot() {
 // 16 rows' results, acc[r] over the tokens, into y[t * ldy + r] for t < nt and r < rows.
 HWY_INLINE void store_rows_by_token(__m512 acc[kGemmRows], int nt, int rows, float* y, int64_t ldy) {
   __m512i v[kGemmRows];
-  for (int r = 0; r < kGemmRows; ++r) v[r] = _mm512_castps_si512(acc[r]);
+  // Unrolled, as the callers' zeroing of acc is a value-initialisation: a loop here (or a loop over references
+  // there) left acc in memory in gemm_q8_0_amx, a load and a store around every FMA.
+  unrolled<kGemmRows>([&](auto r) __attribute__((always_inline)) { v[r] = _mm512_castps_si512(acc[r]); });
   transpose_16x16_epi32(v);  // v[t]: token t's 16 rows
   const __mmask16 keep = static_cast<__mmask16>((1u << rows) - 1);
   for (int t = 0; t < nt; ++t) _mm512_mask_storeu_ps(y + t * ldy, keep, _mm512_castsi512_ps(v[t]));
@@ -212,8 +214,7 @@ inline void gemm_k_amx(int64_t n, const void* tile, const GemmActs& a, int nt, f
   const AmxActsK* x = reinterpret_cast<const AmxActsK*>(a.packed);
   const int64_t nb = n / kQK_K;
   alignas(64) int32_t c[2][2][kGemmRows][kGemmTokensAmx];  // [block parity][low, high][row][token]
-  __m512 acc[kGemmRows];
-  for (auto& v : acc) v = _mm512_setzero_ps();
+  __m512 acc[kGemmRows] = {};  // in registers (store_rows_by_token)
   amx_k_block<0>(w[0], x[0], c[0]);
   for (int64_t b = 0; b < nb; ++b) {
     // The next block's products go first, so the tile unit works while the vector units finish this one.
@@ -311,8 +312,7 @@ inline void gemm_q8_0_amx(int64_t n, const void* tile, const GemmActs& a, int nt
   const AmxActsQ8* x = reinterpret_cast<const AmxActsQ8*>(a.packed);
   const int64_t nb = n / kQK8_0;
   alignas(64) int32_t c[2][2][kGemmRows][kGemmTokensAmx];  // [pair parity][first, second block][row][token]
-  __m512 acc[kGemmRows];
-  for (auto& v : acc) v = _mm512_setzero_ps();
+  __m512 acc[kGemmRows] = {};  // in registers (store_rows_by_token)
   const auto second = [nb](int64_t b0) { return std::min(b0 + 1, nb - 1); };
   amx_q8_pair<0>(w, x, 0, second(0), c[0]);
   for (int64_t b0 = 0; b0 < nb; b0 += 2) {
