@@ -413,6 +413,7 @@ inline void fill_amx_gemm(KernelTable* t) {
   set(GgmlType::kQ4_0, repack_amx<GgmlType::kQ4_0>, gemm_amx<GgmlType::kQ4_0>);
   set(GgmlType::kF16, repack_avx512<GgmlType::kF16>, gemm_half_in_eights<GgmlType::kF16>);
   set(GgmlType::kBF16, repack_avx512<GgmlType::kBF16>, gemm_half_in_eights<GgmlType::kBF16>);
+  // F32 keeps the VNNI table's entry (gemm_f32_exact takes any token count).
   t->gemm_tile_bytes = gemm_tile_bytes_amx;
   t->gemm_pack_acts = gemm_pack_acts_amx;
   t->gemm_packed_act_bytes = gemm_packed_act_bytes_amx;

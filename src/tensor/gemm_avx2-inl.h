@@ -549,6 +549,8 @@ inline size_t gemm_tile_bytes_avx2(GgmlType type, int64_t n) {
       return kGemmTileHeaderAvx2 + static_cast<size_t>(n / kQK8_0) * sizeof(GemmQ8TileBlockAvx2);
     case GgmlType::kF16: case GgmlType::kBF16:
       return kGemmTileHeaderAvx2 + 2 * gemm_f32_half_bytes_avx2(n);
+    case GgmlType::kF32:
+      return f32_tile_bytes(kGemmTileHeaderAvx2, kGemmRowsAvx2, n);
     default:
       return 0;
   }
@@ -567,6 +569,7 @@ inline void fill_avx2_gemm(KernelTable* t) {
   set(GgmlType::kQ4_0, repack_avx2<GgmlType::kQ4_0>, gemm_avx2<GgmlType::kQ4_0>);
   set(GgmlType::kF16, repack_avx2<GgmlType::kF16>, gemm_avx2<GgmlType::kF16>);
   set(GgmlType::kBF16, repack_avx2<GgmlType::kBF16>, gemm_avx2<GgmlType::kBF16>);
+  set(GgmlType::kF32, repack_f32_rows<kGemmTileHeaderAvx2, kGemmRowsAvx2>, gemm_f32_exact<kGemmTileHeaderAvx2>);
   t->gemm_tile_bytes = gemm_tile_bytes_avx2;
   t->gemm_tokens = kGemmTokensAvx2;
   t->gemm_rows = kGemmRowsAvx2;

@@ -320,6 +320,8 @@ inline size_t gemm_tile_bytes_avx512(GgmlType type, int64_t n) {
       return kGemmTileHeader + static_cast<size_t>(n / kQK8_0) * sizeof(GemmQ8Block);
     case GgmlType::kF16: case GgmlType::kBF16:  // + 15: the last 16-wide step of the transpose
       return kGemmTileHeader + static_cast<size_t>(n + 15) * kGemmRows * sizeof(float);
+    case GgmlType::kF32:
+      return f32_tile_bytes(kGemmTileHeader, kGemmRows, n);
     default:
       return 0;
   }
@@ -338,6 +340,7 @@ inline void fill_avx512_gemm(KernelTable* t) {
   set(GgmlType::kQ4_0, repack_avx512<GgmlType::kQ4_0>, gemm_avx512<GgmlType::kQ4_0>);
   set(GgmlType::kF16, repack_avx512<GgmlType::kF16>, gemm_avx512<GgmlType::kF16>);
   set(GgmlType::kBF16, repack_avx512<GgmlType::kBF16>, gemm_avx512<GgmlType::kBF16>);
+  set(GgmlType::kF32, repack_f32_rows<kGemmTileHeader, kGemmRows>, gemm_f32_exact<kGemmTileHeader>);
   t->gemm_tile_bytes = gemm_tile_bytes_avx512;
   t->gemm_tokens = kGemmTokensAvx512;
   t->gemm_rows = kGemmRows;

@@ -14,16 +14,6 @@ HWY_INLINE uint8_t* gemv_scratch(size_t bytes) {
   return scratch.get();
 }
 
-// f(std::integral_constant<int, k>()) for k = 0 .. kN - 1, unrolled whatever the size of f: GCC leaves a loop over a
-// kernel step rolled, and its per-row accumulators then live on the stack (a Q4_K loop over two rows: GemvKernel
-// 31.6 -> 27.7 GiB/s).
-template <int kN, typename F>
-HWY_INLINE void unrolled(const F& f) {
-  [&]<int... K>(std::integer_sequence<int, K...>) __attribute__((always_inline)) {
-    (f(std::integral_constant<int, K>()), ...);
-  }(std::make_integer_sequence<int, kN>());
-}
-
 // Every row of [0, rows) through rows_at.template operator()<kS>(first, part), which computes rows first + k * part
 // for k < kS, block steps interleaved. With decode_row_streams() == 2 (Intel) row r goes with r + rows / 2: two
 // sequential streams for the L2 hardware prefetcher, which runs a bounded distance ahead of each, so twice the lines

@@ -25,8 +25,8 @@
 namespace fabula {
 namespace {
 
-const GgmlType kGemmTypes[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0,
-                               GgmlType::kQ5_0, GgmlType::kQ4_0, GgmlType::kF16,  GgmlType::kBF16};
+const GgmlType kGemmTypes[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0, GgmlType::kQ5_0,
+                               GgmlType::kQ4_0, GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16};
 
 using kernel_test::for_each_target;
 using kernel_test::gemm_group_acts;
@@ -103,6 +103,59 @@ TEST(Gemm, EveryTargetMatchesTheScalarReference) {
     }
   });
   std::printf("GEMM kernels tested: %d\n", tested);
+}
+
+// F32's GEMM takes the F32 tile's steps for every row and token, so the two agree bit for bit on every target (a
+// prompt's router scores do not depend on how its tokens were batched): lengths with and without whole groups of
+// four vectors, a remainder of whole vectors and a scalar tail; partial tiles and token counts.
+TEST(Gemm, F32EqualsTheTileBitForBit) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  int tested = 0;
+  for_each_target([&](const KernelTable& table, int64_t) {
+    if (table.gemm[kernel_slot(GgmlType::kF32)] == nullptr) return;
+    ++tested;
+    for (int64_t n : {7, 64, 200, 1000, 2816}) {
+      const int max_rows = table.gemm_rows, tokens = table.gemm_tokens;
+      const size_t rb = static_cast<size_t>(n) * sizeof(float) + 8;
+      std::vector<uint8_t> w(rb * max_rows);
+      for (int r = 0; r < max_rows; ++r) {
+        for (int64_t k = 0; k < n; ++k) {
+          const float v = g(rng);
+          std::memcpy(w.data() + r * rb + k * sizeof(float), &v, sizeof(v));
+        }
+      }
+      std::vector<float> x(static_cast<size_t>(n * tokens));
+      for (auto& v : x) v = g(rng);
+      const GemmActs act{reinterpret_cast<const uint8_t*>(x.data()), static_cast<size_t>(n) * sizeof(float), nullptr,
+                         nullptr};
+      std::vector<uint8_t> tile(table.gemm_tile_bytes(GgmlType::kF32, n));
+      for (int rows : {max_rows, max_rows - 3, 1}) {
+        table.repack[kernel_slot(GgmlType::kF32)](n, w.data(), rb, rows, tile.data());
+        for (int nt : {tokens, tokens - 1, 1}) {
+          const int64_t ldy = max_rows + 1;
+          std::vector<float> y(static_cast<size_t>(ldy * nt), -1.0f);
+          table.gemm[kernel_slot(GgmlType::kF32)](n, tile.data(), act, nt, y.data(), ldy);
+          for (int t = 0; t < nt; ++t) {
+            for (int r = 0; r < ldy; ++r) {
+              if (r >= rows) {
+                EXPECT_EQ(y[static_cast<size_t>(t * ldy + r)], -1.0f) << "row " << r << " beyond the tile's " << rows;
+                continue;
+              }
+              float want = 0;
+              table.tile[kernel_slot(GgmlType::kF32)](n, w.data() + r * rb, act.rows + t * act.stride, 0, nullptr, 1,
+                                                      &want, 1);
+              EXPECT_EQ(y[static_cast<size_t>(t * ldy + r)], want) << "n " << n << " rows " << rows << " nt " << nt
+                                                                   << " t " << t << " r " << r;
+            }
+          }
+        }
+      }
+    }
+  });
+#if HWY_ARCH_X86
+  EXPECT_GT(tested, 0) << "every x86 target from AVX2 up has an F32 GEMM";
+#endif
 }
 
 // The AMX GEMM sums the same integers as the VNNI GEMM it replaces and takes the same f32 steps for each row and
