@@ -38,11 +38,12 @@ using GemvTokensFn = void (*)(int64_t n, const uint8_t* w, size_t row_stride, in
 constexpr int kTokensPerGemvCall = 4;
 
 // Prefill GEMM (a batch of at least kMinGemmTokens tokens): repack converts gemm_rows (<= 16) weight rows into a
-// row-interleaved 8-bit tile of gemm_tile_bytes(type, n) bytes, once per matmul; gemm multiplies the tile with nt
-// (1..gemm_tokens) activation rows, y[t * y_stride + r] for the tile's rows r.
+// tile of gemm_tile_bytes(type, n) bytes (row-interleaved 8-bit for the quantized types, f32 for F32/F16/BF16), once
+// per matmul; gemm multiplies the tile with nt (1..gemm_tokens) activation rows, y[t * y_stride + r] for the tile's
+// rows r.
 struct GemmActs {
-  const uint8_t* rows;    // token 0's activation row (F16/BF16 weights: the widened f32 rows); token t's at
-                          // rows + t * stride
+  const uint8_t* rows;    // token 0's activation row (F16/BF16 weights: the widened f32 rows; F32: its f32 rows);
+                          // token t's at rows + t * stride
   size_t stride;
   const float* scales;    // Q8_0: every block's f32 scale, token t's block b at scales[t * (n / 32) + b]
   const int32_t* sums;    // Q8_0: -128 * Σ qs of every block, indexed as scales
