@@ -66,8 +66,8 @@ HWY_INLINE void amx_dot() {
 // 16 rows' results, acc[r] over the tokens, into y[t * ldy + r] for t < nt and r < rows.
 HWY_INLINE void store_rows_by_token(__m512 acc[kGemmRows], int nt, int rows, float* y, int64_t ldy) {
   __m512i v[kGemmRows];
-  // Unrolled, as the callers' zeroing of acc is a value-initialisation: a loop here (or a loop over references
-  // there) left acc in memory in gemm_q8_0_amx, a load and a store around every FMA.
+  // Unrolled (and the callers value-initialise acc): a rolled loop over acc here, or a range-for over it there, kept
+  // acc in memory in gemm_q8_0_amx, a load and a store around every FMA.
   unrolled<kGemmRows>([&](auto r) __attribute__((always_inline)) { v[r] = _mm512_castps_si512(acc[r]); });
   transpose_16x16_epi32(v);  // v[t]: token t's 16 rows
   const __mmask16 keep = static_cast<__mmask16>((1u << rows) - 1);
