@@ -119,12 +119,7 @@ TEST(Gemm, F32EqualsTheTileBitForBit) {
       const int max_rows = table.gemm_rows, tokens = table.gemm_tokens;
       const size_t rb = static_cast<size_t>(n) * sizeof(float) + 8;
       std::vector<uint8_t> w(rb * max_rows);
-      for (int r = 0; r < max_rows; ++r) {
-        for (int64_t k = 0; k < n; ++k) {
-          const float v = g(rng);
-          std::memcpy(w.data() + r * rb + k * sizeof(float), &v, sizeof(v));
-        }
-      }
+      for (int r = 0; r < max_rows; ++r) random_weight_row(GgmlType::kF32, n, w.data() + r * rb, rng);
       std::vector<float> x(static_cast<size_t>(n * tokens));
       for (auto& v : x) v = g(rng);
       const GemmActs act{reinterpret_cast<const uint8_t*>(x.data()), static_cast<size_t>(n) * sizeof(float), nullptr,
