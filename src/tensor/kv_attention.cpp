@@ -341,9 +341,15 @@ void attend_block(const float* const* q, const int64_t* first, const int64_t* la
   int64_t lo = first[0], hi = last[0];
   for (int64_t i = 1; i < m; ++i) lo = std::min(lo, first[i]), hi = std::max(hi, last[i]);
   alignas(64) int32_t rel_first[kBlockPasses][kPassRows], rel_last[kBlockPasses][kPassRows];
+  // The keys some row of pass p sees: pass_first[p]..pass_last[p] (relative to lo). A pass skips the keys of a chunk
+  // outside them, which every row of the pass would mask: a causal block's earlier rows stop before its later ones,
+  // and a sliding block's later rows start after its earlier ones (with 64 tokens a block, 6% of the keys).
+  int64_t pass_first[kBlockPasses], pass_last[kBlockPasses];
   alignas(64) float run_max[kBlockPasses][kPassRows], sums[kBlockPasses][kPassRows];
   float qrow[kKvMaxHeadDim];
   for (int64_t p = 0; p < passes; ++p) {
+    pass_first[p] = std::numeric_limits<int64_t>::max();
+    pass_last[p] = -1;
     float* qt = qt0 + static_cast<size_t>(p) * n_qt;
     for (size_t i = 0; i < kPassRows; ++i) {
       const int64_t row = p * static_cast<int64_t>(kPassRows) + static_cast<int64_t>(i);
@@ -353,6 +359,8 @@ void attend_block(const float* const* q, const int64_t* first, const int64_t* la
         if (kv_type_rotated(f.k_type)) tq_rotate_blocks(qrow, dk);
         rel_first[p][i] = static_cast<int32_t>(first[row] - lo);
         rel_last[p][i] = static_cast<int32_t>(last[row] - lo);
+        pass_first[p] = std::min<int64_t>(pass_first[p], rel_first[p][i]);
+        pass_last[p] = std::max<int64_t>(pass_last[p], rel_last[p][i]);
       } else {
         std::fill(qrow, qrow + dk, 0.0f);
         rel_first[p][i] = 1;
@@ -397,18 +405,23 @@ void attend_block(const float* const* q, const int64_t* first, const int64_t* la
       const float* qt = qt0 + static_cast<size_t>(p) * n_qt;
       float* o = o0 + static_cast<size_t>(p) * n_o;
       const int64_t rows = std::min<int64_t>(kPassRows, m - p * static_cast<int64_t>(kPassRows));
-      int64_t k = 0;
-      for (; k + kQkKeys <= nk; k += kQkKeys) {
+      // Keys k0..k1-1 of the chunk: the others score -inf, weigh 0 and add nothing for every row of the pass, so
+      // leaving them out changes no number; a pass with none keeps its sums as they are (alpha would be 1).
+      const int64_t k0 = std::max<int64_t>(0, pass_first[p] - (j0 - lo));
+      const int64_t k1 = std::min(nk, pass_last[p] - (j0 - lo) + 1);
+      if (k0 >= k1) continue;
+      int64_t k = k0;
+      for (; k + kQkKeys <= k1; k += kQkKeys) {
         qk_tile<kQkKeys>(qt, keys + k * key_stride, key_stride, dk, s + k * kPassRows);
       }
-      for (; k < nk; ++k) qk_tile<1>(qt, keys + k * key_stride, key_stride, dk, s + k * kPassRows);
+      for (; k < k1; ++k) qk_tile<1>(qt, keys + k * key_stride, key_stride, dk, s + k * kPassRows);
 
       // Masks (a key outside a row's range scores -inf), the chunk's max, the rescale of what came before, exp.
       const auto first0 = hn::Load(di, rel_first[p]), first1 = hn::Load(di, rel_first[p] + kLanes);
       const auto last0 = hn::Load(di, rel_last[p]), last1 = hn::Load(di, rel_last[p] + kLanes);
       VF max0 = neg_inf, max1 = neg_inf;
       const int32_t base = static_cast<int32_t>(j0 - lo);
-      for (k = 0; k < nk; ++k) {
+      for (k = k0; k < k1; ++k) {
         const auto pos = hn::Set(di, base + static_cast<int32_t>(k));
         float* sk = s + k * kPassRows;
         // Highway 1.0 has no signed >=: a key is hidden when first > pos or pos > last.
@@ -430,7 +443,7 @@ void attend_block(const float* const* q, const int64_t* first, const int64_t* la
       hn::Store(max0, df, run_max[p]);
       hn::Store(max1, df, run_max[p] + kLanes);
       VF add0 = hn::Zero(df), add1 = hn::Zero(df);
-      for (k = 0; k < nk; ++k) {
+      for (k = k0; k < k1; ++k) {
         float* sk = s + k * kPassRows;
         const VF p0 = flush_subnormal(df, hn::Exp(df, hn::Sub(hn::Load(df, sk), max0)));
         const VF p1 = flush_subnormal(df, hn::Exp(df, hn::Sub(hn::Load(df, sk + kLanes), max1)));
@@ -446,12 +459,13 @@ void attend_block(const float* const* q, const int64_t* first, const int64_t* la
 
       for (int64_t b = 0; b < n_wide; ++b) {  // each block's keys stay in L1 across the row groups
         for (int64_t i0 = 0; i0 < rows; i0 += kPvRows)
-          pv_tile<kPvRows, kPvVecs>(s, vbuf + b * kKeyChunk * kPvWidth, kPvWidth, nk, alpha, o, dvp, i0, b * kPvWidth);
+          pv_tile<kPvRows, kPvVecs>(s + k0 * kPassRows, vbuf + (b * kKeyChunk + k0) * kPvWidth, kPvWidth, k1 - k0,
+                                    alpha, o, dvp, i0, b * kPvWidth);
       }
       for (int64_t c = 0; c < tail_width; c += kLanes) {
         for (int64_t i0 = 0; i0 < rows; i0 += kPvRows)
-          pv_tile<kPvRows, 1>(s, vbuf + n_wide * kKeyChunk * kPvWidth + c, tail_width, nk, alpha, o, dvp, i0,
-                              n_wide * kPvWidth + c);
+          pv_tile<kPvRows, 1>(s + k0 * kPassRows, vbuf + n_wide * kKeyChunk * kPvWidth + k0 * tail_width + c,
+                              tail_width, k1 - k0, alpha, o, dvp, i0, n_wide * kPvWidth + c);
       }
     }
     j0 += nk;

@@ -72,7 +72,7 @@ struct KvRing {
 // max(last) - min(first) < ring.capacity. The SIMD kernel holds a block of rows in the lanes (the queries
 // transposed), so each key is read once per block instead of once per row; the softmax runs online over chunks of
 // keys. m <= kKvMaxBlockRows.
-constexpr int64_t kKvMaxBlockRows = 64;
+constexpr int64_t kKvMaxBlockRows = 128;
 void attend_rows_kv(const float* const* q, const int64_t* first, const int64_t* last, int64_t m, const KvRing& ring,
                     const KvHeadFormat& format, int64_t d, float* const* out);
 void attend_rows_kv_ref(const float* const* q, const int64_t* first, const int64_t* last, int64_t m,
