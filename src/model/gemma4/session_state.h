@@ -107,7 +107,7 @@ struct Gemma4Session final : SessionState {
   };
   // A block's rows read each cached key and value once, so bigger blocks read the cache less often: 128 rows (64
   // tokens of a sliding layer's 2-head group) fill attend_rows_kv's four 32-row passes on AVX-512. One sliding layer
-  // of the synth 26B at 1,500 tokens, stand-alone, 2 threads: 88-93 ms with 32 rows, 72-81 with 64, 71-77 with 128,
+  // of the synth 26B at 1,500 tokens, stand-alone, 2 threads: 88-93 ms with 32 rows, 72-81 with 64, 67-79 with 128,
   // 75-76 with 256; in the model, pp1500's attention 3.60 and 3.61 s -> 2.96 and 3.17 s (alternating).
   static constexpr int64_t kAttnBlockRows = 128;
   // Floats of `scores` a thread needs for caches of up to max_cap slots: a one-token block's heads (attend).
