@@ -76,15 +76,13 @@ void sample_top_k(CandidateSet& c, int32_t k) {
   c.sorted = true;
 }
 
-void sample_top_p(CandidateSet& c, float p, size_t min_keep) {
-  if (p >= 1.0f || c.size <= 1) return;
-  float max_logit = -std::numeric_limits<float>::infinity();
-  for (size_t i = 0; i < c.size; ++i) max_logit = std::max(max_logit, c.items[i].logit);
-  double total = 0.0;
-  for (size_t i = 0; i < c.size; ++i) total += std::exp(double(c.items[i].logit - max_logit));
-  // Sort only as much as needed: grow the sorted prefix until it holds mass >= p.
-  size_t sorted_n = c.sorted ? c.size : 0;
-  size_t want = std::min<size_t>(c.size, 64);
+namespace {
+
+// The smallest sorted prefix of c.items[0, c.size) whose probabilities (exp(logit - max_logit) / total, summed in
+// order) reach p with at least min_keep items: its length, after leaving that prefix sorted; 0 if sorting
+// sorted_n items first (then 4x as many, ...) never reaches p (rounding left the total just under p).
+size_t top_p_prefix(CandidateSet& c, float p, size_t min_keep, float max_logit, double total, size_t sorted_n,
+                    size_t want) {
   while (true) {
     if (sorted_n < want) {
       partial_sort_top(c, want);
@@ -93,18 +91,62 @@ void sample_top_p(CandidateSet& c, float p, size_t min_keep) {
     double cum = 0.0;
     for (size_t i = 0; i < sorted_n; ++i) {
       cum += std::exp(double(c.items[i].logit - max_logit)) / total;
-      if (cum >= double(p) && i + 1 >= min_keep) {
-        c.size = i + 1;
-        c.sorted = true;
-        return;
-      }
+      if (cum >= double(p) && i + 1 >= min_keep) return i + 1;
     }
-    if (sorted_n == c.size) {  // rounding left the total just under p: keep everything
+    if (sorted_n == c.size) return 0;
+    want = std::min(c.size, std::max<size_t>(want * 4, 64));
+  }
+}
+
+// Probability mass by how far a logit lies below the maximum, in kTopPBins bins of kTopPBinWidth (the last one
+// open-ended): the bins from the top that hold mass p are the candidates top_p keeps, so only those are sorted.
+constexpr int kTopPBins = 64;
+constexpr float kTopPBinWidth = 0.5f;
+inline int top_p_bin(float max_logit, float logit) {
+  const float below = max_logit - logit;  // monotonic in logit, so a run of bins from the top is a sorted prefix
+  return below < float(kTopPBins - 1) * kTopPBinWidth ? int(below / kTopPBinWidth) : kTopPBins - 1;
+}
+
+}  // namespace
+
+void sample_top_p(CandidateSet& c, float p, size_t min_keep) {
+  if (p >= 1.0f || c.size <= 1) return;
+  float max_logit = -std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < c.size; ++i) max_logit = std::max(max_logit, c.items[i].logit);
+  double total = 0.0;
+  double bin_mass[kTopPBins] = {};
+  for (size_t i = 0; i < c.size; ++i) {
+    const double e = std::exp(double(c.items[i].logit - max_logit));
+    total += e;
+    bin_mass[top_p_bin(max_logit, c.items[i].logit)] += e;
+  }
+  if (!c.sorted) {
+    // The bins from the top until they hold mass p, and one more for rounding: only their candidates are sorted,
+    // where the partial sort grew over all of them from 64 (262,144 normal logits, top_p 0.95, the sampler alone:
+    // standard deviation 5, a peaked distribution, 5.9 -> 2.4 ms a token; 2, 35 -> 18 ms; 0.5, 37 -> 31 ms). The
+    // prefix and the sums over it are those of a sort of everything, so the kept set, its order and the draw are.
+    double mass = 0.0;
+    int last_bin = 0;
+    while (last_bin < kTopPBins - 1 && mass + bin_mass[last_bin] < double(p) * total) mass += bin_mass[last_bin++];
+    last_bin = std::min(last_bin + 1, kTopPBins - 1);
+    if (last_bin < kTopPBins - 1) {
+      const auto first = c.items.begin();
+      const auto kept_end = std::partition(first, first + std::ptrdiff_t(c.size), [&](const TokenLogit& t) {
+        return top_p_bin(max_logit, t.logit) <= last_bin;
+      });
+      const auto kept = size_t(kept_end - first);
+      std::sort(first, kept_end, better);
+      // Past the kept ones (rounding, or min_keep) the partial sort grows over everything, as below.
+      const size_t n = top_p_prefix(c, p, min_keep, max_logit, total, kept, kept);
+      if (n > 0) c.size = n;
       c.sorted = true;
       return;
     }
-    want = std::min(c.size, want * 4);
   }
+  // Sort only as much as needed: grow the sorted prefix until it holds mass >= p.
+  const size_t n = top_p_prefix(c, p, min_keep, max_logit, total, c.sorted ? c.size : 0, std::min<size_t>(c.size, 64));
+  if (n > 0) c.size = n;  // else rounding left the total just under p: keep everything
+  c.sorted = true;
 }
 
 void sample_min_p(CandidateSet& c, float p, size_t min_keep) {

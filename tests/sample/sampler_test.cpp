@@ -1,7 +1,12 @@
 // Sampler chain: greedy, determinism, exact kept sets of top-k / top-p / min-p, penalty math, bias, draws.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <limits>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "sample/sampler.h"
@@ -138,6 +143,48 @@ TEST(SamplerSteps, TopPOnALargeVocabularyGrowsThePartialSort) {
   EXPECT_EQ(c.items[0].id, 5000);
   // Ties among equal logits go to the lowest ids: 0, 1, 2, ... (skipping the dominant 5000).
   for (size_t i = 1; i < c.size; ++i) ASSERT_EQ(c.items[i].id, int32_t(i - 1 < 5000 ? i - 1 : i)) << i;
+}
+
+// top_p sorts only the candidates of the mass bins it needs: the same kept ids, in the same order, as sorting
+// everything and summing the probabilities in that order, over flat and peaked logits, ties, -inf (banned tokens),
+// min_keep and p close to 1.
+TEST(SamplerSteps, TopPEqualsAFullSortOnRandomLogits) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 60; ++round) {
+    const size_t n = round % 3 == 0 ? 262144 : size_t(1000 + rng() % 20000);
+    const float sd = std::array<float, 5>{0.3f, 1.0f, 3.0f, 8.0f, 30.0f}[size_t(round) % 5];
+    std::normal_distribution<float> g(0.0f, sd);
+    std::vector<float> logits(n);
+    for (float& x : logits) x = round % 4 == 1 ? std::round(g(rng)) : g(rng);  // rounded: many ties
+    for (size_t i = 0; i < n; i += 97) logits[i] = -std::numeric_limits<float>::infinity();
+    const float p = std::array<float, 4>{0.5f, 0.9f, 0.95f, 0.999f}[size_t(round) % 4];
+    const size_t min_keep = round % 7 == 0 ? 500 : 1;
+    // The reference: everything sorted (logit descending, id ascending), the prefix whose sum reaches p.
+    std::vector<int32_t> order(n);
+    for (size_t i = 0; i < n; ++i) order[i] = int32_t(i);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      return logits[size_t(a)] != logits[size_t(b)] ? logits[size_t(a)] > logits[size_t(b)] : a < b;
+    });
+    const float max_logit = logits[size_t(order[0])];
+    double total = 0.0;
+    for (float l : logits) total += std::exp(double(l - max_logit));
+    size_t want = n;
+    double cum = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+      cum += std::exp(double(logits[size_t(order[i])] - max_logit)) / total;
+      if (cum >= double(p) && i + 1 >= min_keep) {
+        want = i + 1;
+        break;
+      }
+    }
+    CandidateSet c;
+    c.fill(logits);
+    sample_top_p(c, p, min_keep);
+    SCOPED_TRACE("round " + std::to_string(round));
+    ASSERT_EQ(c.size, want);
+    EXPECT_TRUE(c.sorted);
+    for (size_t i = 0; i < want; ++i) ASSERT_EQ(c.items[i].id, order[i]) << i;
+  }
 }
 
 TEST(SamplerSteps, MinPKeepsTokensAboveFractionOfTheMax) {
