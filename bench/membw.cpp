@@ -13,6 +13,11 @@
 // line it loads, as the decode kernels do (tensor/tiles_avx512-inl.h, 8 KiB): the hardware prefetchers stop at each
 // 4 KiB page, so without it every page starts with stalls. ReadPlainPrefetch: the second method for the same figure,
 // the plain loop with one __builtin_prefetch per 64 bytes, 4 KiB ahead.
+// PageChase/<MiB>: not a bandwidth but what a miss in a footprint of that size costs: a chain of dependent loads,
+// one line of every 4 KiB page of the buffer, the pages in a random order, in ns per load. It grows with the
+// footprint as the page translations stop fitting the TLB and the caches; on the Xeon VM of BENCHMARKS.md (session
+// 22) it reached most of a microsecond at 4 GiB, which decode over the synth 26B's 16 GB of weights pays and no
+// Read* figure over 1 GiB shows.
 // Copy and triad (STREAM-like) for reference: they also write, which decode does not.
 //
 // Walk*: how a weight layout's walk streams apart from any kernel's arithmetic (BENCHMARKS.md, "Where the rest of
@@ -26,7 +31,12 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <numeric>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,6 +45,7 @@
 #include <immintrin.h>
 #endif
 
+#include "base/huge_page_allocator.h"
 #include "tensor/read_probe.h"
 #include "tensor/thread_pool.h"
 
@@ -203,6 +214,35 @@ void BM_ReadPlainPrefetch(benchmark::State& state) {
   read_best_of(state, fabula::read_sum(fabula::ReadIsa::kScalar, 4096));
 }
 
+// range(0): the footprint in MiB. The buffer is allocated as the model's weights are (huge pages asked for) and
+// first touched by the chain's own writes.
+void BM_PageChase(benchmark::State& state) {
+  constexpr size_t kPage = 4096, kLine = 64, kLinesPerPage = kPage / kLine;
+  constexpr int kSteps = 1 << 20;
+  const size_t bytes = static_cast<size_t>(state.range(0)) << 20, pages = bytes / kPage;
+  const std::unique_ptr<uint8_t, decltype(&std::free)> buf(static_cast<uint8_t*>(fabula::allocate_huge_pages(bytes)),
+                                                          &std::free);
+  std::vector<uint32_t> order(pages);
+  std::iota(order.begin(), order.end(), 0u);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(22));
+  // The i-th page of the order holds, in its line i % 64 (so the chain does not always hit the same cache set), the
+  // offset of the next page's line; the last one closes the cycle.
+  const auto slot = [&](size_t i) { return size_t{order[i % pages]} * kPage + (i % pages) % kLinesPerPage * kLine; };
+  for (size_t i = 0; i < pages; ++i) *reinterpret_cast<uint64_t*>(buf.get() + slot(i)) = slot(i + 1);
+  double best_ns = 1e30;
+  uint64_t at = slot(0);
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kSteps; ++i) at = *reinterpret_cast<const uint64_t*>(buf.get() + at);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    benchmark::DoNotOptimize(at);
+    state.SetIterationTime(s);
+    best_ns = std::min(best_ns, s * 1e9 / kSteps);
+  }
+  state.counters["best_ns_per_load"] = best_ns;
+  state.SetLabel(std::to_string(pages) + " pages");
+}
+
 struct Arrays {
   std::vector<double> a, b, c;
   Arrays() : a(kElements, 1.0), b(kElements, 2.0), c(kElements, 0.0) {}
@@ -281,6 +321,13 @@ BENCHMARK(BM_WalkBlocks)->Apply([](benchmark::internal::Benchmark* b) {
   for (int block : {144, 128}) b->Args({hardware_threads(), block});
   read_settings(b);
 });
+BENCHMARK(BM_PageChase)
+    ->Arg(256)
+    ->Arg(1024)
+    ->Arg(4096)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(3);  // best of 3 chains of 2^20 loads
 BENCHMARK(BM_Copy)->Apply(thread_counts);
 BENCHMARK(BM_Triad)->Apply(thread_counts);
 

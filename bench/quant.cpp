@@ -177,20 +177,22 @@ void BM_GemvStream(benchmark::State& state, GgmlType type) {
                  std::to_string(cols) + " columns");
 }
 
-// Decode's routed experts: one layer's 128 experts of `rows` x `cols` back to back (the 26B's gate_up: 1408 x 2816;
-// down: 2816 x 704), and per product call 8 experts drawn at random, 8 one-token jobs in one matmul_jobs (as a
-// decode step's experts), 16 calls per pass; each pass then reads a buffer of the pass's bytes, as GemvStream, and
-// of_read is the median of the gemvs' rate over that read's. Against GemvStream (one long matrix) it shows what
-// the routed pattern (short products at random places) costs.
+// Decode's routed experts: `layers` layers of 128 experts of `rows` x `cols` back to back (the 26B's gate_up: 1408 x
+// 2816; down: 2816 x 704), and per product call 8 experts of the next layer drawn at random, 8 one-token jobs in one
+// matmul_jobs (as a decode step's experts), 16 calls per pass; each pass then reads a buffer of the pass's bytes, as
+// GemvStream, and of_read is the median of the gemvs' rate over that read's. Against GemvStream (one long matrix) it
+// shows what the routed pattern (short products at random places) costs. One layer is 285 MB (gate_up); 30 layers,
+// the 26B's, are 8.6 GB: the same reads spread over the model's footprint, which costs more where a page
+// translation does (bench_membw's PageChase; BENCHMARKS.md, session 22).
 void BM_ExpertStream(benchmark::State& state, GgmlType type) {
-  const int64_t rows = state.range(1), cols = state.range(2);
+  const int64_t rows = state.range(1), cols = state.range(2), layers = state.range(3);
   constexpr int kExperts = 128, kUsed = 8, kCalls = 16;
   const size_t rb = row_bytes(type, cols), expert_bytes = rb * static_cast<size_t>(rows);
-  std::unique_ptr<uint8_t, decltype(&std::free)> w(static_cast<uint8_t*>(allocate_huge_pages(expert_bytes * kExperts)),
-                                                   &std::free);
+  const size_t layer_bytes = expert_bytes * kExperts, total_bytes = layer_bytes * static_cast<size_t>(layers);
+  std::unique_ptr<uint8_t, decltype(&std::free)> w(static_cast<uint8_t*>(allocate_huge_pages(total_bytes)), &std::free);
   std::vector<uint8_t> one(rb);
   quantize_row(type, gaussian(cols, 7).data(), one.data(), cols);
-  for (size_t r = 0; r < expert_bytes * kExperts / rb; ++r) std::memcpy(w.get() + r * rb, one.data(), rb);
+  for (size_t r = 0; r < total_bytes / rb; ++r) std::memcpy(w.get() + r * rb, one.data(), rb);
   ThreadPool pool(static_cast<int>(state.range(0)));
   QuantizedActivations xq;
   xq.quantize(vec_dot_type(type), gaussian(cols, 6).data(), 1, cols, &pool);
@@ -201,17 +203,20 @@ void BM_ExpertStream(benchmark::State& state, GgmlType type) {
   std::mt19937 rng(42);
   std::vector<double> of_read;
   uint64_t read_total = 0;
+  int64_t layer = 0;
   for (auto _ : state) {
     std::vector<MatmulJob> jobs;
     double seconds = 0.0;
     for (int c = 0; c < kCalls; ++c) {
+      const uint8_t* layer_w = w.get() + static_cast<size_t>(layer) * layer_bytes;
+      layer = (layer + 1) % layers;
       std::vector<int> picks(kExperts);
       std::iota(picks.begin(), picks.end(), 0);
       std::shuffle(picks.begin(), picks.end(), rng);
       std::sort(picks.begin(), picks.begin() + kUsed);  // route_experts goes through the experts in order
       jobs.clear();
       for (int k = 0; k < kUsed; ++k) {
-        const MatrixView view{type, w.get() + static_cast<size_t>(picks[k]) * expert_bytes, cols, rows, rb};
+        const MatrixView view{type, layer_w + static_cast<size_t>(picks[k]) * expert_bytes, cols, rows, rb};
         jobs.push_back({view, &xq, y.data() + k * rows});
       }
       const auto t0 = std::chrono::steady_clock::now();
@@ -229,7 +234,8 @@ void BM_ExpertStream(benchmark::State& state, GgmlType type) {
   state.counters["of_read"] = of_read.empty() ? 0.0 : of_read[of_read.size() / 2];
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(pass_bytes));
   state.SetLabel(std::string(best_kernels().target) + ", " + std::to_string(state.range(0)) + " threads, 8 of 128 experts of " +
-                 std::to_string(rows) + " x " + std::to_string(cols));
+                 std::to_string(rows) + " x " + std::to_string(cols) + " in " + std::to_string(layers) + " layer" +
+                 (layers > 1 ? "s" : ""));
 }
 
 // The AVX2 target's table (what an AVX2-only CPU runs), for comparison with the best one.
@@ -478,10 +484,10 @@ int register_all() {
         ->MinTime(1.0);
   }
   benchmark::RegisterBenchmark("ExpertStream/q4_K", BM_ExpertStream, GgmlType::kQ4_K)
-      ->Args({2, 1408, kN})->Args({1, 1408, kN})->UseManualTime()->MinTime(1.0);
+      ->Args({2, 1408, kN, 1})->Args({1, 1408, kN, 1})->Args({2, 1408, kN, 30})->UseManualTime()->MinTime(1.0);
   for (GgmlType t : {GgmlType::kQ5_0, GgmlType::kQ8_0}) {
     benchmark::RegisterBenchmark((std::string("ExpertStream/") + std::string(type_name(t))).c_str(), BM_ExpertStream, t)
-        ->Args({2, kN, 704})->UseManualTime()->MinTime(1.0);
+        ->Args({2, kN, 704, 1})->UseManualTime()->MinTime(1.0);
   }
   for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kQ5_0, GgmlType::kQ8_0}) {
     const std::string name = std::string("Gemv2816/") + std::string(type_name(t));
