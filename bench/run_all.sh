@@ -65,6 +65,10 @@ step "fabula decode vs a read probe every 16 steps (26B-A4B Q4_K_M)"
 "$build/fabula" bench -m "$q4" -p 0 -n 256 -r 2 -t "$threads" --bound-probe 16 | tee "$work/bound-probe-26b-q4km.txt"
 step "decode streaming per weight type (GEMV over 512 MB, all threads)"
 "$build/bench/bench_quant" --benchmark_filter="GemvStream/.*/$threads/" | tee "$work/gemv_stream.txt"
+# The same gemvs as decode's routed experts, over one layer's experts (285 MB) and over the 26B's 30 layers (8.6 GB):
+# where a page translation is costly (membw.txt's PageChase), the second runs far slower, and so do the model's experts.
+step "decode's routed experts over one layer and over 30 (Q4_K gate_up, all threads)"
+"$build/bench/bench_quant" --benchmark_filter="ExpertStream/q4_K/$threads/" | tee "$work/expert_stream.txt"
 # The first beat's prompt length, then fabula's time to the first line on a real vn26b prompt of that length.
 warm "$q4"
 vs 26b-q4km-pp1500 "$q4" -p 1500 -n 0 -r 1 --rounds 2
