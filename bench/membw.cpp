@@ -46,6 +46,7 @@
 #endif
 
 #include "base/huge_page_allocator.h"
+#include "enough_memory.h"
 #include "tensor/read_probe.h"
 #include "tensor/thread_pool.h"
 
@@ -220,6 +221,7 @@ void BM_PageChase(benchmark::State& state) {
   constexpr size_t kPage = 4096, kLine = 64, kLinesPerPage = kPage / kLine;
   constexpr int kSteps = 1 << 20;
   const size_t bytes = static_cast<size_t>(state.range(0)) << 20, pages = bytes / kPage;
+  if (!fabula::enough_memory_for(state, bytes)) return;
   const std::unique_ptr<uint8_t, decltype(&std::free)> buf(static_cast<uint8_t*>(fabula::allocate_huge_pages(bytes)),
                                                           &std::free);
   std::vector<uint32_t> order(pages);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/huge_page_allocator.h"
+#include "enough_memory.h"
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
@@ -189,6 +190,7 @@ void BM_ExpertStream(benchmark::State& state, GgmlType type) {
   constexpr int kExperts = 128, kUsed = 8, kCalls = 16;
   const size_t rb = row_bytes(type, cols), expert_bytes = rb * static_cast<size_t>(rows);
   const size_t layer_bytes = expert_bytes * kExperts, total_bytes = layer_bytes * static_cast<size_t>(layers);
+  if (!enough_memory_for(state, total_bytes)) return;
   std::unique_ptr<uint8_t, decltype(&std::free)> w(static_cast<uint8_t*>(allocate_huge_pages(total_bytes)), &std::free);
   std::vector<uint8_t> one(rb);
   quantize_row(type, gaussian(cols, 7).data(), one.data(), cols);
