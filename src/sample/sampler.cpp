@@ -120,11 +120,15 @@ void sample_top_p(CandidateSet& c, float p, size_t min_keep) {
     total += e;
     bin_mass[top_p_bin(max_logit, c.items[i].logit)] += e;
   }
+  // Sort only as much as needed: grow the sorted prefix until it holds mass >= p.
+  size_t sorted_n = c.sorted ? c.size : 0;
+  size_t want = std::min<size_t>(c.size, 64);
   if (!c.sorted) {
     // The bins from the top until they hold mass p, and one more for rounding: only their candidates are sorted,
     // where the partial sort grew over all of them from 64 (262,144 normal logits, top_p 0.95, the sampler alone:
     // standard deviation 5, a peaked distribution, 5.9 -> 2.4 ms a token; 2, 35 -> 18 ms; 0.5, 37 -> 31 ms). The
     // prefix and the sums over it are those of a sort of everything, so the kept set, its order and the draw are.
+    // Past the kept ones (rounding, or min_keep) the partial sort grows over everything.
     double mass = 0.0;
     int last_bin = 0;
     while (last_bin < kTopPBins - 1 && mass + bin_mass[last_bin] < double(p) * total) mass += bin_mass[last_bin++];
@@ -134,17 +138,11 @@ void sample_top_p(CandidateSet& c, float p, size_t min_keep) {
       const auto kept_end = std::partition(first, first + std::ptrdiff_t(c.size), [&](const TokenLogit& t) {
         return top_p_bin(max_logit, t.logit) <= last_bin;
       });
-      const auto kept = size_t(kept_end - first);
       std::sort(first, kept_end, better);
-      // Past the kept ones (rounding, or min_keep) the partial sort grows over everything, as below.
-      const size_t n = top_p_prefix(c, p, min_keep, max_logit, total, kept, kept);
-      if (n > 0) c.size = n;
-      c.sorted = true;
-      return;
+      sorted_n = want = size_t(kept_end - first);
     }
   }
-  // Sort only as much as needed: grow the sorted prefix until it holds mass >= p.
-  const size_t n = top_p_prefix(c, p, min_keep, max_logit, total, c.sorted ? c.size : 0, std::min<size_t>(c.size, 64));
+  const size_t n = top_p_prefix(c, p, min_keep, max_logit, total, sorted_n, want);
   if (n > 0) c.size = n;  // else rounding left the total just under p: keep everything
   c.sorted = true;
 }
