@@ -33,7 +33,9 @@ std::optional<GgufSplitName> parse_gguf_split_name(std::string_view path) {
   };
   auto no = number(stem.substr(dash + 1, of - dash - 1));
   auto count = number(stem.substr(of + 4));
-  if (!no || !count || *no < 1 || *no > *count) return std::nullopt;
+  // A count past split.count's range is no file llama.cpp or fabula wrote; a name claiming 55,550,008 parts once
+  // had `fabula pull` list every one of them (fuzz_model_ref, out of memory).
+  if (!no || !count || *no < 1 || *no > *count || *count > kGgufSplitMaxCount) return std::nullopt;
   return GgufSplitName{std::string(stem.substr(0, dash)), *no - 1, *count};
 }
 

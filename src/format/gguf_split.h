@@ -17,8 +17,11 @@ inline constexpr std::string_view kSplitTensorsKey = "split.tensors.count";   //
 // "dir/model" + (0, 3) -> "dir/model-00001-of-00003.gguf" (llama_split_path).
 std::string gguf_split_path(const std::string& prefix, uint32_t index, uint32_t count);
 
+// split.count is a u16, so no split model has more parts than this.
+inline constexpr uint32_t kGgufSplitMaxCount = 65535;
+
 // The prefix of a split file's name ("dir/model-00002-of-00003.gguf" -> "dir/model"), with its 0-based index and
-// count; nullopt when the name does not follow the pattern.
+// count; nullopt when the name does not follow the pattern or counts more than kGgufSplitMaxCount parts.
 struct GgufSplitName {
   std::string prefix;
   uint32_t index = 0;

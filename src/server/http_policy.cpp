@@ -28,6 +28,15 @@ bool is_name_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
 }
 
+// A host name or IPv4 literal: name characters in labels that are never empty, with at most one trailing dot (the
+// absolute form, "localhost."). Empty labels ("..", a leading dot) are refused rather than normalised, so that
+// parsing a normalised name gives it back unchanged ("....." once lost one dot per parse).
+bool is_host_name(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  return !name.empty() && name.front() != '.' && name.back() != '.' && name.find("..") == std::string_view::npos &&
+         std::all_of(name.begin(), name.end(), is_name_char);
+}
+
 struct Authority {
   std::string host;  // lower-case; IPv6 without brackets
   std::string port;  // "" when absent
@@ -50,7 +59,7 @@ std::optional<Authority> parse_authority(std::string_view s) {
   } else {
     const size_t colon = s.find(':');
     std::string_view name = s.substr(0, colon);
-    if (name.empty() || !std::all_of(name.begin(), name.end(), is_name_char)) return std::nullopt;
+    if (!is_host_name(name)) return std::nullopt;
     a.host = ascii_lower(name);
     rest = colon == std::string_view::npos ? std::string_view() : s.substr(colon);
   }
@@ -58,7 +67,7 @@ std::optional<Authority> parse_authority(std::string_view s) {
     if (rest.front() != ':' || !all_digits(rest.substr(1))) return std::nullopt;
     a.port = std::string(rest.substr(1));
   }
-  if (a.host.size() > 1 && a.host.back() == '.') a.host.pop_back();  // "localhost." is "localhost"
+  if (a.host.back() == '.') a.host.pop_back();  // "localhost." is "localhost" (is_host_name: never "." alone)
   return a;
 }
 

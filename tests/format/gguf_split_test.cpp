@@ -25,6 +25,10 @@ TEST(GgufSplitName, FormatsAndParsesLlamaCppNames) {
   EXPECT_FALSE(parse_gguf_split_name("model-00004-of-00003.gguf").has_value());
   EXPECT_FALSE(parse_gguf_split_name("model-1-of-3.gguf").has_value());
   EXPECT_FALSE(parse_gguf_split_name("model-00001-of-00003.bin").has_value());
+  // split.count is a u16: 65535 parts at most.
+  EXPECT_EQ(parse_gguf_split_name("model-00001-of-65535.gguf")->count, 65535u);
+  EXPECT_FALSE(parse_gguf_split_name("model-00001-of-65536.gguf").has_value());
+  EXPECT_FALSE(parse_gguf_split_name("model-00001-of-055550008.gguf").has_value());
 }
 
 TEST(GgufSplitName, ParsesSplitSizes) {

@@ -17,6 +17,9 @@ TEST(HttpPolicy, HostOfStripsPortBracketsCaseAndTrailingDot) {
   // Malformed: empty, bare IPv6, junk port, characters no host name has.
   for (const char* bad : {"", ":80", "::1", "a:b", "x:99999999", "evil.example/path", "a b", "[::1", "[zz]:1", "x:"})
     EXPECT_EQ(host_of(bad), "") << bad;
+  // Empty labels are malformed, not normalised: ".", "..", a leading dot, two dots anywhere.
+  for (const char* bad : {".", "..", ".....", ".example", "vn..example", "localhost..", "a..:80"})
+    EXPECT_EQ(host_of(bad), "") << bad;
 }
 
 TEST(HttpPolicy, OriginAuthorityNormalisesDefaultPorts) {
@@ -70,6 +73,17 @@ TEST(HttpPolicy, SameOriginComparesHostAndPort) {
   EXPECT_FALSE(is_same_origin("http://localhost:8765", "127.0.0.1:8765"));
   EXPECT_FALSE(is_same_origin("null", "127.0.0.1:8765"));
   EXPECT_FALSE(is_same_origin("http://127.0.0.1:8765", ""));
+  // The trailing dot of the absolute form, on either side.
+  EXPECT_TRUE(is_same_origin("http://localhost.:8765", "localhost:8765"));
+  EXPECT_TRUE(is_same_origin("http://localhost:8765", "localhost.:8765"));
+  // An origin always matches the Host header that names its own normalised authority (fuzz_http_policy's
+  // invariant; "http://....." once normalised to "...." and then to "...").
+  for (const char* origin : {"http://localhost.:8765", "https://Vn.Example.", "http://[::1]:80", "http://a-b.c_d:1"}) {
+    const auto a = origin_authority(origin);
+    ASSERT_TRUE(a.has_value()) << origin;
+    EXPECT_TRUE(is_same_origin(origin, *a)) << origin;
+  }
+  EXPECT_FALSE(origin_authority("http://.....").has_value());
 }
 
 TEST(HttpPolicy, SecretEqualsIsExact) {
