@@ -53,7 +53,9 @@ std::optional<Authority> parse_authority(std::string_view s) {
     if (close == std::string_view::npos || close == 1) return std::nullopt;
     std::string_view v6 = s.substr(1, close - 1);
     in6_addr addr{};
-    if (inet_pton(AF_INET6, std::string(v6).c_str(), &addr) != 1) return std::nullopt;
+    // inet_pton reads a C string: a NUL would end the address early and let the bytes after it through.
+    if (v6.find('\0') != std::string_view::npos || inet_pton(AF_INET6, std::string(v6).c_str(), &addr) != 1)
+      return std::nullopt;
     a.host = ascii_lower(v6);
     rest = s.substr(close + 1);
   } else {
@@ -97,6 +99,7 @@ bool is_loopback_host(std::string_view host) {
   std::string h = ascii_lower(ascii_trim(host, kOws));
   if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
   if (h == "localhost" || h == "localhost.") return true;
+  if (h.find('\0') != std::string::npos) return false;  // inet_pton would stop at it: "127.0.0.1\0evil"
   in_addr v4{};
   if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
   in6_addr v6{};

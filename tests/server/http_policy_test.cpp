@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <string>
 
 #include "server/http_policy.h"
 
@@ -17,6 +18,10 @@ TEST(HttpPolicy, HostOfStripsPortBracketsCaseAndTrailingDot) {
   // Malformed: empty, bare IPv6, junk port, characters no host name has.
   for (const char* bad : {"", ":80", "::1", "a:b", "x:99999999", "evil.example/path", "a b", "[::1", "[zz]:1", "x:"})
     EXPECT_EQ(host_of(bad), "") << bad;
+  // A NUL inside brackets once ended the address for inet_pton and let the rest through ("[::2\0...[...]").
+  using namespace std::string_literals;
+  EXPECT_EQ(host_of("[::2\0junk[::]"s), "");
+  EXPECT_EQ(host_of("[::1\0evil.example]:80"s), "");
   // Empty labels are malformed, not normalised: ".", "..", a leading dot, two dots anywhere.
   for (const char* bad : {".", "..", ".....", ".example", "vn..example", "localhost..", "a..:80"})
     EXPECT_EQ(host_of(bad), "") << bad;
@@ -33,6 +38,9 @@ TEST(HttpPolicy, OriginAuthorityNormalisesDefaultPorts) {
 }
 
 TEST(HttpPolicy, LoopbackAndWildcardAddresses) {
+  using namespace std::string_literals;
+  EXPECT_FALSE(is_loopback_host("127.0.0.1\0evil.example"s));
+  EXPECT_FALSE(HostPolicy("127.0.0.1", {}).allows("[::1\0evil.example]"s));
   for (const char* h : {"127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]", "LOCALHOST"}) EXPECT_TRUE(is_loopback_host(h)) << h;
   for (const char* h : {"0.0.0.0", "192.168.1.5", "evil.example", "localhost.evil.example", "128.0.0.1", "::"})
     EXPECT_FALSE(is_loopback_host(h)) << h;
