@@ -52,7 +52,14 @@ HWY_INLINE float dot_f32_finish(D d, V s0, V s1, V s2, V s3, const float* w, con
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   for (; i + N <= n; i += N) s0 = hn::MulAdd(hn::LoadU(d, w + i), hn::LoadU(d, a + i), s0);
   float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))));
-  for (; i < n; ++i) sum += w[i] * a[i];
+  // The last elements through memcpy: F32 weights need not be 4-byte aligned (a GGUF's alignment may be 1; the
+  // vector loads above are unaligned ones), and a misaligned float load is undefined behaviour (UBSan).
+  for (; i < n; ++i) {
+    float wi, ai;
+    std::memcpy(&wi, w + i, sizeof(float));
+    std::memcpy(&ai, a + i, sizeof(float));
+    sum += wi * ai;
+  }
   return sum;
 }
 

@@ -195,7 +195,12 @@ float vec_dot_q6_K_q8_K_ref(int64_t n, const BlockQ6_K* x, const BlockQ8_K* y) {
 
 float vec_dot_f32_ref(int64_t n, const float* x, const float* y) {
   double sumf = 0.0;
-  for (int64_t i = 0; i < n; ++i) sumf += static_cast<double>(x[i] * y[i]);
+  for (int64_t i = 0; i < n; ++i) {  // memcpy: F32 weights need not be 4-byte aligned (dot_f32_finish)
+    float xi, yi;
+    std::memcpy(&xi, x + i, sizeof(float));
+    std::memcpy(&yi, y + i, sizeof(float));
+    sumf += static_cast<double>(xi * yi);
+  }
   return static_cast<float>(sumf);
 }
 
