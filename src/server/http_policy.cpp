@@ -37,6 +37,12 @@ bool is_host_name(std::string_view name) {
          std::all_of(name.begin(), name.end(), is_name_char);
 }
 
+// inet_pton on a string_view: it reads a C string, so a NUL would end the address early and let the bytes after
+// it through ("[::2<NUL>junk[::]", "127.0.0.1<NUL>evil"); such text is no address.
+bool parse_address(int family, std::string_view text, void* out) {
+  return text.find('\0') == std::string_view::npos && inet_pton(family, std::string(text).c_str(), out) == 1;
+}
+
 struct Authority {
   std::string host;  // lower-case; IPv6 without brackets
   std::string port;  // "" when absent
@@ -53,9 +59,7 @@ std::optional<Authority> parse_authority(std::string_view s) {
     if (close == std::string_view::npos || close == 1) return std::nullopt;
     std::string_view v6 = s.substr(1, close - 1);
     in6_addr addr{};
-    // inet_pton reads a C string: a NUL would end the address early and let the bytes after it through.
-    if (v6.find('\0') != std::string_view::npos || inet_pton(AF_INET6, std::string(v6).c_str(), &addr) != 1)
-      return std::nullopt;
+    if (!parse_address(AF_INET6, v6, &addr)) return std::nullopt;
     a.host = ascii_lower(v6);
     rest = s.substr(close + 1);
   } else {
@@ -99,11 +103,10 @@ bool is_loopback_host(std::string_view host) {
   std::string h = ascii_lower(ascii_trim(host, kOws));
   if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
   if (h == "localhost" || h == "localhost.") return true;
-  if (h.find('\0') != std::string::npos) return false;  // inet_pton would stop at it: "127.0.0.1\0evil"
   in_addr v4{};
-  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  if (parse_address(AF_INET, h, &v4)) return (ntohl(v4.s_addr) >> 24) == 127;
   in6_addr v6{};
-  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  if (parse_address(AF_INET6, h, &v6)) return IN6_IS_ADDR_LOOPBACK(&v6);
   return false;
 }
 
