@@ -19,12 +19,15 @@ HWY_INLINE void q4_K_gemv_activation(const BlockQ8_K* x, int64_t blocks, int8_t*
   }
 }
 
-// yd * the activation sum of each 32-weight sub-block of blocks x[0 .. blocks - 1] (8 floats per block, 32-byte
-// aligned), which a Q4_K block's dmin * mins multiply. The bsums come per 16 weights: they are added in pairs.
-HWY_INLINE void q4_K_gemv_min_terms(const BlockQ8_K* x, int64_t blocks, float* out) {
-  for (int64_t i = 0; i < blocks; ++i) {
-    const __m256i sub_sums = _mm256_madd_epi16(load256(x[i].bsums), _mm256_set1_epi16(1));
-    _mm256_store_ps(out + i * 8, _mm256_mul_ps(_mm256_set1_ps(x[i].d), _mm256_cvtepi32_ps(sub_sums)));
+// The activation sum of each 32-weight sub-block of blocks x[0 .. blocks - 1] as int16 (8 per block: at most 32 x
+// 128), zero up to `padded` blocks (whole groups), which one vpmaddwd a group multiplies by the blocks' mins. The
+// bsums come per 16 weights: they are added in pairs.
+HWY_INLINE void q4_K_gemv_sub_sums(const BlockQ8_K* x, int64_t blocks, int64_t padded, int16_t* out) {
+  for (int64_t i = 0; i < padded; ++i) {
+    const __m256i pairs = i < blocks ? _mm256_madd_epi16(load256(x[i].bsums), _mm256_set1_epi16(1))
+                                     : _mm256_setzero_si256();
+    const __m128i sums = _mm256_cvtepi32_epi16(pairs);
+    _mm_store_si128(reinterpret_cast<__m128i*>(out + i * 8), sums);
   }
 }
 
@@ -72,23 +75,27 @@ alignas(64) inline constexpr auto kQ4KGroupScaleIndex = [] {
   }
   return idx;
 }();
-// The mins of blocks 2p (lanes 0..7) and 2p + 1 (lanes 8..15) as int32: byte indices in each dword's low byte
-// (VBMI), else int16 lane indices into the widened pair.
-#if HWY_TARGET == HWY_AVX3_DL
+// The mins of a group's four blocks into int16 lanes for the vpmaddwd with the activation's sub-block sums: lane j
+// holds block j / 8's min of sub-block j % 8. With VBMI byte indices into the unpacked headers (zero-extended by the
+// mask), else int16 lane indices into the headers widened to int16 (blocks 0 and 1 from the first source, 2 and 3
+// from the second).
 alignas(64) inline constexpr auto kQ4KGroupMinIndex = [] {
-  std::array<std::array<uint8_t, 64>, kQ4KGroup / 2> idx{};
-  for (int p = 0; p < kQ4KGroup / 2; ++p) {
-    for (int j = 0; j < 16; ++j) idx[p][4 * j] = static_cast<uint8_t>(32 * p + 16 * (j / 8) + 8 + j % 8);
+  std::array<int16_t, 32> idx{};
+  for (int j = 0; j < 32; ++j) {
+#if HWY_TARGET == HWY_AVX3_DL
+    idx[j] = static_cast<int16_t>(16 * (j / 8) + 8 + j % 8);
+#else
+    idx[j] = static_cast<int16_t>(32 * (j / 16) + 16 * (j / 8 % 2) + 8 + j % 8);
+#endif
   }
   return idx;
 }();
-#else
-alignas(64) inline constexpr auto kQ4KGroupMinIndex = [] {
-  std::array<int16_t, 32> idx{};
-  for (int j = 0; j < 16; ++j) idx[j] = static_cast<int16_t>(16 * (j / 8) + 8 + j % 8);
-  return idx;
-}();
-#endif
+// After that vpmaddwd, int32 lane l holds block l / 4's mins times the sums of sub-blocks 2 (l % 4) and
+// 2 (l % 4) + 1; this index takes dmin * yd of block l / 4 from lane 2 (l / 4) + 1 of the group's d * yd, dmin * yd
+// pairs.
+HWY_INLINE __m512i q4_K_group_dmin_lanes() {
+  return _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
+}
 
 // The one-token Q4_K gemv: the activation row act against `rows` rows, y[r]. Decode is compute-bound on this kernel
 // when memory is fast, so it spends fewer instructions per block than the tile: one vpdpbusd per 64 weights with VNNI
@@ -97,79 +104,72 @@ alignas(64) inline constexpr auto kQ4KGroupMinIndex = [] {
 // E's and O's low nibbles holds sub-block 2c (weights 64c + 0..31) and of their high nibbles sub-block 2c + 1, so
 // two vpdpbusd sum the even sub-blocks and two the odd ones, lane for lane, against the reordered activation. A
 // lane sums 8 products of at most 15 x 128, so one vpackssdw puts both into int16 lanes for one vpmaddwd with the
-// 6-bit scales. The integer sums per block are exact; the f32 steps differ from the tile's (tile_test.cpp compares
-// both with the reference). 2-4 tokens take gemv_q4_K_grouped_512 (below), whose per-lane arithmetic is the same, so
-// a token's numbers do not depend on how many tokens share the call (bit for bit). This is the AVX3 kernel, a block
-// at a time; with VBMI gemv_q4_K_one_vbmi (below) does the same steps four blocks at a time (tile_test.cpp holds both
-// to a scalar model of these steps, bit for bit).
+// 6-bit scales. The mins come off once per group of four blocks, as integers first: one vpmaddwd of the four
+// blocks' mins (int16) against the activation's sub-block sums leaves, in int32 lane l, block l / 4's mins times the
+// sums of two of its sub-blocks (exact), and one FNMADD by dmin * yd of block l / 4 takes them off all 16 lanes after
+// the group's four FMAs (against a conversion and a multiply of dmin * mins per two blocks and an FNMADD per block:
+// about 5 instructions a group instead of 18). The integer sums per block are exact; the f32 steps differ from the
+// tile's (tile_test.cpp compares both with the reference). 2-4 tokens take gemv_q4_K_grouped_512 (below), whose
+// per-lane arithmetic is the same, so a token's numbers do not depend on how many tokens share the call (bit for
+// bit). This is the AVX3 kernel, a block at a time (each block's min products and dmin * yd go into their lanes of
+// the group's vectors by a masked broadcast); with VBMI gemv_q4_K_one_vbmi (below) does the same steps four blocks
+// at a time (tile_test.cpp holds both to a scalar model of these steps, bit for bit).
 #if HWY_TARGET != HWY_AVX3_DL
 HWY_INLINE void gemv_q4_K_one_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                   float* y) {
   const int64_t nb = n / kQK_K;
   const auto* yb = reinterpret_cast<const BlockQ8_K*>(act);
-  // 64-byte aligned (read as whole cache lines): the reordered activation (n bytes), then yd * the activation sum of
-  // each 32-weight sub-block (nb x 8 floats), which the mins multiply (one FMA per block into the accumulator's lanes
-  // 0..7 instead of widening the bsums against them). Block i's min terms are addressed from scratch at each use:
-  // through a pointer variable GCC 12 compiled the block loop differently (a scaled index, a shift more per block);
-  // this way it is the instructions of the former gemv_q4_K_tokens_512<1>.
-  uint8_t* const scratch = gemv_scratch(static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float));
+  // 64-byte aligned (read as whole cache lines): the reordered activation (n bytes), then the activation's sub-block
+  // sums (int16, 8 per block).
+  uint8_t* const scratch = gemv_scratch(static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(int16_t));
   int8_t* const reordered = reinterpret_cast<int8_t*>(scratch);
-  auto min_terms_of = [&](int64_t i) { return reinterpret_cast<float*>(scratch + n) + i * 8; };
+  int16_t* const sub_sums = reinterpret_cast<int16_t*>(scratch + n);
   q4_K_gemv_activation(yb, nb, reordered);
-  q4_K_gemv_min_terms(yb, nb, min_terms_of(0));
+  q4_K_gemv_sub_sums(yb, nb, nb, sub_sums);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   // After vpackssdw(even, odd), int16 lane j holds sub-block j / 4 (chunk c: 4 lanes of 2c, then 4 of 2c + 1).
   const __m512i scale_index = _mm512_set_epi16(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2,
                                                1, 1, 1, 1, 0, 0, 0, 0);  // lanes 31 down to 0
-  // One block's weights, scales, d and dmin * mins, unpacked.
-  struct Unpacked {
-    __m512i q[4], scales;
-    __m512 d;
-    __m512 dmin_mins;  // lanes 8..15 zero
-  };
-  auto unpack = [&](const BlockQ4_K& x) {
-    Unpacked u;
-    // The scales into their int16 lanes.
-    const __m128i scales_mins = unpack_k_scales_header(_mm_loadu_si128(reinterpret_cast<const __m128i*>(&x)));
-    u.scales = _mm512_permutexvar_epi16(scale_index, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scales_mins)));
-    const __m512i a = load512(x.qs), b = load512(x.qs + 64);
-    const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-    const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-    u.q[0] = _mm512_and_si512(even_chunks, m4);
-    u.q[1] = _mm512_and_si512(odd_chunks, m4);
-    u.q[2] = _mm512_and_si512(_mm512_srli_epi16(even_chunks, 4), m4);
-    u.q[3] = _mm512_and_si512(_mm512_srli_epi16(odd_chunks, 4), m4);
-    uint32_t d_dmin_bits;  // d and dmin (adjacent halves) in lanes 0 and 1, converted together
-    std::memcpy(&d_dmin_bits, &x.d, 4);
-    const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits)));
-    u.d = _mm512_broadcastss_ps(d_dmin);
-    // dmin * the min of each sub-block (bytes 8..15 of the unpacked scales): dmin broadcast by one vpermps.
-    const __m256i mins = _mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8));
-    const __m256 dmin = _mm256_permutexvar_ps(_mm256_set1_epi32(1), _mm256_castps128_ps256(d_dmin));
-    u.dmin_mins = _mm512_zextps256_ps512(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mins)));
-    return u;
-  };
-  // The block against the activation: the integer sums, then the f32 steps.
-  auto accumulate = [&](const Unpacked& u, const __m512i (&ya)[4], float yd, const float* min_term, __m512& acc) {
-    __m512i even = dp_u8s8_512(_mm512_setzero_si512(), u.q[0], ya[0]);
-    even = dp_u8s8_512(even, u.q[1], ya[1]);
-    __m512i odd = dp_u8s8_512(_mm512_setzero_si512(), u.q[2], ya[2]);
-    odd = dp_u8s8_512(odd, u.q[3], ya[3]);
-    const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), u.scales);
-    acc = _mm512_fmadd_ps(_mm512_mul_ps(u.d, _mm512_set1_ps(yd)), _mm512_cvtepi32_ps(sum), acc);
-    acc = _mm512_fnmadd_ps(u.dmin_mins, _mm512_zextps256_ps512(_mm256_load_ps(min_term)), acc);
-  };
   for (int64_t r = 0; r < rows; ++r) {
     const auto* x = reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r) * row_stride);
     __m512 acc = _mm512_setzero_ps();
+    // The group's min products (int32) and dmin * yd, block b's in lanes 4b .. 4b + 3; zero for absent blocks.
+    __m512i group_mins = _mm512_setzero_si512();
+    __m512 group_dmin_yd = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
       // A fixed count of lines (at most one asked for twice): prefetch_weights' address-dependent loop cost this
       // loop 6% (GemvKernel/q4_K/2816, one core in L2, alternating).
       prefetch_weights_lines<(sizeof(BlockQ4_K) + 63) / 64>(x + i);
-      const Unpacked u = unpack(x[i]);
+      const BlockQ4_K& xb = x[i];
+      const __m128i scales_mins = unpack_k_scales_header(_mm_loadu_si128(reinterpret_cast<const __m128i*>(&xb)));
+      const __m512i scales =
+          _mm512_permutexvar_epi16(scale_index, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scales_mins)));
+      const __m512i a = load512(xb.qs), b = load512(xb.qs + 64);
+      const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+      const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
       const int8_t* p = reordered + i * kQK_K;
-      const __m512i ya[4] = {load512(p), load512(p + 64), load512(p + 128), load512(p + 192)};
-      accumulate(u, ya, yb[i].d, min_terms_of(i), acc);
+      __m512i even = dp_u8s8_512(_mm512_setzero_si512(), _mm512_and_si512(even_chunks, m4), load512(p));
+      even = dp_u8s8_512(even, _mm512_and_si512(odd_chunks, m4), load512(p + 64));
+      __m512i odd = dp_u8s8_512(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(even_chunks, 4), m4),
+                                load512(p + 128));
+      odd = dp_u8s8_512(odd, _mm512_and_si512(_mm512_srli_epi16(odd_chunks, 4), m4), load512(p + 192));
+      const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), scales);
+      uint32_t d_dmin_bits;  // d and dmin (adjacent halves) in lanes 0 and 1, converted together
+      std::memcpy(&d_dmin_bits, &xb.d, 4);
+      const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits)));
+      const __m128 d_dmin_yd = _mm_mul_ps(d_dmin, _mm_set1_ps(yb[i].d));
+      acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d_dmin_yd), _mm512_cvtepi32_ps(sum), acc);
+      // Block i's mins (bytes 8..15 of the unpacked scales) times its sub-block sums, into its lanes of the group.
+      const __m128i min_products = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8)),
+                                                  _mm_load_si128(reinterpret_cast<const __m128i*>(sub_sums + i * 8)));
+      const __mmask16 lanes = static_cast<__mmask16>(0xF << (4 * (i % kQ4KGroup)));
+      group_mins = _mm512_mask_broadcast_i32x4(group_mins, lanes, min_products);
+      group_dmin_yd = _mm512_mask_broadcastss_ps(group_dmin_yd, lanes, _mm_movehdup_ps(d_dmin_yd));
+      if (i % kQ4KGroup == kQ4KGroup - 1 || i == nb - 1) {
+        acc = _mm512_fnmadd_ps(group_dmin_yd, _mm512_cvtepi32_ps(group_mins), acc);
+        group_mins = _mm512_setzero_si512();
+        group_dmin_yd = _mm512_setzero_ps();
+      }
     }
     y[r] = _mm512_reduce_add_ps(acc);
   }
@@ -193,10 +193,9 @@ HWY_INLINE __m512i dp_u8s8_512_at_zero(__m512i u, const int8_t* s) {
 
 // The one-token Q4_K gemv with VBMI, the blocks of a row in groups of four, the same integer sums and f32 steps per
 // lane as gemv_q4_K_one_512 (so bit-identical). The headers of a group are unpacked together at 512 bits (as
-// gemv_q4_K_grouped_512 does); d * yd of the four blocks come from one multiply and reach each block's FMA as a
-// broadcast load from the stack; dmin * the mins of two blocks are converted together, the second block's moved to
-// lanes 0..7 by one vextractf32x8. Each FNMADD is unmasked: the min terms are zero in lanes 8..15, so those lanes
-// subtract an exact zero. The high nibbles by GF2P8AFFINEQB where the CPU has GFNI (kGfni), else as 16 x their value
+// gemv_q4_K_grouped_512 does); d * yd and dmin * yd of the four blocks come from one multiply, d * yd reaches each
+// block's FMA as a broadcast load from the stack, and the group's mins go in one vpermb, one vpmaddwd and one FNMADD
+// after its four blocks. The high nibbles by GF2P8AFFINEQB where the CPU has GFNI (kGfni), else as 16 x their value
 // (vpandn) and the odd sums shifted back once per block (exact: every product is a multiple of 16; VNNI does not
 // saturate). b, the second half of a block's qs, is loaded once (GCC folded it into both shuffles, a second load).
 // Per block about 33 instructions instead of 53: one core in L2, `GemvKernel/q4_K/2816` 50.0 -> 56.4 and 45.4 -> 53.8
@@ -209,40 +208,34 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
   const int64_t nb = n / kQK_K;
   const int64_t nb_groups = (nb + kQ4KGroup - 1) / kQ4KGroup * kQ4KGroup;
   const auto* yb = reinterpret_cast<const BlockQ8_K*>(act);
-  // 64-byte aligned: the reordered activation (n bytes), yd * the activation sum of each 32-weight sub-block (nb x 8
-  // floats), then each block's yd twice (a group's d and dmin multiply them in one instruction; whole groups).
-  uint8_t* const scratch = gemv_scratch(static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float) +
+  // 64-byte aligned: the reordered activation (n bytes), the activation's sub-block sums (int16, 8 per block, a
+  // group's in one line), then each block's yd twice (a group's d and dmin multiply them in one instruction); both
+  // in whole groups.
+  uint8_t* const scratch = gemv_scratch(static_cast<size_t>(n) + static_cast<size_t>(nb_groups) * 8 * sizeof(int16_t) +
                                         static_cast<size_t>(nb_groups) * 2 * sizeof(float));
   int8_t* const reordered = reinterpret_cast<int8_t*>(scratch);
-  float* const min_terms = reinterpret_cast<float*>(scratch + n);
-  float* const yd_pairs = min_terms + nb * 8;
+  int16_t* const sub_sums = reinterpret_cast<int16_t*>(scratch + n);
+  float* const yd_pairs = reinterpret_cast<float*>(sub_sums + nb_groups * 8);
   q4_K_gemv_activation(yb, nb, reordered);
-  q4_K_gemv_min_terms(yb, nb, min_terms);
+  q4_K_gemv_sub_sums(yb, nb, nb_groups, sub_sums);
   for (int64_t i = 0; i < nb_groups; ++i) yd_pairs[2 * i] = yd_pairs[2 * i + 1] = i < nb ? yb[i].d : 0.0f;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i high_nibble = _mm512_set1_epi64(kGfHighNibble);
-  // d and dmin of the four blocks: half-float lanes 0, 1, 8, 9, ... of the headers; dmin of blocks 2p and 2p + 1
-  // broadcast into lanes 0..7 and 8..15.
+  // d and dmin of the four blocks: half-float lanes 0, 1, 8, 9, ... of the headers.
   const __m512i d_dmin_index = _mm512_zextsi128_si512(_mm_setr_epi16(0, 1, 8, 9, 16, 17, 24, 25));
-  const __m512i dmin_index[2] = {_mm512_inserti64x4(_mm512_set1_epi32(1), _mm256_set1_epi32(3), 1),
-                                 _mm512_inserti64x4(_mm512_set1_epi32(5), _mm256_set1_epi32(7), 1)};
-  __m512i scale_index[kQ4KGroup], min_index[kQ4KGroup / 2];
+  const __m512i dmin_lanes = q4_K_group_dmin_lanes();
+  const __m512i min_index = _mm512_load_si512(kQ4KGroupMinIndex.data());
+  __m512i scale_index[kQ4KGroup];
   for (int b = 0; b < kQ4KGroup; ++b) scale_index[b] = _mm512_load_si512(kQ4KGroupScaleIndex[b].data());
-  for (int p = 0; p < kQ4KGroup / 2; ++p) min_index[p] = _mm512_load_si512(kQ4KGroupMinIndex[p].data());
   // Blocks i .. i + kCount - 1 of row x into acc.
   auto group = [&]<int kCount>(const BlockQ4_K* x, __m512& acc, int64_t i) __attribute__((always_inline)) {
       prefetch_weights_lines<(kCount * sizeof(BlockQ4_K) + 63) / 64>(x + i);
       const __m512i h = load_q4_K_headers<kCount>(x + i);
       const __m512i sm = unpack_q4_K_header_scales(h);
       const __m256 d_dmin = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(d_dmin_index, h)));
-      alignas(32) float dyd[8];  // d * yd of block b at [2b]
-      _mm256_store_ps(dyd, _mm256_mul_ps(d_dmin, _mm256_loadu_ps(yd_pairs + 2 * i)));
-      __m512 dmin_mins[kQ4KGroup / 2];  // blocks 2p and 2p + 1 in lanes 0..7 and 8..15
-      for (int p = 0; p < (kCount + 1) / 2; ++p) {
-        const __m512 dmin = _mm512_permutexvar_ps(dmin_index[p], _mm512_castps256_ps512(d_dmin));
-        const __m512i mins = _mm512_maskz_permutexvar_epi8(0x1111111111111111ULL, min_index[p], sm);
-        dmin_mins[p] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mins));
-      }
+      alignas(32) float dyd[8];  // d * yd of block b at [2b], dmin * yd at [2b + 1]
+      const __m256 d_dmin_yd = _mm256_mul_ps(d_dmin, _mm256_loadu_ps(yd_pairs + 2 * i));
+      _mm256_store_ps(dyd, d_dmin_yd);
       auto block = [&]<int B>() __attribute__((always_inline)) {
         const __m512i scales = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index[B], sm);
         const uint8_t* qs = x[i + B].qs;
@@ -266,13 +259,15 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
         __m512 d_yd;
         asm("vbroadcastss %1, %0" : "=v"(d_yd) : "m"(dyd[2 * B]));  // a load, where GCC would shuffle
         acc = _mm512_fmadd_ps(d_yd, _mm512_cvtepi32_ps(sum), acc);
-        const __m512 dmm = B % 2 == 0 ? dmin_mins[B / 2]
-                                      : _mm512_castps256_ps512(_mm512_extractf32x8_ps(dmin_mins[B / 2], 1));
-        acc = _mm512_fnmadd_ps(dmm, _mm512_zextps256_ps512(_mm256_load_ps(min_terms + (i + B) * 8)), acc);
       };
       [&]<int... B>(std::integer_sequence<int, B...>) __attribute__((always_inline)) {
         (block.template operator()<B>(), ...);
       }(std::make_integer_sequence<int, kCount>());
+      // The group's mins (absent blocks: zero mins and dmin * yd, an exact zero off each of their lanes).
+      const __m512i mins = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, min_index, sm);
+      const __m512i min_products = _mm512_madd_epi16(mins, load512(sub_sums + i * 8));
+      const __m512 dmin_yd = _mm512_permutexvar_ps(dmin_lanes, _mm512_castps256_ps512(d_dmin_yd));
+      acc = _mm512_fnmadd_ps(dmin_yd, _mm512_cvtepi32_ps(min_products), acc);
     };
   auto row_of = [&](int64_t r) { return reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r) * row_stride); };
   auto tail = [&](const BlockQ4_K* x, __m512& acc, int64_t i) __attribute__((always_inline)) {
@@ -306,10 +301,10 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
 // The multi-token Q4_K gemv (NT >= 2 tokens of a batched decode step), the same per-lane arithmetic as
 // gemv_q4_K_one_512 (so every token's numbers equal the one-token gemv's, bit for bit), with the blocks in groups
 // of four: their headers are unpacked together at 512 bits (the scales, d and dmin of four blocks in the
-// instructions one block takes at 128 bits), dmin times the mins of two blocks are converted together, and d * yd
-// and the mins reach each block's FMAs as memory operands. One core in L2, base 049c7cf / this, GB/s of weights
-// (`bench_quant --benchmark_filter=DecodeTokens/q4_K`, alternating): 2 tokens 17.9-18.1 / 37.5-39.3, 3 tokens
-// 14.4 / 30.4-31.2, 4 tokens 16.5-16.8 / 24.6-25.3. With one token this kernel ran no faster than a block at a time
+// instructions one block takes at 128 bits), d * yd reaches each block's FMAs as a memory operand, and the mins come
+// off once per group and token (one vpmaddwd, a conversion and an FNMADD). One core in L2, base 049c7cf / this,
+// GB/s of weights (`bench_quant --benchmark_filter=DecodeTokens/q4_K`, alternating): 2 tokens 17.9-18.1 /
+// 37.5-39.3, 3 tokens 14.4 / 30.4-31.2, 4 tokens 16.5-16.8 / 24.6-25.3. With one token this kernel ran no faster than a block at a time
 // (GemvKernel/q4_K/2816 49.4-50.1 against 49.9-51.1 GiB/s with one row per pass; with two rows per pass 4% faster in
 // L2 but 20% slower streaming from memory); one token takes gemv_q4_K_one_vbmi (one row per pass) instead.
 template <int NT>
@@ -320,19 +315,18 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
   const int64_t nb_groups = (nb + kGroup - 1) / kGroup * kGroup;
   auto yb = [&](int t) { return reinterpret_cast<const BlockQ8_K*>(act + t * act_stride); };
   // Per token, 64-byte aligned (read as whole cache lines: loads across two lines made the 4-token kernel 5-8%
-  // slower): the reordered activation (n bytes), then yd * the activation sum of each 32-weight sub-block (nb x 8
-  // floats), which the mins multiply (one FMA per block and token instead of widening the bsums against them; into the
-  // token's accumulator, lanes 0..7, so that two rows' accumulators of four tokens fit in the registers), then each
-  // block's yd twice (a group's d and dmin multiply them in one instruction; whole groups).
-  const size_t token_bytes = (static_cast<size_t>(n) + static_cast<size_t>(nb) * 8 * sizeof(float) +
+  // slower): the reordered activation (n bytes), then the activation's sub-block sums (int16, 8 per block, a group's
+  // in one line), then each block's yd twice (a group's d and dmin multiply them in one instruction); both in whole
+  // groups.
+  const size_t token_bytes = (static_cast<size_t>(n) + static_cast<size_t>(nb_groups) * 8 * sizeof(int16_t) +
                               static_cast<size_t>(nb_groups) * 2 * sizeof(float) + 63) / 64 * 64;
   uint8_t* const scratch = gemv_scratch(NT * token_bytes);
   auto reordered = [&](int t) { return reinterpret_cast<int8_t*>(scratch + t * token_bytes); };
-  auto min_terms = [&](int t) { return reinterpret_cast<float*>(scratch + t * token_bytes + n); };
-  auto yd_pairs = [&](int t) { return min_terms(t) + nb * 8; };
+  auto sub_sums = [&](int t) { return reinterpret_cast<int16_t*>(scratch + t * token_bytes + n); };
+  auto yd_pairs = [&](int t) { return reinterpret_cast<float*>(sub_sums(t) + nb_groups * 8); };
   for (int t = 0; t < NT; ++t) {
     q4_K_gemv_activation(yb(t), nb, reordered(t));
-    q4_K_gemv_min_terms(yb(t), nb, min_terms(t));
+    q4_K_gemv_sub_sums(yb(t), nb, nb_groups, sub_sums(t));
     for (int64_t i = 0; i < nb_groups; ++i) {
       const float d = i < nb ? yb(t)[i].d : 0.0f;
       yd_pairs(t)[2 * i] = yd_pairs(t)[2 * i + 1] = d;
@@ -341,6 +335,7 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   // d and dmin of the four blocks: half-float lanes 0, 1, 8, 9, ... of the headers.
   const __m512i d_dmin_index = _mm512_zextsi128_si512(_mm_setr_epi16(0, 1, 8, 9, 16, 17, 24, 25));
+  const __m512i dmin_lanes = q4_K_group_dmin_lanes();
   // kRows rows per pass: each token's activation is loaded once for all of them. Every row's steps are the same
   // whatever kRows.
   auto pass = [&]<int kRows>(int64_t r) {
@@ -357,10 +352,10 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
       __m512i sm16[kRows][2];  // widened to int16, blocks 2p and 2p + 1 in sm16[.][p]
 #endif
       __m256 d_dmin[kRows];  // d and dmin of block b in lanes 2b and 2b + 1
-      // Per row (and token): d * yd of block b at [2b], broadcast from memory into each block's FMA (a load, where a
-      // broadcast from a register is a shuffle), and dmin * the mins of block b at [8b .. 8b + 7].
+      // Per row and token: d * yd of block b at [2b], broadcast from memory into each block's FMA (a load, where a
+      // broadcast from a register is a shuffle), and dmin * yd at [2b + 1].
       alignas(64) float dyd[kRows][NT][8];
-      alignas(64) float dmin_mins[kRows][kGroup * 8];
+      __m512i mins[kRows];  // the group's mins as int16, block b's in lanes 8b .. 8b + 7
       for (int k = 0; k < kRows; ++k) {
         // A fixed count of lines, rounded up (at most one line asked for twice, at a row's last group): the
         // address-dependent loop of prefetch_weights cost the remainder groups here 9% at 2 tokens, 12% at 3
@@ -373,6 +368,12 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
         sm16[k][1] = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(sm[k], 1));
 #endif
         d_dmin[k] = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(d_dmin_index, h)));
+#if HWY_TARGET == HWY_AVX3_DL
+        mins[k] = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, _mm512_load_si512(kQ4KGroupMinIndex.data()),
+                                                sm[k]);
+#else
+        mins[k] = _mm512_permutex2var_epi16(sm16[k][0], _mm512_load_si512(kQ4KGroupMinIndex.data()), sm16[k][1]);
+#endif
         for (int t = 0; t < NT; ++t) {
           _mm256_store_ps(dyd[k][t], _mm256_mul_ps(d_dmin[k], _mm256_load_ps(yd_pairs(t) + 2 * i)));
         }
@@ -396,24 +397,10 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
 #else
           u[k].scales = _mm512_permutexvar_epi16(scale_index, sm16[k][B / 2]);
 #endif
-          if constexpr (B % 2 == 0) {
-            const __m512 dmin = _mm512_permutexvar_ps(
-                _mm512_inserti64x4(_mm512_set1_epi32(B * 2 + 1), _mm256_set1_epi32(B * 2 + 3), 1),
-                _mm512_zextps256_ps512(d_dmin[k]));
-#if HWY_TARGET == HWY_AVX3_DL
-            const __m512i mins = _mm512_maskz_permutexvar_epi8(
-                0x1111111111111111ULL, _mm512_load_si512(kQ4KGroupMinIndex[B / 2].data()), sm[k]);
-#else
-            const __m512i mins = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(
-                _mm512_permutexvar_epi16(_mm512_load_si512(kQ4KGroupMinIndex.data()), sm16[k][B / 2])));
-#endif
-            _mm512_store_ps(dmin_mins[k] + 8 * B, _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(mins)));
-          }
         }
         for (int t = 0; t < NT; ++t) {
           const int8_t* p = reordered(t) + (i + B) * kQK_K;
           const __m512i ya[4] = {load512(p), load512(p + 64), load512(p + 128), load512(p + 192)};
-          const __m512 min_term = _mm512_castps256_ps512(_mm256_load_ps(min_terms(t) + (i + B) * 8));
           for (int k = 0; k < kRows; ++k) {
             __m512i even = dp_u8s8_512(_mm512_setzero_si512(), u[k].q[0], ya[0]);
             even = dp_u8s8_512(even, u[k].q[1], ya[1]);
@@ -421,14 +408,20 @@ HWY_INLINE void gemv_q4_K_grouped_512(int64_t n, const uint8_t* w, size_t row_st
             odd = dp_u8s8_512(odd, u[k].q[3], ya[3]);
             const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), u[k].scales);
             acc[k][t] = _mm512_fmadd_ps(_mm512_set1_ps(dyd[k][t][2 * B]), _mm512_cvtepi32_ps(sum), acc[k][t]);
-            acc[k][t] = _mm512_mask3_fnmadd_ps(_mm512_castps256_ps512(_mm256_load_ps(dmin_mins[k] + 8 * B)), min_term,
-                                               acc[k][t], 0x00FF);
           }
         }
       };
       [&]<int... B>(std::integer_sequence<int, B...>) {
         (block.template operator()<B>(), ...);
       }(std::make_integer_sequence<int, kCount>());
+      // The group's mins, as the one-token kernel (absent blocks: zero mins and dmin * yd).
+      for (int t = 0; t < NT; ++t) {
+        const __m512i sub = load512(sub_sums(t) + i * 8);
+        for (int k = 0; k < kRows; ++k) {
+          const __m512 dmin_yd = _mm512_permutexvar_ps(dmin_lanes, _mm512_castps256_ps512(_mm256_load_ps(dyd[k][t])));
+          acc[k][t] = _mm512_fnmadd_ps(dmin_yd, _mm512_cvtepi32_ps(_mm512_madd_epi16(mins[k], sub)), acc[k][t]);
+        }
+      }
     };
     int64_t i = 0;
     for (; i + kGroup <= nb; i += kGroup) group.template operator()<kGroup>(i);

@@ -3,6 +3,7 @@
 // misaligned rows, strided outputs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -212,28 +213,40 @@ TEST(Gemv, EveryTargetMatchesItsTileForOneToken) {
 
 // The f32 steps of the one-token Q4_K gemvs (gemv_q4_K_one_512, gemv_q4_K_one_vbmi) in scalar code: per block, lane
 // 4c + k of 16 takes the integer sum of sub-block 2c + k / 2 (weights 0..7 and 16..23 of it for even k, 8..15 and
-// 24..31 for odd k) times its scale, into one FMA with d * yd; lanes 0..7 then subtract dmin * min_L times yd * the
-// activation sum of sub-block L; the lanes are summed as _mm512_reduce_add_ps does.
+// 24..31 for odd k) times its scale, into one FMA with d * yd. After each group of four blocks (or fewer, at the row's
+// end), lane l subtracts dmin * yd of the group's block l / 4 times that block's mins of sub-blocks 2 (l % 4) and
+// 2 (l % 4) + 1 against the activation's sums of those sub-blocks (an exact integer); the lanes are summed as
+// _mm512_reduce_add_ps does.
 float q4_K_gemv_model(const BlockQ4_K* x, const BlockQ8_K* a, int64_t blocks) {
   float acc[16] = {};
-  for (int64_t i = 0; i < blocks; ++i) {
-    uint8_t sc[8], mn[8];
-    for (int j = 0; j < 8; ++j) get_scale_min_k4(j, x[i].scales, &sc[j], &mn[j]);
-    const float d_yd = fp16_to_fp32(x[i].d) * a[i].d;
-    for (int lane = 0; lane < 16; ++lane) {
-      const int sub = 2 * (lane / 4) + (lane % 4) / 2, half = lane % 2;
-      int32_t sum = 0;
-      for (int j : {0, 16}) {
-        for (int k = 8 * half + j; k < 8 * half + j + 8; ++k) {
-          const int q = sub % 2 == 0 ? x[i].qs[32 * (sub / 2) + k] & 15 : x[i].qs[32 * (sub / 2) + k] >> 4;
-          sum += q * a[i].qs[32 * sub + k];
+  for (int64_t g = 0; g < blocks; g += 4) {
+    for (int64_t i = g; i < std::min<int64_t>(blocks, g + 4); ++i) {
+      uint8_t sc[8], mn[8];
+      for (int j = 0; j < 8; ++j) get_scale_min_k4(j, x[i].scales, &sc[j], &mn[j]);
+      const float d_yd = fp16_to_fp32(x[i].d) * a[i].d;
+      for (int lane = 0; lane < 16; ++lane) {
+        const int sub = 2 * (lane / 4) + (lane % 4) / 2, half = lane % 2;
+        int32_t sum = 0;
+        for (int j : {0, 16}) {
+          for (int k = 8 * half + j; k < 8 * half + j + 8; ++k) {
+            const int q = sub % 2 == 0 ? x[i].qs[32 * (sub / 2) + k] & 15 : x[i].qs[32 * (sub / 2) + k] >> 4;
+            sum += q * a[i].qs[32 * sub + k];
+          }
         }
+        acc[lane] = std::fma(d_yd, static_cast<float>(sum * sc[sub]), acc[lane]);
       }
-      acc[lane] = std::fma(d_yd, static_cast<float>(sum * sc[sub]), acc[lane]);
     }
-    for (int lane = 0; lane < 8; ++lane) {
-      const float min_term = a[i].d * static_cast<float>(a[i].bsums[2 * lane] + a[i].bsums[2 * lane + 1]);
-      acc[lane] = std::fma(-(fp16_to_fp32(x[i].dmin) * static_cast<float>(mn[lane])), min_term, acc[lane]);
+    for (int lane = 0; lane < 16; ++lane) {
+      const int64_t i = g + lane / 4;
+      if (i >= blocks) continue;  // the kernels subtract an exact zero there
+      uint8_t sc[8], mn[8];
+      for (int j = 0; j < 8; ++j) get_scale_min_k4(j, x[i].scales, &sc[j], &mn[j]);
+      int32_t mins = 0;
+      for (int sub = 2 * (lane % 4); sub < 2 * (lane % 4) + 2; ++sub) {
+        mins += mn[sub] * (a[i].bsums[2 * sub] + a[i].bsums[2 * sub + 1]);
+      }
+      const float dmin_yd = fp16_to_fp32(x[i].dmin) * a[i].d;
+      acc[lane] = std::fma(-dmin_yd, static_cast<float>(mins), acc[lane]);
     }
   }
   float quarter[4];
