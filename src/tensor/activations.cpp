@@ -136,6 +136,62 @@ HWY_INLINE void softmax_row(float* x, int64_t n) {
   scale_flushing_subnormals(x, n, inv);
 }
 
+void rms_norm_simd(const float* x, const float* w, float* y, int64_t n, float eps) {
+  constexpr int64_t kLanes = 8;  // the reference's double lanes
+  const hn::CappedTag<double, kLanes> dd;
+  const hn::Rebind<float, decltype(dd)> df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(dd));
+  const int64_t vectors = kLanes / N;  // accumulators: lane k of the reference is lane k % N of accumulator k / N
+  decltype(hn::Zero(dd)) acc[kLanes];
+  for (int64_t v = 0; v < vectors; ++v) acc[v] = hn::Zero(dd);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int64_t v = 0; v < vectors; ++v) {
+      const auto xv = hn::PromoteTo(dd, hn::LoadU(df, x + i + v * N));
+      acc[v] = hn::MulAdd(xv, xv, acc[v]);  // the product of two floats is exact in double: as a product and a sum
+    }
+  }
+  double lane[kLanes];
+  for (int64_t v = 0; v < vectors; ++v) hn::StoreU(acc[v], dd, lane + v * N);
+  double ss = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  for (; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  const hn::ScalableTag<float> d;
+  const int64_t NF = static_cast<int64_t>(hn::Lanes(d));
+  const auto vinv = hn::Set(d, inv);
+  int64_t j = 0;
+  if (w != nullptr) {
+    for (; j + NF <= n; j += NF) hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, x + j), vinv), hn::LoadU(d, w + j)), d, y + j);
+    for (; j < n; ++j) y[j] = x[j] * inv * w[j];
+  } else {
+    for (; j + NF <= n; j += NF) hn::StoreU(hn::Mul(hn::LoadU(d, x + j), vinv), d, y + j);
+    for (; j < n; ++j) y[j] = x[j] * inv;
+  }
+}
+
+void add_scaled_simd(float* dst, const float* src, float scale, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const auto vscale = hn::Set(d, scale);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    auto product = hn::Mul(vscale, hn::LoadU(d, src + i));
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+    // GCC contracts a product and a sum into an FMA on targets that have one (C++ defaults to -ffp-contract=fast);
+    // an empty asm hides the product, so it is rounded before the sum, as in the reference.
+    asm("" : "+v"(product.raw));
+#endif
+    hn::StoreU(hn::Add(hn::LoadU(d, dst + i), product), d, dst + i);
+  }
+  for (; i < n; ++i) {  // the tail likewise (the reference inlined here would be contracted too)
+    float product = scale * src[i];
+#if HWY_ARCH_X86
+    asm("" : "+x"(product));
+#endif
+    dst[i] += product;
+  }
+}
+
 void gelu_tanh_mul_simd(const float* gate, const float* up, float* out, int64_t n) {
   gelu_tanh_mul_row(gate, up, out, n);
 }
@@ -194,6 +250,8 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace fabula {
 
+HWY_EXPORT(rms_norm_simd);
+HWY_EXPORT(add_scaled_simd);
 HWY_EXPORT(gelu_tanh_mul_simd);
 HWY_EXPORT(gelu_tanh_mul_rows_simd);
 HWY_EXPORT(tanh_softcap_simd);
@@ -201,6 +259,12 @@ HWY_EXPORT(softmax_rows_simd);
 HWY_EXPORT(attend_head_simd);
 HWY_EXPORT(attend_heads_simd);
 
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  HWY_DYNAMIC_DISPATCH(rms_norm_simd)(x, w, y, n, eps);
+}
+void add_scaled(float* dst, const float* src, float scale, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(add_scaled_simd)(dst, src, scale, n);
+}
 void gelu_tanh_mul(const float* gate, const float* up, float* out, int64_t n) {
   HWY_DYNAMIC_DISPATCH(gelu_tanh_mul_simd)(gate, up, out, n);
 }
@@ -217,6 +281,26 @@ void attend_head(const float* q, const CacheRun* runs, int n_runs, int64_t strid
 void attend_heads(const float* const* q, const int64_t* offset, int64_t n_heads, const CacheRun* runs, int n_runs,
                   int64_t stride, int64_t d, float* scores, float* const* out) {
   HWY_DYNAMIC_DISPATCH(attend_heads_simd)(q, offset, n_heads, runs, n_runs, stride, d, scores, out);
+}
+
+void rms_norm_ref(const float* x, const float* w, float* y, int64_t n, float eps) {
+  double lane[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) lane[k] += static_cast<double>(x[i + k]) * x[i + k];
+  }
+  double ss = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  for (; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  if (w != nullptr) {
+    for (i = 0; i < n; ++i) y[i] = x[i] * inv * w[i];
+  } else {
+    for (i = 0; i < n; ++i) y[i] = x[i] * inv;
+  }
+}
+
+void add_scaled_ref(float* dst, const float* src, float scale, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += scale * src[i];
 }
 
 void gelu_tanh_mul_ref(const float* gate, const float* up, float* out, int64_t n) {

@@ -51,6 +51,52 @@ TEST(Activations, GeluTanhMulMatchesTheReference) {
   });
 }
 
+// Bit for bit: the same double lanes, the same reduction order and the same f32 products on every target; with and
+// without a weight, in place, lengths with a tail, values whose squares span a wide range, and known values.
+TEST(Activations, RmsNormIsTheReferenceBitForBit) {
+  on_every_target([] {
+    for (int64_t n : {1, 7, 8, 15, 16, 33, 256, 2816}) {
+      for (float scale : {1e-20f, 1.0f, 3e15f}) {
+        const auto x = random_values(n, scale, static_cast<uint32_t>(n));
+        const auto w = random_values(n, 2.0f, 7);
+        for (const float* weight : {w.data(), static_cast<const float*>(nullptr)}) {
+          std::vector<float> want(x.size()), got(x.size());
+          rms_norm_ref(x.data(), weight, want.data(), n, 1e-6f);
+          rms_norm(x.data(), weight, got.data(), n, 1e-6f);
+          ASSERT_EQ(want, got) << "n " << n << " scale " << scale;
+          std::vector<float> in_place = x;  // y == x, as the forward pass calls it
+          rms_norm(in_place.data(), weight, in_place.data(), n, 1e-6f);
+          ASSERT_EQ(want, in_place) << "n " << n << " scale " << scale;
+        }
+      }
+    }
+    // Every value 2: mean square 4, so x / 2 (eps 0), times the weight.
+    const std::vector<float> x(19, 2.0f), w(19, 3.0f);
+    std::vector<float> y(19);
+    rms_norm(x.data(), w.data(), y.data(), 19, 0.0f);
+    for (float v : y) EXPECT_EQ(v, 3.0f);
+  });
+}
+
+TEST(Activations, AddScaledIsTheReferenceBitForBit) {
+  on_every_target([] {
+    for (int64_t n : {1, 7, 16, 33, 2816}) {
+      const auto src = random_values(n, 3.0f, static_cast<uint32_t>(n));
+      const auto start = random_values(n, 1.0f, 5);
+      std::vector<float> want = start, got = start;
+      add_scaled_ref(want.data(), src.data(), 0.37f, n);
+      add_scaled(got.data(), src.data(), 0.37f, n);
+      ASSERT_EQ(want, got) << "n " << n;
+    }
+    float dst[3] = {1.0f, 2.0f, 3.0f};
+    const float src[3] = {4.0f, 5.0f, 6.0f};
+    add_scaled(dst, src, 0.5f, 3);
+    EXPECT_EQ(dst[0], 3.0f);
+    EXPECT_EQ(dst[1], 4.5f);
+    EXPECT_EQ(dst[2], 6.0f);
+  });
+}
+
 // The MoE layout: rows of [gate | up], written to rows of n.
 TEST(Activations, GeluTanhMulRowsMatchesTheReference) {
   on_every_target([] {

@@ -484,8 +484,7 @@ void Gemma4Session::expert_downs(int l, int64_t n) {
     for (int64_t j = 0; j < K; ++j) {
       const int32_t r = rows[j];
       const float wt = sel_w[static_cast<size_t>(exp_rows[static_cast<size_t>(r)])];
-      const float* src = eout.data() + static_cast<int64_t>(r) * E;
-      for (int64_t i = 0; i < E; ++i) dst[i] += wt * src[i];
+      add_scaled(dst, eout.data() + static_cast<int64_t>(r) * E, wt, E);
     }
     ops::rmsnorm(dst, L.post_ffw_norm_2.data(), dst, E, eps);
   });

@@ -11,24 +11,9 @@
 namespace fabula::ops {
 
 // y = x / sqrt(mean(x^2) + eps) * w  (Gemma 4: plain w, not 1 + w; eps inside the sqrt). w == nullptr: no weight.
-// y may alias x.
-// The sum of squares runs in 8 independent double lanes (perf: one chain of dependent adds took ~3 us per 2816
-// values, on the decode's serial path 8 times a layer).
-inline void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
-  double lane[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int k = 0; k < 8; ++k) lane[k] += static_cast<double>(x[i + k]) * x[i + k];
-  }
-  double ss = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  for (; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
-  if (w != nullptr) {
-    for (i = 0; i < n; ++i) y[i] = x[i] * inv * w[i];
-  } else {
-    for (i = 0; i < n; ++i) y[i] = x[i] * inv;
-  }
-}
+// y may alias x. The sum of squares runs in 8 independent double lanes (perf: one chain of dependent adds took ~3 us
+// per 2816 values, on the decode's serial path 8 times a layer), by SIMD (tensor/activations.h rms_norm).
+inline void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) { rms_norm(x, w, y, n, eps); }
 
 // NeoX rotation (transformers' rotate_half): dim i pairs with dim i + n_rot/2, angle pos * inv_freq[i].
 // Dims >= n_rot pass through.
