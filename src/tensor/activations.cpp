@@ -183,13 +183,7 @@ void add_scaled_simd(float* dst, const float* src, float scale, int64_t n) {
 #endif
     hn::StoreU(hn::Add(hn::LoadU(d, dst + i), product), d, dst + i);
   }
-  for (; i < n; ++i) {  // the tail likewise (the reference inlined here would be contracted too)
-    float product = scale * src[i];
-#if HWY_ARCH_X86
-    asm("" : "+x"(product));
-#endif
-    dst[i] += product;
-  }
+  add_scaled_ref(dst + i, src + i, scale, n - i);
 }
 
 void gelu_tanh_mul_simd(const float* gate, const float* up, float* out, int64_t n) {
@@ -300,7 +294,14 @@ void rms_norm_ref(const float* x, const float* w, float* y, int64_t n, float eps
 }
 
 void add_scaled_ref(float* dst, const float* src, float scale, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] += scale * src[i];
+  for (int64_t i = 0; i < n; ++i) {
+    float product = scale * src[i];
+#if defined(__x86_64__) || defined(__i386__)
+    // Rounded before the sum wherever this is compiled or inlined (a target with FMA would contract the two).
+    asm("" : "+x"(product));
+#endif
+    dst[i] += product;
+  }
 }
 
 void gelu_tanh_mul_ref(const float* gate, const float* up, float* out, int64_t n) {
