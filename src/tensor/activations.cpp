@@ -63,12 +63,30 @@ HWY_INLINE double exp_shifted(float* x, int64_t n, float shift) {
   return static_cast<double>(hn::GetLane(hn::SumOfLanes(d, sum))) + exp_shifted_ref(x + i, n - i, shift);
 }
 
-// scores[j] = dot(q, row j) over d floats.
+// scores[j] = dot(q, row j) over d floats. Four rows at a time where d is whole pairs of vectors: each row's sums
+// are the one-row loop's, in its order, but the four rows' chains of dependent FMAs overlap.
 HWY_INLINE void dot_rows(const float* q, const float* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores) {
   const hn::ScalableTag<float> df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t dv = d - d % N;
-  for (int64_t j = 0; j < n_rows; ++j) {
+  int64_t j = 0;
+  if (d % (2 * N) == 0) {
+    constexpr int64_t kRows = 4;
+    for (; j + kRows <= n_rows; j += kRows) {
+      decltype(hn::Zero(df)) s0[kRows], s1[kRows];
+      for (int64_t k = 0; k < kRows; ++k) s0[k] = s1[k] = hn::Zero(df);
+      for (int64_t i = 0; i < d; i += 2 * N) {
+        const auto q0 = hn::LoadU(df, q + i), q1 = hn::LoadU(df, q + i + N);
+        for (int64_t k = 0; k < kRows; ++k) {
+          const float* r = rows + (j + k) * stride;
+          s0[k] = hn::MulAdd(q0, hn::LoadU(df, r + i), s0[k]);
+          s1[k] = hn::MulAdd(q1, hn::LoadU(df, r + i + N), s1[k]);
+        }
+      }
+      for (int64_t k = 0; k < kRows; ++k) scores[j + k] = hn::GetLane(hn::SumOfLanes(df, hn::Add(s0[k], s1[k])));
+    }
+  }
+  for (; j < n_rows; ++j) {
     const float* r = rows + j * stride;
     auto s0 = hn::Zero(df), s1 = hn::Zero(df);
     int64_t i = 0;
