@@ -1,7 +1,7 @@
-// Element-wise f32 kernels of the forward pass (GELU-tanh gating, tanh softcap, softmax, one attention head), SIMD
-// with Highway dynamic dispatch, each next to its scalar reference (tests/tensor/activations_test.cpp compares
-// them on every target). Each entry point takes a coarse piece of work (all rows of a step, a whole attention
-// head), so the dispatch happens once per call, not once per row.
+// Element-wise f32 kernels of the forward pass (RMS norm, a scaled row added, GELU-tanh gating, tanh softcap, softmax,
+// attention heads), SIMD with Highway dynamic dispatch, each next to its scalar reference
+// (tests/tensor/activations_test.cpp compares them on every target). Each entry point takes a coarse piece of work (all
+// rows of a step, a whole attention head), so the dispatch happens once per call, not once per row.
 #pragma once
 
 #include <cstdint>
