@@ -16,6 +16,12 @@
 namespace fabula {
 // x[i] = exp(x[i] - shift) in place; returns the sum in double (the softmax denominator). The SIMD tails use it.
 double exp_shifted_ref(float* x, int64_t n, float shift);
+// rms_norm's steps after its 8 double lanes (shared by the reference and the SIMD bodies, so both take them in the
+// same order): 1 / sqrt(mean square + eps) from the lanes and the squares of the tail's tail_n values (x's last), of
+// n values in all.
+float rms_norm_inverse(const double (&lane)[8], const float* tail, int64_t tail_n, int64_t n, float eps);
+// y[i] = x[i] * inv * w[i] (w == nullptr: x[i] * inv); the SIMD tails use it.
+void rms_norm_apply_ref(const float* x, const float* w, float* y, int64_t n, float inv);
 }  // namespace fabula
 
 HWY_BEFORE_NAMESPACE();
@@ -171,20 +177,17 @@ void rms_norm_simd(const float* x, const float* w, float* y, int64_t n, float ep
   }
   double lane[kLanes];
   for (int64_t v = 0; v < vectors; ++v) hn::StoreU(acc[v], dd, lane + v * N);
-  double ss = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  for (; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  const float inv = rms_norm_inverse(lane, x + i, n - i, n, eps);
   const hn::ScalableTag<float> d;
   const int64_t NF = static_cast<int64_t>(hn::Lanes(d));
   const auto vinv = hn::Set(d, inv);
   int64_t j = 0;
   if (w != nullptr) {
     for (; j + NF <= n; j += NF) hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, x + j), vinv), hn::LoadU(d, w + j)), d, y + j);
-    for (; j < n; ++j) y[j] = x[j] * inv * w[j];
   } else {
     for (; j + NF <= n; j += NF) hn::StoreU(hn::Mul(hn::LoadU(d, x + j), vinv), d, y + j);
-    for (; j < n; ++j) y[j] = x[j] * inv;
   }
+  rms_norm_apply_ref(x + j, w != nullptr ? w + j : nullptr, y + j, n - j, inv);
 }
 
 void add_scaled_simd(float* dst, const float* src, float scale, int64_t n) {
@@ -295,20 +298,27 @@ void attend_heads(const float* const* q, const int64_t* offset, int64_t n_heads,
   HWY_DYNAMIC_DISPATCH(attend_heads_simd)(q, offset, n_heads, runs, n_runs, stride, d, scores, out);
 }
 
+float rms_norm_inverse(const double (&lane)[8], const float* tail, int64_t tail_n, int64_t n, float eps) {
+  double ss = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  for (int64_t i = 0; i < tail_n; ++i) ss += static_cast<double>(tail[i]) * tail[i];
+  return 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+}
+
+void rms_norm_apply_ref(const float* x, const float* w, float* y, int64_t n, float inv) {
+  if (w != nullptr) {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * w[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv;
+  }
+}
+
 void rms_norm_ref(const float* x, const float* w, float* y, int64_t n, float eps) {
   double lane[8] = {};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     for (int k = 0; k < 8; ++k) lane[k] += static_cast<double>(x[i + k]) * x[i + k];
   }
-  double ss = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  for (; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
-  if (w != nullptr) {
-    for (i = 0; i < n; ++i) y[i] = x[i] * inv * w[i];
-  } else {
-    for (i = 0; i < n; ++i) y[i] = x[i] * inv;
-  }
+  rms_norm_apply_ref(x, w, y, n, rms_norm_inverse(lane, x + i, n - i, n, eps));
 }
 
 void add_scaled_ref(float* dst, const float* src, float scale, int64_t n) {
