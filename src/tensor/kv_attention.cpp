@@ -55,6 +55,14 @@ HWY_INLINE float load_half(const uint8_t* p) {
   return fp16_to_fp32(h);
 }
 
+// A block's f16 scale by the target's conversion (one instruction with F16C) instead of load_half's bit steps,
+// which cost more than the block's vector work in the value sum; the same value (both exact).
+HWY_INLINE float load_scale(const uint8_t* p) {
+  const hn::CappedTag<float, 1> d1;
+  const hn::Rebind<hwy::float16_t, decltype(d1)> dh1;
+  return hn::GetLane(hn::PromoteTo(d1, hn::LoadU(dh1, reinterpret_cast<const hwy::float16_t*>(p))));
+}
+
 // Nibbles of elements e0.. of a 32-value block in q4_0 order (element j < 16: low nibble of byte j, else the high
 // nibble of byte j - 16), as unsigned lanes.
 HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> nibbles(const uint8_t* qs, size_t e0) {
@@ -85,16 +93,16 @@ HWY_INLINE float load_block(const uint8_t* p, VF* v) {
     const hn::Rebind<int8_t, DF> d8;
     const int8_t* qs = reinterpret_cast<const int8_t*>(p + sizeof(Half));
     for (size_t i = 0; i < kVecsPerBlock; ++i) v[i] = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qs + i * kLanes)));
-    return load_half(p);
+    return load_scale(p);
   } else if constexpr (T == KvType::kQ4_0) {
     const VF eight = hn::Set(df, 8.0f);
     for (size_t i = 0; i < kVecsPerBlock; ++i)
       v[i] = hn::Sub(hn::ConvertTo(df, hn::BitCast(di, nibbles(p + sizeof(Half), i * kLanes))), eight);
-    return load_half(p);
+    return load_scale(p);
   } else if constexpr (T == KvType::kTq4) {
     for (size_t i = 0; i < kVecsPerBlock; ++i)
       v[i] = lookup16(df, kTq4Levels, hn::BitCast(di, nibbles(p + sizeof(Half), i * kLanes)));
-    return load_half(p);
+    return load_scale(p);
   } else {  // kTq3
     const uint32_t lo[2] = {load_u32(p + 2), load_u32(p + 6)}, hi = load_u32(p + 10);
     const auto iota = hn::Iota(du, 0);
@@ -105,7 +113,7 @@ HWY_INLINE float load_block(const uint8_t* p, VF* v) {
       const auto high = hn::And(hn::Set(du, hi) >> hn::Add(iota, hn::Set(du, e0)), hn::Set(du, 1u));
       v[i] = lookup16(df, kTq3Levels, hn::BitCast(di, hn::Or(low, hn::ShiftLeft<2>(high))));
     }
-    return load_half(p);
+    return load_scale(p);
   }
 }
 
@@ -131,64 +139,114 @@ HWY_INLINE float tail_value(const uint8_t* row, int64_t i) {
   }
 }
 
-template <KvType T>
-void dot_rows(const float* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d, float* scores) {
+// Heads that read the same cache rows per call (a decode step's query heads of one kv head: 2 on the 26B's sliding
+// layers, 8 on its full ones): each block is decoded once for all of them. kMaxGroup bounds the registers: the
+// value sum holds a chunk of every head's output in registers.
+constexpr int64_t kMaxGroup = kLanes >= 16 ? 8 : 4;
+
+// scores[h][j] = q[h] · row j for G heads, R rows at a time (independent chains for the few-head groups). A block
+// is decoded and scaled once for all heads (the reference's order: the decoded value, then the products), and each
+// head sums the even and the odd vectors of its blocks in two chains, added at the end. Each head's steps for a row
+// are those of the head alone: the group changes nothing but how often a block is decoded.
+template <KvType T, int G, int R>
+HWY_INLINE void dot_rows_tile(const float* const* q, const uint8_t* rows, int64_t stride, int64_t j, int64_t d,
+                              float* const* scores) {
   const DF df;
-  const int64_t dp = kv_stored_dim(T, d), blocks = dp / kKvBlock;
-  for (int64_t j = 0; j < n_rows; ++j) {
-    const uint8_t* r = rows + j * stride;
-    VF total = hn::Zero(df);
-    for (int64_t b = 0; b < blocks; ++b) {
+  const int64_t blocks = kv_stored_dim(T, d) / kKvBlock;
+  VF even[R][G], odd[R][G];
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < G; ++g) even[r][g] = odd[r][g] = hn::Zero(df);
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int r = 0; r < R; ++r) {
       VF c[kVecsPerBlock];
-      const float s = load_block<T>(r + b * block_bytes<T>(), c);
-      const float* qb = q + b * kKvBlock;
-      VF part = hn::Mul(hn::LoadU(df, qb), c[0]);
-      for (size_t i = 1; i < kVecsPerBlock; ++i) part = hn::MulAdd(hn::LoadU(df, qb + i * kLanes), c[i], part);
-      total = kv_type_blocked(T) ? hn::MulAdd(part, hn::Set(df, s), total) : hn::Add(total, part);
+      const float s = load_block<T>(rows + (j + r) * stride + b * static_cast<int64_t>(block_bytes<T>()), c);
+      if constexpr (kv_type_blocked(T)) {
+        for (size_t i = 0; i < kVecsPerBlock; ++i) c[i] = hn::Mul(c[i], hn::Set(df, s));
+      }
+      for (int g = 0; g < G; ++g) {
+        const float* qb = q[g] + b * kKvBlock;
+        for (size_t i = 0; i < kVecsPerBlock; i += 2) {
+          even[r][g] = hn::MulAdd(hn::LoadU(df, qb + i * kLanes), c[i], even[r][g]);
+          if (i + 1 < kVecsPerBlock) odd[r][g] = hn::MulAdd(hn::LoadU(df, qb + (i + 1) * kLanes), c[i + 1], odd[r][g]);
+        }
+      }
     }
-    float sum = hn::GetLane(hn::SumOfLanes(df, total));
-    if constexpr (!kv_type_blocked(T)) {
-      for (int64_t i = blocks * kKvBlock; i < d; ++i) sum += q[i] * tail_value<T>(r, i);
+  }
+  for (int r = 0; r < R; ++r) {
+    const uint8_t* row = rows + (j + r) * stride;
+    for (int g = 0; g < G; ++g) {
+      float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(even[r][g], odd[r][g])));
+      if constexpr (!kv_type_blocked(T)) {
+        for (int64_t i = blocks * kKvBlock; i < d; ++i) sum += q[g][i] * tail_value<T>(row, i);
+      }
+      scores[g][j + r] = sum;
     }
-    scores[j] = sum;
   }
 }
 
-// out is held in registers a chunk of blocks at a time while every row passes over it.
-template <KvType T>
-void add_rows(const float* w, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d, float* out) {
+template <KvType T, int G>
+void dot_rows(const float* const* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
+              float* const* scores, bool ask_ahead) {
+  constexpr int kRows = G <= 2 ? 2 : 1;  // rows in flight: a lone head's chain of adds waits on each block
+  const auto bytes = static_cast<int64_t>(kv_head_bytes(T, d));
+  const int64_t ahead = ask_ahead ? prefetch_rows_ahead(bytes) : 0;
+  prefetch_row_heads(rows, stride, 0, ahead, n_rows, bytes);
+  int64_t j = 0;
+  for (; j + kRows <= n_rows; j += kRows) {
+    if (ahead > 0) prefetch_row_heads(rows, stride, j + ahead, kRows, n_rows, bytes);
+    dot_rows_tile<T, G, kRows>(q, rows, stride, j, d, scores);
+  }
+  for (; j < n_rows; ++j) dot_rows_tile<T, G, 1>(q, rows, stride, j, d, scores);
+}
+
+// out[h] += Σ_j w[h][j] * row j for G heads: a chunk of CB blocks of every head's out is held in registers while
+// every row passes over it, each block decoded and scaled once for all heads (the reference's order). Per output
+// value the additions are a lone head's, row by row in order, whatever G and CB. The first chunk asks for the rows
+// `ahead` (their whole head part, `bytes`); the later chunks find them in cache.
+template <KvType T, int G, int CB>
+HWY_INLINE void add_rows_chunk(const float* const* w, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t b0,
+                               float* const* out, int64_t ahead = 0, int64_t bytes = 0) {
   const DF df;
-  constexpr int64_t kChunk = std::max<int64_t>(1, static_cast<int64_t>(8 * kLanes) / kKvBlock);  // blocks
-  const int64_t dp = kv_stored_dim(T, d), blocks = dp / kKvBlock;
-  int64_t b0 = 0;
-  for (; b0 + kChunk <= blocks; b0 += kChunk) {
-    VF acc[kChunk * kVecsPerBlock];
-    float* o = out + b0 * kKvBlock;
-    for (size_t i = 0; i < kChunk * kVecsPerBlock; ++i) acc[i] = hn::LoadU(df, o + i * kLanes);
-    for (int64_t j = 0; j < n_rows; ++j) {
-      const uint8_t* r = rows + j * stride + b0 * static_cast<int64_t>(block_bytes<T>());
-      for (int64_t k = 0; k < kChunk; ++k) {
-        VF c[kVecsPerBlock];
-        const VF ws = hn::Set(df, w[j] * load_block<T>(r + k * block_bytes<T>(), c));
-        for (size_t i = 0; i < kVecsPerBlock; ++i) acc[k * kVecsPerBlock + i] = hn::MulAdd(ws, c[i], acc[k * kVecsPerBlock + i]);
+  VF acc[G][CB * kVecsPerBlock];
+  for (int g = 0; g < G; ++g)
+    for (size_t i = 0; i < CB * kVecsPerBlock; ++i) acc[g][i] = hn::LoadU(df, out[g] + b0 * kKvBlock + i * kLanes);
+  prefetch_row_heads(rows, stride, 0, ahead, n_rows, bytes);
+  for (int64_t j = 0; j < n_rows; ++j) {
+    if (ahead > 0) prefetch_row_heads(rows, stride, j + ahead, 1, n_rows, bytes);
+    const uint8_t* r = rows + j * stride + b0 * static_cast<int64_t>(block_bytes<T>());
+    for (int k = 0; k < CB; ++k) {
+      VF c[kVecsPerBlock];
+      const float s = load_block<T>(r + k * block_bytes<T>(), c);
+      if constexpr (kv_type_blocked(T)) {
+        for (size_t i = 0; i < kVecsPerBlock; ++i) c[i] = hn::Mul(c[i], hn::Set(df, s));
+      }
+      for (int g = 0; g < G; ++g) {
+        const VF wj = hn::Set(df, w[g][j]);
+        VF* a = acc[g] + k * kVecsPerBlock;
+        for (size_t i = 0; i < kVecsPerBlock; ++i) a[i] = hn::MulAdd(wj, c[i], a[i]);
       }
     }
-    for (size_t i = 0; i < kChunk * kVecsPerBlock; ++i) hn::StoreU(acc[i], df, o + i * kLanes);
   }
-  for (; b0 < blocks; ++b0) {
-    VF acc[kVecsPerBlock];
-    float* o = out + b0 * kKvBlock;
-    for (size_t i = 0; i < kVecsPerBlock; ++i) acc[i] = hn::LoadU(df, o + i * kLanes);
-    for (int64_t j = 0; j < n_rows; ++j) {
-      VF c[kVecsPerBlock];
-      const VF ws = hn::Set(df, w[j] * load_block<T>(rows + j * stride + b0 * block_bytes<T>(), c));
-      for (size_t i = 0; i < kVecsPerBlock; ++i) acc[i] = hn::MulAdd(ws, c[i], acc[i]);
-    }
-    for (size_t i = 0; i < kVecsPerBlock; ++i) hn::StoreU(acc[i], df, o + i * kLanes);
-  }
+  for (int g = 0; g < G; ++g)
+    for (size_t i = 0; i < CB * kVecsPerBlock; ++i) hn::StoreU(acc[g][i], df, out[g] + b0 * kKvBlock + i * kLanes);
+}
+
+template <KvType T, int G>
+void add_rows(const float* const* w, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
+              float* const* out, bool ask_ahead) {
+  // Blocks per chunk: 8 vectors of one head's out, fewer per head as the group grows (at least one block).
+  constexpr int kChunk = std::max<int>(1, static_cast<int>(8 * kLanes / kKvBlock) / G);
+  const int64_t blocks = kv_stored_dim(T, d) / kKvBlock;
+  const auto bytes = static_cast<int64_t>(kv_head_bytes(T, d));
+  const int64_t ahead = ask_ahead ? prefetch_rows_ahead(bytes) : 0;
+  int64_t b0 = 0;
+  for (; b0 + kChunk <= blocks; b0 += kChunk)
+    add_rows_chunk<T, G, kChunk>(w, rows, stride, n_rows, b0, out, b0 == 0 ? ahead : 0, bytes);
+  for (; b0 < blocks; ++b0) add_rows_chunk<T, G, 1>(w, rows, stride, n_rows, b0, out, b0 == 0 ? ahead : 0, bytes);
   if constexpr (!kv_type_blocked(T)) {
-    for (int64_t j = 0; j < n_rows; ++j)
-      for (int64_t i = blocks * kKvBlock; i < d; ++i) out[i] += w[j] * tail_value<T>(rows + j * stride, i);
+    for (int g = 0; g < G; ++g)
+      for (int64_t j = 0; j < n_rows; ++j)
+        for (int64_t i = blocks * kKvBlock; i < d; ++i) out[g][i] += w[g][j] * tail_value<T>(rows + j * stride, i);
   }
 }
 
@@ -205,14 +263,33 @@ HWY_INLINE void with_kv_type(KvType type, const Fn& fn) {
   }
 }
 
-void kv_dot_rows_simd(KvType type, const float* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
-                      float* scores) {
-  with_kv_type(type, [&](auto t) { dot_rows<decltype(t)::value>(q, rows, stride, n_rows, d, scores); });
+// fn(std::integral_constant<int, G>(), first) for groups of at most kMaxGroup of the n heads (G a power of two).
+template <typename Fn>
+HWY_INLINE void for_head_groups(int64_t n, const Fn& fn) {
+  int64_t h = 0;
+  for (; h + 8 <= n && kMaxGroup >= 8; h += 8) fn(std::integral_constant<int, (kMaxGroup >= 8 ? 8 : 4)>(), h);
+  for (; h + 4 <= n; h += 4) fn(std::integral_constant<int, 4>(), h);
+  for (; h + 2 <= n; h += 2) fn(std::integral_constant<int, 2>(), h);
+  for (; h < n; ++h) fn(std::integral_constant<int, 1>(), h);
 }
 
-void kv_add_rows_simd(KvType type, const float* w, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
-                      float* out) {
-  with_kv_type(type, [&](auto t) { add_rows<decltype(t)::value>(w, rows, stride, n_rows, d, out); });
+// The first group of a call asks for the rows ahead (head_chunks.h); the others, on the same rows, find them in cache.
+void kv_dot_rows_simd(KvType type, const float* const* q, int64_t n_heads, const uint8_t* rows, int64_t stride,
+                      int64_t n_rows, int64_t d, float* const* scores) {
+  with_kv_type(type, [&](auto t) {
+    for_head_groups(n_heads, [&](auto g, int64_t h) {
+      dot_rows<decltype(t)::value, decltype(g)::value>(q + h, rows, stride, n_rows, d, scores + h, h == 0);
+    });
+  });
+}
+
+void kv_add_rows_simd(KvType type, const float* const* w, int64_t n_heads, const uint8_t* rows, int64_t stride,
+                      int64_t n_rows, int64_t d, float* const* out) {
+  with_kv_type(type, [&](auto t) {
+    for_head_groups(n_heads, [&](auto g, int64_t h) {
+      add_rows<decltype(t)::value, decltype(g)::value>(w + h, rows, stride, n_rows, d, out + h, h == 0);
+    });
+  });
 }
 
 
@@ -501,44 +578,62 @@ HWY_EXPORT(kv_dot_rows_simd);
 HWY_EXPORT(kv_add_rows_simd);
 HWY_EXPORT(attend_rows_simd);
 
-void kv_dot_rows(KvType type, const float* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
-                 float* scores) {
-  HWY_DYNAMIC_DISPATCH(kv_dot_rows_simd)(type, q, rows, stride, n_rows, d, scores);
+void kv_dot_rows(KvType type, const float* const* q, int64_t n_heads, const uint8_t* rows, int64_t stride,
+                 int64_t n_rows, int64_t d, float* const* scores) {
+  HWY_DYNAMIC_DISPATCH(kv_dot_rows_simd)(type, q, n_heads, rows, stride, n_rows, d, scores);
 }
 
-void kv_add_rows(KvType type, const float* weights, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
-                 float* out) {
-  HWY_DYNAMIC_DISPATCH(kv_add_rows_simd)(type, weights, rows, stride, n_rows, d, out);
+void kv_add_rows(KvType type, const float* const* weights, int64_t n_heads, const uint8_t* rows, int64_t stride,
+                 int64_t n_rows, int64_t d, float* const* out) {
+  HWY_DYNAMIC_DISPATCH(kv_add_rows_simd)(type, weights, n_heads, rows, stride, n_rows, d, out);
 }
 
-void kv_dot_rows_ref(KvType type, const float* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
-                     float* scores) {
+void kv_dot_rows_ref(KvType type, const float* const* q, int64_t n_heads, const uint8_t* rows, int64_t stride,
+                     int64_t n_rows, int64_t d, float* const* scores) {
   float k[kKvMaxHeadDim];
   const int64_t dp = kv_stored_dim(type, d);
   for (int64_t j = 0; j < n_rows; ++j) {
     kv_decode_head(type, rows + j * stride, d, k);
-    float sum = 0;
-    for (int64_t i = 0; i < dp; ++i) sum += q[i] * k[i];
-    scores[j] = sum;
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float sum = 0;
+      for (int64_t i = 0; i < dp; ++i) sum += q[h][i] * k[i];
+      scores[h][j] = sum;
+    }
   }
 }
 
-void kv_add_rows_ref(KvType type, const float* weights, const uint8_t* rows, int64_t stride, int64_t n_rows,
-                     int64_t d, float* out) {
+void kv_add_rows_ref(KvType type, const float* const* weights, int64_t n_heads, const uint8_t* rows, int64_t stride,
+                     int64_t n_rows, int64_t d, float* const* out) {
   float v[kKvMaxHeadDim];
   const int64_t dp = kv_stored_dim(type, d);
   for (int64_t j = 0; j < n_rows; ++j) {
     kv_decode_head(type, rows + j * stride, d, v);
-    for (int64_t i = 0; i < dp; ++i) out[i] += weights[j] * v[i];
+    for (int64_t h = 0; h < n_heads; ++h)
+      for (int64_t i = 0; i < dp; ++i) out[h][i] += weights[h][j] * v[i];
   }
 }
 
 namespace {
 
+// Runs of consecutive heads with equal offsets: group g is heads first[g] .. first[g + 1] - 1.
+struct HeadGroups {
+  int64_t n = 0;
+  int64_t first[kKvMaxHeadsPerCall + 1] = {};
+};
+template <typename Off>
+HeadGroups equal_runs(const Off& off, int64_t n_heads) {
+  HeadGroups groups;
+  for (int64_t h = 0; h < n_heads; ++h)
+    if (h == 0 || off(h) != off(h - 1)) groups.first[groups.n++] = h;
+  groups.first[groups.n] = n_heads;
+  return groups;
+}
+
 // The heads' steps, shared by the SIMD path and the reference: each query into the key's stored domain (padded,
 // rotated), scores, softmax, the value sum in the value's stored domain, and back. The slots go in chunks, every
-// head over a chunk before the next: a score is one row's dot and `add` adds a call's rows into the sum in order,
-// so each head's numbers are those of one call over all rows (as attend_head_kv with one head always had).
+// head over a chunk before the next (the heads that read one kv head together: `dot` and `add` take a group): a
+// score is one row's dot and `add` adds a call's rows into the sum in order, so each head's numbers are those of one
+// call over all rows for that head alone (as attend_head_kv with one head always had).
 template <typename Dot, typename Add, typename Softmax>
 void attend_heads_with(const float* const* q, const int64_t* k_offset, const int64_t* v_offset, int64_t n_heads,
                        const KvRun* runs, int n_runs, const KvHeadFormat& f, int64_t d, float* scores,
@@ -560,15 +655,32 @@ void attend_heads_with(const float* const* q, const int64_t* k_offset, const int
     std::fill(stored[h] + d, stored[h] + dk, 0.0f);
     if (kv_type_rotated(f.k_type)) tq_rotate_blocks(stored[h], dk);
   }
-  for_head_chunks(runs, n_runs, chunk, n_heads, total, [&](const KvRun& run, int64_t j0, int64_t rows, int64_t h,
-                                                           int64_t score) {
-    dot(f.k_type, stored[h], run.k + j0 * f.k_stride + k_off(h), f.k_stride, rows, d, scores + score);
+  // Consecutive heads that read the same rows (one kv head's) go to the kernels together; a chunk's first row
+  // over all runs is the walk's score index less the group's (for_head_chunks lays scores out per unit).
+  const HeadGroups k_groups = equal_runs(k_off, n_heads), v_groups = equal_runs(v_off, n_heads);
+  for_head_chunks(runs, n_runs, chunk, k_groups.n, total, [&](const KvRun& run, int64_t j0, int64_t rows, int64_t g,
+                                                              int64_t score) {
+    const int64_t h0 = k_groups.first[g], n = k_groups.first[g + 1] - h0, row = score - g * total;
+    const float* qs[kKvMaxHeadsPerCall];
+    float* sc[kKvMaxHeadsPerCall];
+    for (int64_t i = 0; i < n; ++i) {
+      qs[i] = stored[h0 + i];
+      sc[i] = scores + (h0 + i) * total + row;
+    }
+    dot(f.k_type, qs, n, run.k + j0 * f.k_stride + k_off(h0), f.k_stride, rows, d, sc);
   });
   softmax(scores, n_heads, total);
   for (int64_t h = 0; h < n_heads; ++h) std::fill(stored[h], stored[h] + dv, 0.0f);
-  for_head_chunks(runs, n_runs, chunk, n_heads, total, [&](const KvRun& run, int64_t j0, int64_t rows, int64_t h,
-                                                           int64_t score) {
-    add(f.v_type, scores + score, run.v + j0 * f.v_stride + v_off(h), f.v_stride, rows, d, stored[h]);
+  for_head_chunks(runs, n_runs, chunk, v_groups.n, total, [&](const KvRun& run, int64_t j0, int64_t rows, int64_t g,
+                                                              int64_t score) {
+    const int64_t h0 = v_groups.first[g], n = v_groups.first[g + 1] - h0, row = score - g * total;
+    const float* ws[kKvMaxHeadsPerCall];
+    float* sums[kKvMaxHeadsPerCall];
+    for (int64_t i = 0; i < n; ++i) {
+      ws[i] = scores + (h0 + i) * total + row;
+      sums[i] = stored[h0 + i];
+    }
+    add(f.v_type, ws, n, run.v + j0 * f.v_stride + v_off(h0), f.v_stride, rows, d, sums);
   });
   for (int64_t h = 0; h < n_heads; ++h) {
     if (kv_type_rotated(f.v_type)) tq_unrotate_blocks(stored[h], dv);

@@ -46,17 +46,18 @@ void attend_heads_kv(const float* const* q, const int64_t* k_offset, const int64
                      const KvRun* runs, int n_runs, const KvHeadFormat& format, int64_t d, float* scores,
                      float* const* out);
 
-// The two kernels behind it, on the stored domain. q: kv_stored_dim(type, d) floats (rotated for tq types);
-// scores[j] = q · decode(row j).
-void kv_dot_rows(KvType type, const float* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
-                 float* scores);
-void kv_dot_rows_ref(KvType type, const float* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
-                     float* scores);
-// out[0..kv_stored_dim(type, d)) += Σ_j weights[j] * decode(row j).
-void kv_add_rows(KvType type, const float* weights, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
-                 float* out);
-void kv_add_rows_ref(KvType type, const float* weights, const uint8_t* rows, int64_t stride, int64_t n_rows,
-                     int64_t d, float* out);
+// The two kernels behind it, on the stored domain, for n_heads heads that read the same rows (a kv head's query
+// heads: each row is decoded once for all of them). q[h]: kv_stored_dim(type, d) floats (rotated for tq types);
+// scores[h][j] = q[h] · decode(row j). Each head's numbers are those of the head alone, bit for bit.
+void kv_dot_rows(KvType type, const float* const* q, int64_t n_heads, const uint8_t* rows, int64_t stride,
+                 int64_t n_rows, int64_t d, float* const* scores);
+void kv_dot_rows_ref(KvType type, const float* const* q, int64_t n_heads, const uint8_t* rows, int64_t stride,
+                     int64_t n_rows, int64_t d, float* const* scores);
+// out[h][0..kv_stored_dim(type, d)) += Σ_j weights[h][j] * decode(row j).
+void kv_add_rows(KvType type, const float* const* weights, int64_t n_heads, const uint8_t* rows, int64_t stride,
+                 int64_t n_rows, int64_t d, float* const* out);
+void kv_add_rows_ref(KvType type, const float* const* weights, int64_t n_heads, const uint8_t* rows, int64_t stride,
+                     int64_t n_rows, int64_t d, float* const* out);
 
 // The cache slots of one KV head as a ring: position j has its key head at k + (j % capacity) * k_stride bytes and
 // its value head at v + (j % capacity) * v_stride (KvHeadFormat's strides).

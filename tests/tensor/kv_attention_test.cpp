@@ -41,25 +41,52 @@ struct QuantCache {
   const uint8_t* row(int64_t j) const { return bytes.data() + j * stride + head; }
 };
 
+// The kernels for a group of heads that read the same rows, against the reference, and each head of a group against
+// the same head alone, bit for bit: group sizes that the SIMD kernels take whole (1, 2, 4, 8) and that they split
+// (3, 5, 7, 9, 16), head dims with and without a partial block and row counts with and without an odd last row.
 TEST(KvAttention, KernelsMatchTheReference) {
   on_every_target([] {
     for (int64_t d : {16, 80, 256, 512}) {
-      const int64_t n_rows = 19;
-      const auto values = random_values(2 * n_rows * d, 1.0f, static_cast<uint32_t>(d));
-      const auto weights = random_values(n_rows, 0.3f, 5);
-      for (KvType t : kAllKvTypes) {
-        SCOPED_TRACE(std::string(kv_type_name(t)) + " d=" + std::to_string(d));
-        const QuantCache c(t, values, n_rows, d);
-        const int64_t dp = kv_stored_dim(t, d);
-        const auto q = random_values(dp, 1.0f, 3);
-        std::vector<float> want(static_cast<size_t>(n_rows)), got(want.size());
-        kv_dot_rows_ref(t, q.data(), c.row(0), c.stride, n_rows, d, want.data());
-        kv_dot_rows(t, q.data(), c.row(0), c.stride, n_rows, d, got.data());
-        expect_close(got.data(), want.data(), n_rows, 2e-5f * std::sqrt(static_cast<float>(d)));
-        std::vector<float> acc_want(static_cast<size_t>(dp), 0.5f), acc_got(acc_want);
-        kv_add_rows_ref(t, weights.data(), c.row(0), c.stride, n_rows, d, acc_want.data());
-        kv_add_rows(t, weights.data(), c.row(0), c.stride, n_rows, d, acc_got.data());
-        expect_close(acc_got.data(), acc_want.data(), dp, 2e-5f);
+      for (int64_t n_rows : {1, 19}) {
+        const auto values = random_values(2 * n_rows * d, 1.0f, static_cast<uint32_t>(d));
+        for (KvType t : kAllKvTypes) {
+          const QuantCache c(t, values, n_rows, d);
+          const int64_t dp = kv_stored_dim(t, d);
+          for (int64_t n_heads : {1, 2, 3, 4, 5, 7, 8, 9, 16}) {
+            SCOPED_TRACE(std::string(kv_type_name(t)) + " d=" + std::to_string(d) + " rows=" + std::to_string(n_rows) +
+                         " heads=" + std::to_string(n_heads));
+            const auto qv = random_values(n_heads * dp, 1.0f, static_cast<uint32_t>(n_heads) + 3);
+            const auto wv = random_values(n_heads * n_rows, 0.3f, static_cast<uint32_t>(n_heads) + 5);
+            const size_t n_scores = static_cast<size_t>(n_heads * n_rows), n_out = static_cast<size_t>(n_heads * dp);
+            std::vector<float> want(n_scores), got(n_scores), alone(n_scores);
+            std::vector<float> acc_want(n_out, 0.5f), acc_got(acc_want), acc_alone(acc_want);
+            std::vector<const float*> q, w;
+            std::vector<float *> s_want, s_got, s_alone, o_want, o_got, o_alone;
+            for (int64_t h = 0; h < n_heads; ++h) {
+              q.push_back(qv.data() + h * dp);
+              w.push_back(wv.data() + h * n_rows);
+              s_want.push_back(want.data() + h * n_rows);
+              s_got.push_back(got.data() + h * n_rows);
+              s_alone.push_back(alone.data() + h * n_rows);
+              o_want.push_back(acc_want.data() + h * dp);
+              o_got.push_back(acc_got.data() + h * dp);
+              o_alone.push_back(acc_alone.data() + h * dp);
+            }
+            kv_dot_rows_ref(t, q.data(), n_heads, c.row(0), c.stride, n_rows, d, s_want.data());
+            kv_dot_rows(t, q.data(), n_heads, c.row(0), c.stride, n_rows, d, s_got.data());
+            kv_add_rows_ref(t, w.data(), n_heads, c.row(0), c.stride, n_rows, d, o_want.data());
+            kv_add_rows(t, w.data(), n_heads, c.row(0), c.stride, n_rows, d, o_got.data());
+            for (int64_t h = 0; h < n_heads; ++h) {
+              kv_dot_rows(t, &q[h], 1, c.row(0), c.stride, n_rows, d, &s_alone[h]);
+              kv_add_rows(t, &w[h], 1, c.row(0), c.stride, n_rows, d, &o_alone[h]);
+            }
+            const float score_tol = 2e-5f * std::sqrt(static_cast<float>(d));
+            expect_close(got.data(), want.data(), static_cast<int64_t>(n_scores), score_tol);
+            expect_close(acc_got.data(), acc_want.data(), static_cast<int64_t>(n_out), 2e-5f);
+            for (size_t i = 0; i < n_scores; ++i) ASSERT_EQ(got[i], alone[i]) << "score " << i;
+            for (size_t i = 0; i < n_out; ++i) ASSERT_EQ(acc_got[i], acc_alone[i]) << "sum " << i;
+          }
+        }
       }
     }
   });
@@ -101,7 +128,7 @@ TEST(KvAttention, HeadsTogetherEqualEachHeadAlone) {
       const int64_t n_rows = 71, split = 30;
       const auto keys = random_values(2 * n_rows * d, 1.0f, static_cast<uint32_t>(d) + 3);
       const auto vals = random_values(2 * n_rows * d, 1.0f, static_cast<uint32_t>(d) + 4);
-      for (int64_t n_heads : {1, 2, 3, 8}) {
+      for (int64_t n_heads : {1, 2, 3, 8, 16}) {
         const auto qv = random_values(n_heads * d, 0.4f, static_cast<uint32_t>(n_heads) + 19);
         for (KvType kt : kAllKvTypes) {
           for (KvType vt : kAllKvTypes) {
