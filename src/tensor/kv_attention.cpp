@@ -655,32 +655,32 @@ void attend_heads_with(const float* const* q, const int64_t* k_offset, const int
     std::fill(stored[h] + d, stored[h] + dk, 0.0f);
     if (kv_type_rotated(f.k_type)) tq_rotate_blocks(stored[h], dk);
   }
-  // Consecutive heads that read the same rows (one kv head's) go to the kernels together; a chunk's first row
-  // over all runs is the walk's score index less the group's (for_head_chunks lays scores out per unit).
-  const HeadGroups k_groups = equal_runs(k_off, n_heads), v_groups = equal_runs(v_off, n_heads);
-  for_head_chunks(runs, n_runs, chunk, k_groups.n, total, [&](const KvRun& run, int64_t j0, int64_t rows, int64_t g,
+  // Consecutive heads that read the same rows (one kv head's) go to the kernels together: step(run, j0, rows, h0,
+  // n, sc, st) for heads h0 .. h0 + n - 1 over a chunk, with their scores for the chunk's rows (sc) and their
+  // stored vectors (st). A chunk's first row over all runs is the walk's score index less the group's
+  // (for_head_chunks lays scores out per unit).
+  auto for_group_chunks = [&](const HeadGroups& groups, const auto& step) {
+    for_head_chunks(runs, n_runs, chunk, groups.n, total, [&](const KvRun& run, int64_t j0, int64_t rows, int64_t g,
                                                               int64_t score) {
-    const int64_t h0 = k_groups.first[g], n = k_groups.first[g + 1] - h0, row = score - g * total;
-    const float* qs[kKvMaxHeadsPerCall];
-    float* sc[kKvMaxHeadsPerCall];
-    for (int64_t i = 0; i < n; ++i) {
-      qs[i] = stored[h0 + i];
-      sc[i] = scores + (h0 + i) * total + row;
-    }
-    dot(f.k_type, qs, n, run.k + j0 * f.k_stride + k_off(h0), f.k_stride, rows, d, sc);
+      const int64_t h0 = groups.first[g], n = groups.first[g + 1] - h0, row = score - g * total;
+      float* sc[kKvMaxHeadsPerCall];
+      float* st[kKvMaxHeadsPerCall];
+      for (int64_t i = 0; i < n; ++i) {
+        sc[i] = scores + (h0 + i) * total + row;
+        st[i] = stored[h0 + i];
+      }
+      step(run, j0, rows, h0, n, sc, st);
+    });
+  };
+  for_group_chunks(equal_runs(k_off, n_heads), [&](const KvRun& run, int64_t j0, int64_t rows, int64_t h0, int64_t n,
+                                                   float* const* sc, float* const* st) {
+    dot(f.k_type, st, n, run.k + j0 * f.k_stride + k_off(h0), f.k_stride, rows, d, sc);
   });
   softmax(scores, n_heads, total);
   for (int64_t h = 0; h < n_heads; ++h) std::fill(stored[h], stored[h] + dv, 0.0f);
-  for_head_chunks(runs, n_runs, chunk, v_groups.n, total, [&](const KvRun& run, int64_t j0, int64_t rows, int64_t g,
-                                                              int64_t score) {
-    const int64_t h0 = v_groups.first[g], n = v_groups.first[g + 1] - h0, row = score - g * total;
-    const float* ws[kKvMaxHeadsPerCall];
-    float* sums[kKvMaxHeadsPerCall];
-    for (int64_t i = 0; i < n; ++i) {
-      ws[i] = scores + (h0 + i) * total + row;
-      sums[i] = stored[h0 + i];
-    }
-    add(f.v_type, ws, n, run.v + j0 * f.v_stride + v_off(h0), f.v_stride, rows, d, sums);
+  for_group_chunks(equal_runs(v_off, n_heads), [&](const KvRun& run, int64_t j0, int64_t rows, int64_t h0, int64_t n,
+                                                   float* const* sc, float* const* st) {
+    add(f.v_type, sc, n, run.v + j0 * f.v_stride + v_off(h0), f.v_stride, rows, d, st);
   });
   for (int64_t h = 0; h < n_heads; ++h) {
     if (kv_type_rotated(f.v_type)) tq_unrotate_blocks(stored[h], dv);
