@@ -61,7 +61,7 @@ TEST(KvAttention, KernelsMatchTheReference) {
             std::vector<float> want(n_scores), got(n_scores), alone(n_scores);
             std::vector<float> acc_want(n_out, 0.5f), acc_got(acc_want), acc_alone(acc_want);
             std::vector<const float*> q, w;
-            std::vector<float *> s_want, s_got, s_alone, o_want, o_got, o_alone;
+            std::vector<float*> s_want, s_got, s_alone, o_want, o_got, o_alone;
             for (int64_t h = 0; h < n_heads; ++h) {
               q.push_back(qv.data() + h * dp);
               w.push_back(wv.data() + h * n_rows);
