@@ -187,7 +187,7 @@ HWY_INLINE void dot_rows_tile(const float* const* q, const uint8_t* rows, int64_
 template <KvType T, int G>
 void dot_rows(const float* const* q, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t d,
               float* const* scores, bool ask_ahead) {
-  constexpr int kRows = G <= 2 ? 2 : 1;  // rows in flight: a lone head's chain of adds waits on each block
+  constexpr int kRows = G <= 2 ? 2 : 1;  // two rows at once for one or two heads: their few chains wait on each FMA
   const auto bytes = static_cast<int64_t>(kv_head_bytes(T, d));
   const int64_t ahead = ask_ahead ? prefetch_rows_ahead(bytes) : 0;
   prefetch_row_heads(rows, stride, 0, ahead, n_rows, bytes);
@@ -201,8 +201,8 @@ void dot_rows(const float* const* q, const uint8_t* rows, int64_t stride, int64_
 
 // out[h] += Σ_j w[h][j] * row j for G heads: a chunk of CB blocks of every head's out is held in registers while
 // every row passes over it, each block decoded and scaled once for all heads (the reference's order). Per output
-// value the additions are a lone head's, row by row in order, whatever G and CB. The first chunk asks for the rows
-// `ahead` (their whole head part, `bytes`); the later chunks find them in cache.
+// value the additions are a lone head's, row by row in order, whatever G and CB. The pass over the first blocks
+// asks for the rows `ahead` (their whole head part, `bytes`); the passes over the later blocks find them in cache.
 template <KvType T, int G, int CB>
 HWY_INLINE void add_rows_chunk(const float* const* w, const uint8_t* rows, int64_t stride, int64_t n_rows, int64_t b0,
                                float* const* out, int64_t ahead = 0, int64_t bytes = 0) {
