@@ -49,15 +49,9 @@ HWY_INLINE uint32_t load_u32(const uint8_t* p) {
          static_cast<uint32_t>(p[3]) << 24;
 }
 
+// One stored f16 value (a block's scale, or a value of an f16 row's tail) by the target's conversion: one instruction
+// with F16C, where fp16_to_fp32's bit steps cost more than a block's vector work in the value sum. Exact either way.
 HWY_INLINE float load_half(const uint8_t* p) {
-  Half h;
-  std::memcpy(&h, p, sizeof(h));
-  return fp16_to_fp32(h);
-}
-
-// A block's f16 scale by the target's conversion (one instruction with F16C) instead of load_half's bit steps,
-// which cost more than the block's vector work in the value sum; the same value (both exact).
-HWY_INLINE float load_scale(const uint8_t* p) {
   const hn::CappedTag<float, 1> d1;
   const hn::Rebind<hwy::float16_t, decltype(d1)> dh1;
   return hn::GetLane(hn::PromoteTo(d1, hn::LoadU(dh1, reinterpret_cast<const hwy::float16_t*>(p))));
@@ -93,16 +87,16 @@ HWY_INLINE float load_block(const uint8_t* p, VF* v) {
     const hn::Rebind<int8_t, DF> d8;
     const int8_t* qs = reinterpret_cast<const int8_t*>(p + sizeof(Half));
     for (size_t i = 0; i < kVecsPerBlock; ++i) v[i] = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qs + i * kLanes)));
-    return load_scale(p);
+    return load_half(p);
   } else if constexpr (T == KvType::kQ4_0) {
     const VF eight = hn::Set(df, 8.0f);
     for (size_t i = 0; i < kVecsPerBlock; ++i)
       v[i] = hn::Sub(hn::ConvertTo(df, hn::BitCast(di, nibbles(p + sizeof(Half), i * kLanes))), eight);
-    return load_scale(p);
+    return load_half(p);
   } else if constexpr (T == KvType::kTq4) {
     for (size_t i = 0; i < kVecsPerBlock; ++i)
       v[i] = lookup16(df, kTq4Levels, hn::BitCast(di, nibbles(p + sizeof(Half), i * kLanes)));
-    return load_scale(p);
+    return load_half(p);
   } else {  // kTq3
     const uint32_t lo[2] = {load_u32(p + 2), load_u32(p + 6)}, hi = load_u32(p + 10);
     const auto iota = hn::Iota(du, 0);
@@ -113,7 +107,7 @@ HWY_INLINE float load_block(const uint8_t* p, VF* v) {
       const auto high = hn::And(hn::Set(du, hi) >> hn::Add(iota, hn::Set(du, e0)), hn::Set(du, 1u));
       v[i] = lookup16(df, kTq3Levels, hn::BitCast(di, hn::Or(low, hn::ShiftLeft<2>(high))));
     }
-    return load_scale(p);
+    return load_half(p);
   }
 }
 
@@ -276,7 +270,9 @@ HWY_INLINE void with_kv_type(KvType type, const Fn& fn) {
 template <typename Fn>
 HWY_INLINE void for_head_groups(int64_t n, const Fn& fn) {
   int64_t h = 0;
-  for (; h + 8 <= n && kMaxGroup >= 8; h += 8) fn(std::integral_constant<int, (kMaxGroup >= 8 ? 8 : 4)>(), h);
+  if constexpr (kMaxGroup >= 8) {
+    for (; h + 8 <= n; h += 8) fn(std::integral_constant<int, 8>(), h);
+  }
   for (; h + 4 <= n; h += 4) fn(std::integral_constant<int, 4>(), h);
   for (; h + 2 <= n; h += 2) fn(std::integral_constant<int, 2>(), h);
   for (; h < n; ++h) fn(std::integral_constant<int, 1>(), h);
