@@ -5,9 +5,9 @@
 // rolled back to after each run), as llama-bench's -d. Every listed KV cache type runs in turn, side by side.
 // --parallel N: tg decodes N sequences together, one token of each per forward step (model/model.h Batch, as
 // `serve --parallel N`), and t/s counts all their tokens. --kv-memory and --kv-quality measure the cache types
-// instead (bench_kv.h). --bound-probe K: during tg, a read probe (tensor/read_probe.h, bench_membw's Read) on the
-// decode pool before the first step and after every K steps, each chunk's weight GB/s against its own two probes
-// (model/decode_bound.h); the probes' time is not in tg's t/s.
+// instead (bench_kv.h). --bound-probe K: during tg, a read probe (tensor/read_probe.h, the best of bench_membw's
+// Read and ReadPrefetch/1024) on the decode pool before the first step and after every K steps, each chunk's weight
+// GB/s against its own two probes (model/decode_bound.h); the probes' time is not in tg's t/s.
 #include <sys/resource.h>
 
 #include <array>
@@ -286,14 +286,15 @@ void print_profile(const fabula::Model& m, const std::vector<TestResult>& result
   }
 }
 
-constexpr int kProbePasses = 2;  // best of this many 1 GiB reads per probe
+constexpr int kProbePasses = 2;  // rounds of the probe's two 1 GiB reads (with and without prefetch), best of all
 
 // --bound-probe: each chunk's decode rate against the reads just before and after it, then the efficiencies'
 // median / min / max over all chunks and over the stable fast ones.
 void print_bound_chunks(const TestResult& r, int k, double bytes_per_step) {
   using namespace fabula;
-  std::printf("\n%s: decode against a read probe (best of %d reads of %zu MiB, all threads) before and after "
-              "every %d steps\n", r.name.c_str(), kProbePasses, kReadProbeBytes >> 20, k);
+  std::printf("\n%s: decode against a read probe (best of %d reads of %zu MiB, all threads, with and without "
+              "prefetch) before and after every %d steps\n",
+              r.name.c_str(), 2 * kProbePasses, kReadProbeBytes >> 20, k);
   std::printf("  %5s %5s %8s %11s %13s %12s %10s %6s\n", "chunk", "steps", "t/s", "weight GB/s", "read before",
               "read after", "efficiency", "stable");
   for (size_t i = 0; i < r.bound_chunks.size(); ++i) {
@@ -369,8 +370,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
                  "bandwidth / weight bytes per token");
   cli.add_option("--bound-probe", args->bound_probe,
                  "K > 0: decode against a read bound measured beside it, for a machine whose memory bandwidth "
-                 "changes within seconds: during tg, read a 1 GiB buffer with all threads (bench_membw's Read, best "
-                 "of 2) before the first step and after every K steps, and print each chunk's weight GB/s as a "
+                 "changes within seconds: during tg, read a 1 GiB buffer with all threads (the best of bench_membw's "
+                 "Read and ReadPrefetch/1024, twice each) before the first step and after every K steps, and print each chunk's weight GB/s as a "
                  "share of the mean of its two reads, with the median / min / max share (probe time is not in "
                  "tg's t/s; 0: off)")
       ->capture_default_str();

@@ -1,6 +1,6 @@
-// The memory read probe: how fast all threads of a pool stream a buffer far larger than any cache. One method for
-// the read bound wherever it is measured (bench_membw's Read benchmarks, and `fabula bench --bound-probe` between
-// decode steps), so a decode rate and the bound it is compared with come from the same kind of read.
+// The memory read probe: how fast all threads of a pool stream a buffer far larger than any cache. The same sums
+// for the read bound wherever it is measured (bench_membw's Read benchmarks, and `fabula bench --bound-probe` between
+// decode steps), so a decode rate and the bound it is compared with come from the same kinds of read.
 #pragma once
 
 #include <cstddef>
@@ -51,8 +51,12 @@ struct ReadPass {
 };
 ReadPass read_pass(ThreadPool& pool, const ReadProbeBuffer& buf, ReadSumFn sum);
 
-// The best of `passes` reads with the widest sum and no prefetch (bench_membw's Read), in GB/s (1e9 bytes): a
-// shared machine only ever makes a pass slower.
+// The prefetch distance of the probe's second method (bench_membw's ReadPrefetch/<threads>/1024).
+inline constexpr size_t kProbePrefetchBytes = 1024;
+
+// The best of `passes` rounds of two reads, the widest sum without prefetch (bench_membw's Read) and with the line
+// kProbePrefetchBytes ahead asked for (ReadPrefetch), in GB/s (1e9 bytes): the strict bound, as decode_bound.sh
+// takes the best of bench_membw's Read benchmarks; a shared machine only ever makes a pass slower.
 double read_probe_gbs(ThreadPool& pool, const ReadProbeBuffer& buf, int passes);
 
 }  // namespace fabula

@@ -1,5 +1,5 @@
-// The read probe (bench_membw's Read, `fabula bench --bound-probe`): every kernel this CPU has, at every prefetch
-// distance, sums exactly what a scalar loop over the buffer sums, whatever the thread split.
+// The read probe (bench_membw's Read and ReadPrefetch, `fabula bench --bound-probe`): every kernel this CPU has,
+// at every prefetch distance, sums exactly what a scalar loop over the buffer sums, whatever the thread split.
 #include <gtest/gtest.h>
 
 #include <cmath>
