@@ -371,9 +371,9 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
   cli.add_option("--bound-probe", args->bound_probe,
                  "K > 0: decode against a read bound measured beside it, for a machine whose memory bandwidth "
                  "changes within seconds: during tg, read a 1 GiB buffer with all threads (the best of bench_membw's "
-                 "Read and ReadPrefetch/1024, twice each) before the first step and after every K steps, and print each chunk's weight GB/s as a "
-                 "share of the mean of its two reads, with the median / min / max share (probe time is not in "
-                 "tg's t/s; 0: off)")
+                 "Read and ReadPrefetch/1024, twice each) before the first step and after every K steps, and print "
+                 "each chunk's weight GB/s as a share of the mean of its two reads, with the median / min / max share "
+                 "(probe time is not in tg's t/s; 0: off)")
       ->capture_default_str();
   cli.add_option("--parallel", args->parallel,
                  "tg with N sequences, one token of each per forward step (continuous batching, as `serve "
