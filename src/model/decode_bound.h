@@ -8,9 +8,10 @@
 
 namespace fabula {
 
-// Chunks whose two probes both read at least this fast and differ by less than kStableSpread of the faster:
-// the memory stayed in its fast state for the whole chunk.
-inline constexpr double kStableFastGbs = 72.0;
+// Chunks whose two probes both read within kStableSpread of the run's fastest probe, and differ by less than
+// kStableSpread of the faster of the two: the memory stayed in its fast state for the whole chunk. Fast is relative
+// to the run, not a figure: a fixed 72 GB/s suited the Zen 5 host it was chosen on and no chunk on the 2-core
+// Xeon of BENCHMARKS.md, whose reads top out near 40.
 inline constexpr double kStableSpread = 0.10;
 
 struct BoundChunk {
@@ -26,7 +27,10 @@ struct BoundChunkRate {
   double efficiency = 0;    // weight_gbs / probe_mean_gbs
   bool stable_fast = false;
 };
-BoundChunkRate bound_chunk_rate(const BoundChunk& chunk, double bytes_per_step);
+// fast_min_gbs: the slowest read a stable fast chunk may have (stable_fast_min_gbs of its run).
+BoundChunkRate bound_chunk_rate(const BoundChunk& chunk, double bytes_per_step, double fast_min_gbs);
+// (1 - kStableSpread) x the fastest probe of the run's chunks; 0 for none.
+double stable_fast_min_gbs(const std::vector<BoundChunk>& chunks);
 
 struct EfficiencyStats {
   int count = 0;  // chunks; the rest is 0 when there are none
@@ -34,6 +38,7 @@ struct EfficiencyStats {
 };
 struct BoundSummary {
   EfficiencyStats all, stable_fast;
+  double stable_fast_min_gbs = 0;  // the threshold the stable fast chunks met
 };
 BoundSummary summarize_bound(const std::vector<BoundChunk>& chunks, double bytes_per_step);
 
