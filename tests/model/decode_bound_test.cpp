@@ -57,7 +57,7 @@ TEST(DecodeBound, SummaryTakesMedianMinMaxOverAllAndOverStableFastChunks) {
   EXPECT_DOUBLE_EQ(even.all.median, 0.625);
 }
 
-TEST(DecodeBound, TheSameRunOnSlowerMemoryKeepsItsStableChunks) {
+TEST(DecodeBound, TheSameRunAtLowerReadRatesKeepsItsStableChunks) {
   // Every read and rate at 40% of the run above (a machine whose reads top out near 34 GB/s): the same chunks are
   // stable and fast, with the same efficiencies.
   const std::vector<BoundChunk> chunks = {
