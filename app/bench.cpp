@@ -297,15 +297,14 @@ void print_bound_chunks(const TestResult& r, int k, double bytes_per_step) {
               r.name.c_str(), 2 * kProbePasses, kReadProbeBytes >> 20, k);
   std::printf("  %5s %5s %8s %11s %13s %12s %10s %6s\n", "chunk", "steps", "t/s", "weight GB/s", "read before",
               "read after", "efficiency", "stable");
-  const double fast_min = stable_fast_min_gbs(r.bound_chunks);
+  const BoundSummary s = summarize_bound(r.bound_chunks, bytes_per_step);
   for (size_t i = 0; i < r.bound_chunks.size(); ++i) {
     const BoundChunk& c = r.bound_chunks[i];
-    const BoundChunkRate rate = bound_chunk_rate(c, bytes_per_step, fast_min);
+    const BoundChunkRate rate = bound_chunk_rate(c, bytes_per_step, s.stable_fast_min_gbs);
     std::printf("  %5zu %5d %8.2f %11.2f %13.2f %12.2f %9.1f%% %6s\n", i + 1, c.steps, rate.steps_per_s,
                 rate.weight_gbs, c.probe_before_gbs, c.probe_after_gbs, 100 * rate.efficiency,
                 rate.stable_fast ? "yes" : "");
   }
-  const BoundSummary s = summarize_bound(r.bound_chunks, bytes_per_step);
   auto line = [](const char* what, const EfficiencyStats& e) {
     if (e.count == 0) {
       std::printf("  %s: no chunks\n", what);
@@ -324,9 +323,9 @@ void print_bound_chunks(const TestResult& r, int k, double bytes_per_step) {
 nlohmann::json bound_chunks_json(const TestResult& r, int k, double bytes_per_step) {
   using namespace fabula;
   nlohmann::json chunks = nlohmann::json::array();
-  const double fast_min = stable_fast_min_gbs(r.bound_chunks);
+  const BoundSummary s = summarize_bound(r.bound_chunks, bytes_per_step);
   for (const BoundChunk& c : r.bound_chunks) {
-    const BoundChunkRate rate = bound_chunk_rate(c, bytes_per_step, fast_min);
+    const BoundChunkRate rate = bound_chunk_rate(c, bytes_per_step, s.stable_fast_min_gbs);
     chunks.push_back({{"steps", c.steps},
                       {"decode_s", c.decode_s},
                       {"ts", rate.steps_per_s},
@@ -336,7 +335,6 @@ nlohmann::json bound_chunks_json(const TestResult& r, int k, double bytes_per_st
                       {"efficiency", rate.efficiency},
                       {"stable_fast", rate.stable_fast}});
   }
-  const BoundSummary s = summarize_bound(r.bound_chunks, bytes_per_step);
   auto stats = [](const EfficiencyStats& e) {
     return nlohmann::json{{"count", e.count}, {"median", e.median}, {"min", e.min}, {"max", e.max}};
   };

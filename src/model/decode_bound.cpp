@@ -28,7 +28,7 @@ BoundChunkRate bound_chunk_rate(const BoundChunk& chunk, double bytes_per_step, 
   r.efficiency = r.probe_mean_gbs > 0 ? r.weight_gbs / r.probe_mean_gbs : 0;
   const double lo = std::min(chunk.probe_before_gbs, chunk.probe_after_gbs);
   const double hi = std::max(chunk.probe_before_gbs, chunk.probe_after_gbs);
-  r.stable_fast = lo > 0 && lo >= fast_min_gbs && hi - lo < kStableSpread * hi;
+  r.stable_fast = lo >= fast_min_gbs && hi - lo < kStableSpread * hi;
   return r;
 }
 
