@@ -68,7 +68,7 @@ Result<MappedFile> MappedFile::open(const std::string& path) {
   return mapping(path, opened.size, PROT_READ, MAP_PRIVATE, opened.fd, "mmap");
 }
 
-Result<MappedFile> MappedFile::read(const std::string& path) {
+Result<MappedFile> MappedFile::read(const std::string& path, ReadCache cache) {
   FABULA_ASSIGN(const OpenedFile opened, open_regular_file(path));
   FABULA_ASSIGN(MappedFile file,
                 mapping(path, opened.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, "allocate"));
@@ -83,6 +83,19 @@ Result<MappedFile> MappedFile::read(const std::string& path) {
   // Chunks of kReadChunk taken by a few threads: one thread copying from the page cache and faulting in the huge
   // pages read the 16.8 GB synth 26B at 1.0-1.5 GB/s, two at 2.1 GB/s (2-core Zen 3 VM).
   constexpr size_t kReadChunk = size_t{64} << 20;
+  // Direct reads (O_DIRECT), past the page cache, where the file system takes them. A buffered read of a file near
+  // the size of memory fills the page cache with a second copy, and once memory runs out the last part of the
+  // weights lands in memory just reclaimed from that cache. On the KVM guest of BENCHMARKS.md (session 28), which
+  // hands freed memory back to its host, that part then streamed 10-25% slower than the rest for minutes, and
+  // decode reads all of it; read directly, every part streams alike and a cold load is faster (29 s against 35).
+  // Direct reads need block-aligned offsets, lengths and addresses: every chunk starts at a multiple of kReadChunk
+  // in a page-aligned mapping, and the last length rounds up into the mapping's last page. A file system that
+  // refuses them (at open or at the first read, EINVAL: tmpfs, some FUSE) gets buffered reads.
+  constexpr size_t kDirectAlign = 4096;
+  const OpenedFile direct(cache == ReadCache::kBypass ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT) : -1,
+                          opened.size);
+  std::atomic<bool> use_direct{direct.fd >= 0};
+  const size_t mapped_end = (file.size_ + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
   const size_t chunks = (file.size_ + kReadChunk - 1) / kReadChunk;
   const size_t n_threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
   std::atomic<size_t> next{0};
@@ -93,8 +106,16 @@ Result<MappedFile> MappedFile::read(const std::string& path) {
     for (size_t c = next.fetch_add(1); c < chunks && !failed.load(); c = next.fetch_add(1)) {
       const size_t begin = c * kReadChunk, end = std::min(file.size_, begin + kReadChunk);
       for (size_t done = begin; done < end;) {
-        const ssize_t n = ::pread(opened.fd, p + done, end - done, static_cast<off_t>(done));
+        // A short direct read (the file's end) leaves `done` unaligned: the rest of the chunk goes buffered.
+        const bool by_direct = use_direct.load(std::memory_order_relaxed) && done % kDirectAlign == 0;
+        const size_t want = by_direct ? std::min(mapped_end, (end + kDirectAlign - 1) / kDirectAlign * kDirectAlign) - done
+                                      : end - done;
+        const ssize_t n = ::pread(by_direct ? direct.fd : opened.fd, p + done, want, static_cast<off_t>(done));
         if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && by_direct && errno == EINVAL) {  // the file system takes no direct reads: buffered from here
+          use_direct.store(false, std::memory_order_relaxed);
+          continue;
+        }
         if (n <= 0) {
           const std::lock_guard<std::mutex> lock(error_mutex);
           if (!failed.exchange(true)) {
@@ -103,7 +124,7 @@ Result<MappedFile> MappedFile::read(const std::string& path) {
           }
           return;
         }
-        done += static_cast<size_t>(n);
+        done += std::min(static_cast<size_t>(n), end - done);  // a direct read's last block may run past `end`
       }
     }
   };

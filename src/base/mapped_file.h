@@ -11,13 +11,18 @@
 
 namespace fabula {
 
+// How MappedFile::read goes through the page cache: past it where the file system allows (direct reads, the
+// default), or through it (the same bytes; for tests and comparisons).
+enum class ReadCache { kBypass, kThrough };
+
 class MappedFile {
  public:
   // Maps `path` read-only. An empty file maps to an empty span. Errors name the path.
   static Result<MappedFile> open(const std::string& path);
   // Reads `path` into anonymous memory instead of mapping it (llama.cpp's --no-mmap): the bytes no longer depend
-  // on the page cache, at the price of a full read up front.
-  static Result<MappedFile> read(const std::string& path);
+  // on the page cache, at the price of a full read up front. The read bypasses the page cache where the file
+  // system allows it, so the file is not held twice in memory while it loads.
+  static Result<MappedFile> read(const std::string& path, ReadCache cache = ReadCache::kBypass);
 
   MappedFile() = default;
   MappedFile(MappedFile&& other) noexcept;
