@@ -59,26 +59,29 @@ size_t choose_decode_prefetch_bytes() {
   return chosen;
 }
 
-int decode_row_streams_for_vendor(std::string_view vendor) {
+int decode_row_streams_for_vendor(std::string_view vendor, GemvFamily family) {
   // fabula bench on the synth 26B-A4B Q4_K_M, 2 threads, alternating: tg128 9.03-9.18 (one row) -> 9.37-9.42 t/s
-  // (two) on the Intel Xeon.
-  return vendor == "GenuineIntel" ? 2 : 1;
+  // (two) on the Intel Xeon; the Q8_0 family's third stream from bench_decode_walk (decode_stream.h).
+  if (vendor != "GenuineIntel") return 1;
+  return family == GemvFamily::kKQuants ? 2 : 3;
 }
 
 std::optional<int> parse_decode_row_streams(const char* text) {
   if (text == nullptr) return std::nullopt;
   const std::string_view value(text);
-  if (value == "1") return 1;
-  if (value == "2") return 2;
-  return std::nullopt;
+  if (value.size() != 1 || value[0] < '1' || value[0] > '0' + kMaxDecodeRowStreams) return std::nullopt;
+  return value[0] - '0';
 }
 
-int choose_decode_row_streams() {
+DecodeRowStreams choose_decode_row_streams() {
   const char* text = std::getenv("FABULA_DECODE_STREAMS");
-  if (const auto streams = parse_decode_row_streams(text)) return *streams;
-  const int chosen = decode_row_streams_for_vendor(cpu_vendor());
+  if (const auto streams = parse_decode_row_streams(text)) return {*streams, *streams};
+  const std::string_view vendor = cpu_vendor();
+  const DecodeRowStreams chosen{decode_row_streams_for_vendor(vendor, GemvFamily::kKQuants),
+                                decode_row_streams_for_vendor(vendor, GemvFamily::kQ8_0)};
   if (text != nullptr) {  // fprintf, not the logger: this runs before main
-    std::fprintf(stderr, "fabula: ignoring FABULA_DECODE_STREAMS=%s (want 1 or 2); using %d\n", text, chosen);
+    std::fprintf(stderr, "fabula: ignoring FABULA_DECODE_STREAMS=%s (want 1 to %d); using %d and %d\n", text,
+                 kMaxDecodeRowStreams, chosen.k_quants, chosen.q8_0);
   }
   return chosen;
 }

@@ -29,24 +29,39 @@ size_t choose_decode_prefetch_bytes();
 // The distance this process uses, chosen once before main.
 inline const size_t kDecodePrefetchBytes = choose_decode_prefetch_bytes();
 
-// How many rows, each from its own part of a gemv's row range, the one-token AVX-512 gemvs (Q4_K, Q6_K, the Q8_0
-// family; with two, Q5_0 / Q4_0 leave their eight-row pass for the one-row kernel) interleave block by block
-// (for_row_streams in gemv_avx512-inl.h): 2 on Intel, where the L2 hardware prefetcher runs a bounded distance
-// ahead of each sequential stream and one core's reads wait on it (two streams keep twice the lines on their way:
-// the synth 26B's tg128 9.0-9.2 -> 9.4 t/s, session 16 in bench/HISTORY.md); 1 elsewhere (on Zen, adjacent rows in
-// pairs streamed 20% slower in round 6; two distant streams are unmeasured there). Each row's arithmetic is the
-// same either way.
-int decode_row_streams_for_vendor(std::string_view vendor);
-// FABULA_DECODE_STREAMS as a count: "1" or "2"; nullopt otherwise.
+// How many rows, each from its own part of a gemv's row range, the one-token AVX-512 gemvs interleave block by block
+// (for_row_streams in gemv_avx512-inl.h), per family of kernels. On Intel, where the L2 hardware prefetcher runs a
+// bounded distance ahead of each sequential stream and one core's reads wait on it, more streams keep more lines on
+// their way: the K-quants (Q4_K, Q6_K) take 2 (the synth 26B's tg128 9.0-9.2 -> 9.4 t/s, session 16 in
+// bench/HISTORY.md; 3 streamed no faster), the Q8_0 family (Q8_0, Q5_0, Q4_0), whose unpack costs more per byte
+// (Q5_0) or less (Q8_0), 3 (the synth 26B's decode walk replayed, bench_decode_walk, session 29: Q5_0 rows 84-87% ->
+// 90-93% of a plain read of the same bytes, Q8_0 95-96% -> 97-98%). 1 elsewhere (on Zen, adjacent rows in pairs
+// streamed 20% slower in round 6; distant streams are unmeasured there), where Q5_0 / Q4_0 take their eight-row
+// pass. Each row's arithmetic is the same whatever the count.
+enum class GemvFamily { kKQuants, kQ8_0 };
+struct DecodeRowStreams {
+  int k_quants = 1;
+  int q8_0 = 1;
+};
+inline constexpr int kMaxDecodeRowStreams = 3;
+int decode_row_streams_for_vendor(std::string_view vendor, GemvFamily family);
+// FABULA_DECODE_STREAMS as a count for every family: "1" to "3"; nullopt otherwise.
 std::optional<int> parse_decode_row_streams(const char* text);
-// FABULA_DECODE_STREAMS when set and valid (a warning names an invalid one), else the vendor's count.
-int choose_decode_row_streams();
+// FABULA_DECODE_STREAMS for every family when set and valid (a warning names an invalid one), else the vendor's.
+DecodeRowStreams choose_decode_row_streams();
 namespace detail {
-inline int decode_row_streams = choose_decode_row_streams();  // chosen once before main
+inline DecodeRowStreams decode_row_streams = choose_decode_row_streams();  // chosen once before main
 }
-inline int decode_row_streams() { return detail::decode_row_streams; }
-// 1 or 2; for tests, which compare both orders (set it before the threads that run gemvs start).
-inline void set_decode_row_streams(int streams) { detail::decode_row_streams = streams == 2 ? 2 : 1; }
+inline DecodeRowStreams decode_row_streams() { return detail::decode_row_streams; }
+inline int decode_row_streams(GemvFamily family) {
+  return family == GemvFamily::kKQuants ? detail::decode_row_streams.k_quants : detail::decode_row_streams.q8_0;
+}
+// For tests, which compare every count (set it before the threads that run gemvs start); counts outside 1 to
+// kMaxDecodeRowStreams become 1.
+inline void set_decode_row_streams(DecodeRowStreams streams) {
+  auto valid = [](int n) { return n >= 1 && n <= kMaxDecodeRowStreams ? n : 1; };
+  detail::decode_row_streams = {valid(streams.k_quants), valid(streams.q8_0)};
+}
 
 // The weight bytes of one decode chunk (matmul's unit of work between threads, one gemv call): 256 KiB on Intel,
 // where the two row streams restart at every chunk (tg128 of the synth 26B, alternating: 64 KiB 8.57-8.81, 128 KiB

@@ -15,15 +15,24 @@ HWY_INLINE uint8_t* gemv_scratch(size_t bytes) {
 }
 
 // Every row of [0, rows) through rows_at.template operator()<kS>(first, part), which computes rows first + k * part
-// for k < kS, block steps interleaved. With decode_row_streams() == 2 (Intel) row r goes with r + rows / 2: two
-// sequential streams for the L2 hardware prefetcher, which runs a bounded distance ahead of each, so twice the lines
-// are on their way while the core computes (decode_stream.h); an odd count's last row goes alone. Otherwise one
+// for k < kS, block steps interleaved. With `streams` = S > 1 (Intel, decode_stream.h) row r goes with r + rows / S,
+// r + 2 rows / S, ...: S sequential streams for the L2 hardware prefetcher, which runs a bounded distance ahead of
+// each, so S times the lines are on their way while the core computes; the last rows % S rows go alone. With 1, one
 // row at a time. Each row's steps are the same either way, so its sum is too, bit for bit.
+template <int kS, typename RowsAt>
+HWY_INLINE void for_row_streams_of(int64_t rows, const RowsAt& rows_at) {
+  const int64_t part = rows / kS;
+  for (int64_t r = 0; r < part; ++r) rows_at.template operator()<kS>(r, part);
+  for (int64_t r = kS * part; r < rows; ++r) rows_at.template operator()<1>(r, 0);
+}
 template <typename RowsAt>
-HWY_INLINE void for_row_streams(int64_t rows, const RowsAt& rows_at) {
-  const int64_t half = decode_row_streams() == 2 ? rows / 2 : 0;
-  for (int64_t r = 0; r < half; ++r) rows_at.template operator()<2>(r, half);
-  for (int64_t r = 2 * half; r < rows; ++r) rows_at.template operator()<1>(r, 0);
+HWY_INLINE void for_row_streams(int64_t rows, int streams, const RowsAt& rows_at) {
+  static_assert(kMaxDecodeRowStreams == 3);
+  switch (streams) {
+    case 3: return for_row_streams_of<3>(rows, rows_at);
+    case 2: return for_row_streams_of<2>(rows, rows_at);
+    default: return for_row_streams_of<1>(rows, rows_at);
+  }
 }
 
 #include "tensor/gemv_q8_0_avx512-inl.h"

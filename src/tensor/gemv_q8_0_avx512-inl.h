@@ -459,7 +459,7 @@ HWY_INLINE void gemv_q8_0_like_tokens_vbmi_as(int64_t n, const uint8_t* w, size_
       for (int t = 0; t < NT; ++t) y[t * ldy + first + k * part] = hsum_f32x8(acc[k][t]);
     }
   };
-  for_row_streams(rows, rows_at);
+  for_row_streams(rows, decode_row_streams(GemvFamily::kQ8_0), rows_at);
 }
 
 // gemv_q8_0_like_tokens_vbmi_as with this CPU's fifth-bit sequence (Q5_0; the other types have no fifth bits).
@@ -528,13 +528,15 @@ void gemv_q8_0_like_avx512(int64_t n, const uint8_t* w, size_t row_stride, int64
   // pass: 2816 columns 52.9 -> 74.1 GB/s and 704 columns 56.4 -> 66.2 with a read of 78; 38.5 -> 50.1 and 38.0 ->
   // 49.2 at 50). Q5_0 / Q4_0 unpack more per byte and are compute-bound when memory is fast, where eight rows per
   // pass stay faster (Q5_0/704: 54.6 with eight, 51.6 with four, 44.0 with one at a read of 78). The eight-row
-  // kernel needs GFNI (every AVX3_DL CPU so far has it; without, one row at a time). With two row streams (Intel,
+  // kernel needs GFNI (every AVX3_DL CPU so far has it; without, one row at a time). With row streams (Intel,
   // decode_stream.h) one row of each stream at a time streams faster than eight adjacent rows, though the eight-row
   // pass computes faster in L2 (2 threads, GemvStream q5_0/2816 20.9-21.7 -> 25.9-26.8 GB/s, q5_0/704 22.0-23.0 ->
-  // 23.8-24.3; GemvKernel q5_0/704 16.2-16.8 -> 15.1-15.8 GiB/s). The same sums either way.
+  // 23.8-24.3; GemvKernel q5_0/704 16.2-16.8 -> 15.1-15.8 GiB/s). Eight rows as four of each of two streams streamed
+  // slower still (bench_decode_walk on the synth 26B, session 29: Q5_0 at 77-79% of a plain read of the same bytes,
+  // against 84-88% a row of each of two streams at a time and 90-93% of three). The same sums either way.
   if constexpr (kType != GgmlType::kQ8_0) {
     static const bool gfni = __builtin_cpu_supports("gfni");
-    if (gfni && decode_row_streams() == 1) {
+    if (gfni && decode_row_streams(GemvFamily::kQ8_0) == 1) {
       return gemv_q8_0_like_one_vbmi<kType, Block>(n, w, row_stride, rows, act, act_scales, act_sums, y);
     }
   }

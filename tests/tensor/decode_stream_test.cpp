@@ -22,17 +22,35 @@ TEST(DecodeStream, TheOverrideIsAWholeNumberOfBytesInRange) {
 }
 
 TEST(DecodeStream, VendorsGetTheirMeasuredRowStreams) {
-  EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel"), 2);
-  EXPECT_EQ(decode_row_streams_for_vendor("AuthenticAMD"), 1);
-  EXPECT_EQ(decode_row_streams_for_vendor(""), 1);
+  EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel", GemvFamily::kKQuants), 2);
+  EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel", GemvFamily::kQ8_0), 3);
+  for (const GemvFamily family : {GemvFamily::kKQuants, GemvFamily::kQ8_0}) {
+    EXPECT_EQ(decode_row_streams_for_vendor("AuthenticAMD", family), 1);
+    EXPECT_EQ(decode_row_streams_for_vendor("", family), 1);
+  }
 }
 
-TEST(DecodeStream, TheRowStreamsOverrideIsOneOrTwo) {
+TEST(DecodeStream, TheRowStreamsOverrideIsOneToThree) {
   EXPECT_EQ(parse_decode_row_streams("1"), 1);
   EXPECT_EQ(parse_decode_row_streams("2"), 2);
-  for (const char* bad : {"", "0", "3", "-1", "2 ", "two", "12"}) EXPECT_EQ(parse_decode_row_streams(bad), std::nullopt) << bad;
+  EXPECT_EQ(parse_decode_row_streams("3"), 3);
+  for (const char* bad : {"", "0", "4", "-1", "2 ", "two", "12"}) EXPECT_EQ(parse_decode_row_streams(bad), std::nullopt) << bad;
   EXPECT_EQ(parse_decode_row_streams(nullptr), std::nullopt);
-  EXPECT_TRUE(decode_row_streams() == 1 || decode_row_streams() == 2);
+  for (const GemvFamily family : {GemvFamily::kKQuants, GemvFamily::kQ8_0}) {
+    EXPECT_GE(decode_row_streams(family), 1);
+    EXPECT_LE(decode_row_streams(family), kMaxDecodeRowStreams);
+  }
+}
+
+TEST(DecodeStream, SettingRowStreamsKeepsCountsInRange) {
+  const DecodeRowStreams saved = decode_row_streams();
+  set_decode_row_streams({3, 2});
+  EXPECT_EQ(decode_row_streams(GemvFamily::kKQuants), 3);
+  EXPECT_EQ(decode_row_streams(GemvFamily::kQ8_0), 2);
+  set_decode_row_streams({0, 4});  // out of range: one row at a time
+  EXPECT_EQ(decode_row_streams(GemvFamily::kKQuants), 1);
+  EXPECT_EQ(decode_row_streams(GemvFamily::kQ8_0), 1);
+  set_decode_row_streams(saved);
 }
 
 TEST(DecodeStream, VendorsGetTheirMeasuredDecodeChunk) {
