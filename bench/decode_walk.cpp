@@ -17,13 +17,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench_env.h"
 #include "model/gemma4/model.h"
 #include "model/model.h"
 #include "tensor/matmul.h"
@@ -38,11 +38,6 @@ constexpr int kTokens = 12;                          // tokens per pass
 constexpr size_t kCallBytes = size_t{256} << 10;     // the read's call size (decode_chunk_bytes() on Intel)
 constexpr size_t kSumAlign = kReadChunkBytes;        // the read sums take whole 512-byte chunks
 constexpr size_t kProbePrefetch = kProbePrefetchBytes;
-
-std::string env_or(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && v[0] != '\0' ? v : fallback;
-}
 
 size_t matrix_bytes(const MatrixView& m) { return m.data != nullptr ? m.row_stride * static_cast<size_t>(m.rows) : 0; }
 
@@ -236,7 +231,7 @@ void BM_DecodeWalk(benchmark::State& state) {
     state.SkipWithError("the model has no weights of this type");
     return;
   }
-  ThreadPool pool(std::atoi(env_or("FABULA_THREADS", "0").c_str()));
+  ThreadPool pool(env_int("FABULA_THREADS", 0));
   ReadProbeBuffer probe(pool);
   const ReadSumFn sum = read_sum(widest_read_isa(), kProbePrefetch);
   std::vector<float> y(static_cast<size_t>(max_rows) * static_cast<size_t>(pool.size()));

@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -22,6 +21,7 @@
 #include "backend/generator.h"
 #include "backend/loaded_model.h"
 #include "base/file.h"
+#include "bench_env.h"
 #include "engine/events.h"
 #include "engine/prompt.h"
 #include "engine/scene.h"
@@ -31,12 +31,6 @@
 
 namespace fabula {
 namespace {
-
-std::string env_or(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && v[0] != '\0' ? v : fallback;
-}
-int env_int(const char* name, int fallback) { return std::atoi(env_or(name, std::to_string(fallback).c_str()).c_str()); }
 
 // Earlier beats for memory, from the protocol samples (tests/data/protocol/samples.jsonl): dialogue lines
 // `[Name]: "text"`, narration lines, and the choices tool, as the engine records them.

@@ -6,23 +6,18 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <optional>
 #include <string>
 
 #include "backend/loaded_model.h"
 #include "backend/local_narrator.h"
+#include "bench_env.h"
 #include "engine/prompt.h"
 #include "engine/scene.h"
 #include "engine/story.h"
 
 namespace fabula {
 namespace {
-
-std::string env_or(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && v[0] != '\0' ? v : fallback;
-}
 
 void BM_FirstBeatLine(benchmark::State& state) {
   auto story = engine::load_story(env_or("FABULA_STORY", "sakuragaoka"));
