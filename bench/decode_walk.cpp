@@ -7,9 +7,9 @@
 //           output head, each region one parallel region whose bytes the threads split evenly, in 256 KiB calls;
 //   rows:   the same split with the real one-token gemvs (matmul_row_range) over whole rows;
 //   matmul: each region as matmul_jobs, decode's own scheduling (chunks, stealing at the end).
-// So read / probe is what the walk's shape costs (pieces of 1-2 MB, 181 regions a token), rows / read what the
-// kernels cost over a pure read of the same bytes, matmul / rows the scheduling; a decode step adds its serial work
-// (norms, attention, routing) to matmul. Experts are drawn at random per token and layer (fixed seed).
+// So read / probe is what the walk's shape costs (pieces of 1-2 MB, 151 product regions a token), rows / read what
+// the kernels cost over a pure read of the same bytes, matmul / rows the scheduling; a decode step adds its serial
+// work (norms, attention, routing) to matmul. Experts are drawn at random per token and layer (fixed seed).
 // Benchmarks: DecodeWalk/all, and DecodeWalk/<type> with only that weight type's matrices (the walk's other regions
 // left out), to see each kernel against the read of its own bytes.
 //   build/bench/bench_decode_walk     (env: FABULA_MODEL, default /tmp/perf/synth-26b-q4km.gguf; FABULA_THREADS)
@@ -237,11 +237,16 @@ void BM_DecodeWalk(benchmark::State& state) {
   std::vector<float> y(static_cast<size_t>(max_rows) * static_cast<size_t>(pool.size()));
   uint64_t sink = 0;
   const char* kModes[] = {"probe", "read", "rows", "matmul"};
+  // The ways' order per pass, a balanced Latin square (Williams): over four passes each way runs once in every
+  // position and follows each other way exactly once. What ran just before matters: in a run with one fixed cyclic
+  // order, the same matmul_jobs code measured as two ways differed by 1.7% (the one after the probe slower), as much
+  // as some effects measured here (BENCHMARKS.md, session 30).
+  constexpr int kOrder[4][4] = {{0, 1, 3, 2}, {1, 2, 0, 3}, {2, 3, 1, 0}, {3, 0, 2, 1}};
   std::map<std::string, std::vector<double>> rates;
   int pass = 0;
   for (auto _ : state) {
     for (int k = 0; k < 4; ++k) {
-      const std::string mode = kModes[(k + pass) % 4];  // each pass starts with another way
+      const std::string mode = kModes[kOrder[pass % 4][k]];
       const auto t0 = std::chrono::steady_clock::now();
       size_t bytes = total;
       if (mode == "probe") {
