@@ -622,7 +622,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
                        {"load_s", load_s},
                        {"weights", weights_in},
                        {"decode_prefetch_bytes", fabula::kDecodePrefetchBytes},
-                       {"decode_row_streams", fabula::decode_row_streams(fabula::GemvFamily::kKQuants)},
+                       {"decode_row_streams_q4_K", fabula::decode_row_streams(fabula::GemvFamily::kQ4_K)},
+                       {"decode_row_streams_q6_K", fabula::decode_row_streams(fabula::GemvFamily::kQ6_K)},
                        {"decode_row_streams_q8_0", fabula::decode_row_streams(fabula::GemvFamily::kQ8_0)},
                        {"prefill_gemm_amx", fabula::amx_enabled()},
                        {"peak_rss_bytes", peak_rss},
@@ -650,10 +651,9 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
                   r.name.c_str(), fmt::format("{:.2f} ± {:.2f}", r.mean_ts, r.sd_ts).c_str());
     }
     const fabula::DecodeRowStreams streams = fabula::decode_row_streams();
-    std::printf("\nload %.2f s (%s, decode prefetch %zu B ahead in %d row stream%s, %d for the Q8_0 family, prefill GEMM "
-                "on %s), peak RSS %.2f GiB, load average %.2f -> %.2f\n",
-                load_s, weights_in.c_str(), fabula::kDecodePrefetchBytes, streams.k_quants,
-                streams.k_quants == 1 ? "" : "s", streams.q8_0,
+    std::printf("\nload %.2f s (%s, decode prefetch %zu B ahead in row streams of %d (Q4_K), %d (Q6_K) and %d (the Q8_0 "
+                "family), prefill GEMM on %s), peak RSS %.2f GiB, load average %.2f -> %.2f\n",
+                load_s, weights_in.c_str(), fabula::kDecodePrefetchBytes, streams.q4_K, streams.q6_K, streams.q8_0,
                 fabula::amx_enabled() ? "AMX tiles" : "vector units", peak_rss / (1024.0 * 1024.0 * 1024.0),
                 load_avg_start, load_avg_end);
     std::printf("decode reads %.4f GB of weights per token", bytes_per_token / 1e9);

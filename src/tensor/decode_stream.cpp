@@ -61,9 +61,9 @@ size_t choose_decode_prefetch_bytes() {
 
 int decode_row_streams_for_vendor(std::string_view vendor, GemvFamily family) {
   // fabula bench on the synth 26B-A4B Q4_K_M, 2 threads, alternating: tg128 9.03-9.18 (one row) -> 9.37-9.42 t/s
-  // (two) on the Intel Xeon; the Q8_0 family's third stream from bench_decode_walk (decode_stream.h).
+  // (two) on the Intel Xeon; the counts per family from bench_decode_walk (decode_stream.h).
   if (vendor != "GenuineIntel") return 1;
-  return family == GemvFamily::kKQuants ? 2 : 3;
+  return family == GemvFamily::kQ6_K ? 4 : 3;
 }
 
 std::optional<int> parse_decode_row_streams(const char* text) {
@@ -75,13 +75,15 @@ std::optional<int> parse_decode_row_streams(const char* text) {
 
 DecodeRowStreams choose_decode_row_streams() {
   const char* text = std::getenv("FABULA_DECODE_STREAMS");
-  if (const auto streams = parse_decode_row_streams(text)) return {*streams, *streams};
+  if (const auto streams = parse_decode_row_streams(text)) return {*streams, *streams, *streams};
   const std::string_view vendor = cpu_vendor();
-  const DecodeRowStreams chosen{decode_row_streams_for_vendor(vendor, GemvFamily::kKQuants),
+  const DecodeRowStreams chosen{decode_row_streams_for_vendor(vendor, GemvFamily::kQ4_K),
+                                decode_row_streams_for_vendor(vendor, GemvFamily::kQ6_K),
                                 decode_row_streams_for_vendor(vendor, GemvFamily::kQ8_0)};
   if (text != nullptr) {  // fprintf, not the logger: this runs before main
-    std::fprintf(stderr, "fabula: ignoring FABULA_DECODE_STREAMS=%s (want 1 to %d); using %d and %d\n", text,
-                 kMaxDecodeRowStreams, chosen.k_quants, chosen.q8_0);
+    std::fprintf(stderr,
+                 "fabula: ignoring FABULA_DECODE_STREAMS=%s (want 1 to %d); using %d (Q4_K), %d (Q6_K), %d (Q8_0)\n",
+                 text, kMaxDecodeRowStreams, chosen.q4_K, chosen.q6_K, chosen.q8_0);
   }
   return chosen;
 }

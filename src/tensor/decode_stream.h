@@ -32,20 +32,22 @@ inline const size_t kDecodePrefetchBytes = choose_decode_prefetch_bytes();
 // How many rows, each from its own part of a gemv's row range, the one-token AVX-512 gemvs interleave block by block
 // (for_row_streams in gemv_avx512-inl.h), per family of kernels. On Intel, where the L2 hardware prefetcher runs a
 // bounded distance ahead of each sequential stream and one core's reads wait on it, more streams keep more lines on
-// their way: the K-quants (Q4_K, Q6_K) take 2 (the synth 26B's tg128 9.0-9.2 -> 9.4 t/s, session 16 in
-// bench/HISTORY.md; 3 streamed no faster), the Q8_0 family (Q8_0, Q5_0, Q4_0), whose unpack costs more per byte
-// (Q5_0) or less (Q8_0), 3 (the synth 26B's decode walk replayed, bench_decode_walk, session 29: Q5_0 rows 84-87% ->
-// 90-93% of a plain read of the same bytes, Q8_0 95-96% -> 97-98%). 1 elsewhere (on Zen, adjacent rows in pairs
-// streamed 20% slower in round 6; distant streams are unmeasured there), where Q5_0 / Q4_0 take their eight-row
-// pass. Each row's arithmetic is the same whatever the count.
-enum class GemvFamily { kKQuants, kQ8_0 };
+// their way: Q4_K 3, Q6_K 4, the Q8_0 family (Q8_0, Q5_0, Q4_0) 3. On the synth 26B's decode walk replayed
+// (bench_decode_walk, A/B in one process, BENCHMARKS.md session 30): Q4_K 2 -> 3 streams 0.9% faster (twice), 3 -> 4
+// 1.0% slower; Q6_K (mostly the output head) 2 -> 3 3-5%, 2 -> 4 6.7%, 3 -> 4 0.7%; the whole walk against 2, 2, 3:
+// 1.0% and 1.5%, and tg128 in whole runs alternating 11.32 / 11.50, 11.52 / 11.72, 11.19 / 11.86 t/s. The Q8_0
+// family's 3 from session 29 (Q5_0 rows 84-87% -> 90-93% of a plain read of the same bytes). 1 elsewhere (on Zen,
+// adjacent rows in pairs streamed 20% slower in round 6; distant streams are unmeasured there), where Q5_0 / Q4_0
+// take their eight-row pass. Each row's arithmetic is the same whatever the count.
+enum class GemvFamily { kQ4_K, kQ6_K, kQ8_0 };
 struct DecodeRowStreams {
-  int k_quants = 1;
+  int q4_K = 1;
+  int q6_K = 1;
   int q8_0 = 1;
 };
-inline constexpr int kMaxDecodeRowStreams = 3;
+inline constexpr int kMaxDecodeRowStreams = 4;
 int decode_row_streams_for_vendor(std::string_view vendor, GemvFamily family);
-// FABULA_DECODE_STREAMS as a count for every family: "1" to "3"; nullopt otherwise.
+// FABULA_DECODE_STREAMS as a count for every family: "1" to "4"; nullopt otherwise.
 std::optional<int> parse_decode_row_streams(const char* text);
 // FABULA_DECODE_STREAMS for every family when set and valid (a warning names an invalid one), else the vendor's.
 DecodeRowStreams choose_decode_row_streams();
@@ -54,13 +56,18 @@ inline DecodeRowStreams decode_row_streams = choose_decode_row_streams();  // ch
 }
 inline DecodeRowStreams decode_row_streams() { return detail::decode_row_streams; }
 inline int decode_row_streams(GemvFamily family) {
-  return family == GemvFamily::kKQuants ? detail::decode_row_streams.k_quants : detail::decode_row_streams.q8_0;
+  switch (family) {
+    case GemvFamily::kQ4_K: return detail::decode_row_streams.q4_K;
+    case GemvFamily::kQ6_K: return detail::decode_row_streams.q6_K;
+    case GemvFamily::kQ8_0: break;
+  }
+  return detail::decode_row_streams.q8_0;
 }
 // For tests, which compare every count (set it before the threads that run gemvs start); counts outside 1 to
 // kMaxDecodeRowStreams become 1.
 inline void set_decode_row_streams(DecodeRowStreams streams) {
   auto valid = [](int n) { return n >= 1 && n <= kMaxDecodeRowStreams ? n : 1; };
-  detail::decode_row_streams = {valid(streams.k_quants), valid(streams.q8_0)};
+  detail::decode_row_streams = {valid(streams.q4_K), valid(streams.q6_K), valid(streams.q8_0)};
 }
 
 // The weight bytes of one decode chunk (matmul's unit of work between threads, one gemv call): 256 KiB on Intel,

@@ -27,8 +27,9 @@ HWY_INLINE void for_row_streams_of(int64_t rows, const RowsAt& rows_at) {
 }
 template <typename RowsAt>
 HWY_INLINE void for_row_streams(int64_t rows, int streams, const RowsAt& rows_at) {
-  static_assert(kMaxDecodeRowStreams == 3);
+  static_assert(kMaxDecodeRowStreams == 4);
   switch (streams) {
+    case 4: return for_row_streams_of<4>(rows, rows_at);
     case 3: return for_row_streams_of<3>(rows, rows_at);
     case 2: return for_row_streams_of<2>(rows, rows_at);
     default: return for_row_streams_of<1>(rows, rows_at);

@@ -294,7 +294,7 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
     unrolled<kS>([&](auto k) __attribute__((always_inline)) { tail(x[k], acc[k], i); });
     for (int k = 0; k < kS; ++k) y[first + k * part] = _mm512_reduce_add_ps(acc[k]);
   };
-  for_row_streams(rows, decode_row_streams(GemvFamily::kKQuants), rows_at);
+  for_row_streams(rows, decode_row_streams(GemvFamily::kQ4_K), rows_at);
 }
 #endif
 

@@ -210,7 +210,7 @@ HWY_INLINE void gemv_q6_K_tokens_gfni(int64_t n, const uint8_t* w, size_t row_st
       for (int t = 0; t < NT; ++t) y[t * ldy + first + k * part] = _mm512_reduce_add_ps(acc[k][t]);
     }
   };
-  for_row_streams(rows, decode_row_streams(GemvFamily::kKQuants), rows_at);
+  for_row_streams(rows, decode_row_streams(GemvFamily::kQ6_K), rows_at);
 }
 #endif
 

@@ -22,21 +22,23 @@ TEST(DecodeStream, TheOverrideIsAWholeNumberOfBytesInRange) {
 }
 
 TEST(DecodeStream, VendorsGetTheirMeasuredRowStreams) {
-  EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel", GemvFamily::kKQuants), 2);
+  EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel", GemvFamily::kQ4_K), 3);
+  EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel", GemvFamily::kQ6_K), 4);
   EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel", GemvFamily::kQ8_0), 3);
-  for (const GemvFamily family : {GemvFamily::kKQuants, GemvFamily::kQ8_0}) {
+  for (const GemvFamily family : {GemvFamily::kQ4_K, GemvFamily::kQ6_K, GemvFamily::kQ8_0}) {
     EXPECT_EQ(decode_row_streams_for_vendor("AuthenticAMD", family), 1);
     EXPECT_EQ(decode_row_streams_for_vendor("", family), 1);
   }
 }
 
-TEST(DecodeStream, TheRowStreamsOverrideIsOneToThree) {
+TEST(DecodeStream, TheRowStreamsOverrideIsOneToFour) {
   EXPECT_EQ(parse_decode_row_streams("1"), 1);
   EXPECT_EQ(parse_decode_row_streams("2"), 2);
   EXPECT_EQ(parse_decode_row_streams("3"), 3);
-  for (const char* bad : {"", "0", "4", "-1", "2 ", "two", "12"}) EXPECT_EQ(parse_decode_row_streams(bad), std::nullopt) << bad;
+  EXPECT_EQ(parse_decode_row_streams("4"), 4);
+  for (const char* bad : {"", "0", "5", "-1", "2 ", "two", "12"}) EXPECT_EQ(parse_decode_row_streams(bad), std::nullopt) << bad;
   EXPECT_EQ(parse_decode_row_streams(nullptr), std::nullopt);
-  for (const GemvFamily family : {GemvFamily::kKQuants, GemvFamily::kQ8_0}) {
+  for (const GemvFamily family : {GemvFamily::kQ4_K, GemvFamily::kQ6_K, GemvFamily::kQ8_0}) {
     EXPECT_GE(decode_row_streams(family), 1);
     EXPECT_LE(decode_row_streams(family), kMaxDecodeRowStreams);
   }
@@ -44,11 +46,13 @@ TEST(DecodeStream, TheRowStreamsOverrideIsOneToThree) {
 
 TEST(DecodeStream, SettingRowStreamsKeepsCountsInRange) {
   const DecodeRowStreams saved = decode_row_streams();
-  set_decode_row_streams({3, 2});
-  EXPECT_EQ(decode_row_streams(GemvFamily::kKQuants), 3);
+  set_decode_row_streams({3, 4, 2});
+  EXPECT_EQ(decode_row_streams(GemvFamily::kQ4_K), 3);
+  EXPECT_EQ(decode_row_streams(GemvFamily::kQ6_K), 4);
   EXPECT_EQ(decode_row_streams(GemvFamily::kQ8_0), 2);
-  set_decode_row_streams({0, 4});  // out of range: one row at a time
-  EXPECT_EQ(decode_row_streams(GemvFamily::kKQuants), 1);
+  set_decode_row_streams({0, 5, -1});  // out of range: one row at a time
+  EXPECT_EQ(decode_row_streams(GemvFamily::kQ4_K), 1);
+  EXPECT_EQ(decode_row_streams(GemvFamily::kQ6_K), 1);
   EXPECT_EQ(decode_row_streams(GemvFamily::kQ8_0), 1);
   set_decode_row_streams(saved);
 }

@@ -397,7 +397,7 @@ TEST(GemvTokens, EveryTokenEqualsTheGemvAlone) {
   }
 }
 
-// decode_row_streams() only changes the order in which the gemvs walk their rows (two or three parts of the range at
+// decode_row_streams() only changes the order in which the gemvs walk their rows (two to four parts of the range at
 // once on Intel, decode_stream.h), and decode_fifth_bits_from_gpr() only how the Q5_0 step builds its fifth-bit
 // mask: every output is the same bits with every setting, for row counts that leave rows over after the streams, a
 // partial eight-row pass and no second part at all.
@@ -406,7 +406,8 @@ TEST(Gemv, DecodeSettingsChangeNoBit) {
   const DecodeRowStreams saved = decode_row_streams();
   const bool saved_gpr = decode_fifth_bits_from_gpr();
   // (row streams of every family, fifth bits from a general register) of each run; the first is the reference.
-  constexpr std::pair<int, bool> kSettings[] = {{1, false}, {2, false}, {3, false}, {1, true}, {2, true}, {3, true}};
+  constexpr std::pair<int, bool> kSettings[] = {{1, false}, {2, false}, {3, false}, {4, false},
+                                                {1, true},  {2, true},  {3, true},  {4, true}};
   constexpr size_t kRuns = std::size(kSettings);
   int compared = 0;
   for_each_target([&](const KernelTable& table, int64_t) {
@@ -430,7 +431,7 @@ TEST(Gemv, DecodeSettingsChangeNoBit) {
           const int32_t* act_sums = sums.empty() ? nullptr : sums.data();
           std::vector<float> y[kRuns], yt[kRuns];
           for (size_t run = 0; run < kRuns; ++run) {
-            set_decode_row_streams({kSettings[run].first, kSettings[run].first});
+            set_decode_row_streams({kSettings[run].first, kSettings[run].first, kSettings[run].first});
             set_decode_fifth_bits_from_gpr(kSettings[run].second);
             y[run].assign(rows, -1.0f);
             gemv(n, w.data(), stride, rows, act.data(), act_scales, act_sums, y[run].data());
