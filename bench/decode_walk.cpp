@@ -4,7 +4,8 @@
 //   probe:  the read probe's 1 GiB buffer (tensor/read_probe.h, the prefetching sum), as many bytes as the walk;
 //   read:   the walk's bytes with the same sum: per token and layer the regions of a decode step (q/k/v; attention
 //           output; router, dense gate and up; dense down and the 8 chosen experts' gate_up; their downs), then the
-//           output head, each region one parallel region whose bytes the threads split evenly, in 256 KiB calls;
+//           output head, each region one parallel region whose bytes the threads split evenly, in calls of decode's
+//           chunk (decode_chunk_bytes(): 256 KiB on Intel);
 //   rows:   the same split with the real one-token gemvs (matmul_row_range) over whole rows;
 //   matmul: each region as matmul_jobs, decode's own scheduling (chunks, stealing at the end).
 // So read / probe is what the walk's shape costs (pieces of 1-2 MB, 151 product regions a token), rows / read what
@@ -26,6 +27,7 @@
 #include "bench_env.h"
 #include "model/gemma4/model.h"
 #include "model/model.h"
+#include "tensor/decode_stream.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
 #include "tensor/read_probe.h"
@@ -35,9 +37,11 @@ namespace fabula {
 namespace {
 
 constexpr int kTokens = 12;                          // tokens per pass
-constexpr size_t kCallBytes = size_t{256} << 10;     // the read's call size (decode_chunk_bytes() on Intel)
 constexpr size_t kSumAlign = kReadChunkBytes;        // the read sums take whole 512-byte chunks
 constexpr size_t kProbePrefetch = kProbePrefetchBytes;
+
+// The read's and the rows' call size: decode's chunk, one gemv call between threads (256 KiB on Intel).
+size_t call_bytes() { return static_cast<size_t>(decode_chunk_bytes()); }
 
 size_t matrix_bytes(const MatrixView& m) { return m.data != nullptr ? m.row_stride * static_cast<size_t>(m.rows) : 0; }
 
@@ -157,14 +161,15 @@ void walk_read(const std::vector<Region>& regions, ThreadPool& pool, ReadSumFn s
   std::vector<uint64_t> sums(static_cast<size_t>(pool.size()) * 8, 0);  // a line per thread: no shared writes
   for (const Region& region : regions) {
     pool.run_on_all([&](int thread) {
+      const size_t call = call_bytes();
       uint64_t s = 0;
       for_thread_share(region, thread, pool.size(), [&](const MatrixView& m, size_t begin, size_t end) {
         // The sums read 64-byte aligned whole chunks: each call's start rounds up, its length down (a few hundred
-        // bytes of each 256 KiB call left out; the rate counts the walk's full bytes, so read errs low).
-        for (size_t at = begin; at < end; at += kCallBytes) {
+        // bytes of each call left out; the rate counts the walk's full bytes, so read errs low).
+        for (size_t at = begin; at < end; at += call) {
           const uintptr_t p = reinterpret_cast<uintptr_t>(m.data) + at;
           const uintptr_t aligned = (p + 63) & ~uintptr_t{63};
-          const size_t n = std::min(kCallBytes, end - at);
+          const size_t n = std::min(call, end - at);
           if (n > aligned - p + kSumAlign) {
             s += sum(reinterpret_cast<const uint64_t*>(aligned), (n - (aligned - p)) / kSumAlign * kSumAlign);
           }
@@ -184,7 +189,7 @@ void walk_rows(const std::vector<Region>& regions, const Walk& walk, ThreadPool&
       for_thread_share(region, thread, pool.size(), [&](const MatrixView& m, size_t begin, size_t end) {
         const auto row_at = [&](size_t byte) { return static_cast<int64_t>((byte + m.row_stride / 2) / m.row_stride); };
         const int64_t r0 = row_at(begin), r1 = row_at(end);
-        const int64_t step = std::max<int64_t>(1, static_cast<int64_t>(kCallBytes / m.row_stride));
+        const int64_t step = std::max<int64_t>(1, static_cast<int64_t>(call_bytes() / m.row_stride));
         const QuantizedActivations& act = *walk.acts.at({m.type, m.cols});
         for (int64_t r = r0; r < r1; r += step) matmul_row_range(m, act, out, r, std::min(r1, r + step));
       });

@@ -71,7 +71,7 @@ inline void set_decode_row_streams(DecodeRowStreams streams) {
 }
 
 // The weight bytes of one decode chunk (matmul's unit of work between threads, one gemv call): 256 KiB on Intel,
-// where the two row streams restart at every chunk (tg128 of the synth 26B, alternating: 64 KiB 8.57-8.81, 128 KiB
+// where the row streams restart at every chunk (tg128 of the synth 26B, alternating: 64 KiB 8.57-8.81, 128 KiB
 // 9.08-9.32, 256 KiB 9.37-9.69, 512 KiB 9.34-9.77, 1 MiB 9.08-9.55 t/s); 64 KiB elsewhere, as tuned on Zen.
 int64_t decode_chunk_bytes_for_vendor(std::string_view vendor);
 int64_t decode_chunk_bytes();  // this CPU's, chosen once
