@@ -29,6 +29,7 @@
 #include "bench_kv.h"
 #include "command.h"
 #include "model_args.h"
+#include "model/decode_ab.h"
 #include "model/decode_bound.h"
 #include "model/gemma4/tensors.h"
 #include "model/model.h"
@@ -54,6 +55,7 @@ struct BenchArgs {
   int n_depth = 0;           // tokens already in the cache when each test runs (llama-bench -d)
   int parallel = 1;          // tg: sequences decoding one token each per forward step (Batch)
   int bound_probe = 0;       // > 0: tg runs a read probe after every this many steps (and before the first)
+  std::string ab_streams;    // non-empty: tg alternates the row streams in use (A) with these (B), ABBA
   std::vector<std::string> cache_type_k, cache_type_v;  // lists, as llama-bench's -ctk / -ctv
   bool kv_memory = false, kv_quality = false;
   std::string shape = "gemma4-26b-a4b";
@@ -97,6 +99,7 @@ struct TestResult {
   double experts_per_layer = 0;  // --profile: distinct routed experts read per MoE layer and step
   std::array<fabula::RegionTotals, static_cast<size_t>(fabula::StepPhase::kCount)> regions{};  // --profile
   std::vector<fabula::BoundChunk> bound_chunks{};  // --bound-probe: every repetition's chunks, in order
+  std::vector<double> ab_step_ns{};  // --ab-streams: every repetition's whole ABBA quads of steps, in order
 };
 
 double now_s() {
@@ -348,6 +351,27 @@ nlohmann::json bound_chunks_json(const TestResult& r, int k, double bytes_per_st
           {"stable_fast", stats(s.stable_fast)}};
 }
 
+std::string streams_text(const fabula::DecodeRowStreams& s) { return fmt::format("{},{},{}", s.q4_K, s.q6_K, s.q8_0); }
+
+// --ab-streams: the summary of a test's steps, A = the row streams in use, B = the flag's.
+void print_ab(const TestResult& r, const fabula::DecodeRowStreams& a, const fabula::DecodeRowStreams& b) {
+  const fabula::AbbaSummary s = fabula::summarize_abba(r.ab_step_ns);
+  if (s.quads == 0) {
+    std::printf("%s: row streams A/B: no whole quad of steps (-n 4 or more)\n", r.name.c_str());
+    return;
+  }
+  std::printf("%s: row streams (Q4_K,Q6_K,Q8_0) A %s (in use) against B %s, steps in ABBA order: t(A) / t(B) "
+              "median %.4f (quartiles %.4f-%.4f), the whole run %.4f, over %d quads (above 1: B is faster)\n",
+              r.name.c_str(), streams_text(a).c_str(), streams_text(b).c_str(), s.median, s.q1, s.q3, s.whole,
+              s.quads);
+}
+
+nlohmann::json ab_json(const TestResult& r, const fabula::DecodeRowStreams& a, const fabula::DecodeRowStreams& b) {
+  const fabula::AbbaSummary s = fabula::summarize_abba(r.ab_step_ns);
+  return {{"a", streams_text(a)}, {"b", streams_text(b)}, {"quads", s.quads}, {"median", s.median},
+          {"q1", s.q1},           {"q3", s.q3},           {"whole", s.whole}};
+}
+
 }  // namespace
 
 FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-bench method)") {
@@ -376,6 +400,12 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
                  "each chunk's weight GB/s as a share of the mean of its two reads, with the median / min / max share "
                  "(probe time is not in tg's t/s; 0: off)")
       ->capture_default_str();
+  cli.add_option("--ab-streams", args->ab_streams,
+                 "Compare decode row streams in one process, for tuning a CPU: tg's steps alternate the counts in "
+                 "use (A: this CPU's, or FABULA_DECODE_STREAMS) with these (B) in the order A, B, B, A, and each "
+                 "quad gives t(A) / t(B) (the host's drift cancels; separate runs differ by more than most settings "
+                 "do). One count for every family or three for Q4_K, Q6_K and the Q8_0 family, as "
+                 "FABULA_DECODE_STREAMS (e.g. 2 or 3,4,3); tg's t/s then mixes both");
   cli.add_option("--parallel", args->parallel,
                  "tg with N sequences, one token of each per forward step (continuous batching, as `serve "
                  "--parallel N`); t/s counts the tokens of all of them")
@@ -416,6 +446,23 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       return app::report_error(make_error(ErrorCode::kInvalidArgument,
                                           "--bound-probe counts one token's weight bytes per step: use it without "
                                           "--parallel"));
+    }
+    const DecodeRowStreams streams_a = decode_row_streams();
+    DecodeRowStreams streams_b = streams_a;
+    if (!args->ab_streams.empty()) {
+      const auto b = parse_decode_row_streams(args->ab_streams.c_str());
+      if (!b) {
+        return app::report_error(make_error(ErrorCode::kInvalidArgument,
+                                            "--ab-streams wants one count from 1 to {} for every family, or three for "
+                                            "Q4_K, Q6_K and the Q8_0 family (as in 3,4,3); got '{}'",
+                                            kMaxDecodeRowStreams, args->ab_streams));
+      }
+      if (args->n_gen <= 0 || args->parallel > 1 || args->bound_probe > 0) {
+        return app::report_error(make_error(ErrorCode::kInvalidArgument,
+                                            "--ab-streams compares one sequence's tg steps: give -n (4 or more), "
+                                            "without --parallel or --bound-probe"));
+      }
+      streams_b = *b;
     }
     if (args->kv_quality) {
       app::KvQualityArgs q = args->quality;
@@ -460,6 +507,8 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
 
     bool probing = false;                  // on during the timed repetitions
     std::vector<BoundChunk> bound_chunks;  // of the test being measured
+    const bool ab = !args->ab_streams.empty();
+    std::vector<double> ab_step_ns;  // --ab-streams: the test's whole quads of steps
     std::vector<TestResult> results;
     const double load_avg_start = load_average();
     SessionOptions base;
@@ -529,8 +578,12 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         double read_before = k > 0 ? probe() : 0;
         double steps_ns = 0;
         int chunk_begin = 0;
+        std::vector<double> step_ns;  // --ab-streams
+        if (ab) step_ns.reserve(static_cast<size_t>(n));
         auto t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < n; ++i) {
+          const auto step_begin = std::chrono::steady_clock::now();
+          if (ab) set_decode_row_streams(abba_takes_b(static_cast<size_t>(i)) ? streams_b : streams_a);
           if (others.empty()) {
             FABULA_TRY(session.decode(std::span<const int32_t>(&tok, 1), LogitsMode::kLast));
           } else {
@@ -539,6 +592,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
             FABULA_TRY(batch.decode(items));
             for (auto& t : toks) t = dist(rng);
           }
+          if (ab) step_ns.push_back(ns_since(step_begin));
           tok = dist(rng);
           if (k > 0 && ((i + 1) % k == 0 || i + 1 == n)) {
             const double chunk_ns = ns_since(t0);
@@ -551,6 +605,10 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
           }
         }
         if (k == 0) steps_ns = ns_since(t0);
+        if (ab) {
+          set_decode_row_streams(streams_a);
+          ab_step_ns.insert(ab_step_ns.end(), step_ns.begin(), step_ns.begin() + static_cast<std::ptrdiff_t>(step_ns.size() / 4 * 4));
+        }
         return steps_ns;
       };
 
@@ -559,6 +617,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
       auto measure = [&](TestResult r, auto& run, int warm_n, int n, int tokens) -> Status {
         if (!args->no_warmup) FABULA_TRY(run(warm_n));
         bound_chunks.clear();
+        ab_step_ns.clear();
         probing = probe_buffer.has_value();
         StepProfile::reset();
         StepProfile::set_enabled(args->profile);
@@ -569,6 +628,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         StepProfile::set_enabled(false);
         probing = false;
         r.bound_chunks = std::move(bound_chunks);
+        r.ab_step_ns = std::move(ab_step_ns);
         r.phase_ns = StepProfile::totals();
         r.regions = StepProfile::region_totals();
         if (StepProfile::expert_layers_total() > 0)
@@ -634,6 +694,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
         if (!r.bound_chunks.empty()) {
           out.back()["bound_probe"] = bound_chunks_json(r, args->bound_probe, bytes_per_token);
         }
+        if (ab && r.n_gen > 0) out.back()["ab_streams"] = ab_json(r, streams_a, streams_b);
       }
       std::printf("%s\n", out.dump(2).c_str());
       return 0;
@@ -667,6 +728,7 @@ FABULA_COMMAND(bench, "Measure prompt processing and generation speed (llama-ben
     std::printf("\n");
     for (const auto& r : results) {
       if (!r.bound_chunks.empty()) print_bound_chunks(r, args->bound_probe, bytes_per_token);
+      if (ab && r.n_gen > 0) print_ab(r, streams_a, streams_b);
     }
     if (args->profile) print_profile(m, results, args->reps, args->parallel, args->bandwidth_gbs, pool.size());
     return 0;

@@ -66,23 +66,32 @@ int decode_row_streams_for_vendor(std::string_view vendor, GemvFamily family) {
   return family == GemvFamily::kQ6_K ? 4 : 3;
 }
 
-std::optional<int> parse_decode_row_streams(const char* text) {
+std::optional<DecodeRowStreams> parse_decode_row_streams(const char* text) {
   if (text == nullptr) return std::nullopt;
-  const std::string_view value(text);
-  if (value.size() != 1 || value[0] < '1' || value[0] > '0' + kMaxDecodeRowStreams) return std::nullopt;
-  return value[0] - '0';
+  int counts[3] = {};
+  int n = 0;
+  for (std::string_view rest(text);; rest.remove_prefix(2)) {
+    if (n == 3 || rest.size() < 1 || rest[0] < '1' || rest[0] > '0' + kMaxDecodeRowStreams) return std::nullopt;
+    counts[n++] = rest[0] - '0';
+    if (rest.size() == 1) break;
+    if (rest[1] != ',') return std::nullopt;
+  }
+  if (n == 1) return DecodeRowStreams{counts[0], counts[0], counts[0]};
+  if (n == 3) return DecodeRowStreams{counts[0], counts[1], counts[2]};
+  return std::nullopt;
 }
 
 DecodeRowStreams choose_decode_row_streams() {
   const char* text = std::getenv("FABULA_DECODE_STREAMS");
-  if (const auto streams = parse_decode_row_streams(text)) return {*streams, *streams, *streams};
+  if (const auto streams = parse_decode_row_streams(text)) return *streams;
   const std::string_view vendor = cpu_vendor();
   const DecodeRowStreams chosen{decode_row_streams_for_vendor(vendor, GemvFamily::kQ4_K),
                                 decode_row_streams_for_vendor(vendor, GemvFamily::kQ6_K),
                                 decode_row_streams_for_vendor(vendor, GemvFamily::kQ8_0)};
   if (text != nullptr) {  // fprintf, not the logger: this runs before main
     std::fprintf(stderr,
-                 "fabula: ignoring FABULA_DECODE_STREAMS=%s (want 1 to %d); using %d (Q4_K), %d (Q6_K), %d (Q8_0)\n",
+                 "fabula: ignoring FABULA_DECODE_STREAMS=%s (want 1 to %d for every family, or three counts for Q4_K, "
+                 "Q6_K and Q8_0 as in 3,4,3); using %d,%d,%d\n",
                  text, kMaxDecodeRowStreams, chosen.q4_K, chosen.q6_K, chosen.q8_0);
   }
   return chosen;

@@ -32,13 +32,13 @@ inline const size_t kDecodePrefetchBytes = choose_decode_prefetch_bytes();
 // How many rows, each from its own part of a gemv's row range, the one-token AVX-512 gemvs interleave block by block
 // (for_row_streams in gemv_avx512-inl.h), per family of kernels. On Intel, where the L2 hardware prefetcher runs a
 // bounded distance ahead of each sequential stream and one core's reads wait on it, more streams keep more lines on
-// their way: Q4_K 3, Q6_K 4, the Q8_0 family (Q8_0, Q5_0, Q4_0) 3. On the synth 26B's decode walk replayed
-// (bench_decode_walk, A/B in one process, BENCHMARKS.md session 30): Q4_K 2 -> 3 streams 0.9% faster (twice), 3 -> 4
-// 1.0% slower; Q6_K (mostly the output head) 2 -> 3 3-5%, 2 -> 4 6.7%, 3 -> 4 0.7%; the whole walk against 2, 2, 3:
-// 1.0% and 1.5%, and tg128 in whole runs alternating 11.32 / 11.50, 11.52 / 11.72, 11.19 / 11.86 t/s. The Q8_0
-// family's 3 from session 29 (Q5_0 rows 84-87% -> 90-93% of a plain read of the same bytes). 1 elsewhere (on Zen,
-// adjacent rows in pairs streamed 20% slower in round 6; distant streams are unmeasured there), where Q5_0 / Q4_0
-// take their eight-row pass. Each row's arithmetic is the same whatever the count.
+// their way: Q4_K 3, Q6_K 4, the Q8_0 family (Q8_0, Q5_0, Q4_0) 3. On the synth 26B's whole decode step, steps
+// alternating in one process (`fabula bench --ab-streams`, BENCHMARKS.md session 31), against these counts: one row
+// at a time takes 23% longer, Q6_K 2 0.4% longer, the Q8_0 family 2 0.7% longer; Q4_K 2 or 4 and the Q8_0 family 4
+// are within 0.2%. (The replayed walk of session 30 put Q6_K 2 -> 4 at 6.7% of the Q6_K products: it overstates,
+// having no serial work between them.) 1 elsewhere (on Zen, adjacent rows in pairs streamed 20% slower in round 6;
+// distant streams are unmeasured there), where Q5_0 / Q4_0 take their eight-row pass. Each row's arithmetic is the
+// same whatever the count.
 enum class GemvFamily { kQ4_K, kQ6_K, kQ8_0 };
 struct DecodeRowStreams {
   int q4_K = 1;
@@ -47,9 +47,10 @@ struct DecodeRowStreams {
 };
 inline constexpr int kMaxDecodeRowStreams = 4;
 int decode_row_streams_for_vendor(std::string_view vendor, GemvFamily family);
-// FABULA_DECODE_STREAMS as a count for every family: "1" to "4"; nullopt otherwise.
-std::optional<int> parse_decode_row_streams(const char* text);
-// FABULA_DECODE_STREAMS for every family when set and valid (a warning names an invalid one), else the vendor's.
+// FABULA_DECODE_STREAMS (and `fabula bench --ab-streams`): one count for every family ("3"), or one per family in
+// the order Q4_K, Q6_K, Q8_0 ("3,4,3"); each from 1 to kMaxDecodeRowStreams. nullopt otherwise.
+std::optional<DecodeRowStreams> parse_decode_row_streams(const char* text);
+// FABULA_DECODE_STREAMS when set and valid (a warning names an invalid one), else the vendor's.
 DecodeRowStreams choose_decode_row_streams();
 namespace detail {
 inline DecodeRowStreams decode_row_streams = choose_decode_row_streams();  // chosen once before main
@@ -63,8 +64,9 @@ inline int decode_row_streams(GemvFamily family) {
   }
   return detail::decode_row_streams.q8_0;
 }
-// For tests, which compare every count (set it before the threads that run gemvs start); counts outside 1 to
-// kMaxDecodeRowStreams become 1.
+// For tests, which compare every count, and `fabula bench --ab-streams`, which switches between decode steps: set it
+// before the threads that run gemvs start, or between a pool's jobs (its hand-off orders the write before the
+// workers' reads). Counts outside 1 to kMaxDecodeRowStreams become 1.
 inline void set_decode_row_streams(DecodeRowStreams streams) {
   auto valid = [](int n) { return n >= 1 && n <= kMaxDecodeRowStreams ? n : 1; };
   detail::decode_row_streams = {valid(streams.q4_K), valid(streams.q6_K), valid(streams.q8_0)};

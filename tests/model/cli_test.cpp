@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "model_test_util.h"
+#include "tensor/decode_stream.h"
 
 namespace fabula {
 namespace {
@@ -160,6 +161,31 @@ TEST_F(ModelCli, BenchBoundProbeReportsAChunkPerKStepsAndRefusesANegativeK) {
   EXPECT_NE(err.find("--bound-probe must be 0 (off)"), std::string::npos) << err;
   EXPECT_NE(run_cli("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 4 --bound-probe -1").status, 0);
   EXPECT_NE(run_cli("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 4 --bound-probe 2 --parallel 2").status, 0);
+}
+
+// --ab-streams: the whole quads of every repetition (10 steps: two a repetition) with the counts in use as A and
+// the flag's as B; a malformed list, and runs with no tg or with --parallel, are refused with a message.
+TEST_F(ModelCli, BenchAbStreamsSummarisesTheQuadsAndRefusesBadLists) {
+  const Output bench = run_cli("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 10 -r 2 -t 2 --ab-streams 1,2,4 --json");
+  ASSERT_EQ(bench.status, 0);
+  auto rows = nlohmann::json::parse(bench.text, nullptr, false);
+  ASSERT_TRUE(rows.is_array()) << bench.text;
+  ASSERT_EQ(rows.size(), 1u);
+  const auto& ab = rows[0]["ab_streams"];
+  ASSERT_TRUE(ab.is_object()) << bench.text;
+  EXPECT_EQ(ab["b"], "1,2,4");
+  const DecodeRowStreams in_use = decode_row_streams();  // the test's process chose as the CLI's did
+  EXPECT_EQ(ab["a"], std::to_string(in_use.q4_K) + "," + std::to_string(in_use.q6_K) + "," + std::to_string(in_use.q8_0));
+  EXPECT_EQ(ab["quads"], 4);
+  for (const char* key : {"median", "q1", "q3", "whole"}) EXPECT_GT(ab[key].get<double>(), 0) << key;
+  EXPECT_LE(ab["q1"].get<double>(), ab["median"].get<double>());
+  EXPECT_LE(ab["median"].get<double>(), ab["q3"].get<double>());
+
+  const std::string err = run_cli_stderr("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 8 --ab-streams 3,9");
+  EXPECT_NE(err.find("--ab-streams wants one count from 1 to 4"), std::string::npos) << err;
+  EXPECT_NE(run_cli("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 8 --ab-streams 3,4").status, 0);
+  EXPECT_NE(run_cli("bench --model " + (dir_ / "tiny.gguf") + " -p 8 -n 0 --ab-streams 2").status, 0);
+  EXPECT_NE(run_cli("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 8 --ab-streams 2 --parallel 2").status, 0);
 }
 
 TEST_F(ModelCli, ErrorsExitNonZero) {

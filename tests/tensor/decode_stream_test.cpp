@@ -1,5 +1,8 @@
 #include "tensor/decode_stream.h"
 
+#include <array>
+#include <optional>
+
 #include <gtest/gtest.h>
 
 namespace fabula {
@@ -31,13 +34,24 @@ TEST(DecodeStream, VendorsGetTheirMeasuredRowStreams) {
   }
 }
 
-TEST(DecodeStream, TheRowStreamsOverrideIsOneToFour) {
-  EXPECT_EQ(parse_decode_row_streams("1"), 1);
-  EXPECT_EQ(parse_decode_row_streams("2"), 2);
-  EXPECT_EQ(parse_decode_row_streams("3"), 3);
-  EXPECT_EQ(parse_decode_row_streams("4"), 4);
-  for (const char* bad : {"", "0", "5", "-1", "2 ", "two", "12"}) EXPECT_EQ(parse_decode_row_streams(bad), std::nullopt) << bad;
-  EXPECT_EQ(parse_decode_row_streams(nullptr), std::nullopt);
+TEST(DecodeStream, TheRowStreamsOverrideIsOneToFourForAllOrEachFamily) {
+  auto parsed = [](const char* text) -> std::optional<std::array<int, 3>> {
+    const auto s = parse_decode_row_streams(text);
+    if (!s) return std::nullopt;
+    return std::array<int, 3>{s->q4_K, s->q6_K, s->q8_0};
+  };
+  using Counts = std::array<int, 3>;
+  EXPECT_EQ(parsed("1"), (Counts{1, 1, 1}));
+  EXPECT_EQ(parsed("2"), (Counts{2, 2, 2}));
+  EXPECT_EQ(parsed("3"), (Counts{3, 3, 3}));
+  EXPECT_EQ(parsed("4"), (Counts{4, 4, 4}));
+  EXPECT_EQ(parsed("3,4,3"), (Counts{3, 4, 3}));  // Q4_K, Q6_K, the Q8_0 family
+  EXPECT_EQ(parsed("1,2,4"), (Counts{1, 2, 4}));
+  for (const char* bad : {"", "0", "5", "-1", "2 ", "two", "12", "3,4", "3,4,3,1", "3,0,3", "3,5,3", "3,,3", "3,4,",
+                          ",3,4", "3;4;3", "3, 4, 3", "34,3"}) {
+    EXPECT_EQ(parsed(bad), std::nullopt) << bad;
+  }
+  EXPECT_EQ(parsed(nullptr), std::nullopt);
   for (const GemvFamily family : {GemvFamily::kQ4_K, GemvFamily::kQ6_K, GemvFamily::kQ8_0}) {
     EXPECT_GE(decode_row_streams(family), 1);
     EXPECT_LE(decode_row_streams(family), kMaxDecodeRowStreams);
