@@ -36,6 +36,19 @@ std::string run_cli_stderr(const std::string& args) {
   return run_shell(std::string(FABULA_BINARY) + ' ' + args + " 2>&1 >/dev/null").text;
 }
 
+// The object under `key` of the one row `fabula bench ARGS --json` prints (ARGS with one tg test); null, with a
+// failure recorded, when the run fails or prints anything else.
+nlohmann::json bench_row_object(const std::string& args, const char* key) {
+  const Output bench = run_cli("bench " + args + " --json");
+  const auto rows = nlohmann::json::parse(bench.text, nullptr, false);
+  if (bench.status != 0 || !rows.is_array() || rows.size() != 1 || !rows[0].contains(key) || !rows[0][key].is_object()) {
+    ADD_FAILURE() << "bench " << args << ": status " << bench.status << ", no single row with an object '" << key
+                  << "':\n" << bench.text;
+    return nullptr;
+  }
+  return rows[0][key];
+}
+
 std::string join(const std::vector<int32_t>& ids) {
   std::string s;
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -137,13 +150,9 @@ TEST_F(ModelCli, CacheTypesRunAndUnknownOnesAreRefused) {
 // --bound-probe K: a chunk per K steps (the last one shorter) in every repetition, each with its two reads; a
 // negative K and --parallel are refused with a message naming the option.
 TEST_F(ModelCli, BenchBoundProbeReportsAChunkPerKStepsAndRefusesANegativeK) {
-  const Output bench = run_cli("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 7 -r 2 -t 2 --bound-probe 3 --json");
-  ASSERT_EQ(bench.status, 0);
-  auto rows = nlohmann::json::parse(bench.text, nullptr, false);
-  ASSERT_TRUE(rows.is_array()) << bench.text;
-  ASSERT_EQ(rows.size(), 1u);
-  const auto& probe = rows[0]["bound_probe"];
-  ASSERT_TRUE(probe.is_object()) << bench.text;
+  const nlohmann::json probe =
+      bench_row_object("--model " + (dir_ / "tiny.gguf") + " -p 0 -n 7 -r 2 -t 2 --bound-probe 3", "bound_probe");
+  ASSERT_TRUE(probe.is_object());
   EXPECT_EQ(probe["steps_per_probe"], 3);
   const auto& chunks = probe["chunks"];
   ASSERT_EQ(chunks.size(), 6u);  // 3 + 3 + 1, twice
@@ -166,13 +175,9 @@ TEST_F(ModelCli, BenchBoundProbeReportsAChunkPerKStepsAndRefusesANegativeK) {
 // --ab-streams: the whole quads of every repetition (10 steps: two a repetition) with the counts in use as A and
 // the flag's as B; a malformed list, and runs with no tg or with --parallel, are refused with a message.
 TEST_F(ModelCli, BenchAbStreamsSummarisesTheQuadsAndRefusesBadLists) {
-  const Output bench = run_cli("bench --model " + (dir_ / "tiny.gguf") + " -p 0 -n 10 -r 2 -t 2 --ab-streams 1,2,4 --json");
-  ASSERT_EQ(bench.status, 0);
-  auto rows = nlohmann::json::parse(bench.text, nullptr, false);
-  ASSERT_TRUE(rows.is_array()) << bench.text;
-  ASSERT_EQ(rows.size(), 1u);
-  const auto& ab = rows[0]["ab_streams"];
-  ASSERT_TRUE(ab.is_object()) << bench.text;
+  const nlohmann::json ab =
+      bench_row_object("--model " + (dir_ / "tiny.gguf") + " -p 0 -n 10 -r 2 -t 2 --ab-streams 1,2,4", "ab_streams");
+  ASSERT_TRUE(ab.is_object());
   EXPECT_EQ(ab["b"], "1,2,4");
   const DecodeRowStreams in_use = decode_row_streams();  // the test's process chose as the CLI's did
   EXPECT_EQ(ab["a"], std::to_string(in_use.q4_K) + "," + std::to_string(in_use.q6_K) + "," + std::to_string(in_use.q8_0));
