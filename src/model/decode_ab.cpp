@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/sorted_median.h"
+
 namespace fabula {
 
 AbbaSummary summarize_abba(const std::vector<double>& step_ns) {
@@ -21,7 +23,7 @@ AbbaSummary summarize_abba(const std::vector<double>& step_ns) {
   // Nearest rank: the value at or above fraction f of the sorted ratios.
   auto rank = [&](double f) { return ratios[std::min(n - 1, static_cast<size_t>(f * static_cast<double>(n)))]; };
   s.quads = static_cast<int>(n);
-  s.median = n % 2 == 1 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
+  s.median = sorted_median(ratios);
   s.q1 = rank(0.25);
   s.q3 = rank(0.75);
   s.whole = a_ns / b_ns;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/sorted_median.h"
+
 namespace fabula {
 namespace {
 
@@ -11,8 +13,7 @@ EfficiencyStats stats_of(std::vector<double> v) {
   s.count = static_cast<int>(v.size());
   if (v.empty()) return s;
   std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  s.median = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  s.median = sorted_median(v);
   s.min = v.front();
   s.max = v.back();
   return s;
