@@ -61,9 +61,10 @@ size_t choose_decode_prefetch_bytes() {
 
 int decode_row_streams_for_vendor(std::string_view vendor, GemvFamily family) {
   // fabula bench on the synth 26B-A4B Q4_K_M, 2 threads, alternating: tg128 9.03-9.18 (one row) -> 9.37-9.42 t/s
-  // (two) on the Intel Xeon; the counts per family from bench_decode_walk (decode_stream.h).
+  // (two) on the Intel Xeon; the counts per family from whole decode steps alternating in one process
+  // (decode_stream.h).
   if (vendor != "GenuineIntel") return 1;
-  return family == GemvFamily::kQ6_K ? 4 : 3;
+  return family == GemvFamily::kQ8_0 ? 3 : 4;
 }
 
 std::optional<DecodeRowStreams> parse_decode_row_streams(const char* text) {
@@ -91,7 +92,7 @@ DecodeRowStreams choose_decode_row_streams() {
   if (text != nullptr) {  // fprintf, not the logger: this runs before main
     std::fprintf(stderr,
                  "fabula: ignoring FABULA_DECODE_STREAMS=%s (want 1 to %d for every family, or three counts for Q4_K, "
-                 "Q6_K and Q8_0 as in 3,4,3); using %d,%d,%d\n",
+                 "Q6_K and Q8_0 as in 4,4,3); using %d,%d,%d\n",
                  text, kMaxDecodeRowStreams, chosen.q4_K, chosen.q6_K, chosen.q8_0);
   }
   return chosen;

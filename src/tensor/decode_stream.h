@@ -32,13 +32,14 @@ inline const size_t kDecodePrefetchBytes = choose_decode_prefetch_bytes();
 // How many rows, each from its own part of a gemv's row range, the one-token AVX-512 gemvs interleave block by block
 // (for_row_streams in gemv_avx512-inl.h), per family of kernels. On Intel, where the L2 hardware prefetcher runs a
 // bounded distance ahead of each sequential stream and one core's reads wait on it, more streams keep more lines on
-// their way: Q4_K 3, Q6_K 4, the Q8_0 family (Q8_0, Q5_0, Q4_0) 3. On the synth 26B's whole decode step, steps
+// their way: Q4_K 4, Q6_K 4, the Q8_0 family (Q8_0, Q5_0, Q4_0) 3. On the synth 26B's whole decode step, steps
 // alternating in one process (`fabula bench --ab-streams`, BENCHMARKS.md session 31), against these counts: one row
-// at a time takes 23% longer, Q6_K 2 0.4% longer, the Q8_0 family 2 0.7% longer; Q4_K 2 or 4 and the Q8_0 family 4
-// are within 0.2%. (The replayed walk of session 30 put Q6_K 2 -> 4 at 6.7% of the Q6_K products: it overstates,
-// having no serial work between them.) 1 elsewhere (on Zen, adjacent rows in pairs streamed 20% slower in round 6;
-// distant streams are unmeasured there), where Q5_0 / Q4_0 take their eight-row pass. Each row's arithmetic is the
-// same whatever the count.
+// at a time takes 23% longer, Q6_K 2 0.4% longer, the Q8_0 family 2 0.7% longer, the Q8_0 family 4 within 0.2%.
+// Q4_K, since its gemv takes a block of each stream at a time (session 32): 3 1.0% longer, 2 2.5%, 5 0.7%, 6 2%.
+// (The replayed walk of session 30 put Q6_K 2 -> 4 at 6.7% of the Q6_K products: it overstates, having no serial
+// work between them.) 1 elsewhere (on Zen, adjacent rows in pairs streamed 20% slower in round 6; distant streams are
+// unmeasured there), where Q5_0 / Q4_0 take their eight-row pass. Each row's arithmetic is the same whatever the
+// count.
 enum class GemvFamily { kQ4_K, kQ6_K, kQ8_0 };
 struct DecodeRowStreams {
   int q4_K = 1;
@@ -48,7 +49,7 @@ struct DecodeRowStreams {
 inline constexpr int kMaxDecodeRowStreams = 4;
 int decode_row_streams_for_vendor(std::string_view vendor, GemvFamily family);
 // FABULA_DECODE_STREAMS (and `fabula bench --ab-streams`): one count for every family ("3"), or one per family in
-// the order Q4_K, Q6_K, Q8_0 ("3,4,3"); each from 1 to kMaxDecodeRowStreams. nullopt otherwise.
+// the order Q4_K, Q6_K, Q8_0 ("4,4,3"); each from 1 to kMaxDecodeRowStreams. nullopt otherwise.
 std::optional<DecodeRowStreams> parse_decode_row_streams(const char* text);
 // FABULA_DECODE_STREAMS when set and valid (a warning names an invalid one), else the vendor's.
 DecodeRowStreams choose_decode_row_streams();

@@ -202,6 +202,18 @@ HWY_INLINE __m512i dp_u8s8_512_at_zero(__m512i u, const int8_t* s) {
 // GiB/s (+13% and +18%, medians of 6 and 8 alternating runs in two windows). Round 6's grouping with one token ran no faster than the kernel a block at a
 // time (its FMAs masked, d * yd broadcast by shuffles, a copied zero per vpdpbusd, separate activation loads): in a
 // harness those details took it from +5% to +13%.
+// With row streams (kS > 1, Intel: decode_stream.h) the blocks go one at a time instead, block i of every stream in
+// turn, each from its own 16-byte header, with the same integer sums and f32 steps (each block's min products and
+// dmin * yd go into their lanes of the group's vectors by a masked broadcast, as gemv_q4_K_one_512 does, and the
+// FNMADD still follows the group's four FMAs). A group's first instruction loads all four of its headers, so
+// everything the group computes waits on its furthest line; block by block, each block waits only on its own lines
+// and the streams' loads are spread evenly in time. It costs instructions (one core in L2, `GemvKernel/q4_K/2816`
+// 30.1-32.5 -> 23.7-25.7 GiB/s) and streams faster (2 threads, `GemvStream/q4_K/2/2816` 28.6-29.9 -> 31.6-33.6
+// GiB/s, alternating runs); the synth 26B's whole decode step took 5.6% less time (`fabula bench --ab-streams`-style
+// alternation of the two kernels in one process: t(group) / t(block) median 1.0597, quartiles 1.045-1.075, 128
+// quads; BENCHMARKS.md session 32). Unpacking the next group's headers a group ahead, or the four headers again
+// after the group's blocks for its mins, streamed slower than this (1-4%). One stream (AMD, and the rows after the
+// streams) keeps the groups, which compute faster.
 template <bool kGfni>
 HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                    float* y) {
@@ -227,6 +239,27 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
   const __m512i min_index = _mm512_load_si512(kQ4KGroupMinIndex.data());
   __m512i scale_index[kQ4KGroup];
   for (int b = 0; b < kQ4KGroup; ++b) scale_index[b] = _mm512_load_si512(kQ4KGroupScaleIndex[b].data());
+  // Block i of row x: per int32 lane of 16, its two sub-block sums times their 6-bit scales (vpmaddwd by `scales`).
+  auto scaled_sums = [&](const BlockQ4_K* x, int64_t i, __m512i scales) __attribute__((always_inline)) {
+    const uint8_t* qs = x[i].qs;
+    __m512i b;
+    asm("vmovdqu64 %1, %0" : "=v"(b) : "m"(*reinterpret_cast<const __m512i*>(qs + 64)));
+    const __m512i a = load512(qs);
+    const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    const int8_t* p = reordered + i * kQK_K;
+    __m512i even = dp_u8s8_512_at_zero(_mm512_and_si512(even_chunks, m4), p);
+    even = dp_u8s8_512_at(even, _mm512_and_si512(odd_chunks, m4), p + 64);
+    __m512i odd;
+    if constexpr (kGfni) {
+      odd = dp_u8s8_512_at_zero(gf2p8affine_bytes(even_chunks, high_nibble), p + 128);
+      odd = dp_u8s8_512_at(odd, gf2p8affine_bytes(odd_chunks, high_nibble), p + 192);
+    } else {
+      odd = dp_u8s8_512_at_zero(_mm512_andnot_si512(m4, even_chunks), p + 128);
+      odd = _mm512_srai_epi32(dp_u8s8_512_at(odd, _mm512_andnot_si512(m4, odd_chunks), p + 192), 4);
+    }
+    return _mm512_madd_epi16(_mm512_packs_epi32(even, odd), scales);
+  };
   // Blocks i .. i + kCount - 1 of row x into acc.
   auto group = [&]<int kCount>(const BlockQ4_K* x, __m512& acc, int64_t i) __attribute__((always_inline)) {
       prefetch_weights_lines<(kCount * sizeof(BlockQ4_K) + 63) / 64>(x + i);
@@ -238,24 +271,7 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
       _mm256_store_ps(dyd, d_dmin_yd);
       auto block = [&]<int B>() __attribute__((always_inline)) {
         const __m512i scales = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index[B], sm);
-        const uint8_t* qs = x[i + B].qs;
-        __m512i b;
-        asm("vmovdqu64 %1, %0" : "=v"(b) : "m"(*reinterpret_cast<const __m512i*>(qs + 64)));
-        const __m512i a = load512(qs);
-        const __m512i even_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-        const __m512i odd_chunks = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-        const int8_t* p = reordered + (i + B) * kQK_K;
-        __m512i even = dp_u8s8_512_at_zero(_mm512_and_si512(even_chunks, m4), p);
-        even = dp_u8s8_512_at(even, _mm512_and_si512(odd_chunks, m4), p + 64);
-        __m512i odd;
-        if constexpr (kGfni) {
-          odd = dp_u8s8_512_at_zero(gf2p8affine_bytes(even_chunks, high_nibble), p + 128);
-          odd = dp_u8s8_512_at(odd, gf2p8affine_bytes(odd_chunks, high_nibble), p + 192);
-        } else {
-          odd = dp_u8s8_512_at_zero(_mm512_andnot_si512(m4, even_chunks), p + 128);
-          odd = _mm512_srai_epi32(dp_u8s8_512_at(odd, _mm512_andnot_si512(m4, odd_chunks), p + 192), 4);
-        }
-        const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), scales);
+        const __m512i sum = scaled_sums(x, i + B, scales);
         __m512 d_yd;
         asm("vbroadcastss %1, %0" : "=v"(d_yd) : "m"(dyd[2 * B]));  // a load, where GCC would shuffle
         acc = _mm512_fmadd_ps(d_yd, _mm512_cvtepi32_ps(sum), acc);
@@ -269,6 +285,24 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
       const __m512 dmin_yd = _mm512_permutexvar_ps(dmin_lanes, _mm512_castps256_ps512(d_dmin_yd));
       acc = _mm512_fnmadd_ps(dmin_yd, _mm512_cvtepi32_ps(min_products), acc);
     };
+  // Block i of row x alone into acc; its min products and dmin * yd into its lanes of the group's vectors.
+  auto block_alone = [&](const BlockQ4_K* x, int64_t i, __m512& acc, __m512i& group_mins, __m512& group_dmin_yd)
+                         __attribute__((always_inline)) {
+    prefetch_weights_lines<(sizeof(BlockQ4_K) + 63) / 64>(x + i);
+    const __m128i sm = unpack_k_scales_header(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    const __m512i scales =
+        _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index[0], _mm512_castsi128_si512(sm));
+    uint32_t d_dmin_bits;  // d and dmin (adjacent halves) in lanes 0 and 1, converted together
+    std::memcpy(&d_dmin_bits, &x[i].d, 4);
+    const __m128 d_dmin_yd =
+        _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits))), _mm_set1_ps(yb[i].d));
+    acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d_dmin_yd), _mm512_cvtepi32_ps(scaled_sums(x, i, scales)), acc);
+    const __m128i min_products = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)),
+                                                _mm_load_si128(reinterpret_cast<const __m128i*>(sub_sums + i * 8)));
+    const __mmask16 lanes = static_cast<__mmask16>(0xF << (4 * (i % kQ4KGroup)));
+    group_mins = _mm512_mask_broadcast_i32x4(group_mins, lanes, min_products);
+    group_dmin_yd = _mm512_mask_broadcastss_ps(group_dmin_yd, lanes, _mm_movehdup_ps(d_dmin_yd));
+  };
   auto row_of = [&](int64_t r) { return reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r) * row_stride); };
   auto tail = [&](const BlockQ4_K* x, __m512& acc, int64_t i) __attribute__((always_inline)) {
     switch (nb - i) {
@@ -285,13 +319,28 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
       x[k] = row_of(first + k * part);
       acc[k] = _mm512_setzero_ps();
     }
-    int64_t i = 0;
-    for (; i + kQ4KGroup <= nb; i += kQ4KGroup) {
-      unrolled<kS>([&](auto k) __attribute__((always_inline)) {
-        group.template operator()<kQ4KGroup>(x[k], acc[k], i);
-      });
+    if constexpr (kS == 1) {
+      int64_t i = 0;
+      for (; i + kQ4KGroup <= nb; i += kQ4KGroup) group.template operator()<kQ4KGroup>(x[0], acc[0], i);
+      tail(x[0], acc[0], i);
+    } else {
+      __m512i group_mins[kS];
+      __m512 group_dmin_yd[kS];
+      for (int64_t i = 0; i < nb; ++i) {
+        if (i % kQ4KGroup == 0) {
+          for (int k = 0; k < kS; ++k) {
+            group_mins[k] = _mm512_setzero_si512();
+            group_dmin_yd[k] = _mm512_setzero_ps();
+          }
+        }
+        unrolled<kS>([&](auto k) __attribute__((always_inline)) {
+          block_alone(x[k], i, acc[k], group_mins[k], group_dmin_yd[k]);
+        });
+        if (i % kQ4KGroup == kQ4KGroup - 1 || i == nb - 1) {
+          for (int k = 0; k < kS; ++k) acc[k] = _mm512_fnmadd_ps(group_dmin_yd[k], _mm512_cvtepi32_ps(group_mins[k]), acc[k]);
+        }
+      }
     }
-    unrolled<kS>([&](auto k) __attribute__((always_inline)) { tail(x[k], acc[k], i); });
     for (int k = 0; k < kS; ++k) y[first + k * part] = _mm512_reduce_add_ps(acc[k]);
   };
   for_row_streams(rows, decode_row_streams(GemvFamily::kQ4_K), rows_at);

@@ -25,7 +25,7 @@ TEST(DecodeStream, TheOverrideIsAWholeNumberOfBytesInRange) {
 }
 
 TEST(DecodeStream, VendorsGetTheirMeasuredRowStreams) {
-  EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel", GemvFamily::kQ4_K), 3);
+  EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel", GemvFamily::kQ4_K), 4);
   EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel", GemvFamily::kQ6_K), 4);
   EXPECT_EQ(decode_row_streams_for_vendor("GenuineIntel", GemvFamily::kQ8_0), 3);
   for (const GemvFamily family : {GemvFamily::kQ4_K, GemvFamily::kQ6_K, GemvFamily::kQ8_0}) {

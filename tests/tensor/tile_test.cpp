@@ -255,31 +255,38 @@ float q4_K_gemv_model(const BlockQ4_K* x, const BlockQ8_K* a, int64_t blocks) {
 }
 
 // Every target's one-token Q4_K gemv against that model, bit for bit: the grouped kernel (four blocks per group) and
-// the one that takes a block at a time do the same f32 steps, whatever the group remainder (1 to 5 and 11 blocks).
+// the ones that take a block at a time (AVX3; AVX3_DL with row streams, where 7 rows in 3 streams leave one row for
+// the grouped kernel) do the same f32 steps, whatever the group remainder (1 to 5 and 11 blocks).
 TEST(Gemv, Q4KEveryTargetDoesTheModelsStepsBitForBit) {
   std::mt19937 rng(13);
   int tested = 0;
-  for_each_target([&](const KernelTable& table, int64_t) {
-    const GemvFn gemv = table.gemv[kernel_slot(GgmlType::kQ4_K)];
-    if (gemv == nullptr || !table.gemv_every_token[kernel_slot(GgmlType::kQ4_K)]) return;
-    ++tested;
-    for (int64_t blocks : {1, 2, 3, 4, 5, 11}) {
-      const int64_t n = blocks * kQK_K, rows = 3;
-      const size_t stride = row_bytes(GgmlType::kQ4_K, n) + 2;
-      std::vector<uint8_t> wbuf(stride * rows + 2);
-      uint8_t* w = wbuf.data() + 2;
-      for (int64_t r = 0; r < rows; ++r) random_weight_row(GgmlType::kQ4_K, n, w + stride * r, rng);
-      const std::vector<uint8_t> act = random_activations(GgmlType::kQ8_K, n, 1, rng);
-      std::vector<float> y(rows);
-      gemv(n, w, stride, rows, act.data(), nullptr, nullptr, y.data());
-      for (int64_t r = 0; r < rows; ++r) {
-        BlockQ4_K x[11];
-        std::memcpy(x, w + stride * r, sizeof(BlockQ4_K) * blocks);
-        const float want = q4_K_gemv_model(x, reinterpret_cast<const BlockQ8_K*>(act.data()), blocks);
-        EXPECT_EQ(y[r], want) << "blocks " << blocks << " row " << r;
+  const DecodeRowStreams saved = decode_row_streams();
+  for (const int streams : {1, 3}) {
+    set_decode_row_streams({streams, streams, streams});
+    SCOPED_TRACE("row streams " + std::to_string(streams));
+    for_each_target([&](const KernelTable& table, int64_t) {
+      const GemvFn gemv = table.gemv[kernel_slot(GgmlType::kQ4_K)];
+      if (gemv == nullptr || !table.gemv_every_token[kernel_slot(GgmlType::kQ4_K)]) return;
+      ++tested;
+      for (int64_t blocks : {1, 2, 3, 4, 5, 11}) {
+        const int64_t n = blocks * kQK_K, rows = 7;
+        const size_t stride = row_bytes(GgmlType::kQ4_K, n) + 2;
+        std::vector<uint8_t> wbuf(stride * rows + 2);
+        uint8_t* w = wbuf.data() + 2;
+        for (int64_t r = 0; r < rows; ++r) random_weight_row(GgmlType::kQ4_K, n, w + stride * r, rng);
+        const std::vector<uint8_t> act = random_activations(GgmlType::kQ8_K, n, 1, rng);
+        std::vector<float> y(rows);
+        gemv(n, w, stride, rows, act.data(), nullptr, nullptr, y.data());
+        for (int64_t r = 0; r < rows; ++r) {
+          BlockQ4_K x[11];
+          std::memcpy(x, w + stride * r, sizeof(BlockQ4_K) * blocks);
+          const float want = q4_K_gemv_model(x, reinterpret_cast<const BlockQ8_K*>(act.data()), blocks);
+          EXPECT_EQ(y[r], want) << "blocks " << blocks << " row " << r;
+        }
       }
-    }
-  });
+    });
+  }
+  set_decode_row_streams(saved);
 #if defined(__x86_64__)
   if (best_kernels().gemv_every_token[kernel_slot(GgmlType::kQ4_K)]) {  // the AVX-512 gemvs (AVX2: the tile's)
     EXPECT_GT(tested, 0);
