@@ -207,9 +207,9 @@ HWY_INLINE __m512i dp_u8s8_512_at_zero(__m512i u, const int8_t* s) {
 // dmin * yd go into their lanes of the group's vectors by a masked broadcast, as gemv_q4_K_one_512 does, and the
 // FNMADD still follows the group's four FMAs). A group begins with the loads of its four headers, and everything it
 // computes waits on the furthest of them (576 bytes on); block by block, each block waits only on its own lines (the
-// likely reason: there are no counters on this VM to show it). It costs instructions (one core in L2, `GemvKernel/q4_K/2816`
-// 30.1-33.9 -> 23.7-25.7 GiB/s) and streams faster (2 threads, `GemvStream/q4_K/2/2816` 27.8-30.0 -> 31.6-33.6
-// GiB/s, alternating runs); the synth 26B's whole decode step took 5.6% less time (`fabula bench --ab-streams`-style
+// likely reason: there are no counters on this VM to show it). It costs instructions (one core in L2,
+// `GemvKernel/q4_K/2816` 30.1-33.9 -> 23.7-25.7 GiB/s) and streams faster (2 threads, `GemvStream/q4_K/2/2816`
+// 27.8-30.0 -> 31.6-33.6 GiB/s, alternating runs); the synth 26B's whole decode step took 5.6% less time (`fabula bench --ab-streams`-style
 // alternation of the two kernels in one process: t(group) / t(block) median 1.0597, quartiles 1.045-1.075, 128
 // quads; BENCHMARKS.md session 32). Unpacking the next group's headers a group ahead, or the four headers again
 // after the group's blocks for its mins, streamed slower than this (1-4%); d * yd and the min products through the
@@ -338,7 +338,9 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
           block_alone(x[k], i, acc[k], group_mins[k], group_dmin_yd[k]);
         });
         if (i % kQ4KGroup == kQ4KGroup - 1 || i == nb - 1) {
-          for (int k = 0; k < kS; ++k) acc[k] = _mm512_fnmadd_ps(group_dmin_yd[k], _mm512_cvtepi32_ps(group_mins[k]), acc[k]);
+          for (int k = 0; k < kS; ++k) {
+            acc[k] = _mm512_fnmadd_ps(group_dmin_yd[k], _mm512_cvtepi32_ps(group_mins[k]), acc[k]);
+          }
         }
       }
     }
