@@ -114,6 +114,26 @@ HWY_INLINE __m512i q4_K_group_dmin_lanes() {
 // bit). This is the AVX3 kernel, a block at a time (each block's min products and dmin * yd go into their lanes of
 // the group's vectors by a masked broadcast); with VBMI gemv_q4_K_one_vbmi (below) does the same steps four blocks
 // at a time (tile_test.cpp holds both to a scalar model of these steps, bit for bit).
+// d * yd and dmin * yd of a Q4_K block in lanes 0 and 1 (d and dmin are adjacent halves, converted together): the
+// one-token gemvs that take a block at a time.
+HWY_INLINE __m128 q4_K_block_d_dmin_yd(const BlockQ4_K& x, float yd) {
+  uint32_t d_dmin_bits;
+  std::memcpy(&d_dmin_bits, &x.d, 4);
+  return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits))), _mm_set1_ps(yd));
+}
+
+// Block i's mins (bytes 8..15 of its unpacked scales) times its sub-block sums (sub_sums: 8 per block), and its
+// dmin * yd, into its lanes 4 (i % kQ4KGroup) .. + 3 of its group's vectors, which one FNMADD takes off after the
+// group's blocks.
+HWY_INLINE void add_q4_K_block_mins(__m128i scales_mins, const int16_t* sub_sums, int64_t i, __m128 d_dmin_yd,
+                                    __m512i& group_mins, __m512& group_dmin_yd) {
+  const __m128i min_products = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8)),
+                                              _mm_load_si128(reinterpret_cast<const __m128i*>(sub_sums + i * 8)));
+  const __mmask16 lanes = static_cast<__mmask16>(0xF << (4 * (i % kQ4KGroup)));
+  group_mins = _mm512_mask_broadcast_i32x4(group_mins, lanes, min_products);
+  group_dmin_yd = _mm512_mask_broadcastss_ps(group_dmin_yd, lanes, _mm_movehdup_ps(d_dmin_yd));
+}
+
 #if HWY_TARGET != HWY_AVX3_DL
 HWY_INLINE void gemv_q4_K_one_512(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                   float* y) {
@@ -154,17 +174,9 @@ HWY_INLINE void gemv_q4_K_one_512(int64_t n, const uint8_t* w, size_t row_stride
                                 load512(p + 128));
       odd = dp_u8s8_512(odd, _mm512_and_si512(_mm512_srli_epi16(odd_chunks, 4), m4), load512(p + 192));
       const __m512i sum = _mm512_madd_epi16(_mm512_packs_epi32(even, odd), scales);
-      uint32_t d_dmin_bits;  // d and dmin (adjacent halves) in lanes 0 and 1, converted together
-      std::memcpy(&d_dmin_bits, &xb.d, 4);
-      const __m128 d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits)));
-      const __m128 d_dmin_yd = _mm_mul_ps(d_dmin, _mm_set1_ps(yb[i].d));
+      const __m128 d_dmin_yd = q4_K_block_d_dmin_yd(xb, yb[i].d);
       acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d_dmin_yd), _mm512_cvtepi32_ps(sum), acc);
-      // Block i's mins (bytes 8..15 of the unpacked scales) times its sub-block sums, into its lanes of the group.
-      const __m128i min_products = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8)),
-                                                  _mm_load_si128(reinterpret_cast<const __m128i*>(sub_sums + i * 8)));
-      const __mmask16 lanes = static_cast<__mmask16>(0xF << (4 * (i % kQ4KGroup)));
-      group_mins = _mm512_mask_broadcast_i32x4(group_mins, lanes, min_products);
-      group_dmin_yd = _mm512_mask_broadcastss_ps(group_dmin_yd, lanes, _mm_movehdup_ps(d_dmin_yd));
+      add_q4_K_block_mins(scales_mins, sub_sums, i, d_dmin_yd, group_mins, group_dmin_yd);
       if (i % kQ4KGroup == kQ4KGroup - 1 || i == nb - 1) {
         acc = _mm512_fnmadd_ps(group_dmin_yd, _mm512_cvtepi32_ps(group_mins), acc);
         group_mins = _mm512_setzero_si512();
@@ -204,17 +216,17 @@ HWY_INLINE __m512i dp_u8s8_512_at_zero(__m512i u, const int8_t* s) {
 // harness those details took it from +5% to +13%.
 // With row streams (kS > 1, Intel: decode_stream.h) the blocks go one at a time instead, block i of every stream in
 // turn, each from its own 16-byte header, with the same integer sums and f32 steps (each block's min products and
-// dmin * yd go into their lanes of the group's vectors by a masked broadcast, as gemv_q4_K_one_512 does, and the
+// dmin * yd go into their lanes of the group's vectors, add_q4_K_block_mins as in gemv_q4_K_one_512, and the
 // FNMADD still follows the group's four FMAs). A group begins with the loads of its four headers, and everything it
 // computes waits on the furthest of them (576 bytes on); block by block, each block waits only on its own lines (the
 // likely reason: there are no counters on this VM to show it). It costs instructions (one core in L2,
 // `GemvKernel/q4_K/2816` 30.1-33.9 -> 23.7-25.7 GiB/s) and streams faster (2 threads, `GemvStream/q4_K/2/2816`
-// 27.8-30.0 -> 31.6-33.6 GiB/s, alternating runs); the synth 26B's whole decode step took 5.6% less time (`fabula bench --ab-streams`-style
-// alternation of the two kernels in one process: t(group) / t(block) median 1.0597, quartiles 1.045-1.075, 128
-// quads; BENCHMARKS.md session 32). Unpacking the next group's headers a group ahead, or the four headers again
-// after the group's blocks for its mins, streamed slower than this (1-4%); d * yd and the min products through the
-// stack computed 11% faster in L2 but made the step 0.7% slower. One stream (AMD, and the rows after the streams)
-// keeps the groups, which compute faster.
+// 27.8-30.0 -> 31.6-33.6 GiB/s, alternating runs); the synth 26B's whole decode step took 5.6% less time (the two
+// kernels alternating step by step in one process, as `fabula bench --ab-streams` does: t(group) / t(block) median
+// 1.0597, quartiles 1.045-1.075, 128 quads; BENCHMARKS.md session 32). Unpacking the next group's headers a group
+// ahead, or the four headers again after the group's blocks for its mins, streamed slower than this (1-4%); d * yd
+// and the min products through the stack computed 11% faster in L2 but made the step 0.7% slower. One stream (AMD,
+// and the rows after the streams) keeps the groups, which compute faster.
 template <bool kGfni>
 HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_stride, int64_t rows, const uint8_t* act,
                                    float* y) {
@@ -293,16 +305,9 @@ HWY_INLINE void gemv_q4_K_one_vbmi(int64_t n, const uint8_t* w, size_t row_strid
     const __m128i sm = unpack_k_scales_header(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
     const __m512i scales =
         _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, scale_index[0], _mm512_castsi128_si512(sm));
-    uint32_t d_dmin_bits;  // d and dmin (adjacent halves) in lanes 0 and 1, converted together
-    std::memcpy(&d_dmin_bits, &x[i].d, 4);
-    const __m128 d_dmin_yd =
-        _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin_bits))), _mm_set1_ps(yb[i].d));
+    const __m128 d_dmin_yd = q4_K_block_d_dmin_yd(x[i], yb[i].d);
     acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(d_dmin_yd), _mm512_cvtepi32_ps(scaled_sums(x, i, scales)), acc);
-    const __m128i min_products = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)),
-                                                _mm_load_si128(reinterpret_cast<const __m128i*>(sub_sums + i * 8)));
-    const __mmask16 lanes = static_cast<__mmask16>(0xF << (4 * (i % kQ4KGroup)));
-    group_mins = _mm512_mask_broadcast_i32x4(group_mins, lanes, min_products);
-    group_dmin_yd = _mm512_mask_broadcastss_ps(group_dmin_yd, lanes, _mm_movehdup_ps(d_dmin_yd));
+    add_q4_K_block_mins(sm, sub_sums, i, d_dmin_yd, group_mins, group_dmin_yd);
   };
   auto row_of = [&](int64_t r) { return reinterpret_cast<const BlockQ4_K*>(w + static_cast<size_t>(r) * row_stride); };
   auto tail = [&](const BlockQ4_K* x, __m512& acc, int64_t i) __attribute__((always_inline)) {
